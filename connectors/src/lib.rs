@@ -1,0 +1,113 @@
+//! Bohai's source connectors: each reads one department's feed and hands the hub batches of
+//! raw records with a checkpoint.
+//!
+//! A connector is one config struct (serde, unknown keys refused, every field documented) plus
+//! one [`Source`] implementation. Adding a connector is one new module and one variant in
+//! [`SourceConfig`]. The hub validates the records, delivers them to the broker, stores the
+//! checkpoint (in PostgreSQL, in the same transaction as the feed's counts), and only then
+//! calls [`Source::committed`]; a source that restarts from its last committed checkpoint
+//! re-reads the same records with the same sequence numbers, which is how the repository
+//! recognises and skips what was delivered before a crash.
+//!
+//! HTTP push is not a polling source: the hub's `POST /api/v1/datasets/{id}/records` feeds the
+//! same pipeline directly.
+
+pub mod config;
+pub mod file;
+mod text;
+
+use std::collections::BTreeMap;
+
+pub use config::{ConnectorConfig, SourceConfig};
+
+/// One record as the source read it, before validation.
+#[derive(Debug, Clone)]
+pub struct SourceRecord {
+    /// Where it came from, for people: `business.csv line 17`.
+    pub origin: String,
+    /// Position of the record in its stream; the same record always gets the same number.
+    pub seq: u64,
+    /// The fields, or why the bytes could not even be read as a record.
+    pub body: Result<serde_json::Map<String, serde_json::Value>, ReadFailure>,
+    /// The original bytes (capped at [`RAW_KEEP_LIMIT`]), kept for the dead-letter topic.
+    pub raw: Vec<u8>,
+}
+
+/// The most original bytes kept with a rejected record; the origin names where the rest is.
+pub const RAW_KEEP_LIMIT: usize = 64 * 1024;
+
+/// Why bytes could not be read as a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadFailure {
+    /// JSON pointer of the field concerned (`/name`), or empty for the whole record.
+    pub pointer: String,
+    /// `csv_syntax`, `encoding`, `json_syntax`, `not_an_object` or `size_limit`.
+    pub rule: &'static str,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// A batch of records from one stream, with the checkpoint that follows them.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// The stream the records belong to (a file with its fingerprint, a table): with
+    /// [`SourceRecord::seq`] it identifies each record across restarts.
+    pub stream: String,
+    /// The records, in source order.
+    pub records: Vec<SourceRecord>,
+    /// Where to resume after these records.
+    pub checkpoint: Checkpoint,
+}
+
+/// An opaque resume position, stored by the hub as JSON.
+pub type Checkpoint = serde_json::Value;
+
+/// What can go wrong reading a source. Bad records are not errors (they come back as
+/// [`ReadFailure`]s); these are failures of the source itself.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// A file or folder could not be read, moved or listed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The stored checkpoint does not fit this source (its file changed, say).
+    #[error("the checkpoint does not fit this source: {0}")]
+    Checkpoint(String),
+    /// The source's database did not answer or refused a query; retriable.
+    #[error("the source database failed: {0}")]
+    Database(String),
+    /// A blocking read task failed.
+    #[error("a read task failed: {0}")]
+    Task(String),
+}
+
+impl SourceError {
+    /// Whether waiting and retrying may help.
+    pub fn is_retriable(&self) -> bool {
+        matches!(self, SourceError::Database(_) | SourceError::Io { .. })
+    }
+}
+
+/// Types of a dataset's top-level fields (`integer`, `number`, `boolean`, `string`), so that
+/// text sources such as CSV produce typed JSON values.
+pub type FieldTypes = BTreeMap<String, String>;
+
+/// A department feed.
+#[async_trait::async_trait]
+pub trait Source: Send {
+    /// The next batch of at most `max_records` records after the last checkpoint, or `None`
+    /// when nothing is available now.
+    async fn next_batch(&mut self, max_records: usize) -> Result<Option<Batch>, SourceError>;
+
+    /// Called once `checkpoint` is durably stored: finish what must happen only then (a drop
+    /// folder moves a finished file aside).
+    async fn committed(&mut self, checkpoint: &Checkpoint) -> Result<(), SourceError>;
+
+    /// True when the source will never yield more (a single file read to its end).
+    fn finished(&self) -> bool;
+}

@@ -1,0 +1,114 @@
+//! The `bohai` command line. Each command group is its own module; this file holds the
+//! top-level parser and the dispatch.
+
+mod dataset;
+mod up;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, LogFormat};
+use crate::server::{shutdown_signal, BoundHub};
+use crate::{database, registry, telemetry};
+
+/// Bohai: a city's data-sharing hub and e-licence / e-seal exchange.
+#[derive(Debug, Parser)]
+#[command(name = "bohai", version, about, long_about = None)]
+pub struct Cli {
+    /// The configuration file (TOML). Default: $BOHAI_CONFIG, else built-in defaults.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Log format: `human` lines or `json` objects. Overrides `log.format`.
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API and run the pipeline workers.
+    Serve,
+    /// The main job for a new user: bring the local stack up, migrate, load the samples,
+    /// serve, and print the URLs.
+    Up(up::UpArgs),
+    /// Apply the database migrations and exit.
+    Migrate,
+    /// Print the OpenAPI document of the HTTP API.
+    Openapi,
+    /// The registry's datasets.
+    #[command(subcommand)]
+    Dataset(dataset::DatasetCommand),
+}
+
+/// Parses the arguments, runs the command, and turns any error into a message and exit code 1.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn env(key: &str) -> Option<String> {
+    std::env::var(key).ok()
+}
+
+/// Loads the configuration for the global flags, and sets up logging from it.
+fn load_config(cli: &Cli) -> anyhow::Result<Config> {
+    load_config_with(cli, env)
+}
+
+/// [`load_config`] with another environment lookup.
+fn load_config_with(cli: &Cli, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Config> {
+    let file = Config::file_from(cli.config.clone(), &env);
+    let config = Config::load(file.as_deref(), &env)?;
+    telemetry::init(
+        cli.log_format.unwrap_or(config.log.format),
+        &config.log.filter,
+    );
+    Ok(config)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Serve => {
+            let config = load_config(&cli)?;
+            let hub = BoundHub::bind(config).await?;
+            hub.serve(shutdown_signal()).await?;
+        }
+        Command::Up(args) => up::run(&cli, args).await?,
+        Command::Migrate => {
+            let config = load_config(&cli)?;
+            let registry = registry::load(&config.registry)?;
+            let pool = database::pool(&config.database)?;
+            database::migrate(&pool).await?;
+            registry::sync(&pool, &registry).await?;
+            println!(
+                "database schema is up to date; registry loaded ({} departments, {} datasets)",
+                registry.departments.len(),
+                registry.datasets.len()
+            );
+        }
+        Command::Openapi => println!("{}", crate::http::openapi_json()),
+        Command::Dataset(command) => dataset::run(&load_config(&cli)?, command)?,
+    }
+    Ok(())
+}

@@ -1,0 +1,146 @@
+//! `bohai up`: everything a new user needs, in one command.
+//!
+//! It runs the project's `scripts/stack up` (the local Kafka-API broker and PostgreSQL), takes
+//! the stack's addresses unless the environment already names others, applies the
+//! migrations, and serves, printing where everything is.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context};
+
+use super::{load_config_with, Cli};
+use crate::config::{DATABASE_URL_ENV, KAFKA_BROKERS_ENV};
+use crate::database;
+use crate::server::{shutdown_signal, BoundHub};
+
+/// Options of `bohai up`.
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    /// Do not start the local stack: use the broker and database the configuration names.
+    #[arg(long)]
+    pub no_stack: bool,
+    /// The stack script. Default: $BOHAI_STACK_SCRIPT, else `scripts/stack` in the current
+    /// folder or in the source tree this binary was built from.
+    #[arg(long, value_name = "SCRIPT")]
+    pub stack: Option<PathBuf>,
+}
+
+pub(super) async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
+    let mut stack_env = Vec::new();
+    if !args.no_stack {
+        let script = find_stack_script(args.stack.clone())?;
+        eprintln!("bringing the local stack up with {}", script.display());
+        let status = Command::new(&script)
+            .arg("up")
+            .status()
+            .with_context(|| format!("cannot run {}", script.display()))?;
+        if !status.success() {
+            bail!("{} up failed ({status})", script.display());
+        }
+        stack_env = stack_exports(&script)?;
+    }
+    // The environment wins over the stack: an operator who names a broker or database keeps it.
+    let config = load_config_with(cli, |key| {
+        std::env::var(key).ok().or_else(|| {
+            stack_env
+                .iter()
+                .find(|(k, _)| k == key && (k == KAFKA_BROKERS_ENV || k == DATABASE_URL_ENV))
+                .map(|(_, v)| v.clone())
+        })
+    })?;
+    let pool = database::pool(&config.database)?;
+    database::migrate(&pool)
+        .await
+        .context("migrating the database")?;
+    let hub = BoundHub::bind(config).await?;
+    let base = format!("http://{}", hub.local_addr());
+    println!("Bohai is up.");
+    println!("  API:        {base}/api/v1/");
+    println!("  OpenAPI:    {base}/api/v1/openapi.json");
+    println!("  readiness:  {base}/readyz");
+    println!("Stop with Ctrl-C; stop the local stack with `scripts/stack down`.");
+    hub.serve(shutdown_signal()).await?;
+    Ok(())
+}
+
+fn find_stack_script(flag: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let candidates = flag
+        .into_iter()
+        .chain(std::env::var_os("BOHAI_STACK_SCRIPT").map(PathBuf::from))
+        .chain([
+            PathBuf::from("scripts/stack"),
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/stack"),
+        ]);
+    let tried: Vec<PathBuf> = candidates.collect();
+    tried
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .with_context(|| {
+            format!(
+                "no stack script found (tried {}); pass --stack SCRIPT, or --no-stack to use the \
+             broker and database of the configuration",
+                tried
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+}
+
+/// The `export` lines of `stack env`: the local broker's and database's addresses.
+fn stack_exports(script: &Path) -> anyhow::Result<Vec<(String, String)>> {
+    let out = Command::new(script)
+        .arg("env")
+        .output()
+        .with_context(|| format!("cannot run {} env", script.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{} env failed: {}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(parse_exports(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Parses `export KEY=VALUE` lines (values optionally single- or double-quoted).
+fn parse_exports(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|line| line.trim().strip_prefix("export "))
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| {
+            let v = v.trim();
+            let v = v
+                .strip_prefix('\'')
+                .and_then(|v| v.strip_suffix('\''))
+                .or_else(|| v.strip_prefix('"').and_then(|v| v.strip_suffix('"')))
+                .unwrap_or(v);
+            (k.trim().to_owned(), v.to_owned())
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_exports;
+
+    #[test]
+    fn reads_the_stack_exports() {
+        let parsed = parse_exports(
+            "export BOHAI_KAFKA_BROKERS='127.0.0.1:19092'\nexport DATABASE_URL=\"postgres://b@h/d\"\n# comment\n",
+        );
+        assert_eq!(
+            parsed,
+            vec![
+                (
+                    "BOHAI_KAFKA_BROKERS".to_owned(),
+                    "127.0.0.1:19092".to_owned()
+                ),
+                ("DATABASE_URL".to_owned(), "postgres://b@h/d".to_owned()),
+            ]
+        );
+    }
+}

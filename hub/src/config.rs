@@ -1,0 +1,559 @@
+//! The hub's configuration: one TOML file plus a few environment overrides.
+//!
+//! Every key is documented on its field below and in `docs/configuration.md`. Loading reports
+//! every problem it finds at once (unknown keys, wrong types, bad values), each with the file
+//! or environment variable and the key it came from, so an operator fixes them in one pass.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+/// Environment variable naming the configuration file when `--config` is not given.
+pub const CONFIG_ENV: &str = "BOHAI_CONFIG";
+/// Environment override for [`KafkaConfig::brokers`].
+pub const KAFKA_BROKERS_ENV: &str = "BOHAI_KAFKA_BROKERS";
+/// Environment override for [`DatabaseConfig::url`].
+pub const DATABASE_URL_ENV: &str = "DATABASE_URL";
+/// Environment override for [`HttpConfig::addr`].
+pub const HTTP_ADDR_ENV: &str = "BOHAI_HTTP_ADDR";
+
+/// The whole configuration of one hub process.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// `[http]`: the HTTP API and dashboard.
+    pub http: HttpConfig,
+    /// `[kafka]`: the Kafka cluster the pipeline runs on.
+    pub kafka: KafkaConfig,
+    /// `[database]`: the PostgreSQL database holding the shared repository.
+    pub database: DatabaseConfig,
+    /// `[log]`: how the process logs.
+    pub log: LogConfig,
+    /// `[registry]`: where the departments and dataset manifests are read from.
+    pub registry: RegistryConfig,
+    /// `[pipeline]`: which workers `bohai serve` runs.
+    pub pipeline: PipelineConfig,
+}
+
+/// `[pipeline]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct PipelineConfig {
+    /// Connector files (TOML, see `docs/connectors.md`) that `bohai serve` runs. Default none.
+    pub connectors: Vec<PathBuf>,
+    /// Whether `bohai serve` runs the repository sink. Default true.
+    pub sink: bool,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self {
+            connectors: Vec::new(),
+            sink: true,
+        }
+    }
+}
+
+/// `[registry]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RegistryConfig {
+    /// Folder holding `departments.toml` and `datasets/`. Default: the `schemas/` folder of the
+    /// source tree the binary was built from.
+    pub dir: PathBuf,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        Self {
+            dir: bohai_schemas::registry::builtin_dir(),
+        }
+    }
+}
+
+/// `[http]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct HttpConfig {
+    /// Address the HTTP API listens on. Default `127.0.0.1:8080`; env `BOHAI_HTTP_ADDR`.
+    pub addr: SocketAddr,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            addr: default_http_addr(),
+        }
+    }
+}
+
+fn default_http_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+/// `[kafka]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct KafkaConfig {
+    /// Bootstrap brokers, comma separated `host:port`. Default `127.0.0.1:19092` (the local
+    /// stack); env `BOHAI_KAFKA_BROKERS`.
+    pub brokers: String,
+    /// Prefix of every topic the hub creates, so that one cluster can host several hubs.
+    /// Default `bohai.`.
+    pub topic_prefix: String,
+    /// Partitions of each topic the hub creates. Default 3.
+    pub partitions: i32,
+    /// Replication factor of each topic the hub creates. Default 1 (the local stack has one
+    /// broker); use 3 on a production cluster.
+    pub replication_factor: i32,
+    /// How long a broker request may take before the hub calls the broker unreachable.
+    /// Default `5s`.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Extra librdkafka client properties passed as they are, for example
+    /// `"security.protocol" = "SASL_SSL"`, `"sasl.mechanisms" = "SCRAM-SHA-512"`.
+    pub options: BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            brokers: default_brokers(),
+            topic_prefix: "bohai.".to_owned(),
+            partitions: 3,
+            replication_factor: 1,
+            request_timeout: Duration::from_secs(5),
+            options: BTreeMap::new(),
+        }
+    }
+}
+
+fn default_brokers() -> String {
+    "127.0.0.1:19092".to_owned()
+}
+
+/// `[database]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct DatabaseConfig {
+    /// PostgreSQL URL. Default `postgres://bohai:bohai@127.0.0.1:5432/bohai` (the local
+    /// stack); env `DATABASE_URL`.
+    pub url: String,
+    /// Largest number of pooled connections. Default 10.
+    pub max_connections: u32,
+    /// How long to wait for a connection before calling the database unreachable.
+    /// Default `5s`.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: default_database_url(),
+            max_connections: 10,
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+fn default_database_url() -> String {
+    "postgres://bohai:bohai@127.0.0.1:5432/bohai".to_owned()
+}
+
+/// `[log]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct LogConfig {
+    /// `human` (default) or `json` (one JSON object a line, for log shippers). The
+    /// `--log-format` flag overrides it.
+    pub format: LogFormat,
+    /// A tracing filter such as `info` or `bohai_hub=debug,info`. Default `info`; the
+    /// `RUST_LOG` environment variable overrides it.
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Human,
+            filter: "info".to_owned(),
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Readable lines for a terminal.
+    Human,
+    /// One JSON object a line.
+    Json,
+}
+
+/// One problem found while loading the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// Where the value came from: a file path or `environment variable NAME`.
+    pub origin: String,
+    /// The dotted key, e.g. `kafka.partitions`; empty for a whole-file problem.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.origin, self.message)
+        } else {
+            write!(f, "{}: key `{}`: {}", self.origin, self.key, self.message)
+        }
+    }
+}
+
+/// Every problem found in the configuration, reported together.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    /// The problems, in the order they were found.
+    pub problems: Vec<ConfigProblem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "the configuration has {} problem(s):",
+            self.problems.len()
+        )?;
+        for p in &self.problems {
+            writeln!(f, "  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Loads the configuration: defaults, then the file (if any), then the environment.
+    ///
+    /// `env` looks up an environment variable; pass `|k| std::env::var(k).ok()` in the
+    /// binary and a map in tests.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let mut problems = Vec::new();
+        let mut config = Config::default();
+        if let Some(path) = file {
+            config = Self::from_file(path, &mut problems);
+        }
+        config.apply_env(&env, &mut problems);
+        config.check(file, &mut problems);
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError { problems })
+        }
+    }
+
+    /// The file named by `--config`, else by `BOHAI_CONFIG`, else none.
+    pub fn file_from(
+        flag: Option<PathBuf>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Option<PathBuf> {
+        flag.or_else(|| env(CONFIG_ENV).filter(|v| !v.is_empty()).map(PathBuf::from))
+    }
+
+    fn from_file(path: &Path, problems: &mut Vec<ConfigProblem>) -> Config {
+        let origin = path.display().to_string();
+        let mut config = Config::default();
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => {
+                problems.push(ConfigProblem {
+                    origin,
+                    key: String::new(),
+                    message: format!("cannot read the file: {e}"),
+                });
+                return config;
+            }
+        };
+        let table: toml::Table = match text.parse() {
+            Ok(t) => t,
+            Err(e) => {
+                problems.push(ConfigProblem {
+                    origin,
+                    key: String::new(),
+                    message: format!("not valid TOML: {e}"),
+                });
+                return config;
+            }
+        };
+        for (section, value) in table {
+            match section.as_str() {
+                "http" => section_into(&origin, &section, value, &mut config.http, problems),
+                "kafka" => section_into(&origin, &section, value, &mut config.kafka, problems),
+                "database" => {
+                    section_into(&origin, &section, value, &mut config.database, problems)
+                }
+                "log" => section_into(&origin, &section, value, &mut config.log, problems),
+                "pipeline" => {
+                    section_into(&origin, &section, value, &mut config.pipeline, problems)
+                }
+                "registry" => {
+                    section_into(&origin, &section, value, &mut config.registry, problems)
+                }
+                _ => problems.push(ConfigProblem {
+                    origin: origin.clone(),
+                    key: section.clone(),
+                    message:
+                        "unknown section; known: http, kafka, database, log, registry, pipeline"
+                            .to_owned(),
+                }),
+            }
+        }
+        config
+    }
+
+    fn apply_env(
+        &mut self,
+        env: &impl Fn(&str) -> Option<String>,
+        problems: &mut Vec<ConfigProblem>,
+    ) {
+        if let Some(v) = env(KAFKA_BROKERS_ENV).filter(|v| !v.is_empty()) {
+            self.kafka.brokers = v;
+        }
+        if let Some(v) = env(DATABASE_URL_ENV).filter(|v| !v.is_empty()) {
+            self.database.url = v;
+        }
+        if let Some(v) = env(HTTP_ADDR_ENV).filter(|v| !v.is_empty()) {
+            match v.parse() {
+                Ok(addr) => self.http.addr = addr,
+                Err(e) => problems.push(ConfigProblem {
+                    origin: format!("environment variable {HTTP_ADDR_ENV}"),
+                    key: "http.addr".to_owned(),
+                    message: format!("`{v}` is not a socket address like 127.0.0.1:8080: {e}"),
+                }),
+            }
+        }
+    }
+
+    /// Value checks that types alone cannot express.
+    fn check(&self, file: Option<&Path>, problems: &mut Vec<ConfigProblem>) {
+        let origin = file
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "defaults and environment".to_owned());
+        let mut bad = |key: &str, message: String| {
+            problems.push(ConfigProblem {
+                origin: origin.clone(),
+                key: key.to_owned(),
+                message,
+            })
+        };
+        if self.kafka.brokers.split(',').any(|b| b.trim().is_empty()) {
+            bad(
+                "kafka.brokers",
+                format!(
+                    "`{}` must be a comma-separated list of host:port",
+                    self.kafka.brokers
+                ),
+            );
+        }
+        if self.kafka.partitions < 1 {
+            bad(
+                "kafka.partitions",
+                format!("must be at least 1, found {}", self.kafka.partitions),
+            );
+        }
+        if self.kafka.replication_factor < 1 {
+            bad(
+                "kafka.replication_factor",
+                format!(
+                    "must be at least 1, found {}",
+                    self.kafka.replication_factor
+                ),
+            );
+        }
+        if !self
+            .kafka
+            .topic_prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        {
+            bad(
+                "kafka.topic_prefix",
+                format!(
+                    "`{}` may hold only ASCII letters, digits, '.', '_' and '-'",
+                    self.kafka.topic_prefix
+                ),
+            );
+        }
+        if !(self.database.url.starts_with("postgres://")
+            || self.database.url.starts_with("postgresql://"))
+        {
+            bad(
+                "database.url",
+                "must be a PostgreSQL URL starting with postgres:// or postgresql://".to_owned(),
+            );
+        }
+        if self.database.max_connections == 0 {
+            bad("database.max_connections", "must be at least 1".to_owned());
+        }
+    }
+}
+
+/// Deserializes one section into `slot`, recording unknown keys and type errors with their
+/// dotted key instead of stopping at the first.
+fn section_into<T: DeserializeOwned>(
+    origin: &str,
+    section: &str,
+    value: toml::Value,
+    slot: &mut T,
+    problems: &mut Vec<ConfigProblem>,
+) {
+    let mut unknown = Vec::new();
+    let result = {
+        let mut record_unknown = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
+        let de = serde_ignored::Deserializer::new(value, &mut record_unknown);
+        serde_path_to_error::deserialize::<_, T>(de)
+    };
+    match result {
+        Ok(v) => *slot = v,
+        Err(e) => {
+            let inner = e.path().to_string();
+            problems.push(ConfigProblem {
+                origin: origin.to_owned(),
+                key: if inner == "." {
+                    section.to_owned()
+                } else {
+                    format!("{section}.{inner}")
+                },
+                // The toml deserializer appends "in `key`" lines; the key is already named.
+                message: e
+                    .into_inner()
+                    .to_string()
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned(),
+            });
+        }
+    }
+    for key in unknown {
+        problems.push(ConfigProblem {
+            origin: origin.to_owned(),
+            key: format!("{section}.{key}"),
+            message: "unknown key".to_owned(),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn file_with(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f
+    }
+
+    #[test]
+    fn defaults_point_at_the_local_stack() {
+        let c = Config::load(None, no_env).unwrap();
+        assert_eq!(c.http.addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.kafka.brokers, "127.0.0.1:19092");
+        assert!(c.database.url.ends_with("/bohai"));
+        assert_eq!(c.log.format, LogFormat::Human);
+    }
+
+    #[test]
+    fn file_values_and_environment_overrides() {
+        let f = file_with(
+            "[http]\naddr = \"0.0.0.0:9000\"\n[kafka]\nbrokers = \"k1:9092,k2:9092\"\npartitions = 6\nrequest_timeout = \"2s\"\n[kafka.options]\n\"security.protocol\" = \"SSL\"\n[log]\nformat = \"json\"\n",
+        );
+        let c = Config::load(Some(f.path()), no_env).unwrap();
+        assert_eq!(c.http.addr.to_string(), "0.0.0.0:9000");
+        assert_eq!(c.kafka.brokers, "k1:9092,k2:9092");
+        assert_eq!(c.kafka.partitions, 6);
+        assert_eq!(c.kafka.request_timeout, Duration::from_secs(2));
+        assert_eq!(c.kafka.options["security.protocol"], "SSL");
+        assert_eq!(c.log.format, LogFormat::Json);
+
+        let env = |k: &str| match k {
+            "BOHAI_KAFKA_BROKERS" => Some("elsewhere:9092".to_owned()),
+            "DATABASE_URL" => Some("postgres://u@db/x".to_owned()),
+            "BOHAI_HTTP_ADDR" => Some("127.0.0.1:1234".to_owned()),
+            _ => None,
+        };
+        let c = Config::load(Some(f.path()), env).unwrap();
+        assert_eq!(c.kafka.brokers, "elsewhere:9092");
+        assert_eq!(c.database.url, "postgres://u@db/x");
+        assert_eq!(c.http.addr.port(), 1234);
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_with_file_and_key() {
+        let f = file_with(
+            "[http]\naddr = \"nonsense\"\n[kafka]\npartitions = 0\nbrokrs = \"x\"\n[database]\nurl = \"mysql://x\"\nmax_conections = 3\n[metrics]\nx = 1\n",
+        );
+        let err = Config::load(Some(f.path()), |k| {
+            (k == HTTP_ADDR_ENV).then(|| "also-nonsense".to_owned())
+        })
+        .unwrap_err();
+        let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+        for expected in [
+            "http.addr",
+            "kafka.brokrs",
+            "kafka.partitions",
+            "database.url",
+            "database.max_conections",
+            "metrics",
+        ] {
+            assert!(keys.contains(&expected), "{expected} missing from {keys:?}");
+        }
+        let path = f.path().display().to_string();
+        assert!(err.problems.iter().any(|p| p.origin == path));
+        assert!(err
+            .problems
+            .iter()
+            .any(|p| p.origin.contains("BOHAI_HTTP_ADDR")));
+        let text = err.to_string();
+        assert!(text.contains("kafka.brokrs"), "{text}");
+    }
+
+    #[test]
+    fn the_documented_example_is_a_valid_configuration() {
+        let doc = include_str!("../../docs/configuration.md");
+        let example = doc
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("docs/configuration.md has a toml block");
+        let f = file_with(example);
+        let c = Config::load(Some(f.path()), no_env).unwrap();
+        let d = Config::default();
+        assert_eq!(c.http.addr, d.http.addr);
+        assert_eq!(c.kafka.brokers, d.kafka.brokers);
+        assert_eq!(c.database.url, d.database.url);
+    }
+
+    #[test]
+    fn unreadable_and_malformed_files_are_named() {
+        let err = Config::load(Some(Path::new("/nonexistent/bohai.toml")), no_env).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/bohai.toml"));
+        let f = file_with("[http\naddr=");
+        let err = Config::load(Some(f.path()), no_env).unwrap_err();
+        assert!(err.problems[0].message.contains("not valid TOML"));
+    }
+}

@@ -1,0 +1,122 @@
+//! The HTTP API: one router, one OpenAPI document generated from the handlers, one error
+//! boundary (`error.rs`). Each endpoint group is its own module.
+
+mod datasets;
+mod error;
+mod health;
+mod push;
+
+use std::sync::{Arc, OnceLock};
+
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::Router;
+use sqlx::PgPool;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use error::{ApiError, ErrorBody};
+
+use bohai_schemas::Registry;
+
+use crate::config::Config;
+use crate::pipeline::ingest::Ingestor;
+
+/// Path of the OpenAPI document.
+pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The loaded configuration.
+    pub config: Arc<Config>,
+    /// The PostgreSQL pool.
+    pub db: PgPool,
+    /// The departments and datasets.
+    pub registry: Arc<Registry>,
+    /// The ingest step for HTTP push.
+    pub ingestor: Option<Ingestor>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Bohai hub API",
+        description = "Data-sharing hub and e-licence / e-seal exchange of a city government.",
+        license(name = "Apache-2.0")
+    ),
+    tags(
+        (name = "ops", description = "Health, readiness and operations"),
+        (name = "datasets", description = "The registry's datasets"),
+    ),
+    components(schemas(ErrorBody)),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+/// Declares the `bearer` security scheme: department tokens made by `bohai dept token create`.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A department token from `bohai dept token create DEPT`",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+static OPENAPI_JSON: OnceLock<String> = OnceLock::new();
+
+/// The hub's OpenAPI document, generated from the handlers' annotations.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_router().split_for_parts().1
+}
+
+/// The OpenAPI document as pretty-printed JSON, built once.
+pub fn openapi_json() -> &'static str {
+    OPENAPI_JSON.get_or_init(|| {
+        openapi().to_pretty_json().unwrap_or_else(|e| {
+            format!("{{\"error\": \"cannot serialize the OpenAPI document: {e}\"}}")
+        })
+    })
+}
+
+/// This OpenAPI document, which describes every endpoint of the hub.
+#[utoipa::path(
+    get,
+    path = "/api/v1/openapi.json",
+    tag = "ops",
+    responses((status = 200, description = "The OpenAPI 3.1 document of this API", content_type = "application/json"))
+)]
+async fn openapi_document() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], openapi_json())
+}
+
+fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(openapi_document))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(datasets::list_datasets))
+        .routes(routes!(datasets::show_dataset))
+        .routes(routes!(datasets::dataset_stats))
+        .routes(routes!(push::push_records))
+}
+
+/// The complete router of the hub.
+pub fn router(state: AppState) -> Router {
+    let (router, _) = api_router().split_for_parts();
+    router.layer(TraceLayer::new_for_http()).with_state(state)
+}

@@ -1,0 +1,25 @@
+//! The Bohai hub: the data-sharing pipeline and the e-licence / e-seal exchange of a city
+//! government, served over HTTP and driven by the `bohai` command line.
+//!
+//! Where things live:
+//! - `cli/`: the `bohai` command line, one module per command group;
+//! - `config`: the TOML configuration with environment overrides;
+//! - `http/`: the HTTP API, its OpenAPI document and its one error boundary;
+//! - `auth`: department bearer tokens;
+//! - `pipeline/`: ingest (validate, deliver, record), connectors, the repository sink, stats;
+//! - `kafka/`: everything that speaks the Kafka protocol (admin, probes);
+//! - `database`: the PostgreSQL pool and the versioned migrations in `hub/migrations/`;
+//! - `registry`: the departments and datasets, loaded from `schemas/` and copied to the database;
+//! - `server`: `bohai serve`, the process that runs the API and the workers;
+//! - `telemetry`: logging.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod database;
+pub mod http;
+pub mod kafka;
+pub mod pipeline;
+pub mod registry;
+pub mod server;
+pub mod telemetry;

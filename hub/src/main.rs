@@ -1,0 +1,5 @@
+//! The `bohai` binary: see `bohai --help`.
+
+fn main() -> std::process::ExitCode {
+    bohai_hub::cli::main()
+}

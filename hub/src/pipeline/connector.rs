@@ -1,0 +1,192 @@
+//! Runs one connector: reads batches from its source, starting at its stored checkpoint,
+//! and passes each through the ingest step. Used by `bohai connect run FILE` and by
+//! `bohai serve` for every connector file it is configured with.
+
+use std::sync::Arc;
+
+use bohai_connectors::config::SourceContext;
+use bohai_connectors::ConnectorConfig;
+use serde::Serialize;
+use sqlx::PgPool;
+
+use super::ingest::{Commit, IngestError, Ingestor};
+use super::Backoff;
+
+/// Why a connector could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectorError {
+    /// The connector names a dataset the registry does not have.
+    #[error("connector `{connector}`: no dataset `{dataset}` in the registry")]
+    UnknownDataset {
+        /// The connector.
+        connector: String,
+        /// The dataset it names.
+        dataset: String,
+    },
+    /// The source failed in a way waiting does not fix.
+    #[error("connector `{connector}`: {source}")]
+    Source {
+        /// The connector.
+        connector: String,
+        /// Why.
+        #[source]
+        source: bohai_connectors::SourceError,
+    },
+    /// The checkpoint could not be read.
+    #[error("connector `{connector}`: reading its checkpoint failed: {source}")]
+    Checkpoint {
+        /// The connector.
+        connector: String,
+        /// Why.
+        #[source]
+        source: sqlx::Error,
+    },
+}
+
+/// What one run did.
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+pub struct RunSummary {
+    /// Records read.
+    pub read: u64,
+    /// Records that passed.
+    pub valid: u64,
+    /// Records rejected (each in the dead-letter topic and `rejected_records`).
+    pub rejected: u64,
+}
+
+/// When a run ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunUntil {
+    /// When the source is finished or has nothing now.
+    Idle,
+    /// When the source is finished (a single file); a drop folder is watched for ever.
+    Finished,
+}
+
+/// Runs `config` until `until`; `progress` is called after every committed batch.
+pub async fn run(
+    config: &ConnectorConfig,
+    ingestor: &Ingestor,
+    db: &PgPool,
+    until: RunUntil,
+    mut progress: impl FnMut(&RunSummary),
+) -> Result<RunSummary, ConnectorError> {
+    let registry = Arc::clone(ingestor.registry());
+    let dataset =
+        registry
+            .dataset(&config.dataset)
+            .ok_or_else(|| ConnectorError::UnknownDataset {
+                connector: config.name.clone(),
+                dataset: config.dataset.clone(),
+            })?;
+    let checkpoint = load_checkpoint(db, &config.name).await?;
+    let field_types = dataset
+        .schema
+        .get("properties")
+        .and_then(|p| p.as_object())
+        .map(|props| {
+            props
+                .keys()
+                .filter_map(|k| dataset.field_type(k).map(|t| (k.clone(), t.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let source_error = |source| ConnectorError::Source {
+        connector: config.name.clone(),
+        source,
+    };
+    let mut source = config
+        .build(SourceContext {
+            name: config.name.clone(),
+            field_types,
+            max_record_bytes: config.max_record_bytes,
+            checkpoint,
+        })
+        .map_err(source_error)?;
+    let mut summary = RunSummary::default();
+    let mut backoff = Backoff::default();
+    loop {
+        let batch = match source.next_batch(config.batch_size).await {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                if source.finished() || until == RunUntil::Idle {
+                    return Ok(summary);
+                }
+                tokio::time::sleep(config.poll_interval).await;
+                continue;
+            }
+            Err(e) if e.is_retriable() => {
+                tracing::warn!(connector = %config.name, error = %e, "source not readable; retrying");
+                backoff.wait().await;
+                continue;
+            }
+            Err(e) => return Err(source_error(e)),
+        };
+        let checked = ingestor.check(dataset, &batch);
+        retry(&config.name, || ingestor.deliver(&checked, &config.name)).await;
+        retry(&config.name, || {
+            ingestor.commit(&checked, &config.name, Commit::Connector)
+        })
+        .await;
+        loop {
+            match source.committed(&batch.checkpoint).await {
+                Ok(()) => break,
+                Err(e) if e.is_retriable() => {
+                    tracing::warn!(connector = %config.name, error = %e, "finishing a batch failed; retrying");
+                    backoff.wait().await;
+                }
+                Err(e) => return Err(source_error(e)),
+            }
+        }
+        summary.read += batch.records.len() as u64;
+        summary.rejected += checked.rejected.len() as u64;
+        summary.valid += checked.accepted() as u64;
+        progress(&summary);
+    }
+}
+
+/// Retries `op` until it succeeds: its errors are a broker or database that is away.
+async fn retry<F, Fut>(connector: &str, mut op: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), IngestError>>,
+{
+    let mut backoff = Backoff::default();
+    loop {
+        match op().await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(connector, error = %e, "retrying");
+                backoff.wait().await;
+            }
+        }
+    }
+}
+
+async fn load_checkpoint(
+    db: &PgPool,
+    connector: &str,
+) -> Result<Option<serde_json::Value>, ConnectorError> {
+    let mut backoff = Backoff::default();
+    loop {
+        match sqlx::query_scalar::<_, serde_json::Value>(
+            "SELECT position FROM connector_checkpoints WHERE connector = $1",
+        )
+        .bind(connector)
+        .fetch_optional(db)
+        .await
+        {
+            Ok(v) => return Ok(v),
+            Err(e @ (sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut)) => {
+                tracing::warn!(connector, error = %e, "database away; waiting to read the checkpoint");
+                backoff.wait().await;
+            }
+            Err(source) => {
+                return Err(ConnectorError::Checkpoint {
+                    connector: connector.to_owned(),
+                    source,
+                })
+            }
+        }
+    }
+}

@@ -1,0 +1,438 @@
+//! The ingest step shared by every connector and by HTTP push: validate a batch, deliver it
+//! to the broker, then record it durably.
+//!
+//! The two halves are separate so that each is retried on its own: a broker that is away makes
+//! [`Ingestor::deliver`] fail (the caller waits and delivers the batch again; the sink skips
+//! what it already applied, by stream and sequence number), and a database that is away makes
+//! [`Ingestor::commit`] fail (the caller waits and commits again, without producing twice).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bohai_connectors::{Batch, SourceRecord};
+use bohai_schemas::{Dataset, Registry, Violation};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::util::Timeout;
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::PgPool;
+use utoipa::ToSchema;
+
+use super::topics;
+use crate::config::KafkaConfig;
+use crate::kafka::{client_config, BrokerError};
+
+/// Header names of records on the dataset and dead-letter topics.
+pub mod header {
+    /// Dataset id.
+    pub const DATASET: &str = "bohai-dataset";
+    /// Schema version the record was validated against.
+    pub const SCHEMA_VERSION: &str = "bohai-schema-version";
+    /// Publishing department's code.
+    pub const DEPARTMENT: &str = "bohai-department";
+    /// Connector name, or `http-push`.
+    pub const SOURCE: &str = "bohai-source";
+    /// Stream within the source (a file with its fingerprint, an HTTP request).
+    pub const STREAM: &str = "bohai-stream";
+    /// Sequence number of the record in its stream.
+    pub const SEQ: &str = "bohai-seq";
+    /// When the hub ingested the record (RFC 3339).
+    pub const INGEST_TIME: &str = "bohai-ingest-time";
+    /// Where in the source the record came from.
+    pub const ORIGIN: &str = "bohai-origin";
+    /// Dead-letter only: the reasons, a JSON array of `{pointer, rule, message}`.
+    pub const REASONS: &str = "bohai-reasons";
+}
+
+/// Why a batch could not be delivered or recorded. Both are retriable.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The broker did not take the batch.
+    #[error("delivering to the broker failed: {0}")]
+    Broker(String),
+    /// The database did not record the batch.
+    #[error("recording the batch in the database failed: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// What a committed batch came from.
+#[derive(Debug, Clone, Copy)]
+pub enum Commit<'a> {
+    /// A connector: its checkpoint (the batch's) is stored under its name.
+    Connector,
+    /// An HTTP push; `remember` is the answer to store for its Idempotency-Key, if it had one.
+    Push {
+        /// The answer to give a retry of the same request.
+        remember: Option<&'a Value>,
+    },
+}
+
+/// A record that passed every check.
+#[derive(Debug)]
+struct Accepted<'a> {
+    record: &'a SourceRecord,
+    key: String,
+    payload: Vec<u8>,
+}
+
+/// A record that failed, with every reason.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Rejection {
+    /// Position of the record in its stream (for HTTP push: its index in the request).
+    pub seq: u64,
+    /// Where it came from.
+    pub origin: String,
+    /// Every reason, each with a JSON pointer, the rule and a message.
+    #[schema(value_type = Vec<Object>)]
+    pub reasons: Vec<Violation>,
+    #[serde(skip)]
+    raw: Vec<u8>,
+}
+
+/// A validated batch, ready to deliver and commit.
+#[derive(Debug)]
+pub struct Checked<'a> {
+    dataset: &'a Dataset,
+    batch: &'a Batch,
+    accepted: Vec<Accepted<'a>>,
+    /// The rejected records.
+    pub rejected: Vec<Rejection>,
+}
+
+impl Checked<'_> {
+    /// How many records passed.
+    pub fn accepted(&self) -> usize {
+        self.accepted.len()
+    }
+}
+
+/// Validation, delivery and recording of batches.
+#[derive(Clone)]
+pub struct Ingestor {
+    producer: FutureProducer,
+    kafka: Arc<KafkaConfig>,
+    db: PgPool,
+    registry: Arc<Registry>,
+}
+
+impl std::fmt::Debug for Ingestor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ingestor").finish_non_exhaustive()
+    }
+}
+
+impl Ingestor {
+    /// An ingestor with an idempotent producer to the configured cluster.
+    pub fn new(
+        kafka: &KafkaConfig,
+        db: PgPool,
+        registry: Arc<Registry>,
+    ) -> Result<Self, BrokerError> {
+        let producer: FutureProducer = client_config(kafka)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "20")
+            .set("batch.num.messages", "10000")
+            .set("queue.buffering.max.messages", "200000")
+            .set("message.timeout.ms", "120000")
+            .create()
+            .map_err(BrokerError::Config)?;
+        Ok(Self {
+            producer,
+            kafka: Arc::new(kafka.clone()),
+            db,
+            registry,
+        })
+    }
+
+    /// The registry the ingestor validates against.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// Checks every record of `batch` against `dataset`.
+    pub fn check<'a>(&self, dataset: &'a Dataset, batch: &'a Batch) -> Checked<'a> {
+        let mut accepted = Vec::with_capacity(batch.records.len());
+        let mut rejected = Vec::new();
+        for record in &batch.records {
+            match check_record(dataset, record) {
+                Ok((key, payload)) => accepted.push(Accepted {
+                    record,
+                    key,
+                    payload,
+                }),
+                Err(reasons) => rejected.push(Rejection {
+                    seq: record.seq,
+                    origin: record.origin.clone(),
+                    reasons,
+                    raw: record.raw.clone(),
+                }),
+            }
+        }
+        Checked {
+            dataset,
+            batch,
+            accepted,
+            rejected,
+        }
+    }
+
+    /// Delivers the accepted records to the dataset's topic and the rejected ones to the
+    /// dead-letter topic, and waits until the broker has acknowledged all of them.
+    pub async fn deliver(&self, checked: &Checked<'_>, source: &str) -> Result<(), IngestError> {
+        let ds = checked.dataset;
+        let topic = topics::dataset_topic(&self.kafka, &ds.id);
+        let dead_letter = topics::dead_letter_topic(&self.kafka);
+        let now = chrono::Utc::now().to_rfc3339();
+        let version = ds.schema_version.to_string();
+        let stream = checked.batch.stream.as_str();
+        let mut pending: std::collections::VecDeque<DeliveryFuture> = Default::default();
+        let headers_for = |seq: &str, origin: &str| {
+            OwnedHeaders::new_with_capacity(8)
+                .insert(h(header::DATASET, &ds.id))
+                .insert(h(header::SCHEMA_VERSION, &version))
+                .insert(h(header::DEPARTMENT, &ds.department))
+                .insert(h(header::SOURCE, source))
+                .insert(h(header::STREAM, stream))
+                .insert(h(header::SEQ, seq))
+                .insert(h(header::INGEST_TIME, &now))
+                .insert(h(header::ORIGIN, origin))
+        };
+        for a in &checked.accepted {
+            let seq = a.record.seq.to_string();
+            let record = FutureRecord::to(&topic)
+                .key(a.key.as_str())
+                .payload(a.payload.as_slice())
+                .headers(headers_for(&seq, &a.record.origin));
+            self.enqueue(record, &mut pending).await?;
+        }
+        for r in &checked.rejected {
+            let seq = r.seq.to_string();
+            let reasons = serde_json::to_string(&r.reasons).unwrap_or_default();
+            let record = FutureRecord::to(&dead_letter)
+                .key(stream)
+                .payload(r.raw.as_slice())
+                .headers(headers_for(&seq, &r.origin).insert(h(header::REASONS, &reasons)));
+            self.enqueue(record, &mut pending).await?;
+        }
+        while let Some(f) = pending.pop_front() {
+            await_delivery(f).await?;
+        }
+        Ok(())
+    }
+
+    /// Queues one record, waiting for earlier deliveries while the producer's queue is full.
+    async fn enqueue<'a>(
+        &self,
+        mut record: FutureRecord<'a, str, [u8]>,
+        pending: &mut std::collections::VecDeque<DeliveryFuture>,
+    ) -> Result<(), IngestError> {
+        loop {
+            match self.producer.send_result(record) {
+                Ok(f) => {
+                    pending.push_back(f);
+                    return Ok(());
+                }
+                Err((
+                    rdkafka::error::KafkaError::MessageProduction(
+                        rdkafka::types::RDKafkaErrorCode::QueueFull,
+                    ),
+                    back,
+                )) => {
+                    record = back;
+                    match pending.pop_front() {
+                        Some(f) => await_delivery(f).await?,
+                        None => tokio::time::sleep(Duration::from_millis(10)).await,
+                    }
+                }
+                Err((e, _)) => return Err(IngestError::Broker(e.to_string())),
+            }
+        }
+    }
+
+    /// Records a delivered batch: the rejected records, the feed's counts and, for a
+    /// connector, its checkpoint (for an idempotent push, its answer), in one transaction.
+    pub async fn commit(
+        &self,
+        checked: &Checked<'_>,
+        source: &str,
+        kind: Commit<'_>,
+    ) -> Result<(), IngestError> {
+        let ds = checked.dataset;
+        let batch = checked.batch;
+        let mut tx = self.db.begin().await?;
+        if let Commit::Push {
+            remember: Some(response),
+        } = kind
+        {
+            sqlx::query(
+                "INSERT INTO http_push_requests (stream, dataset, response) VALUES ($1, $2, $3)",
+            )
+            .bind(&batch.stream)
+            .bind(&ds.id)
+            .bind(response)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Commit::Connector = kind {
+            sqlx::query(
+                "INSERT INTO connector_checkpoints (connector, dataset, position) VALUES ($1, $2, $3)
+                 ON CONFLICT (connector) DO UPDATE SET position = EXCLUDED.position, dataset = EXCLUDED.dataset, updated_at = now()",
+            )
+            .bind(source)
+            .bind(&ds.id)
+            .bind(&batch.checkpoint)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let read = i64::try_from(batch.records.len()).unwrap_or(i64::MAX);
+        let rejected = i64::try_from(checked.rejected.len()).unwrap_or(i64::MAX);
+        sqlx::query(
+            "INSERT INTO feed_counts (dataset, source, department, read_total, valid_total, rejected_total, last_record_at)
+             VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $4 > 0 THEN now() END)
+             ON CONFLICT (dataset, source) DO UPDATE SET
+               read_total = feed_counts.read_total + EXCLUDED.read_total,
+               valid_total = feed_counts.valid_total + EXCLUDED.valid_total,
+               rejected_total = feed_counts.rejected_total + EXCLUDED.rejected_total,
+               last_record_at = COALESCE(EXCLUDED.last_record_at, feed_counts.last_record_at)",
+        )
+        .bind(&ds.id)
+        .bind(source)
+        .bind(&ds.department)
+        .bind(read)
+        .bind(read - rejected)
+        .bind(rejected)
+        .execute(&mut *tx)
+        .await?;
+        if !checked.rejected.is_empty() {
+            let seqs: Vec<i64> = checked
+                .rejected
+                .iter()
+                .map(|r| i64::try_from(r.seq).unwrap_or(i64::MAX))
+                .collect();
+            let origins: Vec<&str> = checked.rejected.iter().map(|r| r.origin.as_str()).collect();
+            let reasons: Vec<Value> = checked
+                .rejected
+                .iter()
+                .map(|r| serde_json::to_value(&r.reasons).unwrap_or_default())
+                .collect();
+            let raws: Vec<&[u8]> = checked.rejected.iter().map(|r| r.raw.as_slice()).collect();
+            sqlx::query(
+                "INSERT INTO rejected_records (dataset, department, source, stream, seq, origin, reasons, raw)
+                 SELECT $1, $2, $3, $4, * FROM UNNEST($5::bigint[], $6::text[], $7::jsonb[], $8::bytea[])
+                 ON CONFLICT (stream, seq) DO NOTHING",
+            )
+            .bind(&ds.id)
+            .bind(&ds.department)
+            .bind(source)
+            .bind(&batch.stream)
+            .bind(&seqs)
+            .bind(&origins)
+            .bind(&reasons)
+            .bind(&raws)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+fn h<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a str> {
+    Header {
+        key,
+        value: Some(value),
+    }
+}
+
+async fn await_delivery(f: DeliveryFuture) -> Result<(), IngestError> {
+    match f.await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err((e, _))) => Err(IngestError::Broker(e.to_string())),
+        Err(_) => Err(IngestError::Broker("the producer was dropped".to_owned())),
+    }
+}
+
+impl Drop for Ingestor {
+    fn drop(&mut self) {
+        // Deliveries were awaited batch by batch; flushing here only covers an aborted batch,
+        // which its caller will deliver again anyway.
+        let _ = self
+            .producer
+            .flush(Timeout::After(Duration::from_millis(100)));
+    }
+}
+
+/// Checks one record: readable, valid for the schema, with a primary key. Returns the key
+/// and the payload to publish, or every reason it fails.
+fn check_record(
+    dataset: &Dataset,
+    record: &SourceRecord,
+) -> Result<(String, Vec<u8>), Vec<Violation>> {
+    let map = match &record.body {
+        Ok(map) => map,
+        Err(f) => {
+            return Err(vec![Violation::new(
+                f.pointer.clone(),
+                f.rule,
+                f.message.clone(),
+            )])
+        }
+    };
+    let value = Value::Object(map.clone());
+    let mut violations = dataset.validator.validate(&value);
+    let key = primary_key(dataset, map);
+    match key {
+        Ok(key) if violations.is_empty() => {
+            let payload = serde_json::to_vec(&value).unwrap_or_default();
+            Ok((key, payload))
+        }
+        Ok(_) => Err(violations),
+        Err(v) => {
+            // A missing key field is already a `required` violation; add ours only when the
+            // schema said nothing about that field.
+            if !violations
+                .iter()
+                .any(|x| x.rule == "required" && x.message.contains(&v.pointer[1..]))
+            {
+                violations.push(v);
+            }
+            Err(violations)
+        }
+    }
+}
+
+/// The record's primary key as text: the value of a single key field, or a JSON array of the
+/// values of several.
+pub fn primary_key(
+    dataset: &Dataset,
+    map: &serde_json::Map<String, Value>,
+) -> Result<String, Violation> {
+    let mut parts = Vec::with_capacity(dataset.primary_key.len());
+    for field in &dataset.primary_key {
+        match map.get(field) {
+            Some(Value::String(s)) if !s.is_empty() => parts.push(Value::String(s.clone())),
+            Some(v @ Value::Number(_)) => parts.push(v.clone()),
+            Some(_) => {
+                return Err(Violation::new(
+                    format!("/{field}"),
+                    "primary_key",
+                    format!("primary-key field `{field}` must be a non-empty string or a number"),
+                ))
+            }
+            None => {
+                return Err(Violation::new(
+                    format!("/{field}"),
+                    "primary_key",
+                    format!("primary-key field `{field}` is missing"),
+                ))
+            }
+        }
+    }
+    Ok(match parts.as_slice() {
+        [Value::String(s)] => s.clone(),
+        [single] => single.to_string(),
+        _ => Value::Array(parts).to_string(),
+    })
+}

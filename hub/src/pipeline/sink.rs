@@ -1,0 +1,385 @@
+//! The repository sink: consumes every dataset topic and keeps the latest version of each
+//! record in `repository_records`.
+//!
+//! Exactly once: the consumer positions live in PostgreSQL (`sink_offsets`) and are written in
+//! the same transaction as the rows, so a crash at any moment resumes where the last committed
+//! batch ended. Records a connector delivered twice (it crashed after delivering and before
+//! storing its checkpoint) carry a stream and sequence number at or below the stream's mark
+//! in `sink_stream_marks` and are skipped.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bohai_schemas::Registry;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::Value;
+use sqlx::PgPool;
+
+use super::ingest::header;
+use super::{topics, Backoff};
+use crate::config::KafkaConfig;
+use crate::kafka::{self, client_config};
+
+/// Most records written in one transaction.
+const MAX_BATCH: usize = 5000;
+/// How long to gather records for a batch once the first one arrived.
+const GATHER: Duration = Duration::from_millis(200);
+
+/// One record read from a dataset topic, owned.
+#[derive(Debug)]
+struct Delivered {
+    dataset: String,
+    topic: String,
+    partition: i32,
+    offset: i64,
+    stream: String,
+    seq: i64,
+    source: String,
+    key: String,
+    payload: Result<Value, String>,
+}
+
+/// Runs the sink until the task is dropped. Broker and database outages are waited out.
+pub async fn run(kafka: KafkaConfig, db: PgPool, registry: Arc<Registry>) {
+    let mut backoff = Backoff::default();
+    loop {
+        match run_once(&kafka, &db, &registry).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "repository sink stopped; restarting");
+                backoff.wait().await;
+            }
+        }
+    }
+}
+
+async fn run_once(kafka: &KafkaConfig, db: &PgPool, registry: &Registry) -> anyhow::Result<()> {
+    topics::ensure(kafka, registry).await?;
+    let topic_to_dataset: HashMap<String, String> = registry
+        .datasets
+        .iter()
+        .map(|d| (topics::dataset_topic(kafka, &d.id), d.id.clone()))
+        .collect();
+    let consumer: StreamConsumer = client_config(kafka)
+        .set("group.id", kafka::topic_name(kafka, "repository-sink"))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("fetch.wait.max.ms", "100")
+        .create()?;
+    let assignment = assignment(&consumer, kafka, db, topic_to_dataset.keys()).await?;
+    consumer.assign(&assignment)?;
+    tracing::info!(partitions = assignment.count(), "repository sink assigned");
+    let mut marks = load_marks(db).await?;
+    loop {
+        let batch = gather(&consumer, &topic_to_dataset).await?;
+        if batch.is_empty() {
+            continue;
+        }
+        let mut backoff = Backoff::default();
+        loop {
+            match write_batch(db, &batch, &marks).await {
+                Ok(new_marks) => {
+                    marks.extend(new_marks);
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, records = batch.len(), "cannot write the repository yet; retrying");
+                    backoff.wait().await;
+                }
+            }
+        }
+    }
+}
+
+/// Every partition of the dataset topics, at the position stored in the database.
+async fn assignment(
+    consumer: &StreamConsumer,
+    kafka: &KafkaConfig,
+    db: &PgPool,
+    topics: impl Iterator<Item = &String>,
+) -> anyhow::Result<TopicPartitionList> {
+    let stored: HashMap<(String, i32), i64> = sqlx::query_as::<_, (String, i32, i64)>(
+        "SELECT topic, partition, next_offset FROM sink_offsets",
+    )
+    .fetch_all(db)
+    .await?
+    .into_iter()
+    .map(|(t, p, o)| ((t, p), o))
+    .collect();
+    let mut list = TopicPartitionList::new();
+    for topic in topics {
+        let metadata = consumer.fetch_metadata(Some(topic), kafka.request_timeout)?;
+        for t in metadata.topics() {
+            for p in t.partitions() {
+                let offset = match stored.get(&(topic.clone(), p.id())) {
+                    Some(o) => Offset::Offset(*o),
+                    None => Offset::Beginning,
+                };
+                list.add_partition_offset(topic, p.id(), offset)?;
+            }
+        }
+    }
+    Ok(list)
+}
+
+type MarkKey = (String, String, i32);
+
+async fn load_marks(db: &PgPool) -> Result<HashMap<MarkKey, i64>, sqlx::Error> {
+    Ok(sqlx::query_as::<_, (String, String, i32, i64)>(
+        "SELECT stream, topic, partition, last_seq FROM sink_stream_marks",
+    )
+    .fetch_all(db)
+    .await?
+    .into_iter()
+    .map(|(s, t, p, q)| ((s, t, p), q))
+    .collect())
+}
+
+/// Waits for a first record, then gathers more for up to [`GATHER`] or [`MAX_BATCH`] records.
+async fn gather(
+    consumer: &StreamConsumer,
+    topic_to_dataset: &HashMap<String, String>,
+) -> anyhow::Result<Vec<Delivered>> {
+    let mut batch = Vec::new();
+    let first = consumer.recv().await?;
+    batch.push(own(&first, topic_to_dataset));
+    drop(first);
+    let deadline = tokio::time::Instant::now() + GATHER;
+    while batch.len() < MAX_BATCH {
+        match tokio::time::timeout_at(deadline, consumer.recv()).await {
+            Ok(Ok(m)) => batch.push(own(&m, topic_to_dataset)),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "consumer error");
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    Ok(batch)
+}
+
+fn own(m: &BorrowedMessage<'_>, topic_to_dataset: &HashMap<String, String>) -> Delivered {
+    let mut stream = None;
+    let mut seq = None;
+    let mut source = None;
+    if let Some(headers) = m.headers() {
+        for h in headers.iter() {
+            let value = h.value.and_then(|v| std::str::from_utf8(v).ok());
+            match h.key {
+                header::STREAM => stream = value.map(str::to_owned),
+                header::SEQ => seq = value.and_then(|v| v.parse::<i64>().ok()),
+                header::SOURCE => source = value.map(str::to_owned),
+                _ => {}
+            }
+        }
+    }
+    let topic = m.topic().to_owned();
+    // A record from a producer other than the hub: its own position is its identity.
+    let (stream, seq) = match (stream, seq) {
+        (Some(s), Some(q)) => (s, q),
+        _ => (format!("kafka:{}:{}", topic, m.partition()), m.offset()),
+    };
+    let payload = match m.payload() {
+        Some(p) => {
+            serde_json::from_slice::<Value>(p).map_err(|e| format!("payload is not JSON: {e}"))
+        }
+        None => Err("empty payload".to_owned()),
+    };
+    Delivered {
+        dataset: topic_to_dataset.get(&topic).cloned().unwrap_or_default(),
+        partition: m.partition(),
+        offset: m.offset(),
+        key: m
+            .key()
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .unwrap_or_default(),
+        source: source.unwrap_or_else(|| "kafka".to_owned()),
+        topic,
+        stream,
+        seq,
+        payload,
+    }
+}
+
+/// The latest state of one primary key within a batch.
+#[derive(Debug)]
+struct Upsert<'a> {
+    data: &'a Value,
+    versions: i32,
+    source: &'a str,
+}
+
+/// What one batch writes into one dataset.
+#[derive(Debug, Default)]
+struct DatasetWrites<'a> {
+    /// The latest state per primary key.
+    upserts: HashMap<&'a str, Upsert<'a>>,
+    /// Primary keys in order of first appearance.
+    order: Vec<&'a str>,
+    /// Deliveries skipped as already applied.
+    duplicates: i64,
+}
+
+/// Writes one batch in one transaction; returns the stream marks it advanced.
+async fn write_batch(
+    db: &PgPool,
+    batch: &[Delivered],
+    marks: &HashMap<MarkKey, i64>,
+) -> Result<HashMap<MarkKey, i64>, sqlx::Error> {
+    let mut new_marks: HashMap<MarkKey, i64> = HashMap::new();
+    // dataset -> (pk -> upsert, order of first appearance), duplicates skipped
+    let mut per_dataset: HashMap<&str, DatasetWrites<'_>> = HashMap::new();
+    let mut offsets: HashMap<(&str, i32), i64> = HashMap::new();
+    let mut malformed = Vec::new();
+    for d in batch {
+        offsets.insert((d.topic.as_str(), d.partition), d.offset + 1);
+        let mark_key = (d.stream.clone(), d.topic.clone(), d.partition);
+        let mark = new_marks
+            .get(&mark_key)
+            .or_else(|| marks.get(&mark_key))
+            .copied()
+            .unwrap_or(-1);
+        let entry = per_dataset.entry(d.dataset.as_str()).or_default();
+        if d.seq <= mark {
+            entry.duplicates += 1;
+            continue;
+        }
+        new_marks.insert(mark_key, d.seq);
+        match &d.payload {
+            Ok(data) => match entry.upserts.get_mut(d.key.as_str()) {
+                Some(u) => {
+                    u.data = data;
+                    u.versions += 1;
+                    u.source = &d.source;
+                }
+                None => {
+                    entry.order.push(&d.key);
+                    entry.upserts.insert(
+                        &d.key,
+                        Upsert {
+                            data,
+                            versions: 1,
+                            source: &d.source,
+                        },
+                    );
+                }
+            },
+            Err(why) => malformed.push((d, why)),
+        }
+    }
+
+    let mut tx = db.begin().await?;
+    for (
+        dataset,
+        DatasetWrites {
+            upserts,
+            order,
+            duplicates,
+        },
+    ) in &per_dataset
+    {
+        let pks: Vec<&str> = order.clone();
+        let data: Vec<&Value> = order.iter().map(|k| upserts[k].data).collect();
+        let versions: Vec<i32> = order.iter().map(|k| upserts[k].versions).collect();
+        let sources: Vec<&str> = order.iter().map(|k| upserts[k].source).collect();
+        let total: i64 = versions.iter().map(|v| i64::from(*v)).sum();
+        let inserted: i64 = if pks.is_empty() {
+            0
+        } else {
+            sqlx::query_scalar(
+                "WITH up AS (
+                   INSERT INTO repository_records (dataset, pk, data, version, source)
+                   SELECT $1, u.pk, u.data, u.n, u.source
+                   FROM UNNEST($2::text[], $3::jsonb[], $4::int[], $5::text[]) AS u(pk, data, n, source)
+                   ON CONFLICT (dataset, pk) DO UPDATE SET data = EXCLUDED.data,
+                     version = repository_records.version + EXCLUDED.version,
+                     updated_at = now(), source = EXCLUDED.source
+                   RETURNING (xmax = 0) AS inserted)
+                 SELECT count(*) FILTER (WHERE inserted) FROM up",
+            )
+            .bind(dataset)
+            .bind(&pks)
+            .bind(&data)
+            .bind(&versions)
+            .bind(&sources)
+            .fetch_one(&mut *tx)
+            .await?
+        };
+        sqlx::query(
+            "INSERT INTO sink_counts (dataset, inserted_total, updated_total, duplicates_skipped_total, last_write_at)
+             VALUES ($1, $2, $3, $4, now())
+             ON CONFLICT (dataset) DO UPDATE SET
+               inserted_total = sink_counts.inserted_total + EXCLUDED.inserted_total,
+               updated_total = sink_counts.updated_total + EXCLUDED.updated_total,
+               duplicates_skipped_total = sink_counts.duplicates_skipped_total + EXCLUDED.duplicates_skipped_total,
+               last_write_at = now()",
+        )
+        .bind(dataset)
+        .bind(inserted)
+        .bind(total - inserted)
+        .bind(duplicates)
+        .execute(&mut *tx)
+        .await?;
+    }
+    for (d, why) in &malformed {
+        tracing::error!(topic = %d.topic, partition = d.partition, offset = d.offset, reason = %why, "a record on a dataset topic is not JSON; kept in rejected_records");
+        sqlx::query(
+            "INSERT INTO rejected_records (dataset, department, source, stream, seq, origin, reasons, raw)
+             SELECT $1, department, 'repository-sink', $2, $3, $4, $5, ''::bytea FROM datasets WHERE id = $1
+             ON CONFLICT (stream, seq) DO NOTHING",
+        )
+        .bind(&d.dataset)
+        .bind(&d.stream)
+        .bind(d.seq)
+        .bind(format!("{} partition {} offset {}", d.topic, d.partition, d.offset))
+        .bind(serde_json::json!([{"pointer": "", "rule": "json_syntax", "message": why}]))
+        .execute(&mut *tx)
+        .await?;
+    }
+    let (streams, mark_topics, mark_parts, seqs): (Vec<&str>, Vec<&str>, Vec<i32>, Vec<i64>) = {
+        let mut a = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for ((s, t, p), q) in &new_marks {
+            a.0.push(s.as_str());
+            a.1.push(t.as_str());
+            a.2.push(*p);
+            a.3.push(*q);
+        }
+        a
+    };
+    sqlx::query(
+        "INSERT INTO sink_stream_marks (stream, topic, partition, last_seq)
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::int[], $4::bigint[])
+         ON CONFLICT (stream, topic, partition) DO UPDATE SET last_seq = EXCLUDED.last_seq",
+    )
+    .bind(&streams)
+    .bind(&mark_topics)
+    .bind(&mark_parts)
+    .bind(&seqs)
+    .execute(&mut *tx)
+    .await?;
+    let (o_topics, o_parts, o_next): (Vec<&str>, Vec<i32>, Vec<i64>) = {
+        let mut a = (Vec::new(), Vec::new(), Vec::new());
+        for ((t, p), o) in &offsets {
+            a.0.push(*t);
+            a.1.push(*p);
+            a.2.push(*o);
+        }
+        a
+    };
+    sqlx::query(
+        "INSERT INTO sink_offsets (topic, partition, next_offset)
+         SELECT * FROM UNNEST($1::text[], $2::int[], $3::bigint[])
+         ON CONFLICT (topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset",
+    )
+    .bind(&o_topics)
+    .bind(&o_parts)
+    .bind(&o_next)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(new_marks)
+}

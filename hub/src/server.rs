@@ -1,0 +1,190 @@
+//! `bohai serve`: the HTTP API plus the pipeline workers, in one process.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::http::{self, AppState};
+use crate::pipeline::connector::{self, RunUntil};
+use crate::pipeline::ingest::Ingestor;
+use crate::pipeline::{sink, topics, Backoff};
+use crate::{database, registry};
+use bohai_connectors::ConnectorConfig;
+use bohai_schemas::Registry;
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The database configuration is unusable.
+    #[error(transparent)]
+    Database(#[from] database::DatabaseError),
+    /// The registry (departments, dataset manifests) has problems.
+    #[error(transparent)]
+    Registry(#[from] bohai_schemas::RegistryError),
+    /// The Kafka client could not be configured.
+    #[error(transparent)]
+    Broker(#[from] crate::kafka::BrokerError),
+    /// A connector file is unusable.
+    #[error(transparent)]
+    Connector(#[from] bohai_connectors::config::ConfigError),
+    /// The HTTP address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The configured address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The HTTP server failed.
+    #[error("the HTTP server failed: {0}")]
+    Http(#[source] std::io::Error),
+}
+
+/// A hub whose listener is bound: the address is known before it serves, so a caller (or a
+/// test) can print it or connect to it.
+#[derive(Debug)]
+pub struct BoundHub {
+    listener: TcpListener,
+    state: AppState,
+    connectors: Vec<ConnectorConfig>,
+}
+
+impl BoundHub {
+    /// Opens the pool and binds the HTTP address. Nothing is served yet.
+    pub async fn bind(config: Config) -> Result<Self, ServeError> {
+        let db = database::pool(&config.database)?;
+        let registry = Arc::new(registry::load(&config.registry)?);
+        let ingestor = Ingestor::new(&config.kafka, db.clone(), Arc::clone(&registry))?;
+        let connectors = config
+            .pipeline
+            .connectors
+            .iter()
+            .map(|p| ConnectorConfig::load(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let addr = config.http.addr;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind { addr, source })?;
+        Ok(Self {
+            listener,
+            state: AppState {
+                config: Arc::new(config),
+                db,
+                registry,
+                ingestor: Some(ingestor),
+            },
+            connectors,
+        })
+    }
+
+    /// The address actually bound (port 0 in the configuration picks a free port).
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or(self.state.config.http.addr)
+    }
+
+    /// Serves until `shutdown` completes. The database schema is migrated in the background,
+    /// retried while PostgreSQL is away, so that `/healthz` and `/readyz` answer meanwhile.
+    pub async fn serve(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        tracing::info!(addr = %self.local_addr(), "serving the HTTP API");
+        let workers = tokio::spawn(run_workers(self.state.clone(), self.connectors));
+        let app = http::router(self.state);
+        let served = axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(ServeError::Http);
+        workers.abort();
+        served
+    }
+}
+
+/// The background work of a hub: prepare the database, create the topics, then run the
+/// repository sink and the configured connectors. Each waits out outages by itself.
+async fn run_workers(state: AppState, connectors: Vec<ConnectorConfig>) {
+    prepare_database(state.db.clone(), Arc::clone(&state.registry)).await;
+    let mut backoff = Backoff::default();
+    while let Err(e) = topics::ensure(&state.config.kafka, &state.registry).await {
+        tracing::warn!(error = %e, "cannot create the pipeline topics yet");
+        backoff.wait().await;
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    if state.config.pipeline.sink {
+        tasks.spawn(sink::run(
+            state.config.kafka.clone(),
+            state.db.clone(),
+            Arc::clone(&state.registry),
+        ));
+    }
+    if let Some(ingestor) = state.ingestor.clone() {
+        for c in connectors {
+            let ingestor = ingestor.clone();
+            let db = state.db.clone();
+            tasks.spawn(async move {
+                match connector::run(&c, &ingestor, &db, RunUntil::Finished, |_| {}).await {
+                    Ok(s) => tracing::info!(connector = %c.name, read = s.read, valid = s.valid, rejected = s.rejected, "connector finished"),
+                    Err(e) => tracing::error!(connector = %c.name, error = %e, "connector stopped"),
+                }
+            });
+        }
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+/// Applies the migrations and copies the registry into the database, waiting and retrying
+/// while the database is unreachable.
+async fn prepare_database(db: sqlx::PgPool, registry: Arc<Registry>) {
+    let mut wait = Duration::from_millis(500);
+    loop {
+        let result = match database::migrate(&db).await {
+            Ok(()) => registry::sync(&db, &registry)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match result {
+            Ok(()) => {
+                tracing::info!(
+                    departments = registry.departments.len(),
+                    datasets = registry.datasets.len(),
+                    "database schema is up to date and the registry is loaded"
+                );
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?wait, "cannot prepare the database yet");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}

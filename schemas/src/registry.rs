@@ -1,0 +1,399 @@
+//! The registry: the city's departments (`departments.toml`) and the datasets they publish
+//! (`datasets/<id>/manifest.toml` with `schema.json` beside it).
+//!
+//! Loading checks everything a later stage relies on (a dataset's department exists, its
+//! primary-key and PII fields are in its schema, its schema compiles) and reports every
+//! problem at once, each with its file.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::validate::RecordValidator;
+
+/// The folder of the registry shipped in this source tree.
+pub fn builtin_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// One department of the city.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Department {
+    /// Stable code (`^[a-z][a-z0-9-]{1,31}$`); tokens, topics and seals refer to it.
+    pub code: String,
+    /// Chinese name, e.g. 盘锦市公安局.
+    pub name_zh: String,
+    /// English name.
+    pub name_en: String,
+    /// The department's unified social credit code (GB 32100).
+    pub credit_code: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DepartmentsFile {
+    department: Vec<Department>,
+}
+
+/// How a dataset may be shared with other departments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Sharing {
+    /// Granted to any department on request.
+    Unconditional,
+    /// Granted when the owner approves a request.
+    Conditional,
+    /// Cannot be requested.
+    NotShared,
+}
+
+impl Sharing {
+    /// The name used in manifests and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sharing::Unconditional => "unconditional",
+            Sharing::Conditional => "conditional",
+            Sharing::NotShared => "not-shared",
+        }
+    }
+}
+
+/// How a personal-information field is masked for readers outside the owning department.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MaskRule {
+    /// Keep the ends, star the middle (张*三, 2111**********123X).
+    Partial,
+    /// Replace with a salted hash, so that records can still be joined.
+    Hash,
+    /// Remove the field.
+    Drop,
+}
+
+/// A dataset manifest as written in `manifest.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManifestFile {
+    id: String,
+    department: String,
+    title_zh: String,
+    title_en: String,
+    description: String,
+    primary_key: Vec<String>,
+    schema_version: u32,
+    update_interval: String,
+    sharing: Sharing,
+    #[serde(default)]
+    pii: BTreeMap<String, MaskRule>,
+}
+
+/// A dataset: its manifest, its schema and the compiled validator.
+#[derive(Debug)]
+pub struct Dataset {
+    /// Stable id (`^[a-z][a-z0-9-]{1,62}$`), also the folder name.
+    pub id: String,
+    /// Code of the owning department.
+    pub department: String,
+    /// Chinese title.
+    pub title_zh: String,
+    /// English title.
+    pub title_en: String,
+    /// What a record is and where it comes from.
+    pub description: String,
+    /// Top-level fields whose values identify a record.
+    pub primary_key: Vec<String>,
+    /// Version of the schema.
+    pub schema_version: u32,
+    /// How often the department is expected to deliver.
+    pub update_interval: Duration,
+    /// Sharing class.
+    pub sharing: Sharing,
+    /// PII fields and their masking rule.
+    pub pii: BTreeMap<String, MaskRule>,
+    /// The JSON Schema of one record.
+    pub schema: Value,
+    /// The compiled schema.
+    pub validator: RecordValidator,
+    /// The dataset's folder (examples live there).
+    pub dir: PathBuf,
+}
+
+impl Dataset {
+    /// The declared JSON type of a top-level field (`string`, `integer`, ...), if the schema
+    /// names one; used to read typed values out of text sources such as CSV.
+    pub fn field_type(&self, field: &str) -> Option<&str> {
+        let t = self.schema.get("properties")?.get(field)?.get("type")?;
+        match t {
+            Value::String(s) => Some(s),
+            Value::Array(a) => a.iter().filter_map(Value::as_str).find(|s| *s != "null"),
+            _ => None,
+        }
+    }
+}
+
+/// One problem found while loading the registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryProblem {
+    /// The file.
+    pub file: PathBuf,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Every problem found in the registry.
+#[derive(Debug, thiserror::Error)]
+pub struct RegistryError {
+    /// The problems.
+    pub problems: Vec<RegistryProblem>,
+}
+
+impl fmt::Display for RegistryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "the registry has {} problem(s):", self.problems.len())?;
+        for p in &self.problems {
+            writeln!(f, "  - {}: {}", p.file.display(), p.message)?;
+        }
+        Ok(())
+    }
+}
+
+/// The loaded registry.
+#[derive(Debug)]
+pub struct Registry {
+    /// Departments, in file order.
+    pub departments: Vec<Department>,
+    /// Datasets, sorted by id.
+    pub datasets: Vec<Dataset>,
+}
+
+impl Registry {
+    /// The registry shipped in this source tree.
+    pub fn load_builtin() -> Result<Self, RegistryError> {
+        Self::load(&builtin_dir())
+    }
+
+    /// Loads `dir/departments.toml` and every `dir/datasets/*/manifest.toml`.
+    pub fn load(dir: &Path) -> Result<Self, RegistryError> {
+        let mut problems = Vec::new();
+        let departments = load_departments(&dir.join("departments.toml"), &mut problems);
+        let mut datasets = Vec::new();
+        let datasets_dir = dir.join("datasets");
+        match std::fs::read_dir(&datasets_dir) {
+            Ok(entries) => {
+                let mut dirs: Vec<PathBuf> = entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.is_dir())
+                    .collect();
+                dirs.sort();
+                for d in dirs {
+                    if let Some(ds) = load_dataset(&d, &departments, &mut problems) {
+                        datasets.push(ds);
+                    }
+                }
+            }
+            Err(e) => problems.push(RegistryProblem {
+                file: datasets_dir,
+                message: format!("cannot read the folder: {e}"),
+            }),
+        }
+        if problems.is_empty() {
+            Ok(Self {
+                departments,
+                datasets,
+            })
+        } else {
+            Err(RegistryError { problems })
+        }
+    }
+
+    /// The dataset with this id.
+    pub fn dataset(&self, id: &str) -> Option<&Dataset> {
+        self.datasets.iter().find(|d| d.id == id)
+    }
+
+    /// The department with this code.
+    pub fn department(&self, code: &str) -> Option<&Department> {
+        self.departments.iter().find(|d| d.code == code)
+    }
+}
+
+fn is_code(s: &str, max: usize) -> bool {
+    let b = s.as_bytes();
+    (2..=max).contains(&b.len())
+        && b[0].is_ascii_lowercase()
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+}
+
+fn load_departments(file: &Path, problems: &mut Vec<RegistryProblem>) -> Vec<Department> {
+    let mut bad = |message: String| {
+        problems.push(RegistryProblem {
+            file: file.to_owned(),
+            message,
+        })
+    };
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            bad(format!("cannot read: {e}"));
+            return Vec::new();
+        }
+    };
+    let parsed: DepartmentsFile = match toml::from_str(&text) {
+        Ok(p) => p,
+        Err(e) => {
+            bad(format!("{e}"));
+            return Vec::new();
+        }
+    };
+    let mut seen = std::collections::HashSet::new();
+    for d in &parsed.department {
+        if !is_code(&d.code, 32) {
+            bad(format!(
+                "department code `{}` must match ^[a-z][a-z0-9-]{{1,31}}$",
+                d.code
+            ));
+        }
+        if !seen.insert(d.code.clone()) {
+            bad(format!("department code `{}` appears twice", d.code));
+        }
+        if let Err(why) = crate::formats::check_credit_code(&d.credit_code) {
+            bad(format!(
+                "department `{}`: credit_code `{}`: {why}",
+                d.code, d.credit_code
+            ));
+        }
+    }
+    parsed.department
+}
+
+fn load_dataset(
+    dir: &Path,
+    departments: &[Department],
+    problems: &mut Vec<RegistryProblem>,
+) -> Option<Dataset> {
+    let manifest_path = dir.join("manifest.toml");
+    let schema_path = dir.join("schema.json");
+    let before = problems.len();
+    let mut bad = |file: &Path, message: String| {
+        problems.push(RegistryProblem {
+            file: file.to_owned(),
+            message,
+        })
+    };
+    let manifest: ManifestFile = match std::fs::read_to_string(&manifest_path)
+        .map_err(|e| e.to_string())
+        .and_then(|t| toml::from_str(&t).map_err(|e| e.to_string()))
+    {
+        Ok(m) => m,
+        Err(e) => {
+            bad(&manifest_path, e);
+            return None;
+        }
+    };
+    let schema: Value = match std::fs::read_to_string(&schema_path)
+        .map_err(|e| e.to_string())
+        .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
+    {
+        Ok(s) => s,
+        Err(e) => {
+            bad(&schema_path, e);
+            return None;
+        }
+    };
+    let folder = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    if manifest.id != folder {
+        bad(
+            &manifest_path,
+            format!("id `{}` must equal the folder name `{folder}`", manifest.id),
+        );
+    }
+    if !is_code(&manifest.id, 63) {
+        bad(
+            &manifest_path,
+            format!("id `{}` must match ^[a-z][a-z0-9-]{{1,62}}$", manifest.id),
+        );
+    }
+    if !departments.iter().any(|d| d.code == manifest.department) {
+        bad(
+            &manifest_path,
+            format!(
+                "department `{}` is not in departments.toml",
+                manifest.department
+            ),
+        );
+    }
+    let update_interval = match humantime::parse_duration(&manifest.update_interval) {
+        Ok(d) => d,
+        Err(e) => {
+            bad(
+                &manifest_path,
+                format!(
+                    "update_interval `{}` is not a duration like 1h or 1d: {e}",
+                    manifest.update_interval
+                ),
+            );
+            Duration::ZERO
+        }
+    };
+    let properties = schema.get("properties").and_then(Value::as_object);
+    let required: Vec<&str> = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if manifest.primary_key.is_empty() {
+        bad(
+            &manifest_path,
+            "primary_key must name at least one field".to_owned(),
+        );
+    }
+    for field in &manifest.primary_key {
+        if !properties.is_some_and(|p| p.contains_key(field)) || !required.contains(&field.as_str())
+        {
+            bad(
+                &manifest_path,
+                format!("primary-key field `{field}` must be a required property of schema.json"),
+            );
+        }
+    }
+    for field in manifest.pii.keys() {
+        if !properties.is_some_and(|p| p.contains_key(field)) {
+            bad(
+                &manifest_path,
+                format!("PII field `{field}` is not a property of schema.json"),
+            );
+        }
+    }
+    let validator = match RecordValidator::new(&schema) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            bad(&schema_path, e.to_string());
+            None
+        }
+    };
+    if problems.len() > before {
+        return None;
+    }
+    Some(Dataset {
+        id: manifest.id,
+        department: manifest.department,
+        title_zh: manifest.title_zh,
+        title_en: manifest.title_en,
+        description: manifest.description,
+        primary_key: manifest.primary_key,
+        schema_version: manifest.schema_version,
+        update_interval,
+        sharing: manifest.sharing,
+        pii: manifest.pii,
+        schema,
+        validator: validator?,
+        dir: dir.to_owned(),
+    })
+}
