@@ -1,0 +1,296 @@
+//! The verification report shared by seal signatures and (later) licences.
+//!
+//! A report lists every check made, each with a result, a stable reason code and a message
+//! in Chinese and English. The overall verdict is INVALID if any check failed, else
+//! INDETERMINATE if any check could not decide, else VALID. JSON shape:
+//!
+//! ```json
+//! {"overall":"VALID","checked_at":"2026-01-01T00:00:00Z",
+//!  "checks":[{"check":"document_hash","result":"pass","code":"OK",
+//!             "message_zh":"…","message_en":"…"}]}
+//! ```
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The overall outcome of a verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Verdict {
+    /// Every check passed (or was skipped by policy).
+    Valid,
+    /// At least one check failed.
+    Invalid,
+    /// No check failed, but at least one could not decide (e.g. revocation status unknown).
+    Indeterminate,
+}
+
+/// The outcome of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckResult {
+    /// The check passed.
+    Pass,
+    /// The check failed: the object is not valid.
+    Fail,
+    /// The check could not decide.
+    Indeterminate,
+    /// The check was not made (policy, or an earlier failure made it meaningless).
+    Skipped,
+}
+
+macro_rules! reason_codes {
+    ($( $(#[$doc:meta])* $variant:ident = $code:literal, $zh:literal, $en:literal; )*) => {
+        /// Stable reason codes. The string form ([`ReasonCode::as_str`]) never changes.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum ReasonCode {
+            $( $(#[$doc])* #[serde(rename = $code)] $variant, )*
+        }
+
+        impl ReasonCode {
+            /// Every code, in documentation order.
+            pub const ALL: &'static [ReasonCode] = &[$(ReasonCode::$variant),*];
+
+            /// The stable string form, e.g. `DOCUMENT_HASH_MISMATCH`.
+            pub fn as_str(self) -> &'static str {
+                match self { $(ReasonCode::$variant => $code,)* }
+            }
+
+            /// The standard message in Chinese.
+            pub fn message_zh(self) -> &'static str {
+                match self { $(ReasonCode::$variant => $zh,)* }
+            }
+
+            /// The standard message in English.
+            pub fn message_en(self) -> &'static str {
+                match self { $(ReasonCode::$variant => $en,)* }
+            }
+        }
+    };
+}
+
+reason_codes! {
+    /// The check passed.
+    Ok = "OK", "检查通过", "check passed";
+    /// The input could not be parsed, exceeds a size limit, or is not canonical DER.
+    Malformed = "MALFORMED", "数据格式错误，无法解析", "input is malformed and cannot be parsed";
+    /// The document's SHA-256 differs from the one that was signed.
+    DocumentHashMismatch = "DOCUMENT_HASH_MISMATCH", "文档摘要与签章数据不一致，文档可能已被篡改",
+        "document hash does not match the signed hash; the document may have been altered";
+    /// The signature does not verify with the signer certificate's public key.
+    SignatureInvalid = "SIGNATURE_INVALID", "签名值验证失败", "signature does not verify with the signer's key";
+    /// The signer certificate does not chain to a trusted root.
+    ChainUntrusted = "CHAIN_UNTRUSTED", "证书链无法验证到受信任的根证书",
+        "certificate chain does not lead to a trusted root";
+    /// A certificate of the chain had expired at the signing time.
+    CertExpired = "CERT_EXPIRED", "签章时证书已过期", "certificate had expired at the signing time";
+    /// A certificate of the chain was not yet valid at the signing time.
+    CertNotYetValid = "CERT_NOT_YET_VALID", "签章时证书尚未生效", "certificate was not yet valid at the signing time";
+    /// The signer certificate lacks keyUsage digitalSignature and nonRepudiation.
+    KeyUsageMissing = "KEY_USAGE_MISSING", "证书密钥用法缺少数字签名或不可否认",
+        "certificate key usage lacks digitalSignature or nonRepudiation";
+    /// The signer certificate lacks the id-kp-documentSigning extended key usage.
+    EkuMissing = "EKU_MISSING", "证书扩展密钥用法缺少文档签名（1.3.6.1.5.5.7.3.36）",
+        "certificate extended key usage lacks documentSigning (1.3.6.1.5.5.7.3.36)";
+    /// A CA certificate signed, or a non-CA certificate issued, or a path length was exceeded.
+    CaConstraintViolated = "CA_CONSTRAINT_VIOLATED", "证书链违反CA基本约束",
+        "certificate chain violates CA basic constraints";
+    /// The seal record is not signed by a trusted seal authority or does not match the signer.
+    SealRecordInvalid = "SEAL_RECORD_INVALID", "印章数据无效（制章者签名或证书摘要不符）",
+        "seal record is invalid (maker signature or certificate digest)";
+    /// The seal's validity in the record does not cover the signing time.
+    SealExpired = "SEAL_EXPIRED", "签章时印章不在有效期内", "seal was not valid at the signing time";
+    /// The signing time is later than the verification time (beyond the allowed skew).
+    SigningTimeInFuture = "SIGNING_TIME_IN_FUTURE", "签章时间晚于验证时间",
+        "signing time is later than the verification time";
+    /// The signer certificate (or an intermediate) is listed in its issuer's CRL.
+    CertRevoked = "CERT_REVOKED", "证书已被吊销", "certificate has been revoked";
+    /// No usable CRL from the signer's issuer was given, or the CRL could not be checked.
+    RevocationUnknown = "REVOCATION_UNKNOWN", "无法确定证书吊销状态（缺少有效的证书吊销列表）",
+        "revocation status unknown (no usable CRL from the issuer)";
+    /// The issuer's CRL is past its nextUpdate at the verification time.
+    CrlExpired = "CRL_EXPIRED", "证书吊销列表已过期", "the issuer's CRL has expired (past nextUpdate)";
+    /// The check was not made because an earlier check failed.
+    NotChecked = "NOT_CHECKED", "因前序检查失败未进行此项检查", "not checked because an earlier check failed";
+}
+
+/// One line of a report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Check {
+    /// Name of the check, e.g. `document_hash`.
+    pub check: String,
+    /// Outcome.
+    pub result: CheckResult,
+    /// Stable reason code.
+    pub code: ReasonCode,
+    /// Message in Chinese.
+    pub message_zh: String,
+    /// Message in English.
+    pub message_en: String,
+}
+
+impl Check {
+    /// A check line with the code's standard messages, plus `detail` when given.
+    pub fn new(check: &str, result: CheckResult, code: ReasonCode, detail: Option<&str>) -> Self {
+        let (message_zh, message_en) = match detail {
+            Some(d) => (
+                format!("{}：{d}", code.message_zh()),
+                format!("{}: {d}", code.message_en()),
+            ),
+            None => (code.message_zh().to_owned(), code.message_en().to_owned()),
+        };
+        Self {
+            check: check.to_owned(),
+            result,
+            code,
+            message_zh,
+            message_en,
+        }
+    }
+
+    /// A passed check.
+    pub fn pass(check: &str) -> Self {
+        Self::new(check, CheckResult::Pass, ReasonCode::Ok, None)
+    }
+
+    /// A failed check.
+    pub fn fail(check: &str, code: ReasonCode, detail: impl AsRef<str>) -> Self {
+        Self::new(check, CheckResult::Fail, code, Some(detail.as_ref()))
+    }
+
+    /// An undecided check.
+    pub fn indeterminate(check: &str, code: ReasonCode, detail: impl AsRef<str>) -> Self {
+        Self::new(
+            check,
+            CheckResult::Indeterminate,
+            code,
+            Some(detail.as_ref()),
+        )
+    }
+
+    /// A check not made.
+    pub fn skipped(check: &str, code: ReasonCode, detail: impl AsRef<str>) -> Self {
+        Self::new(check, CheckResult::Skipped, code, Some(detail.as_ref()))
+    }
+}
+
+/// A verification report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    /// The verdict, derived from the checks.
+    pub overall: Verdict,
+    /// The time the verification was made for.
+    pub checked_at: DateTime<Utc>,
+    /// Every check, in the order made.
+    pub checks: Vec<Check>,
+}
+
+impl Report {
+    /// A report whose verdict is derived from `checks`.
+    pub fn from_checks(checked_at: DateTime<Utc>, checks: Vec<Check>) -> Self {
+        Self {
+            overall: verdict_of(&checks),
+            checked_at,
+            checks,
+        }
+    }
+
+    /// True when the verdict is VALID.
+    pub fn is_valid(&self) -> bool {
+        self.overall == Verdict::Valid
+    }
+
+    /// The line of the check named `name`, if made.
+    pub fn check(&self, name: &str) -> Option<&Check> {
+        self.checks.iter().find(|c| c.check == name)
+    }
+
+    /// The codes of all failed or indeterminate lines.
+    pub fn problem_codes(&self) -> Vec<ReasonCode> {
+        self.checks
+            .iter()
+            .filter(|c| matches!(c.result, CheckResult::Fail | CheckResult::Indeterminate))
+            .map(|c| c.code)
+            .collect()
+    }
+}
+
+/// INVALID if any check failed, else INDETERMINATE if any is indeterminate, else VALID.
+pub fn verdict_of(checks: &[Check]) -> Verdict {
+    if checks.iter().any(|c| c.result == CheckResult::Fail) {
+        Verdict::Invalid
+    } else if checks
+        .iter()
+        .any(|c| c.result == CheckResult::Indeterminate)
+    {
+        Verdict::Indeterminate
+    } else {
+        Verdict::Valid
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdict_rules() {
+        let t = DateTime::<Utc>::UNIX_EPOCH;
+        let pass = Check::pass("a");
+        let ind = Check::indeterminate("b", ReasonCode::RevocationUnknown, "no CRL");
+        let fail = Check::fail("c", ReasonCode::SignatureInvalid, "bad");
+        let skip = Check::skipped("d", ReasonCode::NotChecked, "later");
+        assert_eq!(
+            Report::from_checks(t, vec![pass.clone(), skip.clone()]).overall,
+            Verdict::Valid
+        );
+        assert_eq!(
+            Report::from_checks(t, vec![pass.clone(), ind.clone()]).overall,
+            Verdict::Indeterminate
+        );
+        assert_eq!(
+            Report::from_checks(t, vec![ind, fail, pass]).overall,
+            Verdict::Invalid
+        );
+        assert_eq!(Report::from_checks(t, vec![]).overall, Verdict::Valid);
+    }
+
+    #[test]
+    fn json_shape() {
+        let t = DateTime::<Utc>::UNIX_EPOCH;
+        let report = Report::from_checks(
+            t,
+            vec![Check::fail(
+                "document_hash",
+                ReasonCode::DocumentHashMismatch,
+                "x",
+            )],
+        );
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["overall"], "INVALID");
+        assert_eq!(json["checked_at"], "1970-01-01T00:00:00Z");
+        let check = &json["checks"][0];
+        assert_eq!(check["check"], "document_hash");
+        assert_eq!(check["result"], "fail");
+        assert_eq!(check["code"], "DOCUMENT_HASH_MISMATCH");
+        assert!(check["message_zh"].as_str().unwrap().contains("篡改"));
+        assert_eq!(check.as_object().unwrap().len(), 5);
+        let back: Report = serde_json::from_value(json).unwrap();
+        assert_eq!(back, report);
+        assert_eq!(
+            serde_json::to_value(Verdict::Indeterminate).unwrap(),
+            "INDETERMINATE"
+        );
+    }
+
+    #[test]
+    fn codes_are_stable_and_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ReasonCode::ALL {
+            assert!(seen.insert(code.as_str()));
+            assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
+            assert!(!code.message_zh().is_empty() && !code.message_en().is_empty());
+        }
+        assert_eq!(ReasonCode::CertRevoked.as_str(), "CERT_REVOKED");
+    }
+}

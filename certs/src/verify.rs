@@ -1,0 +1,472 @@
+//! Verification of detached seal signatures into a [`Report`].
+//!
+//! The verifier takes the document's SHA-256, the signature bytes (untrusted), and a
+//! [`VerifyContext`]: trust anchors, CRLs, the time of verification and a [`VerifyPolicy`].
+//! Certificates are validated at the **signing time** the signature claims (`timeInfo`);
+//! revocation is judged with CRLs that must be fresh at the **verification time**. Any
+//! revocation listed in a CRL makes the signature INVALID, whatever the revocation date,
+//! because the signing time is the signer's claim and could be backdated.
+//!
+//! Checks, one report line each, in this order: `parse`, `document_hash`, `signature`,
+//! `signing_time`, `chain`, `key_usage`, `extended_key_usage`, `seal_record`,
+//! `seal_validity`, `revocation`.
+
+use chrono::{DateTime, Duration, Utc};
+use rustls_pki_types::CertificateDer;
+use webpki::{
+    BorrowedCertRevocationList, CertRevocationList, ExpirationPolicy, RevocationCheckDepth,
+    RevocationOptionsBuilder, UnknownStatusPolicy,
+};
+use x509_parser::prelude::FromDer as _;
+use x509_parser::revocation_list::CertificateRevocationList;
+
+use crate::cert_facts::{hex_lower, CertFacts};
+use crate::keys;
+use crate::record::SealType;
+use crate::report::{Check, CheckResult, ReasonCode, Report};
+use crate::seal::sha256;
+use crate::signature::SealSignature;
+use crate::trust::TrustAnchors;
+
+/// Most CRLs considered in one verification.
+const MAX_CRLS: usize = 32;
+/// Largest CRL considered.
+const MAX_CRL_LEN: usize = 4 * 1024 * 1024;
+
+const PARSE: &str = "parse";
+const DOCUMENT_HASH: &str = "document_hash";
+const SIGNATURE: &str = "signature";
+const SIGNING_TIME: &str = "signing_time";
+const CHAIN: &str = "chain";
+const KEY_USAGE: &str = "key_usage";
+const EXTENDED_KEY_USAGE: &str = "extended_key_usage";
+const SEAL_RECORD: &str = "seal_record";
+const SEAL_VALIDITY: &str = "seal_validity";
+const REVOCATION: &str = "revocation";
+/// The checks after `parse`, in report order.
+const AFTER_PARSE: [&str; 9] = [
+    DOCUMENT_HASH,
+    SIGNATURE,
+    SIGNING_TIME,
+    CHAIN,
+    KEY_USAGE,
+    EXTENDED_KEY_USAGE,
+    SEAL_RECORD,
+    SEAL_VALIDITY,
+    REVOCATION,
+];
+
+/// What to do when the revocation status of the signer certificate cannot be learned
+/// because no CRL from its issuer was given (or none could be used).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RevocationPolicy {
+    /// The `revocation` check is INDETERMINATE (`REVOCATION_UNKNOWN`). The safe default.
+    #[default]
+    RequireCrl,
+    /// The `revocation` check is skipped (`REVOCATION_UNKNOWN`) and does not affect the verdict.
+    AllowUnknown,
+}
+
+/// Verification policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerifyPolicy {
+    /// Missing revocation information.
+    pub revocation: RevocationPolicy,
+    /// How far the claimed signing time may lie after the verification time (clock skew).
+    pub max_future_skew: Duration,
+}
+
+impl Default for VerifyPolicy {
+    fn default() -> Self {
+        Self {
+            revocation: RevocationPolicy::default(),
+            max_future_skew: Duration::minutes(5),
+        }
+    }
+}
+
+/// Inputs of a verification besides the signature itself.
+#[derive(Debug, Clone, Copy)]
+pub struct VerifyContext<'a> {
+    /// The roots trusted for seal certificates and seal-record makers.
+    pub trust: &'a TrustAnchors,
+    /// CRLs (DER), at most 32 are considered; unreadable ones are ignored.
+    pub crls: &'a [Vec<u8>],
+    /// The time of verification (CRL freshness, signing time plausibility, `checked_at`).
+    pub at: DateTime<Utc>,
+    /// The policy.
+    pub policy: VerifyPolicy,
+}
+
+/// A seal signature that passed every check. Only [`verify_seal_signature`] makes one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedSeal {
+    seal_id: String,
+    seal_name: String,
+    seal_type: SealType,
+    organization: Option<String>,
+    credit_code: Option<String>,
+    signer_serial_hex: String,
+    signer_cert_der: Vec<u8>,
+    signing_time: DateTime<Utc>,
+    document_sha256: [u8; 32],
+}
+
+impl VerifiedSeal {
+    /// The seal id of the seal record.
+    pub fn seal_id(&self) -> &str {
+        &self.seal_id
+    }
+    /// The seal name of the seal record.
+    pub fn seal_name(&self) -> &str {
+        &self.seal_name
+    }
+    /// The kind of seal.
+    pub fn seal_type(&self) -> SealType {
+        self.seal_type
+    }
+    /// The signer certificate's O (department name), if present.
+    pub fn organization(&self) -> Option<&str> {
+        self.organization.as_deref()
+    }
+    /// The signer certificate's organizationIdentifier (credit code), if present.
+    pub fn credit_code(&self) -> Option<&str> {
+        self.credit_code.as_deref()
+    }
+    /// The signer certificate's serial number, lowercase hex.
+    pub fn signer_serial_hex(&self) -> &str {
+        &self.signer_serial_hex
+    }
+    /// The signer certificate, DER.
+    pub fn signer_cert_der(&self) -> &[u8] {
+        &self.signer_cert_der
+    }
+    /// The signing time the signature claims.
+    pub fn signing_time(&self) -> DateTime<Utc> {
+        self.signing_time
+    }
+    /// The SHA-256 of the document that was signed.
+    pub fn document_sha256(&self) -> [u8; 32] {
+        self.document_sha256
+    }
+}
+
+/// Verifies a DER seal signature over a document's SHA-256. Never panics on any input.
+/// The [`VerifiedSeal`] is returned only when the report is VALID.
+pub fn verify_seal_signature(
+    document_sha256: [u8; 32],
+    signature_der: &[u8],
+    ctx: &VerifyContext<'_>,
+) -> (Report, Option<VerifiedSeal>) {
+    let mut checks = Vec::with_capacity(1 + AFTER_PARSE.len());
+    let parsed = SealSignature::from_der(signature_der)
+        .map_err(|e| e.to_string())
+        .and_then(|sig| {
+            CertFacts::from_der(sig.signer_cert_der())
+                .map(|facts| (sig, facts))
+                .map_err(|e| format!("signer certificate: {e}"))
+        });
+    let (sig, signer) = match parsed {
+        Ok(parsed) => parsed,
+        Err(detail) => {
+            checks.push(Check::fail(PARSE, ReasonCode::Malformed, detail));
+            checks.extend(
+                AFTER_PARSE
+                    .iter()
+                    .map(|name| Check::skipped(name, ReasonCode::NotChecked, "parse failed")),
+            );
+            return (Report::from_checks(ctx.at, checks), None);
+        }
+    };
+    checks.push(Check::pass(PARSE));
+    let signing_time = sig.signing_time();
+
+    checks.push(if sig.data_hash() == document_sha256 {
+        Check::pass(DOCUMENT_HASH)
+    } else {
+        Check::fail(
+            DOCUMENT_HASH,
+            ReasonCode::DocumentHashMismatch,
+            format!(
+                "signed {}, given {}",
+                hex_lower(&sig.data_hash()),
+                hex_lower(&document_sha256)
+            ),
+        )
+    });
+
+    checks.push(match signer.p256_point.as_deref() {
+        None => Check::fail(
+            SIGNATURE,
+            ReasonCode::SignatureInvalid,
+            "signer key is not ECDSA P-256",
+        ),
+        Some(point) => match keys::verify_p256(point, sig.tbs_der(), sig.signature_bytes()) {
+            Ok(()) => Check::pass(SIGNATURE),
+            Err(()) => Check::fail(
+                SIGNATURE,
+                ReasonCode::SignatureInvalid,
+                "ECDSA P-256 SHA-256 over TBS_Sign does not verify",
+            ),
+        },
+    });
+
+    let latest_allowed = ctx.at + ctx.policy.max_future_skew;
+    checks.push(if signing_time <= latest_allowed {
+        Check::pass(SIGNING_TIME)
+    } else {
+        Check::fail(
+            SIGNING_TIME,
+            ReasonCode::SigningTimeInFuture,
+            format!("signed at {signing_time}, verified at {}", ctx.at),
+        )
+    });
+
+    let intermediates: Vec<CertificateDer<'_>> = sig
+        .intermediates()
+        .iter()
+        .map(|c| CertificateDer::from(c.as_slice()))
+        .collect();
+    let chain =
+        ctx.trust
+            .verify_document_signer(sig.signer_cert_der(), &intermediates, signing_time, None);
+    let chain_ok = chain.is_ok();
+    checks.push(match chain {
+        Ok(()) => Check::pass(CHAIN),
+        Err(e) => Check::fail(
+            CHAIN,
+            chain_code(&e),
+            format!("at signing time {signing_time}: {e}"),
+        ),
+    });
+
+    checks.push(if signer.has_seal_key_usage() {
+        Check::pass(KEY_USAGE)
+    } else {
+        Check::fail(
+            KEY_USAGE,
+            ReasonCode::KeyUsageMissing,
+            format!("keyUsage of the signer certificate: {:?}", signer.key_usage),
+        )
+    });
+
+    checks.push(if signer.has_document_signing_eku() {
+        Check::pass(EXTENDED_KEY_USAGE)
+    } else {
+        Check::fail(
+            EXTENDED_KEY_USAGE,
+            ReasonCode::EkuMissing,
+            format!(
+                "extendedKeyUsage of the signer certificate: {:?}",
+                signer.eku
+            ),
+        )
+    });
+
+    let record = sig.record();
+    let record_problem = if record.info().cert_digest != sha256(sig.signer_cert_der()) {
+        Some("certDigest is not the SHA-256 of the signer certificate".to_owned())
+    } else if let Err(e) = record.verify_maker_signature() {
+        Some(e.to_string())
+    } else {
+        ctx.trust
+            .check_maker(record.maker_cert_der(), signing_time)
+            .err()
+    };
+    checks.push(match record_problem {
+        None => Check::pass(SEAL_RECORD),
+        Some(detail) => Check::fail(SEAL_RECORD, ReasonCode::SealRecordInvalid, detail),
+    });
+
+    checks.push(if record.info().covers(signing_time) {
+        Check::pass(SEAL_VALIDITY)
+    } else {
+        Check::fail(
+            SEAL_VALIDITY,
+            ReasonCode::SealExpired,
+            format!(
+                "seal valid {} to {}, signed at {signing_time}",
+                record.info().valid_start,
+                record.info().valid_end
+            ),
+        )
+    });
+
+    checks.push(if chain_ok {
+        check_revocation(ctx, &sig, &signer, &intermediates)
+    } else {
+        Check::skipped(REVOCATION, ReasonCode::NotChecked, "chain did not verify")
+    });
+
+    let report = Report::from_checks(ctx.at, checks);
+    let verified = report.is_valid().then(|| VerifiedSeal {
+        seal_id: record.info().seal_id.clone(),
+        seal_name: record.info().name.clone(),
+        seal_type: record.info().seal_type,
+        organization: signer.subject_o.clone(),
+        credit_code: signer.subject_org_id.clone(),
+        signer_serial_hex: signer.serial_hex(),
+        signer_cert_der: sig.signer_cert_der().to_vec(),
+        signing_time,
+        document_sha256,
+    });
+    (report, verified)
+}
+
+/// The reason code for a chain validation error.
+#[allow(deprecated)] // webpki still returns the deprecated RequiredEkuNotFound in places.
+fn chain_code(e: &webpki::Error) -> ReasonCode {
+    use webpki::Error as E;
+    match e {
+        E::CertExpired { .. } => ReasonCode::CertExpired,
+        E::CertNotValidYet { .. } => ReasonCode::CertNotYetValid,
+        E::RequiredEkuNotFound | E::RequiredEkuNotFoundContext(_) | E::EmptyEkuExtension => {
+            ReasonCode::EkuMissing
+        }
+        E::CaUsedAsEndEntity | E::EndEntityUsedAsCa | E::PathLenConstraintViolated => {
+            ReasonCode::CaConstraintViolated
+        }
+        E::BadDer | E::BadDerTime | E::TrailingData(_) => ReasonCode::Malformed,
+        _ => ReasonCode::ChainUntrusted,
+    }
+}
+
+/// A CRL read both ways: x509-parser for its issuer and dates, webpki for the check.
+struct ParsedCrl<'a> {
+    issuer_raw: Vec<u8>,
+    this_update: i64,
+    next_update: Option<i64>,
+    crl_number: Option<String>,
+    webpki: CertRevocationList<'a>,
+}
+
+fn parse_crl(der: &[u8]) -> Option<ParsedCrl<'_>> {
+    if der.len() > MAX_CRL_LEN {
+        return None;
+    }
+    let (_, crl) = CertificateRevocationList::from_der(der).ok()?;
+    let webpki = BorrowedCertRevocationList::from_der(der).ok()?;
+    Some(ParsedCrl {
+        issuer_raw: crl.issuer().as_raw().to_vec(),
+        this_update: crl.last_update().timestamp(),
+        next_update: crl.next_update().map(|t| t.timestamp()),
+        crl_number: crl.crl_number().map(ToString::to_string),
+        webpki: webpki.into(),
+    })
+}
+
+fn check_revocation(
+    ctx: &VerifyContext<'_>,
+    sig: &SealSignature,
+    signer: &CertFacts,
+    intermediates: &[CertificateDer<'_>],
+) -> Check {
+    let signing_time = sig.signing_time();
+    let mut unreadable = 0usize;
+    let mut crls = Vec::new();
+    for der in ctx.crls.iter().take(MAX_CRLS) {
+        match parse_crl(der) {
+            Some(crl) => crls.push(crl),
+            None => unreadable += 1,
+        }
+    }
+    let (mut from_issuer, others): (Vec<_>, Vec<_>) = crls
+        .into_iter()
+        .partition(|c| c.issuer_raw == signer.issuer_raw);
+    from_issuer.sort_by_key(|c| std::cmp::Reverse(c.this_update));
+
+    // Intermediates: checked against CRLs of their own issuers when given; unknown allowed.
+    if !others.is_empty() {
+        let list: Vec<&CertRevocationList<'_>> = others.iter().map(|c| &c.webpki).collect();
+        if let Ok(builder) = RevocationOptionsBuilder::new(&list) {
+            let options = builder
+                .with_depth(RevocationCheckDepth::Chain)
+                .with_status_policy(UnknownStatusPolicy::Allow)
+                .with_expiration_policy(ExpirationPolicy::Ignore)
+                .build();
+            let result = ctx.trust.verify_document_signer(
+                sig.signer_cert_der(),
+                intermediates,
+                signing_time,
+                Some(options),
+            );
+            if matches!(result, Err(webpki::Error::CertRevoked)) {
+                return Check::fail(
+                    REVOCATION,
+                    ReasonCode::CertRevoked,
+                    "an intermediate CA certificate of the chain is revoked",
+                );
+            }
+        }
+    }
+
+    // The signer certificate: the newest CRL of its issuer that verifies decides.
+    let mut problems = Vec::new();
+    for crl in &from_issuer {
+        let list = [&crl.webpki];
+        let Ok(builder) = RevocationOptionsBuilder::new(&list) else {
+            continue;
+        };
+        let options = builder
+            .with_depth(RevocationCheckDepth::EndEntity)
+            .with_status_policy(UnknownStatusPolicy::Deny)
+            .with_expiration_policy(ExpirationPolicy::Ignore)
+            .build();
+        let result = ctx.trust.verify_document_signer(
+            sig.signer_cert_der(),
+            intermediates,
+            signing_time,
+            Some(options),
+        );
+        let number = crl.crl_number.as_deref().unwrap_or("?");
+        match result {
+            Ok(()) => {
+                let at = ctx.at.timestamp();
+                return match crl.next_update {
+                    Some(next) if next < at => Check::indeterminate(
+                        REVOCATION,
+                        ReasonCode::CrlExpired,
+                        format!(
+                            "CRL #{number} of the issuer passed nextUpdate ({next}) before {}",
+                            ctx.at
+                        ),
+                    ),
+                    _ => Check::new(
+                        REVOCATION,
+                        CheckResult::Pass,
+                        ReasonCode::Ok,
+                        Some(&format!(
+                            "serial {} not listed in CRL #{number}",
+                            signer.serial_hex()
+                        )),
+                    ),
+                };
+            }
+            Err(webpki::Error::CertRevoked) => {
+                return Check::fail(
+                    REVOCATION,
+                    ReasonCode::CertRevoked,
+                    format!("serial {} is listed in CRL #{number}", signer.serial_hex()),
+                );
+            }
+            Err(e) => problems.push(format!("CRL #{number}: {e}")),
+        }
+    }
+
+    let mut detail = if from_issuer.is_empty() {
+        "no CRL from the signer certificate's issuer".to_owned()
+    } else {
+        format!("no usable CRL from the issuer ({})", problems.join("; "))
+    };
+    if unreadable > 0 {
+        detail.push_str(&format!("; {unreadable} CRL(s) could not be read"));
+    }
+    match ctx.policy.revocation {
+        RevocationPolicy::RequireCrl => {
+            Check::indeterminate(REVOCATION, ReasonCode::RevocationUnknown, detail)
+        }
+        RevocationPolicy::AllowUnknown => {
+            Check::skipped(REVOCATION, ReasonCode::RevocationUnknown, detail)
+        }
+    }
+}

@@ -1,0 +1,469 @@
+//! Seal signature round trips and every failure the verifier reports.
+
+mod common;
+
+use bohai_certs::{
+    verify_seal_signature, CheckResult, EncryptedKey, MasterKey, ReasonCode, Report,
+    RevocationPolicy, SealSignature, SecretError, Verdict, VerifiedSeal, VerifyContext,
+    VerifyPolicy,
+};
+use chrono::{DateTime, Duration, Utc};
+use common::*;
+use rcgen::{ExtendedKeyUsagePurpose as Eku, KeyUsagePurpose as Ku};
+
+fn verify_with(
+    trust: &bohai_certs::TrustAnchors,
+    crls: &[Vec<u8>],
+    at: DateTime<Utc>,
+    policy: VerifyPolicy,
+    document: &[u8],
+    sig_der: &[u8],
+) -> (Report, Option<VerifiedSeal>) {
+    let ctx = VerifyContext {
+        trust,
+        crls,
+        at,
+        policy,
+    };
+    verify_seal_signature(sha(document), sig_der, &ctx)
+}
+
+fn code_of(report: &Report, check: &str) -> ReasonCode {
+    report
+        .check(check)
+        .unwrap_or_else(|| panic!("no {check} line"))
+        .code
+}
+
+fn doc_document_signing() -> Eku {
+    Eku::Other(vec![1, 3, 6, 1, 5, 5, 7, 3, 36])
+}
+
+#[test]
+fn sign_then_verify_is_valid_with_every_check_passed() {
+    let pki = city();
+    let key = seal(&pki).into_seal_key().unwrap();
+    let sig = sign(&key, now());
+    let der = sig.to_der().unwrap();
+    let crls = vec![crl(&pki.issuing, &[vec![0x42; 16]])];
+    let (report, verified) = verify_with(
+        &trust(&pki),
+        &crls,
+        now() + Duration::hours(1),
+        VerifyPolicy::default(),
+        DOCUMENT,
+        &der,
+    );
+    assert_eq!(report.overall, Verdict::Valid, "{report:#?}");
+    assert_eq!(report.checks.len(), 10);
+    for check in &report.checks {
+        assert_eq!(check.result, CheckResult::Pass, "{check:?}");
+        assert_eq!(check.code, ReasonCode::Ok);
+    }
+    let verified = verified.expect("VALID yields a VerifiedSeal");
+    assert_eq!(verified.seal_name(), "盘锦市市场监督管理局公章");
+    assert_eq!(verified.organization(), Some("盘锦市市场监督管理局"));
+    assert_eq!(verified.credit_code(), Some("91350100M000100Y43"));
+    assert_eq!(verified.signing_time(), now());
+    assert!(verified.seal_id().starts_with("SCJG-"));
+
+    // The report serializes in the agreed JSON shape.
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["overall"], "VALID");
+    assert_eq!(json["checks"][1]["check"], "document_hash");
+    assert_eq!(json["checks"][1]["result"], "pass");
+    assert_eq!(json["checks"][1]["code"], "OK");
+
+    // PEM armour carries the same signature.
+    let from_pem = SealSignature::from_pem(&sig.to_pem().unwrap()).unwrap();
+    assert_eq!(from_pem.to_der().unwrap(), der);
+}
+
+#[test]
+fn tampered_document_is_invalid() {
+    let pki = city();
+    let key = seal(&pki).into_seal_key().unwrap();
+    let der = sign(&key, now()).to_der().unwrap();
+    let crls = vec![crl(&pki.issuing, &[])];
+    let (report, verified) = verify_with(
+        &trust(&pki),
+        &crls,
+        now(),
+        VerifyPolicy::default(),
+        b"another document",
+        &der,
+    );
+    assert_eq!(report.overall, Verdict::Invalid);
+    assert_eq!(
+        code_of(&report, "document_hash"),
+        ReasonCode::DocumentHashMismatch
+    );
+    assert_eq!(
+        report.problem_codes(),
+        vec![ReasonCode::DocumentHashMismatch]
+    );
+    assert!(verified.is_none());
+}
+
+#[test]
+fn tampered_tbs_byte_is_signature_invalid() {
+    let pki = city();
+    let key = seal(&pki).into_seal_key().unwrap();
+    let der = sign(&key, now()).to_der().unwrap();
+    // Change one byte of dataHash inside TBS_Sign and present the matching document hash,
+    // so the only thing wrong is the signature over the TBS bytes.
+    let hash = sha(DOCUMENT);
+    let pos = der
+        .windows(32)
+        .position(|w| w == hash)
+        .expect("dataHash in the DER");
+    let mut tampered = der.clone();
+    tampered[pos] ^= 0x01;
+    let mut tampered_hash = hash;
+    tampered_hash[0] ^= 0x01;
+    let crls = vec![crl(&pki.issuing, &[])];
+    let ctx = VerifyContext {
+        trust: &trust(&pki),
+        crls: &crls,
+        at: now(),
+        policy: VerifyPolicy::default(),
+    };
+    let (report, _) = verify_seal_signature(tampered_hash, &tampered, &ctx);
+    assert_eq!(report.overall, Verdict::Invalid);
+    assert_eq!(code_of(&report, "document_hash"), ReasonCode::Ok);
+    assert_eq!(report.problem_codes(), vec![ReasonCode::SignatureInvalid]);
+}
+
+#[test]
+fn untrusted_root_is_chain_untrusted() {
+    let pki = city();
+    let key = seal(&pki).into_seal_key().unwrap();
+    let der = sign(&key, now()).to_der().unwrap();
+    let (report, verified) = verify_with(
+        &trust(&other_city()),
+        &[],
+        now(),
+        VerifyPolicy::default(),
+        DOCUMENT,
+        &der,
+    );
+    assert_eq!(report.overall, Verdict::Invalid);
+    assert_eq!(code_of(&report, "chain"), ReasonCode::ChainUntrusted);
+    // The record maker (this city's issuing CA) is not trusted either.
+    assert_eq!(
+        code_of(&report, "seal_record"),
+        ReasonCode::SealRecordInvalid
+    );
+    assert_eq!(
+        report.check("revocation").unwrap().result,
+        CheckResult::Skipped
+    );
+    assert!(verified.is_none());
+}
+
+#[test]
+fn signing_outside_certificate_validity() {
+    let pki = city();
+    let key = seal(&pki).into_seal_key().unwrap();
+    let trust = trust(&pki);
+    let crls = vec![crl(&pki.issuing, &[])];
+
+    let early = now() - Duration::days(20);
+    let der = sign(&key, early).to_der().unwrap();
+    let (report, _) = verify_with(
+        &trust,
+        &crls,
+        now(),
+        VerifyPolicy::default(),
+        DOCUMENT,
+        &der,
+    );
+    assert_eq!(report.overall, Verdict::Invalid);
+    assert_eq!(code_of(&report, "chain"), ReasonCode::CertNotYetValid);
+    assert_eq!(code_of(&report, "seal_validity"), ReasonCode::SealExpired);
+
+    let late = now() + Duration::days(400);
+    let der = sign(&key, late).to_der().unwrap();
+    let (report, _) = verify_with(
+        &trust,
+        &crls,
+        late + Duration::hours(1),
+        VerifyPolicy::default(),
+        DOCUMENT,
+        &der,
+    );
+    assert_eq!(report.overall, Verdict::Invalid);
+    assert_eq!(code_of(&report, "chain"), ReasonCode::CertExpired);
+    assert_eq!(code_of(&report, "seal_validity"), ReasonCode::SealExpired);
+}
+
+#[test]
+fn signing_time_in_the_future_is_rejected() {
+    let pki = city();
+    let key = seal(&pki).into_seal_key().unwrap();
+    let der = sign(&key, now() + Duration::days(2)).to_der().unwrap();
+    let crls = vec![crl(&pki.issuing, &[])];
+    let (report, _) = verify_with(
+        &trust(&pki),
+        &crls,
+        now(),
+        VerifyPolicy::default(),
+        DOCUMENT,
+        &der,
+    );
+    assert_eq!(
+        report.problem_codes(),
+        vec![ReasonCode::SigningTimeInFuture]
+    );
+}
+
+#[test]
+fn revoked_seal_is_invalid() {
+    let pki = city();
+    let key = seal(&pki).into_seal_key().unwrap();
+    let der = sign(&key, now()).to_der().unwrap();
+    let crls = vec![crl(&pki.issuing, &[vec![0x42; 16], key.serial().to_vec()])];
+    let (report, verified) = verify_with(
+        &trust(&pki),
+        &crls,
+        now(),
+        VerifyPolicy::default(),
+        DOCUMENT,
+        &der,
+    );
+    assert_eq!(report.overall, Verdict::Invalid);
+    assert_eq!(report.problem_codes(), vec![ReasonCode::CertRevoked]);
+    assert!(verified.is_none());
+}
+
+#[test]
+fn revoked_intermediate_is_invalid_when_the_root_crl_is_given() {
+    let pki = city();
+    let key = seal(&pki).into_seal_key().unwrap();
+    let der = sign(&key, now()).to_der().unwrap();
+    let issuing_serial = {
+        use x509_parser::prelude::{FromDer, X509Certificate};
+        let (_, c) = X509Certificate::from_der(pki.issuing.cert_der()).unwrap();
+        c.raw_serial().to_vec()
+    };
+    let crls = vec![crl(&pki.issuing, &[]), crl(&pki.root, &[issuing_serial])];
+    let (report, _) = verify_with(
+        &trust(&pki),
+        &crls,
+        now(),
+        VerifyPolicy::default(),
+        DOCUMENT,
+        &der,
+    );
+    assert_eq!(report.problem_codes(), vec![ReasonCode::CertRevoked]);
+}
+
+#[test]
+fn missing_crl_follows_the_revocation_policy() {
+    let pki = city();
+    let key = seal(&pki).into_seal_key().unwrap();
+    let der = sign(&key, now()).to_der().unwrap();
+    // A CRL from another issuer does not count.
+    let crls = vec![crl(&other_city().issuing, &[])];
+    let (report, verified) = verify_with(
+        &trust(&pki),
+        &crls,
+        now(),
+        VerifyPolicy::default(),
+        DOCUMENT,
+        &der,
+    );
+    assert_eq!(report.overall, Verdict::Indeterminate);
+    assert_eq!(report.problem_codes(), vec![ReasonCode::RevocationUnknown]);
+    assert!(verified.is_none());
+
+    let lenient = VerifyPolicy {
+        revocation: RevocationPolicy::AllowUnknown,
+        ..VerifyPolicy::default()
+    };
+    let (report, verified) = verify_with(&trust(&pki), &[], now(), lenient, DOCUMENT, &der);
+    assert_eq!(report.overall, Verdict::Valid);
+    let line = report.check("revocation").unwrap();
+    assert_eq!(line.result, CheckResult::Skipped);
+    assert_eq!(line.code, ReasonCode::RevocationUnknown);
+    assert!(verified.is_some());
+}
+
+#[test]
+fn expired_crl_is_indeterminate() {
+    let pki = city();
+    let key = seal(&pki).into_seal_key().unwrap();
+    let der = sign(&key, now()).to_der().unwrap();
+    let crls = vec![crl(&pki.issuing, &[])];
+    let (report, _) = verify_with(
+        &trust(&pki),
+        &crls,
+        now() + Duration::days(30),
+        VerifyPolicy::default(),
+        DOCUMENT,
+        &der,
+    );
+    assert_eq!(report.overall, Verdict::Indeterminate);
+    assert_eq!(report.problem_codes(), vec![ReasonCode::CrlExpired]);
+}
+
+#[test]
+fn forged_crl_is_not_used() {
+    let pki = city();
+    let key = seal(&pki).into_seal_key().unwrap();
+    let der = sign(&key, now()).to_der().unwrap();
+    let mut forged = crl(&pki.issuing, &[]);
+    let last = forged.len() - 3;
+    forged[last] ^= 0x01; // inside the CRL's signature
+    let (report, _) = verify_with(
+        &trust(&pki),
+        &[forged],
+        now(),
+        VerifyPolicy::default(),
+        DOCUMENT,
+        &der,
+    );
+    assert_eq!(report.overall, Verdict::Indeterminate);
+    assert_eq!(report.problem_codes(), vec![ReasonCode::RevocationUnknown]);
+}
+
+#[test]
+fn certificate_without_non_repudiation_is_key_usage_missing() {
+    let pki = city();
+    let key = custom_seal(
+        &pki,
+        vec![Ku::DigitalSignature],
+        vec![doc_document_signing()],
+    );
+    let der = sign(&key, now()).to_der().unwrap();
+    let crls = vec![crl(&pki.issuing, &[])];
+    let (report, _) = verify_with(
+        &trust(&pki),
+        &crls,
+        now(),
+        VerifyPolicy::default(),
+        DOCUMENT,
+        &der,
+    );
+    assert_eq!(report.overall, Verdict::Invalid);
+    assert_eq!(report.problem_codes(), vec![ReasonCode::KeyUsageMissing]);
+}
+
+#[test]
+fn certificate_without_document_signing_eku_is_eku_missing() {
+    let pki = city();
+    let ku = vec![Ku::DigitalSignature, Ku::ContentCommitment];
+    for ekus in [vec![], vec![Eku::ClientAuth]] {
+        let key = custom_seal(&pki, ku.clone(), ekus);
+        let der = sign(&key, now()).to_der().unwrap();
+        let crls = vec![crl(&pki.issuing, &[])];
+        let (report, _) = verify_with(
+            &trust(&pki),
+            &crls,
+            now(),
+            VerifyPolicy::default(),
+            DOCUMENT,
+            &der,
+        );
+        assert_eq!(report.overall, Verdict::Invalid);
+        assert_eq!(
+            code_of(&report, "extended_key_usage"),
+            ReasonCode::EkuMissing
+        );
+    }
+    // Control: the same construction with the EKU verifies.
+    let key = custom_seal(&pki, ku, vec![doc_document_signing()]);
+    let der = sign(&key, now()).to_der().unwrap();
+    let crls = vec![crl(&pki.issuing, &[])];
+    let (report, _) = verify_with(
+        &trust(&pki),
+        &crls,
+        now(),
+        VerifyPolicy::default(),
+        DOCUMENT,
+        &der,
+    );
+    assert_eq!(report.overall, Verdict::Valid, "{report:#?}");
+}
+
+#[test]
+fn record_from_an_untrusted_maker_is_seal_record_invalid() {
+    let pki = city();
+    let other = other_city();
+    let issued = seal(&pki);
+    // The other city's issuing CA re-makes the record for this certificate.
+    let forged_record =
+        bohai_certs::SealRecord::make(issued.record.info().clone(), &other.issuing).unwrap();
+    let key = bohai_certs::SealKey::new(
+        issued.cert_der.clone(),
+        issued.key.clone(),
+        forged_record,
+        issued.chain.clone(),
+    )
+    .unwrap();
+    let der = sign(&key, now()).to_der().unwrap();
+    let crls = vec![crl(&pki.issuing, &[])];
+    let (report, _) = verify_with(
+        &trust(&pki),
+        &crls,
+        now(),
+        VerifyPolicy::default(),
+        DOCUMENT,
+        &der,
+    );
+    assert_eq!(report.problem_codes(), vec![ReasonCode::SealRecordInvalid]);
+}
+
+#[test]
+fn truncated_and_garbage_input_is_malformed_never_a_panic() {
+    let pki = city();
+    let key = seal(&pki).into_seal_key().unwrap();
+    let der = sign(&key, now()).to_der().unwrap();
+    let trust = trust(&pki);
+    let mut inputs: Vec<Vec<u8>> = vec![
+        vec![],
+        vec![0x30],
+        vec![0x30, 0x80],
+        vec![0xff; 100],
+        b"-----BEGIN BOHAI SEAL SIGNATURE-----".to_vec(),
+        vec![0x30; 70 * 1024],
+    ];
+    inputs.extend((0..der.len()).step_by(13).map(|n| der[..n].to_vec()));
+    for input in &inputs {
+        let (report, verified) =
+            verify_with(&trust, &[], now(), VerifyPolicy::default(), DOCUMENT, input);
+        assert_eq!(report.overall, Verdict::Invalid);
+        assert_eq!(code_of(&report, "parse"), ReasonCode::Malformed);
+        assert_eq!(report.checks.len(), 10);
+        assert!(verified.is_none());
+    }
+    // Single-byte corruptions anywhere: never a panic, never VALID.
+    for i in 0..der.len() {
+        let mut bad = der.clone();
+        bad[i] ^= 0x80;
+        let (report, _) = verify_with(&trust, &[], now(), VerifyPolicy::default(), DOCUMENT, &bad);
+        assert_ne!(report.overall, Verdict::Valid, "byte {i}");
+    }
+}
+
+#[test]
+fn seal_key_encrypted_at_rest() {
+    let pki = city();
+    let issued = seal(&pki);
+    let master = MasterKey::generate().unwrap();
+    let stored = EncryptedKey::encrypt(&master, issued.seal_id(), &issued.key)
+        .unwrap()
+        .to_string();
+    let loaded: EncryptedKey = stored.parse().unwrap();
+    let key = loaded.decrypt(&master, issued.seal_id()).unwrap();
+    assert_eq!(key.expose_secret(), issued.key.expose_secret());
+    let wrong = MasterKey::generate().unwrap();
+    assert!(matches!(
+        loaded.decrypt(&wrong, issued.seal_id()),
+        Err(SecretError::DecryptFailed)
+    ));
+    // Nothing secret in Debug output.
+    let debug = format!("{issued:?} {master:?} {:?}", pki.issuing);
+    assert!(debug.contains("REDACTED"));
+    assert!(!debug.contains(&format!("{:?}", issued.key.expose_secret())));
+}
