@@ -49,6 +49,9 @@ pub(crate) fn typed_value(text: &str, json_type: Option<&str>) -> Value {
             "false" | "FALSE" | "False" | "0" | "否" => Value::Bool(false),
             _ => Value::String(text.to_owned()),
         },
+        Some("array" | "object") => {
+            serde_json::from_str(t).unwrap_or_else(|_| Value::String(text.to_owned()))
+        }
         _ => Value::String(text.to_owned()),
     }
 }
@@ -72,5 +75,9 @@ mod tests {
         assert_eq!(typed_value("是", Some("boolean")), Value::Bool(true));
         assert_eq!(typed_value("abc", Some("integer")), Value::from("abc"));
         assert_eq!(typed_value("0042", None), Value::from("0042"));
+        assert_eq!(
+            typed_value("[\"罚款\"]", Some("array")),
+            serde_json::json!(["罚款"])
+        );
     }
 }

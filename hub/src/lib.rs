@@ -7,6 +7,7 @@
 //! - `http/`: the HTTP API, its OpenAPI document and its one error boundary;
 //! - `auth`: department bearer tokens;
 //! - `pipeline/`: ingest (validate, deliver, record), connectors, the repository sink, stats;
+//! - `gen`: realistic generated feeds for tests and benchmarks;
 //! - `kafka/`: everything that speaks the Kafka protocol (admin, probes);
 //! - `database`: the PostgreSQL pool and the versioned migrations in `hub/migrations/`;
 //! - `registry`: the departments and datasets, loaded from `schemas/` and copied to the database;
@@ -17,6 +18,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod database;
+pub mod gen;
 pub mod http;
 pub mod kafka;
 pub mod pipeline;

@@ -5,6 +5,7 @@
 //! `BOHAI_KAFKA_BROKERS` and `DATABASE_URL`.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -62,12 +63,15 @@ pub fn replace_database(url: &str, name: &str) -> String {
     }
 }
 
-/// A configuration pointing at the stack, with a fresh database and a free HTTP port.
+/// A configuration pointing at the stack, with a fresh database, a fresh topic prefix (so
+/// every topic the test touches is new) and a free HTTP port.
 pub async fn test_config() -> anyhow::Result<Config> {
     let mut config = Config::default();
     config.kafka.brokers = brokers();
-    config.kafka.partitions = 1;
-    config.kafka.request_timeout = Duration::from_secs(5);
+    config.kafka.topic_prefix = unique("bohai-test-") + ".";
+    config.kafka.partitions = 2;
+    // Generous: the shared local broker is busy while other tests feed it.
+    config.kafka.request_timeout = Duration::from_secs(30);
     config.database.url = fresh_database().await?;
     config.http.addr = SocketAddr::from(([127, 0, 0, 1], 0));
     Ok(config)
@@ -111,5 +115,81 @@ impl Drop for RunningHub {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+    }
+}
+
+/// [`test_config`], with the migrations applied, the registry loaded and the topics created.
+pub async fn prepared_config() -> anyhow::Result<Config> {
+    let config = test_config().await?;
+    let pool = bohai_hub::database::pool(&config.database)?;
+    bohai_hub::database::migrate(&pool).await?;
+    let registry = bohai_hub::registry::load(&config.registry)?;
+    bohai_hub::registry::sync(&pool, &registry).await?;
+    bohai_hub::pipeline::topics::ensure(&config.kafka, &registry).await?;
+    pool.close().await;
+    Ok(config)
+}
+
+/// Writes `config` as a TOML file the `bohai` binary can read.
+pub fn write_config(config: &Config, dir: &Path) -> anyhow::Result<PathBuf> {
+    let path = dir.join("bohai.toml");
+    let text = format!(
+        "[http]\naddr = \"{}\"\n[kafka]\nbrokers = \"{}\"\ntopic_prefix = \"{}\"\npartitions = {}\n[database]\nurl = \"{}\"\n[pipeline]\nsink = {}\n",
+        config.http.addr,
+        config.kafka.brokers,
+        config.kafka.topic_prefix,
+        config.kafka.partitions,
+        config.database.url,
+        config.pipeline.sink,
+    );
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
+/// The `bohai` binary of this build (`scripts/test` builds it before the tests run).
+pub fn bohai_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    // target/debug/deps/TEST -> target/debug/bohai
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("bohai"))
+        .expect("a target folder");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build --bins` first (scripts/test does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A `bohai` command with `config_file` and no inherited overrides.
+pub fn bohai(config_file: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new(bohai_binary());
+    c.arg("--config")
+        .arg(config_file)
+        .env_remove("BOHAI_KAFKA_BROKERS")
+        .env_remove("DATABASE_URL")
+        .env_remove("BOHAI_HTTP_ADDR")
+        .env("RUST_LOG", "warn");
+    c
+}
+
+/// Polls `check` every 200 ms until it returns `Some`, or fails after `limit`.
+pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -4,6 +4,8 @@ use anyhow::Context;
 use clap::Subcommand;
 
 use crate::config::Config;
+use crate::database;
+use crate::pipeline::stats;
 use crate::registry::{self, DatasetView};
 
 /// `bohai dataset ...`
@@ -23,11 +25,61 @@ pub enum DatasetCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Reconciliation counts: read = valid + rejected, valid = inserted + updated.
+    Stats {
+        /// One dataset (default: all).
+        id: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
-pub(super) fn run(config: &Config, command: &DatasetCommand) -> anyhow::Result<()> {
+pub(super) async fn run(config: &Config, command: &DatasetCommand) -> anyhow::Result<()> {
     let registry = registry::load(&config.registry)?;
     match command {
+        DatasetCommand::Stats { id, json } => {
+            let db = database::pool(&config.database)?;
+            if let Some(id) = id {
+                registry.dataset(id).with_context(|| {
+                    format!("no dataset `{id}`; `bohai dataset list` shows them")
+                })?;
+            }
+            let all = stats::dataset_stats(&db, id.as_deref()).await?;
+            if *json {
+                let out = match id {
+                    Some(_) => serde_json::to_string_pretty(&all.first())?,
+                    None => serde_json::to_string_pretty(&all)?,
+                };
+                println!("{out}");
+            } else {
+                println!(
+                    "{:<32} {:>10} {:>10} {:>9} {:>10} {:>9} {:>10} {:>8}  RECONCILED",
+                    "DATASET",
+                    "READ",
+                    "VALID",
+                    "REJECTED",
+                    "INSERTED",
+                    "UPDATED",
+                    "ROWS",
+                    "PENDING"
+                );
+                for s in all {
+                    println!(
+                        "{:<32} {:>10} {:>10} {:>9} {:>10} {:>9} {:>10} {:>8}  {}",
+                        s.dataset,
+                        s.read,
+                        s.valid,
+                        s.rejected,
+                        s.inserted,
+                        s.updated,
+                        s.rows,
+                        s.pending,
+                        if s.reconciled { "yes" } else { "no" }
+                    );
+                }
+            }
+        }
         DatasetCommand::List { json } => {
             let views: Vec<DatasetView> = registry
                 .datasets

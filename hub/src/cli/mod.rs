@@ -1,7 +1,11 @@
 //! The `bohai` command line. Each command group is its own module; this file holds the
 //! top-level parser and the dispatch.
 
+mod connect;
 mod dataset;
+mod dept;
+mod dlq;
+mod gen;
 mod up;
 
 use std::path::PathBuf;
@@ -43,6 +47,24 @@ pub enum Command {
     /// The registry's datasets.
     #[command(subcommand)]
     Dataset(dataset::DatasetCommand),
+    /// Run connectors.
+    #[command(subcommand)]
+    Connect(connect::ConnectCommand),
+    /// Write a realistic generated feed for a dataset.
+    Gen(gen::GenArgs),
+    /// Rejected records.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+    /// Departments and their tokens.
+    #[command(subcommand)]
+    Dept(dept::DeptCommand),
+}
+
+/// `bohai dlq ...`
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// The latest rejected records with their reasons.
+    Show(dlq::DlqShowArgs),
 }
 
 /// Parses the arguments, runs the command, and turns any error into a message and exit code 1.
@@ -97,10 +119,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Up(args) => up::run(&cli, args).await?,
         Command::Migrate => {
             let config = load_config(&cli)?;
-            let registry = registry::load(&config.registry)?;
-            let pool = database::pool(&config.database)?;
-            database::migrate(&pool).await?;
-            registry::sync(&pool, &registry).await?;
+            let (_, registry) = prepare(&config).await?;
             println!(
                 "database schema is up to date; registry loaded ({} departments, {} datasets)",
                 registry.departments.len(),
@@ -108,7 +127,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
         }
         Command::Openapi => println!("{}", crate::http::openapi_json()),
-        Command::Dataset(command) => dataset::run(&load_config(&cli)?, command)?,
+        Command::Dataset(command) => dataset::run(&load_config(&cli)?, command).await?,
+        Command::Connect(command) => connect::run(&load_config(&cli)?, command).await?,
+        Command::Gen(args) => gen::run(&load_config(&cli)?, args)?,
+        Command::Dlq(DlqCommand::Show(args)) => dlq::show(&load_config(&cli)?, args).await?,
+        Command::Dept(command) => dept::run(&load_config(&cli)?, command).await?,
     }
     Ok(())
+}
+
+/// Opens the database, applies the migrations and loads the registry into it: what every
+/// command that writes needs first.
+async fn prepare(config: &Config) -> anyhow::Result<(sqlx::PgPool, bohai_schemas::Registry)> {
+    let registry = registry::load(&config.registry)?;
+    let pool = database::pool(&config.database)?;
+    database::migrate(&pool).await?;
+    registry::sync(&pool, &registry).await?;
+    Ok((pool, registry))
 }

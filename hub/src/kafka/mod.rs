@@ -46,8 +46,10 @@ pub enum BrokerError {
 pub fn client_config(config: &KafkaConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &config.brokers);
-    let timeout_ms = config.request_timeout.as_millis().to_string();
-    c.set("socket.timeout.ms", &timeout_ms);
+    // Produce and fetch requests keep librdkafka's own timeouts (30 s request, 60 s socket):
+    // a shorter one makes a slow broker look failed, and the retries it causes are what an
+    // idempotent producer should never need. `request_timeout` bounds admin and metadata
+    // calls, which take it explicitly.
     c.set("log_level", "3");
     for (k, v) in &config.options {
         c.set(k, v);

@@ -1,0 +1,73 @@
+//! `bohai connect run FILE`: run one connector in this process.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bohai_connectors::ConnectorConfig;
+use clap::Subcommand;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::prepare;
+use crate::config::Config;
+use crate::pipeline::connector::{self, RunUntil};
+use crate::pipeline::ingest::Ingestor;
+use crate::pipeline::topics;
+
+/// `bohai connect ...`
+#[derive(Debug, Subcommand)]
+pub enum ConnectCommand {
+    /// Run a connector from its TOML file until its source is finished (a single file), or
+    /// for ever (a drop folder, a table). Resumes from its stored checkpoint.
+    Run {
+        /// The connector file.
+        file: PathBuf,
+        /// Stop as soon as the source has nothing new.
+        #[arg(long)]
+        once: bool,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub(super) async fn run(config: &Config, command: &ConnectCommand) -> anyhow::Result<()> {
+    let ConnectCommand::Run { file, once, json } = command;
+    let connector = ConnectorConfig::load(file)?;
+    let (db, registry) = prepare(config).await?;
+    let registry = Arc::new(registry);
+    topics::ensure(&config.kafka, &registry).await?;
+    let ingestor = Ingestor::new(&config.kafka, db.clone(), Arc::clone(&registry))?;
+    let bar = if *json {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new_spinner()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let until = if *once {
+        RunUntil::Idle
+    } else {
+        RunUntil::Finished
+    };
+    let summary = connector::run(&connector, &ingestor, &db, until, |s| {
+        let rate = s.read as f64 / bar.elapsed().as_secs_f64().max(0.001);
+        bar.set_message(format!(
+            "{}: read {} valid {} rejected {} ({rate:.0} records/s)",
+            connector.name, s.read, s.valid, s.rejected
+        ));
+    })
+    .await?;
+    bar.finish_and_clear();
+    if *json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        println!(
+            "{}: read {}, valid {}, rejected {} (see `bohai dlq show --dataset {}`)",
+            connector.name, summary.read, summary.valid, summary.rejected, connector.dataset
+        );
+    }
+    Ok(())
+}

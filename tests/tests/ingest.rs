@@ -1,0 +1,419 @@
+//! The ingest pipeline end to end against the real broker and PostgreSQL: connectors, every
+//! bad-input class, the dead-letter topic, reconciliation, and crashes of the connector and of
+//! the sink (SIGKILL) with exact reconciliation of the repository against the source.
+
+#![allow(clippy::unwrap_used)] // a test that cannot unwrap should fail loudly
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bohai_hub::config::Config;
+use bohai_hub::pipeline::ingest::primary_key;
+use bohai_hub::pipeline::stats::{dataset_stats, DatasetStats};
+use bohai_hub::pipeline::{sink, topics};
+use bohai_schemas::Registry;
+use bohai_tests::{bohai, eventually, prepared_config, unique, write_config};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::ClientConfig;
+use serde_json::Value;
+use sqlx::PgPool;
+
+async fn pool(config: &Config) -> PgPool {
+    bohai_hub::database::pool(&config.database).unwrap()
+}
+
+async fn stats(db: &PgPool, dataset: &str) -> DatasetStats {
+    dataset_stats(db, Some(dataset)).await.unwrap().remove(0)
+}
+
+/// Waits until the sink has written every valid record the feeds read.
+async fn caught_up(db: &PgPool, dataset: &str, read: i64) -> DatasetStats {
+    eventually(Duration::from_secs(120), "the sink to catch up", || async {
+        let s = stats(db, dataset).await;
+        (s.read == read && s.pending == 0).then_some(s)
+    })
+    .await
+}
+
+fn gen(config_file: &Path, dataset: &str, n: u64, out: &Path, extra: &[&str]) -> u64 {
+    let output = bohai(config_file)
+        .args([
+            "gen",
+            dataset,
+            &n.to_string(),
+            "--json",
+            "--seed",
+            "11",
+            "-o",
+        ])
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&output.stderr).unwrap();
+    summary["invalid"].as_u64().unwrap()
+}
+
+fn connector_file(dir: &Path, name: &str, dataset: &str, source: &str) -> std::path::PathBuf {
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            "name = \"{name}\"\ndataset = \"{dataset}\"\nbatch_size = 500\n[source]\n{source}\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// What the repository must hold for a JSON Lines source: per primary key, the last valid
+/// record and how many valid versions the source had.
+fn expected_repository(
+    registry: &Registry,
+    dataset: &str,
+    source: &Path,
+) -> HashMap<String, (Value, i32)> {
+    let ds = registry.dataset(dataset).unwrap();
+    let mut expected: HashMap<String, (Value, i32)> = HashMap::new();
+    for line in std::fs::read_to_string(source).unwrap().lines() {
+        let Ok(Value::Object(map)) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        let value = Value::Object(map.clone());
+        if !ds.validator.validate(&value).is_empty() {
+            continue;
+        }
+        let pk = primary_key(ds, &map).unwrap();
+        let entry = expected.entry(pk).or_insert((Value::Null, 0));
+        entry.0 = value;
+        entry.1 += 1;
+    }
+    expected
+}
+
+async fn assert_repository_matches(
+    db: &PgPool,
+    dataset: &str,
+    expected: &HashMap<String, (Value, i32)>,
+) {
+    let rows: Vec<(String, Value, i32)> =
+        sqlx::query_as("SELECT pk, data, version FROM repository_records WHERE dataset = $1")
+            .bind(dataset)
+            .fetch_all(db)
+            .await
+            .unwrap();
+    assert_eq!(rows.len(), expected.len(), "rows in the repository");
+    for (pk, data, version) in rows {
+        let (want, versions) = expected
+            .get(&pk)
+            .unwrap_or_else(|| panic!("unexpected key {pk}"));
+        assert_eq!(&data, want, "record {pk}");
+        assert_eq!(version, *versions, "versions of {pk}");
+    }
+}
+
+fn spawn_sink(config: &Config) -> tokio::task::JoinHandle<()> {
+    let registry = Arc::new(Registry::load(&config.registry.dir).unwrap());
+    let db = bohai_hub::database::pool(&config.database).unwrap();
+    tokio::spawn(sink::run(config.kafka.clone(), db, registry))
+}
+
+#[tokio::test]
+async fn gbk_csv_feed_with_every_bad_input_class_reconciles() {
+    let config = prepared_config().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config_file = write_config(&config, dir.path()).unwrap();
+    let feed = dir.path().join("business.csv");
+    let invalid = gen(
+        &config_file,
+        "business-registrations",
+        2000,
+        &feed,
+        &[
+            "--format",
+            "csv",
+            "--encoding",
+            "gbk",
+            "--invalid-ratio",
+            "0.1",
+        ],
+    );
+    assert!(invalid > 100);
+    // Bad lines as department exports have them.
+    let mut bytes = std::fs::read(&feed).unwrap();
+    bytes.extend_from_slice(b"only,three,fields\n"); // malformed CSV line
+    bytes.extend_from_slice(b"\x81\x20bad gbk"); // invalid GBK bytes in the first column
+    bytes.extend_from_slice(&b",x".repeat(13));
+    bytes.push(b'\n');
+    let huge = "x".repeat(1024 * 1024 + 10); // over the 1 MiB record limit
+    bytes.extend_from_slice(format!("{huge}{}\n", ",y".repeat(13)).as_bytes());
+    std::fs::write(&feed, &bytes).unwrap();
+    let connector = connector_file(
+        dir.path(),
+        "mr-csv",
+        "business-registrations",
+        &format!(
+            "kind = \"file\"\npath = \"{}\"\nformat = \"csv\"\nencoding = \"gbk\"",
+            feed.display()
+        ),
+    );
+
+    let out = bohai(&config_file)
+        .args(["connect", "run", "--json"])
+        .arg(&connector)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["read"], 2003);
+    assert_eq!(summary["rejected"].as_u64().unwrap(), invalid + 3);
+
+    let _sink = spawn_sink(&config);
+    let db = pool(&config).await;
+    let s = caught_up(&db, "business-registrations", 2003).await;
+    assert_eq!(s.rejected as u64, invalid + 3);
+    assert!(s.reconciled, "{s:?}");
+    assert_eq!(s.valid, s.inserted + s.updated);
+
+    // Every reject is kept with its reasons; the three bad lines with the right rules.
+    let rules: Vec<String> = sqlx::query_scalar(
+        "SELECT r->>'rule' FROM rejected_records, jsonb_array_elements(reasons) r WHERE dataset = $1",
+    )
+    .bind("business-registrations")
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    for rule in ["csv_syntax", "encoding", "size_limit", "format"] {
+        assert!(
+            rules.iter().any(|r| r == rule),
+            "no `{rule}` reject in {rules:?}"
+        );
+    }
+    let encoding: (String, Value) = sqlx::query_as(
+        "SELECT origin, reasons FROM rejected_records WHERE reasons @> '[{\"rule\": \"encoding\"}]'",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(encoding.0, "business.csv line 2003");
+    assert_eq!(encoding.1[0]["pointer"], "/address");
+
+    // The dead-letter topic has each reject, with the original bytes and the reasons.
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &config.kafka.brokers)
+        .set("group.id", unique("dlq-check-"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer
+        .subscribe(&[&topics::dead_letter_topic(&config.kafka)])
+        .unwrap();
+    let mut seen = 0u64;
+    while seen < invalid + 3 {
+        let m = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let reasons = m
+            .headers()
+            .unwrap()
+            .iter()
+            .find(|h| h.key == "bohai-reasons")
+            .and_then(|h| h.value)
+            .map(|v| serde_json::from_slice::<Value>(v).unwrap())
+            .unwrap();
+        assert!(!reasons.as_array().unwrap().is_empty());
+        assert!(!m.payload().unwrap_or_default().is_empty());
+        seen += 1;
+    }
+
+    // `bohai dlq show` and `bohai dataset stats` tell the same.
+    let out = bohai(&config_file)
+        .args([
+            "dlq",
+            "show",
+            "--dataset",
+            "business-registrations",
+            "--limit",
+            "5",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown.as_array().unwrap().len(), 5);
+    let out = bohai(&config_file)
+        .args(["dataset", "stats", "business-registrations", "--json"])
+        .output()
+        .unwrap();
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["read"], 2003);
+    assert_eq!(shown["reconciled"], true);
+}
+
+fn kill(child: &mut Child) {
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
+async fn checkpoint_seq(db: &PgPool, connector: &str) -> i64 {
+    sqlx::query_scalar::<_, Value>(
+        "SELECT position FROM connector_checkpoints WHERE connector = $1",
+    )
+    .bind(connector)
+    .fetch_optional(db)
+    .await
+    .unwrap()
+    .and_then(|p| p["seq"].as_i64())
+    .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn connector_killed_mid_feed_neither_loses_nor_duplicates() {
+    let config = prepared_config().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config_file = write_config(&config, dir.path()).unwrap();
+    let feed = dir.path().join("residents.jsonl");
+    let n = 40_000;
+    gen(
+        &config_file,
+        "resident-registrations",
+        n,
+        &feed,
+        &["--invalid-ratio", "0.05"],
+    );
+    let connector = connector_file(
+        dir.path(),
+        "psb-jsonl",
+        "resident-registrations",
+        &format!(
+            "kind = \"file\"\npath = \"{}\"\nformat = \"jsonl\"",
+            feed.display()
+        ),
+    );
+    let db = pool(&config).await;
+    let _sink = spawn_sink(&config);
+
+    let mut child = bohai(&config_file)
+        .args(["connect", "run", "--json"])
+        .arg(&connector)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let at = eventually(
+        Duration::from_secs(120),
+        "the connector to commit a few batches",
+        || async {
+            let seq = checkpoint_seq(&db, "psb-jsonl").await;
+            (seq >= 3000).then_some(seq)
+        },
+    )
+    .await;
+    kill(&mut child);
+    assert!(at < n as i64, "killed at {at}, before the end of the feed");
+
+    let out = bohai(&config_file)
+        .args(["connect", "run", "--json"])
+        .arg(&connector)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = caught_up(&db, "resident-registrations", n as i64).await;
+    assert!(s.reconciled, "{s:?}");
+    let registry = Registry::load(&config.registry.dir).unwrap();
+    let expected = expected_repository(&registry, "resident-registrations", &feed);
+    assert_eq!(
+        s.valid,
+        expected.values().map(|(_, v)| i64::from(*v)).sum::<i64>()
+    );
+    assert_repository_matches(&db, "resident-registrations", &expected).await;
+}
+
+#[tokio::test]
+async fn sink_killed_mid_write_neither_loses_nor_duplicates() {
+    let mut config = prepared_config().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    config.pipeline.sink = true;
+    let config_file = write_config(&config, dir.path()).unwrap();
+    let feed = dir.path().join("licences.jsonl");
+    let n = 40_000;
+    gen(
+        &config_file,
+        "driving-licences",
+        n,
+        &feed,
+        &["--invalid-ratio", "0.02"],
+    );
+    let connector = connector_file(
+        dir.path(),
+        "tp-jsonl",
+        "driving-licences",
+        &format!(
+            "kind = \"file\"\npath = \"{}\"\nformat = \"jsonl\"",
+            feed.display()
+        ),
+    );
+    // The whole feed is on the topic before the sink starts.
+    let out = bohai(&config_file)
+        .args(["connect", "run", "--json"])
+        .arg(&connector)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let db = pool(&config).await;
+
+    let mut serve = bohai(&config_file)
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    eventually(
+        Duration::from_secs(120),
+        "the sink to write part of the feed",
+        || async {
+            let s = stats(&db, "driving-licences").await;
+            (s.inserted + s.updated >= 5000).then_some(())
+        },
+    )
+    .await;
+    kill(&mut serve);
+    let s = stats(&db, "driving-licences").await;
+    assert!(s.pending > 0, "killed before the end: {s:?}");
+
+    let mut serve = bohai(&config_file)
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let s = caught_up(&db, "driving-licences", n as i64).await;
+    kill(&mut serve);
+    assert!(s.reconciled, "{s:?}");
+    let registry = Registry::load(&config.registry.dir).unwrap();
+    let expected = expected_repository(&registry, "driving-licences", &feed);
+    assert_repository_matches(&db, "driving-licences", &expected).await;
+}
