@@ -336,6 +336,10 @@ impl Source for FileSource {
             }
             self.current = Some(open);
         }
+        if self.current.as_ref().is_some_and(|o| o.position.done) {
+            // The end was handed out already; nothing more until it is committed.
+            return Ok(None);
+        }
         let Some(mut open) = self.current.take() else {
             return Ok(None);
         };

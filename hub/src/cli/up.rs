@@ -24,6 +24,73 @@ pub struct UpArgs {
     /// folder or in the source tree this binary was built from.
     #[arg(long, value_name = "SCRIPT")]
     pub stack: Option<PathBuf>,
+    /// Do not feed the sample datasets.
+    #[arg(long)]
+    pub no_samples: bool,
+    /// Where the sample feeds' drop folders are. Default: ~/.local/state/bohai/samples.
+    #[arg(long, value_name = "DIR")]
+    pub samples: Option<PathBuf>,
+    /// Records in each first sample feed.
+    #[arg(long, default_value_t = 1000)]
+    pub sample_records: u64,
+}
+
+impl UpArgs {
+    fn samples_dir(&self) -> PathBuf {
+        self.samples.clone().unwrap_or_else(|| {
+            let home = std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| ".".into());
+            home.join(".local/state/bohai/samples")
+        })
+    }
+}
+
+/// Sample feeds for a new user: a drop folder per dataset with a connector watching it. The
+/// first time, each folder gets a generated feed (5% invalid records, to show the rejects);
+/// later runs find the files already finished and feed nothing twice. Returns the connector
+/// files.
+fn sample_feeds(
+    config: &crate::config::Config,
+    dir: &Path,
+    records: u64,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let registry = crate::registry::load(&config.registry)?;
+    let mut files = Vec::new();
+    for ds in &registry.datasets {
+        let drop = dir.join(&ds.id).join("in");
+        let done = dir.join(&ds.id).join("done");
+        std::fs::create_dir_all(&drop).with_context(|| format!("creating {}", drop.display()))?;
+        let empty = |d: &Path| {
+            std::fs::read_dir(d)
+                .map(|mut e| e.next().is_none())
+                .unwrap_or(true)
+        };
+        if empty(&drop) && empty(&done) {
+            let mut generator = crate::gen::Generator::new(ds, 2026, 0.05)?;
+            let mut text = String::new();
+            for _ in 0..records {
+                text.push_str(&serde_json::to_string(&generator.next_record().record)?);
+                text.push('\n');
+            }
+            // Written under a hidden name and renamed, as the drop folder expects.
+            let tmp = drop.join(format!(".sample-{}.jsonl", ds.id));
+            std::fs::write(&tmp, text)?;
+            std::fs::rename(&tmp, drop.join(format!("sample-{}.jsonl", ds.id)))?;
+        }
+        let connector = dir.join(format!("{}.toml", ds.id));
+        std::fs::write(
+            &connector,
+            format!(
+                "# Sample feed written by `bohai up`.\nname = \"sample-{id}\"\ndataset = \"{id}\"\n[source]\nkind = \"file\"\ndrop_dir = \"{drop}\"\ndone_dir = \"{done}\"\nformat = \"jsonl\"\n",
+                id = ds.id,
+                drop = drop.display(),
+                done = done.display()
+            ),
+        )?;
+        files.push(connector);
+    }
+    Ok(files)
 }
 
 pub(super) async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
@@ -49,16 +116,28 @@ pub(super) async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
                 .map(|(_, v)| v.clone())
         })
     })?;
+    let mut config = config;
     let pool = database::pool(&config.database)?;
     database::migrate(&pool)
         .await
         .context("migrating the database")?;
+    if !args.no_samples {
+        let samples = sample_feeds(&config, &args.samples_dir(), args.sample_records)?;
+        config.pipeline.connectors.extend(samples);
+    }
     let hub = BoundHub::bind(config).await?;
     let base = format!("http://{}", hub.local_addr());
     println!("Bohai is up.");
     println!("  API:        {base}/api/v1/");
     println!("  OpenAPI:    {base}/api/v1/openapi.json");
     println!("  readiness:  {base}/readyz");
+    println!("  datasets:   {base}/api/v1/datasets");
+    if !args.no_samples {
+        println!(
+            "  samples:    {} (drop more JSON Lines files into a dataset's in/ folder)",
+            args.samples_dir().display()
+        );
+    }
     println!("Stop with Ctrl-C; stop the local stack with `scripts/stack down`.");
     hub.serve(shutdown_signal()).await?;
     Ok(())

@@ -161,7 +161,7 @@ pub(super) async fn push_records(
         records,
         checkpoint: Value::Null,
     };
-    let checked = ingestor.check(dataset, &batch);
+    let checked = ingestor.check(dataset, batch);
     match tokio::time::timeout(DELIVERY_TIMEOUT, ingestor.deliver(&checked, SOURCE)).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(ApiError::unavailable("broker", &e)),

@@ -9,7 +9,9 @@ use bohai_connectors::ConnectorConfig;
 use serde::Serialize;
 use sqlx::PgPool;
 
-use super::ingest::{Commit, IngestError, Ingestor};
+use std::collections::VecDeque;
+
+use super::ingest::{Checked, Commit, InFlight, IngestError, Ingestor};
 use super::Backoff;
 
 /// Why a connector could not run.
@@ -105,44 +107,114 @@ pub async fn run(
         .map_err(source_error)?;
     let mut summary = RunSummary::default();
     let mut backoff = Backoff::default();
+    // Batches handed to the broker, oldest first; each is committed, in order, once the broker
+    // acknowledged it. Several in flight hide the broker's round trip.
+    let mut in_flight: VecDeque<(Checked, InFlight)> = VecDeque::new();
     loop {
-        let batch = match source.next_batch(config.batch_size).await {
-            Ok(Some(b)) => b,
+        if in_flight.len() >= MAX_IN_FLIGHT {
+            finish_oldest(
+                &mut in_flight,
+                config,
+                ingestor,
+                source.as_mut(),
+                &mut summary,
+            )
+            .await?;
+            progress(&summary);
+            continue;
+        }
+        match source.next_batch(config.batch_size).await {
+            Ok(Some(batch)) => {
+                let checked = ingestor.check(dataset, batch);
+                let sent = send_until_taken(&config.name, ingestor, &checked).await;
+                in_flight.push_back((checked, sent));
+            }
             Ok(None) => {
+                if !in_flight.is_empty() {
+                    while !in_flight.is_empty() {
+                        finish_oldest(
+                            &mut in_flight,
+                            config,
+                            ingestor,
+                            source.as_mut(),
+                            &mut summary,
+                        )
+                        .await?;
+                    }
+                    progress(&summary);
+                    continue;
+                }
                 if source.finished() || until == RunUntil::Idle {
                     return Ok(summary);
                 }
                 tokio::time::sleep(config.poll_interval).await;
-                continue;
             }
             Err(e) if e.is_retriable() => {
                 tracing::warn!(connector = %config.name, error = %e, "source not readable; retrying");
                 backoff.wait().await;
-                continue;
             }
             Err(e) => return Err(source_error(e)),
-        };
-        let checked = ingestor.check(dataset, &batch);
-        retry(&config.name, || ingestor.deliver(&checked, &config.name)).await;
-        retry(&config.name, || {
-            ingestor.commit(&checked, &config.name, Commit::Connector)
-        })
-        .await;
-        loop {
-            match source.committed(&batch.checkpoint).await {
-                Ok(()) => break,
-                Err(e) if e.is_retriable() => {
-                    tracing::warn!(connector = %config.name, error = %e, "finishing a batch failed; retrying");
-                    backoff.wait().await;
-                }
-                Err(e) => return Err(source_error(e)),
+        }
+    }
+}
+
+/// Most batches handed to the broker and not yet committed.
+const MAX_IN_FLIGHT: usize = 8;
+
+/// Hands a batch to the producer, retrying while it refuses.
+async fn send_until_taken(connector: &str, ingestor: &Ingestor, checked: &Checked) -> InFlight {
+    let mut backoff = Backoff::default();
+    loop {
+        match ingestor.send(checked, connector).await {
+            Ok(sent) => return sent,
+            Err(e) => {
+                tracing::warn!(connector, error = %e, "the producer refused a batch; retrying");
+                backoff.wait().await;
             }
         }
-        summary.read += batch.records.len() as u64;
-        summary.rejected += checked.rejected.len() as u64;
-        summary.valid += checked.accepted() as u64;
-        progress(&summary);
     }
+}
+
+/// Waits for the oldest batch's acknowledgements (delivering it again if they failed),
+/// commits it, and lets the source finish it.
+async fn finish_oldest(
+    in_flight: &mut VecDeque<(Checked, InFlight)>,
+    config: &ConnectorConfig,
+    ingestor: &Ingestor,
+    source: &mut dyn bohai_connectors::Source,
+    summary: &mut RunSummary,
+) -> Result<(), ConnectorError> {
+    let Some((checked, sent)) = in_flight.pop_front() else {
+        return Ok(());
+    };
+    if let Err(e) = sent.delivered().await {
+        tracing::warn!(connector = %config.name, error = %e, "a batch was not acknowledged; delivering it again");
+        retry(&config.name, || ingestor.deliver(&checked, &config.name)).await;
+    }
+    retry(&config.name, || {
+        ingestor.commit(&checked, &config.name, Commit::Connector)
+    })
+    .await;
+    let mut backoff = Backoff::default();
+    loop {
+        match source.committed(checked.checkpoint()).await {
+            Ok(()) => break,
+            Err(e) if e.is_retriable() => {
+                tracing::warn!(connector = %config.name, error = %e, "finishing a batch failed; retrying");
+                backoff.wait().await;
+            }
+            Err(e) => {
+                return Err(ConnectorError::Source {
+                    connector: config.name.clone(),
+                    source: e,
+                })
+            }
+        }
+    }
+    summary.read += checked.read() as u64;
+    summary.rejected += checked.rejected.len() as u64;
+    summary.valid += checked.accepted() as u64;
+    Ok(())
 }
 
 /// Retries `op` until it succeeds: its errors are a broker or database that is away.

@@ -12,8 +12,7 @@ use std::time::Duration;
 use bohai_connectors::{Batch, SourceRecord};
 use bohai_schemas::{Dataset, Registry, Violation};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
-use rdkafka::util::Timeout;
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::PgPool;
@@ -70,8 +69,8 @@ pub enum Commit<'a> {
 
 /// A record that passed every check.
 #[derive(Debug)]
-struct Accepted<'a> {
-    record: &'a SourceRecord,
+struct Accepted {
+    seq: u64,
     key: String,
     payload: Vec<u8>,
 }
@@ -90,20 +89,54 @@ pub struct Rejection {
     raw: Vec<u8>,
 }
 
-/// A validated batch, ready to deliver and commit.
+/// A validated batch, ready to deliver and commit. It owns its records, so that several
+/// batches can be in flight at once.
 #[derive(Debug)]
-pub struct Checked<'a> {
-    dataset: &'a Dataset,
-    batch: &'a Batch,
-    accepted: Vec<Accepted<'a>>,
+pub struct Checked {
+    dataset: String,
+    department: String,
+    schema_version: String,
+    stream: String,
+    checkpoint: Value,
+    read: usize,
+    accepted: Vec<Accepted>,
     /// The rejected records.
     pub rejected: Vec<Rejection>,
 }
 
-impl Checked<'_> {
+impl Checked {
     /// How many records passed.
     pub fn accepted(&self) -> usize {
         self.accepted.len()
+    }
+
+    /// How many records the batch had.
+    pub fn read(&self) -> usize {
+        self.read
+    }
+
+    /// The checkpoint after this batch.
+    pub fn checkpoint(&self) -> &Value {
+        &self.checkpoint
+    }
+}
+
+/// The broker's acknowledgements a delivered batch waits for.
+pub struct InFlight(Vec<DeliveryFuture>);
+
+impl std::fmt::Debug for InFlight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "InFlight({} records)", self.0.len())
+    }
+}
+
+impl InFlight {
+    /// Waits until the broker acknowledged every record of the batch.
+    pub async fn delivered(self) -> Result<(), IngestError> {
+        for f in self.0 {
+            await_delivery(f).await?;
+        }
+        Ok(())
     }
 }
 
@@ -134,7 +167,7 @@ impl Ingestor {
             .set("acks", "all")
             .set("linger.ms", "20")
             .set("batch.num.messages", "10000")
-            .set("queue.buffering.max.messages", "200000")
+            .set("queue.buffering.max.messages", "1000000")
             .set("message.timeout.ms", "120000")
             .create()
             .map_err(BrokerError::Config)?;
@@ -152,60 +185,67 @@ impl Ingestor {
     }
 
     /// Checks every record of `batch` against `dataset`.
-    pub fn check<'a>(&self, dataset: &'a Dataset, batch: &'a Batch) -> Checked<'a> {
-        let mut accepted = Vec::with_capacity(batch.records.len());
+    pub fn check(&self, dataset: &Dataset, batch: Batch) -> Checked {
+        let read = batch.records.len();
+        let mut accepted = Vec::with_capacity(read);
         let mut rejected = Vec::new();
-        for record in &batch.records {
-            match check_record(dataset, record) {
+        for record in batch.records {
+            match check_record(dataset, &record) {
                 Ok((key, payload)) => accepted.push(Accepted {
-                    record,
+                    seq: record.seq,
                     key,
                     payload,
                 }),
                 Err(reasons) => rejected.push(Rejection {
                     seq: record.seq,
-                    origin: record.origin.clone(),
+                    origin: record.origin,
                     reasons,
-                    raw: record.raw.clone(),
+                    raw: record.raw,
                 }),
             }
         }
         Checked {
-            dataset,
-            batch,
+            dataset: dataset.id.clone(),
+            department: dataset.department.clone(),
+            schema_version: dataset.schema_version.to_string(),
+            stream: batch.stream,
+            checkpoint: batch.checkpoint,
+            read,
             accepted,
             rejected,
         }
     }
 
-    /// Delivers the accepted records to the dataset's topic and the rejected ones to the
-    /// dead-letter topic, and waits until the broker has acknowledged all of them.
-    pub async fn deliver(&self, checked: &Checked<'_>, source: &str) -> Result<(), IngestError> {
-        let ds = checked.dataset;
-        let topic = topics::dataset_topic(&self.kafka, &ds.id);
+    /// Delivers the batch and waits until the broker acknowledged all of it.
+    pub async fn deliver(&self, checked: &Checked, source: &str) -> Result<(), IngestError> {
+        self.send(checked, source).await?.delivered().await
+    }
+
+    /// Hands the accepted records to the dataset's topic and the rejected ones to the
+    /// dead-letter topic, without waiting for the broker: await [`InFlight::delivered`].
+    pub async fn send(&self, checked: &Checked, source: &str) -> Result<InFlight, IngestError> {
+        let topic = topics::dataset_topic(&self.kafka, &checked.dataset);
         let dead_letter = topics::dead_letter_topic(&self.kafka);
         let now = chrono::Utc::now().to_rfc3339();
-        let version = ds.schema_version.to_string();
-        let stream = checked.batch.stream.as_str();
-        let mut pending: std::collections::VecDeque<DeliveryFuture> = Default::default();
-        let headers_for = |seq: &str, origin: &str| {
-            OwnedHeaders::new_with_capacity(8)
-                .insert(h(header::DATASET, &ds.id))
-                .insert(h(header::SCHEMA_VERSION, &version))
-                .insert(h(header::DEPARTMENT, &ds.department))
+        let stream = checked.stream.as_str();
+        let mut pending = Vec::with_capacity(checked.read);
+        let headers_for = |seq: &str| {
+            OwnedHeaders::new_with_capacity(7)
+                .insert(h(header::DATASET, &checked.dataset))
+                .insert(h(header::SCHEMA_VERSION, &checked.schema_version))
+                .insert(h(header::DEPARTMENT, &checked.department))
                 .insert(h(header::SOURCE, source))
                 .insert(h(header::STREAM, stream))
                 .insert(h(header::SEQ, seq))
                 .insert(h(header::INGEST_TIME, &now))
-                .insert(h(header::ORIGIN, origin))
         };
         for a in &checked.accepted {
-            let seq = a.record.seq.to_string();
+            let seq = a.seq.to_string();
             let record = FutureRecord::to(&topic)
                 .key(a.key.as_str())
                 .payload(a.payload.as_slice())
-                .headers(headers_for(&seq, &a.record.origin));
-            self.enqueue(record, &mut pending).await?;
+                .headers(headers_for(&seq));
+            pending.push(self.enqueue(record).await?);
         }
         for r in &checked.rejected {
             let seq = r.seq.to_string();
@@ -213,27 +253,24 @@ impl Ingestor {
             let record = FutureRecord::to(&dead_letter)
                 .key(stream)
                 .payload(r.raw.as_slice())
-                .headers(headers_for(&seq, &r.origin).insert(h(header::REASONS, &reasons)));
-            self.enqueue(record, &mut pending).await?;
+                .headers(
+                    headers_for(&seq)
+                        .insert(h(header::ORIGIN, &r.origin))
+                        .insert(h(header::REASONS, &reasons)),
+                );
+            pending.push(self.enqueue(record).await?);
         }
-        while let Some(f) = pending.pop_front() {
-            await_delivery(f).await?;
-        }
-        Ok(())
+        Ok(InFlight(pending))
     }
 
-    /// Queues one record, waiting for earlier deliveries while the producer's queue is full.
+    /// Queues one record, waiting while the producer's queue is full.
     async fn enqueue<'a>(
         &self,
         mut record: FutureRecord<'a, str, [u8]>,
-        pending: &mut std::collections::VecDeque<DeliveryFuture>,
-    ) -> Result<(), IngestError> {
+    ) -> Result<DeliveryFuture, IngestError> {
         loop {
             match self.producer.send_result(record) {
-                Ok(f) => {
-                    pending.push_back(f);
-                    return Ok(());
-                }
+                Ok(f) => return Ok(f),
                 Err((
                     rdkafka::error::KafkaError::MessageProduction(
                         rdkafka::types::RDKafkaErrorCode::QueueFull,
@@ -241,10 +278,7 @@ impl Ingestor {
                     back,
                 )) => {
                     record = back;
-                    match pending.pop_front() {
-                        Some(f) => await_delivery(f).await?,
-                        None => tokio::time::sleep(Duration::from_millis(10)).await,
-                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
                 }
                 Err((e, _)) => return Err(IngestError::Broker(e.to_string())),
             }
@@ -255,12 +289,10 @@ impl Ingestor {
     /// connector, its checkpoint (for an idempotent push, its answer), in one transaction.
     pub async fn commit(
         &self,
-        checked: &Checked<'_>,
+        checked: &Checked,
         source: &str,
         kind: Commit<'_>,
     ) -> Result<(), IngestError> {
-        let ds = checked.dataset;
-        let batch = checked.batch;
         let mut tx = self.db.begin().await?;
         if let Commit::Push {
             remember: Some(response),
@@ -269,8 +301,8 @@ impl Ingestor {
             sqlx::query(
                 "INSERT INTO http_push_requests (stream, dataset, response) VALUES ($1, $2, $3)",
             )
-            .bind(&batch.stream)
-            .bind(&ds.id)
+            .bind(&checked.stream)
+            .bind(&checked.dataset)
             .bind(response)
             .execute(&mut *tx)
             .await?;
@@ -281,12 +313,12 @@ impl Ingestor {
                  ON CONFLICT (connector) DO UPDATE SET position = EXCLUDED.position, dataset = EXCLUDED.dataset, updated_at = now()",
             )
             .bind(source)
-            .bind(&ds.id)
-            .bind(&batch.checkpoint)
+            .bind(&checked.dataset)
+            .bind(&checked.checkpoint)
             .execute(&mut *tx)
             .await?;
         }
-        let read = i64::try_from(batch.records.len()).unwrap_or(i64::MAX);
+        let read = i64::try_from(checked.read).unwrap_or(i64::MAX);
         let rejected = i64::try_from(checked.rejected.len()).unwrap_or(i64::MAX);
         sqlx::query(
             "INSERT INTO feed_counts (dataset, source, department, read_total, valid_total, rejected_total, last_record_at)
@@ -297,9 +329,9 @@ impl Ingestor {
                rejected_total = feed_counts.rejected_total + EXCLUDED.rejected_total,
                last_record_at = COALESCE(EXCLUDED.last_record_at, feed_counts.last_record_at)",
         )
-        .bind(&ds.id)
+        .bind(&checked.dataset)
         .bind(source)
-        .bind(&ds.department)
+        .bind(&checked.department)
         .bind(read)
         .bind(read - rejected)
         .bind(rejected)
@@ -323,10 +355,10 @@ impl Ingestor {
                  SELECT $1, $2, $3, $4, * FROM UNNEST($5::bigint[], $6::text[], $7::jsonb[], $8::bytea[])
                  ON CONFLICT (stream, seq) DO NOTHING",
             )
-            .bind(&ds.id)
-            .bind(&ds.department)
+            .bind(&checked.dataset)
+            .bind(&checked.department)
             .bind(source)
-            .bind(&batch.stream)
+            .bind(&checked.stream)
             .bind(&seqs)
             .bind(&origins)
             .bind(&reasons)
@@ -351,16 +383,6 @@ async fn await_delivery(f: DeliveryFuture) -> Result<(), IngestError> {
         Ok(Ok(_)) => Ok(()),
         Ok(Err((e, _))) => Err(IngestError::Broker(e.to_string())),
         Err(_) => Err(IngestError::Broker("the producer was dropped".to_owned())),
-    }
-}
-
-impl Drop for Ingestor {
-    fn drop(&mut self) {
-        // Deliveries were awaited batch by batch; flushing here only covers an aborted batch,
-        // which its caller will deliver again anyway.
-        let _ = self
-            .producer
-            .flush(Timeout::After(Duration::from_millis(100)));
     }
 }
 
