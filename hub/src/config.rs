@@ -37,6 +37,50 @@ pub struct Config {
     pub registry: RegistryConfig,
     /// `[pipeline]`: which workers `bohai serve` runs.
     pub pipeline: PipelineConfig,
+    /// `[pki]`: the city PKI and electronic seals.
+    pub pki: PkiConfig,
+}
+
+/// `[pki]` section: the city PKI and electronic seals (`bohai seal ...`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct PkiConfig {
+    /// The 32-byte master key that encrypts every private key at rest: a file of 64 hex
+    /// digits or 32 raw bytes. Default `~/.local/state/bohai/master.key`; `bohai seal init-ca`
+    /// creates it (mode 0600) when missing.
+    pub master_key_file: PathBuf,
+    /// Extra trust anchors (PEM files of `CERTIFICATE` blocks) besides the city root, e.g. a
+    /// department's own CA whose seals are imported. Default none.
+    pub trust_anchors: Vec<PathBuf>,
+    /// How long a CRL is valid. It is reissued on every revocation and, by `bohai serve`,
+    /// once half of this has passed. Default `7d`.
+    #[serde(with = "humantime_serde")]
+    pub crl_validity: Duration,
+    /// URL of the CRL written as the CRL distribution point of new seal certificates.
+    /// Default none.
+    pub crl_url: Option<String>,
+    /// The city's Chinese name, used in the CA names. Default `盘锦市`.
+    pub city_zh: String,
+    /// The city government's Chinese name, the CAs' O. Default `盘锦市人民政府`.
+    pub government_zh: String,
+}
+
+impl Default for PkiConfig {
+    fn default() -> Self {
+        Self {
+            master_key_file: default_master_key_file(),
+            trust_anchors: Vec::new(),
+            crl_validity: Duration::from_secs(7 * 24 * 3600),
+            crl_url: None,
+            city_zh: "盘锦市".to_owned(),
+            government_zh: "盘锦市人民政府".to_owned(),
+        }
+    }
+}
+
+fn default_master_key_file() -> PathBuf {
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+    home.join(".local/state/bohai/master.key")
 }
 
 /// `[pipeline]` section.
@@ -308,6 +352,7 @@ impl Config {
                 "registry" => {
                     section_into(&origin, &section, value, &mut config.registry, problems)
                 }
+                "pki" => section_into(&origin, &section, value, &mut config.pki, problems),
                 _ => problems.push(ConfigProblem {
                     origin: origin.clone(),
                     key: section.clone(),

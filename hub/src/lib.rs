@@ -23,5 +23,6 @@ pub mod http;
 pub mod kafka;
 pub mod pipeline;
 pub mod registry;
+pub mod seals;
 pub mod server;
 pub mod telemetry;

@@ -115,6 +115,10 @@ async fn run_workers(state: AppState, connectors: Vec<ConnectorConfig>) {
         backoff.wait().await;
     }
     let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(crate::seals::run_crl_schedule(
+        state.db.clone(),
+        state.config.pki.clone(),
+    ));
     if state.config.pipeline.sink {
         tasks.spawn(sink::run(
             state.config.kafka.clone(),

@@ -6,6 +6,7 @@ mod dataset;
 mod dept;
 mod dlq;
 mod gen;
+mod seal;
 mod up;
 
 use std::path::PathBuf;
@@ -58,6 +59,9 @@ pub enum Command {
     /// Departments and their tokens.
     #[command(subcommand)]
     Dept(dept::DeptCommand),
+    /// The city PKI and electronic seals.
+    #[command(subcommand)]
+    Seal(seal::SealCommand),
 }
 
 /// `bohai dlq ...`
@@ -132,6 +136,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Gen(args) => gen::run(&load_config(&cli)?, args)?,
         Command::Dlq(DlqCommand::Show(args)) => dlq::show(&load_config(&cli)?, args).await?,
         Command::Dept(command) => dept::run(&load_config(&cli)?, command).await?,
+        Command::Seal(command) => seal::run(&load_config(&cli)?, command).await?,
     }
     Ok(())
 }

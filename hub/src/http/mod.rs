@@ -5,6 +5,7 @@ mod datasets;
 mod error;
 mod health;
 mod push;
+mod seals;
 
 use std::sync::{Arc, OnceLock};
 
@@ -50,6 +51,7 @@ pub struct AppState {
     tags(
         (name = "ops", description = "Health, readiness and operations"),
         (name = "datasets", description = "The registry's datasets"),
+        (name = "seals", description = "Electronic seals and the city PKI"),
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth)
@@ -113,6 +115,11 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(datasets::show_dataset))
         .routes(routes!(datasets::dataset_stats))
         .routes(routes!(push::push_records))
+        .routes(routes!(seals::list_seals))
+        .routes(routes!(seals::seal_coverage))
+        .routes(routes!(seals::sign_with_seal))
+        .routes(routes!(seals::verify_signature))
+        .routes(routes!(seals::crl))
 }
 
 /// The complete router of the hub.

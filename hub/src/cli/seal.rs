@@ -1,0 +1,379 @@
+//! `bohai seal ...`: the city PKI and electronic seals (电子印章): make the CA, issue and
+//! import seals, sign and verify documents, revoke, and report coverage.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use bohai_certs::{CheckResult, Report, SealSignature, SealType, Verdict};
+use chrono::{DateTime, Utc};
+use clap::{Subcommand, ValueEnum};
+
+use super::prepare;
+use crate::config::Config;
+use crate::seals::service::{sha256, write_private_file};
+use crate::seals::{create_master_key, SealsService};
+
+/// Exit code of `bohai seal verify` for an INVALID signature.
+const EXIT_INVALID: i32 = 2;
+/// Exit code of `bohai seal verify` for an INDETERMINATE one.
+const EXIT_INDETERMINATE: i32 = 3;
+
+/// `bohai seal ...`
+#[derive(Debug, Subcommand)]
+pub enum SealCommand {
+    /// Create the city root CA and the issuing CA (and the master key file if missing).
+    InitCa {
+        /// Replace an existing CA: every existing seal then stops verifying.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Write the root CA's private key (PKCS#8 PEM, mode 0600) for offline keeping.
+    ExportRootKey {
+        /// The file to write (must not exist).
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+        /// Delete the root key from the hub once written.
+        #[arg(long)]
+        remove: bool,
+    },
+    /// Issue a seal certificate and seal record for a department.
+    Issue {
+        /// Department code, e.g. market-regulation.
+        dept: String,
+        /// Seal name. Default `<department name>电子公章` (or 合同专用章 / 业务专用章).
+        #[arg(long)]
+        name: Option<String>,
+        /// Kind of seal.
+        #[arg(long = "type", value_enum, default_value = "official")]
+        seal_type: SealTypeArg,
+        /// Validity in days.
+        #[arg(long, default_value_t = 730)]
+        days: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Import a department's own seal certificate and key (PEM, PKCS#8), made by a CA that
+    /// chains to a configured trust anchor.
+    Import {
+        /// Department code.
+        dept: String,
+        /// The seal certificate, PEM.
+        #[arg(long, value_name = "CERT.pem")]
+        cert: PathBuf,
+        /// The private key, PEM PKCS#8.
+        #[arg(long, value_name = "KEY.pem")]
+        key: PathBuf,
+        /// Intermediate certificates, PEM.
+        #[arg(long, value_name = "CHAIN.pem")]
+        chain: Option<PathBuf>,
+        /// Kind of seal.
+        #[arg(long = "type", value_enum, default_value = "official")]
+        seal_type: SealTypeArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every seal (never a key).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Seal a file: a detached seal signature (PEM) with the department's newest valid seal.
+    Sign {
+        /// Department code.
+        #[arg(long)]
+        dept: String,
+        /// The document.
+        file: PathBuf,
+        /// Where to write the signature. Default FILE.sig.
+        #[arg(short, long, value_name = "SIG")]
+        output: Option<PathBuf>,
+    },
+    /// Verify a seal signature over a file. Exit 0 only for VALID (2 INVALID, 3 INDETERMINATE).
+    Verify {
+        /// The document.
+        file: PathBuf,
+        /// The signature (PEM or DER).
+        sig: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Verify as of this time (RFC 3339). Default now.
+        #[arg(long)]
+        at: Option<DateTime<Utc>>,
+    },
+    /// Revoke a seal and reissue the CRL.
+    Revoke {
+        /// Seal id (from `bohai seal list`).
+        seal: String,
+        /// CRL reason: unspecified, key_compromise, ca_compromise, affiliation_changed,
+        /// superseded, cessation_of_operation, privilege_withdrawn.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Seal state of every department of the registry and the coverage percentage.
+    Coverage {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Kind of seal on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SealTypeArg {
+    /// 公章.
+    Official,
+    /// 合同专用章.
+    Contract,
+    /// 业务专用章.
+    Business,
+}
+
+impl From<SealTypeArg> for SealType {
+    fn from(t: SealTypeArg) -> Self {
+        match t {
+            SealTypeArg::Official => Self::Official,
+            SealTypeArg::Contract => Self::Contract,
+            SealTypeArg::Business => Self::Business,
+        }
+    }
+}
+
+fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+fn read_text(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+pub(super) async fn run(config: &Config, command: &SealCommand) -> anyhow::Result<()> {
+    let (db, registry) = prepare(config).await?;
+    let pki = &config.pki;
+    let now = Utc::now();
+    let department = |code: &str| {
+        registry
+            .department(code)
+            .cloned()
+            .ok_or_else(|| crate::seals::SealsError::UnknownDepartment(code.to_owned()))
+    };
+    match command {
+        SealCommand::InitCa { force } => {
+            let (master, created) = create_master_key(&pki.master_key_file)?;
+            if created {
+                eprintln!(
+                    "created the master key file {} (mode 0600): keep a copy, no seal signs without it",
+                    pki.master_key_file.display()
+                );
+            }
+            let made = SealsService::with_key(&db, pki, master)
+                .init_ca(*force, now)
+                .await?;
+            print!("{}{}", made.root_pem, made.issuing_pem);
+            eprintln!(
+                "city root and issuing CA made; CRL {} issued",
+                made.crl_number
+            );
+        }
+        SealCommand::ExportRootKey { output, remove } => {
+            let service = SealsService::with_master_key(&db, pki)?;
+            let pem = service.export_root_key(false).await?;
+            write_private_file(output, pem.expose_secret())
+                .with_context(|| format!("cannot write {}", output.display()))?;
+            if *remove {
+                service.export_root_key(true).await?;
+                eprintln!(
+                    "root key written to {} and removed from the hub",
+                    output.display()
+                );
+            } else {
+                eprintln!("root key written to {}", output.display());
+            }
+        }
+        SealCommand::Issue {
+            dept,
+            name,
+            seal_type,
+            days,
+            json,
+        } => {
+            let dept = department(dept)?;
+            let seal = SealsService::with_master_key(&db, pki)?
+                .issue(&dept, name.as_deref(), (*seal_type).into(), *days, now)
+                .await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&seal)?);
+            } else {
+                println!(
+                    "{}  {}  valid {} .. {}",
+                    seal.seal_id, seal.name, seal.not_before, seal.not_after
+                );
+            }
+        }
+        SealCommand::Import {
+            dept,
+            cert,
+            key,
+            chain,
+            seal_type,
+            json,
+        } => {
+            let dept = department(dept)?;
+            let chain = match chain {
+                Some(p) => vec![read_text(p)?],
+                None => Vec::new(),
+            };
+            let seal = SealsService::with_master_key(&db, pki)?
+                .import(
+                    &dept,
+                    read_text(cert)?,
+                    read_text(key)?,
+                    chain,
+                    (*seal_type).into(),
+                    now,
+                )
+                .await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&seal)?);
+            } else {
+                println!("{}  {}  imported", seal.seal_id, seal.name);
+            }
+        }
+        SealCommand::List { json } => {
+            let seals = SealsService::public(&db, pki).list(now).await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&seals)?);
+            } else {
+                println!(
+                    "{:<40} {:<24} {:<9} {:<12} {:<10} NAME",
+                    "SEAL", "DEPARTMENT", "TYPE", "NOT AFTER", "STATE"
+                );
+                for s in &seals {
+                    println!(
+                        "{:<40} {:<24} {:<9} {:<12} {:<10} {}",
+                        s.seal_id,
+                        s.department,
+                        s.seal_type,
+                        s.not_after.format("%Y-%m-%d"),
+                        serde_json::to_value(s.state)?.as_str().unwrap_or("?"),
+                        s.name
+                    );
+                }
+            }
+        }
+        SealCommand::Sign { dept, file, output } => {
+            let dept = department(dept)?;
+            let service = SealsService::with_master_key(&db, pki)?;
+            let seal_id = service.newest_valid_seal(&dept.code, now).await?;
+            let sig = service.sign(&seal_id, sha256(&read(file)?), now).await?;
+            let output = output.clone().unwrap_or_else(|| {
+                let mut name = file.as_os_str().to_owned();
+                name.push(".sig");
+                PathBuf::from(name)
+            });
+            std::fs::write(&output, sig.to_pem()?)
+                .with_context(|| format!("cannot write {}", output.display()))?;
+            eprintln!(
+                "sealed {} with {seal_id}: {}",
+                file.display(),
+                output.display()
+            );
+        }
+        SealCommand::Verify {
+            file,
+            sig,
+            json,
+            at,
+        } => {
+            let bytes = read(sig)?;
+            let der = match std::str::from_utf8(&bytes) {
+                Ok(text) if text.trim_start().starts_with("-----BEGIN") => {
+                    SealSignature::from_pem(text)
+                        .with_context(|| format!("{} is not a seal signature", sig.display()))?
+                        .to_der()?
+                }
+                _ => bytes,
+            };
+            let report = SealsService::public(&db, pki)
+                .verify(sha256(&read(file)?), &der, at.unwrap_or(now))
+                .await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print_report(&report)?;
+            }
+            std::io::stdout().flush()?;
+            match report.overall {
+                Verdict::Valid => {}
+                Verdict::Invalid => std::process::exit(EXIT_INVALID),
+                Verdict::Indeterminate => std::process::exit(EXIT_INDETERMINATE),
+            }
+        }
+        SealCommand::Revoke { seal, reason } => {
+            let reason = crate::seals::service::parse_reason(reason)?;
+            let crl = SealsService::with_master_key(&db, pki)?
+                .revoke(seal, reason, now)
+                .await?;
+            println!("revoked {seal}; CRL {} issued", crl.number);
+        }
+        SealCommand::Coverage { json } => {
+            let coverage = SealsService::public(&db, pki).coverage(now).await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&coverage)?);
+            } else {
+                for d in &coverage.departments {
+                    println!(
+                        "{:<28} {:<9} {:<12} {}",
+                        d.department,
+                        serde_json::to_value(d.state)?.as_str().unwrap_or("?"),
+                        d.not_after
+                            .map(|t| t.format("%Y-%m-%d").to_string())
+                            .unwrap_or_default(),
+                        d.name_zh
+                    );
+                }
+                println!(
+                    "coverage {:.1}% ({} valid, {} expiring, {} expired, {} revoked, {} none of {})",
+                    coverage.coverage_percent,
+                    coverage.valid,
+                    coverage.expiring,
+                    coverage.expired,
+                    coverage.revoked,
+                    coverage.none,
+                    coverage.departments_total
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_report(report: &Report) -> anyhow::Result<()> {
+    println!(
+        "{}  (checked at {})",
+        serde_json::to_value(report.overall)?
+            .as_str()
+            .unwrap_or("?"),
+        report.checked_at
+    );
+    for c in &report.checks {
+        let mark = match c.result {
+            CheckResult::Pass => "ok  ",
+            CheckResult::Fail => "FAIL",
+            CheckResult::Indeterminate => "??  ",
+            CheckResult::Skipped => "skip",
+        };
+        println!(
+            "  {mark} {:<20} {:<28} {} / {}",
+            c.check,
+            c.code.as_str(),
+            c.message_zh,
+            c.message_en
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,268 @@
+//! Electronic seals and the city PKI: sign with a department's seal, verify a seal
+//! signature, the CRL, the seal list and the coverage of the registry's departments.
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine as _;
+use bohai_certs::SealSignature;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::push::Caller;
+use super::{ApiError, AppState};
+use crate::seals::service::{hex_decode, hex_lower, sha256};
+use crate::seals::{Coverage, SealSummary, SealsError, SealsService};
+
+/// Largest base64 document accepted by verify (the decoded document is smaller).
+const MAX_DOCUMENT_B64: usize = 8 * 1024 * 1024;
+/// Largest signature text accepted by verify.
+const MAX_SIGNATURE_TEXT: usize = 128 * 1024;
+
+fn api_error(e: SealsError) -> ApiError {
+    match e {
+        SealsError::UnknownSeal(_) | SealsError::UnknownDepartment(_) => {
+            ApiError::not_found(e.to_string())
+        }
+        SealsError::NoCa | SealsError::NoValidSeal(_) | SealsError::NotUsable { .. } => {
+            ApiError::new(StatusCode::CONFLICT, "seal_unusable", e.to_string())
+        }
+        SealsError::Database(e) => e.into(),
+        other => ApiError::internal(&other),
+    }
+}
+
+/// A document hash to sign, as JSON.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SignRequest {
+    /// SHA-256 of the document, 64 hex digits.
+    sha256: String,
+}
+
+/// A seal signature made by the hub.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SignResponse {
+    /// The seal that signed.
+    seal_id: String,
+    /// SHA-256 of the document, hex.
+    document_sha256: String,
+    /// The signing time written into the signature.
+    signing_time: DateTime<Utc>,
+    /// The detached seal signature, PEM `BOHAI SEAL SIGNATURE`.
+    signature_pem: String,
+}
+
+/// Seal a document with one of the caller's seals.
+///
+/// The body is the document itself (any content type), or `{"sha256": "<hex>"}` with
+/// `Content-Type: application/json`. A department may sign only with its own seals.
+#[utoipa::path(
+    post,
+    path = "/api/v1/seals/{id}/sign",
+    tag = "seals",
+    params(("id" = String, Path, description = "Seal id, e.g. market-regulation-5f3a…")),
+    request_body(content = SignRequest, description = "The document bytes, or JSON with its SHA-256", content_type = "application/json"),
+    responses(
+        (status = 200, description = "The detached seal signature", body = SignResponse),
+        (status = 400, description = "Malformed JSON or hash", body = super::ErrorBody),
+        (status = 401, description = "No valid bearer token", body = super::ErrorBody),
+        (status = 403, description = "The seal belongs to another department", body = super::ErrorBody),
+        (status = 404, description = "No such seal", body = super::ErrorBody),
+        (status = 409, description = "The seal is revoked, expired or not yet valid", body = super::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(super) async fn sign_with_seal(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<SignResponse>, ApiError> {
+    let now = Utc::now();
+    let public = SealsService::public(&state.db, &state.config.pki);
+    let seal = public.get(&id, now).await.map_err(api_error)?;
+    if seal.department != caller.department {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "seal `{id}` belongs to `{}`, not to `{}`",
+                seal.department, caller.department
+            ),
+        ));
+    }
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let digest = if is_json {
+        let request: SignRequest = serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request(format!("expected {{\"sha256\": \"<hex>\"}}: {e}"))
+        })?;
+        parse_sha256(&request.sha256)?
+    } else {
+        sha256(&body)
+    };
+    let service = SealsService::with_master_key(&state.db, &state.config.pki).map_err(api_error)?;
+    let sig = service.sign(&id, digest, now).await.map_err(api_error)?;
+    let signature_pem = sig.to_pem().map_err(|e| ApiError::internal(&e))?;
+    Ok(Json(SignResponse {
+        seal_id: id,
+        document_sha256: hex_lower(&digest),
+        signing_time: sig.signing_time(),
+        signature_pem,
+    }))
+}
+
+fn parse_sha256(text: &str) -> Result<[u8; 32], ApiError> {
+    hex_decode(text)
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .ok_or_else(|| ApiError::bad_request("sha256 must be 64 hexadecimal digits"))
+}
+
+/// What to verify.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct VerifyRequest {
+    /// SHA-256 of the document, 64 hex digits (or give `document`).
+    document_sha256: Option<String>,
+    /// The document, base64 (or give `document_sha256`).
+    document: Option<String>,
+    /// The seal signature: PEM `BOHAI SEAL SIGNATURE`, or the DER in base64.
+    signature: String,
+    /// Verify as of this time (RFC 3339). Default now.
+    at: Option<DateTime<Utc>>,
+}
+
+/// Verify a seal signature.
+///
+/// The answer is the verification report: `overall` (`VALID`, `INVALID`, `INDETERMINATE`)
+/// and every check with a stable reason `code` (see `docs/formats.md`). The verifier uses
+/// the city root, the configured trust anchors and the newest CRL.
+#[utoipa::path(
+    post,
+    path = "/api/v1/seals/verify",
+    tag = "seals",
+    request_body = VerifyRequest,
+    responses(
+        (status = 200, description = "The verification report", body = Object),
+        (status = 400, description = "Malformed request, hash, base64 or signature", body = super::ErrorBody),
+    )
+)]
+pub(super) async fn verify_signature(
+    State(state): State<AppState>,
+    Json(request): Json<VerifyRequest>,
+) -> Result<Json<bohai_certs::Report>, ApiError> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let digest = match (&request.document_sha256, &request.document) {
+        (Some(hex), None) => parse_sha256(hex)?,
+        (None, Some(doc)) => {
+            if doc.len() > MAX_DOCUMENT_B64 {
+                return Err(ApiError::bad_request("document is larger than 6 MiB"));
+            }
+            sha256(
+                &b64.decode(doc.trim())
+                    .map_err(|e| ApiError::bad_request(format!("document is not base64: {e}")))?,
+            )
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "give exactly one of document_sha256 and document",
+            ))
+        }
+    };
+    let text = request.signature.trim();
+    if text.len() > MAX_SIGNATURE_TEXT {
+        return Err(ApiError::bad_request("signature is larger than 128 KiB"));
+    }
+    let parsed = if text.starts_with("-----BEGIN") {
+        SealSignature::from_pem(text)
+    } else {
+        let der = b64.decode(text).map_err(|e| {
+            ApiError::bad_request(format!("signature is neither PEM nor base64: {e}"))
+        })?;
+        SealSignature::from_der(&der)
+    };
+    let der = parsed
+        .and_then(|s| s.to_der())
+        .map_err(|e| ApiError::bad_request(format!("malformed seal signature: {e}")))?;
+    let report = SealsService::public(&state.db, &state.config.pki)
+        .verify(digest, &der, request.at.unwrap_or_else(Utc::now))
+        .await
+        .map_err(api_error)?;
+    Ok(Json(report))
+}
+
+/// The newest CRL of the city issuing CA.
+///
+/// DER (`application/pkix-crl`) by default; PEM with `Accept: application/x-pem-file`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/pki/crl",
+    tag = "seals",
+    responses(
+        (status = 200, description = "The CRL", content_type = "application/pkix-crl"),
+        (status = 404, description = "No CRL yet (no city CA)", body = super::ErrorBody),
+    )
+)]
+pub(super) async fn crl(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let crl = SealsService::public(&state.db, &state.config.pki)
+        .latest_crl()
+        .await
+        .map_err(api_error)?
+        .ok_or_else(|| ApiError::not_found("no CRL yet: run `bohai seal init-ca`"))?;
+    let wants_pem = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/x-pem-file"));
+    Ok(if wants_pem {
+        (
+            [(header::CONTENT_TYPE, "application/x-pem-file")],
+            bohai_certs::crl_to_pem(&crl.der),
+        )
+            .into_response()
+    } else {
+        ([(header::CONTENT_TYPE, "application/pkix-crl")], crl.der).into_response()
+    })
+}
+
+/// Every seal (never a key).
+#[utoipa::path(
+    get,
+    path = "/api/v1/seals",
+    tag = "seals",
+    responses((status = 200, description = "The seals, by department", body = [SealSummary]))
+)]
+pub(super) async fn list_seals(
+    State(state): State<AppState>,
+) -> Result<Json<Vec<SealSummary>>, ApiError> {
+    let seals = SealsService::public(&state.db, &state.config.pki)
+        .list(Utc::now())
+        .await
+        .map_err(api_error)?;
+    Ok(Json(seals))
+}
+
+/// The seal state of every department of the registry and the coverage percentage.
+#[utoipa::path(
+    get,
+    path = "/api/v1/seals/coverage",
+    tag = "seals",
+    responses((status = 200, description = "Coverage", body = Coverage))
+)]
+pub(super) async fn seal_coverage(
+    State(state): State<AppState>,
+) -> Result<Json<Coverage>, ApiError> {
+    let coverage = SealsService::public(&state.db, &state.config.pki)
+        .coverage(Utc::now())
+        .await
+        .map_err(api_error)?;
+    Ok(Json(coverage))
+}

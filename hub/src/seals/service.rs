@@ -1,0 +1,769 @@
+//! The PKI and seal operations shared by `bohai seal ...` and the HTTP API.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration as StdDuration;
+
+use bohai_certs::{
+    import_seal, init_city_ca, issue_crl, issue_seal, sign_document, verify_seal_signature, CaCert,
+    CaNames, EncryptedKey, ImportRequest, MasterKey, Report, RevocationReason, RevokedSeal,
+    SealKey, SealRecord, SealRequest, SealSignature, SealType, SecretBytes, TrustAnchors, Validity,
+    VerifyContext, VerifyPolicy,
+};
+use bohai_schemas::registry::Department;
+use chrono::{DateTime, Duration, Utc};
+use sqlx::PgPool;
+
+use super::store::{self, StoredCa, StoredCrl, StoredSeal};
+use super::{Coverage, CoverageState, DepartmentCoverage, SealState, SealSummary, SealsError};
+use crate::config::PkiConfig;
+
+const LABEL_ROOT: &str = "root";
+const LABEL_ISSUING: &str = "issuing";
+/// A seal ending within this is `expiring`.
+const EXPIRING_WITHIN_DAYS: i64 = 30;
+
+/// Reads the master key of `pki.master_key_file`.
+pub fn load_master_key(path: &Path) -> Result<MasterKey, SealsError> {
+    let problem = |reason: String| SealsError::MasterKey {
+        path: path.to_owned(),
+        reason,
+    };
+    let bytes = std::fs::read(path).map_err(|e| {
+        problem(format!(
+            "{e} (`bohai seal init-ca` creates it; or set pki.master_key_file)"
+        ))
+    })?;
+    MasterKey::from_file_bytes(&bytes).map_err(|e| problem(e.to_string()))
+}
+
+/// Reads the master key, creating the file (64 hex digits, mode 0600) first when it is
+/// missing. Returns the key and whether it was created.
+pub fn create_master_key(path: &Path) -> Result<(MasterKey, bool), SealsError> {
+    if path.exists() {
+        return load_master_key(path).map(|k| (k, false));
+    }
+    let problem = |reason: String| SealsError::MasterKey {
+        path: path.to_owned(),
+        reason,
+    };
+    let mut raw = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut raw)
+        .map_err(|_| problem("no randomness available".to_owned()))?;
+    let mut hex = hex_lower(&raw);
+    raw.fill(0);
+    hex.push('\n');
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| problem(e.to_string()))?;
+    }
+    write_private_file(path, hex.as_bytes()).map_err(|e| problem(e.to_string()))?;
+    let key = MasterKey::from_file_bytes(hex.as_bytes()).map_err(|e| problem(e.to_string()));
+    // Overwrite the text copy of the key before it is freed.
+    let mut bytes = hex.into_bytes();
+    bytes.fill(0);
+    key.map(|k| (k, true))
+}
+
+/// Writes a new file readable only by its owner; fails if it exists.
+pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
+
+/// Lowercase hex.
+pub fn hex_lower(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Bytes from hex (even length, 0-9a-fA-F).
+pub fn hex_decode(text: &str) -> Option<Vec<u8>> {
+    let text = text.trim();
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| {
+            text.get(i..i + 2)
+                .and_then(|d| u8::from_str_radix(d, 16).ok())
+        })
+        .collect()
+}
+
+/// SHA-256 of `bytes`.
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref());
+    out
+}
+
+/// The name of a seal type as stored and shown.
+pub fn seal_type_name(t: SealType) -> &'static str {
+    match t {
+        SealType::Official => "official",
+        SealType::Contract => "contract",
+        SealType::Business => "business",
+    }
+}
+
+/// Parses a CRL reason in snake_case (`key_compromise`, `superseded`, ...).
+pub fn parse_reason(text: &str) -> Result<RevocationReason, SealsError> {
+    serde_json::from_value(serde_json::Value::String(text.to_owned()))
+        .map_err(|_| SealsError::UnknownReason(text.to_owned()))
+}
+
+fn reason_name(reason: RevocationReason) -> String {
+    match serde_json::to_value(reason) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => "unspecified".to_owned(),
+    }
+}
+
+/// The state of a seal at `at`.
+pub fn seal_state(seal: &StoredSeal, at: DateTime<Utc>) -> SealState {
+    if seal.revoked_at.is_some() {
+        SealState::Revoked
+    } else if at < seal.not_before {
+        SealState::NotYetValid
+    } else if at >= seal.not_after {
+        SealState::Expired
+    } else if seal.not_after - at <= Duration::days(EXPIRING_WITHIN_DAYS) {
+        SealState::Expiring
+    } else {
+        SealState::Valid
+    }
+}
+
+fn summary(seal: &StoredSeal, at: DateTime<Utc>) -> SealSummary {
+    SealSummary {
+        seal_id: seal.seal_id.clone(),
+        department: seal.department.clone(),
+        name: seal.name.clone(),
+        seal_type: seal.seal_type.clone(),
+        serial_hex: seal.serial_hex.clone(),
+        not_before: seal.not_before,
+        not_after: seal.not_after,
+        created_at: seal.created_at,
+        revoked_at: seal.revoked_at,
+        revocation_reason: seal.revocation_reason.clone(),
+        imported: seal.imported,
+        state: seal_state(seal, at),
+    }
+}
+
+/// Coverage of `departments` (code, name_zh) by `seals` at `at`: each department gets the
+/// best state of its seals (valid > expiring > expired > revoked > none).
+pub fn coverage_of(
+    departments: &[(String, String)],
+    seals: &[StoredSeal],
+    at: DateTime<Utc>,
+) -> Coverage {
+    fn rank(s: CoverageState) -> u8 {
+        match s {
+            CoverageState::Valid => 4,
+            CoverageState::Expiring => 3,
+            CoverageState::Expired => 2,
+            CoverageState::Revoked => 1,
+            CoverageState::None => 0,
+        }
+    }
+    let mut out = Vec::with_capacity(departments.len());
+    for (code, name_zh) in departments {
+        let mut best = DepartmentCoverage {
+            department: code.clone(),
+            name_zh: name_zh.clone(),
+            state: CoverageState::None,
+            seal_id: None,
+            not_after: None,
+        };
+        for seal in seals.iter().filter(|s| &s.department == code) {
+            let state = match seal_state(seal, at) {
+                SealState::Valid => CoverageState::Valid,
+                SealState::Expiring => CoverageState::Expiring,
+                SealState::Expired | SealState::NotYetValid => CoverageState::Expired,
+                SealState::Revoked => CoverageState::Revoked,
+            };
+            let better = rank(state) > rank(best.state)
+                || (rank(state) == rank(best.state)
+                    && best.not_after.is_some_and(|n| seal.not_after > n));
+            if better {
+                best.state = state;
+                best.seal_id = Some(seal.seal_id.clone());
+                best.not_after = Some(seal.not_after);
+            }
+        }
+        out.push(best);
+    }
+    let count = |s: CoverageState| out.iter().filter(|d| d.state == s).count();
+    let (valid, expiring) = (count(CoverageState::Valid), count(CoverageState::Expiring));
+    let total = out.len();
+    let covered = u32::try_from(valid + expiring).unwrap_or(u32::MAX);
+    let coverage_percent = if total == 0 {
+        0.0
+    } else {
+        let total = u32::try_from(total).unwrap_or(u32::MAX);
+        (f64::from(covered) * 10000.0 / f64::from(total)).round() / 100.0
+    };
+    Coverage {
+        at,
+        departments_total: total,
+        valid,
+        expiring,
+        expired: count(CoverageState::Expired),
+        revoked: count(CoverageState::Revoked),
+        none: count(CoverageState::None),
+        coverage_percent,
+        departments: out,
+    }
+}
+
+/// What `init-ca` made.
+#[derive(Debug, Clone)]
+pub struct CaMade {
+    /// Root certificate, PEM.
+    pub root_pem: String,
+    /// Issuing CA certificate, PEM.
+    pub issuing_pem: String,
+    /// The first CRL's number.
+    pub crl_number: i64,
+}
+
+/// The PKI and seal operations over one database, one configuration and the master key.
+#[derive(Debug)]
+pub struct SealsService<'a> {
+    db: &'a PgPool,
+    config: &'a PkiConfig,
+    master: Option<MasterKey>,
+}
+
+impl<'a> SealsService<'a> {
+    /// Operations that need no private key (list, verify, coverage, CRL download).
+    pub fn public(db: &'a PgPool, config: &'a PkiConfig) -> Self {
+        Self {
+            db,
+            config,
+            master: None,
+        }
+    }
+
+    /// Operations with keys, with the master key of `pki.master_key_file`.
+    pub fn with_master_key(db: &'a PgPool, config: &'a PkiConfig) -> Result<Self, SealsError> {
+        let master = load_master_key(&config.master_key_file)?;
+        Ok(Self {
+            db,
+            config,
+            master: Some(master),
+        })
+    }
+
+    /// With a given master key.
+    pub fn with_key(db: &'a PgPool, config: &'a PkiConfig, master: MasterKey) -> Self {
+        Self {
+            db,
+            config,
+            master: Some(master),
+        }
+    }
+
+    fn master(&self) -> Result<&MasterKey, SealsError> {
+        self.master.as_ref().ok_or_else(|| SealsError::MasterKey {
+            path: self.config.master_key_file.clone(),
+            reason: "not loaded".to_owned(),
+        })
+    }
+
+    async fn stored_ca(&self) -> Result<StoredCa, SealsError> {
+        store::load_ca(self.db).await?.ok_or(SealsError::NoCa)
+    }
+
+    /// Makes the city root and issuing CA and the first (empty) CRL.
+    pub async fn init_ca(&self, force: bool, now: DateTime<Utc>) -> Result<CaMade, SealsError> {
+        if !force && store::load_ca(self.db).await?.is_some() {
+            return Err(SealsError::CaExists);
+        }
+        let master = self.master()?;
+        let names = CaNames::for_city(&self.config.city_zh, &self.config.government_zh);
+        let pki = init_city_ca(&names, now)?;
+        let stored = StoredCa {
+            root_cert_der: pki.root.cert_der().to_vec(),
+            root_key_encrypted: Some(
+                EncryptedKey::encrypt(master, LABEL_ROOT, pki.root.key())?.to_string(),
+            ),
+            issuing_cert_der: pki.issuing.cert_der().to_vec(),
+            issuing_key_encrypted: EncryptedKey::encrypt(master, LABEL_ISSUING, pki.issuing.key())?
+                .to_string(),
+        };
+        let mut tx = self.db.begin().await?;
+        store::replace_ca(&mut tx, &stored).await?;
+        tx.commit().await?;
+        let crl = self.reissue_crl(now).await?;
+        Ok(CaMade {
+            root_pem: pki.root.cert_pem(),
+            issuing_pem: pki.issuing.cert_pem(),
+            crl_number: crl.number,
+        })
+    }
+
+    /// The root key as PKCS#8 PEM text (for offline keeping), in a zeroized, redacted
+    /// buffer; with `remove`, deleted from the hub.
+    pub async fn export_root_key(&self, remove: bool) -> Result<SecretBytes, SealsError> {
+        let ca = self.stored_ca().await?;
+        let encrypted = ca.root_key_encrypted.ok_or(SealsError::RootKeyAbsent)?;
+        let key = parse_encrypted(&encrypted, "root key")?.decrypt(self.master()?, LABEL_ROOT)?;
+        // Proves the key belongs to the root before anything is removed.
+        let root = CaCert::from_parts(ca.root_cert_der, key)?;
+        let pem = SecretBytes::new(root.key().to_pkcs8_pem().as_bytes().to_vec());
+        if remove {
+            store::remove_root_key(self.db).await?;
+        }
+        Ok(pem)
+    }
+
+    /// The root certificate, PEM.
+    pub async fn root_pem(&self) -> Result<String, SealsError> {
+        let ca = self.stored_ca().await?;
+        Ok(pem_block("CERTIFICATE", &ca.root_cert_der))
+    }
+
+    async fn issuing(&self) -> Result<CaCert, SealsError> {
+        let ca = self.stored_ca().await?;
+        let key = parse_encrypted(&ca.issuing_key_encrypted, "issuing key")?
+            .decrypt(self.master()?, LABEL_ISSUING)?;
+        Ok(CaCert::from_parts(ca.issuing_cert_der, key)?)
+    }
+
+    /// The trust anchors: the city root (when made) and every `pki.trust_anchors` file.
+    pub async fn trust_anchors(&self) -> Result<TrustAnchors, SealsError> {
+        let mut anchors = TrustAnchors::new();
+        if let Some(ca) = store::load_ca(self.db).await? {
+            anchors
+                .add_der(ca.root_cert_der)
+                .map_err(|e| SealsError::TrustAnchor {
+                    what: "city root".to_owned(),
+                    reason: e.to_string(),
+                })?;
+        }
+        for path in &self.config.trust_anchors {
+            let problem = |reason: String| SealsError::TrustAnchor {
+                what: path.display().to_string(),
+                reason,
+            };
+            let text = std::fs::read_to_string(path).map_err(|e| problem(e.to_string()))?;
+            anchors.add_pem(&text).map_err(|e| problem(e.to_string()))?;
+        }
+        Ok(anchors)
+    }
+
+    /// Issues a seal for `dept`, valid `days` from `now`. The seal image digest is the
+    /// SHA-256 of the seal name's UTF-8 until seal images are managed.
+    pub async fn issue(
+        &self,
+        dept: &Department,
+        name: Option<&str>,
+        seal_type: SealType,
+        days: u32,
+        now: DateTime<Utc>,
+    ) -> Result<SealSummary, SealsError> {
+        let issuing = self.issuing().await?;
+        let name = name.map_or_else(
+            || default_seal_name(&dept.name_zh, seal_type),
+            str::to_owned,
+        );
+        let request = SealRequest {
+            dept_code: seal_id_prefix(&dept.code),
+            dept_name_zh: dept.name_zh.clone(),
+            credit_code: dept.credit_code.clone(),
+            seal_name: name.clone(),
+            seal_type,
+            validity: Validity {
+                not_before: now,
+                not_after: now + Duration::days(i64::from(days)),
+            },
+            image_digest: sha256(name.as_bytes()),
+            crl_distribution_url: self.config.crl_url.clone(),
+        };
+        let issued = issue_seal(&issuing, &request, now)?;
+        self.store_seal(
+            &dept.code,
+            issued,
+            seal_type,
+            request.image_digest,
+            false,
+            now,
+        )
+        .await
+    }
+
+    /// Imports a department's own seal certificate and key (PEM), with optional intermediates.
+    pub async fn import(
+        &self,
+        dept: &Department,
+        cert_pem: String,
+        key_pem: String,
+        chain_pem: Vec<String>,
+        seal_type: SealType,
+        now: DateTime<Utc>,
+    ) -> Result<SealSummary, SealsError> {
+        let maker = self.issuing().await?;
+        let trust = self.trust_anchors().await?;
+        let image_digest = sha256(cert_pem.as_bytes());
+        let request = ImportRequest {
+            cert_pem,
+            key_pem,
+            chain_pem,
+            dept_code: seal_id_prefix(&dept.code),
+            seal_type,
+            image_digest,
+        };
+        let issued = import_seal(&maker, &request, &trust, now)?;
+        self.store_seal(&dept.code, issued, seal_type, image_digest, true, now)
+            .await
+    }
+
+    async fn store_seal(
+        &self,
+        dept: &str,
+        issued: bohai_certs::IssuedSeal,
+        seal_type: SealType,
+        image_digest: [u8; 32],
+        imported: bool,
+        now: DateTime<Utc>,
+    ) -> Result<SealSummary, SealsError> {
+        let seal_id = issued.seal_id().to_owned();
+        let key_encrypted = EncryptedKey::encrypt(self.master()?, &seal_id, &issued.key)?;
+        let info = issued.record.info().clone();
+        let record_der = issued.record.to_der()?;
+        // Checks that the key, certificate and record belong together; gives the serial.
+        let checked = issued.clone().into_seal_key()?;
+        let stored = StoredSeal {
+            seal_id,
+            department: dept.to_owned(),
+            name: info.name.clone(),
+            seal_type: seal_type_name(seal_type).to_owned(),
+            serial_hex: hex_lower(checked.serial()),
+            cert_der: issued.cert_der,
+            chain_der: issued.chain,
+            key_encrypted: key_encrypted.to_string(),
+            record_der,
+            image_digest: image_digest.to_vec(),
+            not_before: info.valid_start,
+            not_after: info.valid_end,
+            created_at: now,
+            revoked_at: None,
+            revocation_reason: None,
+            imported,
+        };
+        store::insert_seal(self.db, &stored).await?;
+        Ok(summary(&stored, now))
+    }
+
+    /// Every seal, without keys.
+    pub async fn list(&self, at: DateTime<Utc>) -> Result<Vec<SealSummary>, SealsError> {
+        Ok(store::list_seals(self.db)
+            .await?
+            .iter()
+            .map(|s| summary(s, at))
+            .collect())
+    }
+
+    /// One seal, without its key.
+    pub async fn get(&self, seal_id: &str, at: DateTime<Utc>) -> Result<SealSummary, SealsError> {
+        let seal = store::seal(self.db, seal_id)
+            .await?
+            .ok_or_else(|| SealsError::UnknownSeal(seal_id.to_owned()))?;
+        Ok(summary(&seal, at))
+    }
+
+    /// The department's newest seal valid at `at`.
+    pub async fn newest_valid_seal(
+        &self,
+        dept: &str,
+        at: DateTime<Utc>,
+    ) -> Result<String, SealsError> {
+        store::newest_valid_seal(self.db, dept, at)
+            .await?
+            .ok_or_else(|| SealsError::NoValidSeal(dept.to_owned()))
+    }
+
+    /// Signs a document's SHA-256 with the seal at `now`. The seal must be valid at `now`.
+    pub async fn sign(
+        &self,
+        seal_id: &str,
+        document_sha256: [u8; 32],
+        now: DateTime<Utc>,
+    ) -> Result<SealSignature, SealsError> {
+        let stored = store::seal(self.db, seal_id)
+            .await?
+            .ok_or_else(|| SealsError::UnknownSeal(seal_id.to_owned()))?;
+        match seal_state(&stored, now) {
+            SealState::Valid | SealState::Expiring => {}
+            state => {
+                return Err(SealsError::NotUsable {
+                    seal_id: seal_id.to_owned(),
+                    state: format!("{state:?}").to_lowercase(),
+                })
+            }
+        }
+        let key = parse_encrypted(&stored.key_encrypted, "seal key")?
+            .decrypt(self.master()?, &stored.seal_id)?;
+        let record = SealRecord::from_der(&stored.record_der)?;
+        let seal_key = SealKey::new(stored.cert_der, key, record, stored.chain_der)?;
+        Ok(sign_document(&seal_key, document_sha256, now)?)
+    }
+
+    /// Verifies a DER seal signature over a document's SHA-256 at `at`, with the trust
+    /// anchors and the newest stored CRL.
+    pub async fn verify(
+        &self,
+        document_sha256: [u8; 32],
+        signature_der: &[u8],
+        at: DateTime<Utc>,
+    ) -> Result<Report, SealsError> {
+        let trust = self.trust_anchors().await?;
+        let crls: Vec<Vec<u8>> = store::latest_crl(self.db)
+            .await?
+            .map(|c| c.der)
+            .into_iter()
+            .collect();
+        let ctx = VerifyContext {
+            trust: &trust,
+            crls: &crls,
+            at,
+            policy: VerifyPolicy::default(),
+        };
+        Ok(verify_seal_signature(document_sha256, signature_der, &ctx).0)
+    }
+
+    /// Revokes a seal and reissues the CRL.
+    pub async fn revoke(
+        &self,
+        seal_id: &str,
+        reason: RevocationReason,
+        now: DateTime<Utc>,
+    ) -> Result<StoredCrl, SealsError> {
+        let mut tx = self.db.begin().await?;
+        if !store::revoke(&mut tx, seal_id, now, &reason_name(reason)).await? {
+            return Err(match store::seal(self.db, seal_id).await? {
+                Some(_) => SealsError::AlreadyRevoked(seal_id.to_owned()),
+                None => SealsError::UnknownSeal(seal_id.to_owned()),
+            });
+        }
+        tx.commit().await?;
+        self.reissue_crl(now).await
+    }
+
+    /// Issues a new CRL listing every revoked seal of the city CA, valid
+    /// `pki.crl_validity` from `now`.
+    pub async fn reissue_crl(&self, now: DateTime<Utc>) -> Result<StoredCrl, SealsError> {
+        let issuing = self.issuing().await?;
+        let validity = Duration::from_std(self.config.crl_validity.max(StdDuration::from_secs(60)))
+            .unwrap_or_else(|_| Duration::days(7));
+        let mut tx = self.db.begin().await?;
+        if !store::lock_ca(&mut tx).await? {
+            return Err(SealsError::NoCa);
+        }
+        let mut revoked = Vec::new();
+        for (serial_hex, revoked_at, reason) in store::revoked_issued(&mut tx).await? {
+            let serial = hex_decode(&serial_hex).ok_or_else(|| SealsError::Stored {
+                what: "seal serial".to_owned(),
+                reason: format!("`{serial_hex}` is not hex"),
+            })?;
+            revoked.push(RevokedSeal {
+                serial,
+                revoked_at,
+                reason: parse_reason(&reason).unwrap_or(RevocationReason::Unspecified),
+            });
+        }
+        let number = store::next_crl_number(&mut tx).await?;
+        let next_update = now + validity;
+        let der = issue_crl(
+            &issuing,
+            &revoked,
+            u64::try_from(number).unwrap_or(1),
+            now,
+            next_update,
+        )?;
+        let crl = StoredCrl {
+            number,
+            der,
+            this_update: now,
+            next_update,
+        };
+        store::insert_crl(&mut tx, &crl).await?;
+        tx.commit().await?;
+        tracing::info!(crl_number = number, revoked = revoked.len(), "issued a CRL");
+        Ok(crl)
+    }
+
+    /// The newest CRL.
+    pub async fn latest_crl(&self) -> Result<Option<StoredCrl>, SealsError> {
+        Ok(store::latest_crl(self.db).await?)
+    }
+
+    /// Seal coverage of every department of the registry at `at`.
+    pub async fn coverage(&self, at: DateTime<Utc>) -> Result<Coverage, SealsError> {
+        let departments = store::departments(self.db).await?;
+        let seals = store::list_seals(self.db).await?;
+        Ok(coverage_of(&departments, &seals, at))
+    }
+}
+
+/// The seal id prefix for a department: its code, cut to the 16 characters `bohai-certs`
+/// allows in a seal id prefix (registry codes may have 32). The department itself is stored
+/// beside the seal, so a shortened prefix only shortens the id.
+pub fn seal_id_prefix(code: &str) -> String {
+    let cut: String = code.chars().take(16).collect();
+    cut.trim_end_matches('-').to_owned()
+}
+
+/// `<name_zh>电子公章` for an official seal, `合同专用章` / `业务专用章` for the others.
+pub fn default_seal_name(dept_name_zh: &str, seal_type: SealType) -> String {
+    match seal_type {
+        SealType::Official => format!("{dept_name_zh}电子公章"),
+        SealType::Contract => format!("{dept_name_zh}合同专用章"),
+        SealType::Business => format!("{dept_name_zh}业务专用章"),
+    }
+}
+
+fn parse_encrypted(text: &str, what: &str) -> Result<EncryptedKey, SealsError> {
+    EncryptedKey::from_str(text).map_err(|e| SealsError::Stored {
+        what: what.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+/// PEM armour.
+pub fn pem_block(label: &str, der: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(chunk));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+/// `bohai serve`'s scheduled CRL reissue: checks every few minutes and issues a new CRL when
+/// half of `pki.crl_validity` has passed since the newest one (or there is none). Without a
+/// city CA or a readable master key it waits and checks again.
+pub async fn run_crl_schedule(db: PgPool, config: PkiConfig) {
+    let validity = config.crl_validity.max(StdDuration::from_secs(60));
+    let period = (validity / 8).clamp(StdDuration::from_secs(10), StdDuration::from_secs(600));
+    loop {
+        if let Err(e) = reissue_if_due(&db, &config, Utc::now()).await {
+            match e {
+                SealsError::NoCa => tracing::debug!("no city CA yet; no CRL to reissue"),
+                e => tracing::warn!(error = %e, "cannot reissue the CRL"),
+            }
+        }
+        tokio::time::sleep(period).await;
+    }
+}
+
+/// Issues a new CRL when half of `pki.crl_validity` has passed at `now` since the newest
+/// one (or there is none); returns whether it did. The check of [`run_crl_schedule`].
+pub async fn reissue_if_due(
+    db: &PgPool,
+    config: &PkiConfig,
+    now: DateTime<Utc>,
+) -> Result<bool, SealsError> {
+    if store::load_ca(db).await?.is_none() {
+        return Err(SealsError::NoCa);
+    }
+    let validity = config.crl_validity.max(StdDuration::from_secs(60));
+    let half = Duration::from_std(validity / 2).unwrap_or_else(|_| Duration::days(1));
+    let due = match store::latest_crl(db).await? {
+        Some(crl) => now >= crl.this_update + half,
+        None => true,
+    };
+    if due {
+        SealsService::with_master_key(db, config)?
+            .reissue_crl(now)
+            .await?;
+    }
+    Ok(due)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seal(dept: &str, not_after_days: i64, revoked: bool, now: DateTime<Utc>) -> StoredSeal {
+        StoredSeal {
+            seal_id: format!("{dept}-{not_after_days}"),
+            department: dept.to_owned(),
+            name: "x".to_owned(),
+            seal_type: "official".to_owned(),
+            serial_hex: "01".to_owned(),
+            cert_der: Vec::new(),
+            chain_der: Vec::new(),
+            key_encrypted: String::new(),
+            record_der: Vec::new(),
+            image_digest: Vec::new(),
+            not_before: now - Duration::days(400),
+            not_after: now + Duration::days(not_after_days),
+            created_at: now,
+            revoked_at: revoked.then_some(now),
+            revocation_reason: revoked.then(|| "superseded".to_owned()),
+            imported: false,
+        }
+    }
+
+    #[test]
+    fn coverage_takes_each_departments_best_seal() {
+        let now = Utc::now();
+        let depts: Vec<(String, String)> = ["a", "b", "c", "d", "e"]
+            .iter()
+            .map(|c| ((*c).to_owned(), format!("{c}局")))
+            .collect();
+        let seals = vec![
+            seal("a", 300, false, now),
+            seal("a", 10, false, now),
+            seal("b", 10, false, now),
+            seal("c", -1, false, now),
+            seal("d", 300, true, now),
+            seal("d", -5, false, now),
+        ];
+        let c = coverage_of(&depts, &seals, now);
+        let states: Vec<CoverageState> = c.departments.iter().map(|d| d.state).collect();
+        assert_eq!(
+            states,
+            vec![
+                CoverageState::Valid,
+                CoverageState::Expiring,
+                CoverageState::Expired,
+                CoverageState::Expired,
+                CoverageState::None
+            ]
+        );
+        assert_eq!(c.departments[0].seal_id.as_deref(), Some("a-300"));
+        assert_eq!(
+            (c.valid, c.expiring, c.expired, c.revoked, c.none),
+            (1, 1, 2, 0, 1)
+        );
+        assert!((c.coverage_percent - 40.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn reasons_parse_and_print_in_snake_case() {
+        let r = parse_reason("key_compromise").unwrap();
+        assert_eq!(reason_name(r), "key_compromise");
+        assert!(matches!(
+            parse_reason("stolen"),
+            Err(SealsError::UnknownReason(_))
+        ));
+        assert_eq!(hex_decode(&hex_lower(&[0, 1, 255])), Some(vec![0, 1, 255]));
+        assert_eq!(hex_decode("abc"), None);
+    }
+}

@@ -1,0 +1,249 @@
+//! The PKI tables of migration `0003_seals.sql`: the city CA, seals and CRLs. SQL only;
+//! keys go in and out as `EncryptedKey` strings.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgPool, Postgres, Transaction};
+
+/// The stored city CA.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StoredCa {
+    /// Root certificate, DER.
+    pub root_cert_der: Vec<u8>,
+    /// Root key, encrypted; `None` after `export-root-key --remove`.
+    pub root_key_encrypted: Option<String>,
+    /// Issuing CA certificate, DER.
+    pub issuing_cert_der: Vec<u8>,
+    /// Issuing CA key, encrypted.
+    pub issuing_key_encrypted: String,
+}
+
+/// A stored seal.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StoredSeal {
+    /// `DEPT-SERIALHEX`.
+    pub seal_id: String,
+    /// Department code.
+    pub department: String,
+    /// Seal name.
+    pub name: String,
+    /// `official`, `contract` or `business`.
+    pub seal_type: String,
+    /// Serial, lowercase hex.
+    pub serial_hex: String,
+    /// Certificate, DER.
+    pub cert_der: Vec<u8>,
+    /// Intermediates, DER.
+    pub chain_der: Vec<Vec<u8>>,
+    /// Private key, encrypted with label = seal id.
+    pub key_encrypted: String,
+    /// Seal record, DER.
+    pub record_der: Vec<u8>,
+    /// SHA-256 of the seal image.
+    pub image_digest: Vec<u8>,
+    /// Start of validity.
+    pub not_before: DateTime<Utc>,
+    /// End of validity.
+    pub not_after: DateTime<Utc>,
+    /// When stored.
+    pub created_at: DateTime<Utc>,
+    /// When revoked.
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// CRL reason, snake_case.
+    pub revocation_reason: Option<String>,
+    /// Imported rather than issued.
+    pub imported: bool,
+}
+
+/// A stored CRL.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StoredCrl {
+    /// cRLNumber.
+    pub number: i64,
+    /// The CRL, DER.
+    pub der: Vec<u8>,
+    /// thisUpdate.
+    pub this_update: DateTime<Utc>,
+    /// nextUpdate.
+    pub next_update: DateTime<Utc>,
+}
+
+const SEAL_COLUMNS: &str = "seal_id, department, name, seal_type, serial_hex, cert_der, \
+     chain_der, key_encrypted, record_der, image_digest, not_before, not_after, created_at, \
+     revoked_at, revocation_reason, imported";
+
+/// The city CA, if made.
+pub async fn load_ca(db: &PgPool) -> Result<Option<StoredCa>, sqlx::Error> {
+    sqlx::query_as::<_, StoredCa>(
+        "SELECT root_cert_der, root_key_encrypted, issuing_cert_der, issuing_key_encrypted \
+         FROM pki_ca WHERE id = 1",
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// Replaces the city CA (and drops the CRLs of the previous one) in `tx`.
+pub async fn replace_ca(
+    tx: &mut Transaction<'_, Postgres>,
+    ca: &StoredCa,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM crls").execute(&mut **tx).await?;
+    sqlx::query("DELETE FROM pki_ca").execute(&mut **tx).await?;
+    sqlx::query(
+        "INSERT INTO pki_ca (id, root_cert_der, root_key_encrypted, issuing_cert_der, \
+         issuing_key_encrypted) VALUES (1, $1, $2, $3, $4)",
+    )
+    .bind(&ca.root_cert_der)
+    .bind(&ca.root_key_encrypted)
+    .bind(&ca.issuing_cert_der)
+    .bind(&ca.issuing_key_encrypted)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Locks the CA row for the rest of `tx` (serializes CRL issuance); false when there is no CA.
+pub async fn lock_ca(tx: &mut Transaction<'_, Postgres>) -> Result<bool, sqlx::Error> {
+    let row: Option<(i16,)> = sqlx::query_as("SELECT id FROM pki_ca WHERE id = 1 FOR UPDATE")
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(row.is_some())
+}
+
+/// Removes the root key from the database.
+pub async fn remove_root_key(db: &PgPool) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE pki_ca SET root_key_encrypted = NULL WHERE id = 1")
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Stores a new seal.
+pub async fn insert_seal(db: &PgPool, seal: &StoredSeal) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO seals (seal_id, department, name, seal_type, serial_hex, cert_der, \
+         chain_der, key_encrypted, record_der, image_digest, not_before, not_after, imported) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+    )
+    .bind(&seal.seal_id)
+    .bind(&seal.department)
+    .bind(&seal.name)
+    .bind(&seal.seal_type)
+    .bind(&seal.serial_hex)
+    .bind(&seal.cert_der)
+    .bind(&seal.chain_der)
+    .bind(&seal.key_encrypted)
+    .bind(&seal.record_der)
+    .bind(&seal.image_digest)
+    .bind(seal.not_before)
+    .bind(seal.not_after)
+    .bind(seal.imported)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Every seal, by department and age.
+pub async fn list_seals(db: &PgPool) -> Result<Vec<StoredSeal>, sqlx::Error> {
+    sqlx::query_as::<_, StoredSeal>(&format!(
+        "SELECT {SEAL_COLUMNS} FROM seals ORDER BY department, created_at, seal_id"
+    ))
+    .fetch_all(db)
+    .await
+}
+
+/// One seal.
+pub async fn seal(db: &PgPool, seal_id: &str) -> Result<Option<StoredSeal>, sqlx::Error> {
+    sqlx::query_as::<_, StoredSeal>(&format!(
+        "SELECT {SEAL_COLUMNS} FROM seals WHERE seal_id = $1"
+    ))
+    .bind(seal_id)
+    .fetch_optional(db)
+    .await
+}
+
+/// The department's newest seal valid at `at` (not revoked, within validity).
+pub async fn newest_valid_seal(
+    db: &PgPool,
+    department: &str,
+    at: DateTime<Utc>,
+) -> Result<Option<String>, sqlx::Error> {
+    let row: Option<(String,)> = sqlx::query_as(
+        "SELECT seal_id FROM seals WHERE department = $1 AND revoked_at IS NULL \
+         AND not_before <= $2 AND not_after > $2 ORDER BY created_at DESC, not_after DESC LIMIT 1",
+    )
+    .bind(department)
+    .bind(at)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|r| r.0))
+}
+
+/// Marks a seal revoked in `tx`; false when it does not exist or was already revoked.
+pub async fn revoke(
+    tx: &mut Transaction<'_, Postgres>,
+    seal_id: &str,
+    at: DateTime<Utc>,
+    reason: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE seals SET revoked_at = $2, revocation_reason = $3 \
+         WHERE seal_id = $1 AND revoked_at IS NULL",
+    )
+    .bind(seal_id)
+    .bind(at)
+    .bind(reason)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Revoked seals issued by the city CA (serial hex, time, reason), for the CRL.
+pub async fn revoked_issued(
+    tx: &mut Transaction<'_, Postgres>,
+) -> Result<Vec<(String, DateTime<Utc>, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT serial_hex, revoked_at, revocation_reason FROM seals \
+         WHERE revoked_at IS NOT NULL AND NOT imported ORDER BY revoked_at, seal_id",
+    )
+    .fetch_all(&mut **tx)
+    .await
+}
+
+/// The next cRLNumber.
+pub async fn next_crl_number(tx: &mut Transaction<'_, Postgres>) -> Result<i64, sqlx::Error> {
+    let (n,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(number), 0) + 1 FROM crls")
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(n)
+}
+
+/// Stores a CRL.
+pub async fn insert_crl(
+    tx: &mut Transaction<'_, Postgres>,
+    crl: &StoredCrl,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO crls (number, der, this_update, next_update) VALUES ($1, $2, $3, $4)")
+        .bind(crl.number)
+        .bind(&crl.der)
+        .bind(crl.this_update)
+        .bind(crl.next_update)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The newest CRL.
+pub async fn latest_crl(db: &PgPool) -> Result<Option<StoredCrl>, sqlx::Error> {
+    sqlx::query_as::<_, StoredCrl>(
+        "SELECT number, der, this_update, next_update FROM crls ORDER BY number DESC LIMIT 1",
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// Every department of the registry table: (code, name_zh), by code.
+pub async fn departments(db: &PgPool) -> Result<Vec<(String, String)>, sqlx::Error> {
+    sqlx::query_as("SELECT code, name_zh FROM departments ORDER BY code")
+        .fetch_all(db)
+        .await
+}

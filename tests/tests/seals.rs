@@ -1,0 +1,678 @@
+//! Electronic seals end to end against the real PostgreSQL: the city CA, seals for two
+//! departments, sealing and verifying a file with the `bohai` binary, tampering, revocation
+//! and the CRL (read by `openssl crl`), coverage, and the HTTP API (department boundary,
+//! verify, list without keys, OpenAPI).
+
+#![allow(clippy::unwrap_used)] // a test that cannot unwrap should fail loudly
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::Output;
+
+use bohai_hub::auth;
+use bohai_hub::seals::service::reissue_if_due;
+use bohai_tests::{bohai, prepared_config, write_config, RunningHub};
+use serde_json::{json, Value};
+
+fn run(config_file: &Path, args: &[&str]) -> Output {
+    bohai(config_file).args(args).output().unwrap()
+}
+
+fn ok(config_file: &Path, args: &[&str]) -> String {
+    let out = run(config_file, args);
+    assert!(
+        out.status.success(),
+        "bohai {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Standard base64 with padding (the tests crate has no base64 dependency).
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn codes(report: &Value) -> Vec<String> {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["result"] != "pass")
+        .map(|c| c["code"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+// Multi-threaded: the in-process hub must keep running (its registry sync holds locks)
+// while this test waits on `bohai` child processes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seals_are_made_used_verified_revoked_and_published() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = prepared_config().await.unwrap();
+    let master = dir.path().join("state/master.key");
+    config.pki.master_key_file = master.clone();
+    let file = write_config(&config, dir.path()).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .unwrap();
+    writeln!(f, "[pki]\nmaster_key_file = \"{}\"", master.display()).unwrap();
+    drop(f);
+    let db = bohai_hub::database::pool(&config.database).unwrap();
+
+    // The CA, once; the master key file is made with mode 0600.
+    let pems = ok(&file, &["seal", "init-ca"]);
+    assert_eq!(pems.matches("BEGIN CERTIFICATE").count(), 2, "{pems}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&master).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let again = run(&file, &["seal", "init-ca"]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+
+    // Seals for two departments.
+    let market: Value = serde_json::from_str(&ok(
+        &file,
+        &["seal", "issue", "market-regulation", "--json"],
+    ))
+    .unwrap();
+    let police: Value = serde_json::from_str(&ok(
+        &file,
+        &[
+            "seal",
+            "issue",
+            "public-security",
+            "--type",
+            "contract",
+            "--days",
+            "365",
+            "--json",
+        ],
+    ))
+    .unwrap();
+    let market_id = market["seal_id"].as_str().unwrap().to_owned();
+    let police_id = police["seal_id"].as_str().unwrap().to_owned();
+    assert!(market_id.starts_with("market-regulatio-"), "{market_id}");
+    assert!(market["name"].as_str().unwrap().ends_with("电子公章"));
+    assert_eq!(police["seal_type"], "contract");
+
+    // The list has both and no secret.
+    let listed = ok(&file, &["seal", "list", "--json"]);
+    let list: Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    let secrets: Vec<(String,)> = sqlx::query_as(
+        "SELECT key_encrypted FROM seals UNION ALL SELECT issuing_key_encrypted FROM pki_ca \
+         UNION ALL SELECT root_key_encrypted FROM pki_ca",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    assert_eq!(secrets.len(), 4);
+    let master_hex = std::fs::read_to_string(&master).unwrap();
+    for (secret,) in &secrets {
+        assert!(secret.starts_with("v1."));
+        assert!(!listed.contains(secret.as_str()));
+        let nonce = secret.split('.').nth(1).unwrap();
+        assert!(!listed.contains(nonce));
+    }
+    assert!(!listed.contains(master_hex.trim()));
+    assert!(!listed.contains("PRIVATE KEY") && !listed.contains("key_encrypted"));
+
+    // Seal a file and verify it: VALID, exit 0.
+    let doc = dir.path().join("批复.txt");
+    std::fs::write(&doc, "关于同意设立盘锦市某某有限公司的批复\n").unwrap();
+    let doc_s = doc.to_str().unwrap();
+    ok(
+        &file,
+        &["seal", "sign", "--dept", "market-regulation", doc_s],
+    );
+    let sig = dir.path().join("批复.txt.sig");
+    let sig_s = sig.to_str().unwrap();
+    let sig_pem = std::fs::read_to_string(&sig).unwrap();
+    assert!(sig_pem.starts_with("-----BEGIN BOHAI SEAL SIGNATURE-----"));
+    let report: Value =
+        serde_json::from_str(&ok(&file, &["seal", "verify", doc_s, sig_s, "--json"])).unwrap();
+    assert_eq!(report["overall"], "VALID", "{report:#}");
+    let human = ok(&file, &["seal", "verify", doc_s, sig_s]);
+    assert!(human.starts_with("VALID"), "{human}");
+
+    // Coverage: two valid seals among the registry's departments.
+    let coverage: Value =
+        serde_json::from_str(&ok(&file, &["seal", "coverage", "--json"])).unwrap();
+    let total: (i64,) = sqlx::query_as("SELECT count(*) FROM departments")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(coverage["departments_total"], total.0);
+    assert_eq!(coverage["valid"], 2);
+    assert_eq!(coverage["none"], total.0 - 2);
+    let listed_departments = coverage["departments"].as_array().unwrap().len();
+    assert_eq!(
+        Some(u64::try_from(listed_departments).unwrap()),
+        coverage["departments_total"].as_u64()
+    );
+
+    // A tampered document: INVALID, a non-zero exit, DOCUMENT_HASH_MISMATCH.
+    std::fs::write(&doc, "关于同意设立盘锦市某某有限公司的批复（已修改）\n").unwrap();
+    let tampered = run(&file, &["seal", "verify", doc_s, sig_s, "--json"]);
+    assert_eq!(tampered.status.code(), Some(2));
+    let report: Value = serde_json::from_slice(&tampered.stdout).unwrap();
+    assert_eq!(report["overall"], "INVALID");
+    assert_eq!(codes(&report), vec!["DOCUMENT_HASH_MISMATCH".to_owned()]);
+    std::fs::write(&doc, "关于同意设立盘锦市某某有限公司的批复\n").unwrap();
+
+    // Revocation: the CRL is reissued and the verifier uses it.
+    ok(
+        &file,
+        &["seal", "revoke", &market_id, "--reason", "key_compromise"],
+    );
+    let revoked = run(&file, &["seal", "verify", doc_s, sig_s, "--json"]);
+    assert_eq!(revoked.status.code(), Some(2));
+    let report: Value = serde_json::from_slice(&revoked.stdout).unwrap();
+    assert_eq!(report["overall"], "INVALID");
+    assert!(
+        codes(&report).contains(&"CERT_REVOKED".to_owned()),
+        "{report:#}"
+    );
+    let twice = run(
+        &file,
+        &["seal", "revoke", &market_id, "--reason", "superseded"],
+    );
+    assert!(!twice.status.success());
+    let refused = run(
+        &file,
+        &["seal", "sign", "--dept", "market-regulation", doc_s],
+    );
+    assert!(!refused.status.success());
+
+    let coverage: Value =
+        serde_json::from_str(&ok(&file, &["seal", "coverage", "--json"])).unwrap();
+    assert_eq!(
+        (coverage["valid"].as_u64(), coverage["revoked"].as_u64()),
+        (Some(1), Some(1))
+    );
+
+    // The API.
+    let hub = RunningHub::start(config.clone()).await.unwrap();
+    let client = reqwest::Client::new();
+
+    // The CRL: DER that openssl reads, listing the revoked serial; PEM on request.
+    let r = client.get(hub.url("/api/v1/pki/crl")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/pkix-crl");
+    let der = r.bytes().await.unwrap();
+    let crl_file = dir.path().join("city.crl");
+    std::fs::write(&crl_file, &der).unwrap();
+    let text = std::process::Command::new("openssl")
+        .args(["crl", "-inform", "DER", "-noout", "-text", "-in"])
+        .arg(&crl_file)
+        .output()
+        .unwrap();
+    assert!(
+        text.status.success(),
+        "{}",
+        String::from_utf8_lossy(&text.stderr)
+    );
+    let text = String::from_utf8(text.stdout).unwrap().to_uppercase();
+    let serial = market["serial_hex"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("00")
+        .to_uppercase();
+    assert!(text.contains(&serial), "{text}");
+    assert!(text.contains("KEY COMPROMISE"), "{text}");
+    // openssl verify accepts the valid seal certificate against root and issuing CA, and
+    // with -crl_check rejects the revoked one.
+    let ca_lines: Vec<String> = pems
+        .split_inclusive("-----END CERTIFICATE-----")
+        .map(|p| p.trim_start().to_owned() + "\n")
+        .collect();
+    std::fs::write(dir.path().join("root.pem"), &ca_lines[0]).unwrap();
+    std::fs::write(dir.path().join("issuing.pem"), &ca_lines[1]).unwrap();
+    for (id, name) in [(&market_id, "market.pem"), (&police_id, "police.pem")] {
+        let (cert,): (Vec<u8>,) = sqlx::query_as("SELECT cert_der FROM seals WHERE seal_id = $1")
+            .bind(id)
+            .fetch_one(&db)
+            .await
+            .unwrap();
+        std::fs::write(dir.path().join(format!("{name}.der")), cert).unwrap();
+        let conv = std::process::Command::new("openssl")
+            .current_dir(dir.path())
+            .args([
+                "x509",
+                "-inform",
+                "DER",
+                "-in",
+                &format!("{name}.der"),
+                "-out",
+                name,
+            ])
+            .output()
+            .unwrap();
+        assert!(conv.status.success());
+    }
+    let verify_cert = |extra: &[&str], leaf: &str| {
+        std::process::Command::new("openssl")
+            .current_dir(dir.path())
+            .args(["verify", "-CAfile", "root.pem", "-untrusted", "issuing.pem"])
+            .args(extra)
+            .arg(leaf)
+            .output()
+            .unwrap()
+    };
+    assert!(verify_cert(&[], "police.pem").status.success());
+    assert!(verify_cert(&[], "market.pem").status.success());
+    let crl_check = ["-crl_check", "-CRLfile", "city.crl.pem"];
+    let crl_pem = client
+        .get(hub.url("/api/v1/pki/crl"))
+        .header("Accept", "application/x-pem-file")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    std::fs::write(dir.path().join("city.crl.pem"), crl_pem).unwrap();
+    assert!(verify_cert(&crl_check, "police.pem").status.success());
+    let rejected = verify_cert(&crl_check, "market.pem");
+    assert!(!rejected.status.success());
+    assert!(
+        String::from_utf8_lossy(&rejected.stdout).contains("revoked")
+            || String::from_utf8_lossy(&rejected.stderr).contains("revoked")
+    );
+
+    let pem = client
+        .get(hub.url("/api/v1/pki/crl"))
+        .header("Accept", "application/x-pem-file")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(pem.starts_with("-----BEGIN X509 CRL-----"), "{pem}");
+
+    // Signing: 401 without a token, 403 with another department's seal, 200 with one's own.
+    let police_token = auth::create_token(&db, "public-security")
+        .await
+        .unwrap()
+        .secret;
+    let sign_url = |id: &str| hub.url(&format!("/api/v1/seals/{id}/sign"));
+    let r = client
+        .post(sign_url(&police_id))
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = client
+        .post(sign_url(&market_id))
+        .bearer_auth(&police_token)
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let body = std::fs::read(&doc).unwrap();
+    let r = client
+        .post(sign_url(&police_id))
+        .bearer_auth(&police_token)
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let signed: Value = r.json().await.unwrap();
+    assert_eq!(signed["seal_id"], police_id.as_str());
+    let r = client
+        .post(sign_url(&police_id))
+        .bearer_auth(&police_token)
+        .json(&json!({"sha256": signed["document_sha256"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = client
+        .post(sign_url(&police_id))
+        .bearer_auth(&police_token)
+        .json(&json!({"sha256": "zz"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    // Verify over the API: VALID for the hub's signature, the file's for the revoked seal,
+    // 400 for malformed input.
+    let verify = |payload: Value| {
+        let client = client.clone();
+        let url = hub.url("/api/v1/seals/verify");
+        async move { client.post(url).json(&payload).send().await.unwrap() }
+    };
+    let r = verify(
+        json!({"document_sha256": signed["document_sha256"], "signature": signed["signature_pem"]}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let report: Value = r.json().await.unwrap();
+    assert_eq!(report["overall"], "VALID", "{report:#}");
+    let r = verify(json!({"document": base64(&body), "signature": sig_pem})).await;
+    let report: Value = r.json().await.unwrap();
+    assert!(
+        codes(&report).contains(&"CERT_REVOKED".to_owned()),
+        "{report:#}"
+    );
+    for bad in [
+        json!({"document_sha256": "00", "signature": sig_pem}),
+        json!({"signature": sig_pem}),
+        json!({"document": "!!", "signature": sig_pem}),
+        json!({"document": "", "signature": "-----BEGIN BOHAI SEAL SIGNATURE-----\nAAAA\n-----END BOHAI SEAL SIGNATURE-----\n"}),
+        json!({"document": "", "signature": base64(&[0x30, 0x03, 0x02, 0x01])}),
+    ] {
+        let r = verify(bad.clone()).await;
+        assert_eq!(r.status(), 400, "{bad}");
+    }
+
+    // The list and coverage over the API; no secret in the list.
+    let listed = client
+        .get(hub.url("/api/v1/seals"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let list: Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    for (secret,) in &secrets {
+        assert!(!listed.contains(secret.as_str()));
+    }
+    let coverage: Value = client
+        .get(hub.url("/api/v1/seals/coverage"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(coverage["valid"], 1);
+
+    // The OpenAPI document lists the new paths.
+    let doc: Value = client
+        .get(hub.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for path in [
+        "/api/v1/seals",
+        "/api/v1/seals/coverage",
+        "/api/v1/seals/{id}/sign",
+        "/api/v1/seals/verify",
+        "/api/v1/pki/crl",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path} missing");
+    }
+
+    // The root key is exported (0600) and removed; init-ca --force then replaces the CA.
+    let root_key = dir.path().join("root.key");
+    ok(
+        &file,
+        &[
+            "seal",
+            "export-root-key",
+            "-o",
+            root_key.to_str().unwrap(),
+            "--remove",
+        ],
+    );
+    assert!(std::fs::read_to_string(&root_key)
+        .unwrap()
+        .contains("BEGIN PRIVATE KEY"));
+    let again = run(
+        &file,
+        &[
+            "seal",
+            "export-root-key",
+            "-o",
+            dir.path().join("again.key").to_str().unwrap(),
+        ],
+    );
+    assert!(!again.status.success());
+
+    // The scheduled reissue: not due before half the validity (7 days) has passed, due after.
+    let now = chrono_now(&db).await;
+    let latest = |db: sqlx::PgPool| async move {
+        let (n,): (i64,) = sqlx::query_as("SELECT max(number) FROM crls")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+        n
+    };
+    let before = latest(db.clone()).await;
+    assert!(!reissue_if_due(&db, &config.pki, now).await.unwrap());
+    assert_eq!(latest(db.clone()).await, before);
+    let later = now + std::time::Duration::from_secs(4 * 24 * 3600);
+    assert!(reissue_if_due(&db, &config.pki, later).await.unwrap());
+    assert_eq!(latest(db.clone()).await, before + 1);
+
+    // init-ca --force replaces the CA: the old seals no longer verify.
+    ok(&file, &["seal", "init-ca", "--force"]);
+    let replaced = run(&file, &["seal", "verify", doc_s, sig_s, "--json"]);
+    assert_ne!(replaced.status.code(), Some(0));
+}
+
+/// The database's clock, so the test does not depend on this machine's.
+async fn chrono_now(db: &sqlx::PgPool) -> sqlx::types::chrono::DateTime<sqlx::types::chrono::Utc> {
+    let (now,): (sqlx::types::chrono::DateTime<sqlx::types::chrono::Utc>,) =
+        sqlx::query_as("SELECT now()").fetch_one(db).await.unwrap();
+    now
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn a_seal_made_under_an_operator_anchor_is_imported_only_when_the_anchor_is_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A department CA and seal made with the openssl command line.
+    openssl(
+        d,
+        &[
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+            "ca.key",
+        ],
+    );
+    openssl(
+        d,
+        &[
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            "ca.key",
+            "-sha256",
+            "-days",
+            "3650",
+            "-utf8",
+            "-subj",
+            "/C=CN/O=盘锦市公安局/CN=盘锦市公安局印章CA",
+            "-out",
+            "ca.pem",
+        ],
+    );
+    openssl(
+        d,
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            "seal.key",
+        ],
+    );
+    openssl(
+        d,
+        &[
+            "req",
+            "-new",
+            "-key",
+            "seal.key",
+            "-utf8",
+            "-subj",
+            "/C=CN/O=盘锦市公安局/CN=盘锦市公安局公章",
+            "-out",
+            "seal.csr",
+        ],
+    );
+    std::fs::write(
+        d.join("seal.ext"),
+        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,nonRepudiation\n\
+         extendedKeyUsage=1.3.6.1.5.5.7.3.36\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n",
+    )
+    .unwrap();
+    openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "seal.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "365",
+            "-sha256",
+            "-extfile",
+            "seal.ext",
+            "-out",
+            "seal.pem",
+        ],
+    );
+    openssl(
+        d,
+        &[
+            "pkcs8",
+            "-topk8",
+            "-nocrypt",
+            "-in",
+            "seal.key",
+            "-out",
+            "seal.p8.pem",
+        ],
+    );
+
+    let mut config = prepared_config().await.unwrap();
+    let master = d.join("master.key");
+    config.pki.master_key_file = master.clone();
+    let file = write_config(&config, d).unwrap();
+    let base = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        format!("{base}[pki]\nmaster_key_file = \"{}\"\n", master.display()),
+    )
+    .unwrap();
+    ok(&file, &["seal", "init-ca"]);
+    let import = [
+        "seal",
+        "import",
+        "public-security",
+        "--cert",
+        "seal.pem",
+        "--key",
+        "seal.p8.pem",
+        "--json",
+    ];
+    // Not under a configured anchor: refused.
+    let refused = bohai(&file).current_dir(d).args(import).output().unwrap();
+    assert!(!refused.status.success());
+    // With the department CA as an anchor: imported, usable, and verifiable (revocation
+    // unknown: the department CA publishes no CRL the hub knows, so INDETERMINATE).
+    std::fs::write(
+        &file,
+        format!(
+            "{base}[pki]\nmaster_key_file = \"{}\"\ntrust_anchors = [\"{}\"]\n",
+            master.display(),
+            d.join("ca.pem").display()
+        ),
+    )
+    .unwrap();
+    let out = bohai(&file).current_dir(d).args(import).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seal: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(seal["imported"], true);
+    assert_eq!(seal["name"], "盘锦市公安局公章");
+    let doc = d.join("doc.txt");
+    std::fs::write(&doc, "imported seal").unwrap();
+    ok(
+        &file,
+        &[
+            "seal",
+            "sign",
+            "--dept",
+            "public-security",
+            doc.to_str().unwrap(),
+        ],
+    );
+    let verified = run(
+        &file,
+        &[
+            "seal",
+            "verify",
+            doc.to_str().unwrap(),
+            d.join("doc.txt.sig").to_str().unwrap(),
+            "--json",
+        ],
+    );
+    let report: Value = serde_json::from_slice(&verified.stdout).unwrap();
+    assert_eq!(report["overall"], "INDETERMINATE", "{report:#}");
+    assert_eq!(codes(&report), vec!["REVOCATION_UNKNOWN".to_owned()]);
+    assert_eq!(verified.status.code(), Some(3));
+}
