@@ -91,21 +91,33 @@ impl<'a> Generator<'a> {
                 .unwrap_or(Value::Null);
             record.insert(field.clone(), self.value_for(field, &prop, example));
         }
-        // Whatever did not come out valid falls back to the example's value.
-        let value = Value::Object(record);
-        let violations = self.dataset.validator.validate(&value);
-        let Value::Object(mut record) = value else {
-            unreachable!("built as an object")
-        };
-        for v in violations {
-            let field = v
-                .pointer
-                .trim_start_matches('/')
-                .split('/')
-                .next()
-                .unwrap_or_default();
-            if let Some(example) = template.get(field) {
-                record.insert(field.to_owned(), example.clone());
+        // A field that did not come out valid gets a gentler redraw (only its last run of
+        // digits, which keeps years and fixed prefixes of patterned identifiers); if that
+        // fails too, the example's value.
+        for gentle in [true, false] {
+            let value = Value::Object(record);
+            let violations = self.dataset.validator.validate(&value);
+            let Value::Object(fixed) = value else {
+                unreachable!("built as an object")
+            };
+            record = fixed;
+            if violations.is_empty() {
+                break;
+            }
+            for v in violations {
+                let field = v
+                    .pointer
+                    .trim_start_matches('/')
+                    .split('/')
+                    .next()
+                    .unwrap_or_default();
+                if let Some(example) = template.get(field) {
+                    let replacement = match example {
+                        Value::String(s) if gentle => Value::String(self.redraw_last_digits(s)),
+                        other => other.clone(),
+                    };
+                    record.insert(field.to_owned(), replacement);
+                }
             }
         }
         if self.rng.random_bool(self.invalid_ratio) {
@@ -180,6 +192,29 @@ impl<'a> Generator<'a> {
                     char::from(b'0' + self.rng.random_range(0..10u8))
                 } else {
                     c
+                }
+            })
+            .collect()
+    }
+
+    /// Redraws only the last run of ASCII digits of `s`.
+    fn redraw_last_digits(&mut self, s: &str) -> String {
+        let chars: Vec<char> = s.chars().collect();
+        let Some(end) = chars.iter().rposition(char::is_ascii_digit) else {
+            return s.to_owned();
+        };
+        let start = chars[..end]
+            .iter()
+            .rposition(|c| !c.is_ascii_digit())
+            .map_or(0, |i| i + 1);
+        chars
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if (start..=end).contains(&i) {
+                    char::from(b'0' + self.rng.random_range(0..10u8))
+                } else {
+                    *c
                 }
             })
             .collect()
@@ -344,6 +379,26 @@ mod tests {
                 valid > 150 && invalid > 20,
                 "{}: {valid} valid, {invalid} invalid",
                 ds.id
+            );
+        }
+    }
+
+    #[test]
+    fn patterned_primary_keys_are_redrawn_not_copied() {
+        let registry = Registry::load_builtin().unwrap();
+        for ds in &registry.datasets {
+            let mut g = Generator::new(ds, 5, 0.0).unwrap();
+            let keys: std::collections::HashSet<String> = (0..1000)
+                .map(|_| {
+                    let r = g.next_record();
+                    crate::pipeline::ingest::primary_key(ds, &r.record).unwrap()
+                })
+                .collect();
+            assert!(
+                keys.len() > 900,
+                "{}: only {} distinct keys in 1000",
+                ds.id,
+                keys.len()
             );
         }
     }
