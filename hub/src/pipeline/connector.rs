@@ -111,39 +111,38 @@ pub async fn run(
     // acknowledged it. Several in flight hide the broker's round trip.
     let mut in_flight: VecDeque<(Checked, InFlight)> = VecDeque::new();
     loop {
-        if in_flight.len() >= MAX_IN_FLIGHT {
-            finish_oldest(
-                &mut in_flight,
-                config,
-                ingestor,
-                source.as_mut(),
-                &mut summary,
-            )
-            .await?;
-            progress(&summary);
-            continue;
-        }
         match source.next_batch(config.batch_size).await {
             Ok(Some(batch)) => {
                 let checked = ingestor.check(dataset, batch);
-                let sent = send_until_taken(&config.name, ingestor, &checked).await;
+                let sent = retry(&config.name, || ingestor.send(&checked, &config.name)).await;
                 in_flight.push_back((checked, sent));
+                if in_flight.len() >= MAX_IN_FLIGHT {
+                    let window = MAX_IN_FLIGHT - 1;
+                    commit_down_to(
+                        window,
+                        &mut in_flight,
+                        config,
+                        ingestor,
+                        source.as_mut(),
+                        &mut summary,
+                    )
+                    .await?;
+                    progress(&summary);
+                }
+            }
+            Ok(None) if !in_flight.is_empty() => {
+                commit_down_to(
+                    0,
+                    &mut in_flight,
+                    config,
+                    ingestor,
+                    source.as_mut(),
+                    &mut summary,
+                )
+                .await?;
+                progress(&summary);
             }
             Ok(None) => {
-                if !in_flight.is_empty() {
-                    while !in_flight.is_empty() {
-                        finish_oldest(
-                            &mut in_flight,
-                            config,
-                            ingestor,
-                            source.as_mut(),
-                            &mut summary,
-                        )
-                        .await?;
-                    }
-                    progress(&summary);
-                    continue;
-                }
                 if source.finished() || until == RunUntil::Idle {
                     return Ok(summary);
                 }
@@ -161,32 +160,34 @@ pub async fn run(
 /// Most batches handed to the broker and not yet committed.
 const MAX_IN_FLIGHT: usize = 8;
 
-/// Hands a batch to the producer, retrying while it refuses.
-async fn send_until_taken(connector: &str, ingestor: &Ingestor, checked: &Checked) -> InFlight {
-    let mut backoff = Backoff::default();
-    loop {
-        match ingestor.send(checked, connector).await {
-            Ok(sent) => return sent,
-            Err(e) => {
-                tracing::warn!(connector, error = %e, "the producer refused a batch; retrying");
-                backoff.wait().await;
-            }
-        }
-    }
-}
-
-/// Waits for the oldest batch's acknowledgements (delivering it again if they failed),
-/// commits it, and lets the source finish it.
-async fn finish_oldest(
+/// Finishes the oldest batches until at most `keep` are in flight: waits for each one's
+/// acknowledgements (delivering it again if they failed), commits it, and lets the source
+/// finish it.
+async fn commit_down_to(
+    keep: usize,
     in_flight: &mut VecDeque<(Checked, InFlight)>,
     config: &ConnectorConfig,
     ingestor: &Ingestor,
     source: &mut dyn bohai_connectors::Source,
     summary: &mut RunSummary,
 ) -> Result<(), ConnectorError> {
-    let Some((checked, sent)) = in_flight.pop_front() else {
-        return Ok(());
-    };
+    while in_flight.len() > keep {
+        let Some((checked, sent)) = in_flight.pop_front() else {
+            break;
+        };
+        commit_one(checked, sent, config, ingestor, source, summary).await?;
+    }
+    Ok(())
+}
+
+async fn commit_one(
+    checked: Checked,
+    sent: InFlight,
+    config: &ConnectorConfig,
+    ingestor: &Ingestor,
+    source: &mut dyn bohai_connectors::Source,
+    summary: &mut RunSummary,
+) -> Result<(), ConnectorError> {
     if let Err(e) = sent.delivered().await {
         tracing::warn!(connector = %config.name, error = %e, "a batch was not acknowledged; delivering it again");
         retry(&config.name, || ingestor.deliver(&checked, &config.name)).await;
@@ -218,15 +219,15 @@ async fn finish_oldest(
 }
 
 /// Retries `op` until it succeeds: its errors are a broker or database that is away.
-async fn retry<F, Fut>(connector: &str, mut op: F)
+async fn retry<T, F, Fut>(connector: &str, mut op: F) -> T
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<(), IngestError>>,
+    Fut: std::future::Future<Output = Result<T, IngestError>>,
 {
     let mut backoff = Backoff::default();
     loop {
         match op().await {
-            Ok(()) => return,
+            Ok(v) => return v,
             Err(e) => {
                 tracing::warn!(connector, error = %e, "retrying");
                 backoff.wait().await;
