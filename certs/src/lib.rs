@@ -14,6 +14,7 @@ pub mod ca;
 mod cert_facts;
 pub mod crl;
 pub mod keys;
+pub mod licence;
 pub mod record;
 pub mod report;
 pub mod seal;

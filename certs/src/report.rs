@@ -112,6 +112,35 @@ reason_codes! {
     CrlExpired = "CRL_EXPIRED", "证书吊销列表已过期", "the issuer's CRL has expired (past nextUpdate)";
     /// The check was not made because an earlier check failed.
     NotChecked = "NOT_CHECKED", "因前序检查失败未进行此项检查", "not checked because an earlier check failed";
+    /// The JWS names a signature algorithm other than ES256.
+    AlgorithmUnsupported = "ALGORITHM_UNSUPPORTED", "不支持的签名算法（仅支持ES256）",
+        "unsupported signature algorithm (only ES256)";
+    /// The sealing certificate is not the issuer's, or the issuer does not issue this type.
+    IssuerNotAuthorised = "ISSUER_NOT_AUTHORISED", "签发部门无权签发此类证照或印章不属于签发部门",
+        "the issuer may not issue this licence type, or the seal is not the issuer's";
+    /// The licence type is not known to the verifier.
+    LicenceTypeUnknown = "LICENCE_TYPE_UNKNOWN", "未知的证照类型", "unknown licence type";
+    /// The licence's holder or fields break its type's schema.
+    LicenceFieldsInvalid = "LICENCE_FIELDS_INVALID", "证照内容不符合该类证照的数据规范",
+        "licence content does not conform to its type's schema";
+    /// The licence's validity period has ended.
+    LicenceExpired = "LICENCE_EXPIRED", "证照已过有效期", "licence has expired";
+    /// The licence's validity period has not begun.
+    LicenceNotYetValid = "LICENCE_NOT_YET_VALID", "证照尚未生效", "licence is not yet valid";
+    /// The status list marks the licence revoked (also: replaced by a new document).
+    LicenceRevoked = "LICENCE_REVOKED", "证照已被注销或吊销", "licence has been revoked";
+    /// The status list marks the licence suspended.
+    LicenceSuspended = "LICENCE_SUSPENDED", "证照已被暂停使用", "licence is suspended";
+    /// The licence was renewed: a newer version supersedes this one.
+    LicenceSuperseded = "LICENCE_SUPERSEDED", "证照已换发新版本，此版本已失效",
+        "licence has been superseded by a newer version";
+    /// The status list is older than its maximum age.
+    StatusStale = "STATUS_STALE", "证照状态列表已过期，无法确定当前状态",
+        "the status list is older than its maximum age; status unknown";
+    /// No usable status list, or the licence's entry is not in it.
+    StatusUnknown = "STATUS_UNKNOWN", "无法确定证照状态", "licence status unknown";
+    /// The QR payload names a seal key the trust bundle does not hold.
+    SealKeyUnknown = "SEAL_KEY_UNKNOWN", "信任包中没有该印章证书", "the trust bundle has no seal certificate with this key id";
 }
 
 /// One line of a report.
@@ -183,6 +212,9 @@ pub struct Report {
     pub checked_at: DateTime<Utc>,
     /// Every check, in the order made.
     pub checks: Vec<Check>,
+    /// For licences: the time the status information used was taken ("status as of").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_as_of: Option<DateTime<Utc>>,
 }
 
 impl Report {
@@ -192,6 +224,7 @@ impl Report {
             overall: verdict_of(&checks),
             checked_at,
             checks,
+            status_as_of: None,
         }
     }
 

@@ -293,7 +293,14 @@ pub fn verify_seal_signature(
     });
 
     checks.push(if chain_ok {
-        check_revocation(ctx, &sig, &signer, &intermediates)
+        check_signer_revocation(
+            ctx,
+            sig.signer_cert_der(),
+            &signer,
+            &intermediates,
+            signing_time,
+        )
+        .0
     } else {
         Check::skipped(REVOCATION, ReasonCode::NotChecked, "chain did not verify")
     });
@@ -315,7 +322,7 @@ pub fn verify_seal_signature(
 
 /// The reason code for a chain validation error.
 #[allow(deprecated)] // webpki still returns the deprecated RequiredEkuNotFound in places.
-fn chain_code(e: &webpki::Error) -> ReasonCode {
+pub(crate) fn chain_code(e: &webpki::Error) -> ReasonCode {
     use webpki::Error as E;
     match e {
         E::CertExpired { .. } => ReasonCode::CertExpired,
@@ -355,13 +362,16 @@ fn parse_crl(der: &[u8]) -> Option<ParsedCrl<'_>> {
     })
 }
 
-fn check_revocation(
+/// The revocation check of a signer certificate (and, where their issuers' CRLs are given,
+/// of the intermediates), with the time until which its answer holds (the deciding CRL's
+/// nextUpdate; `i64::MAX` when no CRL decided).
+pub(crate) fn check_signer_revocation(
     ctx: &VerifyContext<'_>,
-    sig: &SealSignature,
+    signer_cert_der: &[u8],
     signer: &CertFacts,
     intermediates: &[CertificateDer<'_>],
-) -> Check {
-    let signing_time = sig.signing_time();
+    signing_time: DateTime<Utc>,
+) -> (Check, i64) {
     let mut unreadable = 0usize;
     let mut crls = Vec::new();
     for der in ctx.crls.iter().take(MAX_CRLS) {
@@ -385,16 +395,19 @@ fn check_revocation(
                 .with_expiration_policy(ExpirationPolicy::Ignore)
                 .build();
             let result = ctx.trust.verify_document_signer(
-                sig.signer_cert_der(),
+                signer_cert_der,
                 intermediates,
                 signing_time,
                 Some(options),
             );
             if matches!(result, Err(webpki::Error::CertRevoked)) {
-                return Check::fail(
-                    REVOCATION,
-                    ReasonCode::CertRevoked,
-                    "an intermediate CA certificate of the chain is revoked",
+                return (
+                    Check::fail(
+                        REVOCATION,
+                        ReasonCode::CertRevoked,
+                        "an intermediate CA certificate of the chain is revoked",
+                    ),
+                    i64::MAX,
                 );
             }
         }
@@ -413,7 +426,7 @@ fn check_revocation(
             .with_expiration_policy(ExpirationPolicy::Ignore)
             .build();
         let result = ctx.trust.verify_document_signer(
-            sig.signer_cert_der(),
+            signer_cert_der,
             intermediates,
             signing_time,
             Some(options),
@@ -422,7 +435,8 @@ fn check_revocation(
         match result {
             Ok(()) => {
                 let at = ctx.at.timestamp();
-                return match crl.next_update {
+                let until = crl.next_update.unwrap_or(i64::MAX);
+                let check = match crl.next_update {
                     Some(next) if next < at => Check::indeterminate(
                         REVOCATION,
                         ReasonCode::CrlExpired,
@@ -441,12 +455,16 @@ fn check_revocation(
                         )),
                     ),
                 };
+                return (check, until);
             }
             Err(webpki::Error::CertRevoked) => {
-                return Check::fail(
-                    REVOCATION,
-                    ReasonCode::CertRevoked,
-                    format!("serial {} is listed in CRL #{number}", signer.serial_hex()),
+                return (
+                    Check::fail(
+                        REVOCATION,
+                        ReasonCode::CertRevoked,
+                        format!("serial {} is listed in CRL #{number}", signer.serial_hex()),
+                    ),
+                    i64::MAX,
                 );
             }
             Err(e) => problems.push(format!("CRL #{number}: {e}")),
@@ -461,12 +479,13 @@ fn check_revocation(
     if unreadable > 0 {
         detail.push_str(&format!("; {unreadable} CRL(s) could not be read"));
     }
-    match ctx.policy.revocation {
+    let check = match ctx.policy.revocation {
         RevocationPolicy::RequireCrl => {
             Check::indeterminate(REVOCATION, ReasonCode::RevocationUnknown, detail)
         }
         RevocationPolicy::AllowUnknown => {
             Check::skipped(REVOCATION, ReasonCode::RevocationUnknown, detail)
         }
-    }
+    };
+    (check, i64::MAX)
 }

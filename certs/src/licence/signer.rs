@@ -1,0 +1,82 @@
+//! Checks of the certificate that signed a JWS (the `x5c` chain): the same seal-certificate
+//! rules as seal signatures (chain to a trust anchor at a given time, keyUsage
+//! digitalSignature + nonRepudiation, extended key usage documentSigning).
+
+use rustls_pki_types::CertificateDer;
+
+use super::jws::ParsedJws;
+use crate::cert_facts::CertFacts;
+use crate::trust::TrustAnchors;
+use chrono::{DateTime, Utc};
+
+/// What is wrong with a JWS signer.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub(crate) enum SignerProblem {
+    /// No `x5c`, or its first certificate cannot be read.
+    #[error("{0}")]
+    Malformed(String),
+    /// The signature does not verify with the certificate's key.
+    #[error("the signature does not verify with the x5c certificate's key")]
+    Signature,
+    /// The chain does not validate at the time asked.
+    #[error("certificate chain: {0}")]
+    Chain(webpki::Error),
+    /// keyUsage lacks digitalSignature or nonRepudiation.
+    #[error("the signer certificate's keyUsage lacks digitalSignature or nonRepudiation")]
+    KeyUsage,
+    /// extendedKeyUsage lacks documentSigning.
+    #[error("the signer certificate's extendedKeyUsage lacks documentSigning")]
+    Eku,
+}
+
+/// The signer certificate's facts, read from `x5c[0]`.
+pub(crate) fn signer_facts(jws: &ParsedJws) -> Result<CertFacts, SignerProblem> {
+    let leaf = jws
+        .signer_cert()
+        .ok_or_else(|| SignerProblem::Malformed("the JWS header has no x5c chain".to_owned()))?;
+    CertFacts::from_der(leaf).map_err(|e| SignerProblem::Malformed(format!("x5c[0]: {e}")))
+}
+
+/// The signature with the signer certificate's key.
+pub(crate) fn check_signature(jws: &ParsedJws, facts: &CertFacts) -> Result<(), SignerProblem> {
+    let point = facts
+        .p256_point
+        .as_deref()
+        .ok_or(SignerProblem::Signature)?;
+    jws.verify_with_point(point)
+        .map_err(|_| SignerProblem::Signature)
+}
+
+/// The `x5c` chain to `trust` at `at`, for document signing.
+pub(crate) fn check_chain(
+    trust: &TrustAnchors,
+    chain: &[Vec<u8>],
+    at: DateTime<Utc>,
+) -> Result<(), webpki::Error> {
+    let Some((leaf, rest)) = chain.split_first() else {
+        return Err(webpki::Error::UnknownIssuer);
+    };
+    let intermediates: Vec<CertificateDer<'_>> = rest
+        .iter()
+        .map(|c| CertificateDer::from(c.as_slice()))
+        .collect();
+    trust.verify_document_signer(leaf, &intermediates, at, None)
+}
+
+/// Every signer check at once: signature, chain at `at`, keyUsage and EKU.
+pub(crate) fn check_signer(
+    jws: &ParsedJws,
+    trust: &TrustAnchors,
+    at: DateTime<Utc>,
+) -> Result<CertFacts, SignerProblem> {
+    let facts = signer_facts(jws)?;
+    check_signature(jws, &facts)?;
+    check_chain(trust, &jws.chain, at).map_err(SignerProblem::Chain)?;
+    if !facts.has_seal_key_usage() {
+        return Err(SignerProblem::KeyUsage);
+    }
+    if !facts.has_document_signing_eku() {
+        return Err(SignerProblem::Eku);
+    }
+    Ok(facts)
+}

@@ -1,0 +1,325 @@
+//! The licence status list: a compressed bitstring with two bits per licence version, signed
+//! by the city's status authority, in the shape of the IETF OAuth Token Status List
+//! (draft-ietf-oauth-status-list): a JWT of type `statuslist+jwt` whose payload is
+//! `{"sub": URI, "iat": T, "exp": T, "ttl": S, "status_list": {"bits": 2, "lst": LST}}`,
+//! `LST` = base64url(zlib(bytes)), entry `i` in byte `i / 4` at bit offset `2 * (i % 4)`
+//! (least significant bits first).
+//!
+//! Values: 0 valid, 1 revoked, 2 suspended, 3 superseded (a renewed licence's old version).
+//! Expiry is not a status: every licence carries its own validity.
+
+use std::io::{Read as _, Write as _};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use chrono::{DateTime, TimeZone as _, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::jws::{sign_compact, JwsError, ParsedJws};
+use super::signer::{check_signer, SignerProblem};
+use crate::keys::KeyError;
+use crate::seal::SealKey;
+use crate::trust::TrustAnchors;
+
+/// JOSE `typ` of a status list token.
+pub const STATUS_LIST_TYP: &str = "statuslist+jwt";
+/// Bits per entry.
+const BITS: u8 = 2;
+/// Largest decompressed list accepted: 64 MiB, 268 million entries.
+const MAX_LIST_BYTES: usize = 64 * 1024 * 1024;
+
+/// The status of one licence version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LicenceStatus {
+    /// Neither revoked, suspended nor superseded.
+    Valid,
+    /// Revoked (also a replaced licence: the old document is revoked).
+    Revoked,
+    /// Suspended; may be resumed.
+    Suspended,
+    /// Renewed: a newer version replaces this one.
+    Superseded,
+}
+
+impl LicenceStatus {
+    /// The two-bit value in the list.
+    pub fn bits(self) -> u8 {
+        match self {
+            LicenceStatus::Valid => 0,
+            LicenceStatus::Revoked => 1,
+            LicenceStatus::Suspended => 2,
+            LicenceStatus::Superseded => 3,
+        }
+    }
+
+    fn from_bits(bits: u8) -> Self {
+        match bits & 3 {
+            0 => LicenceStatus::Valid,
+            1 => LicenceStatus::Revoked,
+            2 => LicenceStatus::Suspended,
+            _ => LicenceStatus::Superseded,
+        }
+    }
+}
+
+/// A status list under construction or as decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusList {
+    bytes: Vec<u8>,
+}
+
+/// Why a status list could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StatusListError {
+    /// The token or its list cannot be read.
+    #[error("malformed status list: {0}")]
+    Malformed(String),
+    /// The token's signature, signer certificate or signer authority is not acceptable.
+    #[error("status list signer: {0}")]
+    Signer(String),
+}
+
+impl From<JwsError> for StatusListError {
+    fn from(e: JwsError) -> Self {
+        match e {
+            JwsError::Signature => StatusListError::Signer(e.to_string()),
+            other => StatusListError::Malformed(other.to_string()),
+        }
+    }
+}
+
+impl StatusList {
+    /// A list of `capacity` entries, all valid.
+    pub fn with_capacity(capacity: u64) -> Self {
+        let len = usize::try_from(capacity.div_ceil(4)).unwrap_or(MAX_LIST_BYTES);
+        Self {
+            bytes: vec![0; len.min(MAX_LIST_BYTES)],
+        }
+    }
+
+    /// Number of entries the list can hold.
+    pub fn capacity(&self) -> u64 {
+        u64::try_from(self.bytes.len()).unwrap_or(u64::MAX) * 4
+    }
+
+    /// Sets entry `index`, growing the list when needed (up to its maximum size).
+    pub fn set(&mut self, index: u64, status: LicenceStatus) -> Result<(), StatusListError> {
+        let byte = usize::try_from(index / 4)
+            .ok()
+            .filter(|b| *b < MAX_LIST_BYTES)
+            .ok_or_else(|| StatusListError::Malformed(format!("index {index} too large")))?;
+        if byte >= self.bytes.len() {
+            self.bytes.resize(byte + 1, 0);
+        }
+        let shift = u8::try_from(index % 4).unwrap_or(0) * BITS;
+        self.bytes[byte] = (self.bytes[byte] & !(3 << shift)) | (status.bits() << shift);
+        Ok(())
+    }
+
+    /// Entry `index`, or `None` beyond the list.
+    pub fn get(&self, index: u64) -> Option<LicenceStatus> {
+        let byte = *self.bytes.get(usize::try_from(index / 4).ok()?)?;
+        let shift = u8::try_from(index % 4).ok()? * BITS;
+        Some(LicenceStatus::from_bits(byte >> shift))
+    }
+
+    /// `lst`: base64url (no padding) of the zlib-compressed bytes.
+    pub fn encode(&self) -> String {
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        // Writing into a Vec cannot fail.
+        let compressed = z
+            .write_all(&self.bytes)
+            .and_then(|()| z.finish())
+            .unwrap_or_default();
+        URL_SAFE_NO_PAD.encode(compressed)
+    }
+
+    /// Reads `lst`, refusing lists that decompress beyond 64 MiB.
+    pub fn decode(lst: &str) -> Result<Self, StatusListError> {
+        let compressed = URL_SAFE_NO_PAD
+            .decode(lst)
+            .map_err(|e| StatusListError::Malformed(format!("lst is not base64url: {e}")))?;
+        let mut bytes = Vec::new();
+        let limit = u64::try_from(MAX_LIST_BYTES).unwrap_or(u64::MAX) + 1;
+        flate2::read::ZlibDecoder::new(compressed.as_slice())
+            .take(limit)
+            .read_to_end(&mut bytes)
+            .map_err(|e| StatusListError::Malformed(format!("lst is not zlib data: {e}")))?;
+        if bytes.len() > MAX_LIST_BYTES {
+            return Err(StatusListError::Malformed(
+                "lst decompresses to more than 64 MiB".to_owned(),
+            ));
+        }
+        Ok(Self { bytes })
+    }
+}
+
+/// The payload of a status list token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusListClaims {
+    /// The URI the list is published at; licences name it.
+    pub sub: String,
+    /// When the list was made (seconds since the epoch): its statuses are as of then.
+    pub iat: i64,
+    /// When the token expires.
+    pub exp: i64,
+    /// Seconds a verifier may rely on the list after `iat` (its maximum age).
+    pub ttl: u64,
+    /// The list.
+    pub status_list: EncodedList,
+}
+
+/// `{"bits": 2, "lst": ...}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncodedList {
+    /// Bits per entry; always 2.
+    pub bits: u8,
+    /// The compressed list.
+    pub lst: String,
+}
+
+/// Signs `list` as a status list token published at `uri`, made at `issued_at`, with
+/// maximum age `ttl_seconds`.
+pub fn sign_status_list(
+    authority: &SealKey,
+    uri: &str,
+    list: &StatusList,
+    issued_at: DateTime<Utc>,
+    ttl_seconds: u64,
+) -> Result<String, KeyError> {
+    let ttl = i64::try_from(ttl_seconds).unwrap_or(i64::MAX);
+    let claims = StatusListClaims {
+        sub: uri.to_owned(),
+        iat: issued_at.timestamp(),
+        exp: issued_at.timestamp().saturating_add(ttl),
+        ttl: ttl_seconds,
+        status_list: EncodedList {
+            bits: BITS,
+            lst: list.encode(),
+        },
+    };
+    let payload = serde_json::to_vec(&claims)
+        .map_err(|_| KeyError::Crypto("status list serialisation failed"))?;
+    sign_compact(authority, STATUS_LIST_TYP, &payload)
+}
+
+/// A status list whose signature, signer chain and signer authority were checked. Only
+/// [`verify_status_list`] makes one.
+#[derive(Debug, Clone)]
+pub struct VerifiedStatusList {
+    uri: String,
+    issued_at: DateTime<Utc>,
+    ttl_seconds: u64,
+    list: StatusList,
+}
+
+impl VerifiedStatusList {
+    /// The URI the list is published at.
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+    /// When its statuses were taken ("status as of").
+    pub fn issued_at(&self) -> DateTime<Utc> {
+        self.issued_at
+    }
+    /// Its maximum age.
+    pub fn ttl_seconds(&self) -> u64 {
+        self.ttl_seconds
+    }
+    /// Whether the list is too old to rely on at `at`.
+    pub fn is_stale_at(&self, at: DateTime<Utc>) -> bool {
+        let ttl = i64::try_from(self.ttl_seconds).unwrap_or(i64::MAX);
+        at.timestamp() > self.issued_at.timestamp().saturating_add(ttl)
+    }
+    /// The status at `index`, `None` beyond the list.
+    pub fn get(&self, index: u64) -> Option<LicenceStatus> {
+        self.list.get(index)
+    }
+}
+
+/// Checks a status list token: ES256 signature by a document-signing certificate that chains
+/// to `trust` at the list's issuance time and belongs to the status authority (its
+/// organizationIdentifier is `authority_credit_code`).
+pub fn verify_status_list(
+    token: &str,
+    trust: &TrustAnchors,
+    authority_credit_code: &str,
+) -> Result<VerifiedStatusList, StatusListError> {
+    let jws = ParsedJws::parse(token)?;
+    if jws.header.typ.as_deref() != Some(STATUS_LIST_TYP) {
+        return Err(StatusListError::Malformed(format!(
+            "typ is {:?}, expected {STATUS_LIST_TYP}",
+            jws.header.typ
+        )));
+    }
+    let claims: StatusListClaims = serde_json::from_slice(&jws.payload)
+        .map_err(|e| StatusListError::Malformed(format!("payload: {e}")))?;
+    if claims.status_list.bits != BITS {
+        return Err(StatusListError::Malformed(format!(
+            "bits is {}, Bohai lists use 2",
+            claims.status_list.bits
+        )));
+    }
+    let issued_at = Utc
+        .timestamp_opt(claims.iat, 0)
+        .single()
+        .ok_or_else(|| StatusListError::Malformed("iat out of range".to_owned()))?;
+    let signer = check_signer(&jws, trust, issued_at).map_err(|p| match p {
+        SignerProblem::Malformed(m) => StatusListError::Malformed(m),
+        other => StatusListError::Signer(other.to_string()),
+    })?;
+    if signer.subject_org_id.as_deref() != Some(authority_credit_code) {
+        return Err(StatusListError::Signer(format!(
+            "signed by {:?}, not by the status authority {authority_credit_code}",
+            signer.subject_org_id
+        )));
+    }
+    let list = StatusList::decode(&claims.status_list.lst)?;
+    Ok(VerifiedStatusList {
+        uri: claims.sub,
+        issued_at,
+        ttl_seconds: claims.ttl,
+        list,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_bits_per_entry_round_trip() {
+        let mut list = StatusList::with_capacity(10);
+        list.set(0, LicenceStatus::Revoked).unwrap();
+        list.set(5, LicenceStatus::Suspended).unwrap();
+        list.set(7, LicenceStatus::Superseded).unwrap();
+        list.set(1_000, LicenceStatus::Revoked).unwrap();
+        list.set(0, LicenceStatus::Valid).unwrap();
+        let back = StatusList::decode(&list.encode()).unwrap();
+        assert_eq!(back.get(0), Some(LicenceStatus::Valid));
+        assert_eq!(back.get(5), Some(LicenceStatus::Suspended));
+        assert_eq!(back.get(7), Some(LicenceStatus::Superseded));
+        assert_eq!(back.get(6), Some(LicenceStatus::Valid));
+        assert_eq!(back.get(1_000), Some(LicenceStatus::Revoked));
+        assert_eq!(back.get(1_004), None);
+        // entry 5 sits in byte 1 at bits 2..4
+        assert_eq!(back.bytes[1], 2 << 2 | 3 << 6);
+    }
+
+    #[test]
+    fn a_city_sized_list_is_small() {
+        let mut list = StatusList::with_capacity(2_440_000);
+        for i in (0..2_440_000).step_by(1000) {
+            list.set(i, LicenceStatus::Revoked).unwrap();
+        }
+        let lst = list.encode();
+        assert!(lst.len() < 100_000, "{} bytes", lst.len());
+    }
+
+    #[test]
+    fn bad_lists_are_errors() {
+        assert!(StatusList::decode("!!").is_err());
+        assert!(StatusList::decode(&URL_SAFE_NO_PAD.encode(b"not zlib")).is_err());
+    }
+}

@@ -1,0 +1,505 @@
+//! Licence verification into a [`Report`], online or offline: the same function serves the
+//! hub (with its current status list) and an offline verifier (with a trust bundle).
+//!
+//! Checks, one report line each, in this order: `parse`, `signature`, `chain`, `key_usage`,
+//! `extended_key_usage`, `revocation` (of the seal certificate), `issuer`, `licence_type`,
+//! `fields`, `validity`, `status`. The seal certificate is judged at the licence's issuance
+//! time; the licence's own validity and status at the verification time, with a bounded
+//! clock-skew tolerance. A status list older than its maximum age makes the status
+//! INDETERMINATE (`STATUS_STALE`), never VALID or INVALID.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use chrono::{DateTime, Duration, Utc};
+use rustls_pki_types::CertificateDer;
+use serde_json::Value;
+
+use super::document::{Licence, LicenceClaims, LICENCE_TYP};
+use super::jws::{key_id, JwsError, ParsedJws};
+use super::signer::{check_chain, check_signature, signer_facts};
+use super::status::{LicenceStatus, VerifiedStatusList};
+use crate::cert_facts::CertFacts;
+use crate::report::{Check, CheckResult, ReasonCode, Report};
+use crate::seal::sha256;
+use crate::trust::TrustAnchors;
+use crate::verify::{
+    chain_code, check_signer_revocation, RevocationPolicy, VerifyContext, VerifyPolicy,
+};
+
+const PARSE: &str = "parse";
+const SIGNATURE: &str = "signature";
+const CHAIN: &str = "chain";
+const KEY_USAGE: &str = "key_usage";
+const EXTENDED_KEY_USAGE: &str = "extended_key_usage";
+const REVOCATION: &str = "revocation";
+const ISSUER: &str = "issuer";
+const LICENCE_TYPE: &str = "licence_type";
+const FIELDS: &str = "fields";
+const VALIDITY: &str = "validity";
+const STATUS: &str = "status";
+const AFTER_PARSE: [&str; 10] = [
+    SIGNATURE,
+    CHAIN,
+    KEY_USAGE,
+    EXTENDED_KEY_USAGE,
+    REVOCATION,
+    ISSUER,
+    LICENCE_TYPE,
+    FIELDS,
+    VALIDITY,
+    STATUS,
+];
+/// Most chain outcomes remembered by one verifier.
+const CHAIN_CACHE_LIMIT: usize = 10_000;
+
+/// What a licence type registry says about a licence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TypeVerdict {
+    /// The type is known, this department issues it and the subject fits its schema.
+    Valid,
+    /// No such type.
+    Unknown,
+    /// Another department issues this type.
+    WrongIssuer {
+        /// The department that issues it.
+        expected: String,
+    },
+    /// The subject breaks the schema: every violation, as `pointer: message`.
+    Invalid(Vec<String>),
+}
+
+/// The licence types a verifier knows (the hub's registry, or a trust bundle's copy).
+pub trait LicenceTypes: Sync {
+    /// Judges `licence` against its type.
+    fn judge(&self, licence_type: &str, issuer_department: &str, subject: &Value) -> TypeVerdict;
+}
+
+/// Verification policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LicencePolicy {
+    /// Clock-skew tolerance for validity periods and issuance times. Default 5 minutes.
+    pub clock_skew: Duration,
+    /// What to do without a CRL of the seal certificate's issuer. Default: INDETERMINATE.
+    pub revocation: RevocationPolicy,
+}
+
+impl Default for LicencePolicy {
+    fn default() -> Self {
+        Self {
+            clock_skew: Duration::minutes(5),
+            revocation: RevocationPolicy::RequireCrl,
+        }
+    }
+}
+
+/// A licence that passed every check. Only [`LicenceVerifier::verify`] makes one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifiedLicence {
+    claims: LicenceClaims,
+    key_id: String,
+}
+
+impl VerifiedLicence {
+    /// The licence.
+    pub fn licence(&self) -> &Licence {
+        &self.claims.licence
+    }
+    /// The status list index.
+    pub fn status_index(&self) -> u64 {
+        self.claims.status.status_list.idx
+    }
+    /// The key id of the seal certificate that sealed it.
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+}
+
+/// The outcome of checking one seal certificate chain, valid for the times in `window`.
+#[derive(Debug, Clone)]
+struct ChainOutcome {
+    /// The seal certificate chain validates at any time in `[from, until]`.
+    from: i64,
+    until: i64,
+    /// The revocation check, meaningful until `revocation_until`.
+    revocation: Check,
+    revocation_until: i64,
+}
+
+/// Verifies licences against fixed trust anchors and CRLs, remembering which seal
+/// certificate chains it has already validated (a city has a few hundred seals and millions
+/// of licences: the chain is checked once per seal, the licence signature every time).
+#[derive(Debug)]
+pub struct LicenceVerifier {
+    trust: TrustAnchors,
+    crls: Vec<Vec<u8>>,
+    policy: LicencePolicy,
+    chains: Mutex<HashMap<[u8; 32], ChainOutcome>>,
+}
+
+/// Inputs of one verification besides the licence.
+#[derive(Clone, Copy)]
+pub struct LicenceInputs<'a> {
+    /// The status list to judge status with, if any (none: `STATUS_UNKNOWN`).
+    pub status: Option<&'a VerifiedStatusList>,
+    /// The licence types.
+    pub types: &'a dyn LicenceTypes,
+    /// The verification time.
+    pub at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for LicenceInputs<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LicenceInputs")
+            .field("status", &self.status.map(VerifiedStatusList::issued_at))
+            .field("at", &self.at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LicenceVerifier {
+    /// A verifier trusting `trust`, with the CRLs (DER) of the seal CAs.
+    pub fn new(trust: TrustAnchors, crls: Vec<Vec<u8>>, policy: LicencePolicy) -> Self {
+        Self {
+            trust,
+            crls,
+            policy,
+            chains: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The trust anchors.
+    pub fn trust(&self) -> &TrustAnchors {
+        &self.trust
+    }
+
+    /// Verifies a compact licence JWS. Never panics on any input. The [`VerifiedLicence`]
+    /// is returned only when the report is VALID.
+    pub fn verify(
+        &self,
+        jws: &str,
+        inputs: LicenceInputs<'_>,
+    ) -> (Report, Option<VerifiedLicence>) {
+        let parsed = ParsedJws::parse(jws).and_then(|jws| {
+            if jws.header.typ.as_deref() != Some(LICENCE_TYP) {
+                return Err(JwsError::Malformed(format!(
+                    "typ is {:?}, expected {LICENCE_TYP}",
+                    jws.header.typ
+                )));
+            }
+            let claims: LicenceClaims = serde_json::from_slice(&jws.payload)
+                .map_err(|e| JwsError::Malformed(format!("licence payload: {e}")))?;
+            claims.check_consistency().map_err(JwsError::Malformed)?;
+            Ok((jws, claims))
+        });
+        let (jws, claims) = match parsed {
+            Ok(p) => p,
+            Err(e) => {
+                let code = match e {
+                    JwsError::Algorithm(_) => ReasonCode::AlgorithmUnsupported,
+                    _ => ReasonCode::Malformed,
+                };
+                return (parse_failure(inputs.at, code, e.to_string()), None);
+            }
+        };
+        let facts = match signer_facts(&jws) {
+            Ok(f) => f,
+            Err(e) => {
+                return (
+                    parse_failure(inputs.at, ReasonCode::Malformed, e.to_string()),
+                    None,
+                )
+            }
+        };
+        let mut checks = Vec::with_capacity(1 + AFTER_PARSE.len());
+        checks.push(Check::pass(PARSE));
+        self.seal_checks(&jws, &facts, &claims, inputs.at, &mut checks);
+        licence_checks(&claims, &facts, inputs, self.policy, &mut checks);
+        let mut report = Report::from_checks(inputs.at, checks);
+        report.status_as_of = inputs.status.map(VerifiedStatusList::issued_at);
+        let verified = report.is_valid().then(|| VerifiedLicence {
+            key_id: jws
+                .header
+                .kid
+                .clone()
+                .unwrap_or_else(|| key_id(&jws.chain[0])),
+            claims,
+        });
+        (report, verified)
+    }
+
+    /// `signature`, `chain`, `key_usage`, `extended_key_usage`, `revocation`.
+    fn seal_checks(
+        &self,
+        jws: &ParsedJws,
+        facts: &CertFacts,
+        claims: &LicenceClaims,
+        at: DateTime<Utc>,
+        checks: &mut Vec<Check>,
+    ) {
+        checks.push(match check_signature(jws, facts) {
+            Ok(()) => Check::pass(SIGNATURE),
+            Err(e) => Check::fail(SIGNATURE, ReasonCode::SignatureInvalid, e.to_string()),
+        });
+        let issued_at = claims.licence.issued_at;
+        let chain = self.chain_outcome(jws, facts, issued_at, at);
+        let chain_ok = chain.is_ok();
+        checks.push(match &chain {
+            Ok(_) => Check::pass(CHAIN),
+            Err(e) => Check::fail(
+                CHAIN,
+                chain_code(e),
+                format!("at issuance {issued_at}: {e}"),
+            ),
+        });
+        checks.push(if facts.has_seal_key_usage() {
+            Check::pass(KEY_USAGE)
+        } else {
+            Check::fail(
+                KEY_USAGE,
+                ReasonCode::KeyUsageMissing,
+                format!("{:?}", facts.key_usage),
+            )
+        });
+        checks.push(if facts.has_document_signing_eku() {
+            Check::pass(EXTENDED_KEY_USAGE)
+        } else {
+            Check::fail(
+                EXTENDED_KEY_USAGE,
+                ReasonCode::EkuMissing,
+                format!("{:?}", facts.eku),
+            )
+        });
+        checks.push(match chain {
+            Ok(revocation) => revocation,
+            Err(_) => Check::skipped(REVOCATION, ReasonCode::NotChecked, "chain did not verify"),
+        });
+        debug_assert!(chain_ok || checks.iter().any(|c| c.result == CheckResult::Fail));
+    }
+
+    /// The chain at issuance and the seal certificate's revocation, from the cache when this
+    /// chain was validated before for a time window covering `issued_at`.
+    fn chain_outcome(
+        &self,
+        jws: &ParsedJws,
+        facts: &CertFacts,
+        issued_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<Check, webpki::Error> {
+        let key = chain_key(&jws.chain);
+        let t = issued_at.timestamp();
+        if let Ok(cache) = self.chains.lock() {
+            if let Some(o) = cache.get(&key) {
+                if (o.from..=o.until).contains(&t) && at.timestamp() <= o.revocation_until {
+                    return Ok(o.revocation.clone());
+                }
+            }
+        }
+        check_chain(&self.trust, &jws.chain, issued_at)?;
+        let ctx = VerifyContext {
+            trust: &self.trust,
+            crls: &self.crls,
+            at,
+            policy: VerifyPolicy {
+                revocation: self.policy.revocation,
+                max_future_skew: self.policy.clock_skew,
+            },
+        };
+        let intermediates: Vec<CertificateDer<'_>> = jws.chain[1..]
+            .iter()
+            .map(|c| CertificateDer::from(c.as_slice()))
+            .collect();
+        let (revocation, revocation_until) =
+            check_signer_revocation(&ctx, &jws.chain[0], facts, &intermediates, issued_at);
+        let (from, until) = validity_window(&jws.chain);
+        if let Ok(mut cache) = self.chains.lock() {
+            if cache.len() >= CHAIN_CACHE_LIMIT {
+                cache.clear();
+            }
+            cache.insert(
+                key,
+                ChainOutcome {
+                    from,
+                    until,
+                    revocation: revocation.clone(),
+                    revocation_until,
+                },
+            );
+        }
+        Ok(revocation)
+    }
+}
+
+/// The checks that concern the licence itself.
+fn licence_checks(
+    claims: &LicenceClaims,
+    facts: &CertFacts,
+    inputs: LicenceInputs<'_>,
+    policy: LicencePolicy,
+    checks: &mut Vec<Check>,
+) {
+    let l = &claims.licence;
+    let verdict = inputs
+        .types
+        .judge(&l.licence_type, &l.issuer.department, &l.subject());
+
+    checks.push(
+        if facts.subject_org_id.as_deref() != Some(l.issuer.credit_code.as_str()) {
+            Check::fail(
+                ISSUER,
+                ReasonCode::IssuerNotAuthorised,
+                format!(
+                    "sealed by {:?} ({:?}), the licence names {} ({})",
+                    facts.subject_o, facts.subject_org_id, l.issuer.name_zh, l.issuer.credit_code
+                ),
+            )
+        } else if let TypeVerdict::WrongIssuer { expected } = &verdict {
+            Check::fail(
+                ISSUER,
+                ReasonCode::IssuerNotAuthorised,
+                format!(
+                    "{} is issued by {expected}, not {}",
+                    l.licence_type, l.issuer.department
+                ),
+            )
+        } else {
+            Check::pass(ISSUER)
+        },
+    );
+    match verdict {
+        TypeVerdict::Unknown => {
+            checks.push(Check::fail(
+                LICENCE_TYPE,
+                ReasonCode::LicenceTypeUnknown,
+                format!("`{}`", l.licence_type),
+            ));
+            checks.push(Check::skipped(
+                FIELDS,
+                ReasonCode::NotChecked,
+                "unknown type",
+            ));
+        }
+        TypeVerdict::Invalid(violations) => {
+            checks.push(Check::pass(LICENCE_TYPE));
+            checks.push(Check::fail(
+                FIELDS,
+                ReasonCode::LicenceFieldsInvalid,
+                violations.join("; "),
+            ));
+        }
+        TypeVerdict::Valid | TypeVerdict::WrongIssuer { .. } => {
+            checks.push(Check::pass(LICENCE_TYPE));
+            checks.push(Check::pass(FIELDS));
+        }
+    }
+
+    let at = inputs.at;
+    let skew = policy.clock_skew;
+    checks.push(if l.issued_at > at + skew {
+        Check::fail(
+            VALIDITY,
+            ReasonCode::SigningTimeInFuture,
+            format!("issued at {}, verified at {at}", l.issued_at),
+        )
+    } else if at + skew < l.valid_from {
+        Check::fail(
+            VALIDITY,
+            ReasonCode::LicenceNotYetValid,
+            format!("valid from {}, verified at {at}", l.valid_from),
+        )
+    } else if at - skew > l.valid_until {
+        Check::fail(
+            VALIDITY,
+            ReasonCode::LicenceExpired,
+            format!("valid until {}, verified at {at}", l.valid_until),
+        )
+    } else {
+        Check::new(
+            VALIDITY,
+            CheckResult::Pass,
+            ReasonCode::Ok,
+            Some(&format!("valid {} to {}", l.valid_from, l.valid_until)),
+        )
+    });
+
+    checks.push(status_check(&claims.status.status_list, inputs.status, at));
+}
+
+fn status_check(
+    entry: &super::document::StatusListRef,
+    list: Option<&VerifiedStatusList>,
+    at: DateTime<Utc>,
+) -> Check {
+    let Some(list) = list else {
+        return Check::indeterminate(
+            STATUS,
+            ReasonCode::StatusUnknown,
+            "no status list available",
+        );
+    };
+    let as_of = format!("status as of {}", list.issued_at());
+    if list.uri() != entry.uri {
+        return Check::indeterminate(
+            STATUS,
+            ReasonCode::StatusUnknown,
+            format!(
+                "the licence names list {}, the list at hand is {}",
+                entry.uri,
+                list.uri()
+            ),
+        );
+    }
+    if list.is_stale_at(at) {
+        return Check::indeterminate(
+            STATUS,
+            ReasonCode::StatusStale,
+            format!(
+                "{as_of} is older than its maximum age of {} s",
+                list.ttl_seconds()
+            ),
+        );
+    }
+    match list.get(entry.idx) {
+        None => Check::indeterminate(
+            STATUS,
+            ReasonCode::StatusUnknown,
+            format!("index {} is beyond the list ({as_of})", entry.idx),
+        ),
+        Some(LicenceStatus::Valid) => {
+            Check::new(STATUS, CheckResult::Pass, ReasonCode::Ok, Some(&as_of))
+        }
+        Some(LicenceStatus::Revoked) => Check::fail(STATUS, ReasonCode::LicenceRevoked, as_of),
+        Some(LicenceStatus::Suspended) => Check::fail(STATUS, ReasonCode::LicenceSuspended, as_of),
+        Some(LicenceStatus::Superseded) => {
+            Check::fail(STATUS, ReasonCode::LicenceSuperseded, as_of)
+        }
+    }
+}
+
+fn parse_failure(at: DateTime<Utc>, code: ReasonCode, detail: String) -> Report {
+    let mut checks = vec![Check::fail(PARSE, code, detail)];
+    checks.extend(
+        AFTER_PARSE
+            .iter()
+            .map(|name| Check::skipped(name, ReasonCode::NotChecked, "parse failed")),
+    );
+    Report::from_checks(at, checks)
+}
+
+fn chain_key(chain: &[Vec<u8>]) -> [u8; 32] {
+    let mut all = Vec::with_capacity(chain.iter().map(Vec::len).sum());
+    for c in chain {
+        all.extend_from_slice(&sha256(c));
+    }
+    sha256(&all)
+}
+
+/// The times at which every certificate of `chain` is within its validity.
+fn validity_window(chain: &[Vec<u8>]) -> (i64, i64) {
+    chain
+        .iter()
+        .filter_map(|c| CertFacts::from_der(c).ok())
+        .fold((i64::MIN, i64::MAX), |(from, until), f| {
+            (from.max(f.not_before), until.min(f.not_after))
+        })
+}

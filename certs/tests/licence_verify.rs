@@ -1,0 +1,334 @@
+//! Licence sealing, status lists and every verdict the licence verifier gives.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use bohai_certs::licence::{
+    seal_licence, sign_status_list, verify_status_list, Issuer, Licence, LicenceInputs,
+    LicencePolicy, LicenceStatus, LicenceTypes, LicenceVerifier, StatusList, StatusListRef,
+    TypeVerdict, VerifiedStatusList,
+};
+use bohai_certs::{issue_seal, ReasonCode, Report, RevocationPolicy, SealKey, Verdict};
+use chrono::{DateTime, Duration, Utc};
+use common::*;
+use serde_json::{json, Value};
+
+const URI: &str = "https://hub.panjin.example/api/v1/licences/status-list";
+/// The test seal's credit code (common::request) doubles as the status authority's here.
+const CREDIT: &str = "91350100M000100Y43";
+
+/// Knows `business-licence`, issued by `market-regulation`, whose fields need `scope`.
+struct Types;
+
+impl LicenceTypes for Types {
+    fn judge(&self, licence_type: &str, dept: &str, subject: &Value) -> TypeVerdict {
+        if licence_type != "business-licence" {
+            return TypeVerdict::Unknown;
+        }
+        if dept != "market-regulation" {
+            return TypeVerdict::WrongIssuer {
+                expected: "market-regulation".to_owned(),
+            };
+        }
+        if subject["fields"].get("scope").is_none() {
+            return TypeVerdict::Invalid(vec!["/fields/scope: required".to_owned()]);
+        }
+        TypeVerdict::Valid
+    }
+}
+
+fn licence(idx_version: u32) -> Licence {
+    Licence {
+        licence_type: "business-licence".to_owned(),
+        number: "BL-2026-00000001".to_owned(),
+        version: idx_version,
+        issuer: Issuer {
+            department: "market-regulation".to_owned(),
+            name_zh: "盘锦市市场监督管理局".to_owned(),
+            credit_code: CREDIT.to_owned(),
+        },
+        holder: json!({"name": "盘锦渤海数据有限公司", "credit_code": "91211100MA0Q3XKJ4U"}),
+        fields: json!({"scope": "数据处理服务"}),
+        valid_from: now() - Duration::days(1),
+        valid_until: now() + Duration::days(30),
+        issued_at: now() - Duration::days(1),
+        supersedes: None,
+    }
+}
+
+fn entry(idx: u64) -> StatusListRef {
+    StatusListRef {
+        idx,
+        uri: URI.to_owned(),
+    }
+}
+
+fn status(
+    key: &SealKey,
+    pki: &bohai_certs::CityPki,
+    set: &[(u64, LicenceStatus)],
+    made: DateTime<Utc>,
+) -> VerifiedStatusList {
+    let mut list = StatusList::with_capacity(16);
+    for (i, s) in set {
+        list.set(*i, *s).unwrap();
+    }
+    let token = sign_status_list(key, URI, &list, made, 300).unwrap();
+    verify_status_list(&token, &trust(pki), CREDIT).unwrap()
+}
+
+fn verifier(pki: &bohai_certs::CityPki, crls: Vec<Vec<u8>>) -> LicenceVerifier {
+    LicenceVerifier::new(trust(pki), crls, LicencePolicy::default())
+}
+
+fn verify(
+    v: &LicenceVerifier,
+    jws: &str,
+    list: Option<&VerifiedStatusList>,
+    at: DateTime<Utc>,
+) -> Report {
+    v.verify(
+        jws,
+        LicenceInputs {
+            status: list,
+            types: &Types,
+            at,
+        },
+    )
+    .0
+}
+
+fn code(report: &Report, check: &str) -> ReasonCode {
+    report
+        .check(check)
+        .unwrap_or_else(|| panic!("no {check}"))
+        .code
+}
+
+struct Fixture {
+    pki: bohai_certs::CityPki,
+    key: SealKey,
+    crl: Vec<u8>,
+}
+
+fn fixture() -> Fixture {
+    let pki = city();
+    let key = seal(&pki).into_seal_key().unwrap();
+    let crl = crl(&pki.issuing, &[]);
+    Fixture { pki, key, crl }
+}
+
+#[test]
+fn sealed_licence_verifies_with_every_check_passed() {
+    let f = fixture();
+    let jws = seal_licence(&f.key, licence(1), entry(3)).unwrap();
+    let list = status(&f.key, &f.pki, &[], now());
+    let v = verifier(&f.pki, vec![f.crl.clone()]);
+    let (report, verified) = v.verify(
+        &jws,
+        LicenceInputs {
+            status: Some(&list),
+            types: &Types,
+            at: now(),
+        },
+    );
+    assert_eq!(report.overall, Verdict::Valid, "{report:#?}");
+    assert_eq!(report.checks.len(), 11);
+    assert_eq!(report.status_as_of, Some(now()));
+    let verified = verified.unwrap();
+    assert_eq!(verified.licence().number, "BL-2026-00000001");
+    assert_eq!(verified.status_index(), 3);
+    // The second verification of the same seal uses the remembered chain and agrees.
+    assert_eq!(verify(&v, &jws, Some(&list), now()).overall, Verdict::Valid);
+}
+
+#[test]
+fn statuses_in_the_list_decide() {
+    let f = fixture();
+    let jws = seal_licence(&f.key, licence(1), entry(5)).unwrap();
+    let v = verifier(&f.pki, vec![f.crl.clone()]);
+    for (s, expected) in [
+        (LicenceStatus::Revoked, ReasonCode::LicenceRevoked),
+        (LicenceStatus::Suspended, ReasonCode::LicenceSuspended),
+        (LicenceStatus::Superseded, ReasonCode::LicenceSuperseded),
+    ] {
+        let list = status(&f.key, &f.pki, &[(5, s)], now());
+        let report = verify(&v, &jws, Some(&list), now());
+        assert_eq!(report.overall, Verdict::Invalid);
+        assert_eq!(code(&report, "status"), expected);
+    }
+}
+
+#[test]
+fn a_stale_or_missing_status_list_is_indeterminate_never_valid_or_invalid() {
+    let f = fixture();
+    let jws = seal_licence(&f.key, licence(1), entry(5)).unwrap();
+    let v = verifier(&f.pki, vec![f.crl.clone()]);
+    // Made 10 minutes ago with a 5-minute maximum age, and even though it says "revoked".
+    let old = status(
+        &f.key,
+        &f.pki,
+        &[(5, LicenceStatus::Revoked)],
+        now() - Duration::minutes(10),
+    );
+    let report = verify(&v, &jws, Some(&old), now());
+    assert_eq!(report.overall, Verdict::Indeterminate);
+    assert_eq!(code(&report, "status"), ReasonCode::StatusStale);
+    let report = verify(&v, &jws, None, now());
+    assert_eq!(report.overall, Verdict::Indeterminate);
+    assert_eq!(code(&report, "status"), ReasonCode::StatusUnknown);
+}
+
+#[test]
+fn validity_is_judged_at_the_verification_time_with_bounded_skew() {
+    let f = fixture();
+    // Ends within the CRL's validity (common::crl: a week around now).
+    let mut l = licence(1);
+    l.valid_until = now() + Duration::days(2);
+    let jws = seal_licence(&f.key, l.clone(), entry(0)).unwrap();
+    let v = verifier(&f.pki, vec![f.crl.clone()]);
+    // Within the skew: still valid; beyond it: expired / not yet valid.
+    let list_late = status(&f.key, &f.pki, &[], l.valid_until + Duration::minutes(4));
+    let at = l.valid_until + Duration::minutes(4);
+    assert_eq!(
+        verify(&v, &jws, Some(&list_late), at).overall,
+        Verdict::Valid
+    );
+    let at = l.valid_until + Duration::minutes(6);
+    let list_later = status(&f.key, &f.pki, &[], at);
+    let report = verify(&v, &jws, Some(&list_later), at);
+    assert_eq!(code(&report, "validity"), ReasonCode::LicenceExpired);
+
+    let mut future = licence(1);
+    future.valid_from = now() + Duration::days(2);
+    let jws = seal_licence(&f.key, future, entry(0)).unwrap();
+    let report = verify(&v, &jws, Some(&status(&f.key, &f.pki, &[], now())), now());
+    assert_eq!(code(&report, "validity"), ReasonCode::LicenceNotYetValid);
+}
+
+#[test]
+fn tampered_forged_and_wrong_issuer_licences_are_invalid() {
+    let f = fixture();
+    let v = verifier(&f.pki, vec![f.crl.clone()]);
+    let list = status(&f.key, &f.pki, &[], now());
+    let jws = seal_licence(&f.key, licence(1), entry(0)).unwrap();
+
+    // Tampered: the payload re-encoded with another holder name, the signature kept.
+    let parts: Vec<&str> = jws.split('.').collect();
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut payload: Value = serde_json::from_slice(&b64.decode(parts[1]).unwrap()).unwrap();
+    payload["licence"]["holder"]["name"] = json!("冒名顶替有限公司");
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        b64.encode(serde_json::to_vec(&payload).unwrap()),
+        parts[2]
+    );
+    let report = verify(&v, &tampered, Some(&list), now());
+    assert_eq!(code(&report, "signature"), ReasonCode::SignatureInvalid);
+
+    // Forged: sealed under another city's CA.
+    let other = other_city();
+    let forged_key = issue_seal(&other.issuing, &request(), now() - Duration::days(10))
+        .unwrap()
+        .into_seal_key()
+        .unwrap();
+    let forged = seal_licence(&forged_key, licence(1), entry(0)).unwrap();
+    let report = verify(&v, &forged, Some(&list), now());
+    assert_eq!(report.overall, Verdict::Invalid);
+    assert_eq!(code(&report, "chain"), ReasonCode::ChainUntrusted);
+
+    // Wrong issuer: a department that does not issue business licences.
+    let mut wrong = licence(1);
+    wrong.issuer.department = "public-security".to_owned();
+    let jws = seal_licence(&f.key, wrong, entry(0)).unwrap();
+    let report = verify(&v, &jws, Some(&list), now());
+    assert_eq!(code(&report, "issuer"), ReasonCode::IssuerNotAuthorised);
+
+    // Unknown type and fields that break the schema.
+    let mut unknown = licence(1);
+    unknown.licence_type = "fishing-permit".to_owned();
+    let jws = seal_licence(&f.key, unknown, entry(0)).unwrap();
+    assert_eq!(
+        code(&verify(&v, &jws, Some(&list), now()), "licence_type"),
+        ReasonCode::LicenceTypeUnknown
+    );
+    let mut bad_fields = licence(1);
+    bad_fields.fields = json!({"other": 1});
+    let jws = seal_licence(&f.key, bad_fields, entry(0)).unwrap();
+    assert_eq!(
+        code(&verify(&v, &jws, Some(&list), now()), "fields"),
+        ReasonCode::LicenceFieldsInvalid
+    );
+}
+
+#[test]
+fn a_revoked_seal_certificate_invalidates_its_licences() {
+    let f = fixture();
+    let crl = crl(&f.pki.issuing, &[f.key.serial().to_vec()]);
+    let v = verifier(&f.pki, vec![crl]);
+    let jws = seal_licence(&f.key, licence(1), entry(0)).unwrap();
+    let list = status(&f.key, &f.pki, &[], now());
+    let report = verify(&v, &jws, Some(&list), now());
+    assert_eq!(code(&report, "revocation"), ReasonCode::CertRevoked);
+    // Without any CRL the safe default is INDETERMINATE; a policy may accept it.
+    let report = verify(&verifier(&f.pki, vec![]), &jws, Some(&list), now());
+    assert_eq!(report.overall, Verdict::Indeterminate);
+    let lenient = LicenceVerifier::new(
+        trust(&f.pki),
+        vec![],
+        LicencePolicy {
+            revocation: RevocationPolicy::AllowUnknown,
+            ..LicencePolicy::default()
+        },
+    );
+    assert_eq!(
+        verify(&lenient, &jws, Some(&list), now()).overall,
+        Verdict::Valid
+    );
+}
+
+#[test]
+fn a_seal_of_another_department_cannot_seal_the_licence() {
+    let f = fixture();
+    let mut l = licence(1);
+    l.issuer.credit_code = "11211100052825450R".to_owned();
+    assert!(seal_licence(&f.key, l, entry(0)).is_err());
+}
+
+#[test]
+fn status_list_from_another_signer_or_garbage_is_refused() {
+    let f = fixture();
+    let list = StatusList::with_capacity(8);
+    let token = sign_status_list(&f.key, URI, &list, now(), 300).unwrap();
+    assert!(verify_status_list(&token, &trust(&f.pki), "11211100052825450R").is_err());
+    assert!(verify_status_list(&token, &trust(&other_city()), CREDIT).is_err());
+    assert!(verify_status_list("a.b.c", &trust(&f.pki), CREDIT).is_err());
+}
+
+#[test]
+fn malformed_input_is_malformed_and_never_panics() {
+    let f = fixture();
+    let v = verifier(&f.pki, vec![]);
+    let jws = seal_licence(&f.key, licence(1), entry(0)).unwrap();
+    let mut inputs: Vec<String> = vec![
+        String::new(),
+        "....".to_owned(),
+        "x".repeat(100),
+        "eyJhbGciOiJFUzI1NiJ9.e30.AAAA".to_owned(),
+    ];
+    for cut in (0..jws.len()).step_by(97) {
+        inputs.push(jws[..cut].to_owned());
+    }
+    for input in &inputs {
+        let report = verify(&v, input, None, now());
+        assert_eq!(report.overall, Verdict::Invalid, "{input}");
+        assert_eq!(code(&report, "parse"), ReasonCode::Malformed, "{input}");
+    }
+    let hs = "eyJhbGciOiJIUzI1NiJ9.e30.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    assert_eq!(
+        code(&verify(&v, hs, None, now()), "parse"),
+        ReasonCode::AlgorithmUnsupported
+    );
+}
