@@ -1,5 +1,6 @@
-//! The registry: the city's departments (`departments.toml`) and the datasets they publish
-//! (`datasets/<id>/manifest.toml` with `schema.json` beside it).
+//! The registry: the city's departments (`departments.toml`), the datasets they publish
+//! (`datasets/<id>/manifest.toml` with `schema.json` beside it) and the licence types they
+//! issue (`licences/<id>/`, see [`crate::licences`]).
 //!
 //! Loading checks everything a later stage relies on (a dataset's department exists, its
 //! primary-key and PII fields are in its schema, its schema compiles) and reports every
@@ -10,9 +11,11 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::licences::{load_licence_types, LicenceType};
 use crate::validate::RecordValidator;
 
 /// The folder of the registry shipped in this source tree.
@@ -169,6 +172,8 @@ pub struct Registry {
     pub departments: Vec<Department>,
     /// Datasets, sorted by id.
     pub datasets: Vec<Dataset>,
+    /// Licence types, sorted by id.
+    pub licence_types: Vec<LicenceType>,
 }
 
 impl Registry {
@@ -177,20 +182,15 @@ impl Registry {
         Self::load(&builtin_dir())
     }
 
-    /// Loads `dir/departments.toml` and every `dir/datasets/*/manifest.toml`.
+    /// Loads `dir/departments.toml`, every `dir/datasets/*/manifest.toml` and every
+    /// `dir/licences/*/manifest.toml` (a missing `licences/` folder means no licence types).
     pub fn load(dir: &Path) -> Result<Self, RegistryError> {
         let mut problems = Vec::new();
         let departments = load_departments(&dir.join("departments.toml"), &mut problems);
         let mut datasets = Vec::new();
         let datasets_dir = dir.join("datasets");
-        match std::fs::read_dir(&datasets_dir) {
-            Ok(entries) => {
-                let mut dirs: Vec<PathBuf> = entries
-                    .filter_map(Result::ok)
-                    .map(|e| e.path())
-                    .filter(|p| p.is_dir())
-                    .collect();
-                dirs.sort();
+        match subfolders(&datasets_dir) {
+            Ok(dirs) => {
                 for d in dirs {
                     if let Some(ds) = load_dataset(&d, &departments, &mut problems) {
                         datasets.push(ds);
@@ -202,10 +202,12 @@ impl Registry {
                 message: format!("cannot read the folder: {e}"),
             }),
         }
+        let licence_types = load_licence_types(&dir.join("licences"), &departments, &mut problems);
         if problems.is_empty() {
             Ok(Self {
                 departments,
                 datasets,
+                licence_types,
             })
         } else {
             Err(RegistryError { problems })
@@ -217,12 +219,67 @@ impl Registry {
         self.datasets.iter().find(|d| d.id == id)
     }
 
+    /// The licence type with this id.
+    pub fn licence_type(&self, id: &str) -> Option<&LicenceType> {
+        self.licence_types.iter().find(|t| t.id == id)
+    }
+
     /// The department with this code.
     pub fn department(&self, code: &str) -> Option<&Department> {
         self.departments.iter().find(|d| d.code == code)
     }
 }
 
+/// The sub-folders of `dir`, sorted.
+pub(crate) fn subfolders(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    Ok(dirs)
+}
+
+/// Reads `dir/manifest.toml` as `T` and `dir/schema.json`, or reports the file that cannot be
+/// read or parsed; datasets and licence types are both declared this way.
+pub(crate) fn read_definition<T: DeserializeOwned>(
+    dir: &Path,
+    problems: &mut Vec<RegistryProblem>,
+) -> Option<(T, Value)> {
+    let manifest_path = dir.join("manifest.toml");
+    let schema_path = dir.join("schema.json");
+    let read = read_toml(&manifest_path)
+        .map_err(|e| (manifest_path, e))
+        .and_then(|m| {
+            read_json(&schema_path)
+                .map(|s| (m, s))
+                .map_err(|e| (schema_path, e))
+        });
+    match read {
+        Ok(definition) => Some(definition),
+        Err((file, message)) => {
+            problems.push(RegistryProblem { file, message });
+            None
+        }
+    }
+}
+
+/// Reads and parses a TOML file; the error says why in words.
+fn read_toml<T: DeserializeOwned>(file: &Path) -> Result<T, String> {
+    std::fs::read_to_string(file)
+        .map_err(|e| e.to_string())
+        .and_then(|t| toml::from_str(&t).map_err(|e| e.to_string()))
+}
+
+/// Reads and parses a JSON file; the error says why in words.
+fn read_json(file: &Path) -> Result<Value, String> {
+    std::fs::read_to_string(file)
+        .map_err(|e| e.to_string())
+        .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
+}
+
+/// Whether `s` is a stable code: `^[a-z][a-z0-9-]{1,max-1}$`.
 fn is_code(s: &str, max: usize) -> bool {
     let b = s.as_bytes();
     (2..=max).contains(&b.len())
@@ -273,6 +330,30 @@ fn load_departments(file: &Path, problems: &mut Vec<RegistryProblem>) -> Vec<Dep
     parsed.department
 }
 
+/// What is wrong with a manifest's `id` (folder name, pattern) and `department` (must exist);
+/// datasets and licence types follow the same rules.
+pub(crate) fn owner_problems(
+    dir: &Path,
+    id: &str,
+    department: &str,
+    departments: &[Department],
+) -> Vec<String> {
+    let mut found = Vec::new();
+    let folder = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    if id != folder {
+        found.push(format!("id `{id}` must equal the folder name `{folder}`"));
+    }
+    if !is_code(id, 63) {
+        found.push(format!("id `{id}` must match ^[a-z][a-z0-9-]{{1,62}}$"));
+    }
+    if !departments.iter().any(|d| d.code == department) {
+        found.push(format!(
+            "department `{department}` is not in departments.toml"
+        ));
+    }
+    found
+}
+
 fn load_dataset(
     dir: &Path,
     departments: &[Department],
@@ -280,6 +361,7 @@ fn load_dataset(
 ) -> Option<Dataset> {
     let manifest_path = dir.join("manifest.toml");
     let schema_path = dir.join("schema.json");
+    let (manifest, schema): (ManifestFile, Value) = read_definition(dir, problems)?;
     let before = problems.len();
     let mut bad = |file: &Path, message: String| {
         problems.push(RegistryProblem {
@@ -287,47 +369,8 @@ fn load_dataset(
             message,
         })
     };
-    let manifest: ManifestFile = match std::fs::read_to_string(&manifest_path)
-        .map_err(|e| e.to_string())
-        .and_then(|t| toml::from_str(&t).map_err(|e| e.to_string()))
-    {
-        Ok(m) => m,
-        Err(e) => {
-            bad(&manifest_path, e);
-            return None;
-        }
-    };
-    let schema: Value = match std::fs::read_to_string(&schema_path)
-        .map_err(|e| e.to_string())
-        .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
-    {
-        Ok(s) => s,
-        Err(e) => {
-            bad(&schema_path, e);
-            return None;
-        }
-    };
-    let folder = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-    if manifest.id != folder {
-        bad(
-            &manifest_path,
-            format!("id `{}` must equal the folder name `{folder}`", manifest.id),
-        );
-    }
-    if !is_code(&manifest.id, 63) {
-        bad(
-            &manifest_path,
-            format!("id `{}` must match ^[a-z][a-z0-9-]{{1,62}}$", manifest.id),
-        );
-    }
-    if !departments.iter().any(|d| d.code == manifest.department) {
-        bad(
-            &manifest_path,
-            format!(
-                "department `{}` is not in departments.toml",
-                manifest.department
-            ),
-        );
+    for message in owner_problems(dir, &manifest.id, &manifest.department, departments) {
+        bad(&manifest_path, message);
     }
     let update_interval = match humantime::parse_duration(&manifest.update_interval) {
         Ok(d) => d,

@@ -1,0 +1,499 @@
+//! Licence types: the kinds of electronic licence (电子证照) a department issues, each declared
+//! in `licences/<id>/` as `manifest.toml` plus `schema.json` (the licence subject: who holds
+//! it and what it says).
+//!
+//! Issuing validates a subject against its type before sealing it, and verification checks a
+//! sealed licence against the same schema, so loading makes sure that the schema compiles, that
+//! its holder is the kind the manifest declares and that the number prefix is the type's own.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::registry::{owner_problems, read_definition, subfolders, Department, RegistryProblem};
+use crate::validate::{RecordValidator, Violation};
+
+/// Who a licence is issued to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HolderKind {
+    /// A natural person, identified by a resident identity number.
+    Person,
+    /// An organisation, identified by its unified social credit code.
+    Organisation,
+}
+
+impl HolderKind {
+    /// The name used in manifests.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HolderKind::Person => "person",
+            HolderKind::Organisation => "organisation",
+        }
+    }
+
+    /// The holder property that identifies this kind of holder; the schema must require it.
+    fn identifier(self) -> &'static str {
+        match self {
+            HolderKind::Person => "id_number",
+            HolderKind::Organisation => "credit_code",
+        }
+    }
+}
+
+/// A licence-type manifest as written in `manifest.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LicenceManifestFile {
+    id: String,
+    department: String,
+    title_zh: String,
+    title_en: String,
+    description: String,
+    number_prefix: String,
+    default_validity: String,
+    holder_kind: HolderKind,
+    schema_version: u32,
+}
+
+/// A licence type: its manifest, the schema of its subject and the compiled validator.
+#[derive(Debug)]
+pub struct LicenceType {
+    /// Stable id (`^[a-z][a-z0-9-]{1,62}$`), also the folder name; licences name their type by it.
+    pub id: String,
+    /// Code of the issuing department; only it may issue licences of this type.
+    pub department: String,
+    /// Chinese title, as printed on the licence.
+    pub title_zh: String,
+    /// English title.
+    pub title_en: String,
+    /// What the licence is and which law or office it comes from.
+    pub description: String,
+    /// Two to four upper-case letters that start every licence number of this type, unique
+    /// across types so that a number tells its type.
+    pub number_prefix: String,
+    /// Validity of a newly issued licence when the issuer does not say otherwise.
+    pub default_validity: Duration,
+    /// Whether a person or an organisation holds the licence.
+    pub holder_kind: HolderKind,
+    /// Version of the schema, raised whenever it changes incompatibly.
+    pub schema_version: u32,
+    /// The JSON Schema of one licence subject, `{"holder": {...}, "fields": {...}}`.
+    pub schema: Value,
+    /// The compiled schema.
+    pub validator: RecordValidator,
+    /// The type's folder (examples live there).
+    pub dir: PathBuf,
+}
+
+impl LicenceType {
+    /// Every violation of a licence subject (`{"holder", "fields"}`), empty when valid.
+    pub fn validate(&self, subject: &Value) -> Vec<Violation> {
+        self.validator.validate(subject)
+    }
+}
+
+/// Loads every `dir/*/` as a licence type, sorted by id. A registry without a `licences/`
+/// folder simply has no licence types: datasets alone are a complete registry.
+pub(crate) fn load_licence_types(
+    dir: &Path,
+    departments: &[Department],
+    problems: &mut Vec<RegistryProblem>,
+) -> Vec<LicenceType> {
+    if !dir.exists() {
+        return Vec::new();
+    }
+    let folders = match subfolders(dir) {
+        Ok(f) => f,
+        Err(e) => {
+            problems.push(RegistryProblem {
+                file: dir.to_owned(),
+                message: format!("cannot read the folder: {e}"),
+            });
+            return Vec::new();
+        }
+    };
+    // Prefix → the first type (in folder order) that claimed it.
+    let mut prefixes: BTreeMap<String, String> = BTreeMap::new();
+    let mut types: Vec<LicenceType> = folders
+        .iter()
+        .filter_map(|d| load_licence_type(d, departments, &mut prefixes, problems))
+        .collect();
+    types.sort_by(|a, b| a.id.cmp(&b.id));
+    types
+}
+
+fn load_licence_type(
+    dir: &Path,
+    departments: &[Department],
+    prefixes: &mut BTreeMap<String, String>,
+    problems: &mut Vec<RegistryProblem>,
+) -> Option<LicenceType> {
+    let (manifest, schema): (LicenceManifestFile, Value) = read_definition(dir, problems)?;
+    let mut in_manifest = owner_problems(dir, &manifest.id, &manifest.department, departments);
+    let prefix = &manifest.number_prefix;
+    if !(2..=4).contains(&prefix.len()) || !prefix.bytes().all(|b| b.is_ascii_uppercase()) {
+        in_manifest.push(format!(
+            "number_prefix `{prefix}` must match ^[A-Z]{{2,4}}$"
+        ));
+    } else if let Some(owner) = prefixes.get(prefix) {
+        in_manifest.push(format!(
+            "number_prefix `{prefix}` is already used by licence type `{owner}`"
+        ));
+    } else {
+        prefixes.insert(prefix.clone(), manifest.id.clone());
+    }
+    let default_validity = parse_validity(&manifest.default_validity)
+        .map_err(|message| in_manifest.push(message))
+        .ok();
+    if manifest.schema_version < 1 {
+        in_manifest.push("schema_version must be 1 or more".to_owned());
+    }
+    let mut in_schema = holder_problems(&schema, manifest.holder_kind);
+    let validator = RecordValidator::new(&schema)
+        .map_err(|e| in_schema.push(e.to_string()))
+        .ok();
+
+    let clean = in_manifest.is_empty() && in_schema.is_empty();
+    for (file, messages) in [("manifest.toml", in_manifest), ("schema.json", in_schema)] {
+        problems.extend(messages.into_iter().map(|message| RegistryProblem {
+            file: dir.join(file),
+            message,
+        }));
+    }
+    if !clean {
+        return None;
+    }
+    Some(LicenceType {
+        id: manifest.id,
+        department: manifest.department,
+        title_zh: manifest.title_zh,
+        title_en: manifest.title_en,
+        description: manifest.description,
+        number_prefix: manifest.number_prefix,
+        default_validity: default_validity?,
+        holder_kind: manifest.holder_kind,
+        schema_version: manifest.schema_version,
+        schema,
+        validator: validator?,
+        dir: dir.to_owned(),
+    })
+}
+
+/// A humantime duration longer than zero.
+fn parse_validity(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(d) if d > Duration::ZERO => Ok(d),
+        Ok(_) => Err(format!(
+            "default_validity `{text}` must be longer than zero"
+        )),
+        Err(e) => Err(format!(
+            "default_validity `{text}` is not a duration like 5years or 180days: {e}"
+        )),
+    }
+}
+
+/// Whether the schema describes a subject `{"holder", "fields"}` whose holder is of `kind`:
+/// it requires both parts, and the holder requires this kind's identifier and not the other's.
+fn holder_problems(schema: &Value, kind: HolderKind) -> Vec<String> {
+    fn required(schema: Option<&Value>) -> Vec<&str> {
+        schema
+            .and_then(|s| s.get("required"))
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default()
+    }
+    let mut found = Vec::new();
+    let top = required(Some(schema));
+    for part in ["holder", "fields"] {
+        if !top.contains(&part) {
+            found.push(format!("a licence subject must require `{part}`"));
+        }
+    }
+    let holder = schema.get("properties").and_then(|p| p.get("holder"));
+    let holder_required = required(holder);
+    let other = match kind {
+        HolderKind::Person => HolderKind::Organisation,
+        HolderKind::Organisation => HolderKind::Person,
+    };
+    if !holder_required.contains(&kind.identifier()) {
+        found.push(format!(
+            "holder_kind is `{}`, so properties.holder must require `{}`",
+            kind.as_str(),
+            kind.identifier()
+        ));
+    }
+    if holder_required.contains(&other.identifier()) {
+        found.push(format!(
+            "holder_kind is `{}`, but properties.holder requires `{}`, the identifier of {}",
+            kind.as_str(),
+            other.identifier(),
+            match other {
+                HolderKind::Person => "a person",
+                HolderKind::Organisation => "an organisation",
+            }
+        ));
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::registry::Registry;
+
+    /// A throw-away registry folder with one department (`market-regulation`) and no datasets,
+    /// removed when dropped.
+    struct TempRegistry(PathBuf);
+
+    impl TempRegistry {
+        fn new() -> Self {
+            static N: AtomicUsize = AtomicUsize::new(0);
+            let dir = std::env::temp_dir().join(format!(
+                "bohai-licences-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            std::fs::create_dir_all(dir.join("datasets")).unwrap();
+            std::fs::write(
+                dir.join("departments.toml"),
+                "[[department]]\ncode = \"market-regulation\"\nname_zh = \"盘锦市市场监督管理局\"\n\
+                 name_en = \"Panjin Municipal Administration for Market Regulation\"\n\
+                 credit_code = \"112111000652075553\"\n",
+            )
+            .unwrap();
+            Self(dir)
+        }
+
+        /// Writes `licences/<folder>/` with this manifest and schema.
+        fn licence(&self, folder: &str, manifest: &str, schema: &Value) -> PathBuf {
+            let dir = self.0.join("licences").join(folder);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("manifest.toml"), manifest).unwrap();
+            std::fs::write(dir.join("schema.json"), schema.to_string()).unwrap();
+            dir
+        }
+    }
+
+    impl Drop for TempRegistry {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn manifest(id: &str, department: &str, prefix: &str, validity: &str, kind: &str) -> String {
+        format!(
+            "id = \"{id}\"\ndepartment = \"{department}\"\ntitle_zh = \"测试证\"\n\
+             title_en = \"Test licence\"\ndescription = \"A test.\"\nnumber_prefix = \"{prefix}\"\n\
+             default_validity = \"{validity}\"\nholder_kind = \"{kind}\"\nschema_version = 1\n"
+        )
+    }
+
+    fn organisation_schema() -> Value {
+        json!({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["holder", "fields"],
+            "properties": {
+                "holder": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["name", "credit_code"],
+                    "properties": {
+                        "name": {"type": "string", "minLength": 2},
+                        "credit_code": {"type": "string", "format": "cn-credit-code"}
+                    }
+                },
+                "fields": {
+                    "type": "object",
+                    "required": ["division_code"],
+                    "properties": {"division_code": {"type": "string", "format": "cn-division-code"}}
+                }
+            }
+        })
+    }
+
+    fn problems_of(dir: &Path) -> Vec<RegistryProblem> {
+        match Registry::load(dir) {
+            Ok(_) => panic!("the registry at {} loaded", dir.display()),
+            Err(e) => e.problems,
+        }
+    }
+
+    /// Asserts that some problem is about `file` and says `says`.
+    fn assert_reported(problems: &[RegistryProblem], file: &Path, says: &str) {
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.file == file && p.message.contains(says)),
+            "no problem in {} saying `{says}`: {problems:#?}",
+            file.display()
+        );
+    }
+
+    #[test]
+    fn a_good_type_loads_and_validates_its_subject() {
+        let reg = TempRegistry::new();
+        let m = manifest(
+            "shop-permit",
+            "market-regulation",
+            "SP",
+            "5years",
+            "organisation",
+        );
+        reg.licence("shop-permit", &m, &organisation_schema());
+        let registry = Registry::load(&reg.0).unwrap_or_else(|e| panic!("{e}"));
+        let t = registry.licence_type("shop-permit").unwrap();
+        assert_eq!(t.holder_kind, HolderKind::Organisation);
+        assert_eq!(t.number_prefix, "SP");
+        assert_eq!(t.default_validity, Duration::from_secs(5 * 31_557_600));
+        let good = json!({"holder": {"name": "盘锦瑞泰新材料科技有限公司", "credit_code": "91211100MA0Y5R2K51"},
+                          "fields": {"division_code": "211103"}});
+        assert_eq!(t.validate(&good), vec![]);
+        let bad = json!({"holder": {"name": "盘锦瑞泰新材料科技有限公司", "credit_code": "91211100MA0Y5R2K52"},
+                         "fields": {}});
+        let mut pointers: Vec<String> = t.validate(&bad).into_iter().map(|v| v.pointer).collect();
+        pointers.sort();
+        assert_eq!(pointers, ["/fields", "/holder/credit_code"]);
+        assert!(registry.licence_type("driving-licence").is_none());
+    }
+
+    #[test]
+    fn a_registry_without_a_licences_folder_has_no_licence_types() {
+        let reg = TempRegistry::new();
+        let registry = Registry::load(&reg.0).unwrap_or_else(|e| panic!("{e}"));
+        assert!(registry.licence_types.is_empty());
+    }
+
+    #[test]
+    fn every_manifest_problem_is_reported_at_once_with_its_file() {
+        let reg = TempRegistry::new();
+        let schema = organisation_schema();
+        // folder, then the manifest's id, department, number prefix, validity and holder kind.
+        let manifests = [
+            (
+                "a-permit",
+                "a-permit",
+                "market-regulation",
+                "AP",
+                "1years",
+                "organisation",
+            ),
+            (
+                "b-permit",
+                "b-permit",
+                "tourism",
+                "BP",
+                "1years",
+                "organisation",
+            ),
+            (
+                "c-permit",
+                "c-licence",
+                "market-regulation",
+                "CP",
+                "1years",
+                "organisation",
+            ),
+            (
+                "d-permit",
+                "d-permit",
+                "market-regulation",
+                "dp1",
+                "1years",
+                "organisation",
+            ),
+            (
+                "e-permit",
+                "e-permit",
+                "market-regulation",
+                "AP",
+                "1years",
+                "organisation",
+            ),
+            (
+                "f-permit",
+                "f-permit",
+                "market-regulation",
+                "FP",
+                "forever",
+                "organisation",
+            ),
+            (
+                "g-permit",
+                "g-permit",
+                "market-regulation",
+                "GP",
+                "0s",
+                "organisation",
+            ),
+            (
+                "h-permit",
+                "h-permit",
+                "market-regulation",
+                "HP",
+                "1years",
+                "person",
+            ),
+        ];
+        for (folder, id, department, prefix, validity, kind) in manifests {
+            let m = manifest(id, department, prefix, validity, kind);
+            reg.licence(folder, &m, &schema);
+        }
+        let ok = |id: &str, prefix: &str| {
+            manifest(id, "market-regulation", prefix, "1years", "organisation")
+        };
+        let mut broken = schema.clone();
+        broken["properties"]["fields"]["type"] = json!(12);
+        reg.licence("i-permit", &ok("i-permit", "IP"), &broken);
+        let unknown_key = ok("j-permit", "JP") + "colour = \"red\"\n";
+        reg.licence("j-permit", &unknown_key, &schema);
+        let mut no_fields = schema.clone();
+        no_fields["required"] = json!(["holder"]);
+        reg.licence("k-permit", &ok("k-permit", "KP"), &no_fields);
+
+        let problems = problems_of(&reg.0);
+        let folder = |f: &str| reg.0.join("licences").join(f);
+        let m = |f: &str| folder(f).join("manifest.toml");
+        let s = |f: &str| folder(f).join("schema.json");
+        for (file, says) in [
+            (
+                m("b-permit"),
+                "department `tourism` is not in departments.toml",
+            ),
+            (m("c-permit"), "must equal the folder name `c-permit`"),
+            (m("d-permit"), "number_prefix `dp1` must match"),
+            (
+                m("e-permit"),
+                "`AP` is already used by licence type `a-permit`",
+            ),
+            (m("f-permit"), "default_validity `forever`"),
+            (m("g-permit"), "longer than zero"),
+            (s("h-permit"), "must require `id_number`"),
+            (s("h-permit"), "requires `credit_code`"),
+            (s("i-permit"), "invalid JSON Schema"),
+            (m("j-permit"), "unknown field `colour`"),
+            (s("k-permit"), "must require `fields`"),
+        ] {
+            assert_reported(&problems, &file, says);
+        }
+        let good = folder("a-permit");
+        let datasets = reg.0.join("datasets");
+        let elsewhere =
+            |p: &&RegistryProblem| p.file.starts_with(&good) || p.file.starts_with(&datasets);
+        let unexpected: Vec<&RegistryProblem> = problems.iter().filter(elsewhere).collect();
+        assert!(
+            unexpected.is_empty(),
+            "the good type and the datasets have problems: {unexpected:#?}"
+        );
+        assert_eq!(problems.len(), 11, "{problems:#?}");
+    }
+}
