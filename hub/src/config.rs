@@ -39,6 +39,49 @@ pub struct Config {
     pub pipeline: PipelineConfig,
     /// `[pki]`: the city PKI and electronic seals.
     pub pki: PkiConfig,
+    /// `[licences]`: electronic licences, their status list and verification.
+    pub licences: LicencesConfig,
+}
+
+/// `[licences]` section: electronic licences (`bohai licence ...`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct LicencesConfig {
+    /// Public URL of the status list, written into every licence as its status list URI.
+    /// Default: `http://{http.addr}/api/v1/licences/status-list`.
+    pub status_list_url: Option<String>,
+    /// The status list's maximum age: verifiers treat an older list as stale. The hub makes
+    /// a new list whenever a status changed and at the latest when half of this has passed.
+    /// Default `5m`.
+    #[serde(with = "humantime_serde")]
+    pub status_max_age: Duration,
+    /// The department whose seal signs the status list and the trust bundle (the city's data
+    /// administration). Default `data-administration`.
+    pub status_authority: String,
+    /// Clock-skew tolerance when judging validity periods. Default `5m`.
+    #[serde(with = "humantime_serde")]
+    pub clock_skew: Duration,
+}
+
+impl Default for LicencesConfig {
+    fn default() -> Self {
+        Self {
+            status_list_url: None,
+            status_max_age: Duration::from_secs(300),
+            status_authority: "data-administration".to_owned(),
+            clock_skew: Duration::from_secs(300),
+        }
+    }
+}
+
+impl Config {
+    /// The status list URI written into licences.
+    pub fn status_list_url(&self) -> String {
+        self.licences
+            .status_list_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}/api/v1/licences/status-list", self.http.addr))
+    }
 }
 
 /// `[pki]` section: the city PKI and electronic seals (`bohai seal ...`).
@@ -353,11 +396,14 @@ impl Config {
                     section_into(&origin, &section, value, &mut config.registry, problems)
                 }
                 "pki" => section_into(&origin, &section, value, &mut config.pki, problems),
+                "licences" => {
+                    section_into(&origin, &section, value, &mut config.licences, problems)
+                }
                 _ => problems.push(ConfigProblem {
                     origin: origin.clone(),
                     key: section.clone(),
                     message:
-                        "unknown section; known: http, kafka, database, log, registry, pipeline"
+                        "unknown section; known: http, kafka, database, log, registry, pipeline, pki, licences"
                             .to_owned(),
                 }),
             }
@@ -448,6 +494,20 @@ impl Config {
         }
         if self.database.max_connections == 0 {
             bad("database.max_connections", "must be at least 1".to_owned());
+        }
+        if self.licences.status_max_age < Duration::from_secs(10) {
+            bad(
+                "licences.status_max_age",
+                "must be at least 10s (the hub remakes the list at half of it)".to_owned(),
+            );
+        }
+        if let Some(url) = &self.licences.status_list_url {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                bad(
+                    "licences.status_list_url",
+                    format!("`{url}` must be an http:// or https:// URL"),
+                );
+            }
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod database;
 pub mod gen;
 pub mod http;
 pub mod kafka;
+pub mod licences;
 pub mod pipeline;
 pub mod registry;
 pub mod seals;

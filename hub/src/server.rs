@@ -75,6 +75,7 @@ impl BoundHub {
                 db,
                 registry,
                 ingestor: Some(ingestor),
+                licences: Arc::default(),
             },
             connectors,
         })
@@ -119,6 +120,11 @@ async fn run_workers(state: AppState, connectors: Vec<ConnectorConfig>) {
         state.db.clone(),
         state.config.pki.clone(),
     ));
+    tasks.spawn(crate::licences::events::run_publisher(
+        state.db.clone(),
+        state.config.kafka.clone(),
+    ));
+    tasks.spawn(run_licence_expiry(state.clone()));
     if state.config.pipeline.sink {
         tasks.spawn(sink::run(
             state.config.kafka.clone(),
@@ -139,6 +145,32 @@ async fn run_workers(state: AppState, connectors: Vec<ConnectorConfig>) {
         }
     }
     while tasks.join_next().await.is_some() {}
+}
+
+/// Records the expiry of licences whose validity ended, once a minute.
+async fn run_licence_expiry(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        let service = match crate::licences::LicenceService::new(
+            &state.db,
+            &state.registry,
+            &state.config,
+            &state.licences,
+            false,
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "licence expiry: cannot start");
+                continue;
+            }
+        };
+        match service.expire_due(chrono::Utc::now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(licences = n, "licence expiry recorded"),
+            Err(e) => tracing::warn!(error = %e, "licence expiry failed; retrying next minute"),
+        }
+    }
 }
 
 /// Applies the migrations and copies the registry into the database, waiting and retrying

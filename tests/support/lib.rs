@@ -175,6 +175,26 @@ pub fn bohai(config_file: &Path) -> std::process::Command {
     c
 }
 
+/// Runs `bohai ARGS` with `config_file`.
+pub fn bohai_run(config_file: &Path, args: &[&str]) -> std::process::Output {
+    bohai(config_file)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run bohai {args:?}: {e}"))
+}
+
+/// Runs `bohai ARGS`, fails the test unless it succeeds, and returns its standard output.
+pub fn bohai_ok(config_file: &Path, args: &[&str]) -> String {
+    let out = bohai_run(config_file, args);
+    assert!(
+        out.status.success(),
+        "bohai {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Polls `check` every 200 ms until it returns `Some`, or fails after `limit`.
 pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
 where

@@ -20,6 +20,7 @@ pub use document::{
     LICENCE_TYP,
 };
 pub use jws::{key_id, JwsError, ParsedJws};
+pub use signer::check_signed_by;
 pub use status::{
     sign_status_list, verify_status_list, LicenceStatus, StatusList, StatusListError,
     VerifiedStatusList, STATUS_LIST_TYP,

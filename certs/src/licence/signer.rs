@@ -80,3 +80,22 @@ pub(crate) fn check_signer(
     }
     Ok(facts)
 }
+
+/// Checks that a JWS was signed, at `at`, by a document-signing certificate chaining to
+/// `trust` whose organizationIdentifier is `credit_code` (an authority pinned by the caller).
+pub fn check_signed_by(
+    jws: &ParsedJws,
+    trust: &TrustAnchors,
+    at: DateTime<Utc>,
+    credit_code: &str,
+) -> Result<(), String> {
+    let facts = check_signer(jws, trust, at).map_err(|p| p.to_string())?;
+    if facts.subject_org_id.as_deref() == Some(credit_code) {
+        Ok(())
+    } else {
+        Err(format!(
+            "signed by {:?}, not by the authority {credit_code}",
+            facts.subject_org_id
+        ))
+    }
+}

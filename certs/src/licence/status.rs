@@ -16,7 +16,7 @@ use chrono::{DateTime, TimeZone as _, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::jws::{sign_compact, JwsError, ParsedJws};
-use super::signer::{check_signer, SignerProblem};
+use super::signer::check_signed_by;
 use crate::keys::KeyError;
 use crate::seal::SealKey;
 use crate::trust::TrustAnchors;
@@ -265,16 +265,8 @@ pub fn verify_status_list(
         .timestamp_opt(claims.iat, 0)
         .single()
         .ok_or_else(|| StatusListError::Malformed("iat out of range".to_owned()))?;
-    let signer = check_signer(&jws, trust, issued_at).map_err(|p| match p {
-        SignerProblem::Malformed(m) => StatusListError::Malformed(m),
-        other => StatusListError::Signer(other.to_string()),
-    })?;
-    if signer.subject_org_id.as_deref() != Some(authority_credit_code) {
-        return Err(StatusListError::Signer(format!(
-            "signed by {:?}, not by the status authority {authority_credit_code}",
-            signer.subject_org_id
-        )));
-    }
+    check_signed_by(&jws, trust, issued_at, authority_credit_code)
+        .map_err(StatusListError::Signer)?;
     let list = StatusList::decode(&claims.status_list.lst)?;
     Ok(VerifiedStatusList {
         uri: claims.sub,

@@ -6,6 +6,7 @@ mod dataset;
 mod dept;
 mod dlq;
 mod gen;
+mod licence;
 mod seal;
 mod up;
 
@@ -62,6 +63,9 @@ pub enum Command {
     /// The city PKI and electronic seals.
     #[command(subcommand)]
     Seal(seal::SealCommand),
+    /// Electronic licences.
+    #[command(subcommand)]
+    Licence(licence::LicenceCommand),
 }
 
 /// `bohai dlq ...`
@@ -137,6 +141,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dlq(DlqCommand::Show(args)) => dlq::show(&load_config(&cli)?, args).await?,
         Command::Dept(command) => dept::run(&load_config(&cli)?, command).await?,
         Command::Seal(command) => seal::run(&load_config(&cli)?, command).await?,
+        Command::Licence(command) => licence::run(&load_config(&cli)?, command).await?,
     }
     Ok(())
 }

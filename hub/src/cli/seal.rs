@@ -15,9 +15,9 @@ use crate::seals::service::{sha256, write_private_file};
 use crate::seals::{create_master_key, SealsService};
 
 /// Exit code of `bohai seal verify` for an INVALID signature.
-const EXIT_INVALID: i32 = 2;
+pub(super) const EXIT_INVALID: i32 = 2;
 /// Exit code of `bohai seal verify` for an INDETERMINATE one.
-const EXIT_INDETERMINATE: i32 = 3;
+pub(super) const EXIT_INDETERMINATE: i32 = 3;
 
 /// `bohai seal ...`
 #[derive(Debug, Subcommand)]
@@ -352,7 +352,7 @@ pub(super) async fn run(config: &Config, command: &SealCommand) -> anyhow::Resul
     Ok(())
 }
 
-fn print_report(report: &Report) -> anyhow::Result<()> {
+pub(super) fn print_report(report: &Report) -> anyhow::Result<()> {
     println!(
         "{}  (checked at {})",
         serde_json::to_value(report.overall)?

@@ -4,6 +4,7 @@
 mod datasets;
 mod error;
 mod health;
+mod licences;
 mod push;
 mod seals;
 
@@ -39,6 +40,8 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// The ingest step for HTTP push.
     pub ingestor: Option<Ingestor>,
+    /// Licence status list, seal keys and online verifier shared by requests.
+    pub licences: Arc<crate::licences::service::LicenceState>,
 }
 
 #[derive(OpenApi)]
@@ -52,6 +55,7 @@ pub struct AppState {
         (name = "ops", description = "Health, readiness and operations"),
         (name = "datasets", description = "The registry's datasets"),
         (name = "seals", description = "Electronic seals and the city PKI"),
+        (name = "licences", description = "Electronic licences: issue, lifecycle, status, verification"),
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth)
@@ -120,6 +124,13 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(seals::sign_with_seal))
         .routes(routes!(seals::verify_signature))
         .routes(routes!(seals::crl))
+        .routes(routes!(licences::issue_licence))
+        .routes(routes!(licences::issue_batch))
+        .routes(routes!(licences::verify_licences))
+        .routes(routes!(licences::status_list))
+        .routes(routes!(licences::trust_bundle))
+        .routes(routes!(licences::show_licence))
+        .routes(routes!(licences::licence_action))
 }
 
 /// The complete router of the hub.

@@ -1,5 +1,5 @@
-//! The hub's topics: one per dataset (valid records, key = primary key) and one dead-letter
-//! topic (rejected records with their reasons).
+//! The hub's topics: one per dataset (valid records, key = primary key), one dead-letter
+//! topic (rejected records with their reasons) and the licence-events topic.
 
 use bohai_schemas::Registry;
 
@@ -24,6 +24,7 @@ pub fn all(config: &KafkaConfig, registry: &Registry) -> Vec<String> {
         .map(|d| dataset_topic(config, &d.id))
         .collect();
     topics.push(dead_letter_topic(config));
+    topics.push(crate::licences::events::topic(config));
     topics
 }
 

@@ -501,6 +501,17 @@ impl<'a> SealsService<'a> {
         document_sha256: [u8; 32],
         now: DateTime<Utc>,
     ) -> Result<SealSignature, SealsError> {
+        let seal_key = self.signing_key(seal_id, now).await?;
+        Ok(sign_document(&seal_key, document_sha256, now)?)
+    }
+
+    /// The seal's key, decrypted and checked against its certificate and record, for signing
+    /// at `now`. The seal must be valid at `now`.
+    pub async fn signing_key(
+        &self,
+        seal_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<SealKey, SealsError> {
         let stored = store::seal(self.db, seal_id)
             .await?
             .ok_or_else(|| SealsError::UnknownSeal(seal_id.to_owned()))?;
@@ -516,8 +527,12 @@ impl<'a> SealsService<'a> {
         let key = parse_encrypted(&stored.key_encrypted, "seal key")?
             .decrypt(self.master()?, &stored.seal_id)?;
         let record = SealRecord::from_der(&stored.record_der)?;
-        let seal_key = SealKey::new(stored.cert_der, key, record, stored.chain_der)?;
-        Ok(sign_document(&seal_key, document_sha256, now)?)
+        Ok(SealKey::new(
+            stored.cert_der,
+            key,
+            record,
+            stored.chain_der,
+        )?)
     }
 
     /// Verifies a DER seal signature over a document's SHA-256 at `at`, with the trust

@@ -1,0 +1,474 @@
+//! `bohai licence ...`: issue, import, renew, replace, revoke, suspend, resume, show and
+//! verify electronic licences (电子证照).
+
+use std::io::{BufRead as _, Write as _};
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use bohai_certs::{Report, Verdict};
+use chrono::{DateTime, Utc};
+use clap::Subcommand;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::Value;
+
+use super::prepare;
+use super::seal::{print_report, EXIT_INDETERMINATE, EXIT_INVALID};
+use crate::config::Config;
+use crate::licences::service::{Actor, LicenceState};
+use crate::licences::{IssueRequest, IssuedLicence, LicenceEvent, LicenceService, LicenceView};
+
+/// Licences per transaction when importing.
+const IMPORT_CHUNK: usize = 2_000;
+
+/// `bohai licence ...`
+#[derive(Debug, Subcommand)]
+pub enum LicenceCommand {
+    /// Issue a licence: validate the holder and fields, number it and seal it.
+    Issue {
+        /// Licence type id, e.g. driving-licence.
+        #[arg(long = "type")]
+        licence_type: String,
+        /// JSON file `{"holder": {...}, "fields": {...}}` as the type's schema describes.
+        #[arg(long, value_name = "FILE")]
+        holder: PathBuf,
+        /// Start of validity (RFC 3339). Default now.
+        #[arg(long)]
+        valid_from: Option<DateTime<Utc>>,
+        /// End of validity (RFC 3339). Default: the type's default validity.
+        #[arg(long)]
+        valid_until: Option<DateTime<Utc>>,
+        /// Write the sealed licence (JWS) to this file.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Import licences in bulk from JSON Lines (one `{"type", "holder", "fields",
+    /// "valid_from"?, "valid_until"?}` a line), with a progress bar.
+    Import {
+        /// The file.
+        file: PathBuf,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Renew: a new version with a new validity; the previous version is superseded.
+    Renew {
+        /// Licence number.
+        number: String,
+        /// End of the new validity. Default: the type's default validity from now.
+        #[arg(long)]
+        valid_until: Option<DateTime<Utc>>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace a lost or damaged licence: a new number; the old one is revoked (`replaced`).
+    Replace {
+        /// Licence number.
+        number: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a licence.
+    Revoke {
+        /// Licence number.
+        number: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Suspend a licence.
+    Suspend {
+        /// Licence number.
+        number: String,
+        /// Why.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Resume a suspended licence.
+    Resume {
+        /// Licence number.
+        number: String,
+    },
+    /// A licence with every version and its history.
+    Show {
+        /// Licence number.
+        number: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify a licence (a JWS file): online against the hub's status list, or offline with a
+    /// trust bundle and the pinned city root. Exit 0 only for VALID (2 INVALID,
+    /// 3 INDETERMINATE).
+    Verify {
+        /// The licence file (compact JWS).
+        file: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Verify as of this time (RFC 3339). Default now.
+        #[arg(long)]
+        at: Option<DateTime<Utc>>,
+        /// Verify offline with this trust bundle (`bohai licence bundle`); needs `--root`.
+        #[arg(long, value_name = "BUNDLE", requires = "root")]
+        offline: Option<PathBuf>,
+        /// The pinned city root certificate (PEM) for offline verification.
+        #[arg(long, value_name = "ROOT.pem")]
+        root: Option<PathBuf>,
+    },
+    /// Write the signed offline trust bundle: trust anchors, seal certificates, CRL, status
+    /// list and licence types.
+    Bundle {
+        /// The file to write.
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+    },
+    /// Record the expiry of every licence whose validity ended (`bohai serve` does this
+    /// every minute).
+    Expire,
+}
+
+/// Runs a licence command.
+pub(super) async fn run(config: &Config, command: &LicenceCommand) -> anyhow::Result<()> {
+    if let LicenceCommand::Verify {
+        file,
+        json,
+        at,
+        offline: Some(bundle),
+        root: Some(root),
+    } = command
+    {
+        return verify_offline(config, file, bundle, root, *at, *json);
+    }
+    let (db, registry) = prepare(config).await?;
+    let state = LicenceState::default();
+    let with_keys = !matches!(
+        command,
+        LicenceCommand::Show { .. } | LicenceCommand::Verify { .. } | LicenceCommand::Expire
+    ) && !matches!(
+        command,
+        LicenceCommand::Revoke { .. }
+            | LicenceCommand::Suspend { .. }
+            | LicenceCommand::Resume { .. }
+    );
+    let service = LicenceService::new(&db, &registry, config, &state, with_keys)?;
+    let actor = Actor::current_operator();
+    let now = Utc::now();
+    match command {
+        LicenceCommand::Issue {
+            licence_type,
+            holder,
+            valid_from,
+            valid_until,
+            output,
+            json,
+        } => {
+            let text = std::fs::read_to_string(holder)
+                .with_context(|| format!("cannot read {}", holder.display()))?;
+            let subject: Value = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not JSON", holder.display()))?;
+            let department = registry
+                .licence_type(licence_type)
+                .map(|t| t.department.clone())
+                .with_context(|| format!("unknown licence type `{licence_type}`"))?;
+            let request = IssueRequest {
+                licence_type: licence_type.clone(),
+                holder: subject.get("holder").cloned().unwrap_or(Value::Null),
+                fields: subject.get("fields").cloned().unwrap_or(Value::Null),
+                valid_from: *valid_from,
+                valid_until: *valid_until,
+            };
+            let issued = service.issue(&actor, &department, request, now).await?;
+            finish_issued(&issued, output.as_ref(), *json)?;
+        }
+        LicenceCommand::Import { file, json } => {
+            import(&service, &registry, &actor, file, *json).await?
+        }
+        LicenceCommand::Renew {
+            number,
+            valid_until,
+            json,
+        } => {
+            let issued = service.renew(&actor, number, *valid_until, now).await?;
+            finish_issued(&issued, None, *json)?;
+        }
+        LicenceCommand::Replace { number, json } => {
+            let issued = service.replace(&actor, number, now).await?;
+            finish_issued(&issued, None, *json)?;
+        }
+        LicenceCommand::Revoke { number, reason } => {
+            let v = service
+                .transition(&actor, number, LicenceEvent::Revoked, Some(reason), now)
+                .await?;
+            println!("{}/v{} is now {}", v.number, v.version, v.state);
+        }
+        LicenceCommand::Suspend { number, reason } => {
+            let v = service
+                .transition(
+                    &actor,
+                    number,
+                    LicenceEvent::Suspended,
+                    reason.as_deref(),
+                    now,
+                )
+                .await?;
+            println!("{}/v{} is now {}", v.number, v.version, v.state);
+        }
+        LicenceCommand::Resume { number } => {
+            let v = service
+                .transition(&actor, number, LicenceEvent::Resumed, None, now)
+                .await?;
+            println!("{}/v{} is now {}", v.number, v.version, v.state);
+        }
+        LicenceCommand::Show { number, json } => {
+            let view = service.show(number, now).await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&view)?);
+            } else {
+                print_view(&view);
+            }
+        }
+        LicenceCommand::Bundle { output } => {
+            let bundle = service.bundle(now).await?;
+            std::fs::write(output, &bundle)
+                .with_context(|| format!("cannot write {}", output.display()))?;
+            println!(
+                "trust bundle written to {} ({} bytes)",
+                output.display(),
+                bundle.len()
+            );
+        }
+        LicenceCommand::Verify { file, json, at, .. } => {
+            let document = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let report = service
+                .verify(&[document.trim().to_owned()], at.unwrap_or(now))
+                .await?
+                .pop()
+                .context("no report")?;
+            exit_with_report(&report, *json)?;
+        }
+        LicenceCommand::Expire => {
+            let n = service.expire_due(now).await?;
+            println!("{n} licence(s) expired");
+        }
+    }
+    Ok(())
+}
+
+/// Offline verification: no database, no network; the bundle and the pinned root only.
+fn verify_offline(
+    config: &Config,
+    file: &PathBuf,
+    bundle: &PathBuf,
+    root: &PathBuf,
+    at: Option<DateTime<Utc>>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let read = |p: &PathBuf| {
+        std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
+    };
+    let registry = crate::registry::load(&config.registry)?;
+    let authority = registry
+        .department(&config.licences.status_authority)
+        .with_context(|| {
+            format!(
+                "licences.status_authority `{}` is not in the registry",
+                config.licences.status_authority
+            )
+        })?;
+    let policy = bohai_certs::licence::LicencePolicy {
+        clock_skew: chrono::Duration::from_std(config.licences.clock_skew)?,
+        ..Default::default()
+    };
+    let verifier = crate::licences::bundle::OfflineVerifier::load(
+        &read(bundle)?,
+        &read(root)?,
+        &authority.credit_code,
+        policy,
+    )?;
+    let report = verifier.verify(read(file)?.trim(), at.unwrap_or_else(Utc::now));
+    exit_with_report(&report, json)
+}
+
+/// Prints a report and exits 0 only for VALID.
+pub(super) fn exit_with_report(report: &Report, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        print_report(report)?;
+        if let Some(t) = report.status_as_of {
+            println!("  status as of {t}");
+        }
+    }
+    std::io::stdout().flush()?;
+    match report.overall {
+        Verdict::Valid => Ok(()),
+        Verdict::Invalid => std::process::exit(EXIT_INVALID),
+        Verdict::Indeterminate => std::process::exit(EXIT_INDETERMINATE),
+    }
+}
+
+fn finish_issued(
+    issued: &IssuedLicence,
+    output: Option<&PathBuf>,
+    json: bool,
+) -> anyhow::Result<()> {
+    if let Some(path) = output {
+        std::fs::write(path, &issued.document)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(issued)?);
+    } else {
+        println!(
+            "{}/v{}  valid {} to {}  status index {}{}",
+            issued.number,
+            issued.version,
+            issued.valid_from,
+            issued.valid_until,
+            issued.status_index,
+            output
+                .map(|p| format!("  written to {}", p.display()))
+                .unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+fn print_view(view: &LicenceView) {
+    for v in &view.versions {
+        println!(
+            "{}/v{}  {:<10} {:<24} {}  valid {} to {}  seal {}{}{}",
+            v.number,
+            v.version,
+            v.state,
+            v.licence_type,
+            v.holder_name,
+            v.valid_from.format("%Y-%m-%d"),
+            v.valid_until.format("%Y-%m-%d"),
+            v.seal_id,
+            v.successor
+                .as_ref()
+                .map(|s| format!("  → {s}"))
+                .unwrap_or_default(),
+            v.revocation_reason
+                .as_ref()
+                .map(|r| format!("  ({r})"))
+                .unwrap_or_default(),
+        );
+    }
+    for e in &view.events {
+        println!(
+            "  {}  v{} {:<9} by {}{}",
+            e.at,
+            e.version,
+            e.event.as_str(),
+            e.actor,
+            e.reason
+                .as_ref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        );
+    }
+}
+
+/// Imports a JSON Lines file in chunks, each sealed and stored as one batch. A bad line is
+/// reported with its number and reasons and the import goes on.
+async fn import(
+    service: &LicenceService<'_>,
+    registry: &bohai_schemas::Registry,
+    actor: &Actor,
+    file: &PathBuf,
+    json: bool,
+) -> anyhow::Result<()> {
+    let lines = std::io::BufReader::new(
+        std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?,
+    )
+    .lines()
+    .collect::<Result<Vec<String>, _>>()
+    .with_context(|| format!("cannot read {}", file.display()))?;
+    let total = lines.iter().filter(|l| !l.trim().is_empty()).count();
+    let bar = if json {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(u64::try_from(total).unwrap_or(0))
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} licences  {per_sec}  eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut issued = 0usize;
+    let mut rejected: Vec<Value> = Vec::new();
+    // Group consecutive lines by issuing department: one batch per (chunk, department).
+    let mut pending: Vec<(usize, String, IssueRequest)> = Vec::new();
+    let now = Utc::now();
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        bar.inc(1);
+        let line_no = i + 1;
+        match serde_json::from_str::<IssueRequest>(line) {
+            Err(e) => rejected.push(serde_json::json!({"line": line_no, "error": e.to_string()})),
+            Ok(r) => match registry.licence_type(&r.licence_type) {
+                None => rejected.push(serde_json::json!({
+                    "line": line_no, "error": format!("unknown licence type `{}`", r.licence_type)
+                })),
+                Some(t) => pending.push((line_no, t.department.clone(), r)),
+            },
+        }
+        if pending.len() >= IMPORT_CHUNK {
+            issued += flush(service, actor, &mut pending, &mut rejected, now).await?;
+        }
+    }
+    issued += flush(service, actor, &mut pending, &mut rejected, now).await?;
+    bar.finish();
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "read": total, "issued": issued, "rejected": rejected.len(), "rejects": rejected
+            }))?
+        );
+    } else {
+        for r in &rejected {
+            eprintln!("line {}: {}", r["line"], r["error"].as_str().unwrap_or("?"));
+        }
+        println!("read {total}, issued {issued}, rejected {}", rejected.len());
+    }
+    Ok(())
+}
+
+async fn flush(
+    service: &LicenceService<'_>,
+    actor: &Actor,
+    pending: &mut Vec<(usize, String, IssueRequest)>,
+    rejected: &mut Vec<Value>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<usize> {
+    let mut issued = 0;
+    let mut all = std::mem::take(pending);
+    all.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
+    let mut rest = all.as_slice();
+    while let Some((_, dept, _)) = rest.first() {
+        let n = rest.iter().take_while(|p| &p.1 == dept).count();
+        let (group, tail) = rest.split_at(n);
+        rest = tail;
+        let requests = group.iter().map(|p| p.2.clone()).collect();
+        let results = service.issue_many(actor, dept, requests, now).await?;
+        for ((line_no, _, _), r) in group.iter().zip(results) {
+            match r {
+                Ok(_) => issued += 1,
+                Err(e) => {
+                    rejected.push(serde_json::json!({"line": line_no, "error": e.to_string()}))
+                }
+            }
+        }
+    }
+    Ok(issued)
+}

@@ -1,0 +1,487 @@
+//! Electronic licences: issue (one or a batch), lifecycle actions, show, the signed status
+//! list and online verification.
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bohai_certs::{Report, Verdict};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use super::push::Caller;
+use super::{ApiError, AppState};
+use crate::licences::service::Actor;
+use crate::licences::{
+    IssueRequest, IssuedLicence, LicenceError, LicenceEvent, LicenceService, LicenceVersion,
+    LicenceView,
+};
+use crate::seals::SealsError;
+
+/// Most licences in one batch request.
+const MAX_BATCH: usize = 10_000;
+/// Most licences in one verification request (all the documents one service needs).
+const MAX_VERIFY: usize = 100;
+
+fn api_error(e: LicenceError) -> ApiError {
+    match e {
+        LicenceError::UnknownType(_) | LicenceError::BadRequest(_) => {
+            ApiError::bad_request(e.to_string())
+        }
+        LicenceError::Invalid { .. } => {
+            ApiError::new(StatusCode::BAD_REQUEST, "licence_invalid", e.to_string())
+        }
+        LicenceError::NotAllowed { .. } => {
+            ApiError::new(StatusCode::FORBIDDEN, "forbidden", e.to_string())
+        }
+        LicenceError::UnknownLicence(_) => ApiError::not_found(e.to_string()),
+        LicenceError::WrongState { .. } => {
+            ApiError::new(StatusCode::CONFLICT, "wrong_state", e.to_string())
+        }
+        LicenceError::Seals(
+            SealsError::NoCa | SealsError::NoValidSeal(_) | SealsError::NotUsable { .. },
+        ) => ApiError::new(StatusCode::CONFLICT, "seal_unusable", e.to_string()),
+        LicenceError::Database(e) | LicenceError::Seals(SealsError::Database(e)) => e.into(),
+        other => ApiError::internal(&other),
+    }
+}
+
+fn service<'a>(state: &'a AppState, with_keys: bool) -> Result<LicenceService<'a>, ApiError> {
+    LicenceService::new(
+        &state.db,
+        &state.registry,
+        &state.config,
+        &state.licences,
+        with_keys,
+    )
+    .map_err(api_error)
+}
+
+/// Parses a JSON body into `T`, answering 400 with the serde message (line, column, field).
+fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("request body: {e}")))
+}
+
+/// Issue a licence of one of the caller's licence types.
+///
+/// The holder and fields are validated against the type's schema (every violation is named);
+/// the licence gets a number and a status-list index and is sealed with the department's
+/// current seal as a JWS (`typ` `bohai-licence+jwt`, ES256, `x5c`; see `docs/formats.md`).
+#[utoipa::path(
+    post,
+    path = "/api/v1/licences",
+    tag = "licences",
+    request_body = IssueRequest,
+    responses(
+        (status = 201, description = "The sealed licence", body = IssuedLicence),
+        (status = 400, description = "Malformed request, unknown type, or content that breaks the type's schema", body = super::ErrorBody),
+        (status = 401, description = "No valid bearer token", body = super::ErrorBody),
+        (status = 403, description = "The type is issued by another department", body = super::ErrorBody),
+        (status = 409, description = "The department has no valid seal", body = super::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(super) async fn issue_licence(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<IssuedLicence>), ApiError> {
+    let request: IssueRequest = parse_body(&body)?;
+    let issued = service(&state, true)?
+        .issue(
+            &Actor::Department(caller.department.clone()),
+            &caller.department,
+            request,
+            Utc::now(),
+        )
+        .await
+        .map_err(api_error)?;
+    Ok((StatusCode::CREATED, Json(issued)))
+}
+
+/// A batch of licences to issue.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BatchRequest {
+    /// At most 10,000 licences of the caller's types.
+    licences: Vec<IssueRequest>,
+}
+
+/// One result of a batch.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct BatchItem {
+    /// Position in the request.
+    index: usize,
+    /// The sealed licence, when issued.
+    licence: Option<IssuedLicence>,
+    /// Why not, when refused.
+    error: Option<String>,
+}
+
+/// The answer to a batch.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct BatchResponse {
+    /// Licences issued.
+    issued: usize,
+    /// Licences refused.
+    rejected: usize,
+    /// One result per requested licence, in order.
+    results: Vec<BatchItem>,
+}
+
+/// Issue many licences at once, e.g. when moving an existing registry into Bohai.
+///
+/// Each licence is checked on its own: valid ones are sealed and stored together, invalid
+/// ones are answered with their reasons.
+#[utoipa::path(
+    post,
+    path = "/api/v1/licences/batch",
+    tag = "licences",
+    request_body = BatchRequest,
+    responses(
+        (status = 200, description = "One result per licence", body = BatchResponse),
+        (status = 400, description = "Malformed request or more than 10,000 licences", body = super::ErrorBody),
+        (status = 401, description = "No valid bearer token", body = super::ErrorBody),
+        (status = 409, description = "The department has no valid seal", body = super::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(super) async fn issue_batch(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: axum::body::Bytes,
+) -> Result<Json<BatchResponse>, ApiError> {
+    let request: BatchRequest = parse_body(&body)?;
+    if request.licences.len() > MAX_BATCH {
+        return Err(ApiError::bad_request(format!(
+            "{} licences; at most {MAX_BATCH} per batch",
+            request.licences.len()
+        )));
+    }
+    let results = service(&state, true)?
+        .issue_many(
+            &Actor::Department(caller.department.clone()),
+            &caller.department,
+            request.licences,
+            Utc::now(),
+        )
+        .await
+        .map_err(api_error)?;
+    let issued = results.iter().filter(|r| r.is_ok()).count();
+    Ok(Json(BatchResponse {
+        issued,
+        rejected: results.len() - issued,
+        results: results
+            .into_iter()
+            .enumerate()
+            .map(|(index, r)| match r {
+                Ok(l) => BatchItem {
+                    index,
+                    licence: Some(l),
+                    error: None,
+                },
+                Err(e) => BatchItem {
+                    index,
+                    licence: None,
+                    error: Some(e.to_string()),
+                },
+            })
+            .collect(),
+    }))
+}
+
+/// A licence with every version and its history.
+#[utoipa::path(
+    get,
+    path = "/api/v1/licences/{number}",
+    tag = "licences",
+    params(("number" = String, Path, description = "Licence number, e.g. DL-2026-00000001")),
+    responses(
+        (status = 200, description = "The licence", body = LicenceView),
+        (status = 401, description = "No valid bearer token", body = super::ErrorBody),
+        (status = 404, description = "No such licence", body = super::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(super) async fn show_licence(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(number): Path<String>,
+) -> Result<Json<LicenceView>, ApiError> {
+    let view = service(&state, false)?
+        .show(&number, Utc::now())
+        .await
+        .map_err(api_error)?;
+    Ok(Json(view))
+}
+
+/// A lifecycle action on a licence.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Action {
+    /// A new version with a new validity; the previous one is superseded.
+    Renew,
+    /// A new document for a lost or damaged one; the old one is revoked (`replaced`).
+    Replace,
+    /// Revoke (a reason is required).
+    Revoke,
+    /// Suspend.
+    Suspend,
+    /// Resume after a suspension.
+    Resume,
+}
+
+/// The body of a lifecycle action.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ActionRequest {
+    /// Why (required to revoke).
+    #[serde(default)]
+    reason: Option<String>,
+    /// For `renew`: the new end of validity; default the type's validity from now.
+    #[serde(default)]
+    valid_until: Option<DateTime<Utc>>,
+}
+
+/// The result of a lifecycle action.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ActionResponse {
+    /// The version acted on, as it is now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    changed: Option<LicenceVersion>,
+    /// The new licence version (renew) or document (replace).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    issued: Option<IssuedLicence>,
+}
+
+/// Renew, replace, revoke, suspend or resume one of the caller's licences.
+///
+/// Every action is recorded with the department that made it, and published on the
+/// licence-events topic.
+#[utoipa::path(
+    post,
+    path = "/api/v1/licences/{number}/{action}",
+    tag = "licences",
+    params(
+        ("number" = String, Path, description = "Licence number"),
+        ("action" = Action, Path, description = "renew, replace, revoke, suspend or resume"),
+    ),
+    request_body = ActionRequest,
+    responses(
+        (status = 200, description = "Done", body = ActionResponse),
+        (status = 400, description = "Malformed request (e.g. revoke without a reason)", body = super::ErrorBody),
+        (status = 401, description = "No valid bearer token", body = super::ErrorBody),
+        (status = 403, description = "Another department's licence", body = super::ErrorBody),
+        (status = 404, description = "No such licence", body = super::ErrorBody),
+        (status = 409, description = "The licence's state does not allow it", body = super::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(super) async fn licence_action(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((number, action)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<Json<ActionResponse>, ApiError> {
+    let action: Action = serde_json::from_value(Value::String(action.clone())).map_err(|_| {
+        ApiError::not_found(format!(
+            "no action `{action}`; one of renew, replace, revoke, suspend, resume"
+        ))
+    })?;
+    let request: ActionRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        ActionRequest::default()
+    } else {
+        parse_body(&body)?
+    };
+    let actor = Actor::Department(caller.department);
+    let svc = service(&state, matches!(action, Action::Renew | Action::Replace))?;
+    let now = Utc::now();
+    let reason = request.reason.as_deref();
+    let response = match action {
+        Action::Renew => ActionResponse {
+            changed: None,
+            issued: Some(
+                svc.renew(&actor, &number, request.valid_until, now)
+                    .await
+                    .map_err(api_error)?,
+            ),
+        },
+        Action::Replace => ActionResponse {
+            changed: None,
+            issued: Some(svc.replace(&actor, &number, now).await.map_err(api_error)?),
+        },
+        Action::Revoke | Action::Suspend | Action::Resume => {
+            let event = match action {
+                Action::Revoke => LicenceEvent::Revoked,
+                Action::Suspend => LicenceEvent::Suspended,
+                _ => LicenceEvent::Resumed,
+            };
+            ActionResponse {
+                changed: Some(
+                    svc.transition(&actor, &number, event, reason, now)
+                        .await
+                        .map_err(api_error)?,
+                ),
+                issued: None,
+            }
+        }
+    };
+    Ok(Json(response))
+}
+
+/// What to verify: one licence, several, or a QR payload.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct VerifyRequest {
+    /// One licence (compact JWS).
+    #[serde(default)]
+    licence: Option<String>,
+    /// Several licences (at most 100), e.g. every document one service needs.
+    #[serde(default)]
+    licences: Vec<String>,
+    /// Verify as of this time (RFC 3339). Default now.
+    #[serde(default)]
+    at: Option<DateTime<Utc>>,
+}
+
+/// The answer to a verification.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct VerifyResponse {
+    /// VALID only if every licence is VALID; INVALID if any is INVALID; else INDETERMINATE.
+    #[schema(value_type = String)]
+    overall: Verdict,
+    /// One report per licence, in order (`overall`, `checks`, `status_as_of`).
+    #[schema(value_type = Vec<Object>)]
+    reports: Vec<Report>,
+}
+
+/// Verify licences online.
+///
+/// Checks each licence's seal signature, seal certificate chain at issuance and its
+/// revocation, issuer, type and fields, validity now (with a bounded clock skew) and status
+/// in the current status list; answers a report per licence with stable reason codes and an
+/// overall verdict.
+#[utoipa::path(
+    post,
+    path = "/api/v1/licences/verify",
+    tag = "licences",
+    request_body = VerifyRequest,
+    responses(
+        (status = 200, description = "The reports", body = VerifyResponse),
+        (status = 400, description = "Malformed request", body = super::ErrorBody),
+    )
+)]
+pub(super) async fn verify_licences(
+    State(state): State<AppState>,
+    body: axum::body::Bytes,
+) -> Result<Json<VerifyResponse>, ApiError> {
+    let request: VerifyRequest = parse_body(&body)?;
+    let mut documents = request.licences;
+    if let Some(one) = request.licence {
+        documents.insert(0, one);
+    }
+    if documents.is_empty() {
+        return Err(ApiError::bad_request("give `licence` or `licences`"));
+    }
+    if documents.len() > MAX_VERIFY {
+        return Err(ApiError::bad_request(format!(
+            "{} licences; at most {MAX_VERIFY} per request",
+            documents.len()
+        )));
+    }
+    let reports = service(&state, false)?
+        .verify(&documents, request.at.unwrap_or_else(Utc::now))
+        .await
+        .map_err(api_error)?;
+    Ok(Json(VerifyResponse {
+        overall: overall_of(&reports),
+        reports,
+    }))
+}
+
+/// The verdict over several reports.
+pub(crate) fn overall_of(reports: &[Report]) -> Verdict {
+    if reports.iter().any(|r| r.overall == Verdict::Invalid) {
+        Verdict::Invalid
+    } else if reports.iter().all(|r| r.overall == Verdict::Valid) {
+        Verdict::Valid
+    } else {
+        Verdict::Indeterminate
+    }
+}
+
+/// The signed status list of every licence.
+///
+/// A `statuslist+jwt` (IETF token status list shape): two bits per licence version
+/// (0 valid, 1 revoked, 2 suspended, 3 superseded), signed by the status authority's seal.
+/// Served with an `ETag` and `Cache-Control: max-age` (the rest of its maximum age);
+/// `If-None-Match` answers 304.
+#[utoipa::path(
+    get,
+    path = "/api/v1/licences/status-list",
+    tag = "licences",
+    responses(
+        (status = 200, description = "The status list token", content_type = "application/statuslist+jwt"),
+        (status = 304, description = "Not modified"),
+        (status = 409, description = "The status authority has no valid seal", body = super::ErrorBody),
+    )
+)]
+pub(super) async fn status_list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let now = Utc::now();
+    let list = service(&state, true)?
+        .status_list(now)
+        .await
+        .map_err(api_error)?;
+    let digest = crate::seals::service::sha256(list.token.as_bytes());
+    let etag = format!("\"{}\"", crate::seals::service::hex_lower(&digest[..12]));
+    let max_age = state.config.licences.status_max_age.as_secs();
+    let age = u64::try_from((now - list.issued_at).num_seconds()).unwrap_or(0);
+    let cache = format!("public, max-age={}", max_age.saturating_sub(age));
+    let mut response = if headers
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|v| v.as_bytes() == etag.as_bytes())
+    {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        (
+            [(header::CONTENT_TYPE, "application/statuslist+jwt")],
+            list.token.to_string(),
+        )
+            .into_response()
+    };
+    let h = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&cache) {
+        h.insert(header::CACHE_CONTROL, v);
+    }
+    Ok(response)
+}
+
+/// The signed offline trust bundle.
+///
+/// A JWS (`typ` `bohai-trust-bundle+jwt`) signed by the status authority, holding the trust
+/// anchors, every seal certificate by key id, the CRL, the current status list and the
+/// licence types. Offline verifiers pin the city root and the authority.
+#[utoipa::path(
+    get,
+    path = "/api/v1/licences/bundle",
+    tag = "licences",
+    responses(
+        (status = 200, description = "The bundle", content_type = "application/jose"),
+        (status = 409, description = "The status authority has no valid seal", body = super::ErrorBody),
+    )
+)]
+pub(super) async fn trust_bundle(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let bundle = service(&state, true)?
+        .bundle(Utc::now())
+        .await
+        .map_err(api_error)?;
+    Ok(([(header::CONTENT_TYPE, "application/jose")], bundle).into_response())
+}

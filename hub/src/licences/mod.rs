@@ -1,0 +1,217 @@
+//! Electronic licences in the hub: `bohai-certs`'s licence sealing and verification wrapped
+//! with storage (`store`), the lifecycle operations the CLI and the API share (`service`),
+//! the registry's licence types as the verifier sees them (`types`), the signed status list
+//! (`status`), the offline trust bundle (`bundle`) and the licence-events topic (`events`).
+
+pub mod bundle;
+pub mod events;
+pub mod service;
+pub mod status;
+pub mod store;
+pub mod types;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+pub use service::LicenceService;
+
+use crate::seals::SealsError;
+
+/// What can go wrong with a licence operation.
+#[derive(Debug, thiserror::Error)]
+pub enum LicenceError {
+    /// No licence type with this id in the registry.
+    #[error("unknown licence type `{0}`")]
+    UnknownType(String),
+    /// The department does not issue this type (or does not own this licence).
+    #[error("department `{department}` may not {action}: {why}")]
+    NotAllowed {
+        /// The acting department.
+        department: String,
+        /// What it tried.
+        action: String,
+        /// Why not.
+        why: String,
+    },
+    /// The holder or fields break the type's schema: every violation.
+    #[error("the licence does not fit type `{licence_type}`: {}", .violations.iter().map(|v| format!("{} ({}): {}", v.pointer, v.rule, v.message)).collect::<Vec<_>>().join("; "))]
+    Invalid {
+        /// The type.
+        licence_type: String,
+        /// Every violation.
+        violations: Vec<bohai_schemas::Violation>,
+    },
+    /// A request that makes no sense (validity order, empty reason, ...).
+    #[error("{0}")]
+    BadRequest(String),
+    /// No licence with this number.
+    #[error("no licence `{0}`")]
+    UnknownLicence(String),
+    /// The licence is not in a state that allows the operation.
+    #[error("licence `{number}` is {state}: cannot {action}")]
+    WrongState {
+        /// Licence number.
+        number: String,
+        /// Its state.
+        state: String,
+        /// The operation refused.
+        action: String,
+    },
+    /// The seal or PKI side failed (no valid seal, master key, ...).
+    #[error(transparent)]
+    Seals(#[from] SealsError),
+    /// Sealing the licence failed.
+    #[error(transparent)]
+    Seal(#[from] bohai_certs::licence::SealLicenceError),
+    /// Signing the status list or bundle failed.
+    #[error("signing failed: {0}")]
+    Key(#[from] bohai_certs::KeyError),
+    /// A stored row cannot be read back.
+    #[error("stored licence data cannot be read: {0}")]
+    Stored(String),
+    /// The database failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// Lifecycle events, as stored and published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LicenceEvent {
+    /// A new licence (also the successor of a replaced one).
+    Issued,
+    /// A new version with a new validity; the previous version is superseded.
+    Renewed,
+    /// Lost or damaged: the old document is revoked and a new one issued.
+    Replaced,
+    /// Revoked with a reason.
+    Revoked,
+    /// Suspended; may be resumed.
+    Suspended,
+    /// Resumed after a suspension.
+    Resumed,
+    /// Its validity ended.
+    Expired,
+}
+
+impl LicenceEvent {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LicenceEvent::Issued => "issued",
+            LicenceEvent::Renewed => "renewed",
+            LicenceEvent::Replaced => "replaced",
+            LicenceEvent::Revoked => "revoked",
+            LicenceEvent::Suspended => "suspended",
+            LicenceEvent::Resumed => "resumed",
+            LicenceEvent::Expired => "expired",
+        }
+    }
+}
+
+/// One version of a licence, as `licence show` and `GET /api/v1/licences/{number}` show it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LicenceVersion {
+    /// Licence number.
+    pub number: String,
+    /// Version.
+    pub version: i32,
+    /// Licence type id.
+    pub licence_type: String,
+    /// Issuing department.
+    pub department: String,
+    /// Holder's name.
+    pub holder_name: String,
+    /// `valid`, `revoked`, `suspended` or `superseded`, or `expired` when its validity
+    /// ended while it was valid or suspended.
+    pub state: String,
+    /// Index in the status list.
+    pub status_index: i64,
+    /// Start of validity.
+    pub valid_from: DateTime<Utc>,
+    /// End of validity.
+    pub valid_until: DateTime<Utc>,
+    /// When this version was sealed.
+    pub issued_at: DateTime<Utc>,
+    /// The seal that sealed it.
+    pub seal_id: String,
+    /// Why it was revoked.
+    pub revocation_reason: Option<String>,
+    /// The version it replaced or renewed (`NUMBER/vN`).
+    pub supersedes: Option<String>,
+    /// The version that replaced or renewed it (`NUMBER/vN`).
+    pub successor: Option<String>,
+    /// The sealed licence (compact JWS).
+    pub document: String,
+}
+
+/// One recorded transition.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EventView {
+    /// Event id (order).
+    pub id: i64,
+    /// Licence number.
+    pub number: String,
+    /// Version concerned.
+    pub version: i32,
+    /// What happened.
+    pub event: LicenceEvent,
+    /// Who did it: `dept:CODE` for a token, `cli:USER` for the command line, `hub` for
+    /// automatic expiry.
+    pub actor: String,
+    /// The reason given, if any.
+    pub reason: Option<String>,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// A licence with every version and its history.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LicenceView {
+    /// Licence number.
+    pub number: String,
+    /// The newest version first.
+    pub versions: Vec<LicenceVersion>,
+    /// Every transition, oldest first.
+    pub events: Vec<EventView>,
+}
+
+/// What a department asks to issue.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IssueRequest {
+    /// Licence type id, e.g. `driving-licence`.
+    #[serde(rename = "type")]
+    pub licence_type: String,
+    /// The holder, as the type's schema describes.
+    #[schema(value_type = Object)]
+    pub holder: Value,
+    /// The licence's fields, as the type's schema describes.
+    #[schema(value_type = Object)]
+    pub fields: Value,
+    /// Start of validity; default: now.
+    #[serde(default)]
+    pub valid_from: Option<DateTime<Utc>>,
+    /// End of validity; default: `valid_from` plus the type's default validity.
+    #[serde(default)]
+    pub valid_until: Option<DateTime<Utc>>,
+}
+
+/// A licence just sealed.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct IssuedLicence {
+    /// Licence number.
+    pub number: String,
+    /// Version.
+    pub version: i32,
+    /// Index in the status list.
+    pub status_index: i64,
+    /// Start of validity.
+    pub valid_from: DateTime<Utc>,
+    /// End of validity.
+    pub valid_until: DateTime<Utc>,
+    /// The sealed licence (compact JWS, `typ` `bohai-licence+jwt`).
+    pub document: String,
+}

@@ -1,0 +1,832 @@
+//! Licence operations shared by `bohai licence ...` and the HTTP API: issue (one or many),
+//! renew, replace, revoke, suspend, resume, expire, show, verify.
+//!
+//! Every transition runs in one transaction with its event (the outbox that
+//! `events::run_publisher` drains to the licence-events topic), and records who made it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use bohai_certs::licence::{
+    seal_licence, Issuer, Licence, LicenceClaims, LicenceInputs, LicencePolicy, LicenceRef,
+    LicenceVerifier, ParsedJws, StatusListRef,
+};
+use bohai_certs::{Report, SealKey};
+use bohai_schemas::{HolderKind, LicenceType, Registry};
+use chrono::{DateTime, TimeZone as _, Utc};
+use serde_json::Value;
+use sqlx::PgPool;
+use tokio::sync::Mutex;
+
+use super::status::{CurrentList, ListMaker, StatusCache};
+use super::store::{self, NewVersion};
+use super::types::RegistryTypes;
+use super::{IssueRequest, IssuedLicence, LicenceError, LicenceEvent, LicenceVersion, LicenceView};
+use crate::config::Config;
+use crate::seals::SealsService;
+
+/// How long the online verifier keeps its trust anchors and CRL before reloading them.
+const VERIFIER_REFRESH: Duration = Duration::from_secs(5);
+
+/// State shared by every request of one hub process: the status list, loaded seal keys and
+/// the online verifier.
+#[derive(Debug, Default)]
+pub struct LicenceState {
+    /// The current signed status list.
+    pub status: StatusCache,
+    keys: Mutex<HashMap<String, Arc<SealKey>>>,
+    verifier: Mutex<Option<(Instant, Arc<LicenceVerifier>)>>,
+}
+
+impl LicenceState {
+    /// Drops the online verifier, e.g. after a seal was revoked.
+    pub async fn reload_verifier(&self) {
+        *self.verifier.lock().await = None;
+    }
+}
+
+/// Who acts: a department through its token, or an operator at the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    /// A department's token; it may act only on its own licence types and licences.
+    Department(String),
+    /// An operator of the hub (`bohai licence ...`), acting on any licence.
+    Operator(String),
+}
+
+impl Actor {
+    /// The recorded form: `dept:CODE` or `cli:USER`.
+    pub fn recorded(&self) -> String {
+        match self {
+            Actor::Department(d) => format!("dept:{d}"),
+            Actor::Operator(u) => format!("cli:{u}"),
+        }
+    }
+
+    /// The operator running this process.
+    pub fn current_operator() -> Self {
+        Actor::Operator(std::env::var("USER").unwrap_or_else(|_| "operator".to_owned()))
+    }
+
+    fn may_act_for(&self, department: &str) -> bool {
+        match self {
+            Actor::Department(d) => d == department,
+            Actor::Operator(_) => true,
+        }
+    }
+}
+
+/// Drops sub-second precision: licences carry whole seconds.
+pub fn whole_seconds(t: DateTime<Utc>) -> DateTime<Utc> {
+    Utc.timestamp_opt(t.timestamp(), 0).single().unwrap_or(t)
+}
+
+/// The licence operations over one database, registry and configuration.
+#[derive(Debug)]
+pub struct LicenceService<'a> {
+    db: &'a PgPool,
+    registry: &'a Registry,
+    config: &'a Config,
+    seals: SealsService<'a>,
+    state: &'a LicenceState,
+}
+
+/// A request checked against its type, ready to seal.
+struct Prepared<'r> {
+    licence_type: &'r LicenceType,
+    holder: Value,
+    fields: Value,
+    holder_name: String,
+    holder_id: String,
+    valid_from: DateTime<Utc>,
+    valid_until: DateTime<Utc>,
+}
+
+impl<'a> LicenceService<'a> {
+    /// Operations that seal (issue, lifecycle) need the master key (`with_keys`); others use
+    /// it when it is there.
+    pub fn new(
+        db: &'a PgPool,
+        registry: &'a Registry,
+        config: &'a Config,
+        state: &'a LicenceState,
+        with_keys: bool,
+    ) -> Result<Self, LicenceError> {
+        // Verification remakes the status list when it is out of date, which needs the
+        // authority's key: take the master key whenever it is there.
+        let seals = match SealsService::with_master_key(db, &config.pki) {
+            Ok(s) => s,
+            Err(e) if with_keys => return Err(e.into()),
+            Err(_) => SealsService::public(db, &config.pki),
+        };
+        Ok(Self {
+            db,
+            registry,
+            config,
+            seals,
+            state,
+        })
+    }
+
+    fn authority_credit_code(&self) -> Result<&str, LicenceError> {
+        let code = &self.config.licences.status_authority;
+        self.registry
+            .department(code)
+            .map(|d| d.credit_code.as_str())
+            .ok_or_else(|| {
+                LicenceError::BadRequest(format!(
+                    "licences.status_authority `{code}` is not a department of the registry"
+                ))
+            })
+    }
+
+    /// The current signed status list.
+    pub async fn status_list(&self, now: DateTime<Utc>) -> Result<CurrentList, LicenceError> {
+        let uri = self.config.status_list_url();
+        let maker = ListMaker {
+            seals: &self.seals,
+            authority: &self.config.licences.status_authority,
+            authority_credit_code: self.authority_credit_code()?,
+            uri: &uri,
+            max_age: self.config.licences.status_max_age,
+        };
+        self.state.status.current(self.db, &maker, now).await
+    }
+
+    fn check_request<'r>(
+        &'r self,
+        actor: &Actor,
+        department: &str,
+        request: IssueRequest,
+        now: DateTime<Utc>,
+    ) -> Result<Prepared<'r>, LicenceError> {
+        let t = self
+            .registry
+            .licence_type(&request.licence_type)
+            .ok_or_else(|| LicenceError::UnknownType(request.licence_type.clone()))?;
+        if t.department != department || !actor.may_act_for(department) {
+            return Err(LicenceError::NotAllowed {
+                department: department.to_owned(),
+                action: format!("issue `{}`", t.id),
+                why: format!("`{}` licences are issued by `{}`", t.id, t.department),
+            });
+        }
+        let subject = serde_json::json!({"holder": request.holder, "fields": request.fields});
+        let violations = t.validate(&subject);
+        if !violations.is_empty() {
+            return Err(LicenceError::Invalid {
+                licence_type: t.id.clone(),
+                violations,
+            });
+        }
+        let valid_from = whole_seconds(request.valid_from.unwrap_or(now));
+        let default_until = chrono::Duration::from_std(t.default_validity)
+            .ok()
+            .and_then(|d| valid_from.checked_add_signed(d))
+            .ok_or_else(|| LicenceError::BadRequest("default validity out of range".to_owned()))?;
+        let valid_until = whole_seconds(request.valid_until.unwrap_or(default_until));
+        if valid_from >= valid_until {
+            return Err(LicenceError::BadRequest(format!(
+                "valid_from {valid_from} must be before valid_until {valid_until}"
+            )));
+        }
+        let Value::Object(mut subject) = subject else {
+            return Err(LicenceError::BadRequest(
+                "the subject must be an object".to_owned(),
+            ));
+        };
+        let holder = subject.remove("holder").unwrap_or_default();
+        let fields = subject.remove("fields").unwrap_or_default();
+        let text = |key: &str| {
+            holder
+                .get(key)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let holder_id = match t.holder_kind {
+            HolderKind::Person => text("id_number"),
+            HolderKind::Organisation => text("credit_code"),
+        };
+        Ok(Prepared {
+            licence_type: t,
+            holder_name: text("name"),
+            holder_id,
+            holder,
+            fields,
+            valid_from,
+            valid_until,
+        })
+    }
+
+    /// The department's current seal, decrypted once per process.
+    async fn seal_of(
+        &self,
+        department: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(String, Arc<SealKey>), LicenceError> {
+        let seal_id = self.seals.newest_valid_seal(department, now).await?;
+        let mut keys = self.state.keys.lock().await;
+        if let Some(k) = keys.get(&seal_id) {
+            return Ok((seal_id, k.clone()));
+        }
+        let key = Arc::new(self.seals.signing_key(&seal_id, now).await?);
+        keys.insert(seal_id.clone(), key.clone());
+        Ok((seal_id, key))
+    }
+
+    fn issuer(&self, department: &str) -> Result<Issuer, LicenceError> {
+        let d = self
+            .registry
+            .department(department)
+            .ok_or_else(|| LicenceError::BadRequest(format!("no department `{department}`")))?;
+        Ok(Issuer {
+            department: d.code.clone(),
+            name_zh: d.name_zh.clone(),
+            credit_code: d.credit_code.clone(),
+        })
+    }
+
+    /// Issues one licence.
+    pub async fn issue(
+        &self,
+        actor: &Actor,
+        department: &str,
+        request: IssueRequest,
+        now: DateTime<Utc>,
+    ) -> Result<IssuedLicence, LicenceError> {
+        self.issue_many(actor, department, vec![request], now)
+            .await?
+            .pop()
+            .unwrap_or_else(|| Err(LicenceError::BadRequest("nothing issued".to_owned())))
+    }
+
+    /// Issues many licences of one department: each request gets its licence or its error,
+    /// in order. Valid ones are sealed on every core and stored in one transaction.
+    pub async fn issue_many(
+        &self,
+        actor: &Actor,
+        department: &str,
+        requests: Vec<IssueRequest>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Result<IssuedLicence, LicenceError>>, LicenceError> {
+        let now = whole_seconds(now);
+        let checked: Vec<Result<Prepared<'_>, LicenceError>> = requests
+            .into_iter()
+            .map(|r| self.check_request(actor, department, r, now))
+            .collect();
+        let n_ok = checked.iter().filter(|c| c.is_ok()).count();
+        if n_ok == 0 {
+            return Ok(checked
+                .into_iter()
+                .map(|c| c.and_then(|_| Err(LicenceError::Stored("unreachable".to_owned()))))
+                .collect());
+        }
+        let (seal_id, key) = self.seal_of(department, now).await?;
+        let issuer = self.issuer(department)?;
+        let reserved = store::reserve(self.db, i64::try_from(n_ok).unwrap_or(i64::MAX)).await?;
+        let uri = self.config.status_list_url();
+        let year = now.format("%Y").to_string();
+
+        // Build the licences, then seal them on a blocking pool in two halves (2 cores).
+        let mut jobs = Vec::with_capacity(n_ok);
+        let mut reserved_iter = reserved.iter();
+        for p in checked.iter().flatten() {
+            let Some(&(index, serial)) = reserved_iter.next() else {
+                return Err(LicenceError::Stored(
+                    "fewer reserved numbers than asked".to_owned(),
+                ));
+            };
+            let licence = Licence {
+                licence_type: p.licence_type.id.clone(),
+                number: format!("{}-{year}-{serial:08}", p.licence_type.number_prefix),
+                version: 1,
+                issuer: issuer.clone(),
+                holder: p.holder.clone(),
+                fields: p.fields.clone(),
+                valid_from: p.valid_from,
+                valid_until: p.valid_until,
+                issued_at: now,
+                supersedes: None,
+            };
+            jobs.push((licence, index));
+        }
+        let documents = seal_all(key, jobs, &uri).await?;
+
+        let mut versions = Vec::with_capacity(n_ok);
+        let mut issued = Vec::with_capacity(n_ok);
+        for (p, (licence, index, document)) in checked.iter().flatten().zip(&documents) {
+            versions.push(NewVersion {
+                number: &licence.number,
+                version: 1,
+                licence_type: &p.licence_type.id,
+                department,
+                holder_name: &p.holder_name,
+                holder_id: &p.holder_id,
+                status_index: *index,
+                valid_from: p.valid_from,
+                valid_until: p.valid_until,
+                issued_at: now,
+                seal_id: &seal_id,
+                document,
+                supersedes: None,
+            });
+            issued.push(IssuedLicence {
+                number: licence.number.clone(),
+                version: 1,
+                status_index: *index,
+                valid_from: p.valid_from,
+                valid_until: p.valid_until,
+                document: document.clone(),
+            });
+        }
+        let mut tx = self.db.begin().await?;
+        store::insert_versions(
+            &mut tx,
+            &versions,
+            LicenceEvent::Issued,
+            &actor.recorded(),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        drop(versions);
+        self.state.status.invalidate().await;
+
+        let mut issued = issued.into_iter();
+        Ok(checked
+            .into_iter()
+            .map(|c| {
+                c.and_then(|_| {
+                    issued
+                        .next()
+                        .ok_or_else(|| LicenceError::Stored("lost a licence".to_owned()))
+                })
+            })
+            .collect())
+    }
+
+    async fn locked_latest(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        actor: &Actor,
+        number: &str,
+        action: &str,
+    ) -> Result<LicenceVersion, LicenceError> {
+        let latest = store::versions(tx, number, true)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| LicenceError::UnknownLicence(number.to_owned()))?;
+        if !actor.may_act_for(&latest.department) {
+            return Err(LicenceError::NotAllowed {
+                department: match actor {
+                    Actor::Department(d) => d.clone(),
+                    Actor::Operator(u) => u.clone(),
+                },
+                action: format!("{action} `{number}`"),
+                why: format!("it was issued by `{}`", latest.department),
+            });
+        }
+        Ok(latest)
+    }
+
+    fn wrong_state(v: &LicenceVersion, action: &str) -> LicenceError {
+        LicenceError::WrongState {
+            number: v.number.clone(),
+            state: v.state.clone(),
+            action: action.to_owned(),
+        }
+    }
+
+    /// Renews a licence: a new version with a new validity from `now` (the type's default
+    /// unless `valid_until` is given); the previous version is superseded. An expired licence
+    /// can be renewed; a revoked or suspended one cannot.
+    pub async fn renew(
+        &self,
+        actor: &Actor,
+        number: &str,
+        valid_until: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<IssuedLicence, LicenceError> {
+        let now = whole_seconds(now);
+        let mut tx = self.db.begin().await?;
+        let (latest, old, t) = self
+            .successor_basis(&mut tx, actor, number, "renew")
+            .await?;
+        let until = match valid_until {
+            Some(u) => whole_seconds(u),
+            None => chrono::Duration::from_std(t.default_validity)
+                .ok()
+                .and_then(|d| now.checked_add_signed(d))
+                .ok_or_else(|| LicenceError::BadRequest("validity out of range".to_owned()))?,
+        };
+        if until <= now {
+            return Err(LicenceError::BadRequest(format!(
+                "valid_until {until} is not after now"
+            )));
+        }
+        let version = latest.version + 1;
+        let licence = Licence {
+            version: u32::try_from(version).unwrap_or(u32::MAX),
+            valid_from: now,
+            valid_until: until,
+            issued_at: now,
+            issuer: self.issuer(&latest.department)?,
+            supersedes: Some(reference(&latest)),
+            ..old
+        };
+        let issued = self
+            .store_successor(&mut tx, actor, &latest, licence, LicenceEvent::Renewed, now)
+            .await?;
+        store::set_status(
+            &mut tx,
+            (number, latest.version),
+            "superseded",
+            None,
+            Some((number, version)),
+        )
+        .await?;
+        tx.commit().await?;
+        self.state.status.invalidate().await;
+        Ok(issued)
+    }
+
+    /// Replaces a lost or damaged licence: a new licence number with the same content and
+    /// validity; the old document is revoked with reason `replaced` and linked to it.
+    pub async fn replace(
+        &self,
+        actor: &Actor,
+        number: &str,
+        now: DateTime<Utc>,
+    ) -> Result<IssuedLicence, LicenceError> {
+        let now = whole_seconds(now);
+        let mut tx = self.db.begin().await?;
+        let (latest, old, t) = self
+            .successor_basis(&mut tx, actor, number, "replace")
+            .await?;
+        let (_, serial) = store::reserve(self.db, 1)
+            .await?
+            .pop()
+            .ok_or_else(|| LicenceError::Stored("no serial reserved".to_owned()))?;
+        let new_number = format!("{}-{}-{serial:08}", t.number_prefix, now.format("%Y"));
+        let licence = Licence {
+            number: new_number.clone(),
+            version: 1,
+            issued_at: now,
+            issuer: self.issuer(&latest.department)?,
+            supersedes: Some(reference(&latest)),
+            ..old
+        };
+        let issued = self
+            .store_successor(&mut tx, actor, &latest, licence, LicenceEvent::Issued, now)
+            .await?;
+        store::set_status(
+            &mut tx,
+            (number, latest.version),
+            "revoked",
+            Some("replaced"),
+            Some((&new_number, 1)),
+        )
+        .await?;
+        store::insert_event(
+            &mut tx,
+            (number, latest.version),
+            LicenceEvent::Replaced,
+            &actor.recorded(),
+            Some(&format!("replaced by {new_number}")),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        self.state.status.invalidate().await;
+        Ok(issued)
+    }
+
+    /// The newest version of a licence that is to get a successor (it must be valid), its
+    /// content and its type.
+    async fn successor_basis(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        actor: &Actor,
+        number: &str,
+        action: &str,
+    ) -> Result<(LicenceVersion, Licence, &'a LicenceType), LicenceError> {
+        let latest = self.locked_latest(tx, actor, number, action).await?;
+        if latest.state != "valid" {
+            return Err(Self::wrong_state(&latest, action));
+        }
+        let old = claims_of(&latest.document)?.licence;
+        let t = self
+            .registry
+            .licence_type(&old.licence_type)
+            .ok_or_else(|| LicenceError::UnknownType(old.licence_type.clone()))?;
+        Ok((latest, old, t))
+    }
+
+    /// Seals `licence` with the department's current seal and stores it as the successor of
+    /// `previous`, with `event`.
+    async fn store_successor(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        actor: &Actor,
+        previous: &LicenceVersion,
+        licence: Licence,
+        event: LicenceEvent,
+        now: DateTime<Utc>,
+    ) -> Result<IssuedLicence, LicenceError> {
+        let (seal_id, key) = self.seal_of(&previous.department, now).await?;
+        let index = store::reserve_index(self.db).await?;
+        let uri = self.config.status_list_url();
+        let status = StatusListRef {
+            idx: u64::try_from(index).unwrap_or(0),
+            uri,
+        };
+        let document = seal_licence(&key, licence.clone(), status)?;
+        let version = i32::try_from(licence.version).unwrap_or(i32::MAX);
+        let supersedes = licence
+            .supersedes
+            .as_ref()
+            .map(|s| (s.number.as_str(), i32::try_from(s.version).unwrap_or(0)));
+        let holder_id = holder_id_of(&licence);
+        store::insert_versions(
+            tx,
+            &[NewVersion {
+                number: &licence.number,
+                version,
+                licence_type: &licence.licence_type,
+                department: &previous.department,
+                holder_name: &previous.holder_name,
+                holder_id: holder_id.as_deref().unwrap_or_default(),
+                status_index: index,
+                valid_from: licence.valid_from,
+                valid_until: licence.valid_until,
+                issued_at: now,
+                seal_id: &seal_id,
+                document: &document,
+                supersedes,
+            }],
+            event,
+            &actor.recorded(),
+            now,
+        )
+        .await?;
+        Ok(IssuedLicence {
+            number: licence.number,
+            version,
+            status_index: index,
+            valid_from: licence.valid_from,
+            valid_until: licence.valid_until,
+            document,
+        })
+    }
+
+    /// Revokes, suspends or resumes the newest version of a licence.
+    pub async fn transition(
+        &self,
+        actor: &Actor,
+        number: &str,
+        event: LicenceEvent,
+        reason: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<LicenceVersion, LicenceError> {
+        let (action, from, to): (&str, &[&str], &str) = match event {
+            LicenceEvent::Revoked => ("revoke", &["valid", "suspended"], "revoked"),
+            LicenceEvent::Suspended => ("suspend", &["valid"], "suspended"),
+            LicenceEvent::Resumed => ("resume", &["suspended"], "valid"),
+            other => {
+                return Err(LicenceError::BadRequest(format!(
+                    "`{}` is not a status transition",
+                    other.as_str()
+                )))
+            }
+        };
+        if event == LicenceEvent::Revoked && reason.is_none_or(|r| r.trim().is_empty()) {
+            return Err(LicenceError::BadRequest(
+                "a revocation needs a reason".to_owned(),
+            ));
+        }
+        let now = whole_seconds(now);
+        let mut tx = self.db.begin().await?;
+        let mut latest = self.locked_latest(&mut tx, actor, number, action).await?;
+        if !from.contains(&latest.state.as_str()) {
+            return Err(Self::wrong_state(&latest, action));
+        }
+        let revocation_reason = (event == LicenceEvent::Revoked).then_some(reason).flatten();
+        store::set_status(
+            &mut tx,
+            (number, latest.version),
+            to,
+            revocation_reason,
+            None,
+        )
+        .await?;
+        store::insert_event(
+            &mut tx,
+            (number, latest.version),
+            event,
+            &actor.recorded(),
+            reason,
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        self.state.status.invalidate().await;
+        latest.state = to.to_owned();
+        latest.revocation_reason = revocation_reason
+            .map(str::to_owned)
+            .or(latest.revocation_reason);
+        Ok(latest)
+    }
+
+    /// Records the expiry of every licence whose validity ended by `now`.
+    pub async fn expire_due(&self, now: DateTime<Utc>) -> Result<u64, LicenceError> {
+        Ok(store::expire_due(self.db, now).await?)
+    }
+
+    /// A licence with every version and event; `expired` replaces `valid`/`suspended` for a
+    /// version whose validity ended.
+    pub async fn show(
+        &self,
+        number: &str,
+        now: DateTime<Utc>,
+    ) -> Result<LicenceView, LicenceError> {
+        let mut tx = self.db.begin().await?;
+        let mut versions = store::versions(&mut tx, number, false).await?;
+        tx.commit().await?;
+        if versions.is_empty() {
+            return Err(LicenceError::UnknownLicence(number.to_owned()));
+        }
+        for v in &mut versions {
+            if matches!(v.state.as_str(), "valid" | "suspended") && v.valid_until <= now {
+                v.state = "expired".to_owned();
+            }
+        }
+        let events = store::events(self.db, number).await?;
+        Ok(LicenceView {
+            number: number.to_owned(),
+            versions,
+            events,
+        })
+    }
+
+    /// The online verifier (trust anchors and the newest CRL), reloaded every few seconds.
+    async fn verifier(&self) -> Result<Arc<LicenceVerifier>, LicenceError> {
+        let mut slot = self.state.verifier.lock().await;
+        if let Some((made, v)) = slot.as_ref() {
+            if made.elapsed() < VERIFIER_REFRESH {
+                return Ok(v.clone());
+            }
+        }
+        let trust = self.seals.trust_anchors().await?;
+        let crls: Vec<Vec<u8>> = self
+            .seals
+            .latest_crl()
+            .await?
+            .map(|c| c.der)
+            .into_iter()
+            .collect();
+        let policy = LicencePolicy {
+            clock_skew: chrono::Duration::from_std(self.config.licences.clock_skew)
+                .unwrap_or_else(|_| chrono::Duration::minutes(5)),
+            ..LicencePolicy::default()
+        };
+        let v = Arc::new(LicenceVerifier::new(trust, crls, policy));
+        *slot = Some((Instant::now(), v.clone()));
+        Ok(v)
+    }
+
+    /// The signed offline trust bundle as of `now` (see [`super::bundle`]).
+    pub async fn bundle(&self, now: DateTime<Utc>) -> Result<String, LicenceError> {
+        use super::bundle::{seal_entry, sign_bundle, BundleType, TrustBundle};
+        let list = self.status_list(now).await?;
+        let mut trust_anchors = Vec::new();
+        for path in &self.config.pki.trust_anchors {
+            trust_anchors.push(std::fs::read_to_string(path).map_err(|e| {
+                LicenceError::BadRequest(format!("trust anchor {}: {e}", path.display()))
+            })?);
+        }
+        let seals = crate::seals::store::list_seals(self.db)
+            .await?
+            .into_iter()
+            .map(|s| {
+                let mut chain = vec![s.cert_der.clone()];
+                chain.extend(s.chain_der);
+                seal_entry(&s.cert_der, &s.department, &chain)
+            })
+            .collect();
+        let crls = self
+            .seals
+            .latest_crl()
+            .await?
+            .map(|c| base64::engine::general_purpose::STANDARD.encode(c.der))
+            .into_iter()
+            .collect();
+        let licence_types = self
+            .registry
+            .licence_types
+            .iter()
+            .map(|t| BundleType {
+                id: t.id.clone(),
+                department: t.department.clone(),
+                schema: t.schema.clone(),
+            })
+            .collect();
+        let bundle = TrustBundle {
+            bundle_version: 1,
+            issued_at: whole_seconds(now),
+            trust_anchors,
+            seals,
+            crls,
+            status_list: list.token.to_string(),
+            licence_types,
+        };
+        let (_, key) = self
+            .seal_of(&self.config.licences.status_authority, now)
+            .await?;
+        sign_bundle(&key, &bundle)
+    }
+
+    /// Verifies licences online at `at` with the current status list; one report each.
+    pub async fn verify(
+        &self,
+        documents: &[String],
+        at: DateTime<Utc>,
+    ) -> Result<Vec<Report>, LicenceError> {
+        let verifier = self.verifier().await?;
+        // The list is the current one whatever `at` asks: a verification "as of" a later
+        // time sees it as stale, as an offline verifier would.
+        let list = self.status_list(Utc::now()).await?;
+        let types = RegistryTypes(self.registry);
+        Ok(documents
+            .iter()
+            .map(|d| {
+                verifier
+                    .verify(
+                        d,
+                        LicenceInputs {
+                            status: Some(&list.verified),
+                            types: &types,
+                            at,
+                        },
+                    )
+                    .0
+            })
+            .collect())
+    }
+}
+
+/// `NUMBER/vN` of a stored version, as a licence names what it supersedes.
+fn reference(v: &LicenceVersion) -> LicenceRef {
+    LicenceRef {
+        number: v.number.clone(),
+        version: u32::try_from(v.version).unwrap_or(0),
+    }
+}
+
+fn holder_id_of(licence: &Licence) -> Option<String> {
+    ["id_number", "credit_code"]
+        .iter()
+        .find_map(|k| licence.holder.get(*k).and_then(Value::as_str))
+        .map(str::to_owned)
+}
+
+/// The claims of a stored (hub-made) licence, read without verification.
+pub fn claims_of(document: &str) -> Result<LicenceClaims, LicenceError> {
+    let jws = ParsedJws::parse(document).map_err(|e| LicenceError::Stored(e.to_string()))?;
+    serde_json::from_slice(&jws.payload).map_err(|e| LicenceError::Stored(e.to_string()))
+}
+
+/// Seals licences on two blocking threads; returns each with its index and document, in order.
+async fn seal_all(
+    key: Arc<SealKey>,
+    jobs: Vec<(Licence, i64)>,
+    uri: &str,
+) -> Result<Vec<(Licence, i64, String)>, LicenceError> {
+    let half = jobs.len().div_ceil(2);
+    let mut first = jobs;
+    let second = first.split_off(half);
+    let run = |part: Vec<(Licence, i64)>, key: Arc<SealKey>, uri: String| {
+        tokio::task::spawn_blocking(move || {
+            part.into_iter()
+                .map(|(licence, index)| {
+                    let status = StatusListRef {
+                        idx: u64::try_from(index).unwrap_or(0),
+                        uri: uri.clone(),
+                    };
+                    seal_licence(&key, licence.clone(), status).map(|doc| (licence, index, doc))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+    };
+    let a = run(first, key.clone(), uri.to_owned());
+    let b = run(second, key, uri.to_owned());
+    let join = |r: Result<_, tokio::task::JoinError>| {
+        r.map_err(|e| LicenceError::Stored(format!("sealing task failed: {e}")))
+    };
+    let mut out = join(a.await)??;
+    out.extend(join(b.await)??);
+    Ok(out)
+}

@@ -1,0 +1,140 @@
+//! The signed status list the hub publishes and verifies with: made from the `licences`
+//! table, signed with the status authority's seal, stored, and kept in memory.
+//!
+//! A list is remade when a licence event happened after it (a status changed, or a new
+//! licence needs its entry) or when half of its maximum age has passed. Within one second of
+//! the last check the in-memory list is used as it is, so that a burst of verifications costs
+//! no database round trip; statuses are always reported "as of" the list's time.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bohai_certs::licence::{
+    sign_status_list, verify_status_list, LicenceStatus, StatusList, VerifiedStatusList,
+};
+use chrono::{DateTime, Utc};
+use tokio::sync::Mutex;
+
+use super::{store, LicenceError};
+use crate::seals::SealsService;
+
+/// How long the in-memory list is used without looking at the database.
+const RECHECK_AFTER: Duration = Duration::from_secs(1);
+
+/// A signed list and what it reflects.
+#[derive(Debug, Clone)]
+pub struct CurrentList {
+    /// The token (`statuslist+jwt`).
+    pub token: Arc<str>,
+    /// The token, checked.
+    pub verified: Arc<VerifiedStatusList>,
+    /// Its issuance time.
+    pub issued_at: DateTime<Utc>,
+    changes_through: i64,
+    checked: Instant,
+}
+
+/// The hub's current status list, shared by every request.
+#[derive(Debug, Default)]
+pub struct StatusCache {
+    current: Mutex<Option<CurrentList>>,
+}
+
+/// What making a list needs.
+#[derive(Debug)]
+pub struct ListMaker<'a> {
+    /// The seal operations (the authority's key, trust anchors).
+    pub seals: &'a SealsService<'a>,
+    /// Department code of the status authority.
+    pub authority: &'a str,
+    /// Its credit code.
+    pub authority_credit_code: &'a str,
+    /// The list's URI.
+    pub uri: &'a str,
+    /// Its maximum age.
+    pub max_age: Duration,
+}
+
+impl StatusCache {
+    /// Forgets the in-memory list: the next request looks at the database.
+    pub async fn invalidate(&self) {
+        *self.current.lock().await = None;
+    }
+
+    /// The current list, remade when needed.
+    pub async fn current(
+        &self,
+        db: &sqlx::PgPool,
+        maker: &ListMaker<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<CurrentList, LicenceError> {
+        let mut slot = self.current.lock().await;
+        let half_age = chrono::Duration::from_std(maker.max_age / 2).unwrap_or_default();
+        if let Some(c) = slot.as_ref() {
+            if c.checked.elapsed() < RECHECK_AFTER && now - c.issued_at < half_age {
+                return Ok(c.clone());
+            }
+        }
+        let newest = store::newest_event_id(db).await?;
+        let usable = |changes_through: i64, issued_at: DateTime<Utc>| {
+            changes_through >= newest && now - issued_at < half_age && issued_at <= now
+        };
+        if let Some(c) = slot.as_mut() {
+            if usable(c.changes_through, c.issued_at) {
+                c.checked = Instant::now();
+                return Ok(c.clone());
+            }
+        }
+        let trust = maker.seals.trust_anchors().await?;
+        // Another hub process (or the CLI) may have made a fresh one.
+        if let Some((token, issued_at, changes_through)) = store::latest_status_list(db).await? {
+            if usable(changes_through, issued_at) {
+                if let Ok(verified) =
+                    verify_status_list(&token, &trust, maker.authority_credit_code)
+                {
+                    let c = CurrentList {
+                        token: token.into(),
+                        verified: Arc::new(verified),
+                        issued_at,
+                        changes_through,
+                        checked: Instant::now(),
+                    };
+                    *slot = Some(c.clone());
+                    return Ok(c);
+                }
+            }
+        }
+        let (not_valid, max_index) = store::statuses(db).await?;
+        let mut list = StatusList::with_capacity(u64::try_from(max_index + 1).unwrap_or(0));
+        for (index, status) in not_valid {
+            let status = match status.as_str() {
+                "revoked" => LicenceStatus::Revoked,
+                "suspended" => LicenceStatus::Suspended,
+                "superseded" => LicenceStatus::Superseded,
+                other => return Err(LicenceError::Stored(format!("status `{other}`"))),
+            };
+            let index = u64::try_from(index)
+                .map_err(|_| LicenceError::Stored(format!("status index {index}")))?;
+            list.set(index, status)
+                .map_err(|e| LicenceError::Stored(e.to_string()))?;
+        }
+        let seal_id = maker.seals.newest_valid_seal(maker.authority, now).await?;
+        let key = maker.seals.signing_key(&seal_id, now).await?;
+        let issued_at = crate::licences::service::whole_seconds(now);
+        let token = sign_status_list(&key, maker.uri, &list, issued_at, maker.max_age.as_secs())?;
+        store::insert_status_list(db, &token, issued_at, newest).await?;
+        let verified =
+            verify_status_list(&token, &trust, maker.authority_credit_code).map_err(|e| {
+                LicenceError::Stored(format!("the list just signed does not verify: {e}"))
+            })?;
+        let c = CurrentList {
+            token: token.into(),
+            verified: Arc::new(verified),
+            issued_at,
+            changes_through: newest,
+            checked: Instant::now(),
+        };
+        *slot = Some(c.clone());
+        Ok(c)
+    }
+}

@@ -1,0 +1,575 @@
+//! Electronic licences end to end against the real PostgreSQL and broker: issuing through
+//! the CLI and the API (department boundary, schema violations), every lifecycle transition
+//! and the verdict each leaves, the signed status list with its cache headers, automatic
+//! expiry, the licence-events topic, malformed input, and a licence verified by PyJWT.
+
+#![allow(clippy::unwrap_used)] // a test that cannot unwrap should fail loudly
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bohai_hub::auth;
+use bohai_tests::{bohai, prepared_config, write_config, RunningHub};
+use rdkafka::consumer::{Consumer as _, StreamConsumer};
+use rdkafka::Message as _;
+use serde_json::{json, Value};
+
+use bohai_tests::{bohai_ok as ok, bohai_run as run};
+
+/// The first valid example subject of a licence type.
+fn example(licence_type: &str, n: usize) -> Value {
+    let path = bohai_schemas::registry::builtin_dir()
+        .join("licences")
+        .join(licence_type)
+        .join("examples/valid.jsonl");
+    let text = std::fs::read_to_string(path).unwrap();
+    serde_json::from_str(
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .nth(n)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+fn problems(report: &Value) -> Vec<String> {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["result"] != "pass")
+        .map(|c| c["code"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    file: PathBuf,
+    root_pem: String,
+    hub: RunningHub,
+    http: reqwest::Client,
+    police_token: String,
+    market_token: String,
+    topic_prefix: String,
+}
+
+impl Fixture {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = prepared_config().await.unwrap();
+        let master = dir.path().join("state/master.key");
+        config.pki.master_key_file = master.clone();
+        let file = write_config(&config, dir.path()).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&file)
+            .unwrap();
+        writeln!(f, "[pki]\nmaster_key_file = \"{}\"", master.display()).unwrap();
+        drop(f);
+        let pems = ok(&file, &["seal", "init-ca"]);
+        let root_pem = pems
+            .split_inclusive("-----END CERTIFICATE-----\n")
+            .next()
+            .unwrap()
+            .to_owned();
+        for dept in ["traffic-police", "market-regulation", "data-administration"] {
+            ok(&file, &["seal", "issue", dept]);
+        }
+        let db = bohai_hub::database::pool(&config.database).unwrap();
+        let police_token = auth::create_token(&db, "traffic-police")
+            .await
+            .unwrap()
+            .secret;
+        let market_token = auth::create_token(&db, "market-regulation")
+            .await
+            .unwrap()
+            .secret;
+        let topic_prefix = config.kafka.topic_prefix.clone();
+        let hub = RunningHub::start(config).await.unwrap();
+        Self {
+            dir,
+            file,
+            root_pem,
+            hub,
+            http: reqwest::Client::new(),
+            police_token,
+            market_token,
+            topic_prefix,
+        }
+    }
+
+    /// Issues a driving licence at the command line with `extra` arguments; returns the
+    /// file written and the licence.
+    fn issue_cli(&self, holder: &Path, name: &str, extra: &[&str]) -> (PathBuf, String) {
+        let out = self.dir.path().join(format!("{name}.jws"));
+        let mut args = vec!["licence", "issue", "--type", "driving-licence", "--holder"];
+        args.push(holder.to_str().unwrap());
+        args.extend(["-o", out.to_str().unwrap()]);
+        args.extend(extra);
+        ok(&self.file, &args);
+        let document = std::fs::read_to_string(&out).unwrap();
+        (out, document)
+    }
+
+    async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
+        let mut req = self.http.post(self.hub.url(path)).json(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// Verifies one licence online; returns the report.
+    async fn verify(&self, document: &str) -> Value {
+        self.verify_at(document, None).await
+    }
+
+    async fn verify_at(&self, document: &str, at: Option<&str>) -> Value {
+        let mut body = json!({"licence": document});
+        if let Some(at) = at {
+            body["at"] = json!(at);
+        }
+        let (status, answer) = self.post("/api/v1/licences/verify", None, &body).await;
+        assert_eq!(status, 200, "{answer}");
+        answer["reports"][0].clone()
+    }
+
+    async fn issue(&self, token: &str, licence_type: &str, n: usize) -> (u16, Value) {
+        let subject = example(licence_type, n);
+        let body =
+            json!({"type": licence_type, "holder": subject["holder"], "fields": subject["fields"]});
+        self.post("/api/v1/licences", Some(token), &body).await
+    }
+
+    async fn action(&self, number: &str, action: &str, body: &Value) -> (u16, Value) {
+        self.post(
+            &format!("/api/v1/licences/{number}/{action}"),
+            Some(&self.police_token),
+            body,
+        )
+        .await
+    }
+}
+
+// Multi-threaded: the in-process hub keeps serving while the test waits on child processes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn licences_are_issued_verified_and_live_their_whole_lifecycle() {
+    let f = Fixture::new().await;
+
+    // Issued at the command line, verified online and by an independent JOSE implementation.
+    let holder = f.dir.path().join("holder.json");
+    std::fs::write(&holder, example("driving-licence", 0).to_string()).unwrap();
+    let (jws_file, document) = f.issue_cli(&holder, "licence", &[]);
+    let issued: Value = serde_json::from_str(&ok(
+        &f.file,
+        &["licence", "show", &claims_number(&document), "--json"],
+    ))
+    .unwrap();
+    let number = issued["number"].as_str().unwrap().to_owned();
+    assert!(number.starts_with("DL-"), "{number}");
+    assert_eq!(issued["versions"][0]["state"], "valid");
+    let report = f.verify(&document).await;
+    assert_eq!(report["overall"], "VALID", "{report:#}");
+    assert!(report["status_as_of"].is_string());
+    let cli = run(
+        &f.file,
+        &["licence", "verify", jws_file.to_str().unwrap(), "--json"],
+    );
+    assert!(
+        cli.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cli.stdout)
+    );
+
+    let root = f.dir.path().join("root.pem");
+    std::fs::write(&root, &f.root_pem).unwrap();
+    let script =
+        bohai_schemas::registry::builtin_dir().join("../tests/interop/verify_licence_pyjwt.py");
+    let py = std::process::Command::new("python3")
+        .arg(&script)
+        .arg(&jws_file)
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(
+        py.status.success(),
+        "PyJWT refused it: {}",
+        String::from_utf8_lossy(&py.stdout)
+    );
+    assert_eq!(String::from_utf8_lossy(&py.stdout).trim(), number);
+    // ... and refuses a tampered one.
+    let parts: Vec<&str> = document.trim().split('.').collect();
+    let tampered = format!(
+        "{}.{}A.{}",
+        parts[0],
+        &parts[1][..parts[1].len() - 1],
+        parts[2]
+    );
+    std::fs::write(&jws_file, &tampered).unwrap();
+    let py = std::process::Command::new("python3")
+        .arg(&script)
+        .arg(&jws_file)
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(!py.status.success());
+    let report = f.verify(&tampered).await;
+    assert_eq!(report["overall"], "INVALID");
+    assert!(
+        problems(&report)
+            .iter()
+            .any(|c| c == "SIGNATURE_INVALID" || c == "MALFORMED"),
+        "{report:#}"
+    );
+
+    // The API: 401 without a token, 403 for another department's type, 400 naming the field.
+    let (status, _) = f.post("/api/v1/licences", None, &json!({})).await;
+    assert_eq!(status, 401);
+    let (status, answer) = f.issue(&f.market_token, "driving-licence", 1).await;
+    assert_eq!(status, 403, "{answer}");
+    let mut bad = example("driving-licence", 1);
+    bad["holder"]["id_number"] = json!("211121197103040241");
+    let (status, answer) = f
+        .post(
+            "/api/v1/licences",
+            Some(&f.police_token),
+            &json!({"type": "driving-licence", "holder": bad["holder"], "fields": bad["fields"]}),
+        )
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["code"], "licence_invalid");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("/holder/id_number"),
+        "{answer}"
+    );
+    let (status, answer) = f
+        .post(
+            "/api/v1/licences",
+            Some(&f.police_token),
+            &json!("not an object"),
+        )
+        .await;
+    assert_eq!(status, 400, "{answer}");
+
+    let (status, answer) = f.issue(&f.police_token, "driving-licence", 1).await;
+    assert_eq!(status, 201, "{answer}");
+    let api_number = answer["number"].as_str().unwrap().to_owned();
+    let api_doc = answer["document"].as_str().unwrap().to_owned();
+    assert_eq!(f.verify(&api_doc).await["overall"], "VALID");
+
+    // Suspend → LICENCE_SUSPENDED; resume → VALID again.
+    let (status, answer) = f
+        .action(&api_number, "suspend", &json!({"reason": "交通违法处理中"}))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(problems(&f.verify(&api_doc).await), ["LICENCE_SUSPENDED"]);
+    let (status, _) = f.action(&api_number, "suspend", &json!({})).await;
+    assert_eq!(status, 409);
+    let (status, _) = f.action(&api_number, "resume", &json!({})).await;
+    assert_eq!(status, 200);
+    assert_eq!(f.verify(&api_doc).await["overall"], "VALID");
+
+    // Renew → version 2 valid, version 1 superseded.
+    let (status, answer) = f.action(&api_number, "renew", &json!({})).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["issued"]["version"], 2);
+    let renewed = answer["issued"]["document"].as_str().unwrap().to_owned();
+    assert_eq!(f.verify(&renewed).await["overall"], "VALID");
+    assert_eq!(problems(&f.verify(&api_doc).await), ["LICENCE_SUPERSEDED"]);
+
+    // Replace (lost) → a new number valid; the old document revoked, linked to its successor.
+    let (status, answer) = f.action(&api_number, "replace", &json!({})).await;
+    assert_eq!(status, 200, "{answer}");
+    let new_number = answer["issued"]["number"].as_str().unwrap().to_owned();
+    assert_ne!(new_number, api_number);
+    let replacement = answer["issued"]["document"].as_str().unwrap().to_owned();
+    assert_eq!(f.verify(&replacement).await["overall"], "VALID");
+    assert_eq!(problems(&f.verify(&renewed).await), ["LICENCE_REVOKED"]);
+    let shown: Value =
+        serde_json::from_str(&ok(&f.file, &["licence", "show", &api_number, "--json"])).unwrap();
+    assert_eq!(shown["versions"][0]["state"], "revoked");
+    assert_eq!(shown["versions"][0]["revocation_reason"], "replaced");
+    assert_eq!(
+        shown["versions"][0]["successor"],
+        format!("{new_number}/v1")
+    );
+    assert_eq!(shown["versions"][1]["state"], "superseded");
+    let events: Vec<&str> = shown["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        events,
+        ["issued", "suspended", "resumed", "renewed", "replaced"]
+    );
+    assert!(shown["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["actor"] == "dept:traffic-police"));
+
+    // Revoke needs a reason; another department may not act on it.
+    let (status, _) = f.action(&new_number, "revoke", &json!({})).await;
+    assert_eq!(status, 400);
+    let (status, _) = f
+        .post(
+            &format!("/api/v1/licences/{new_number}/revoke"),
+            Some(&f.market_token),
+            &json!({"reason": "x"}),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, _) = f
+        .action(&new_number, "revoke", &json!({"reason": "吊销：醉酒驾驶"}))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(problems(&f.verify(&replacement).await), ["LICENCE_REVOKED"]);
+    let (status, _) = f
+        .action("DL-1999-00000000", "revoke", &json!({"reason": "x"}))
+        .await;
+    assert_eq!(status, 404);
+
+    // A verification "as of" an hour from now finds the status list stale: INDETERMINATE.
+    let later = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let report = f.verify_at(&document, Some(&later)).await;
+    assert_eq!(report["overall"], "INDETERMINATE", "{report:#}");
+    assert_eq!(problems(&report), ["STATUS_STALE"]);
+
+    // Expired and not-yet-valid licences, issued with explicit validity at the CLI.
+    let (expired_file, expired) = f.issue_cli(
+        &holder,
+        "expired",
+        &[
+            "--valid-from",
+            "2020-01-01T00:00:00Z",
+            "--valid-until",
+            "2026-01-01T00:00:00Z",
+        ],
+    );
+    assert_eq!(problems(&f.verify(&expired).await), ["LICENCE_EXPIRED"]);
+    let cli = run(
+        &f.file,
+        &["licence", "verify", expired_file.to_str().unwrap()],
+    );
+    assert_eq!(cli.status.code(), Some(2));
+    let out = ok(&f.file, &["licence", "expire"]);
+    assert!(out.starts_with("1 "), "{out}");
+    let (_, future) = f.issue_cli(
+        &holder,
+        "future",
+        &[
+            "--valid-from",
+            "2099-01-01T00:00:00Z",
+            "--valid-until",
+            "2105-01-01T00:00:00Z",
+        ],
+    );
+    assert_eq!(
+        problems(&f.verify(&future).await),
+        ["LICENCE_NOT_YET_VALID"]
+    );
+
+    // Several licences in one request: one report each and an overall verdict.
+    let (status, answer) = f
+        .post(
+            "/api/v1/licences/verify",
+            None,
+            &json!({"licences": [document, expired]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(answer["overall"], "INVALID");
+    assert_eq!(answer["reports"].as_array().unwrap().len(), 2);
+
+    // Malformed input: 400 with a message for a bad request, a MALFORMED report for a bad licence.
+    let resp = f
+        .http
+        .post(f.hub.url("/api/v1/licences/verify"))
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], "bad_request");
+    assert_eq!(problems(&f.verify("garbage").await)[0], "MALFORMED");
+
+    // The status list: a statuslist+jwt with ETag and max-age; If-None-Match answers 304.
+    let resp = f
+        .http
+        .get(f.hub.url("/api/v1/licences/status-list"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/statuslist+jwt");
+    let etag = resp.headers()["etag"].to_str().unwrap().to_owned();
+    assert!(resp.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .contains("max-age="));
+    let resp = f
+        .http
+        .get(f.hub.url("/api/v1/licences/status-list"))
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 304);
+
+    // Offline: a signed trust bundle and the pinned root, no hub and no database.
+    let bundle = f.dir.path().join("bundle.jws");
+    ok(
+        &f.file,
+        &["licence", "bundle", "-o", bundle.to_str().unwrap()],
+    );
+    let good = f.dir.path().join("good.jws");
+    std::fs::write(&good, &document).unwrap();
+    let revoked = f.dir.path().join("revoked.jws");
+    std::fs::write(&revoked, &replacement).unwrap();
+    let offline = |licence: &Path, at: Option<&str>| {
+        let mut args = vec![
+            "licence",
+            "verify",
+            licence.to_str().unwrap(),
+            "--json",
+            "--offline",
+            bundle.to_str().unwrap(),
+            "--root",
+            root.to_str().unwrap(),
+        ];
+        if let Some(at) = at {
+            args.extend(["--at", at]);
+        }
+        // No database: the offline path must not need one.
+        let out = bohai(&f.file)
+            .args(&args)
+            .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+            .output()
+            .unwrap();
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        (out.status.code(), report)
+    };
+    let (code, report) = offline(&good, None);
+    assert_eq!(code, Some(0), "{report:#}");
+    let (code, report) = offline(&revoked, None);
+    assert_eq!(code, Some(2), "{report:#}");
+    assert_eq!(problems(&report), ["LICENCE_REVOKED"]);
+    let (code, report) = offline(&good, Some(&later));
+    assert_eq!(code, Some(3), "{report:#}");
+    assert_eq!(problems(&report), ["STATUS_STALE"]);
+    // A bundle checked against another root is refused with a clear error.
+    let other_root = f.dir.path().join("other-root.pem");
+    std::fs::write(&other_root, bohai_tests_other_root()).unwrap();
+    let out = bohai(&f.file)
+        .args([
+            "licence",
+            "verify",
+            good.to_str().unwrap(),
+            "--offline",
+            bundle.to_str().unwrap(),
+            "--root",
+            other_root.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("trust bundle"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Every event reaches the licence-events topic, keyed by licence number.
+    let consumer: StreamConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bohai_tests::brokers())
+        .set("group.id", bohai_tests::unique("licence-events-"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer
+        .subscribe(&[&format!("{}licence-events", f.topic_prefix)])
+        .unwrap();
+    let mut seen: Vec<(String, String)> = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        while let Ok(Ok(m)) = tokio::time::timeout(Duration::from_secs(2), consumer.recv()).await {
+            let v: Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
+            assert_eq!(m.key().unwrap(), v["number"].as_str().unwrap().as_bytes());
+            seen.push((
+                v["number"].as_str().unwrap().to_owned(),
+                v["event"].as_str().unwrap().to_owned(),
+            ));
+        }
+        let for_api: Vec<&str> = seen
+            .iter()
+            .filter(|(n, _)| *n == api_number)
+            .map(|(_, e)| e.as_str())
+            .collect();
+        if for_api == ["issued", "suspended", "resumed", "renewed", "replaced"]
+            && seen.iter().any(|(_, e)| e == "expired")
+            && seen.iter().any(|(n, e)| *n == new_number && e == "revoked")
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "licence events missing from the topic; seen {seen:?}"
+        );
+    }
+}
+
+/// A root certificate that is not the city's (made by openssl on the fly).
+fn bohai_tests_other_root() -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("openssl")
+        .current_dir(dir.path())
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "k.pem",
+            "-out",
+            "c.pem",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=Other Root",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read_to_string(dir.path().join("c.pem")).unwrap()
+}
+
+/// The licence number in a licence JWS's payload, read without verification.
+fn claims_number(document: &str) -> String {
+    let payload = document.split('.').nth(1).unwrap();
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    let v: Value = serde_json::from_slice(&bytes).unwrap();
+    v["sub"].as_str().unwrap().to_owned()
+}
