@@ -332,3 +332,56 @@ fn malformed_input_is_malformed_and_never_panics() {
         ReasonCode::AlgorithmUnsupported
     );
 }
+
+/// A directory of one seal.
+struct OneSeal(String, Vec<Vec<u8>>);
+
+impl bohai_certs::licence::SealDirectory for OneSeal {
+    fn chain(&self, kid: &str) -> Option<Vec<Vec<u8>>> {
+        (kid == self.0).then(|| self.1.clone())
+    }
+}
+
+#[test]
+fn the_compact_qr_form_verifies_with_a_key_id_and_fits_a_phone_qr_code() {
+    use bohai_certs::licence::{key_id, seal_compact, QR_PREFIX};
+    let f = fixture();
+    let v = verifier(&f.pki, vec![f.crl.clone()]);
+    let list = status(&f.key, &f.pki, &[], now());
+    // A realistic licence: a driving licence's holder and fields in Chinese.
+    let mut l = licence(1);
+    l.holder = json!({"name": "王海洋", "id_type": "resident-id", "id_number": "211103198507140311", "mobile": "13904278526"});
+    l.fields = json!({"scope": "准驾车型C1", "gender": "男", "nationality": "中国", "birth_date": "1985-07-14",
+        "address": "辽宁省盘锦市兴隆台区兴隆街道石油大街88号3单元502室", "domicile_division_code": "211103",
+        "permitted_classes": ["C1"], "first_issued_on": "2006-08-15", "file_number": "211100385126"});
+    let qr = seal_compact(&f.key, l, entry(7)).unwrap();
+    assert!(qr.starts_with(QR_PREFIX));
+    // Alphanumeric mode holds 1,852 characters at version 25 (117×117 modules) with error
+    // correction level L; a payload this size scans at a normal phone distance.
+    assert!(qr.len() < 1_852, "QR payload is {} characters", qr.len());
+    let mut chain = vec![f.key.cert_der().to_vec()];
+    chain.extend(f.key.chain().iter().cloned());
+    let seals = OneSeal(key_id(f.key.cert_der()), chain);
+    let inputs = LicenceInputs {
+        status: Some(&list),
+        types: &Types,
+        at: now(),
+    };
+    let (report, verified) = v.verify_compact(&qr, &seals, inputs);
+    assert_eq!(report.overall, Verdict::Valid, "{report:#?}");
+    assert_eq!(verified.unwrap().status_index(), 7);
+
+    // Unknown key id, tampered payload, garbage: each with its code, never a panic.
+    let nobody = OneSeal("0000000000000000".to_owned(), vec![]);
+    let (report, _) = v.verify_compact(&qr, &nobody, inputs);
+    assert_eq!(code(&report, "parse"), ReasonCode::SealKeyUnknown);
+    let mut tampered = qr.clone().into_bytes();
+    let last = tampered.len() - 3;
+    tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+    let (report, _) = v.verify_compact(&String::from_utf8(tampered).unwrap(), &seals, inputs);
+    assert_eq!(report.overall, Verdict::Invalid);
+    for bad in ["", "BHL1:", "BHL1:%%%%", "HC1:ABC", &qr[..qr.len() / 2]] {
+        let (report, _) = v.verify_compact(bad, &seals, inputs);
+        assert_eq!(code(&report, "parse"), ReasonCode::Malformed, "{bad}");
+    }
+}

@@ -470,6 +470,40 @@ async fn licences_are_issued_verified_and_live_their_whole_lifecycle() {
     let (code, report) = offline(&good, Some(&later));
     assert_eq!(code, Some(3), "{report:#}");
     assert_eq!(problems(&report), ["STATUS_STALE"]);
+    // The QR form: an image and a payload that verifies online and offline.
+    let png = f.dir.path().join("qr.png");
+    let payload_file = f.dir.path().join("qr.txt");
+    ok(
+        &f.file,
+        &[
+            "licence",
+            "qr",
+            &number,
+            "-o",
+            png.to_str().unwrap(),
+            "--payload",
+            payload_file.to_str().unwrap(),
+        ],
+    );
+    assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
+    let svg = f.dir.path().join("qr.svg");
+    ok(
+        &f.file,
+        &["licence", "qr", &number, "-o", svg.to_str().unwrap()],
+    );
+    assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
+    let payload = std::fs::read_to_string(&payload_file).unwrap();
+    assert!(payload.starts_with("BHL1:"));
+    let (status, answer) = f
+        .post("/api/v1/licences/verify", None, &json!({"qr": payload}))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(answer["overall"], "VALID", "{answer:#}");
+    let (code, report) = offline(&payload_file, None);
+    assert_eq!(code, Some(0), "{report:#}");
+    let (_, report) = offline(&payload_file, Some(&later));
+    assert_eq!(problems(&report), ["STATUS_STALE"]);
+
     // A bundle checked against another root is refused with a clear error.
     let other_root = f.dir.path().join("other-root.pem");
     std::fs::write(&other_root, bohai_tests_other_root()).unwrap();

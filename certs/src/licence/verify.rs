@@ -15,9 +15,10 @@ use chrono::{DateTime, Duration, Utc};
 use rustls_pki_types::CertificateDer;
 use serde_json::Value;
 
+use super::compact::{parse_compact, CompactLicence};
 use super::document::{Licence, LicenceClaims, LICENCE_TYP};
 use super::jws::{key_id, JwsError, ParsedJws};
-use super::signer::{check_chain, check_signature, signer_facts};
+use super::signer::check_chain;
 use super::status::{LicenceStatus, VerifiedStatusList};
 use crate::cert_facts::CertFacts;
 use crate::report::{Check, CheckResult, ReasonCode, Report};
@@ -115,6 +116,36 @@ impl VerifiedLicence {
     }
 }
 
+/// Where a compact (QR) licence's seal certificate chain is found by key id.
+pub trait SealDirectory {
+    /// The chain (DER, seal certificate first) of the seal with key id `kid`.
+    fn chain(&self, kid: &str) -> Option<Vec<Vec<u8>>>;
+}
+
+/// A licence as received, before its checks.
+struct Sealed {
+    claims: LicenceClaims,
+    chain: Vec<Vec<u8>>,
+    kid: String,
+    signed: Signed,
+}
+
+/// What the seal signed, in either form.
+enum Signed {
+    Jws(ParsedJws),
+    Cose(Box<CompactLicence>),
+}
+
+impl Signed {
+    fn verify(&self, facts: &CertFacts) -> Result<(), ()> {
+        let point = facts.p256_point.as_deref().ok_or(())?;
+        match self {
+            Signed::Jws(jws) => jws.verify_with_point(point).map_err(|_| ()),
+            Signed::Cose(c) => c.verify_with_point(point).map_err(|_| ()),
+        }
+    }
+}
+
 /// The outcome of checking one seal certificate chain, valid for the times in `window`.
 #[derive(Debug, Clone)]
 struct ChainOutcome {
@@ -192,38 +223,105 @@ impl LicenceVerifier {
             claims.check_consistency().map_err(JwsError::Malformed)?;
             Ok((jws, claims))
         });
-        let (jws, claims) = match parsed {
-            Ok(p) => p,
+        match parsed {
+            Ok((jws, claims)) => {
+                let kid = match (&jws.header.kid, jws.chain.first()) {
+                    (Some(k), _) => k.clone(),
+                    (None, Some(leaf)) => key_id(leaf),
+                    (None, None) => String::new(),
+                };
+                let chain = jws.chain.clone();
+                self.judge(
+                    Sealed {
+                        claims,
+                        chain,
+                        kid,
+                        signed: Signed::Jws(jws),
+                    },
+                    inputs,
+                )
+            }
             Err(e) => {
                 let code = match e {
                     JwsError::Algorithm(_) => ReasonCode::AlgorithmUnsupported,
                     _ => ReasonCode::Malformed,
                 };
-                return (parse_failure(inputs.at, code, e.to_string()), None);
+                (parse_failure(inputs.at, code, e.to_string()), None)
             }
+        }
+    }
+
+    /// Verifies a compact (QR) licence, finding its seal certificate chain by key id in
+    /// `seals` (a trust bundle). Never panics on any input.
+    pub fn verify_compact(
+        &self,
+        qr: &str,
+        seals: &dyn SealDirectory,
+        inputs: LicenceInputs<'_>,
+    ) -> (Report, Option<VerifiedLicence>) {
+        let compact = match parse_compact(qr) {
+            Ok(c) => c,
+            Err(e) => return (parse_failure(inputs.at, ReasonCode::Malformed, e), None),
         };
-        let facts = match signer_facts(&jws) {
-            Ok(f) => f,
-            Err(e) => {
+        let Some(chain) = seals.chain(&compact.kid) else {
+            return (
+                parse_failure(
+                    inputs.at,
+                    ReasonCode::SealKeyUnknown,
+                    format!("key id {}", compact.kid),
+                ),
+                None,
+            );
+        };
+        self.judge(
+            Sealed {
+                claims: compact.claims.clone(),
+                chain,
+                kid: compact.kid.clone(),
+                signed: Signed::Cose(Box::new(compact)),
+            },
+            inputs,
+        )
+    }
+
+    /// Every check after parsing, for either form.
+    fn judge(
+        &self,
+        sealed: Sealed,
+        inputs: LicenceInputs<'_>,
+    ) -> (Report, Option<VerifiedLicence>) {
+        let facts = match sealed.chain.first().map(|leaf| CertFacts::from_der(leaf)) {
+            Some(Ok(f)) => f,
+            Some(Err(e)) => {
                 return (
-                    parse_failure(inputs.at, ReasonCode::Malformed, e.to_string()),
+                    parse_failure(
+                        inputs.at,
+                        ReasonCode::Malformed,
+                        format!("seal certificate: {e}"),
+                    ),
+                    None,
+                )
+            }
+            None => {
+                return (
+                    parse_failure(
+                        inputs.at,
+                        ReasonCode::Malformed,
+                        "no seal certificate (x5c)",
+                    ),
                     None,
                 )
             }
         };
         let mut checks = Vec::with_capacity(1 + AFTER_PARSE.len());
         checks.push(Check::pass(PARSE));
-        self.seal_checks(&jws, &facts, &claims, inputs.at, &mut checks);
-        licence_checks(&claims, &facts, inputs, self.policy, &mut checks);
+        self.seal_checks(&sealed, &facts, inputs.at, &mut checks);
+        licence_checks(&sealed.claims, &facts, inputs, self.policy, &mut checks);
         let mut report = Report::from_checks(inputs.at, checks);
         report.status_as_of = inputs.status.map(VerifiedStatusList::issued_at);
-        let verified = report.is_valid().then(|| VerifiedLicence {
-            key_id: jws
-                .header
-                .kid
-                .clone()
-                .unwrap_or_else(|| key_id(&jws.chain[0])),
-            claims,
+        let verified = report.is_valid().then_some(VerifiedLicence {
+            key_id: sealed.kid,
+            claims: sealed.claims,
         });
         (report, verified)
     }
@@ -231,18 +329,21 @@ impl LicenceVerifier {
     /// `signature`, `chain`, `key_usage`, `extended_key_usage`, `revocation`.
     fn seal_checks(
         &self,
-        jws: &ParsedJws,
+        sealed: &Sealed,
         facts: &CertFacts,
-        claims: &LicenceClaims,
         at: DateTime<Utc>,
         checks: &mut Vec<Check>,
     ) {
-        checks.push(match check_signature(jws, facts) {
+        checks.push(match sealed.signed.verify(facts) {
             Ok(()) => Check::pass(SIGNATURE),
-            Err(e) => Check::fail(SIGNATURE, ReasonCode::SignatureInvalid, e.to_string()),
+            Err(()) => Check::fail(
+                SIGNATURE,
+                ReasonCode::SignatureInvalid,
+                "ES256 does not verify with the seal certificate's key",
+            ),
         });
-        let issued_at = claims.licence.issued_at;
-        let chain = self.chain_outcome(jws, facts, issued_at, at);
+        let issued_at = sealed.claims.licence.issued_at;
+        let chain = self.chain_outcome(&sealed.chain, facts, issued_at, at);
         let chain_ok = chain.is_ok();
         checks.push(match &chain {
             Ok(_) => Check::pass(CHAIN),
@@ -281,12 +382,12 @@ impl LicenceVerifier {
     /// chain was validated before for a time window covering `issued_at`.
     fn chain_outcome(
         &self,
-        jws: &ParsedJws,
+        chain: &[Vec<u8>],
         facts: &CertFacts,
         issued_at: DateTime<Utc>,
         at: DateTime<Utc>,
     ) -> Result<Check, webpki::Error> {
-        let key = chain_key(&jws.chain);
+        let key = chain_key(chain);
         let t = issued_at.timestamp();
         if let Ok(cache) = self.chains.lock() {
             if let Some(o) = cache.get(&key) {
@@ -295,7 +396,7 @@ impl LicenceVerifier {
                 }
             }
         }
-        check_chain(&self.trust, &jws.chain, issued_at)?;
+        check_chain(&self.trust, chain, issued_at)?;
         let ctx = VerifyContext {
             trust: &self.trust,
             crls: &self.crls,
@@ -305,13 +406,13 @@ impl LicenceVerifier {
                 max_future_skew: self.policy.clock_skew,
             },
         };
-        let intermediates: Vec<CertificateDer<'_>> = jws.chain[1..]
+        let intermediates: Vec<CertificateDer<'_>> = chain[1..]
             .iter()
             .map(|c| CertificateDer::from(c.as_slice()))
             .collect();
         let (revocation, revocation_until) =
-            check_signer_revocation(&ctx, &jws.chain[0], facts, &intermediates, issued_at);
-        let (from, until) = validity_window(&jws.chain);
+            check_signer_revocation(&ctx, &chain[0], facts, &intermediates, issued_at);
+        let (from, until) = validity_window(chain);
         if let Ok(mut cache) = self.chains.lock() {
             if cache.len() >= CHAIN_CACHE_LIMIT {
                 cache.clear();
@@ -476,7 +577,7 @@ fn status_check(
     }
 }
 
-fn parse_failure(at: DateTime<Utc>, code: ReasonCode, detail: String) -> Report {
+fn parse_failure(at: DateTime<Utc>, code: ReasonCode, detail: impl AsRef<str>) -> Report {
     let mut checks = vec![Check::fail(PARSE, code, detail)];
     checks.extend(
         AFTER_PARSE

@@ -120,6 +120,18 @@ pub enum LicenceCommand {
         #[arg(long, value_name = "ROOT.pem")]
         root: Option<PathBuf>,
     },
+    /// Render a licence's compact form as a QR code (PNG or SVG by the file's extension),
+    /// verifiable offline with the trust bundle.
+    Qr {
+        /// Licence number.
+        number: String,
+        /// The image to write: FILE.png or FILE.svg.
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+        /// Also write the QR payload text to this file.
+        #[arg(long, value_name = "FILE")]
+        payload: Option<PathBuf>,
+    },
     /// Write the signed offline trust bundle: trust anchors, seal certificates, CRL, status
     /// list and licence types.
     Bundle {
@@ -148,7 +160,10 @@ pub(super) async fn run(config: &Config, command: &LicenceCommand) -> anyhow::Re
     let state = LicenceState::default();
     let with_keys = !matches!(
         command,
-        LicenceCommand::Show { .. } | LicenceCommand::Verify { .. } | LicenceCommand::Expire
+        LicenceCommand::Show { .. }
+            | LicenceCommand::Verify { .. }
+            | LicenceCommand::Expire
+            | LicenceCommand::Qr { .. }
     ) && !matches!(
         command,
         LicenceCommand::Revoke { .. }
@@ -231,6 +246,32 @@ pub(super) async fn run(config: &Config, command: &LicenceCommand) -> anyhow::Re
             } else {
                 print_view(&view);
             }
+        }
+        LicenceCommand::Qr {
+            number,
+            output,
+            payload,
+        } => {
+            let text = service.qr_payload(number, now).await?;
+            let code = crate::licences::qr::symbol(&text)?;
+            let image = match output.extension().and_then(|e| e.to_str()) {
+                Some("svg") => crate::licences::qr::svg(&code).into_bytes(),
+                Some("png") => crate::licences::qr::png(&code)?,
+                _ => anyhow::bail!("{}: the QR file must end in .png or .svg", output.display()),
+            };
+            std::fs::write(output, image)
+                .with_context(|| format!("cannot write {}", output.display()))?;
+            if let Some(p) = payload {
+                std::fs::write(p, &text)
+                    .with_context(|| format!("cannot write {}", p.display()))?;
+            }
+            println!(
+                "{}: QR version {:?}, {} modules a side, payload {} characters",
+                output.display(),
+                code.version(),
+                code.width(),
+                text.len()
+            );
         }
         LicenceCommand::Bundle { output } => {
             let bundle = service.bundle(now).await?;

@@ -331,7 +331,8 @@ pub(super) async fn licence_action(
     Ok(Json(response))
 }
 
-/// What to verify: one licence, several, or a QR payload.
+/// What to verify: one licence, several, or a QR payload (any field may also hold a QR
+/// payload; it is recognised by its `BHL1:` prefix).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct VerifyRequest {
@@ -341,6 +342,9 @@ pub(crate) struct VerifyRequest {
     /// Several licences (at most 100), e.g. every document one service needs.
     #[serde(default)]
     licences: Vec<String>,
+    /// A QR payload (`BHL1:...`) read by a camera.
+    #[serde(default)]
+    qr: Option<String>,
     /// Verify as of this time (RFC 3339). Default now.
     #[serde(default)]
     at: Option<DateTime<Utc>>,
@@ -382,8 +386,9 @@ pub(super) async fn verify_licences(
     if let Some(one) = request.licence {
         documents.insert(0, one);
     }
+    documents.extend(request.qr);
     if documents.is_empty() {
-        return Err(ApiError::bad_request("give `licence` or `licences`"));
+        return Err(ApiError::bad_request("give `licence`, `licences` or `qr`"));
     }
     if documents.len() > MAX_VERIFY {
         return Err(ApiError::bad_request(format!(

@@ -11,7 +11,7 @@ use base64::Engine as _;
 use bohai_certs::licence::{
     jws::{key_id, sign_compact},
     verify_status_list, LicenceInputs, LicencePolicy, LicenceTypes, LicenceVerifier, ParsedJws,
-    TypeVerdict, VerifiedStatusList,
+    SealDirectory, TypeVerdict, VerifiedStatusList,
 };
 use bohai_certs::{Report, TrustAnchors};
 use bohai_schemas::{RecordValidator, Violation};
@@ -119,6 +119,13 @@ pub struct OfflineVerifier {
     seals: Vec<BundleSeal>,
 }
 
+impl SealDirectory for OfflineVerifier {
+    fn chain(&self, kid: &str) -> Option<Vec<Vec<u8>>> {
+        let s = self.seals.iter().find(|s| s.kid == kid)?;
+        s.chain.iter().map(|c| STANDARD.decode(c).ok()).collect()
+    }
+}
+
 /// Why a bundle cannot be used.
 #[derive(Debug, thiserror::Error)]
 #[error("trust bundle: {0}")]
@@ -187,23 +194,17 @@ impl OfflineVerifier {
         self.bundle_issued_at
     }
 
-    /// The seal chain (DER) with key id `kid`, for compact (QR) licences.
-    pub fn seal_chain(&self, kid: &str) -> Option<Vec<Vec<u8>>> {
-        let s = self.seals.iter().find(|s| s.kid == kid)?;
-        s.chain.iter().map(|c| STANDARD.decode(c).ok()).collect()
-    }
-
-    /// Verifies a licence JWS at `at`.
-    pub fn verify(&self, jws: &str, at: DateTime<Utc>) -> Report {
-        self.verifier
-            .verify(
-                jws,
-                LicenceInputs {
-                    status: Some(&self.status),
-                    types: &self.types,
-                    at,
-                },
-            )
-            .0
+    /// Verifies a licence (JWS, or a QR payload) at `at`.
+    pub fn verify(&self, licence: &str, at: DateTime<Utc>) -> Report {
+        let inputs = LicenceInputs {
+            status: Some(&self.status),
+            types: &self.types,
+            at,
+        };
+        if licence.trim().starts_with(bohai_certs::licence::QR_PREFIX) {
+            self.verifier.verify_compact(licence, self, inputs).0
+        } else {
+            self.verifier.verify(licence, inputs).0
+        }
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod bundle;
 pub mod events;
+pub mod qr;
 pub mod service;
 pub mod status;
 pub mod store;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use bohai_certs::licence::{
     seal_licence, Issuer, Licence, LicenceClaims, LicenceInputs, LicencePolicy, LicenceRef,
-    LicenceVerifier, ParsedJws, StatusListRef,
+    LicenceVerifier, ParsedJws, SealDirectory, StatusListRef, QR_PREFIX,
 };
 use bohai_certs::{Report, SealKey};
 use bohai_schemas::{HolderKind, LicenceType, Registry};
@@ -228,13 +228,23 @@ impl<'a> LicenceService<'a> {
         now: DateTime<Utc>,
     ) -> Result<(String, Arc<SealKey>), LicenceError> {
         let seal_id = self.seals.newest_valid_seal(department, now).await?;
-        let mut keys = self.state.keys.lock().await;
-        if let Some(k) = keys.get(&seal_id) {
-            return Ok((seal_id, k.clone()));
-        }
-        let key = Arc::new(self.seals.signing_key(&seal_id, now).await?);
-        keys.insert(seal_id.clone(), key.clone());
+        let key = self.key_of_seal(&seal_id, now).await?;
         Ok((seal_id, key))
+    }
+
+    /// A seal's key, decrypted once per process.
+    async fn key_of_seal(
+        &self,
+        seal_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Arc<SealKey>, LicenceError> {
+        let mut keys = self.state.keys.lock().await;
+        if let Some(k) = keys.get(seal_id) {
+            return Ok(k.clone());
+        }
+        let key = Arc::new(self.seals.signing_key(seal_id, now).await?);
+        keys.insert(seal_id.to_owned(), key.clone());
+        Ok(key)
     }
 
     fn issuer(&self, department: &str) -> Result<Issuer, LicenceError> {
@@ -698,6 +708,44 @@ impl<'a> LicenceService<'a> {
         Ok(v)
     }
 
+    /// The compact (QR) form of a licence's newest version, sealed with the seal that sealed
+    /// its document.
+    pub async fn qr_payload(
+        &self,
+        number: &str,
+        now: DateTime<Utc>,
+    ) -> Result<String, LicenceError> {
+        let mut tx = self.db.begin().await?;
+        let latest = store::versions(&mut tx, number, false)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| LicenceError::UnknownLicence(number.to_owned()))?;
+        tx.commit().await?;
+        let claims = claims_of(&latest.document)?;
+        let key = self.key_of_seal(&latest.seal_id, now).await?;
+        Ok(bohai_certs::licence::seal_compact(
+            &key,
+            claims.licence,
+            claims.status.status_list,
+        )?)
+    }
+
+    /// The seal chains of every seal by key id, for compact licences verified online.
+    pub async fn seal_directory(&self) -> Result<SealChains, LicenceError> {
+        Ok(SealChains(
+            crate::seals::store::list_seals(self.db)
+                .await?
+                .into_iter()
+                .map(|s| {
+                    let mut chain = vec![s.cert_der];
+                    chain.extend(s.chain_der);
+                    (bohai_certs::licence::key_id(&chain[0]), chain)
+                })
+                .collect(),
+        ))
+    }
+
     /// The signed offline trust bundle as of `now` (see [`super::bundle`]).
     pub async fn bundle(&self, now: DateTime<Utc>) -> Result<String, LicenceError> {
         use super::bundle::{seal_entry, sign_bundle, BundleType, TrustBundle};
@@ -749,7 +797,8 @@ impl<'a> LicenceService<'a> {
         sign_bundle(&key, &bundle)
     }
 
-    /// Verifies licences online at `at` with the current status list; one report each.
+    /// Verifies licences (JWS documents or QR payloads) online at `at` with the current
+    /// status list; one report each.
     pub async fn verify(
         &self,
         documents: &[String],
@@ -760,21 +809,35 @@ impl<'a> LicenceService<'a> {
         // time sees it as stale, as an offline verifier would.
         let list = self.status_list(Utc::now()).await?;
         let types = RegistryTypes(self.registry);
+        let inputs = LicenceInputs {
+            status: Some(&list.verified),
+            types: &types,
+            at,
+        };
+        let seals = if documents.iter().any(|d| d.trim().starts_with(QR_PREFIX)) {
+            Some(self.seal_directory().await?)
+        } else {
+            None
+        };
         Ok(documents
             .iter()
-            .map(|d| {
-                verifier
-                    .verify(
-                        d,
-                        LicenceInputs {
-                            status: Some(&list.verified),
-                            types: &types,
-                            at,
-                        },
-                    )
-                    .0
+            .map(|d| match &seals {
+                Some(seals) if d.trim().starts_with(QR_PREFIX) => {
+                    verifier.verify_compact(d, seals, inputs).0
+                }
+                _ => verifier.verify(d, inputs).0,
             })
             .collect())
+    }
+}
+
+/// Seal chains by key id.
+#[derive(Debug)]
+pub struct SealChains(pub HashMap<String, Vec<Vec<u8>>>);
+
+impl SealDirectory for SealChains {
+    fn chain(&self, kid: &str) -> Option<Vec<Vec<u8>>> {
+        self.0.get(kid).cloned()
     }
 }
 
