@@ -193,3 +193,30 @@ where
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+pub mod proxy;
+
+/// The MariaDB/MySQL server the table-connector tests use, from `BOHAI_TEST_MYSQL_URL`
+/// (`scripts/stack env` prints it); default `mysql://root@127.0.0.1:3306`.
+pub fn mysql_url() -> String {
+    std::env::var("BOHAI_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
+}
+
+/// Creates an empty MariaDB/MySQL database with a fresh name (`bohai_test_*`, as on
+/// PostgreSQL) and returns its URL.
+pub async fn fresh_mysql_database() -> anyhow::Result<String> {
+    use sqlx::mysql::MySqlConnection;
+    let base = mysql_url();
+    let name = unique("bohai_test_");
+    let mut conn = MySqlConnection::connect(&base)
+        .await
+        .with_context(|| format!("connecting to {base} (scripts/stack up starts MariaDB)"))?;
+    // The name is ours (prefix plus hex), never input: safe to place in the statement.
+    sqlx::query(&format!(
+        "CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+    ))
+    .execute(&mut conn)
+    .await?;
+    conn.close().await?;
+    Ok(format!("{}/{name}", base.trim_end_matches('/')))
+}
