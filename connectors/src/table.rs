@@ -997,6 +997,14 @@ mod tests {
     }
 
     #[test]
+    fn a_source_that_is_away_is_retried_a_misfit_is_not() {
+        assert!(!is_fatal(&sqlx::Error::Io(std::io::Error::other("reset"))));
+        assert!(!is_fatal(&sqlx::Error::PoolTimedOut));
+        assert!(is_fatal(&sqlx::Error::Configuration("bad url".into())));
+        assert!(is_fatal(&sqlx::Error::ColumnNotFound("x".into())));
+    }
+
+    #[test]
     fn timestamps_become_rfc3339() {
         assert_eq!(
             rfc3339("2024-06-03 09:14:27.000000", Some("+08:00")),

@@ -214,6 +214,31 @@ impl SourceDb {
     }
 }
 
+impl SourceDb {
+    /// Stamps row `id` with the source's clock now, in the zone the connector reads it in.
+    async fn touch_now(&self, id: i64) {
+        match self {
+            SourceDb::Postgres { pool, .. } => {
+                sqlx::query("UPDATE business SET updated_at = now() WHERE id = $1")
+                    .bind(id)
+                    .execute(pool)
+                    .await
+                    .unwrap();
+            }
+            SourceDb::Mysql { pool, .. } => {
+                sqlx::query(
+                    "UPDATE business SET updated_at = CONVERT_TZ(UTC_TIMESTAMP(6), '+00:00', '+08:00')
+                     WHERE id = ?",
+                )
+                .bind(id)
+                .execute(pool)
+                .await
+                .unwrap();
+            }
+        }
+    }
+}
+
 /// What the source table holds, and what the repository must hold for it.
 #[derive(Default)]
 struct Expected {
@@ -342,7 +367,8 @@ async fn assert_repository_matches(db: &PgPool, expected: &HashMap<String, (Valu
     }
 }
 
-fn connector_file(dir: &Path, name: &str, src_kind: &str, url: &str, batch: usize) -> PathBuf {
+fn connector_file(dir: &Path, name: &str, src: (&str, &str), batch: usize, lag: &str) -> PathBuf {
+    let (src_kind, url) = src;
     let path = dir.join(format!("{name}.toml"));
     let columns: Vec<String> = FIELDS.iter().map(|f| format!("\"{f}\"")).collect();
     std::fs::write(
@@ -350,7 +376,7 @@ fn connector_file(dir: &Path, name: &str, src_kind: &str, url: &str, batch: usiz
         format!(
             "name = \"{name}\"\ndataset = \"{DATASET}\"\nbatch_size = {batch}\npoll_interval = \"200ms\"\n\
              [source]\nkind = \"{src_kind}\"\nurl = \"{url}\"\ntable = \"business\"\n\
-             columns = [{}]\nlag = \"0s\"\n",
+             columns = [{}]\nlag = \"{lag}\"\n",
             columns.join(", ")
         ),
     )
@@ -467,7 +493,7 @@ async fn feed_with_updates(src: SourceDb) {
     let config_file = write_config(&config, dir.path()).unwrap();
     let registry = Registry::load(&config.registry.dir).unwrap();
     let name = format!("mr-{}", src.kind());
-    let connector = connector_file(dir.path(), &name, src.kind(), src.url(), 100);
+    let connector = connector_file(dir.path(), &name, (src.kind(), src.url()), 100, "0s");
     let mut expected = Expected::default();
     let first = expected.generate(&config_file, &src, 600, 21, 1, dir.path());
     src.insert(&first).await;
@@ -519,6 +545,33 @@ async fn mysql_table_feed_with_rejects_inserts_and_updates() {
     feed_with_updates(SourceDb::mysql().await).await;
 }
 
+/// A row updated more recently than `lag` (by the source's clock) waits for a later poll.
+async fn lag_holds_back_recent_rows(src: SourceDb) {
+    let config = prepared_config().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config_file = write_config(&config, dir.path()).unwrap();
+    let mut expected = Expected::default();
+    let rows = expected.generate(&config_file, &src, 50, 51, 1, dir.path());
+    src.insert(&rows).await;
+    src.touch_now(1).await;
+    let name = format!("lag-{}", src.kind());
+    let held = connector_file(dir.path(), &name, (src.kind(), src.url()), 100, "1h");
+    assert_eq!(run_once(&config_file, &held).0, rows.len() - 1);
+    assert_eq!(run_once(&config_file, &held).0, 0);
+    let now = connector_file(dir.path(), &name, (src.kind(), src.url()), 100, "0s");
+    assert_eq!(run_once(&config_file, &now).0, 1);
+}
+
+#[tokio::test]
+async fn postgres_table_lag_holds_back_recent_rows() {
+    lag_holds_back_recent_rows(SourceDb::postgres().await).await;
+}
+
+#[tokio::test]
+async fn mysql_table_lag_holds_back_recent_rows() {
+    lag_holds_back_recent_rows(SourceDb::mysql().await).await;
+}
+
 #[tokio::test]
 async fn table_connector_killed_mid_table_neither_loses_nor_duplicates() {
     let src = SourceDb::postgres().await;
@@ -529,7 +582,7 @@ async fn table_connector_killed_mid_table_neither_loses_nor_duplicates() {
     let mut expected = Expected::default();
     let rows = expected.generate(&config_file, &src, 20_000, 31, 1, dir.path());
     src.insert(&rows).await;
-    let connector = connector_file(dir.path(), "mr-pg-big", src.kind(), src.url(), 500);
+    let connector = connector_file(dir.path(), "mr-pg-big", (src.kind(), src.url()), 500, "0s");
     let db = bohai_hub::database::pool(&config.database).unwrap();
     let _sink = spawn_sink(&config);
 
@@ -603,7 +656,13 @@ async fn source_database_away_and_back_the_connector_waits_and_resumes() {
     let proxy = TcpProxy::start(target).await.unwrap();
     let database = src.url().rsplit('/').next().unwrap();
     let via_proxy = format!("mysql://{userinfo}{}/{database}", proxy.addr());
-    let connector = connector_file(dir.path(), "mr-my-away", src.kind(), &via_proxy, 200);
+    let connector = connector_file(
+        dir.path(),
+        "mr-my-away",
+        (src.kind(), &via_proxy),
+        200,
+        "0s",
+    );
     let db = bohai_hub::database::pool(&config.database).unwrap();
     let _sink = spawn_sink(&config);
 
