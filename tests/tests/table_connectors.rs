@@ -9,21 +9,17 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 use bohai_hub::config::Config;
 use bohai_hub::pipeline::stats::{dataset_stats, DatasetStats};
-use bohai_hub::pipeline::{sink, topics};
 use bohai_schemas::Registry;
 use bohai_tests::proxy::TcpProxy;
 use bohai_tests::{
-    bohai, eventually, fresh_database, fresh_mysql_database, mysql_url, prepared_config, unique,
+    bohai, bohai_ok, connector_position, dead_letters, eventually, fresh_database,
+    fresh_mysql_database, kill, mysql_url, prepared_config, repository_rows, spawn_sink,
     write_config,
 };
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::{Headers, Message};
-use rdkafka::ClientConfig;
 use serde_json::{Map, Value};
 use sqlx::{MySqlPool, PgPool};
 
@@ -133,57 +129,43 @@ impl SourceDb {
 
     /// Inserts the records (in order, so ids follow), a transaction per thousand.
     async fn insert(&self, records: &[Map<String, Value>]) {
-        let text = |r: &Map<String, Value>, f: &str| match r.get(f) {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s))
-                if f == "updated_at" && matches!(self, SourceDb::Mysql { .. }) =>
-            {
-                // DATETIME holds the wall-clock time without its offset.
-                Some(s[..19].replace('T', " "))
-            }
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(v) => Some(v.to_string()),
-        };
-        for chunk in records.chunks(1000) {
-            match self {
-                SourceDb::Postgres { pool, .. } => {
-                    let mut tx = pool.begin().await.unwrap();
-                    for r in chunk {
-                        let mut q = sqlx::query(
-                            "INSERT INTO business (credit_code, entity_name, entity_type,
-                               legal_rep_name, legal_rep_id_number, registered_capital_yuan,
-                               established_on, business_scope, address, division_code,
-                               registration_authority, status, contact_mobile, updated_at,
-                               internal_note)
-                             VALUES ($1, $2, $3, $4, $5, $6::numeric, $7::date, $8, $9, $10, $11,
-                               $12, $13, $14::timestamptz, 'not for sharing')",
-                        );
-                        for f in FIELDS {
-                            q = q.bind(text(r, f));
+        let mysql = matches!(self, SourceDb::Mysql { .. });
+        let values: Vec<Vec<Option<String>>> = records
+            .iter()
+            .map(|r| {
+                FIELDS
+                    .iter()
+                    .map(|&f| match r.get(f) {
+                        None | Some(Value::Null) => None,
+                        // DATETIME holds the wall-clock time without its offset.
+                        Some(Value::String(s)) if f == "updated_at" && mysql => {
+                            Some(s[..19].replace('T', " "))
                         }
-                        q.execute(&mut *tx).await.unwrap();
-                    }
-                    tx.commit().await.unwrap();
-                }
-                SourceDb::Mysql { pool, .. } => {
-                    let mut tx = pool.begin().await.unwrap();
-                    for r in chunk {
-                        let mut q = sqlx::query(
-                            "INSERT INTO business (credit_code, entity_name, entity_type,
-                               legal_rep_name, legal_rep_id_number, registered_capital_yuan,
-                               established_on, business_scope, address, division_code,
-                               registration_authority, status, contact_mobile, updated_at,
-                               internal_note)
-                             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'not for sharing')",
-                        );
-                        for f in FIELDS {
-                            q = q.bind(text(r, f));
-                        }
-                        q.execute(&mut *tx).await.unwrap();
-                    }
-                    tx.commit().await.unwrap();
-                }
-            }
+                        Some(Value::String(s)) => Some(s.clone()),
+                        Some(v) => Some(v.to_string()),
+                    })
+                    .collect()
+            })
+            .collect();
+        let placeholders: Vec<String> = FIELDS
+            .iter()
+            .enumerate()
+            .map(|(i, f)| match (mysql, *f) {
+                (true, _) => "?".to_owned(),
+                (false, "registered_capital_yuan") => format!("${}::numeric", i + 1),
+                (false, "established_on") => format!("${}::date", i + 1),
+                (false, "updated_at") => format!("${}::timestamptz", i + 1),
+                (false, _) => format!("${}", i + 1),
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO business ({}, internal_note) VALUES ({}, 'not for sharing')",
+            FIELDS.join(", "),
+            placeholders.join(", ")
+        );
+        match self {
+            SourceDb::Postgres { pool, .. } => insert_rows(pool, &sql, values).await,
+            SourceDb::Mysql { pool, .. } => insert_rows(pool, &sql, values).await,
         }
     }
 
@@ -236,6 +218,27 @@ impl SourceDb {
                 .unwrap();
             }
         }
+    }
+}
+
+/// Runs `sql` once per row of text values, a transaction per thousand rows.
+async fn insert_rows<DB>(pool: &sqlx::Pool<DB>, sql: &str, rows: Vec<Vec<Option<String>>>)
+where
+    DB: sqlx::Database,
+    for<'q> <DB as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    for<'c> &'c mut <DB as sqlx::Database>::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    for chunk in rows.chunks(1000) {
+        let mut tx = pool.begin().await.unwrap();
+        for row in chunk {
+            let mut q = sqlx::query::<DB>(sql);
+            for v in row {
+                q = q.bind(v.clone());
+            }
+            q.execute(&mut *tx).await.unwrap();
+        }
+        tx.commit().await.unwrap();
     }
 }
 
@@ -351,12 +354,7 @@ fn same(a: &Value, b: &Value) -> bool {
 }
 
 async fn assert_repository_matches(db: &PgPool, expected: &HashMap<String, (Value, i32)>) {
-    let rows: Vec<(String, Value, i32)> =
-        sqlx::query_as("SELECT pk, data, version FROM repository_records WHERE dataset = $1")
-            .bind(DATASET)
-            .fetch_all(db)
-            .await
-            .unwrap();
+    let rows = repository_rows(db, DATASET).await;
     assert_eq!(rows.len(), expected.len(), "rows in the repository");
     for (pk, data, version) in rows {
         let (want, versions) = expected
@@ -365,29 +363,6 @@ async fn assert_repository_matches(db: &PgPool, expected: &HashMap<String, (Valu
         assert!(same(&data, want), "record {pk}: {data} != {want}");
         assert_eq!(version, *versions, "versions of {pk}");
     }
-}
-
-fn connector_file(dir: &Path, name: &str, src: (&str, &str), batch: usize, lag: &str) -> PathBuf {
-    let (src_kind, url) = src;
-    let path = dir.join(format!("{name}.toml"));
-    let columns: Vec<String> = FIELDS.iter().map(|f| format!("\"{f}\"")).collect();
-    std::fs::write(
-        &path,
-        format!(
-            "name = \"{name}\"\ndataset = \"{DATASET}\"\nbatch_size = {batch}\npoll_interval = \"200ms\"\n\
-             [source]\nkind = \"{src_kind}\"\nurl = \"{url}\"\ntable = \"business\"\n\
-             columns = [{}]\nlag = \"{lag}\"\n",
-            columns.join(", ")
-        ),
-    )
-    .unwrap();
-    path
-}
-
-fn spawn_sink(config: &Config) -> tokio::task::JoinHandle<()> {
-    let registry = Arc::new(Registry::load(&config.registry.dir).unwrap());
-    let db = bohai_hub::database::pool(&config.database).unwrap();
-    tokio::spawn(sink::run(config.kafka.clone(), db, registry))
 }
 
 async fn stats(db: &PgPool) -> DatasetStats {
@@ -405,39 +380,22 @@ async fn caught_up(db: &PgPool, read: usize) -> DatasetStats {
 
 /// `bohai connect run --once`: reads what there is now; returns (read, rejected).
 fn run_once(config_file: &Path, connector: &Path) -> (usize, usize) {
-    let out = bohai(config_file)
-        .args(["connect", "run", "--once", "--json"])
-        .arg(connector)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = bohai_ok(
+        bohai(config_file)
+            .args(["connect", "run", "--once", "--json"])
+            .arg(connector),
     );
-    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let summary: Value = serde_json::from_slice(&stdout).unwrap();
     let count = |key: &str| usize::try_from(summary[key].as_u64().unwrap()).unwrap();
     (count("read"), count("rejected"))
 }
 
 /// Rows the connector has committed, from its stored cursor.
 async fn checkpoint_rows(db: &PgPool, connector: &str) -> u64 {
-    sqlx::query_scalar::<_, Value>(
-        "SELECT position FROM connector_checkpoints WHERE connector = $1",
-    )
-    .bind(connector)
-    .fetch_optional(db)
-    .await
-    .unwrap()
-    .and_then(|p| p["rows"].as_u64())
-    .unwrap_or(0)
-}
-
-fn kill(child: &mut Child) {
-    let _ = std::process::Command::new("kill")
-        .args(["-9", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
+    connector_position(db, connector)
+        .await
+        .and_then(|p| p["rows"].as_u64())
+        .unwrap_or(0)
 }
 
 /// Every reject is in `rejected_records` under its row's stream, and on the dead-letter topic
@@ -455,29 +413,9 @@ async fn assert_rejects(config: &Config, db: &PgPool, connector: &str, invalid: 
         streams.iter().all(|s| s.starts_with(&prefix)),
         "{streams:?}"
     );
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &config.kafka.brokers)
-        .set("group.id", unique("dlq-check-"))
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    consumer
-        .subscribe(&[&topics::dead_letter_topic(&config.kafka)])
-        .unwrap();
-    for _ in 0..invalid {
-        let m = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
-            .await
-            .unwrap()
-            .unwrap();
-        let headers = m.headers().unwrap();
-        let reasons = headers
-            .iter()
-            .find(|h| h.key == "bohai-reasons")
-            .and_then(|h| h.value)
-            .map(|v| serde_json::from_slice::<Value>(v).unwrap())
-            .unwrap();
+    for (payload, reasons) in dead_letters(&config.kafka, invalid).await {
         assert!(!reasons.as_array().unwrap().is_empty());
-        let payload: Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
+        let payload: Value = serde_json::from_slice(&payload).unwrap();
         assert!(
             payload.get("internal_note").is_none(),
             "only the configured columns"
@@ -485,54 +423,114 @@ async fn assert_rejects(config: &Config, db: &PgPool, connector: &str, invalid: 
     }
 }
 
+/// One test's hub configuration (fresh database and topics), its files, and what the source
+/// table holds.
+struct Fixture {
+    config: Config,
+    dir: tempfile::TempDir,
+    config_file: PathBuf,
+    registry: Registry,
+    expected: Expected,
+    db: PgPool,
+}
+
+impl Fixture {
+    async fn new() -> Self {
+        let config = prepared_config().await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let config_file = write_config(&config, dir.path()).unwrap();
+        let registry = Registry::load(&config.registry.dir).unwrap();
+        let db = bohai_hub::database::pool(&config.database).unwrap();
+        Self {
+            config,
+            dir,
+            config_file,
+            registry,
+            expected: Expected::default(),
+            db,
+        }
+    }
+
+    /// Generates `n` records (see [`Expected::generate`]) and inserts them at the source.
+    async fn load(&mut self, src: &SourceDb, n: u64, seed: u64, day: u32) -> usize {
+        let rows = self
+            .expected
+            .generate(&self.config_file, src, n, seed, day, self.dir.path());
+        src.insert(&rows).await;
+        rows.len()
+    }
+
+    /// A connector file reading `src`'s table (`url` overrides its URL).
+    fn connector(
+        &self,
+        name: &str,
+        src: &SourceDb,
+        url: Option<&str>,
+        batch: usize,
+        lag: &str,
+    ) -> PathBuf {
+        let path = self.dir.path().join(format!("{name}.toml"));
+        let columns: Vec<String> = FIELDS.iter().map(|f| format!("\"{f}\"")).collect();
+        std::fs::write(
+            &path,
+            format!(
+                "name = \"{name}\"\ndataset = \"{DATASET}\"\nbatch_size = {batch}\npoll_interval = \"200ms\"\n\
+                 [source]\nkind = \"{}\"\nurl = \"{}\"\ntable = \"business\"\n\
+                 columns = [{}]\nlag = \"{lag}\"\n",
+                src.kind(),
+                url.unwrap_or(src.url()),
+                columns.join(", ")
+            ),
+        )
+        .unwrap();
+        path
+    }
+
+    /// The repository must hold exactly the source's valid rows, each with its versions; the
+    /// rejects were counted.
+    async fn assert_reconciled(&self, s: &DatasetStats) {
+        assert!(s.reconciled, "{s:?}");
+        let (want, invalid) = self.expected.repository(&self.registry);
+        assert_eq!(usize::try_from(s.rejected).unwrap(), invalid);
+        assert_repository_matches(&self.db, &want).await;
+    }
+}
+
 /// A table read in batches, with rejects; then rows inserted and updated at the source
 /// arrive on the next run, an updated row as version 2.
 async fn feed_with_updates(src: SourceDb) {
-    let config = prepared_config().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config_file = write_config(&config, dir.path()).unwrap();
-    let registry = Registry::load(&config.registry.dir).unwrap();
+    let mut f = Fixture::new().await;
     let name = format!("mr-{}", src.kind());
-    let connector = connector_file(dir.path(), &name, (src.kind(), src.url()), 100, "0s");
-    let mut expected = Expected::default();
-    let first = expected.generate(&config_file, &src, 600, 21, 1, dir.path());
-    src.insert(&first).await;
-    let db = bohai_hub::database::pool(&config.database).unwrap();
-    let _sink = spawn_sink(&config);
+    let connector = f.connector(&name, &src, None, 100, "0s");
+    let first = f.load(&src, 600, 21, 1).await;
+    let _sink = spawn_sink(&f.config);
 
-    let (_, invalid) = expected.repository(&registry);
+    let (_, invalid) = f.expected.repository(&f.registry);
     assert!(invalid > 20, "rows that fail validation: {invalid}");
-    let (read, rejected) = run_once(&config_file, &connector);
-    assert_eq!(read, first.len());
-    assert_eq!(rejected, invalid);
-    let s = caught_up(&db, first.len()).await;
-    assert!(s.reconciled, "{s:?}");
-    let (want, _) = expected.repository(&registry);
-    assert_repository_matches(&db, &want).await;
-    assert_rejects(&config, &db, &name, invalid).await;
+    let (read, rejected) = run_once(&f.config_file, &connector);
+    assert_eq!((read, rejected), (first, invalid));
+    f.assert_reconciled(&caught_up(&f.db, first).await).await;
+    assert_rejects(&f.config, &f.db, &name, invalid).await;
 
     // Incremental: new rows, and renamed rows (a newer update time).
-    let renamed = expected.valid_among_first(&registry, first.len(), 10);
+    let renamed = f.expected.valid_among_first(&f.registry, first, 10);
     for (n, &i) in renamed.iter().enumerate() {
         let at = src.time(2, u32::try_from(n).unwrap());
-        expected.rename(&src, i, at).await;
+        f.expected.rename(&src, i, at).await;
     }
-    let more = expected.generate(&config_file, &src, 30, 22, 3, dir.path());
-    src.insert(&more).await;
-    let (read, _) = run_once(&config_file, &connector);
-    assert_eq!(read, renamed.len() + more.len());
-    let s = caught_up(&db, first.len() + renamed.len() + more.len()).await;
-    assert!(s.reconciled, "{s:?}");
-    let (want, invalid) = expected.repository(&registry);
+    let more = f.load(&src, 30, 22, 3).await;
+    let (read, _) = run_once(&f.config_file, &connector);
+    assert_eq!(read, renamed.len() + more);
+    let s = caught_up(&f.db, first + renamed.len() + more).await;
+    let (want, _) = f.expected.repository(&f.registry);
     assert_eq!(
         want.values().filter(|(_, v)| *v == 2).count(),
         renamed.len()
     );
-    assert_repository_matches(&db, &want).await;
-    assert_eq!(usize::try_from(s.rejected).unwrap(), invalid);
+    f.assert_reconciled(&s).await;
 
     // Nothing new: a run reads nothing.
-    assert_eq!(run_once(&config_file, &connector), (0, 0));
+    assert_eq!(run_once(&f.config_file, &connector), (0, 0));
 }
 
 #[tokio::test]
@@ -547,19 +545,15 @@ async fn mysql_table_feed_with_rejects_inserts_and_updates() {
 
 /// A row updated more recently than `lag` (by the source's clock) waits for a later poll.
 async fn lag_holds_back_recent_rows(src: SourceDb) {
-    let config = prepared_config().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config_file = write_config(&config, dir.path()).unwrap();
-    let mut expected = Expected::default();
-    let rows = expected.generate(&config_file, &src, 50, 51, 1, dir.path());
-    src.insert(&rows).await;
+    let mut f = Fixture::new().await;
+    let rows = f.load(&src, 50, 51, 1).await;
     src.touch_now(1).await;
     let name = format!("lag-{}", src.kind());
-    let held = connector_file(dir.path(), &name, (src.kind(), src.url()), 100, "1h");
-    assert_eq!(run_once(&config_file, &held).0, rows.len() - 1);
-    assert_eq!(run_once(&config_file, &held).0, 0);
-    let now = connector_file(dir.path(), &name, (src.kind(), src.url()), 100, "0s");
-    assert_eq!(run_once(&config_file, &now).0, 1);
+    let held = f.connector(&name, &src, None, 100, "1h");
+    assert_eq!(run_once(&f.config_file, &held).0, rows - 1);
+    assert_eq!(run_once(&f.config_file, &held).0, 0);
+    let now = f.connector(&name, &src, None, 100, "0s");
+    assert_eq!(run_once(&f.config_file, &now).0, 1);
 }
 
 #[tokio::test]
@@ -572,59 +566,51 @@ async fn mysql_table_lag_holds_back_recent_rows() {
     lag_holds_back_recent_rows(SourceDb::mysql().await).await;
 }
 
+/// `bohai connect run` for ever (killed by the test).
+fn spawn_connector(f: &Fixture, connector: &Path) -> Child {
+    bohai(&f.config_file)
+        .args(["connect", "run", "--json"])
+        .arg(connector)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 #[tokio::test]
 async fn table_connector_killed_mid_table_neither_loses_nor_duplicates() {
     let src = SourceDb::postgres().await;
-    let config = prepared_config().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config_file = write_config(&config, dir.path()).unwrap();
-    let registry = Registry::load(&config.registry.dir).unwrap();
-    let mut expected = Expected::default();
-    let rows = expected.generate(&config_file, &src, 20_000, 31, 1, dir.path());
-    src.insert(&rows).await;
-    let connector = connector_file(dir.path(), "mr-pg-big", (src.kind(), src.url()), 500, "0s");
-    let db = bohai_hub::database::pool(&config.database).unwrap();
-    let _sink = spawn_sink(&config);
+    let mut f = Fixture::new().await;
+    let rows = f.load(&src, 20_000, 31, 1).await;
+    let connector = f.connector("mr-pg-big", &src, None, 500, "0s");
+    let _sink = spawn_sink(&f.config);
 
-    let mut child = bohai(&config_file)
-        .args(["connect", "run", "--json"])
-        .arg(&connector)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_connector(&f, &connector);
     eventually(
         Duration::from_secs(120),
         "the connector to commit a few batches",
-        || async { (checkpoint_rows(&db, "mr-pg-big").await >= 3000).then_some(()) },
+        || async { (checkpoint_rows(&f.db, "mr-pg-big").await >= 3000).then_some(()) },
     )
     .await;
     kill(&mut child);
-    let at = usize::try_from(checkpoint_rows(&db, "mr-pg-big").await).unwrap();
-    assert!(
-        at < rows.len(),
-        "killed at {at}, before the end of the table"
-    );
+    let at = usize::try_from(checkpoint_rows(&f.db, "mr-pg-big").await).unwrap();
+    assert!(at < rows, "killed at {at}, before the end of the table");
 
     // Rows certainly delivered before the crash change at the source meanwhile.
-    let renamed = expected.valid_among_first(&registry, at, 25);
+    let renamed = f.expected.valid_among_first(&f.registry, at, 25);
     for (n, &i) in renamed.iter().enumerate() {
-        expected
-            .rename(&src, i, src.time(2, u32::try_from(n).unwrap()))
-            .await;
+        let at = src.time(2, u32::try_from(n).unwrap());
+        f.expected.rename(&src, i, at).await;
     }
     // From the stored cursor: the rest of the table, then the renamed rows' new versions.
-    let (read, _) = run_once(&config_file, &connector);
-    assert_eq!(read, rows.len() - at + renamed.len());
-    let s = caught_up(&db, rows.len() + renamed.len()).await;
-    assert!(s.reconciled, "{s:?}");
-    let (want, invalid) = expected.repository(&registry);
-    assert_eq!(usize::try_from(s.rejected).unwrap(), invalid);
+    let (read, _) = run_once(&f.config_file, &connector);
+    assert_eq!(read, rows - at + renamed.len());
     // Exact: every row once, renamed rows twice. Rows delivered but not yet checkpointed at
     // the kill came again and were skipped by the sink, or they would be version 2 here.
-    assert_repository_matches(&db, &want).await;
+    f.assert_reconciled(&caught_up(&f.db, rows + renamed.len()).await)
+        .await;
 }
 
-/// `host:port` of a database URL.
+/// `host:port` of a database URL, and the `user:password@` before it.
 fn authority(url: &str) -> (String, String) {
     let rest = url.split_once("://").unwrap().1;
     let end = rest.find('/').unwrap_or(rest.len());
@@ -638,13 +624,8 @@ fn authority(url: &str) -> (String, String) {
 #[tokio::test]
 async fn source_database_away_and_back_the_connector_waits_and_resumes() {
     let src = SourceDb::mysql().await;
-    let config = prepared_config().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config_file = write_config(&config, dir.path()).unwrap();
-    let registry = Registry::load(&config.registry.dir).unwrap();
-    let mut expected = Expected::default();
-    let first = expected.generate(&config_file, &src, 2000, 41, 1, dir.path());
-    src.insert(&first).await;
+    let mut f = Fixture::new().await;
+    let first = f.load(&src, 2000, 41, 1).await;
 
     // The connector reaches MariaDB through a proxy the test can cut.
     let (userinfo, hostport) = authority(&mysql_url());
@@ -656,59 +637,41 @@ async fn source_database_away_and_back_the_connector_waits_and_resumes() {
     let proxy = TcpProxy::start(target).await.unwrap();
     let database = src.url().rsplit('/').next().unwrap();
     let via_proxy = format!("mysql://{userinfo}{}/{database}", proxy.addr());
-    let connector = connector_file(
-        dir.path(),
-        "mr-my-away",
-        (src.kind(), &via_proxy),
-        200,
-        "0s",
-    );
-    let db = bohai_hub::database::pool(&config.database).unwrap();
-    let _sink = spawn_sink(&config);
+    let connector = f.connector("mr-my-away", &src, Some(&via_proxy), 200, "0s");
+    let _sink = spawn_sink(&f.config);
 
-    let mut child = bohai(&config_file)
-        .args(["connect", "run", "--json"])
-        .arg(&connector)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let all = u64::try_from(first.len()).unwrap();
+    let mut child = spawn_connector(&f, &connector);
+    let all = u64::try_from(first).unwrap();
     eventually(Duration::from_secs(120), "the first rows", || async {
-        (checkpoint_rows(&db, "mr-my-away").await == all).then_some(())
+        (checkpoint_rows(&f.db, "mr-my-away").await == all).then_some(())
     })
     .await;
 
     // The source goes away; meanwhile its table changes.
     proxy.cut();
-    let renamed = expected.valid_among_first(&registry, first.len(), 20);
+    let renamed = f.expected.valid_among_first(&f.registry, first, 20);
     for (n, &i) in renamed.iter().enumerate() {
-        expected
-            .rename(&src, i, src.time(2, u32::try_from(n).unwrap()))
-            .await;
+        let at = src.time(2, u32::try_from(n).unwrap());
+        f.expected.rename(&src, i, at).await;
     }
-    let more = expected.generate(&config_file, &src, 1000, 42, 3, dir.path());
-    src.insert(&more).await;
+    let more = f.load(&src, 1000, 42, 3).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(
         child.try_wait().unwrap().is_none(),
         "the connector waits for its source instead of exiting"
     );
-    assert_eq!(checkpoint_rows(&db, "mr-my-away").await, all);
+    assert_eq!(checkpoint_rows(&f.db, "mr-my-away").await, all);
 
     // Back: it resumes from its cursor.
     proxy.restore();
-    let total = first.len() + renamed.len() + more.len();
+    let total = first + renamed.len() + more;
     let total_rows = u64::try_from(total).unwrap();
     eventually(
         Duration::from_secs(120),
         "the connector to resume",
-        || async { (checkpoint_rows(&db, "mr-my-away").await == total_rows).then_some(()) },
+        || async { (checkpoint_rows(&f.db, "mr-my-away").await == total_rows).then_some(()) },
     )
     .await;
     kill(&mut child);
-    let s = caught_up(&db, total).await;
-    assert!(s.reconciled, "{s:?}");
-    let (want, invalid) = expected.repository(&registry);
-    assert_eq!(usize::try_from(s.rejected).unwrap(), invalid);
-    assert_repository_matches(&db, &want).await;
+    f.assert_reconciled(&caught_up(&f.db, total).await).await;
 }
