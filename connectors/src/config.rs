@@ -7,6 +7,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::file::FileConfig;
+use crate::mysql_table::MysqlTableConfig;
+use crate::postgres_table::PostgresTableConfig;
 use crate::{Checkpoint, FieldTypes, Source, SourceError};
 
 /// One connector: which dataset it feeds and where it reads.
@@ -49,6 +51,10 @@ fn default_poll_interval() -> Duration {
 pub enum SourceConfig {
     /// CSV or JSON Lines files: one file or a watched drop folder.
     File(FileConfig),
+    /// A PostgreSQL table, read incrementally by its update-time column.
+    PostgresTable(PostgresTableConfig),
+    /// A MariaDB or MySQL table, read incrementally by its update-time column.
+    MysqlTable(MysqlTableConfig),
 }
 
 /// What a source needs from the hub to start.
@@ -122,6 +128,10 @@ impl ConnectorConfig {
         }
         match &config.source {
             SourceConfig::File(f) => problems.extend(f.check()),
+            SourceConfig::PostgresTable(t) => {
+                problems.extend(t.check(crate::postgres_table::SCHEMES))
+            }
+            SourceConfig::MysqlTable(t) => problems.extend(t.check(crate::mysql_table::SCHEMES)),
         }
         if problems.is_empty() {
             Ok(config)
@@ -135,6 +145,12 @@ impl ConnectorConfig {
         match &self.source {
             SourceConfig::File(f) => {
                 Ok(Box::new(crate::file::FileSource::open(f.clone(), context)?))
+            }
+            SourceConfig::PostgresTable(t) => {
+                Ok(Box::new(crate::postgres_table::open(t.clone(), context)?))
+            }
+            SourceConfig::MysqlTable(t) => {
+                Ok(Box::new(crate::mysql_table::open(t.clone(), context)?))
             }
         }
     }
@@ -152,8 +168,68 @@ mod tests {
         .unwrap();
         assert_eq!(c.batch_size, 1000);
         assert_eq!(c.max_record_bytes, 1024 * 1024);
-        let SourceConfig::File(f) = c.source;
+        let SourceConfig::File(f) = c.source else {
+            panic!("a file source")
+        };
         assert_eq!(f.path.as_deref(), Some(Path::new("/tmp/x.csv")));
+    }
+
+    #[test]
+    fn table_connectors_parse_with_defaults() {
+        let c = ConnectorConfig::parse(
+            "name = \"mr-db\"\ndataset = \"business-registrations\"\npoll_interval = \"5s\"\n[source]\nkind = \"postgres-table\"\nurl = \"postgres://reader:pw@db.mr.local/registry\"\ntable = \"business\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.poll_interval, Duration::from_secs(5));
+        let SourceConfig::PostgresTable(t) = &c.source else {
+            panic!("a postgres-table source")
+        };
+        assert_eq!(t.updated_at_column, "updated_at");
+        assert_eq!(t.lag, Duration::from_secs(30));
+        assert_eq!(t.statement_timeout, Duration::from_secs(10));
+        assert_eq!(t.time_zone, "+08:00");
+        assert_eq!(t.max_connections, 1);
+        assert!(t.columns.is_none() && t.key_columns.is_none() && t.schema.is_none());
+        assert!(
+            !format!("{c:?}").contains("pw@"),
+            "the password is redacted"
+        );
+
+        let c = ConnectorConfig::parse(
+            "name = \"psb-db\"\ndataset = \"resident-registrations\"\n[source]\nkind = \"mysql-table\"\nurl = \"mariadb://reader@127.0.0.1:3306/hukou\"\nschema = \"hukou\"\ntable = \"residents\"\ncolumns = [\"id_number\", \"name\"]\nupdated_at_column = \"modified\"\nkey_columns = [\"id\"]\nlag = \"2m\"\nstatement_timeout = \"5s\"\ntime_zone = \"+00:00\"\nmax_connections = 2\n",
+        )
+        .unwrap();
+        let SourceConfig::MysqlTable(t) = &c.source else {
+            panic!("a mysql-table source")
+        };
+        assert_eq!(t.lag, Duration::from_secs(120));
+        assert_eq!(t.key_columns.as_deref(), Some(&["id".to_owned()][..]));
+    }
+
+    #[test]
+    fn table_connectors_refuse_unknown_keys_and_bad_values() {
+        let base = "name = \"x\"\ndataset = \"d\"\n[source]\n";
+        let err = ConnectorConfig::parse(&format!(
+            "{base}kind = \"postgres-table\"\nurl = \"postgres://h/db\"\ntable = \"t\"\nupdated_at = \"m\"\n"
+        ))
+        .unwrap_err();
+        assert!(err.contains("updated_at"), "{err}");
+        let err = ConnectorConfig::parse(&format!(
+            "{base}kind = \"mysql-table\"\nurl = \"postgres://h/db\"\ntable = \"t; DROP TABLE x\"\nlag = \"soon\"\n"
+        ))
+        .unwrap_err();
+        assert!(err.contains("\"soon\", expected a duration"), "{err}");
+        let err = ConnectorConfig::parse(&format!(
+            "{base}kind = \"mysql-table\"\nurl = \"postgres://h/db\"\ntable = \"t; DROP TABLE x\"\ncolumns = [\"a\", \"b c\"]\n"
+        ))
+        .unwrap_err();
+        for key in ["source.url", "source.table", "source.columns"] {
+            assert!(err.contains(key), "{key} in {err}");
+        }
+        let err =
+            ConnectorConfig::parse(&format!("{base}kind = \"postgres-table\"\ntable = \"t\"\n"))
+                .unwrap_err();
+        assert!(err.contains("url"), "{err}");
     }
 
     #[test]

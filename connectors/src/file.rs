@@ -473,6 +473,7 @@ fn read_records(
         out.push(SourceRecord {
             origin: format!("{name} line {line}"),
             seq: open.position.seq,
+            stream: None,
             body,
             raw,
         });

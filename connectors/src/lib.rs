@@ -14,6 +14,9 @@
 
 pub mod config;
 pub mod file;
+pub mod mysql_table;
+pub mod postgres_table;
+pub mod table;
 mod text;
 
 use std::collections::BTreeMap;
@@ -27,6 +30,9 @@ pub struct SourceRecord {
     pub origin: String,
     /// Position of the record in its stream; the same record always gets the same number.
     pub seq: u64,
+    /// The record's own stream when it is not the batch's: a table row is a stream of its
+    /// own, whose versions are numbered by their update time (see [`table`]).
+    pub stream: Option<String>,
     /// The fields, or why the bytes could not even be read as a record.
     pub body: Result<serde_json::Map<String, serde_json::Value>, ReadFailure>,
     /// The original bytes (capped at [`RAW_KEEP_LIMIT`]), kept for the dead-letter topic.
@@ -81,6 +87,10 @@ pub enum SourceError {
     /// The source's database did not answer or refused a query; retriable.
     #[error("the source database failed: {0}")]
     Database(String),
+    /// The source does not fit the configuration (a table, column or key the connector
+    /// needs is missing, or of a type it cannot read); waiting does not help.
+    #[error("the source does not fit the configuration: {0}")]
+    Config(String),
     /// A blocking read task failed.
     #[error("a read task failed: {0}")]
     Task(String),

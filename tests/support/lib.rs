@@ -213,3 +213,118 @@ where
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+pub mod proxy;
+
+/// The MariaDB/MySQL server the table-connector tests use, from `BOHAI_TEST_MYSQL_URL`
+/// (`scripts/stack env` prints it); default `mysql://root@127.0.0.1:3306`.
+pub fn mysql_url() -> String {
+    std::env::var("BOHAI_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
+}
+
+/// Creates an empty MariaDB/MySQL database with a fresh name (`bohai_test_*`, as on
+/// PostgreSQL) and returns its URL.
+pub async fn fresh_mysql_database() -> anyhow::Result<String> {
+    use sqlx::mysql::MySqlConnection;
+    let base = mysql_url();
+    let name = unique("bohai_test_");
+    let mut conn = MySqlConnection::connect(&base)
+        .await
+        .with_context(|| format!("connecting to {base} (scripts/stack up starts MariaDB)"))?;
+    // The name is ours (prefix plus hex), never input: safe to place in the statement.
+    sqlx::query(&format!(
+        "CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+    ))
+    .execute(&mut conn)
+    .await?;
+    conn.close().await?;
+    Ok(format!("{}/{name}", base.trim_end_matches('/')))
+}
+
+/// Runs the repository sink of `config` on a background task (dropped with the runtime).
+pub fn spawn_sink(config: &Config) -> tokio::task::JoinHandle<()> {
+    let registry = std::sync::Arc::new(
+        bohai_schemas::Registry::load(&config.registry.dir).expect("the registry loads"),
+    );
+    let db = bohai_hub::database::pool(&config.database).expect("a pool");
+    tokio::spawn(bohai_hub::pipeline::sink::run(
+        config.kafka.clone(),
+        db,
+        registry,
+    ))
+}
+
+/// Kills `child` with SIGKILL, as a crash would, and reaps it.
+pub fn kill(child: &mut std::process::Child) {
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
+/// The stored checkpoint of `connector`, if it committed one.
+pub async fn connector_position(db: &sqlx::PgPool, connector: &str) -> Option<serde_json::Value> {
+    sqlx::query_scalar("SELECT position FROM connector_checkpoints WHERE connector = $1")
+        .bind(connector)
+        .fetch_optional(db)
+        .await
+        .expect("the checkpoint table answers")
+}
+
+/// Every repository record of `dataset`: primary key, data and version.
+pub async fn repository_rows(
+    db: &sqlx::PgPool,
+    dataset: &str,
+) -> Vec<(String, serde_json::Value, i32)> {
+    sqlx::query_as("SELECT pk, data, version FROM repository_records WHERE dataset = $1")
+        .bind(dataset)
+        .fetch_all(db)
+        .await
+        .expect("the repository answers")
+}
+
+/// Runs a `bohai` command to its end, fails the test with its stderr if it failed, and
+/// returns its stdout.
+pub fn bohai_ok(command: &mut std::process::Command) -> Vec<u8> {
+    let out = command.output().expect("bohai starts");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// The first `n` records of the dead-letter topic: each one's payload (the original bytes)
+/// and its `bohai-reasons` header as JSON. Fails the test when fewer arrive within 30 s each.
+pub async fn dead_letters(
+    kafka: &bohai_hub::config::KafkaConfig,
+    n: usize,
+) -> Vec<(Vec<u8>, serde_json::Value)> {
+    use rdkafka::consumer::{Consumer, StreamConsumer};
+    use rdkafka::message::{Headers, Message};
+    let consumer: StreamConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &kafka.brokers)
+        .set("group.id", unique("dlq-check-"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("a consumer");
+    consumer
+        .subscribe(&[&bohai_hub::pipeline::topics::dead_letter_topic(kafka)])
+        .expect("subscribed");
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let m = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+            .await
+            .expect("a dead letter within 30 s")
+            .expect("a readable dead letter");
+        let reasons = m
+            .headers()
+            .and_then(|h| h.iter().find(|h| h.key == "bohai-reasons"))
+            .and_then(|h| h.value)
+            .and_then(|v| serde_json::from_slice(v).ok())
+            .unwrap_or(serde_json::Value::Null);
+        out.push((m.payload().unwrap_or_default().to_vec(), reasons));
+    }
+    out
+}

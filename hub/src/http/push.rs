@@ -233,6 +233,7 @@ fn parse_body(body: &[u8], ndjson: bool, stream: &str) -> Result<Vec<SourceRecor
         records.push(SourceRecord {
             origin,
             seq: seq as u64,
+            stream: None,
             body,
             raw: raw[..raw.len().min(RAW_KEEP_LIMIT)].to_vec(),
         });

@@ -71,6 +71,8 @@ pub enum Commit<'a> {
 #[derive(Debug)]
 struct Accepted {
     seq: u64,
+    /// The record's own stream, when not the batch's.
+    stream: Option<String>,
     key: String,
     payload: Vec<u8>,
 }
@@ -87,6 +89,8 @@ pub struct Rejection {
     pub reasons: Vec<Violation>,
     #[serde(skip)]
     raw: Vec<u8>,
+    #[serde(skip)]
+    stream: Option<String>,
 }
 
 /// A validated batch, ready to deliver and commit. It owns its records, so that several
@@ -193,6 +197,7 @@ impl Ingestor {
             match check_record(dataset, &record) {
                 Ok((key, payload)) => accepted.push(Accepted {
                     seq: record.seq,
+                    stream: record.stream,
                     key,
                     payload,
                 }),
@@ -201,6 +206,7 @@ impl Ingestor {
                     origin: record.origin,
                     reasons,
                     raw: record.raw,
+                    stream: record.stream,
                 }),
             }
         }
@@ -229,7 +235,7 @@ impl Ingestor {
         let now = chrono::Utc::now().to_rfc3339();
         let stream = checked.stream.as_str();
         let mut pending = Vec::with_capacity(checked.read);
-        let headers_for = |seq: &str| {
+        let headers_for = |stream: &str, seq: &str| {
             OwnedHeaders::new_with_capacity(7)
                 .insert(h(header::DATASET, &checked.dataset))
                 .insert(h(header::SCHEMA_VERSION, &checked.schema_version))
@@ -244,17 +250,18 @@ impl Ingestor {
             let record = FutureRecord::to(&topic)
                 .key(a.key.as_str())
                 .payload(a.payload.as_slice())
-                .headers(headers_for(&seq));
+                .headers(headers_for(a.stream.as_deref().unwrap_or(stream), &seq));
             pending.push(self.enqueue(record).await?);
         }
         for r in &checked.rejected {
             let seq = r.seq.to_string();
             let reasons = serde_json::to_string(&r.reasons).unwrap_or_default();
+            let record_stream = r.stream.as_deref().unwrap_or(stream);
             let record = FutureRecord::to(&dead_letter)
-                .key(stream)
+                .key(record_stream)
                 .payload(r.raw.as_slice())
                 .headers(
-                    headers_for(&seq)
+                    headers_for(record_stream, &seq)
                         .insert(h(header::ORIGIN, &r.origin))
                         .insert(h(header::REASONS, &reasons)),
                 );
@@ -350,15 +357,20 @@ impl Ingestor {
                 .map(|r| serde_json::to_value(&r.reasons).unwrap_or_default())
                 .collect();
             let raws: Vec<&[u8]> = checked.rejected.iter().map(|r| r.raw.as_slice()).collect();
+            let streams: Vec<&str> = checked
+                .rejected
+                .iter()
+                .map(|r| r.stream.as_deref().unwrap_or(&checked.stream))
+                .collect();
             sqlx::query(
                 "INSERT INTO rejected_records (dataset, department, source, stream, seq, origin, reasons, raw)
-                 SELECT $1, $2, $3, $4, * FROM UNNEST($5::bigint[], $6::text[], $7::jsonb[], $8::bytea[])
+                 SELECT $1, $2, $3, * FROM UNNEST($4::text[], $5::bigint[], $6::text[], $7::jsonb[], $8::bytea[])
                  ON CONFLICT (stream, seq) DO NOTHING",
             )
             .bind(&checked.dataset)
             .bind(&checked.department)
             .bind(source)
-            .bind(&checked.stream)
+            .bind(&streams)
             .bind(&seqs)
             .bind(&origins)
             .bind(&reasons)
