@@ -285,7 +285,7 @@ pub async fn repository_rows(
 
 /// Runs a `bohai` command to its end, fails the test with its stderr if it failed, and
 /// returns its stdout.
-pub fn bohai_ok(command: &mut std::process::Command) -> Vec<u8> {
+pub fn command_ok(command: &mut std::process::Command) -> Vec<u8> {
     let out = command.output().expect("bohai starts");
     assert!(
         out.status.success(),

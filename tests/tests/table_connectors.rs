@@ -16,7 +16,7 @@ use bohai_hub::pipeline::stats::{dataset_stats, DatasetStats};
 use bohai_schemas::Registry;
 use bohai_tests::proxy::TcpProxy;
 use bohai_tests::{
-    bohai, bohai_ok, connector_position, dead_letters, eventually, fresh_database,
+    bohai, command_ok, connector_position, dead_letters, eventually, fresh_database,
     fresh_mysql_database, kill, mysql_url, prepared_config, repository_rows, spawn_sink,
     write_config,
 };
@@ -380,7 +380,7 @@ async fn caught_up(db: &PgPool, read: usize) -> DatasetStats {
 
 /// `bohai connect run --once`: reads what there is now; returns (read, rejected).
 fn run_once(config_file: &Path, connector: &Path) -> (usize, usize) {
-    let stdout = bohai_ok(
+    let stdout = command_ok(
         bohai(config_file)
             .args(["connect", "run", "--once", "--json"])
             .arg(connector),
