@@ -126,3 +126,16 @@ fn the_fuzz_bodies_never_panic_on_odd_shapes() {
         bodies::seal_signature(input);
     }
 }
+
+/// Writes the seeds as files for the coverage-guided fuzzer's starting corpus:
+/// `cargo test -p bohai-certs --test fuzz_bodies -- --ignored write_fuzz_seeds` fills
+/// `certs/fuzz/seeds/` (see certs/README.md, "Fuzzing"). A tool, not a check.
+#[test]
+#[ignore = "writes files; run on demand"]
+fn write_fuzz_seeds() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (i, seed) in seeds().iter().enumerate() {
+        std::fs::write(dir.join(format!("seed-{i}")), seed).unwrap();
+    }
+}

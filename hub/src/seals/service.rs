@@ -380,6 +380,7 @@ impl<'a> SealsService<'a> {
         now: DateTime<Utc>,
     ) -> Result<SealSummary, SealsError> {
         let issuing = self.issuing().await?;
+        let image = image.unwrap_or_else(|| SealImage::official_svg(&dept.name_zh, seal_type));
         let name = name.map_or_else(
             || default_seal_name(&dept.name_zh, seal_type),
             str::to_owned,
@@ -394,10 +395,9 @@ impl<'a> SealsService<'a> {
                 not_before: now,
                 not_after: now + Duration::days(i64::from(days)),
             },
-            image_digest: [0; 32],
+            image_digest: image.digest(),
             crl_distribution_url: self.config.crl_url.clone(),
         };
-        let image = image.unwrap_or_else(|| SealImage::official_svg(&dept.name_zh, seal_type));
         let issued = issue_seal_with_image(&issuing, &request, &image, now)?;
         self.store_seal(&dept.code, issued, seal_type, &image, false, now)
             .await
@@ -418,15 +418,15 @@ impl<'a> SealsService<'a> {
     ) -> Result<SealSummary, SealsError> {
         let maker = self.issuing().await?;
         let trust = self.trust_anchors().await?;
+        let image = image.unwrap_or_else(|| SealImage::official_svg(&dept.name_zh, seal_type));
         let request = ImportRequest {
             cert_pem,
             key_pem,
             chain_pem,
             dept_code: seal_id_prefix(&dept.code),
             seal_type,
-            image_digest: [0; 32],
+            image_digest: image.digest(),
         };
-        let image = image.unwrap_or_else(|| SealImage::official_svg(&dept.name_zh, seal_type));
         let issued = import_seal_with_image(&maker, &request, &trust, &image, now)?;
         self.store_seal(&dept.code, issued, seal_type, &image, true, now)
             .await
