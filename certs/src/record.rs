@@ -346,9 +346,9 @@ impl SealRecord {
             .ok_or_else(|| invalid("signature", "BIT STRING has unused bits"))?;
         let picture_type = match &a.seal_info.picture_type {
             None => None,
-            Some(code) => Some(ImageType::from_record_code(&code.to_string()).ok_or_else(
-                || invalid("pictureType", format!("expected PNG or SVG, found {code}")),
-            )?),
+            Some(code) => Some(ImageType::from_record_code(code.as_ref()).ok_or_else(|| {
+                invalid("pictureType", format!("expected PNG or SVG, found {code}"))
+            })?),
         };
         Ok(Self {
             info: SealInfo::from_asn1(&a.seal_info)?,

@@ -5,6 +5,8 @@
 //! (`cargo fuzz`, see certs/README.md) explores far more; this keeps the same bodies honest
 //! in every `cargo test`.
 
+#![allow(clippy::unwrap_used)] // a test that cannot unwrap should fail loudly
+
 #[allow(unreachable_pub)] // public for the fuzz crate, which is its own workspace
 #[path = "../fuzz/src/lib.rs"]
 mod bodies;

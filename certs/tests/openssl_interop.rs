@@ -1,6 +1,8 @@
 //! Interoperability with the OpenSSL command line (`openssl` 3.x on PATH): chains, CRLs and
 //! the seal signature's TBS bytes, and a department CA made entirely with OpenSSL.
 
+#![allow(clippy::unwrap_used)] // a test that cannot unwrap should fail loudly
+
 mod common;
 
 use bohai_certs::{
@@ -261,7 +263,7 @@ fn openssl_made_crls_of_an_operator_ca_decide_revocation() {
         check_crl_signed_by_anchor(&listed, &trust).unwrap().revoked,
         1
     );
-    let report = verdict(&[listed.clone()]);
+    let report = verdict(std::slice::from_ref(&listed));
     assert_eq!(report.overall, Verdict::Invalid, "{report:#?}");
     assert_eq!(report.problem_codes(), vec![ReasonCode::CertRevoked]);
 
