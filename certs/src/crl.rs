@@ -1,14 +1,21 @@
 //! Certificate revocation lists for seals, signed by the issuing CA (or the root, for the
 //! issuing CA itself). Each CRL carries a CRL number and an authority key identifier.
+//!
+//! CRLs of other CAs (departments' own CAs under operator-added trust anchors) are read with
+//! [`read_crl`] and checked against the anchors with [`check_crl_signed_by_anchor`].
 
 use chrono::{DateTime, Utc};
 use rcgen::{CertificateRevocationListParams, KeyIdMethod, RevokedCertParams, SerialNumber};
 
 use crate::ca::{CaCert, CaError};
+use crate::cert_facts::hex_lower;
 use crate::timestamp;
+use crate::trust::TrustAnchors;
 
 /// Most entries in one CRL issued here.
 const MAX_ENTRIES: usize = 100_000;
+/// Largest CRL accepted by [`read_crl`] (DER, or PEM text).
+pub const MAX_CRL_LEN: usize = 4 * 1024 * 1024;
 
 /// Errors of the `crl` module.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +34,139 @@ pub enum CrlError {
     /// rcgen refused to build the CRL.
     #[error("cannot build the CRL: {0}")]
     Build(rcgen::Error),
+    /// The bytes are not a CRL this verifier can use (DER or PEM `X509 CRL`, v2, at most
+    /// 4 MiB).
+    #[error("not a usable CRL: {0}")]
+    Malformed(String),
+    /// No trust anchor has the CRL's issuer as its subject.
+    #[error("the CRL's issuer `{issuer}` is not a configured trust anchor")]
+    UnknownIssuer {
+        /// The CRL's issuer name.
+        issuer: String,
+    },
+    /// The CRL's signature does not verify with the key of the anchor named as its issuer,
+    /// or that anchor may not sign CRLs.
+    #[error("the CRL's signature does not verify with trust anchor `{issuer}`: {reason}")]
+    BadSignature {
+        /// The CRL's issuer name.
+        issuer: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What a checked CRL says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrlInfo {
+    /// The issuer name, e.g. `C=CN, O=盘锦市公安局, CN=盘锦市公安局印章CA`.
+    pub issuer: String,
+    /// thisUpdate.
+    pub this_update: DateTime<Utc>,
+    /// nextUpdate, when present.
+    pub next_update: Option<DateTime<Utc>>,
+    /// cRLNumber in lowercase hex, when present.
+    pub crl_number: Option<String>,
+    /// How many certificates it lists.
+    pub revoked: usize,
+}
+
+fn crl_malformed(reason: impl std::fmt::Display) -> CrlError {
+    CrlError::Malformed(reason.to_string())
+}
+
+/// Reads a CRL given as DER or as PEM (`X509 CRL`) from untrusted bytes, at most 4 MiB, and
+/// returns its DER once x509-parser and webpki (which the verifier uses) both read it.
+pub fn read_crl(bytes: &[u8]) -> Result<Vec<u8>, CrlError> {
+    if bytes.len() > MAX_CRL_LEN {
+        return Err(crl_malformed(format!(
+            "{} bytes is over the 4 MiB limit",
+            bytes.len()
+        )));
+    }
+    let der = if bytes.first() == Some(&0x30) {
+        bytes.to_vec()
+    } else {
+        let text = std::str::from_utf8(bytes)
+            .map_err(|_| crl_malformed("neither DER (SEQUENCE) nor PEM text"))?;
+        let block = pem::parse(text).map_err(|e| crl_malformed(format!("PEM: {e}")))?;
+        if block.tag() != "X509 CRL" {
+            return Err(crl_malformed(format!(
+                "PEM label {:?}, expected \"X509 CRL\"",
+                block.tag()
+            )));
+        }
+        block.into_contents()
+    };
+    parse_both(&der)?;
+    Ok(der)
+}
+
+fn parse_both(
+    der: &[u8],
+) -> Result<x509_parser::revocation_list::CertificateRevocationList<'_>, CrlError> {
+    use x509_parser::prelude::FromDer as _;
+    let (rest, crl) = x509_parser::revocation_list::CertificateRevocationList::from_der(der)
+        .map_err(|e| crl_malformed(format!("DER: {e}")))?;
+    if !rest.is_empty() {
+        return Err(crl_malformed("trailing bytes after the CRL"));
+    }
+    webpki::BorrowedCertRevocationList::from_der(der)
+        .map_err(|e| crl_malformed(format!("{e:?} (a v2 CRL is needed)")))?;
+    Ok(crl)
+}
+
+/// Checks that the DER CRL `der` is signed by one of `anchors`: the CRL's issuer is an
+/// anchor's subject, that anchor may sign CRLs (no keyUsage, or keyUsage with cRLSign), and
+/// the signature verifies with its key. Dates are not checked: the verifier judges freshness
+/// at the time it verifies.
+pub fn check_crl_signed_by_anchor(der: &[u8], anchors: &TrustAnchors) -> Result<CrlInfo, CrlError> {
+    use x509_parser::prelude::{FromDer as _, X509Certificate};
+    let crl = parse_both(der)?;
+    let issuer = crl.issuer().to_string();
+    let mut named = false;
+    let mut last_problem = String::new();
+    for anchor_der in anchors.certs() {
+        let Ok((_, anchor)) = X509Certificate::from_der(anchor_der) else {
+            continue;
+        };
+        if anchor.subject().as_raw() != crl.issuer().as_raw() {
+            continue;
+        }
+        named = true;
+        let may_sign_crls = match anchor.key_usage() {
+            Ok(None) => true,
+            Ok(Some(ku)) => ku.value.crl_sign(),
+            Err(_) => false,
+        };
+        if !may_sign_crls {
+            last_problem = "its keyUsage lacks cRLSign".to_owned();
+            continue;
+        }
+        match crl.verify_signature(anchor.public_key()) {
+            Ok(()) => {
+                let time = |t: i64| {
+                    timestamp::from_timestamp(t)
+                        .map_err(|e| crl_malformed(format!("time {} out of range", e.0)))
+                };
+                return Ok(CrlInfo {
+                    issuer,
+                    this_update: time(crl.last_update().timestamp())?,
+                    next_update: crl.next_update().map(|t| time(t.timestamp())).transpose()?,
+                    crl_number: crl.crl_number().map(|n| hex_lower(&n.to_bytes_be())),
+                    revoked: crl.iter_revoked_certificates().count(),
+                });
+            }
+            Err(e) => last_problem = e.to_string(),
+        }
+    }
+    if named {
+        Err(CrlError::BadSignature {
+            issuer,
+            reason: last_problem,
+        })
+    } else {
+        Err(CrlError::UnknownIssuer { issuer })
+    }
 }
 
 /// Why a seal certificate was revoked (RFC 5280 CRLReason).
@@ -197,5 +337,58 @@ mod tests {
         assert_eq!(crl.crl_number().unwrap().to_string(), "7");
         assert!(crl_to_pem(&der).starts_with("-----BEGIN X509 CRL-----"));
         assert!(issue_crl(&pki.issuing, &[], 1, now, now).is_err());
+    }
+
+    #[test]
+    fn crls_are_read_as_der_or_pem_and_checked_against_the_anchors() {
+        let now = Utc::now();
+        let names = CaNames::for_city("盘锦市", "盘锦市人民政府");
+        let pki = init_city_ca(&names, now).unwrap();
+        let anchors = TrustAnchors::from_pem(&pki.root.cert_pem()).unwrap();
+        let revoked = [RevokedSeal {
+            serial: vec![0x41, 0x02],
+            revoked_at: now,
+            reason: RevocationReason::Superseded,
+        }];
+        let by_root = issue_crl(&pki.root, &revoked, 3, now, now + Duration::days(7)).unwrap();
+        assert_eq!(read_crl(&by_root).unwrap(), by_root);
+        assert_eq!(read_crl(crl_to_pem(&by_root).as_bytes()).unwrap(), by_root);
+        let info = check_crl_signed_by_anchor(&by_root, &anchors).unwrap();
+        assert_eq!(info.revoked, 1);
+        assert_eq!(info.crl_number.as_deref(), Some("03"));
+        assert!(
+            info.issuer.contains("盘锦市电子印章根证书"),
+            "{}",
+            info.issuer
+        );
+        assert_eq!(info.this_update.timestamp(), now.timestamp());
+
+        // Signed by a CA that is not an anchor.
+        let by_issuing =
+            issue_crl(&pki.issuing, &revoked, 3, now, now + Duration::days(7)).unwrap();
+        assert!(matches!(
+            check_crl_signed_by_anchor(&by_issuing, &anchors),
+            Err(CrlError::UnknownIssuer { .. })
+        ));
+        // Same issuer name, other key: the signature does not verify.
+        let impostor = init_city_ca(&names, now).unwrap();
+        let forged = issue_crl(&impostor.root, &revoked, 3, now, now + Duration::days(7)).unwrap();
+        assert!(matches!(
+            check_crl_signed_by_anchor(&forged, &anchors),
+            Err(CrlError::BadSignature { .. })
+        ));
+        // Garbage, other PEM labels, trailing bytes, too large.
+        let mut trailing = by_root.clone();
+        trailing.push(0);
+        for bad in [
+            b"".to_vec(),
+            b"hello".to_vec(),
+            pki.root.cert_pem().into_bytes(),
+            trailing,
+            by_root[..by_root.len() - 1].to_vec(),
+            vec![0x30; MAX_CRL_LEN + 1],
+        ] {
+            assert!(matches!(read_crl(&bad), Err(CrlError::Malformed(_))));
+        }
     }
 }

@@ -13,6 +13,8 @@
 pub mod ca;
 mod cert_facts;
 pub mod crl;
+pub mod image;
+pub mod inspect;
 pub mod keys;
 pub mod licence;
 pub mod record;
@@ -25,18 +27,25 @@ pub mod trust;
 pub mod verify;
 
 pub use ca::{init_city_ca, CaCert, CaError, CaNames, CityPki};
-pub use crl::{crl_to_pem, issue_crl, CrlError, RevocationReason, RevokedSeal};
+pub use crl::{
+    check_crl_signed_by_anchor, crl_to_pem, issue_crl, read_crl, CrlError, CrlInfo,
+    RevocationReason, RevokedSeal,
+};
+pub use image::{ImageError, ImageType, SealImage};
+pub use inspect::CertificateInfo;
 pub use keys::KeyError;
 pub use record::{SealInfo, SealRecord, SealRecordError, SealType};
 pub use report::{Check, CheckResult, ReasonCode, Report, Verdict};
 pub use seal::{
-    import_seal, issue_seal, ImportRequest, IssuedSeal, SealError, SealKey, SealRequest, Validity,
+    import_seal, import_seal_with_image, issue_seal, issue_seal_with_image, ImportRequest,
+    IssuedSeal, SealError, SealKey, SealRequest, Validity,
 };
 pub use secret::{EncryptedKey, MasterKey, SecretBytes, SecretError};
 pub use signature::{sign_document, SealSignature, SignatureError};
 pub use trust::{TrustAnchors, TrustError};
 pub use verify::{
-    verify_seal_signature, RevocationPolicy, VerifiedSeal, VerifyContext, VerifyPolicy,
+    verify_seal_signature, verify_seal_signature_with_image, RevocationPolicy, VerifiedSeal,
+    VerifyContext, VerifyPolicy,
 };
 
 /// Object identifier of id-kp-documentSigning (RFC 9336), required in seal certificates.

@@ -12,7 +12,8 @@
 //!     createDate     GeneralizedTime,
 //!     validStart     GeneralizedTime,
 //!     validEnd       GeneralizedTime,
-//!     pictureDigest  OCTET STRING }      -- SHA-256 of the seal image, 32 bytes
+//!     pictureDigest  OCTET STRING,       -- SHA-256 of the seal image, 32 bytes
+//!     pictureType    [0] EXPLICIT IA5String OPTIONAL } -- "PNG" or "SVG" (GB/T 38540 type)
 //! SealRecord ::= SEQUENCE {
 //!     sealInfo           SealInfo,
 //!     makerCert          OCTET STRING,   -- DER of the maker's (issuing CA) certificate
@@ -27,6 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ca::CaCert;
 use crate::cert_facts::CertFacts;
+use crate::image::ImageType;
 use crate::keys::{self, KeyError};
 use crate::timestamp;
 use crate::OID_ECDSA_WITH_SHA256;
@@ -35,8 +37,9 @@ use crate::OID_ECDSA_WITH_SHA256;
 pub(crate) const SES_VERSION: u32 = 4;
 /// Longest seal record accepted by [`SealRecord::from_der`].
 const MAX_RECORD_LEN: usize = 32 * 1024;
-/// Longest seal id.
-const MAX_SEAL_ID_LEN: usize = 64;
+/// Longest seal id: a 32-character department code, `-`, and the hex of a certificate
+/// serial of up to 21 DER bytes (42 digits) fit with room to spare.
+pub const MAX_SEAL_ID_LEN: usize = 128;
 /// Longest seal name, in bytes.
 const MAX_NAME_LEN: usize = 256;
 
@@ -101,7 +104,7 @@ impl SealType {
 /// The content of a seal record (`SealInfo`), at whole-second precision.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SealInfo {
-    /// Seal identifier: printable ASCII, at most 64 characters.
+    /// Seal identifier: printable ASCII, at most [`MAX_SEAL_ID_LEN`] (128) characters.
     pub seal_id: String,
     /// Kind of seal.
     pub seal_type: SealType,
@@ -123,6 +126,7 @@ pub struct SealInfo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SealRecord {
     info: SealInfo,
+    picture_type: Option<ImageType>,
     maker_cert_der: Vec<u8>,
     signature: Vec<u8>,
 }
@@ -138,6 +142,8 @@ pub(crate) struct SealInfoAsn1 {
     valid_start: GeneralizedTime,
     valid_end: GeneralizedTime,
     picture_digest: OctetString,
+    #[asn1(context_specific = "0", optional = "true")]
+    picture_type: Option<Ia5String>,
 }
 
 #[derive(Sequence)]
@@ -192,6 +198,7 @@ impl SealInfo {
             valid_start: time_field("validStart", self.valid_start)?,
             valid_end: time_field("validEnd", self.valid_end)?,
             picture_digest: OctetString::new(self.picture_digest.to_vec()).map_err(malformed)?,
+            picture_type: None,
         })
     }
 
@@ -221,7 +228,8 @@ impl SealInfo {
         })
     }
 
-    /// The DER of `SealInfo`: the bytes the maker signs.
+    /// The DER of `SealInfo` without `pictureType`: the bytes the maker signs for a record
+    /// without a picture type ([`SealRecord::signed_info_der`] gives them for every record).
     pub fn to_der(&self) -> Result<Vec<u8>, SealRecordError> {
         self.to_asn1()?.to_der().map_err(malformed)
     }
@@ -234,7 +242,7 @@ impl SealInfo {
 
 fn check_seal_id(id: &str) -> Result<(), SealRecordError> {
     if id.is_empty() || id.len() > MAX_SEAL_ID_LEN {
-        return Err(invalid("sealId", "must be 1 to 64 characters"));
+        return Err(invalid("sealId", "must be 1 to 128 characters"));
     }
     if !id.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(invalid("sealId", "must be printable ASCII without spaces"));
@@ -247,13 +255,43 @@ impl SealRecord {
     /// and [`crate::import_seal`] call this; it is public for seals whose certificates are
     /// made elsewhere, and signs whatever `info` says, so check `info` first.
     pub fn make(info: SealInfo, maker: &CaCert) -> Result<Self, SealRecordError> {
-        let tbs = info.to_der()?;
-        let signature = maker.signing_key()?.sign(&tbs)?;
-        Ok(Self {
+        Self::make_with_picture_type(info, None, maker)
+    }
+
+    /// Like [`SealRecord::make`], with the seal image's type written as `pictureType`.
+    pub fn make_with_picture_type(
+        info: SealInfo,
+        picture_type: Option<ImageType>,
+        maker: &CaCert,
+    ) -> Result<Self, SealRecordError> {
+        let mut record = Self {
             info,
+            picture_type,
             maker_cert_der: maker.cert_der().to_vec(),
-            signature,
-        })
+            signature: Vec::new(),
+        };
+        record.signature = maker.signing_key()?.sign(&record.signed_info_der()?)?;
+        Ok(record)
+    }
+
+    /// The type of the seal image (`pictureType`), when the record names one.
+    pub fn picture_type(&self) -> Option<ImageType> {
+        self.picture_type
+    }
+
+    fn info_asn1(&self) -> Result<SealInfoAsn1, SealRecordError> {
+        let mut asn1 = self.info.to_asn1()?;
+        asn1.picture_type = self
+            .picture_type
+            .map(|t| Ia5String::new(t.record_code()).map_err(malformed))
+            .transpose()?;
+        Ok(asn1)
+    }
+
+    /// The DER of this record's `SealInfo` (with `pictureType` when present): the exact
+    /// bytes the maker signed.
+    pub fn signed_info_der(&self) -> Result<Vec<u8>, SealRecordError> {
+        self.info_asn1()?.to_der().map_err(malformed)
     }
 
     /// What the record says.
@@ -279,13 +317,13 @@ impl SealRecord {
         let point = maker
             .p256_point
             .ok_or_else(|| SealRecordError::MakerCert("key is not ECDSA P-256".to_owned()))?;
-        keys::verify_p256(&point, &self.info.to_der()?, &self.signature)
+        keys::verify_p256(&point, &self.signed_info_der()?, &self.signature)
             .map_err(|()| SealRecordError::BadSignature)
     }
 
     pub(crate) fn to_asn1(&self) -> Result<SealRecordAsn1, SealRecordError> {
         Ok(SealRecordAsn1 {
-            seal_info: self.info.to_asn1()?,
+            seal_info: self.info_asn1()?,
             maker_cert: OctetString::new(self.maker_cert_der.clone()).map_err(malformed)?,
             signature_algorithm: ecdsa_with_sha256(),
             signature: BitString::from_bytes(&self.signature).map_err(malformed)?,
@@ -306,8 +344,15 @@ impl SealRecord {
             .signature
             .as_bytes()
             .ok_or_else(|| invalid("signature", "BIT STRING has unused bits"))?;
+        let picture_type = match &a.seal_info.picture_type {
+            None => None,
+            Some(code) => Some(ImageType::from_record_code(code.as_ref()).ok_or_else(|| {
+                invalid("pictureType", format!("expected PNG or SVG, found {code}"))
+            })?),
+        };
         Ok(Self {
             info: SealInfo::from_asn1(&a.seal_info)?,
+            picture_type,
             maker_cert_der: a.maker_cert.as_bytes().to_vec(),
             signature: signature.to_vec(),
         })
@@ -362,6 +407,23 @@ mod tests {
         let der = record.to_der().unwrap();
         let back = SealRecord::from_der(&der).unwrap();
         assert_eq!(back, record);
+
+        let typed =
+            SealRecord::make_with_picture_type(info(), Some(ImageType::Svg), &pki.issuing).unwrap();
+        typed.verify_maker_signature().unwrap();
+        assert_ne!(typed.signed_info_der().unwrap(), info().to_der().unwrap());
+        let back = SealRecord::from_der(&typed.to_der().unwrap()).unwrap();
+        assert_eq!(back.picture_type(), Some(ImageType::Svg));
+        assert_eq!(back, typed);
+        // The type is signed: a record claiming another type does not verify.
+        let mut retyped = typed.clone();
+        retyped.picture_type = Some(ImageType::Png);
+        assert!(matches!(
+            retyped.verify_maker_signature(),
+            Err(SealRecordError::BadSignature)
+        ));
+        // Without a picture type the signed bytes are exactly SealInfo's DER, as before.
+        assert_eq!(record.signed_info_der().unwrap(), info().to_der().unwrap());
 
         let mut tampered = record.clone();
         tampered.info.name.push('X');

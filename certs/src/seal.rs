@@ -18,14 +18,15 @@ use crate::record::SealType;
 
 use crate::ca::{self, CaCert, CaError};
 use crate::cert_facts::{hex_lower, CertFacts, OID_ORGANIZATION_IDENTIFIER};
+use crate::image::{ImageType, SealImage};
 use crate::keys::{self, KeyError, SigningKey};
 use crate::record::{SealInfo, SealRecord, SealRecordError};
 use crate::secret::SecretBytes;
 use crate::timestamp;
 use crate::trust::{self, TrustAnchors};
 
-/// Longest department code.
-const MAX_DEPT_CODE_LEN: usize = 16;
+/// Longest department code: the registry allows 32 characters (`^[a-z][a-z0-9-]{1,31}$`).
+pub const MAX_DEPT_CODE_LEN: usize = 32;
 /// Most intermediates kept with a seal (and accepted in a signature's chain).
 pub(crate) const MAX_CHAIN_LEN: usize = 4;
 /// Characters of a unified social credit code (GB 32100-2015), in value order.
@@ -101,7 +102,7 @@ pub struct Validity {
 /// What a department asks for when the city issues it a seal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SealRequest {
-    /// Department code from the registry: 1–16 of `A-Z a-z 0-9 - _`.
+    /// Department code from the registry: 1–32 of `A-Z a-z 0-9 - _`.
     pub dept_code: String,
     /// Department name in Chinese, the certificate's O.
     pub dept_name_zh: String,
@@ -233,6 +234,30 @@ pub fn issue_seal(
     request: &SealRequest,
     now: DateTime<Utc>,
 ) -> Result<IssuedSeal, SealError> {
+    issue(issuing, request, None, now)
+}
+
+/// Like [`issue_seal`], with the seal image: the record's `pictureDigest` is the image's
+/// SHA-256 (whatever `request.image_digest` says) and its `pictureType` the image's type.
+pub fn issue_seal_with_image(
+    issuing: &CaCert,
+    request: &SealRequest,
+    image: &SealImage,
+    now: DateTime<Utc>,
+) -> Result<IssuedSeal, SealError> {
+    let request = SealRequest {
+        image_digest: image.digest(),
+        ..request.clone()
+    };
+    issue(issuing, &request, Some(image.image_type()), now)
+}
+
+fn issue(
+    issuing: &CaCert,
+    request: &SealRequest,
+    picture_type: Option<ImageType>,
+    now: DateTime<Utc>,
+) -> Result<IssuedSeal, SealError> {
     check_dept_code(&request.dept_code)?;
     check_credit_code(&request.credit_code)?;
     for (field, value) in [
@@ -315,7 +340,7 @@ pub fn issue_seal(
         valid_end: not_after,
         picture_digest: request.image_digest,
     };
-    let record = SealRecord::make(info, issuing)?;
+    let record = SealRecord::make_with_picture_type(info, picture_type, issuing)?;
     Ok(IssuedSeal {
         cert_der,
         key,
@@ -350,6 +375,32 @@ pub fn import_seal(
     maker: &CaCert,
     request: &ImportRequest,
     trust: &TrustAnchors,
+    now: DateTime<Utc>,
+) -> Result<IssuedSeal, SealError> {
+    import(maker, request, trust, None, now)
+}
+
+/// Like [`import_seal`], with the seal image: the record's `pictureDigest` is the image's
+/// SHA-256 (whatever `request.image_digest` says) and its `pictureType` the image's type.
+pub fn import_seal_with_image(
+    maker: &CaCert,
+    request: &ImportRequest,
+    trust: &TrustAnchors,
+    image: &SealImage,
+    now: DateTime<Utc>,
+) -> Result<IssuedSeal, SealError> {
+    let request = ImportRequest {
+        image_digest: image.digest(),
+        ..request.clone()
+    };
+    import(maker, &request, trust, Some(image.image_type()), now)
+}
+
+fn import(
+    maker: &CaCert,
+    request: &ImportRequest,
+    trust: &TrustAnchors,
+    picture_type: Option<ImageType>,
     now: DateTime<Utc>,
 ) -> Result<IssuedSeal, SealError> {
     check_dept_code(&request.dept_code)?;
@@ -413,7 +464,7 @@ pub fn import_seal(
         valid_end: time(facts.not_after)?,
         picture_digest: request.image_digest,
     };
-    let record = SealRecord::make(info, maker)?;
+    let record = SealRecord::make_with_picture_type(info, picture_type, maker)?;
     Ok(IssuedSeal {
         cert_der,
         key,
@@ -433,7 +484,7 @@ fn check_dept_code(code: &str) -> Result<(), SealError> {
     } else {
         Err(invalid(
             "dept_code",
-            "must be 1 to 16 characters of A-Z a-z 0-9 - _",
+            "must be 1 to 32 characters of A-Z a-z 0-9 - _",
         ))
     }
 }
@@ -470,7 +521,7 @@ fn oid_arcs(dotted: &str) -> Vec<u64> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::ca::{init_city_ca, CaNames};
     use chrono::Duration;
@@ -547,6 +598,33 @@ mod tests {
         ));
         let mut r = request(now);
         r.validity.not_after = r.validity.not_before;
+        assert!(issue_seal(&pki.issuing, &r, now).is_err());
+    }
+
+    #[test]
+    fn every_registry_code_fits_whole_with_an_image() {
+        let now = Utc::now();
+        let pki = init_city_ca(&CaNames::for_city("盘锦市", "盘锦市人民政府"), now).unwrap();
+        let mut r = request(now);
+        // The longest code the registry allows (32 characters).
+        r.dept_code = "human-resources-social-security1".to_owned();
+        let image = SealImage::official_svg(&r.dept_name_zh, r.seal_type);
+        let seal = issue_seal_with_image(&pki.issuing, &r, &image, now).unwrap();
+        assert!(seal
+            .seal_id()
+            .starts_with("human-resources-social-security1-"));
+        assert_eq!(seal.record.info().picture_digest, image.digest());
+        assert_eq!(seal.record.picture_type(), Some(ImageType::Svg));
+        seal.record.verify_maker_signature().unwrap();
+        // An imported certificate's 20-byte serial (42 hex digits with a leading 00) fits too.
+        let id = format!("{}-{}", r.dept_code, "00".repeat(21));
+        crate::record::SealInfo {
+            seal_id: id,
+            ..seal.record.info().clone()
+        }
+        .to_der()
+        .unwrap();
+        r.dept_code.push('x');
         assert!(issue_seal(&pki.issuing, &r, now).is_err());
     }
 

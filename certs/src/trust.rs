@@ -108,6 +108,11 @@ impl TrustAnchors {
         Ok(())
     }
 
+    /// The anchors' certificates, DER, in the order added.
+    pub fn certs(&self) -> &[CertificateDer<'static>] {
+        &self.certs
+    }
+
     /// Number of anchors.
     pub fn len(&self) -> usize {
         self.certs.len()

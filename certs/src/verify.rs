@@ -9,7 +9,8 @@
 //!
 //! Checks, one report line each, in this order: `parse`, `document_hash`, `signature`,
 //! `signing_time`, `chain`, `key_usage`, `extended_key_usage`, `seal_record`,
-//! `seal_validity`, `revocation`.
+//! `seal_validity`, `revocation`; with [`verify_seal_signature_with_image`] also
+//! `seal_image` (after `seal_record`): the seal image's SHA-256 and type against the record.
 
 use chrono::{DateTime, Duration, Utc};
 use rustls_pki_types::CertificateDer;
@@ -21,6 +22,7 @@ use x509_parser::prelude::FromDer as _;
 use x509_parser::revocation_list::CertificateRevocationList;
 
 use crate::cert_facts::{hex_lower, CertFacts};
+use crate::image::SealImage;
 use crate::keys;
 use crate::record::SealType;
 use crate::report::{Check, CheckResult, ReasonCode, Report};
@@ -42,6 +44,7 @@ const KEY_USAGE: &str = "key_usage";
 const EXTENDED_KEY_USAGE: &str = "extended_key_usage";
 const SEAL_RECORD: &str = "seal_record";
 const SEAL_VALIDITY: &str = "seal_validity";
+const SEAL_IMAGE: &str = "seal_image";
 const REVOCATION: &str = "revocation";
 /// The checks after `parse`, in report order.
 const AFTER_PARSE: [&str; 9] = [
@@ -158,6 +161,18 @@ pub fn verify_seal_signature(
     signature_der: &[u8],
     ctx: &VerifyContext<'_>,
 ) -> (Report, Option<VerifiedSeal>) {
+    verify_seal_signature_with_image(document_sha256, signature_der, ctx, None)
+}
+
+/// Like [`verify_seal_signature`], and when the seal's image is at hand (`image`), a
+/// `seal_image` check: the record's `pictureDigest` must be the image's SHA-256 and its
+/// `pictureType`, when present, the image's type (`SEAL_RECORD_INVALID` otherwise).
+pub fn verify_seal_signature_with_image(
+    document_sha256: [u8; 32],
+    signature_der: &[u8],
+    ctx: &VerifyContext<'_>,
+    image: Option<&SealImage>,
+) -> (Report, Option<VerifiedSeal>) {
     let mut checks = Vec::with_capacity(1 + AFTER_PARSE.len());
     let parsed = SealSignature::from_der(signature_der)
         .map_err(|e| e.to_string())
@@ -170,9 +185,14 @@ pub fn verify_seal_signature(
         Ok(parsed) => parsed,
         Err(detail) => {
             checks.push(Check::fail(PARSE, ReasonCode::Malformed, detail));
+            let image_check = image.map(|_| SEAL_IMAGE);
             checks.extend(
                 AFTER_PARSE
                     .iter()
+                    .copied()
+                    .flat_map(|name| {
+                        std::iter::once(name).chain(image_check.filter(|_| name == SEAL_RECORD))
+                    })
                     .map(|name| Check::skipped(name, ReasonCode::NotChecked, "parse failed")),
             );
             return (Report::from_checks(ctx.at, checks), None);
@@ -277,6 +297,9 @@ pub fn verify_seal_signature(
         None => Check::pass(SEAL_RECORD),
         Some(detail) => Check::fail(SEAL_RECORD, ReasonCode::SealRecordInvalid, detail),
     });
+    if let Some(image) = image {
+        checks.push(check_image(record, image));
+    }
 
     checks.push(if record.info().covers(signing_time) {
         Check::pass(SEAL_VALIDITY)
@@ -318,6 +341,34 @@ pub fn verify_seal_signature(
         document_sha256,
     });
     (report, verified)
+}
+
+/// The `seal_image` check: the record names this image by digest (and type, when given).
+fn check_image(record: &crate::record::SealRecord, image: &SealImage) -> Check {
+    let recorded = record.info().picture_digest;
+    if recorded != image.digest() {
+        return Check::fail(
+            SEAL_IMAGE,
+            ReasonCode::SealRecordInvalid,
+            format!(
+                "pictureDigest {} is not the SHA-256 of the seal image ({})",
+                hex_lower(&recorded),
+                hex_lower(&image.digest())
+            ),
+        );
+    }
+    match record.picture_type() {
+        Some(t) if t != image.image_type() => Check::fail(
+            SEAL_IMAGE,
+            ReasonCode::SealRecordInvalid,
+            format!(
+                "pictureType {} but the seal image is {}",
+                t.record_code(),
+                image.image_type().record_code()
+            ),
+        ),
+        _ => Check::pass(SEAL_IMAGE),
+    }
 }
 
 /// The reason code for a chain validation error.

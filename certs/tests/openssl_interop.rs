@@ -1,53 +1,31 @@
 //! Interoperability with the OpenSSL command line (`openssl` 3.x on PATH): chains, CRLs and
 //! the seal signature's TBS bytes, and a department CA made entirely with OpenSSL.
 
+#![allow(clippy::unwrap_used)] // a test that cannot unwrap should fail loudly
+
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Output};
-
 use bohai_certs::{
-    crl_to_pem, import_seal, sign_document, verify_seal_signature, ImportRequest, SealError,
-    SealType, TrustAnchors, Verdict, VerifyContext, VerifyPolicy,
+    check_crl_signed_by_anchor, crl_to_pem, import_seal, read_crl, sign_document,
+    verify_seal_signature, CrlError, ImportRequest, ReasonCode, SealError, SealType, TrustAnchors,
+    Verdict, VerifyContext, VerifyPolicy,
 };
+use bohai_certs_testkit::{DeptCa, Openssl};
 use chrono::Utc;
 use common::*;
-
-fn openssl(dir: &Path, args: &[&str]) -> Output {
-    Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the openssl command line must be installed for these tests")
-}
-
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let out = openssl(dir, args);
-    assert!(
-        out.status.success(),
-        "openssl {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn write(dir: &Path, name: &str, bytes: impl AsRef<[u8]>) {
-    std::fs::write(dir.join(name), bytes).expect("write test file");
-}
 
 #[test]
 fn openssl_verifies_the_seal_chain_and_honours_the_crl() {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+    let o = Openssl::in_dir(dir.path());
     let pki = city_at_real_now();
     let revoked = seal_at_real_now(&pki);
     let good = seal_at_real_now(&pki);
     let revoked_serial = revoked.clone().into_seal_key().unwrap().serial().to_vec();
-    write(d, "root.pem", pki.root.cert_pem());
-    write(d, "issuing.pem", pki.issuing.cert_pem());
-    write(d, "revoked.pem", revoked.cert_pem());
-    write(d, "good.pem", good.cert_pem());
+    o.write("root.pem", pki.root.cert_pem());
+    o.write("issuing.pem", pki.issuing.cert_pem());
+    o.write("revoked.pem", revoked.cert_pem());
+    o.write("good.pem", good.cert_pem());
     // OpenSSL checks CRL dates against the real clock, so this CRL is current now.
     let crl = bohai_certs::issue_crl(
         &pki.issuing,
@@ -61,42 +39,36 @@ fn openssl_verifies_the_seal_chain_and_honours_the_crl() {
         Utc::now() + chrono::Duration::days(7),
     )
     .unwrap();
-    write(d, "crl.pem", crl_to_pem(&crl));
+    o.write("crl.pem", crl_to_pem(&crl));
 
-    let out = ok(
-        d,
-        &[
-            "verify",
-            "-CAfile",
-            "root.pem",
-            "-untrusted",
-            "issuing.pem",
-            "good.pem",
-        ],
-    );
+    let out = o.ok(&[
+        "verify",
+        "-CAfile",
+        "root.pem",
+        "-untrusted",
+        "issuing.pem",
+        "good.pem",
+    ]);
     assert!(out.contains("good.pem: OK"), "{out}");
 
-    let text = ok(d, &["crl", "-in", "crl.pem", "-noout", "-text"]);
+    let text = o.ok(&["crl", "-in", "crl.pem", "-noout", "-text"]);
     assert!(text.contains("Certificate Revocation List"), "{text}");
     assert!(text.contains("Superseded"), "{text}");
     assert!(text.contains("X509v3 Authority Key Identifier"), "{text}");
     assert!(text.contains("X509v3 CRL Number"), "{text}");
 
     let crl_check = |leaf: &str| {
-        openssl(
-            d,
-            &[
-                "verify",
-                "-crl_check",
-                "-CRLfile",
-                "crl.pem",
-                "-CAfile",
-                "root.pem",
-                "-untrusted",
-                "issuing.pem",
-                leaf,
-            ],
-        )
+        o.run(&[
+            "verify",
+            "-crl_check",
+            "-CRLfile",
+            "crl.pem",
+            "-CAfile",
+            "root.pem",
+            "-untrusted",
+            "issuing.pem",
+            leaf,
+        ])
     };
     let out = crl_check("revoked.pem");
     assert!(!out.status.success(), "revoked seal must be rejected");
@@ -109,7 +81,7 @@ fn openssl_verifies_the_seal_chain_and_honours_the_crl() {
     assert!(out.status.success(), "{out:?}");
 
     // The certificate profile as OpenSSL sees it.
-    let text = ok(d, &["x509", "-in", "good.pem", "-noout", "-text"]);
+    let text = o.ok(&["x509", "-in", "good.pem", "-noout", "-text"]);
     assert!(
         text.contains("Digital Signature, Non Repudiation"),
         "{text}"
@@ -124,24 +96,20 @@ fn openssl_verifies_the_seal_chain_and_honours_the_crl() {
 #[test]
 fn openssl_verifies_the_tbs_signature() {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+    let o = Openssl::in_dir(dir.path());
     let pki = city_at_real_now();
     let issued = seal_at_real_now(&pki);
-    write(d, "seal.pem", issued.cert_pem());
+    o.write("seal.pem", issued.cert_pem());
     let key = issued.into_seal_key().unwrap();
     let sig = sign(&key, Utc::now());
-    write(d, "tbs.der", sig.tbs_der());
-    write(d, "sig.bin", sig.signature_bytes());
-    write(d, "signature.der", sig.to_der().unwrap());
-    ok(
-        d,
-        &[
-            "x509", "-in", "seal.pem", "-pubkey", "-noout", "-out", "pub.pem",
-        ],
-    );
-    let out = ok(
-        d,
-        &[
+    o.write("tbs.der", sig.tbs_der());
+    o.write("sig.bin", sig.signature_bytes());
+    o.write("signature.der", sig.to_der().unwrap());
+    o.ok(&[
+        "x509", "-in", "seal.pem", "-pubkey", "-noout", "-out", "pub.pem",
+    ]);
+    let dgst_verify = || {
+        o.run(&[
             "dgst",
             "-sha256",
             "-verify",
@@ -149,11 +117,16 @@ fn openssl_verifies_the_tbs_signature() {
             "-signature",
             "sig.bin",
             "tbs.der",
-        ],
+        ])
+    };
+    let out = dgst_verify();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Verified OK"),
+        "{out:?}"
     );
-    assert!(out.contains("Verified OK"), "{out}");
     // OpenSSL's ASN.1 parser reads the whole structure.
-    let out = ok(d, &["asn1parse", "-inform", "DER", "-in", "signature.der"]);
+    let out = o.ok(&["asn1parse", "-inform", "DER", "-in", "signature.der"]);
     assert!(out.contains("bohai-detached-v1"), "{out}");
     assert!(out.contains("ecdsa-with-SHA256"), "{out}");
 
@@ -161,20 +134,30 @@ fn openssl_verifies_the_tbs_signature() {
     let mut tbs = sig.tbs_der().to_vec();
     let last = tbs.len() - 1;
     tbs[last] ^= 1;
-    write(d, "tbs.der", tbs);
-    let out = openssl(
-        d,
-        &[
-            "dgst",
-            "-sha256",
-            "-verify",
-            "pub.pem",
-            "-signature",
-            "sig.bin",
-            "tbs.der",
-        ],
-    );
-    assert!(!out.status.success());
+    o.write("tbs.der", tbs);
+    assert!(!dgst_verify().status.success());
+}
+
+/// A department CA made with OpenSSL in `dir` and a seal certificate under it; the city PKI;
+/// the anchors (city root plus the department CA); and the import request for the seal.
+fn operator_seal(
+    dir: &std::path::Path,
+    dept_code: &str,
+) -> (DeptCa, bohai_certs::CityPki, TrustAnchors, ImportRequest) {
+    let ca = DeptCa::new(dir, "/C=CN/O=盘锦市公安局/CN=盘锦市公安局印章CA");
+    let files = ca.issue_seal("seal", "/C=CN/O=盘锦市公安局/CN=盘锦市公安局公章");
+    let pki = city_at_real_now();
+    let mut trust = TrustAnchors::from_pem(&pki.root.cert_pem()).unwrap();
+    trust.add_pem(&ca.cert_pem()).unwrap();
+    let request = ImportRequest {
+        cert_pem: ca.openssl().read(&files.cert),
+        key_pem: ca.openssl().read(&files.key_pkcs8),
+        chain_pem: vec![],
+        dept_code: dept_code.to_owned(),
+        seal_type: SealType::Official,
+        image_digest: sha(b"police seal image"),
+    };
+    (ca, pki, trust, request)
 }
 
 /// An operator-added department CA made with the OpenSSL command line, and a seal
@@ -182,118 +165,7 @@ fn openssl_verifies_the_tbs_signature() {
 #[test]
 fn seal_made_with_openssl_is_imported_and_verifies() {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    ok(
-        d,
-        &[
-            "ecparam",
-            "-name",
-            "prime256v1",
-            "-genkey",
-            "-noout",
-            "-out",
-            "ca.key",
-        ],
-    );
-    ok(
-        d,
-        &[
-            "req",
-            "-x509",
-            "-new",
-            "-key",
-            "ca.key",
-            "-sha256",
-            "-days",
-            "3650",
-            "-utf8",
-            "-subj",
-            "/C=CN/O=盘锦市公安局/CN=盘锦市公安局印章CA",
-            "-out",
-            "ca.pem",
-        ],
-    );
-    ok(
-        d,
-        &[
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-out",
-            "seal.key",
-        ],
-    );
-    ok(
-        d,
-        &[
-            "req",
-            "-new",
-            "-key",
-            "seal.key",
-            "-utf8",
-            "-subj",
-            "/C=CN/O=盘锦市公安局/CN=盘锦市公安局公章",
-            "-out",
-            "seal.csr",
-        ],
-    );
-    write(
-        d,
-        "seal.ext",
-        "basicConstraints=critical,CA:FALSE\n\
-         keyUsage=critical,digitalSignature,nonRepudiation\n\
-         extendedKeyUsage=1.3.6.1.5.5.7.3.36\n\
-         subjectKeyIdentifier=hash\n\
-         authorityKeyIdentifier=keyid\n",
-    );
-    ok(
-        d,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "seal.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "365",
-            "-sha256",
-            "-extfile",
-            "seal.ext",
-            "-out",
-            "seal.pem",
-        ],
-    );
-    ok(
-        d,
-        &[
-            "pkcs8",
-            "-topk8",
-            "-nocrypt",
-            "-in",
-            "seal.key",
-            "-out",
-            "seal.p8.pem",
-        ],
-    );
-    let read = |name: &str| std::fs::read_to_string(d.join(name)).unwrap();
-
-    let pki = city_at_real_now();
-    let mut trust = TrustAnchors::from_pem(&pki.root.cert_pem()).unwrap();
-    trust.add_pem(&read("ca.pem")).unwrap();
-    let request = ImportRequest {
-        cert_pem: read("seal.pem"),
-        key_pem: read("seal.p8.pem"),
-        chain_pem: vec![],
-        dept_code: "GAJ".to_owned(),
-        seal_type: SealType::Official,
-        image_digest: sha(b"police seal image"),
-    };
+    let (ca, pki, trust, request) = operator_seal(dir.path(), "GAJ");
     let at = Utc::now();
     let imported = import_seal(&pki.issuing, &request, &trust, at).unwrap();
     assert_eq!(imported.record.info().name, "盘锦市公安局公章");
@@ -314,7 +186,7 @@ fn seal_made_with_openssl_is_imported_and_verifies() {
     ));
     // The CA certificate itself is not a seal certificate.
     let mut ca_as_seal = request.clone();
-    ca_as_seal.cert_pem = read("ca.pem");
+    ca_as_seal.cert_pem = ca.cert_pem();
     assert!(import_seal(&pki.issuing, &ca_as_seal, &trust, at).is_err());
 
     let key = imported.into_seal_key().unwrap();
@@ -347,91 +219,81 @@ fn seal_made_with_openssl_is_imported_and_verifies() {
     );
 }
 
+/// The CRL of an operator-added department CA, made with `openssl ca -gencrl`: read as PEM,
+/// checked against the anchors, and used by the verifier: VALID while the seal is not
+/// listed, INVALID (CERT_REVOKED) once `openssl ca -revoke` lists it.
+#[test]
+fn openssl_made_crls_of_an_operator_ca_decide_revocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, pki, trust, request) = operator_seal(dir.path(), "public-security");
+    let at = Utc::now();
+    let key = import_seal(&pki.issuing, &request, &trust, at)
+        .unwrap()
+        .into_seal_key()
+        .unwrap();
+    let der = sign_document(&key, sha(DOCUMENT), at)
+        .unwrap()
+        .to_der()
+        .unwrap();
+    let verdict = |crls: &[Vec<u8>]| {
+        let ctx = VerifyContext {
+            trust: &trust,
+            crls,
+            at,
+            policy: VerifyPolicy::default(),
+        };
+        verify_seal_signature(sha(DOCUMENT), &der, &ctx).0
+    };
+    assert_eq!(verdict(&[]).overall, Verdict::Indeterminate);
+
+    let empty = read_crl(&std::fs::read(ca.crl("empty.crl")).unwrap()).unwrap();
+    let info = check_crl_signed_by_anchor(&empty, &trust).unwrap();
+    assert_eq!(info.revoked, 0);
+    assert!(
+        info.issuer.contains("盘锦市公安局印章CA"),
+        "{}",
+        info.issuer
+    );
+    let report = verdict(&[empty]);
+    assert_eq!(report.overall, Verdict::Valid, "{report:#?}");
+
+    ca.revoke("seal.pem");
+    let listed = read_crl(&std::fs::read(ca.crl("revoked.crl")).unwrap()).unwrap();
+    assert_eq!(
+        check_crl_signed_by_anchor(&listed, &trust).unwrap().revoked,
+        1
+    );
+    let report = verdict(std::slice::from_ref(&listed));
+    assert_eq!(report.overall, Verdict::Invalid, "{report:#?}");
+    assert_eq!(report.problem_codes(), vec![ReasonCode::CertRevoked]);
+
+    // The same CRL is not one of the city's anchors' without the department CA.
+    let city_only = TrustAnchors::from_pem(&pki.root.cert_pem()).unwrap();
+    assert!(matches!(
+        check_crl_signed_by_anchor(&listed, &city_only),
+        Err(CrlError::UnknownIssuer { .. })
+    ));
+}
+
 /// An OpenSSL-made seal certificate without nonRepudiation is refused at import.
 #[test]
 fn openssl_seal_without_non_repudiation_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    ok(
-        d,
-        &[
-            "ecparam",
-            "-name",
-            "prime256v1",
-            "-genkey",
-            "-noout",
-            "-out",
-            "ca.key",
-        ],
-    );
-    ok(
-        d,
-        &[
-            "req",
-            "-x509",
-            "-new",
-            "-key",
-            "ca.key",
-            "-sha256",
-            "-days",
-            "30",
-            "-subj",
-            "/C=CN/CN=Dept CA",
-            "-out",
-            "ca.pem",
-        ],
-    );
-    ok(
-        d,
-        &[
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-out",
-            "seal.key",
-        ],
-    );
-    ok(
-        d,
-        &[
-            "req", "-new", "-key", "seal.key", "-subj", "/CN=seal", "-out", "seal.csr",
-        ],
-    );
-    write(
-        d,
-        "seal.ext",
+    let ca = DeptCa::new(dir.path(), "/C=CN/CN=Dept CA");
+    let files = ca.issue(
+        "seal",
+        "/CN=seal",
         "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n\
          extendedKeyUsage=1.3.6.1.5.5.7.3.36\n",
+        10,
     );
-    ok(
-        d,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "seal.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "10",
-            "-extfile",
-            "seal.ext",
-            "-out",
-            "seal.pem",
-        ],
-    );
-    let read = |name: &str| std::fs::read_to_string(d.join(name)).unwrap();
+    let read = |name: &str| ca.openssl().read(name);
     let pki = city_at_real_now();
     let mut trust = TrustAnchors::from_pem(&pki.root.cert_pem()).unwrap();
-    trust.add_pem(&read("ca.pem")).unwrap();
+    trust.add_pem(&ca.cert_pem()).unwrap();
     let request = ImportRequest {
-        cert_pem: read("seal.pem"),
-        key_pem: read("seal.key"),
+        cert_pem: read(&files.cert),
+        key_pem: read(&files.key_pkcs8),
         chain_pem: vec![],
         dept_code: "X".to_owned(),
         seal_type: SealType::Business,

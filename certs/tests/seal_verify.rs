@@ -467,3 +467,57 @@ fn seal_key_encrypted_at_rest() {
     assert!(debug.contains("REDACTED"));
     assert!(!debug.contains(&format!("{:?}", issued.key.expose_secret())));
 }
+
+/// With the seal image at hand the verifier adds a `seal_image` line: PASS for the image the
+/// record names, SEAL_RECORD_INVALID for another image or another type.
+#[test]
+fn the_seal_image_is_checked_against_the_record_when_given() {
+    use bohai_certs::{issue_seal_with_image, verify_seal_signature_with_image, SealImage};
+    let pki = city();
+    let image = SealImage::official_svg("盘锦市市场监督管理局", bohai_certs::SealType::Official);
+    let issued =
+        issue_seal_with_image(&pki.issuing, &request(), &image, now() - Duration::days(10))
+            .unwrap();
+    assert_eq!(issued.record.info().picture_digest, image.digest());
+    let key = issued.into_seal_key().unwrap();
+    let der = sign(&key, now()).to_der().unwrap();
+    let crls = vec![crl(&pki.issuing, &[])];
+    let trust = trust(&pki);
+    let ctx = VerifyContext {
+        trust: &trust,
+        crls: &crls,
+        at: now() + Duration::hours(1),
+        policy: VerifyPolicy::default(),
+    };
+    let (report, verified) =
+        verify_seal_signature_with_image(sha(DOCUMENT), &der, &ctx, Some(&image));
+    assert_eq!(report.overall, Verdict::Valid, "{report:#?}");
+    assert!(verified.is_some());
+    assert_eq!(report.checks.len(), 11);
+    let names: Vec<&str> = report.checks.iter().map(|c| c.check.as_str()).collect();
+    let at = names.iter().position(|n| *n == "seal_record").unwrap();
+    assert_eq!(names[at + 1], "seal_image");
+
+    let other = SealImage::official_svg("盘锦市公安局", bohai_certs::SealType::Official);
+    let (report, verified) =
+        verify_seal_signature_with_image(sha(DOCUMENT), &der, &ctx, Some(&other));
+    assert_eq!(report.overall, Verdict::Invalid);
+    assert!(verified.is_none());
+    assert_eq!(
+        code_of(&report, "seal_image"),
+        ReasonCode::SealRecordInvalid
+    );
+    assert_eq!(report.problem_codes(), vec![ReasonCode::SealRecordInvalid]);
+
+    // Without the image, the report is the usual ten lines.
+    let (report, _) = verify_seal_signature(sha(DOCUMENT), &der, &ctx);
+    assert!(report.check("seal_image").is_none());
+    // A signature that does not parse: the image line is skipped like the others.
+    let (report, _) =
+        verify_seal_signature_with_image(sha(DOCUMENT), &der[..10], &ctx, Some(&image));
+    assert_eq!(report.checks.len(), 11);
+    assert_eq!(
+        report.check("seal_image").unwrap().result,
+        CheckResult::Skipped
+    );
+}

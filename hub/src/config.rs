@@ -95,6 +95,11 @@ pub struct PkiConfig {
     /// Extra trust anchors (PEM files of `CERTIFICATE` blocks) besides the city root, e.g. a
     /// department's own CA whose seals are imported. Default none.
     pub trust_anchors: Vec<PathBuf>,
+    /// CRL files (DER or PEM `X509 CRL`) of the operator-added CAs of `trust_anchors`, so that
+    /// seals imported under them verify VALID (or revoked) instead of INDETERMINATE. Each must
+    /// be signed by one of `trust_anchors`; they are read again at every verification, so an
+    /// operator replaces a file to publish a newer CRL. Default none.
+    pub crls: Vec<PathBuf>,
     /// How long a CRL is valid. It is reissued on every revocation and, by `bohai serve`,
     /// once half of this has passed. Default `7d`.
     #[serde(with = "humantime_serde")]
@@ -113,6 +118,7 @@ impl Default for PkiConfig {
         Self {
             master_key_file: default_master_key_file(),
             trust_anchors: Vec::new(),
+            crls: Vec::new(),
             crl_validity: Duration::from_secs(7 * 24 * 3600),
             crl_url: None,
             city_zh: "盘锦市".to_owned(),
@@ -509,6 +515,39 @@ impl Config {
                 );
             }
         }
+        for (key, message) in self.pki.check_files() {
+            bad(key, message);
+        }
+    }
+}
+
+impl PkiConfig {
+    /// Reads every `trust_anchors` and `crls` file and checks that each CRL is signed by one
+    /// of the trust anchors; returns the problems as (key, message).
+    fn check_files(&self) -> Vec<(&'static str, String)> {
+        let mut problems = Vec::new();
+        let mut anchors = bohai_certs::TrustAnchors::new();
+        for path in &self.trust_anchors {
+            let added = std::fs::read_to_string(path)
+                .map_err(|e| e.to_string())
+                .and_then(|text| anchors.add_pem(&text).map_err(|e| e.to_string()));
+            if let Err(e) = added {
+                problems.push(("pki.trust_anchors", format!("{}: {e}", path.display())));
+            }
+        }
+        for path in &self.crls {
+            let checked = std::fs::read(path)
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| bohai_certs::read_crl(&bytes).map_err(|e| e.to_string()))
+                .and_then(|der| {
+                    bohai_certs::check_crl_signed_by_anchor(&der, &anchors)
+                        .map_err(|e| e.to_string())
+                });
+            if let Err(e) = checked {
+                problems.push(("pki.crls", format!("{}: {e}", path.display())));
+            }
+        }
+        problems
     }
 }
 
@@ -651,6 +690,67 @@ mod tests {
         assert_eq!(c.http.addr, d.http.addr);
         assert_eq!(c.kafka.brokers, d.kafka.brokers);
         assert_eq!(c.database.url, d.database.url);
+    }
+
+    #[test]
+    fn pki_crls_must_be_signed_by_a_trust_anchor() {
+        use bohai_certs::{crl_to_pem, init_city_ca, issue_crl, CaNames};
+        let now = chrono::Utc::now();
+        let pki = init_city_ca(&CaNames::for_city("盘锦市", "盘锦市人民政府"), now).unwrap();
+        let week = now + chrono::Duration::days(7);
+        let anchor = file_with(&pki.root.cert_pem());
+        let good = file_with(&crl_to_pem(
+            &issue_crl(&pki.root, &[], 1, now, week).unwrap(),
+        ));
+        let foreign = file_with(&crl_to_pem(
+            &issue_crl(&pki.issuing, &[], 1, now, week).unwrap(),
+        ));
+        let garbage = file_with("not a CRL");
+        let config = |crls: &[&Path]| {
+            let list: Vec<String> = crls
+                .iter()
+                .map(|p| format!("{:?}", p.display().to_string()))
+                .collect();
+            file_with(&format!(
+                "[pki]\ntrust_anchors = [{:?}]\ncrls = [{}]\n",
+                anchor.path().display().to_string(),
+                list.join(", ")
+            ))
+        };
+        let ok = config(&[good.path()]);
+        let c = Config::load(Some(ok.path()), no_env).unwrap();
+        assert_eq!(c.pki.crls, vec![good.path().to_owned()]);
+
+        let bad = config(&[
+            good.path(),
+            foreign.path(),
+            garbage.path(),
+            Path::new("/nonexistent.crl"),
+        ]);
+        let err = Config::load(Some(bad.path()), no_env).unwrap_err();
+        let crl_problems: Vec<&ConfigProblem> = err
+            .problems
+            .iter()
+            .filter(|p| p.key == "pki.crls")
+            .collect();
+        assert_eq!(crl_problems.len(), 3, "{err}");
+        assert!(
+            crl_problems[0]
+                .message
+                .contains("not a configured trust anchor"),
+            "{err}"
+        );
+        assert!(crl_problems[0]
+            .message
+            .contains(&foreign.path().display().to_string()));
+        assert!(
+            crl_problems[1].message.contains("not a usable CRL"),
+            "{err}"
+        );
+        assert!(
+            crl_problems[2].message.contains("/nonexistent.crl"),
+            "{err}"
+        );
     }
 
     #[test]

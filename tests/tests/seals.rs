@@ -1,7 +1,9 @@
 //! Electronic seals end to end against the real PostgreSQL: the city CA, seals for two
-//! departments, sealing and verifying a file with the `bohai` binary, tampering, revocation
-//! and the CRL (read by `openssl crl`), coverage, and the HTTP API (department boundary,
-//! verify, list without keys, OpenAPI).
+//! departments with their images, sealing and verifying a file with the `bohai` binary,
+//! tampering, revocation and the CRL (read by `openssl crl`), coverage, `seal show`, and the
+//! HTTP API (department boundary, verify, list without keys, one seal, its certificate chain
+//! and image, OpenAPI); and seals imported under an operator CA, whose CRLs come from
+//! `pki.crls`.
 
 #![allow(clippy::unwrap_used)] // a test that cannot unwrap should fail loudly
 
@@ -9,8 +11,9 @@ use std::io::Write as _;
 use std::path::Path;
 use std::process::Output;
 
+use bohai_certs_testkit::{DeptCa, Openssl};
 use bohai_hub::auth;
-use bohai_hub::seals::service::reissue_if_due;
+use bohai_hub::seals::service::{hex_lower, reissue_if_due, sha256};
 use bohai_tests::{bohai, prepared_config, write_config, RunningHub};
 use serde_json::{json, Value};
 
@@ -97,6 +100,12 @@ async fn seals_are_made_used_verified_revoked_and_published() {
         &["seal", "issue", "market-regulation", "--json"],
     ))
     .unwrap();
+    // The police seal shows an image of its own (a PNG header is all the hub checks).
+    let png = dir.path().join("police.png");
+    let mut png_bytes =
+        b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR\0\0\0\x40\0\0\0\x40\x08\x06\0\0\0".to_vec();
+    png_bytes.extend_from_slice(b"rest of the picture");
+    std::fs::write(&png, &png_bytes).unwrap();
     let police: Value = serde_json::from_str(&ok(
         &file,
         &[
@@ -107,15 +116,79 @@ async fn seals_are_made_used_verified_revoked_and_published() {
             "contract",
             "--days",
             "365",
+            "--image",
+            png.to_str().unwrap(),
             "--json",
         ],
     ))
     .unwrap();
     let market_id = market["seal_id"].as_str().unwrap().to_owned();
     let police_id = police["seal_id"].as_str().unwrap().to_owned();
-    assert!(market_id.starts_with("market-regulatio-"), "{market_id}");
+    // The whole department code, then the serial.
+    assert!(market_id.starts_with("market-regulation-"), "{market_id}");
     assert!(market["name"].as_str().unwrap().ends_with("电子公章"));
     assert_eq!(police["seal_type"], "contract");
+    assert_eq!(market["image_media_type"], "image/svg+xml");
+    assert_eq!(police["image_media_type"], "image/png");
+    let not_an_image = run(
+        &file,
+        &[
+            "seal",
+            "issue",
+            "public-security",
+            "--image",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(!not_an_image.status.success());
+    assert!(
+        String::from_utf8_lossy(&not_an_image.stderr).contains("neither PNG nor SVG"),
+        "{}",
+        String::from_utf8_lossy(&not_an_image.stderr)
+    );
+
+    // The generated image is the round red seal with the department's name, and the record
+    // names it by digest and type.
+    let svg_file = dir.path().join("market.svg");
+    ok(
+        &file,
+        &[
+            "seal",
+            "image",
+            &market_id,
+            "-o",
+            svg_file.to_str().unwrap(),
+        ],
+    );
+    let svg = std::fs::read(&svg_file).unwrap();
+    let svg_text = String::from_utf8(svg.clone()).unwrap();
+    assert!(
+        svg_text.starts_with("<svg") && svg_text.contains("<circle"),
+        "{svg_text}"
+    );
+    for ch in "盘锦市市场监督管理局".chars() {
+        assert!(svg_text.contains(&format!(">{ch}</text>")), "{ch} missing");
+    }
+    let shown: Value =
+        serde_json::from_str(&ok(&file, &["seal", "show", &market_id, "--json"])).unwrap();
+    assert_eq!(shown["record"]["picture_digest"], hex_lower(&sha256(&svg)));
+    assert_eq!(shown["record"]["picture_type"], "SVG");
+    assert_eq!(shown["record"]["maker_signature_valid"], true);
+    assert_eq!(shown["image"]["matches_record"], true);
+    assert_eq!(shown["seal"]["state"], "valid");
+    assert_eq!(
+        shown["certificate"]["extended_key_usage"][0],
+        "documentSigning"
+    );
+    assert_eq!(shown["chain"].as_array().unwrap().len(), 1);
+    let human = ok(&file, &["seal", "show", &police_id]);
+    assert!(
+        human.contains("image/png") && human.contains("matches the record"),
+        "{human}"
+    );
+    assert!(!run(&file, &["seal", "show", "no-such-seal"])
+        .status
+        .success());
 
     // The list has both and no secret.
     let listed = ok(&file, &["seal", "list", "--json"]);
@@ -154,6 +227,14 @@ async fn seals_are_made_used_verified_revoked_and_published() {
     let report: Value =
         serde_json::from_str(&ok(&file, &["seal", "verify", doc_s, sig_s, "--json"])).unwrap();
     assert_eq!(report["overall"], "VALID", "{report:#}");
+    // The hub holds the seal and its image, so the image is checked against the record.
+    let image_line = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "seal_image")
+        .unwrap();
+    assert_eq!(image_line["result"], "pass");
     let human = ok(&file, &["seal", "verify", doc_s, sig_s]);
     assert!(human.starts_with("VALID"), "{human}");
 
@@ -417,6 +498,44 @@ async fn seals_are_made_used_verified_revoked_and_published() {
         .unwrap();
     assert_eq!(coverage["valid"], 1);
 
+    // One seal, its certificate chain (PEM) and its image.
+    let get = |path: String| {
+        let request = client.get(hub.url(&path));
+        async move { request.send().await.unwrap() }
+    };
+    let r = get(format!("/api/v1/seals/{market_id}")).await;
+    assert_eq!(r.status(), 200);
+    let details: Value = r.json().await.unwrap();
+    assert_eq!(details["seal"]["state"], "revoked");
+    assert_eq!(details["record"]["seal_id"], market_id.as_str());
+    let r = get("/api/v1/seals/no-such-seal".to_owned()).await;
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "not_found");
+    let r = get(format!("/api/v1/seals/{police_id}/certificate")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/x-pem-file");
+    let chain = r.text().await.unwrap();
+    assert_eq!(chain.matches("BEGIN CERTIFICATE").count(), 2, "{chain}");
+    std::fs::write(dir.path().join("police-chain.pem"), &chain).unwrap();
+    let leaf =
+        Openssl::in_dir(dir.path()).ok(&["x509", "-in", "police-chain.pem", "-noout", "-serial"]);
+    assert!(
+        leaf.to_uppercase()
+            .contains(&police["serial_hex"].as_str().unwrap().to_uppercase()),
+        "{leaf}"
+    );
+    let r = get(format!("/api/v1/seals/{market_id}/image")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "image/svg+xml");
+    assert!(r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("default-src 'none'"));
+    assert_eq!(r.bytes().await.unwrap().as_ref(), svg.as_slice());
+    let r = get(format!("/api/v1/seals/{police_id}/image")).await;
+    assert_eq!(r.headers()["content-type"], "image/png");
+    assert_eq!(r.bytes().await.unwrap().as_ref(), png_bytes.as_slice());
+
     // The OpenAPI document lists the new paths.
     let doc: Value = client
         .get(hub.url("/api/v1/openapi.json"))
@@ -432,6 +551,9 @@ async fn seals_are_made_used_verified_revoked_and_published() {
         "/api/v1/seals/{id}/sign",
         "/api/v1/seals/verify",
         "/api/v1/pki/crl",
+        "/api/v1/seals/{id}",
+        "/api/v1/seals/{id}/certificate",
+        "/api/v1/seals/{id}/image",
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} missing");
     }
@@ -491,17 +613,16 @@ async fn chrono_now(db: &sqlx::PgPool) -> sqlx::types::chrono::DateTime<sqlx::ty
     now
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = std::process::Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+/// `base` plus a `[pki]` section with the master key and `extra` lines.
+fn with_pki(file: &Path, base: &str, master: &Path, extra: &str) {
+    std::fs::write(
+        file,
+        format!(
+            "{base}[pki]\nmaster_key_file = \"{}\"\n{extra}",
+            master.display()
+        ),
+    )
+    .unwrap();
 }
 
 #[tokio::test]
@@ -509,146 +630,46 @@ async fn a_seal_made_under_an_operator_anchor_is_imported_only_when_the_anchor_i
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // A department CA and seal made with the openssl command line.
-    openssl(
-        d,
-        &[
-            "ecparam",
-            "-name",
-            "prime256v1",
-            "-genkey",
-            "-noout",
-            "-out",
-            "ca.key",
-        ],
-    );
-    openssl(
-        d,
-        &[
-            "req",
-            "-x509",
-            "-new",
-            "-key",
-            "ca.key",
-            "-sha256",
-            "-days",
-            "3650",
-            "-utf8",
-            "-subj",
-            "/C=CN/O=盘锦市公安局/CN=盘锦市公安局印章CA",
-            "-out",
-            "ca.pem",
-        ],
-    );
-    openssl(
-        d,
-        &[
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-out",
-            "seal.key",
-        ],
-    );
-    openssl(
-        d,
-        &[
-            "req",
-            "-new",
-            "-key",
-            "seal.key",
-            "-utf8",
-            "-subj",
-            "/C=CN/O=盘锦市公安局/CN=盘锦市公安局公章",
-            "-out",
-            "seal.csr",
-        ],
-    );
-    std::fs::write(
-        d.join("seal.ext"),
-        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,nonRepudiation\n\
-         extendedKeyUsage=1.3.6.1.5.5.7.3.36\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n",
-    )
-    .unwrap();
-    openssl(
-        d,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "seal.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "365",
-            "-sha256",
-            "-extfile",
-            "seal.ext",
-            "-out",
-            "seal.pem",
-        ],
-    );
-    openssl(
-        d,
-        &[
-            "pkcs8",
-            "-topk8",
-            "-nocrypt",
-            "-in",
-            "seal.key",
-            "-out",
-            "seal.p8.pem",
-        ],
-    );
+    let ca = DeptCa::new(d, "/C=CN/O=盘锦市公安局/CN=盘锦市公安局印章CA");
+    let seal = ca.issue_seal("seal", "/C=CN/O=盘锦市公安局/CN=盘锦市公安局公章");
 
     let mut config = prepared_config().await.unwrap();
     let master = d.join("master.key");
     config.pki.master_key_file = master.clone();
     let file = write_config(&config, d).unwrap();
     let base = std::fs::read_to_string(&file).unwrap();
-    std::fs::write(
-        &file,
-        format!("{base}[pki]\nmaster_key_file = \"{}\"\n", master.display()),
-    )
-    .unwrap();
+    with_pki(&file, &base, &master, "");
     ok(&file, &["seal", "init-ca"]);
     let import = [
         "seal",
         "import",
         "public-security",
         "--cert",
-        "seal.pem",
+        &seal.cert,
         "--key",
-        "seal.p8.pem",
+        &seal.key_pkcs8,
         "--json",
     ];
     // Not under a configured anchor: refused.
     let refused = bohai(&file).current_dir(d).args(import).output().unwrap();
     assert!(!refused.status.success());
-    // With the department CA as an anchor: imported, usable, and verifiable (revocation
-    // unknown: the department CA publishes no CRL the hub knows, so INDETERMINATE).
-    std::fs::write(
-        &file,
-        format!(
-            "{base}[pki]\nmaster_key_file = \"{}\"\ntrust_anchors = [\"{}\"]\n",
-            master.display(),
-            d.join("ca.pem").display()
-        ),
-    )
-    .unwrap();
+    // With the department CA as an anchor: imported, usable, and verifiable.
+    let anchor = format!("trust_anchors = [\"{}\"]\n", d.join("ca.pem").display());
+    with_pki(&file, &base, &master, &anchor);
     let out = bohai(&file).current_dir(d).args(import).output().unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let seal: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(seal["imported"], true);
-    assert_eq!(seal["name"], "盘锦市公安局公章");
+    let imported: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(imported["imported"], true);
+    assert_eq!(imported["name"], "盘锦市公安局公章");
+    assert_eq!(imported["image_media_type"], "image/svg+xml");
+    assert!(imported["seal_id"]
+        .as_str()
+        .unwrap()
+        .starts_with("public-security-"));
     let doc = d.join("doc.txt");
     std::fs::write(&doc, "imported seal").unwrap();
     ok(
@@ -661,18 +682,58 @@ async fn a_seal_made_under_an_operator_anchor_is_imported_only_when_the_anchor_i
             doc.to_str().unwrap(),
         ],
     );
-    let verified = run(
-        &file,
-        &[
-            "seal",
-            "verify",
-            doc.to_str().unwrap(),
-            d.join("doc.txt.sig").to_str().unwrap(),
-            "--json",
-        ],
-    );
-    let report: Value = serde_json::from_slice(&verified.stdout).unwrap();
+    // The verdict and exit code of `bohai seal verify` on the sealed document.
+    let verify = || {
+        let out = run(
+            &file,
+            &[
+                "seal",
+                "verify",
+                doc.to_str().unwrap(),
+                d.join("doc.txt.sig").to_str().unwrap(),
+                "--json",
+            ],
+        );
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        (report, out.status.code())
+    };
+    // No CRL of the department CA: revocation unknown, INDETERMINATE.
+    let (report, exit) = verify();
     assert_eq!(report["overall"], "INDETERMINATE", "{report:#}");
     assert_eq!(codes(&report), vec!["REVOCATION_UNKNOWN".to_owned()]);
-    assert_eq!(verified.status.code(), Some(3));
+    assert_eq!(exit, Some(3));
+
+    // The department CA's CRL in pki.crls: VALID while the seal is not listed.
+    let crl = ca.crl("dept.crl");
+    let crls = format!("{anchor}crls = [\"{}\"]\n", crl.display());
+    with_pki(&file, &base, &master, &crls);
+    let (report, exit) = verify();
+    assert_eq!(report["overall"], "VALID", "{report:#}");
+    assert_eq!(exit, Some(0));
+
+    // The department revokes the seal and publishes a new CRL in the same file: INVALID.
+    ca.revoke(&seal.cert);
+    ca.crl("dept.crl");
+    let (report, exit) = verify();
+    assert_eq!(report["overall"], "INVALID", "{report:#}");
+    assert_eq!(codes(&report), vec!["CERT_REVOKED".to_owned()]);
+    assert_eq!(exit, Some(2));
+
+    // A CRL that no configured anchor signed (the city's own) is a configuration error.
+    let city_crl = d.join("city.crl");
+    let db = bohai_hub::database::pool(&config.database).unwrap();
+    let (der,): (Vec<u8>,) = sqlx::query_as("SELECT der FROM crls ORDER BY number DESC LIMIT 1")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    std::fs::write(&city_crl, der).unwrap();
+    let bad = format!("{anchor}crls = [\"{}\"]\n", city_crl.display());
+    with_pki(&file, &base, &master, &bad);
+    let refused = run(&file, &["seal", "list"]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("pki.crls") && stderr.contains("not a configured trust anchor"),
+        "{stderr}"
+    );
 }

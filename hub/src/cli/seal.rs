@@ -1,11 +1,12 @@
 //! `bohai seal ...`: the city PKI and electronic seals (电子印章): make the CA, issue and
-//! import seals, sign and verify documents, revoke, and report coverage.
+//! import seals, show them and their images, sign and verify documents, revoke, and report
+//! coverage.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use bohai_certs::{CheckResult, Report, SealSignature, SealType, Verdict};
+use bohai_certs::{CheckResult, Report, SealImage, SealSignature, SealType, Verdict};
 use chrono::{DateTime, Utc};
 use clap::{Subcommand, ValueEnum};
 
@@ -50,6 +51,10 @@ pub enum SealCommand {
         /// Validity in days.
         #[arg(long, default_value_t = 730)]
         days: u32,
+        /// The seal image (印模), PNG or SVG, at most 1 MiB. Default: the round official-seal
+        /// SVG drawn from the department's name and the seal type.
+        #[arg(long, value_name = "FILE.png|FILE.svg")]
+        image: Option<PathBuf>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -71,6 +76,9 @@ pub enum SealCommand {
         /// Kind of seal.
         #[arg(long = "type", value_enum, default_value = "official")]
         seal_type: SealTypeArg,
+        /// The seal image, PNG or SVG. Default: the round official-seal SVG.
+        #[arg(long, value_name = "FILE.png|FILE.svg")]
+        image: Option<PathBuf>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -80,6 +88,22 @@ pub enum SealCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// One seal: certificate facts, chain, validity, state, seal record and image (never a key).
+    Show {
+        /// Seal id (from `bohai seal list`).
+        seal: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a seal's image (PNG or SVG, as stored) to a file.
+    Image {
+        /// Seal id.
+        seal: String,
+        /// The file to write. Default `SEAL.svg` or `SEAL.png`.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
     },
     /// Seal a file: a detached seal signature (PEM) with the department's newest valid seal.
     Sign {
@@ -151,6 +175,15 @@ fn read_text(path: &Path) -> anyhow::Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
+/// The seal image of `--image`, if given.
+fn read_image(path: Option<&PathBuf>) -> anyhow::Result<Option<SealImage>> {
+    path.map(|p| {
+        SealImage::from_bytes(read(p)?)
+            .with_context(|| format!("{} cannot be a seal image", p.display()))
+    })
+    .transpose()
+}
+
 pub(super) async fn run(config: &Config, command: &SealCommand) -> anyhow::Result<()> {
     let (db, registry) = prepare(config).await?;
     let pki = &config.pki;
@@ -199,11 +232,20 @@ pub(super) async fn run(config: &Config, command: &SealCommand) -> anyhow::Resul
             name,
             seal_type,
             days,
+            image,
             json,
         } => {
             let dept = department(dept)?;
+            let image = read_image(image.as_ref())?;
             let seal = SealsService::with_master_key(&db, pki)?
-                .issue(&dept, name.as_deref(), (*seal_type).into(), *days, now)
+                .issue(
+                    &dept,
+                    name.as_deref(),
+                    (*seal_type).into(),
+                    *days,
+                    image,
+                    now,
+                )
                 .await?;
             if *json {
                 println!("{}", serde_json::to_string_pretty(&seal)?);
@@ -220,9 +262,11 @@ pub(super) async fn run(config: &Config, command: &SealCommand) -> anyhow::Resul
             key,
             chain,
             seal_type,
+            image,
             json,
         } => {
             let dept = department(dept)?;
+            let image = read_image(image.as_ref())?;
             let chain = match chain {
                 Some(p) => vec![read_text(p)?],
                 None => Vec::new(),
@@ -234,6 +278,7 @@ pub(super) async fn run(config: &Config, command: &SealCommand) -> anyhow::Resul
                     read_text(key)?,
                     chain,
                     (*seal_type).into(),
+                    image,
                     now,
                 )
                 .await?;
@@ -264,6 +309,29 @@ pub(super) async fn run(config: &Config, command: &SealCommand) -> anyhow::Resul
                     );
                 }
             }
+        }
+        SealCommand::Show { seal, json } => {
+            let details = SealsService::public(&db, pki).show(seal, now).await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&details)?);
+            } else {
+                print_details(&details)?;
+            }
+        }
+        SealCommand::Image { seal, output } => {
+            let image = SealsService::public(&db, pki).image(seal).await?;
+            let output = output.clone().unwrap_or_else(|| {
+                PathBuf::from(format!("{seal}.{}", image.image_type().extension()))
+            });
+            std::fs::write(&output, image.bytes())
+                .with_context(|| format!("cannot write {}", output.display()))?;
+            eprintln!(
+                "{} ({}, {} bytes) written to {}",
+                seal,
+                image.image_type().media_type(),
+                image.bytes().len(),
+                output.display()
+            );
         }
         SealCommand::Sign { dept, file, output } => {
             let dept = department(dept)?;
@@ -348,6 +416,73 @@ pub(super) async fn run(config: &Config, command: &SealCommand) -> anyhow::Resul
                 );
             }
         }
+    }
+    Ok(())
+}
+
+fn print_details(d: &crate::seals::SealDetails) -> anyhow::Result<()> {
+    let s = &d.seal;
+    let state = serde_json::to_value(s.state)?;
+    println!(
+        "seal        {}  ({})",
+        s.seal_id,
+        state.as_str().unwrap_or("?")
+    );
+    println!("name        {}", s.name);
+    println!("department  {}", s.department);
+    println!("type        {}", s.seal_type);
+    println!("valid       {} .. {}", s.not_before, s.not_after);
+    println!("imported    {}", s.imported);
+    if let (Some(at), Some(reason)) = (s.revoked_at, &s.revocation_reason) {
+        println!("revoked     {at} ({reason})");
+    }
+    let c = &d.certificate;
+    println!("certificate");
+    println!("  subject   {}", c.subject);
+    println!("  issuer    {}", c.issuer);
+    println!("  serial    {}", c.serial_hex);
+    println!("  valid     {} .. {}", c.not_before, c.not_after);
+    println!("  key       {}", c.public_key);
+    println!("  usage     {}", c.key_usage.join(", "));
+    println!("  ext usage {}", c.extended_key_usage.join(", "));
+    println!("  sha256    {}", c.sha256_fingerprint);
+    for url in &c.crl_distribution_points {
+        println!("  CRL at    {url}");
+    }
+    for (i, ca) in d.chain.iter().enumerate() {
+        println!("chain #{}    {} (issuer {})", i + 1, ca.subject, ca.issuer);
+    }
+    let r = &d.record;
+    println!("record");
+    println!("  seal id   {}", r.seal_id);
+    println!("  made      {} by {}", r.create_date, r.maker);
+    println!(
+        "  maker signature {}",
+        if r.maker_signature_valid {
+            "verifies"
+        } else {
+            "DOES NOT VERIFY"
+        }
+    );
+    println!("  cert      sha256 {}", r.cert_digest);
+    println!(
+        "  picture   sha256 {} {}",
+        r.picture_digest,
+        r.picture_type.as_deref().unwrap_or("")
+    );
+    match &d.image {
+        Some(i) => println!(
+            "image       {} {} bytes, sha256 {} ({})",
+            i.media_type,
+            i.size,
+            i.sha256,
+            if i.matches_record {
+                "matches the record"
+            } else {
+                "DOES NOT MATCH the record"
+            }
+        ),
+        None => println!("image       none stored"),
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! Electronic seals and the city PKI: sign with a department's seal, verify a seal
-//! signature, the CRL, the seal list and the coverage of the registry's departments.
+//! signature, the CRL, the seal list, one seal with its certificate chain and image, and the
+//! coverage of the registry's departments.
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -14,7 +15,7 @@ use utoipa::ToSchema;
 use super::push::Caller;
 use super::{ApiError, AppState};
 use crate::seals::service::{hex_decode, hex_lower, sha256};
-use crate::seals::{Coverage, SealSummary, SealsError, SealsService};
+use crate::seals::{Coverage, SealDetails, SealSummary, SealsError, SealsService};
 
 /// Largest base64 document accepted by verify (the decoded document is smaller).
 const MAX_DOCUMENT_B64: usize = 8 * 1024 * 1024;
@@ -23,7 +24,7 @@ const MAX_SIGNATURE_TEXT: usize = 128 * 1024;
 
 fn api_error(e: SealsError) -> ApiError {
     match e {
-        SealsError::UnknownSeal(_) | SealsError::UnknownDepartment(_) => {
+        SealsError::UnknownSeal(_) | SealsError::UnknownDepartment(_) | SealsError::NoImage(_) => {
             ApiError::not_found(e.to_string())
         }
         SealsError::NoCa | SealsError::NoValidSeal(_) | SealsError::NotUsable { .. } => {
@@ -265,4 +266,83 @@ pub(super) async fn seal_coverage(
         .await
         .map_err(api_error)?;
     Ok(Json(coverage))
+}
+
+/// One seal: certificate facts, chain, validity, state, the seal record and its image (never
+/// a key).
+#[utoipa::path(
+    get,
+    path = "/api/v1/seals/{id}",
+    tag = "seals",
+    params(("id" = String, Path, description = "Seal id, e.g. market-regulation-5f3a…")),
+    responses(
+        (status = 200, description = "The seal", body = SealDetails),
+        (status = 404, description = "No such seal", body = super::ErrorBody),
+    )
+)]
+pub(super) async fn show_seal(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<SealDetails>, ApiError> {
+    let details = SealsService::public(&state.db, &state.config.pki)
+        .show(&id, Utc::now())
+        .await
+        .map_err(api_error)?;
+    Ok(Json(details))
+}
+
+/// The seal certificate and its intermediate CA certificates, PEM, leaf first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/seals/{id}/certificate",
+    tag = "seals",
+    params(("id" = String, Path, description = "Seal id")),
+    responses(
+        (status = 200, description = "The certificate chain, PEM", content_type = "application/x-pem-file", body = String),
+        (status = 404, description = "No such seal", body = super::ErrorBody),
+    )
+)]
+pub(super) async fn seal_certificate(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let pem = SealsService::public(&state.db, &state.config.pki)
+        .certificate_pem(&id)
+        .await
+        .map_err(api_error)?;
+    Ok(([(header::CONTENT_TYPE, "application/x-pem-file")], pem).into_response())
+}
+
+/// The seal image (印模) as stored: `image/svg+xml` or `image/png`. Served with a
+/// content security policy that forbids scripts, since SVG is a document format.
+#[utoipa::path(
+    get,
+    path = "/api/v1/seals/{id}/image",
+    tag = "seals",
+    params(("id" = String, Path, description = "Seal id")),
+    responses(
+        (status = 200, description = "The image; its SHA-256 is the record's pictureDigest", content_type = "image/svg+xml"),
+        (status = 404, description = "No such seal, or a seal made before images were kept", body = super::ErrorBody),
+    )
+)]
+pub(super) async fn seal_image(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let image = SealsService::public(&state.db, &state.config.pki)
+        .image(&id)
+        .await
+        .map_err(api_error)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, image.image_type().media_type()),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'unsafe-inline'; sandbox",
+            ),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        image.into_bytes(),
+    )
+        .into_response())
 }

@@ -51,6 +51,12 @@ pub enum SealsError {
     /// No seal with this id.
     #[error("no seal `{0}`")]
     UnknownSeal(String),
+    /// The seal was stored before seal images were kept.
+    #[error("seal `{0}` has no stored image (it was made before seal images were kept)")]
+    NoImage(String),
+    /// The seal image given is not acceptable.
+    #[error(transparent)]
+    Image(#[from] bohai_certs::ImageError),
     /// The department has no seal that is valid now.
     #[error("department `{0}` has no valid seal: issue one with `bohai seal issue {0}`")]
     NoValidSeal(String),
@@ -142,6 +148,68 @@ pub struct SealSummary {
     pub imported: bool,
     /// The state now.
     pub state: SealState,
+    /// Media type of the seal image (`image/svg+xml`, `image/png`); none for seals made
+    /// before images were kept.
+    pub image_media_type: Option<String>,
+}
+
+/// Everything about one seal except its key: `bohai seal show`, `GET /api/v1/seals/{id}`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SealDetails {
+    /// The seal as listed.
+    pub seal: SealSummary,
+    /// The seal certificate: subject, issuer, serial, validity, fingerprint, key usages.
+    #[schema(value_type = Object)]
+    pub certificate: bohai_certs::CertificateInfo,
+    /// The intermediate certificates towards the root, in order.
+    #[schema(value_type = Vec<Object>)]
+    pub chain: Vec<bohai_certs::CertificateInfo>,
+    /// The seal record signed by the city seal authority.
+    pub record: RecordDetails,
+    /// The seal image, when stored.
+    pub image: Option<ImageDetails>,
+}
+
+/// The seal record (印章数据) as stored.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RecordDetails {
+    /// sealId.
+    pub seal_id: String,
+    /// `official`, `contract` or `business`.
+    pub seal_type: String,
+    /// Seal name.
+    pub name: String,
+    /// SHA-256 of the seal certificate, hex.
+    pub cert_digest: String,
+    /// SHA-256 of the seal image, hex.
+    pub picture_digest: String,
+    /// `PNG` or `SVG`, when the record names the image's type.
+    pub picture_type: Option<String>,
+    /// When the record was made.
+    pub create_date: DateTime<Utc>,
+    /// Start of the seal's validity.
+    pub valid_start: DateTime<Utc>,
+    /// End of the seal's validity.
+    pub valid_end: DateTime<Utc>,
+    /// Subject of the maker (the city issuing CA) that signed the record.
+    pub maker: String,
+    /// Whether the maker's signature over the record verifies.
+    pub maker_signature_valid: bool,
+}
+
+/// The stored seal image.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ImageDetails {
+    /// `image/svg+xml` or `image/png`.
+    pub media_type: String,
+    /// Size in bytes.
+    pub size: usize,
+    /// SHA-256, hex.
+    pub sha256: String,
+    /// Whether it is the image the record names (pictureDigest).
+    pub matches_record: bool,
+    /// Where the API serves it.
+    pub url: String,
 }
 
 /// A department's seal state for coverage.

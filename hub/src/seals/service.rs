@@ -5,17 +5,21 @@ use std::str::FromStr;
 use std::time::Duration as StdDuration;
 
 use bohai_certs::{
-    import_seal, init_city_ca, issue_crl, issue_seal, sign_document, verify_seal_signature, CaCert,
-    CaNames, EncryptedKey, ImportRequest, MasterKey, Report, RevocationReason, RevokedSeal,
-    SealKey, SealRecord, SealRequest, SealSignature, SealType, SecretBytes, TrustAnchors, Validity,
-    VerifyContext, VerifyPolicy,
+    import_seal_with_image, init_city_ca, issue_crl, issue_seal_with_image, read_crl,
+    sign_document, verify_seal_signature_with_image, CaCert, CaNames, CertificateInfo,
+    EncryptedKey, ImageType, ImportRequest, MasterKey, Report, RevocationReason, RevokedSeal,
+    SealImage, SealKey, SealRecord, SealRequest, SealSignature, SealType, SecretBytes,
+    TrustAnchors, Validity, VerifyContext, VerifyPolicy,
 };
 use bohai_schemas::registry::Department;
 use chrono::{DateTime, Duration, Utc};
 use sqlx::PgPool;
 
 use super::store::{self, StoredCa, StoredCrl, StoredSeal};
-use super::{Coverage, CoverageState, DepartmentCoverage, SealState, SealSummary, SealsError};
+use super::{
+    Coverage, CoverageState, DepartmentCoverage, ImageDetails, RecordDetails, SealDetails,
+    SealState, SealSummary, SealsError,
+};
 use crate::config::PkiConfig;
 
 const LABEL_ROOT: &str = "root";
@@ -157,6 +161,7 @@ fn summary(seal: &StoredSeal, at: DateTime<Utc>) -> SealSummary {
         revocation_reason: seal.revocation_reason.clone(),
         imported: seal.imported,
         state: seal_state(seal, at),
+        image_media_type: seal.image_media_type.clone(),
     }
 }
 
@@ -363,17 +368,19 @@ impl<'a> SealsService<'a> {
         Ok(anchors)
     }
 
-    /// Issues a seal for `dept`, valid `days` from `now`. The seal image digest is the
-    /// SHA-256 of the seal name's UTF-8 until seal images are managed.
+    /// Issues a seal for `dept`, valid `days` from `now`, showing `image` (default: the
+    /// round official-seal SVG drawn from the department's name and the seal type).
     pub async fn issue(
         &self,
         dept: &Department,
         name: Option<&str>,
         seal_type: SealType,
         days: u32,
+        image: Option<SealImage>,
         now: DateTime<Utc>,
     ) -> Result<SealSummary, SealsError> {
         let issuing = self.issuing().await?;
+        let image = image.unwrap_or_else(|| SealImage::official_svg(&dept.name_zh, seal_type));
         let name = name.map_or_else(
             || default_seal_name(&dept.name_zh, seal_type),
             str::to_owned,
@@ -388,22 +395,17 @@ impl<'a> SealsService<'a> {
                 not_before: now,
                 not_after: now + Duration::days(i64::from(days)),
             },
-            image_digest: sha256(name.as_bytes()),
+            image_digest: image.digest(),
             crl_distribution_url: self.config.crl_url.clone(),
         };
-        let issued = issue_seal(&issuing, &request, now)?;
-        self.store_seal(
-            &dept.code,
-            issued,
-            seal_type,
-            request.image_digest,
-            false,
-            now,
-        )
-        .await
+        let issued = issue_seal_with_image(&issuing, &request, &image, now)?;
+        self.store_seal(&dept.code, issued, seal_type, &image, false, now)
+            .await
     }
 
-    /// Imports a department's own seal certificate and key (PEM), with optional intermediates.
+    /// Imports a department's own seal certificate and key (PEM), with optional
+    /// intermediates, showing `image` (default: the round official-seal SVG).
+    #[allow(clippy::too_many_arguments)] // each is one thing the operator gives
     pub async fn import(
         &self,
         dept: &Department,
@@ -411,21 +413,22 @@ impl<'a> SealsService<'a> {
         key_pem: String,
         chain_pem: Vec<String>,
         seal_type: SealType,
+        image: Option<SealImage>,
         now: DateTime<Utc>,
     ) -> Result<SealSummary, SealsError> {
         let maker = self.issuing().await?;
         let trust = self.trust_anchors().await?;
-        let image_digest = sha256(cert_pem.as_bytes());
+        let image = image.unwrap_or_else(|| SealImage::official_svg(&dept.name_zh, seal_type));
         let request = ImportRequest {
             cert_pem,
             key_pem,
             chain_pem,
             dept_code: seal_id_prefix(&dept.code),
             seal_type,
-            image_digest,
+            image_digest: image.digest(),
         };
-        let issued = import_seal(&maker, &request, &trust, now)?;
-        self.store_seal(&dept.code, issued, seal_type, image_digest, true, now)
+        let issued = import_seal_with_image(&maker, &request, &trust, &image, now)?;
+        self.store_seal(&dept.code, issued, seal_type, &image, true, now)
             .await
     }
 
@@ -434,7 +437,7 @@ impl<'a> SealsService<'a> {
         dept: &str,
         issued: bohai_certs::IssuedSeal,
         seal_type: SealType,
-        image_digest: [u8; 32],
+        image: &SealImage,
         imported: bool,
         now: DateTime<Utc>,
     ) -> Result<SealSummary, SealsError> {
@@ -454,15 +457,16 @@ impl<'a> SealsService<'a> {
             chain_der: issued.chain,
             key_encrypted: key_encrypted.to_string(),
             record_der,
-            image_digest: image_digest.to_vec(),
+            image_digest: image.digest().to_vec(),
             not_before: info.valid_start,
             not_after: info.valid_end,
             created_at: now,
             revoked_at: None,
             revocation_reason: None,
             imported,
+            image_media_type: Some(image.image_type().media_type().to_owned()),
         };
-        store::insert_seal(self.db, &stored).await?;
+        store::insert_seal(self.db, &stored, Some(image.bytes())).await?;
         Ok(summary(&stored, now))
     }
 
@@ -475,12 +479,89 @@ impl<'a> SealsService<'a> {
             .collect())
     }
 
+    async fn stored(&self, seal_id: &str) -> Result<StoredSeal, SealsError> {
+        store::seal(self.db, seal_id)
+            .await?
+            .ok_or_else(|| SealsError::UnknownSeal(seal_id.to_owned()))
+    }
+
     /// One seal, without its key.
     pub async fn get(&self, seal_id: &str, at: DateTime<Utc>) -> Result<SealSummary, SealsError> {
-        let seal = store::seal(self.db, seal_id)
+        Ok(summary(&self.stored(seal_id).await?, at))
+    }
+
+    /// One seal in full (certificate facts, chain, record, image), without its key.
+    pub async fn show(&self, seal_id: &str, at: DateTime<Utc>) -> Result<SealDetails, SealsError> {
+        let seal = self.stored(seal_id).await?;
+        let certificate = CertificateInfo::from_der(&seal.cert_der)?;
+        let chain = seal
+            .chain_der
+            .iter()
+            .map(|der| CertificateInfo::from_der(der))
+            .collect::<Result<Vec<_>, _>>()?;
+        let record = SealRecord::from_der(&seal.record_der)?;
+        let info = record.info();
+        let maker = CertificateInfo::from_der(record.maker_cert_der())
+            .map_or_else(|e| format!("unreadable: {e}"), |m| m.subject);
+        let image = store::seal_image(self.db, seal_id)
             .await?
-            .ok_or_else(|| SealsError::UnknownSeal(seal_id.to_owned()))?;
-        Ok(summary(&seal, at))
+            .map(|img| ImageDetails {
+                size: img.bytes.len(),
+                sha256: hex_lower(&sha256(&img.bytes)),
+                matches_record: sha256(&img.bytes) == info.picture_digest,
+                media_type: img.media_type,
+                url: format!("/api/v1/seals/{seal_id}/image"),
+            });
+        Ok(SealDetails {
+            record: RecordDetails {
+                seal_id: info.seal_id.clone(),
+                seal_type: seal_type_name(info.seal_type).to_owned(),
+                name: info.name.clone(),
+                cert_digest: hex_lower(&info.cert_digest),
+                picture_digest: hex_lower(&info.picture_digest),
+                picture_type: record.picture_type().map(|t| t.record_code().to_owned()),
+                create_date: info.create_date,
+                valid_start: info.valid_start,
+                valid_end: info.valid_end,
+                maker,
+                maker_signature_valid: record.verify_maker_signature().is_ok(),
+            },
+            seal: summary(&seal, at),
+            certificate,
+            chain,
+            image,
+        })
+    }
+
+    /// The seal certificate and its intermediates, PEM, leaf first.
+    pub async fn certificate_pem(&self, seal_id: &str) -> Result<String, SealsError> {
+        let seal = self.stored(seal_id).await?;
+        Ok(std::iter::once(&seal.cert_der)
+            .chain(&seal.chain_der)
+            .map(|der| pem_block("CERTIFICATE", der))
+            .collect())
+    }
+
+    /// The seal image.
+    pub async fn image(&self, seal_id: &str) -> Result<SealImage, SealsError> {
+        let stored = match store::seal_image(self.db, seal_id).await? {
+            Some(image) => image,
+            None => {
+                self.stored(seal_id).await?;
+                return Err(SealsError::NoImage(seal_id.to_owned()));
+            }
+        };
+        let image = SealImage::from_bytes(stored.bytes).map_err(|e| SealsError::Stored {
+            what: format!("image of seal {seal_id}"),
+            reason: e.to_string(),
+        })?;
+        if ImageType::from_media_type(&stored.media_type) != Some(image.image_type()) {
+            return Err(SealsError::Stored {
+                what: format!("image of seal {seal_id}"),
+                reason: format!("stored as {} but is not", stored.media_type),
+            });
+        }
+        Ok(image)
     }
 
     /// The department's newest seal valid at `at`.
@@ -512,9 +593,7 @@ impl<'a> SealsService<'a> {
         seal_id: &str,
         now: DateTime<Utc>,
     ) -> Result<SealKey, SealsError> {
-        let stored = store::seal(self.db, seal_id)
-            .await?
-            .ok_or_else(|| SealsError::UnknownSeal(seal_id.to_owned()))?;
+        let stored = self.stored(seal_id).await?;
         match seal_state(&stored, now) {
             SealState::Valid | SealState::Expiring => {}
             state => {
@@ -536,7 +615,9 @@ impl<'a> SealsService<'a> {
     }
 
     /// Verifies a DER seal signature over a document's SHA-256 at `at`, with the trust
-    /// anchors and the newest stored CRL.
+    /// anchors, the newest stored CRL and the CRLs of `pki.crls`. When the signing seal is
+    /// stored here (same certificate) with its image, the image is checked against the
+    /// record too.
     pub async fn verify(
         &self,
         document_sha256: [u8; 32],
@@ -544,18 +625,39 @@ impl<'a> SealsService<'a> {
         at: DateTime<Utc>,
     ) -> Result<Report, SealsError> {
         let trust = self.trust_anchors().await?;
-        let crls: Vec<Vec<u8>> = store::latest_crl(self.db)
+        let mut crls: Vec<Vec<u8>> = store::latest_crl(self.db)
             .await?
             .map(|c| c.der)
             .into_iter()
             .collect();
+        crls.extend(configured_crls(self.config));
+        let image = self.image_of_signer(signature_der).await?;
         let ctx = VerifyContext {
             trust: &trust,
             crls: &crls,
             at,
             policy: VerifyPolicy::default(),
         };
-        Ok(verify_seal_signature(document_sha256, signature_der, &ctx).0)
+        Ok(
+            verify_seal_signature_with_image(document_sha256, signature_der, &ctx, image.as_ref())
+                .0,
+        )
+    }
+
+    /// The stored image of the seal that made `signature_der`, if this hub holds that seal
+    /// (same seal id and certificate) with an image.
+    async fn image_of_signer(&self, signature_der: &[u8]) -> Result<Option<SealImage>, SealsError> {
+        let Ok(sig) = SealSignature::from_der(signature_der) else {
+            return Ok(None);
+        };
+        let info = sig.record().info();
+        let Some(seal) = store::seal(self.db, &info.seal_id).await? else {
+            return Ok(None);
+        };
+        if sha256(&seal.cert_der) != info.cert_digest || seal.image_media_type.is_none() {
+            return Ok(None);
+        }
+        self.image(&seal.seal_id).await.map(Some)
     }
 
     /// Revokes a seal and reissues the CRL.
@@ -632,12 +734,34 @@ impl<'a> SealsService<'a> {
     }
 }
 
-/// The seal id prefix for a department: its code, cut to the 16 characters `bohai-certs`
-/// allows in a seal id prefix (registry codes may have 32). The department itself is stored
-/// beside the seal, so a shortened prefix only shortens the id.
+/// The seal id prefix for a department: its whole registry code (up to 32 characters,
+/// which `bohai-certs` accepts). Seals made before codes were kept whole have ids whose
+/// prefix is the code cut to 16 characters; ids never change once made.
 pub fn seal_id_prefix(code: &str) -> String {
-    let cut: String = code.chars().take(16).collect();
-    cut.trim_end_matches('-').to_owned()
+    code.to_owned()
+}
+
+/// The CRLs of `pki.crls` (DER). A file that cannot be read now is left out with a warning:
+/// the verifier then lacks that CA's revocation status and says INDETERMINATE, never VALID.
+/// (Configuration loading checked every file and its signature; the verifier checks the
+/// signature again with the issuer of the chain.)
+pub fn configured_crls(config: &PkiConfig) -> Vec<Vec<u8>> {
+    config
+        .crls
+        .iter()
+        .filter_map(|path| {
+            let read = std::fs::read(path)
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| read_crl(&bytes).map_err(|e| e.to_string()));
+            match read {
+                Ok(der) => Some(der),
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), error = %e, "pki.crls: cannot use this CRL now");
+                    None
+                }
+            }
+        })
+        .collect()
 }
 
 /// `<name_zh>电子公章` for an official seal, `合同专用章` / `业务专用章` for the others.
@@ -732,6 +856,7 @@ mod tests {
             revoked_at: revoked.then_some(now),
             revocation_reason: revoked.then(|| "superseded".to_owned()),
             imported: false,
+            image_media_type: None,
         }
     }
 

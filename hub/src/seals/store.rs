@@ -1,5 +1,6 @@
-//! The PKI tables of migration `0003_seals.sql`: the city CA, seals and CRLs. SQL only;
-//! keys go in and out as `EncryptedKey` strings.
+//! The PKI tables of migrations `0003_seals.sql` and `0004_seal_images.sql`: the city CA,
+//! seals with their images, and CRLs. SQL only; keys go in and out as `EncryptedKey`
+//! strings.
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, Transaction};
@@ -52,6 +53,17 @@ pub struct StoredSeal {
     pub revocation_reason: Option<String>,
     /// Imported rather than issued.
     pub imported: bool,
+    /// Media type of the stored seal image; `None` for seals stored before images were kept.
+    pub image_media_type: Option<String>,
+}
+
+/// A stored seal image.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StoredImage {
+    /// `image/png` or `image/svg+xml`.
+    pub media_type: String,
+    /// The image bytes.
+    pub bytes: Vec<u8>,
 }
 
 /// A stored CRL.
@@ -69,7 +81,7 @@ pub struct StoredCrl {
 
 const SEAL_COLUMNS: &str = "seal_id, department, name, seal_type, serial_hex, cert_der, \
      chain_der, key_encrypted, record_der, image_digest, not_before, not_after, created_at, \
-     revoked_at, revocation_reason, imported";
+     revoked_at, revocation_reason, imported, image_media_type";
 
 /// The city CA, if made.
 pub async fn load_ca(db: &PgPool) -> Result<Option<StoredCa>, sqlx::Error> {
@@ -117,12 +129,17 @@ pub async fn remove_root_key(db: &PgPool) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// Stores a new seal.
-pub async fn insert_seal(db: &PgPool, seal: &StoredSeal) -> Result<(), sqlx::Error> {
+/// Stores a new seal with its image (whose media type is `seal.image_media_type`).
+pub async fn insert_seal(
+    db: &PgPool,
+    seal: &StoredSeal,
+    image: Option<&[u8]>,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO seals (seal_id, department, name, seal_type, serial_hex, cert_der, \
-         chain_der, key_encrypted, record_der, image_digest, not_before, not_after, imported) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+         chain_der, key_encrypted, record_der, image_digest, not_before, not_after, imported, \
+         image, image_media_type) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
     )
     .bind(&seal.seal_id)
     .bind(&seal.department)
@@ -137,9 +154,22 @@ pub async fn insert_seal(db: &PgPool, seal: &StoredSeal) -> Result<(), sqlx::Err
     .bind(seal.not_before)
     .bind(seal.not_after)
     .bind(seal.imported)
+    .bind(image)
+    .bind(&seal.image_media_type)
     .execute(db)
     .await?;
     Ok(())
+}
+
+/// The image of a seal, when the seal exists and has one.
+pub async fn seal_image(db: &PgPool, seal_id: &str) -> Result<Option<StoredImage>, sqlx::Error> {
+    sqlx::query_as::<_, StoredImage>(
+        "SELECT image_media_type AS media_type, image AS bytes FROM seals \
+         WHERE seal_id = $1 AND image IS NOT NULL",
+    )
+    .bind(seal_id)
+    .fetch_optional(db)
+    .await
 }
 
 /// Every seal, by department and age.
