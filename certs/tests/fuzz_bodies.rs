@@ -77,6 +77,7 @@ fn seeds() -> Vec<Vec<u8>> {
     let key = issued.into_seal_key().unwrap();
     let sig = sign(&key, now() + Duration::hours(1));
     let crl = crl(&pki.issuing, &[vec![0x42; 16]]);
+    let (licence, qr, status_list) = licence_seeds(&key);
     vec![
         cert,
         pki.root.cert_der().to_vec(),
@@ -87,6 +88,9 @@ fn seeds() -> Vec<Vec<u8>> {
         crl_to_pem(&crl).into_bytes(),
         crl,
         SealImage::official_svg("盘锦市公安局", SealType::Official).into_bytes(),
+        licence.clone().into_bytes(),
+        qr.into_bytes(),
+        status_list.into_bytes(),
     ]
 }
 
@@ -100,6 +104,7 @@ fn the_fuzz_bodies_never_panic_on_mutated_inputs() {
         for input in std::iter::once(seed.clone()).chain(mutations(seed, other, ROUNDS, &mut rng)) {
             bodies::certificate(&input);
             bodies::seal_signature(&input);
+            bodies::licence(&input);
             fed += 1;
         }
     }
@@ -126,7 +131,50 @@ fn the_fuzz_bodies_never_panic_on_odd_shapes() {
     ] {
         bodies::certificate(input);
         bodies::seal_signature(input);
+        bodies::licence(input);
     }
+}
+
+/// A sealed licence, its QR payload and a status list token.
+fn licence_seeds(key: &bohai_certs::SealKey) -> (String, String, String) {
+    use bohai_certs::licence::{
+        seal_compact, seal_licence, sign_status_list, Issuer, Licence, StatusList, StatusListRef,
+    };
+    let licence = Licence {
+        licence_type: "business-licence".to_owned(),
+        number: "BL-2026-00000001".to_owned(),
+        version: 1,
+        issuer: Issuer {
+            department: "market-regulation".to_owned(),
+            name_zh: "盘锦市市场监督管理局".to_owned(),
+            credit_code: "91350100M000100Y43".to_owned(),
+        },
+        holder: serde_json::json!({"name": "盘锦渤海数据有限公司"}),
+        fields: serde_json::json!({"scope": "数据处理"}),
+        valid_from: now(),
+        valid_until: now() + Duration::days(30),
+        issued_at: now(),
+        supersedes: None,
+    };
+    let status = StatusListRef {
+        idx: 3,
+        uri: "https://hub.example/api/v1/licences/status-list".to_owned(),
+    };
+    let jws = seal_licence(key, licence.clone(), status.clone()).unwrap();
+    let qr = seal_compact(key, licence, status).unwrap();
+    let list = sign_status_list(
+        key,
+        &status_uri(),
+        &StatusList::with_capacity(64),
+        now(),
+        300,
+    )
+    .unwrap();
+    (jws, qr, list)
+}
+
+fn status_uri() -> String {
+    "https://hub.example/api/v1/licences/status-list".to_owned()
 }
 
 /// Writes the seeds as files for the coverage-guided fuzzer's starting corpus:

@@ -7,7 +7,7 @@
 //! example's value); a configurable share is made invalid on purpose, in a known way.
 
 use bohai_schemas::formats;
-use bohai_schemas::Dataset;
+use bohai_schemas::{Dataset, LicenceType, RecordValidator};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Map, Value};
@@ -26,10 +26,10 @@ const PANJIN_COUNTIES: &[&str] = &["211102", "211103", "211104", "211122"];
 /// Why a generator cannot be made.
 #[derive(Debug, thiserror::Error)]
 pub enum GenError {
-    /// The dataset has no valid examples to start from.
-    #[error("dataset `{dataset}` has no valid examples in {path}")]
+    /// The dataset (or licence type) has no valid examples to start from.
+    #[error("`{dataset}` has no valid examples in {path}")]
     NoExamples {
-        /// The dataset.
+        /// The dataset or licence type.
         dataset: String,
         /// Where they were looked for.
         path: String,
@@ -45,10 +45,14 @@ pub struct Generated {
     pub valid: bool,
 }
 
-/// A deterministic generator of records for one dataset.
+/// A deterministic generator of records for one dataset (or licence subjects for one
+/// licence type).
 #[derive(Debug)]
 pub struct Generator<'a> {
-    dataset: &'a Dataset,
+    schema: &'a Value,
+    validator: &'a RecordValidator,
+    /// The field a broken record loses: a dataset's first primary-key field.
+    key_field: Option<&'a str>,
     templates: Vec<Map<String, Value>>,
     rng: StdRng,
     invalid_ratio: f64,
@@ -57,7 +61,40 @@ pub struct Generator<'a> {
 impl<'a> Generator<'a> {
     /// A generator seeded with `seed`; `invalid_ratio` (0–1) of the records are invalid.
     pub fn new(dataset: &'a Dataset, seed: u64, invalid_ratio: f64) -> Result<Self, GenError> {
-        let path = dataset.dir.join("examples/valid.jsonl");
+        let mut g = Self::from_parts(
+            (&dataset.id, &dataset.dir),
+            &dataset.schema,
+            &dataset.validator,
+            seed,
+            invalid_ratio,
+        )?;
+        g.key_field = dataset.primary_key.first().map(String::as_str);
+        Ok(g)
+    }
+
+    /// A generator of licence subjects (`{"holder", "fields"}`) of one licence type.
+    pub fn for_licence_type(
+        licence_type: &'a LicenceType,
+        seed: u64,
+        invalid_ratio: f64,
+    ) -> Result<Self, GenError> {
+        Self::from_parts(
+            (&licence_type.id, &licence_type.dir),
+            &licence_type.schema,
+            &licence_type.validator,
+            seed,
+            invalid_ratio,
+        )
+    }
+
+    fn from_parts(
+        (id, dir): (&str, &std::path::Path),
+        schema: &'a Value,
+        validator: &'a RecordValidator,
+        seed: u64,
+        invalid_ratio: f64,
+    ) -> Result<Self, GenError> {
+        let path = dir.join("examples/valid.jsonl");
         let templates: Vec<Map<String, Value>> = std::fs::read_to_string(&path)
             .unwrap_or_default()
             .lines()
@@ -65,12 +102,14 @@ impl<'a> Generator<'a> {
             .collect();
         if templates.is_empty() {
             return Err(GenError::NoExamples {
-                dataset: dataset.id.clone(),
+                dataset: id.to_owned(),
                 path: path.display().to_string(),
             });
         }
         Ok(Self {
-            dataset,
+            schema,
+            validator,
+            key_field: None,
             templates,
             rng: StdRng::seed_from_u64(seed),
             invalid_ratio: invalid_ratio.clamp(0.0, 1.0),
@@ -83,7 +122,6 @@ impl<'a> Generator<'a> {
         let mut record = Map::with_capacity(template.len());
         for (field, example) in &template {
             let prop = self
-                .dataset
                 .schema
                 .get("properties")
                 .and_then(|p| p.get(field))
@@ -96,7 +134,7 @@ impl<'a> Generator<'a> {
         // fails too, the example's value.
         for gentle in [true, false] {
             let value = Value::Object(record);
-            let violations = self.dataset.validator.validate(&value);
+            let violations = self.validator.validate(&value);
             let Value::Object(fixed) = value else {
                 unreachable!("built as an object")
             };
@@ -135,6 +173,15 @@ impl<'a> Generator<'a> {
     }
 
     fn value_for(&mut self, field: &str, prop: &Value, example: &Value) -> Value {
+        // Nested objects (a licence's holder and fields): each property drawn the same way.
+        if let (Value::Object(fields), Some(props)) = (example, prop.get("properties")) {
+            let mut out = Map::with_capacity(fields.len());
+            for (name, value) in fields {
+                let p = props.get(name).cloned().unwrap_or(Value::Null);
+                out.insert(name.clone(), self.value_for(name, &p, value));
+            }
+            return Value::Object(out);
+        }
         if let Some(choices) = prop.get("enum").and_then(Value::as_array) {
             if !choices.is_empty() {
                 return choices[self.rng.random_range(0..choices.len())].clone();
@@ -283,7 +330,6 @@ impl<'a> Generator<'a> {
     /// Breaks the record in one of several ways a department export goes wrong.
     fn break_record(&mut self, record: &mut Map<String, Value>) {
         let props = self
-            .dataset
             .schema
             .get("properties")
             .cloned()
@@ -328,8 +374,15 @@ impl<'a> Generator<'a> {
             }
             _ => {}
         }
-        // Otherwise: a required field is missing.
-        if let Some(first) = self.dataset.primary_key.first() {
+        // Otherwise: a required field (the primary key, for a dataset) is missing.
+        let required = self.key_field.or_else(|| {
+            self.schema
+                .get("required")
+                .and_then(Value::as_array)
+                .and_then(|r| r.first())
+                .and_then(Value::as_str)
+        });
+        if let Some(first) = required {
             record.remove(first);
         }
     }

@@ -4,6 +4,10 @@
 //! The cargo-fuzz targets in `fuzz_targets/` call these, and `certs/tests/fuzz_bodies.rs`
 //! includes this file to feed them a corpus of malformed and mutated inputs on stable Rust.
 
+use bohai_certs::licence::{
+    parse_compact, verify_status_list, LicenceInputs, LicencePolicy, LicenceTypes, LicenceVerifier,
+    ParsedJws, SealDirectory, StatusList, TypeVerdict,
+};
 use bohai_certs::{
     read_crl, verify_seal_signature, CertificateInfo, SealImage, SealRecord, SealSignature,
     TrustAnchors, VerifyContext, VerifyPolicy,
@@ -52,4 +56,47 @@ pub fn seal_signature(data: &[u8]) {
     let (report, verified) = verify_seal_signature([0; 32], data, &ctx);
     // Nothing verifies without a trust anchor.
     assert!(!report.is_valid() && verified.is_none());
+}
+
+/// Knows no type: every licence type is unknown.
+struct NoTypes;
+
+impl LicenceTypes for NoTypes {
+    fn judge(&self, _: &str, _: &str, _: &serde_json::Value) -> TypeVerdict {
+        TypeVerdict::Unknown
+    }
+}
+
+/// Holds no seal.
+struct NoSeals;
+
+impl SealDirectory for NoSeals {
+    fn chain(&self, _: &str) -> Option<Vec<Vec<u8>>> {
+        None
+    }
+}
+
+/// Licence decoding: the bytes as a licence JWS, a QR payload, a status list token and a
+/// compressed status list, and whole verifications of both licence forms.
+pub fn licence(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let _ = ParsedJws::parse(text);
+    let _ = parse_compact(text);
+    let _ = StatusList::decode(text);
+    let trust = TrustAnchors::new();
+    assert!(verify_status_list(text, &trust, "91350100M000100Y43").is_err());
+    let verifier = LicenceVerifier::new(trust, vec![data.to_vec()], LicencePolicy::default());
+    let inputs = LicenceInputs {
+        status: None,
+        types: &NoTypes,
+        at: Utc
+            .with_ymd_and_hms(2026, 3, 1, 8, 0, 0)
+            .single()
+            .unwrap_or_default(),
+    };
+    // Nothing verifies without a trust anchor, a type or a seal.
+    assert!(!verifier.verify(text, inputs).0.is_valid());
+    assert!(!verifier.verify_compact(text, &NoSeals, inputs).0.is_valid());
 }

@@ -44,11 +44,30 @@ pub enum LicenceCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Write N realistic licence requests of a type as JSON Lines (input for `import`):
+    /// fresh names, valid identity numbers and credit codes, Panjin addresses.
+    Gen {
+        /// Licence type id.
+        #[arg(long = "type")]
+        licence_type: String,
+        /// How many.
+        count: u64,
+        /// The file to write.
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+        /// Random seed (the same seed gives the same file).
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
+    },
     /// Import licences in bulk from JSON Lines (one `{"type", "holder", "fields",
     /// "valid_from"?, "valid_until"?}` a line), with a progress bar.
     Import {
         /// The file.
         file: PathBuf,
+        /// Also write every sealed licence (one JWS a line) to this file, e.g. to hand the
+        /// documents back to the system they came from.
+        #[arg(long, value_name = "FILE")]
+        documents: Option<PathBuf>,
         /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
@@ -146,6 +165,15 @@ pub enum LicenceCommand {
 
 /// Runs a licence command.
 pub(super) async fn run(config: &Config, command: &LicenceCommand) -> anyhow::Result<()> {
+    if let LicenceCommand::Gen {
+        licence_type,
+        count,
+        output,
+        seed,
+    } = command
+    {
+        return generate(config, licence_type, *count, output, *seed);
+    }
     if let LicenceCommand::Verify {
         file,
         json,
@@ -200,9 +228,11 @@ pub(super) async fn run(config: &Config, command: &LicenceCommand) -> anyhow::Re
             let issued = service.issue(&actor, &department, request, now).await?;
             finish_issued(&issued, output.as_ref(), *json)?;
         }
-        LicenceCommand::Import { file, json } => {
-            import(&service, &registry, &actor, file, *json).await?
-        }
+        LicenceCommand::Import {
+            file,
+            documents,
+            json,
+        } => import(&service, &registry, &actor, file, documents.as_ref(), *json).await?,
         LicenceCommand::Renew {
             number,
             valid_until,
@@ -297,7 +327,46 @@ pub(super) async fn run(config: &Config, command: &LicenceCommand) -> anyhow::Re
             let n = service.expire_due(now).await?;
             println!("{n} licence(s) expired");
         }
+        // Answered above, without the database.
+        LicenceCommand::Gen { .. } => {}
     }
+    Ok(())
+}
+
+/// Writes `count` generated licence requests of one type.
+fn generate(
+    config: &Config,
+    licence_type: &str,
+    count: u64,
+    output: &PathBuf,
+    seed: u64,
+) -> anyhow::Result<()> {
+    let registry = crate::registry::load(&config.registry)?;
+    let t = registry
+        .licence_type(licence_type)
+        .with_context(|| format!("unknown licence type `{licence_type}`"))?;
+    let mut generator = crate::gen::Generator::for_licence_type(t, seed, 0.0)?;
+    let file = std::fs::File::create(output)
+        .with_context(|| format!("cannot create {}", output.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    let bar = ProgressBar::new(count);
+    for _ in 0..count {
+        let mut subject = generator.next_record().record;
+        let line = serde_json::json!({
+            "type": licence_type,
+            "holder": subject.remove("holder").unwrap_or_default(),
+            "fields": subject.remove("fields").unwrap_or_default(),
+        });
+        serde_json::to_writer(&mut out, &line)?;
+        out.write_all(b"\n")?;
+        bar.inc(1);
+    }
+    out.flush()?;
+    bar.finish_and_clear();
+    println!(
+        "wrote {count} {licence_type} requests to {}",
+        output.display()
+    );
     Ok(())
 }
 
@@ -425,8 +494,15 @@ async fn import(
     registry: &bohai_schemas::Registry,
     actor: &Actor,
     file: &PathBuf,
+    documents: Option<&PathBuf>,
     json: bool,
 ) -> anyhow::Result<()> {
+    let mut documents = match documents {
+        Some(p) => Some(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        )),
+        None => None,
+    };
     let lines = std::io::BufReader::new(
         std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?,
     )
@@ -464,10 +540,29 @@ async fn import(
             },
         }
         if pending.len() >= IMPORT_CHUNK {
-            issued += flush(service, actor, &mut pending, &mut rejected, now).await?;
+            issued += flush(
+                service,
+                actor,
+                &mut pending,
+                &mut rejected,
+                documents.as_mut(),
+                now,
+            )
+            .await?;
         }
     }
-    issued += flush(service, actor, &mut pending, &mut rejected, now).await?;
+    issued += flush(
+        service,
+        actor,
+        &mut pending,
+        &mut rejected,
+        documents.as_mut(),
+        now,
+    )
+    .await?;
+    if let Some(d) = documents.as_mut() {
+        d.flush()?;
+    }
     bar.finish();
     if json {
         println!(
@@ -490,6 +585,7 @@ async fn flush(
     actor: &Actor,
     pending: &mut Vec<(usize, String, IssueRequest)>,
     rejected: &mut Vec<Value>,
+    mut documents: Option<&mut std::io::BufWriter<std::fs::File>>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<usize> {
     let mut issued = 0;
@@ -504,7 +600,12 @@ async fn flush(
         let results = service.issue_many(actor, dept, requests, now).await?;
         for ((line_no, _, _), r) in group.iter().zip(results) {
             match r {
-                Ok(_) => issued += 1,
+                Ok(l) => {
+                    issued += 1;
+                    if let Some(d) = documents.as_mut() {
+                        writeln!(d, "{}", l.document)?;
+                    }
+                }
                 Err(e) => {
                     rejected.push(serde_json::json!({"line": line_no, "error": e.to_string()}))
                 }
