@@ -186,17 +186,14 @@ pub(super) async fn run(config: &Config, command: &LicenceCommand) -> anyhow::Re
     }
     let (db, registry) = prepare(config).await?;
     let state = LicenceState::default();
-    let with_keys = !matches!(
+    let with_keys = matches!(
         command,
-        LicenceCommand::Show { .. }
-            | LicenceCommand::Verify { .. }
-            | LicenceCommand::Expire
+        LicenceCommand::Issue { .. }
+            | LicenceCommand::Import { .. }
+            | LicenceCommand::Renew { .. }
+            | LicenceCommand::Replace { .. }
             | LicenceCommand::Qr { .. }
-    ) && !matches!(
-        command,
-        LicenceCommand::Revoke { .. }
-            | LicenceCommand::Suspend { .. }
-            | LicenceCommand::Resume { .. }
+            | LicenceCommand::Bundle { .. }
     );
     let service = LicenceService::new(&db, &registry, config, &state, with_keys)?;
     let actor = Actor::current_operator();

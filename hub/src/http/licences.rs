@@ -438,7 +438,7 @@ pub(super) async fn status_list(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let now = Utc::now();
-    let list = service(&state, true)?
+    let list = service(&state, false)?
         .status_list(now)
         .await
         .map_err(api_error)?;

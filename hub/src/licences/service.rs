@@ -105,8 +105,8 @@ struct Prepared<'r> {
 }
 
 impl<'a> LicenceService<'a> {
-    /// Operations that seal (issue, lifecycle) need the master key (`with_keys`); others use
-    /// it when it is there.
+    /// Operations that seal (issue, renew, replace, QR, bundle) need the master key
+    /// (`with_keys`); the status list reads it only when it makes a new list.
     pub fn new(
         db: &'a PgPool,
         registry: &'a Registry,
@@ -114,12 +114,10 @@ impl<'a> LicenceService<'a> {
         state: &'a LicenceState,
         with_keys: bool,
     ) -> Result<Self, LicenceError> {
-        // Verification remakes the status list when it is out of date, which needs the
-        // authority's key: take the master key whenever it is there.
-        let seals = match SealsService::with_master_key(db, &config.pki) {
-            Ok(s) => s,
-            Err(e) if with_keys => return Err(e.into()),
-            Err(_) => SealsService::public(db, &config.pki),
+        let seals = if with_keys {
+            SealsService::with_master_key(db, &config.pki)?
+        } else {
+            SealsService::public(db, &config.pki)
         };
         Ok(Self {
             db,
@@ -146,7 +144,7 @@ impl<'a> LicenceService<'a> {
     pub async fn status_list(&self, now: DateTime<Utc>) -> Result<CurrentList, LicenceError> {
         let uri = self.config.status_list_url();
         let maker = ListMaker {
-            seals: &self.seals,
+            pki: &self.config.pki,
             authority: &self.config.licences.status_authority,
             authority_credit_code: self.authority_credit_code()?,
             uri: &uri,

@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Mutex;
 
 use super::{store, LicenceError};
+use crate::config::PkiConfig;
 use crate::seals::SealsService;
 
 /// How long the in-memory list is used without looking at the database.
@@ -43,8 +44,9 @@ pub struct StatusCache {
 /// What making a list needs.
 #[derive(Debug)]
 pub struct ListMaker<'a> {
-    /// The seal operations (the authority's key, trust anchors).
-    pub seals: &'a SealsService<'a>,
+    /// The PKI configuration: trust anchors and the master key that unlocks the authority's
+    /// seal, read only when a list is made.
+    pub pki: &'a PkiConfig,
     /// Department code of the status authority.
     pub authority: &'a str,
     /// Its credit code.
@@ -85,7 +87,8 @@ impl StatusCache {
                 return Ok(c.clone());
             }
         }
-        let trust = maker.seals.trust_anchors().await?;
+        let seals = SealsService::public(db, maker.pki);
+        let trust = seals.trust_anchors().await?;
         // Another hub process (or the CLI) may have made a fresh one.
         if let Some((token, issued_at, changes_through)) = store::latest_status_list(db).await? {
             if usable(changes_through, issued_at) {
@@ -118,8 +121,10 @@ impl StatusCache {
             list.set(index, status)
                 .map_err(|e| LicenceError::Stored(e.to_string()))?;
         }
-        let seal_id = maker.seals.newest_valid_seal(maker.authority, now).await?;
-        let key = maker.seals.signing_key(&seal_id, now).await?;
+        let seal_id = seals.newest_valid_seal(maker.authority, now).await?;
+        let key = SealsService::with_master_key(db, maker.pki)?
+            .signing_key(&seal_id, now)
+            .await?;
         let issued_at = crate::licences::service::whole_seconds(now);
         let token = sign_status_list(&key, maker.uri, &list, issued_at, maker.max_age.as_secs())?;
         store::insert_status_list(db, &token, issued_at, newest).await?;
