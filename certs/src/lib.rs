@@ -12,6 +12,7 @@
 
 pub mod ca;
 mod cert_facts;
+mod chain_failure;
 pub mod crl;
 pub mod image;
 pub mod inspect;

@@ -92,7 +92,8 @@ reason_codes! {
     /// The signer certificate lacks the id-kp-documentSigning extended key usage.
     EkuMissing = "EKU_MISSING", "证书扩展密钥用法缺少文档签名（1.3.6.1.5.5.7.3.36）",
         "certificate extended key usage lacks documentSigning (1.3.6.1.5.5.7.3.36)";
-    /// A CA certificate signed, or a non-CA certificate issued, or a path length was exceeded.
+    /// A certificate that is not a CA acts as the issuer of another in the chain. (Before
+    /// `CA_CERT_AS_SEAL` and `PATH_LENGTH_EXCEEDED` existed it also covered those two.)
     CaConstraintViolated = "CA_CONSTRAINT_VIOLATED", "证书链违反CA基本约束",
         "certificate chain violates CA basic constraints";
     /// The seal record is not signed by a trusted seal authority or does not match the signer.
@@ -112,7 +113,9 @@ reason_codes! {
     CrlExpired = "CRL_EXPIRED", "证书吊销列表已过期", "the issuer's CRL has expired (past nextUpdate)";
     /// The check was not made because an earlier check failed.
     NotChecked = "NOT_CHECKED", "因前序检查失败未进行此项检查", "not checked because an earlier check failed";
-    /// The JWS names a signature algorithm other than ES256.
+    /// An algorithm other than ECDSA P-256 with SHA-256 (ES256): a JWS `alg`, the
+    /// `signatureAlgorithm` of a seal signature, a seal certificate's key, or a certificate of
+    /// the chain signed with an algorithm the verifier does not accept.
     AlgorithmUnsupported = "ALGORITHM_UNSUPPORTED", "不支持的签名算法（仅支持ES256）",
         "unsupported signature algorithm (only ES256)";
     /// The sealing certificate is not the issuer's, or the issuer does not issue this type.
@@ -141,6 +144,26 @@ reason_codes! {
     StatusUnknown = "STATUS_UNKNOWN", "无法确定证照状态", "licence status unknown";
     /// The QR payload names a seal key the trust bundle does not hold.
     SealKeyUnknown = "SEAL_KEY_UNKNOWN", "信任包中没有该印章证书", "the trust bundle has no seal certificate with this key id";
+    /// The signer certificate is a CA certificate (basicConstraints cA TRUE), not a seal.
+    CaCertAsSeal = "CA_CERT_AS_SEAL", "CA证书不能用作印章证书", "a CA certificate cannot be used as a seal certificate";
+    /// A CA of the chain issued more CA certificates below it than its pathLenConstraint allows.
+    PathLengthExceeded = "PATH_LENGTH_EXCEEDED", "证书链超出CA的路径长度约束",
+        "certificate chain exceeds a CA's path length constraint";
+    /// The signer certificate is self-signed (its own issuer) and not a trust anchor.
+    SelfSignedLeaf = "SELF_SIGNED_LEAF", "签章证书为自签名证书，不是由受信任的CA签发",
+        "the signer certificate is self-signed, not issued by a trusted CA";
+    /// A certificate of the chain has a critical extension the verifier does not know.
+    UnknownCriticalExtension = "UNKNOWN_CRITICAL_EXTENSION", "证书包含无法识别的关键扩展",
+        "a certificate has a critical extension the verifier does not recognise";
+    /// The certificates carried do not link up: one was not issued by the next (a missing
+    /// intermediate, an intermediate that did not issue the certificate below it, or a
+    /// certificate signature that does not verify with its issuer's key).
+    IssuerChainBroken = "ISSUER_CHAIN_BROKEN", "证书链断裂（缺少中间证书或颁发者不符）",
+        "the issuer chain is broken (missing intermediate or wrong issuer)";
+    /// The seal record names another certificate than the one whose key signed: the signature
+    /// was made with another seal's (another department's) key.
+    SealCertMismatch = "SEAL_CERT_MISMATCH", "印章数据与签章证书不符，签章使用了其他印章的密钥",
+        "the seal record belongs to another certificate; the signature was made with another seal's key";
 }
 
 /// One line of a report.

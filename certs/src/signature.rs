@@ -41,6 +41,9 @@ pub enum SignatureError {
     /// The bytes are not a seal signature of this profile (or exceed the size limit).
     #[error("malformed seal signature: {0}")]
     Malformed(String),
+    /// The `signatureAlgorithm` is not ecdsa-with-SHA256 (the OID found, dotted).
+    #[error("unsupported signatureAlgorithm {0} (only ecdsa-with-SHA256)")]
+    UnsupportedAlgorithm(String),
     /// The seal record cannot be encoded.
     #[error("seal record: {0}")]
     Record(#[from] SealRecordError),
@@ -134,10 +137,9 @@ impl SealSignature {
             return Err(malformed("not canonical DER"));
         }
         if asn1.signature_algorithm != ecdsa_with_sha256() {
-            return Err(malformed(format!(
-                "unsupported signatureAlgorithm {}",
-                asn1.signature_algorithm
-            )));
+            return Err(SignatureError::UnsupportedAlgorithm(
+                asn1.signature_algorithm.to_string(),
+            ));
         }
         let signature = asn1
             .signature

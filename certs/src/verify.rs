@@ -22,12 +22,13 @@ use x509_parser::prelude::FromDer as _;
 use x509_parser::revocation_list::CertificateRevocationList;
 
 use crate::cert_facts::{hex_lower, CertFacts};
+use crate::chain_failure::chain_failure;
 use crate::image::SealImage;
 use crate::keys;
 use crate::record::SealType;
 use crate::report::{Check, CheckResult, ReasonCode, Report};
 use crate::seal::sha256;
-use crate::signature::SealSignature;
+use crate::signature::{SealSignature, SignatureError};
 use crate::trust::TrustAnchors;
 
 /// Most CRLs considered in one verification.
@@ -175,16 +176,22 @@ pub fn verify_seal_signature_with_image(
 ) -> (Report, Option<VerifiedSeal>) {
     let mut checks = Vec::with_capacity(1 + AFTER_PARSE.len());
     let parsed = SealSignature::from_der(signature_der)
-        .map_err(|e| e.to_string())
+        .map_err(|e| {
+            let code = match e {
+                SignatureError::UnsupportedAlgorithm(_) => ReasonCode::AlgorithmUnsupported,
+                _ => ReasonCode::Malformed,
+            };
+            (code, e.to_string())
+        })
         .and_then(|sig| {
             CertFacts::from_der(sig.signer_cert_der())
                 .map(|facts| (sig, facts))
-                .map_err(|e| format!("signer certificate: {e}"))
+                .map_err(|e| (ReasonCode::Malformed, format!("signer certificate: {e}")))
         });
     let (sig, signer) = match parsed {
         Ok(parsed) => parsed,
-        Err(detail) => {
-            checks.push(Check::fail(PARSE, ReasonCode::Malformed, detail));
+        Err((code, detail)) => {
+            checks.push(Check::fail(PARSE, code, detail));
             let image_check = image.map(|_| SEAL_IMAGE);
             checks.extend(
                 AFTER_PARSE
@@ -218,8 +225,8 @@ pub fn verify_seal_signature_with_image(
     checks.push(match signer.p256_point.as_deref() {
         None => Check::fail(
             SIGNATURE,
-            ReasonCode::SignatureInvalid,
-            "signer key is not ECDSA P-256",
+            ReasonCode::AlgorithmUnsupported,
+            "the signer certificate's key is not ECDSA P-256",
         ),
         Some(point) => match keys::verify_p256(point, sig.tbs_der(), sig.signature_bytes()) {
             Ok(()) => Check::pass(SIGNATURE),
@@ -253,11 +260,14 @@ pub fn verify_seal_signature_with_image(
     let chain_ok = chain.is_ok();
     checks.push(match chain {
         Ok(()) => Check::pass(CHAIN),
-        Err(e) => Check::fail(
-            CHAIN,
-            chain_code(&e),
-            format!("at signing time {signing_time}: {e}"),
-        ),
+        Err(e) => {
+            let failure = chain_failure(&e, sig.signer_cert_der(), &intermediates);
+            Check::fail(
+                CHAIN,
+                failure.code,
+                format!("at signing time {signing_time}: {}", failure.detail),
+            )
+        }
     });
 
     checks.push(if signer.has_seal_key_usage() {
@@ -284,18 +294,32 @@ pub fn verify_seal_signature_with_image(
     });
 
     let record = sig.record();
-    let record_problem = if record.info().cert_digest != sha256(sig.signer_cert_der()) {
-        Some("certDigest is not the SHA-256 of the signer certificate".to_owned())
-    } else if let Err(e) = record.verify_maker_signature() {
-        Some(e.to_string())
+    // The maker's signature first: a record nobody trusted made says nothing about whose
+    // certificate it names. A trusted record naming another certificate means the signature
+    // was made with another seal's key (the attacker's own seal, under a stolen record).
+    let record_problem = if let Err(e) = record.verify_maker_signature() {
+        Some((ReasonCode::SealRecordInvalid, e.to_string()))
+    } else if let Err(e) = ctx.trust.check_maker(record.maker_cert_der(), signing_time) {
+        Some((ReasonCode::SealRecordInvalid, e))
+    } else if record.info().cert_digest != sha256(sig.signer_cert_der()) {
+        Some((
+            ReasonCode::SealCertMismatch,
+            format!(
+                "the record of seal {} ({}) names certificate SHA-256 {}, the signer certificate \
+                 (serial {}) is {}",
+                record.info().seal_id,
+                record.info().name,
+                hex_lower(&record.info().cert_digest),
+                signer.serial_hex(),
+                hex_lower(&sha256(sig.signer_cert_der()))
+            ),
+        ))
     } else {
-        ctx.trust
-            .check_maker(record.maker_cert_der(), signing_time)
-            .err()
+        None
     };
     checks.push(match record_problem {
         None => Check::pass(SEAL_RECORD),
-        Some(detail) => Check::fail(SEAL_RECORD, ReasonCode::SealRecordInvalid, detail),
+        Some((code, detail)) => Check::fail(SEAL_RECORD, code, detail),
     });
     if let Some(image) = image {
         checks.push(check_image(record, image));
@@ -368,24 +392,6 @@ fn check_image(record: &crate::record::SealRecord, image: &SealImage) -> Check {
             ),
         ),
         _ => Check::pass(SEAL_IMAGE),
-    }
-}
-
-/// The reason code for a chain validation error.
-#[allow(deprecated)] // webpki still returns the deprecated RequiredEkuNotFound in places.
-pub(crate) fn chain_code(e: &webpki::Error) -> ReasonCode {
-    use webpki::Error as E;
-    match e {
-        E::CertExpired { .. } => ReasonCode::CertExpired,
-        E::CertNotValidYet { .. } => ReasonCode::CertNotYetValid,
-        E::RequiredEkuNotFound | E::RequiredEkuNotFoundContext(_) | E::EmptyEkuExtension => {
-            ReasonCode::EkuMissing
-        }
-        E::CaUsedAsEndEntity | E::EndEntityUsedAsCa | E::PathLenConstraintViolated => {
-            ReasonCode::CaConstraintViolated
-        }
-        E::BadDer | E::BadDerTime | E::TrailingData(_) => ReasonCode::Malformed,
-        _ => ReasonCode::ChainUntrusted,
     }
 }
 

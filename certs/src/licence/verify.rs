@@ -21,12 +21,11 @@ use super::jws::{key_id, JwsError, ParsedJws};
 use super::signer::check_chain;
 use super::status::{LicenceStatus, VerifiedStatusList};
 use crate::cert_facts::CertFacts;
+use crate::chain_failure::chain_failure;
 use crate::report::{Check, CheckResult, ReasonCode, Report};
 use crate::seal::sha256;
 use crate::trust::TrustAnchors;
-use crate::verify::{
-    chain_code, check_signer_revocation, RevocationPolicy, VerifyContext, VerifyPolicy,
-};
+use crate::verify::{check_signer_revocation, RevocationPolicy, VerifyContext, VerifyPolicy};
 
 const PARSE: &str = "parse";
 const SIGNATURE: &str = "signature";
@@ -347,11 +346,18 @@ impl LicenceVerifier {
         let chain_ok = chain.is_ok();
         checks.push(match &chain {
             Ok(_) => Check::pass(CHAIN),
-            Err(e) => Check::fail(
-                CHAIN,
-                chain_code(e),
-                format!("at issuance {issued_at}: {e}"),
-            ),
+            Err(e) => {
+                let (leaf, rest) = sealed
+                    .chain
+                    .split_first()
+                    .map_or((&[][..], &[][..]), |(l, r)| (l.as_slice(), r));
+                let failure = chain_failure(e, leaf, rest);
+                Check::fail(
+                    CHAIN,
+                    failure.code,
+                    format!("at issuance {issued_at}: {}", failure.detail),
+                )
+            }
         });
         checks.push(if facts.has_seal_key_usage() {
             Check::pass(KEY_USAGE)
