@@ -521,3 +521,316 @@ fn the_seal_image_is_checked_against_the_record_when_given() {
         CheckResult::Skipped
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Negative cases of issue 4, each with its own reason code. Every certificate is made here
+// with rcgen; each case changes one thing of a seal that otherwise verifies, so the reason
+// code asserted is the only problem in the report unless the case says otherwise.
+
+/// Verifies `der` over [`DOCUMENT`] at `now()` against the city root, with a fresh CRL of the
+/// city issuing CA that lists nothing.
+fn verify_city(pki: &bohai_certs::CityPki, der: &[u8]) -> Report {
+    let crls = vec![crl(&pki.issuing, &[])];
+    verify_with(
+        &trust(pki),
+        &crls,
+        now(),
+        VerifyPolicy::default(),
+        DOCUMENT,
+        der,
+    )
+    .0
+}
+
+#[test]
+fn tampered_signature_value_is_signature_invalid() {
+    let pki = city();
+    let key = seal(&pki).into_seal_key().unwrap();
+    let mut der = sign(&key, now()).to_der().unwrap();
+    // The last byte is the last byte of s in the Ecdsa-Sig-Value.
+    *der.last_mut().unwrap() ^= 0x01;
+    let report = verify_city(&pki, &der);
+    assert_eq!(report.overall, Verdict::Invalid);
+    assert_eq!(report.problem_codes(), vec![ReasonCode::SignatureInvalid]);
+}
+
+/// Department B (the public security bureau) holds its own genuine seal and wants a document
+/// to carry department A's (the market regulator's) seal.
+#[test]
+fn signed_with_another_departments_key() {
+    let pki = city();
+    let a = seal(&pki);
+    let mut b_request = request();
+    b_request.dept_code = "GA".to_owned();
+    b_request.dept_name_zh = "盘锦市公安局".to_owned();
+    b_request.credit_code = "11211100MB00000017".to_owned();
+    b_request.seal_name = "盘锦市公安局公章".to_owned();
+    let b = bohai_certs::issue_seal(&pki.issuing, &b_request, now() - Duration::days(10)).unwrap();
+    let b_key = rcgen::KeyPair::try_from(b.key.expose_secret()).unwrap();
+    let a_key = rcgen::KeyPair::try_from(a.key.expose_secret()).unwrap();
+    let issuing = pki.issuing.cert_der().to_vec();
+    let a_chain = vec![a.cert_der.clone(), issuing.clone()];
+    let b_chain = vec![b.cert_der.clone(), issuing];
+    let sign_as = |chain: &[Vec<u8>], key: &rcgen::KeyPair| {
+        hand_made_signature(
+            &a.record,
+            now(),
+            sha(DOCUMENT),
+            chain,
+            key,
+            &ECDSA_WITH_SHA256_DER,
+        )
+    };
+
+    // Control: the hand-made structure signed by A's own key is A's valid seal signature.
+    let report = verify_city(&pki, &sign_as(&a_chain, &a_key));
+    assert_eq!(report.overall, Verdict::Valid, "{report:#?}");
+
+    // A's record spliced onto B's certificate and key: signature and chain are B's and good,
+    // but the record names A's certificate.
+    let report = verify_city(&pki, &sign_as(&b_chain, &b_key));
+    assert_eq!(report.overall, Verdict::Invalid);
+    assert_eq!(report.problem_codes(), vec![ReasonCode::SealCertMismatch]);
+    assert_eq!(
+        code_of(&report, "seal_record"),
+        ReasonCode::SealCertMismatch
+    );
+    assert!(report
+        .check("seal_record")
+        .unwrap()
+        .message_en
+        .contains("another seal's key"));
+
+    // A's record and certificate, signed with B's key: the signature does not verify with
+    // A's key. Without B's certificate in the signature this cannot be told from a tampered
+    // signature value, so it shares SIGNATURE_INVALID.
+    let report = verify_city(&pki, &sign_as(&a_chain, &b_key));
+    assert_eq!(report.overall, Verdict::Invalid);
+    assert_eq!(report.problem_codes(), vec![ReasonCode::SignatureInvalid]);
+}
+
+#[test]
+fn ca_certificate_used_as_a_seal_is_ca_cert_as_seal() {
+    let pki = city();
+    // A CA certificate with the whole seal profile besides cA TRUE (and keyCertSign).
+    let key = p256_key();
+    let mut params = seal_params("盘锦市市场监督管理局CA");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.key_usages.push(Ku::KeyCertSign);
+    let cert = issued_by_city(&pki, params, &key);
+    let seal = seal_key_from(&pki, cert, &key, vec![pki.issuing.cert_der().to_vec()]);
+    let report = verify_city(&pki, &sign(&seal, now()).to_der().unwrap());
+    assert_eq!(report.overall, Verdict::Invalid);
+    assert_eq!(report.problem_codes(), vec![ReasonCode::CaCertAsSeal]);
+
+    // The city issuing CA's own certificate and key used to seal: the chain says so first
+    // (its key usages and EKU are a CA's, so those lines fail as well).
+    let issuing = rcgen::KeyPair::try_from(pki.issuing.key().expose_secret()).unwrap();
+    let seal = seal_key_from(&pki, pki.issuing.cert_der().to_vec(), &issuing, vec![]);
+    let report = verify_city(&pki, &sign(&seal, now()).to_der().unwrap());
+    assert_eq!(code_of(&report, "chain"), ReasonCode::CaCertAsSeal);
+    assert_eq!(
+        report.problem_codes(),
+        vec![
+            ReasonCode::CaCertAsSeal,
+            ReasonCode::KeyUsageMissing,
+            ReasonCode::EkuMissing
+        ]
+    );
+}
+
+#[test]
+fn self_signed_seal_certificate_is_self_signed_leaf() {
+    let pki = city();
+    let key = p256_key();
+    let cert = seal_params("盘锦市市场监督管理局公章")
+        .self_signed(&key)
+        .unwrap()
+        .der()
+        .to_vec();
+    for chain in [vec![], vec![pki.issuing.cert_der().to_vec()]] {
+        let seal = seal_key_from(&pki, cert.clone(), &key, chain);
+        let report = verify_city(&pki, &sign(&seal, now()).to_der().unwrap());
+        assert_eq!(report.overall, Verdict::Invalid);
+        assert_eq!(report.problem_codes(), vec![ReasonCode::SelfSignedLeaf]);
+    }
+}
+
+#[test]
+fn path_length_exceeded_is_path_length_exceeded() {
+    let pki = city();
+    // The issuing CA has pathLen 0, yet issued a department CA that issued the seal.
+    let dept_ca_key = p256_key();
+    let dept_ca_params = ca_params(
+        "盘锦市市场监督管理局自建CA",
+        rcgen::BasicConstraints::Unconstrained,
+    );
+    let dept_ca = dept_ca_params
+        .clone()
+        .signed_by(&dept_ca_key, &rcgen_issuer(&pki.issuing))
+        .unwrap();
+    let dept_issuer = rcgen::Issuer::new(dept_ca_params, dept_ca_key);
+    let key = p256_key();
+    let cert = seal_params("盘锦市市场监督管理局公章")
+        .signed_by(&key, &dept_issuer)
+        .unwrap();
+    let chain = vec![dept_ca.der().to_vec(), pki.issuing.cert_der().to_vec()];
+    let seal = seal_key_from(&pki, cert.der().to_vec(), &key, chain);
+    let report = verify_city(&pki, &sign(&seal, now()).to_der().unwrap());
+    assert_eq!(report.overall, Verdict::Invalid);
+    assert_eq!(report.problem_codes(), vec![ReasonCode::PathLengthExceeded]);
+
+    // Control: the same department CA issued by the root (no path length limit) is fine.
+    let (dept_ca_params, dept_ca_key) = (
+        ca_params(
+            "盘锦市市场监督管理局自建CA",
+            rcgen::BasicConstraints::Unconstrained,
+        ),
+        p256_key(),
+    );
+    let dept_ca = dept_ca_params
+        .clone()
+        .signed_by(&dept_ca_key, &rcgen_issuer(&pki.root))
+        .unwrap();
+    let dept_issuer = rcgen::Issuer::new(dept_ca_params, dept_ca_key);
+    let cert = seal_params("盘锦市市场监督管理局公章")
+        .signed_by(&key, &dept_issuer)
+        .unwrap();
+    let seal = seal_key_from(
+        &pki,
+        cert.der().to_vec(),
+        &key,
+        vec![dept_ca.der().to_vec()],
+    );
+    let lenient = VerifyPolicy {
+        revocation: RevocationPolicy::AllowUnknown,
+        ..VerifyPolicy::default()
+    };
+    let der = sign(&seal, now()).to_der().unwrap();
+    let (report, _) = verify_with(&trust(&pki), &[], now(), lenient, DOCUMENT, &der);
+    assert_eq!(report.overall, Verdict::Valid, "{report:#?}");
+}
+
+#[test]
+fn seal_certificate_with_an_unknown_critical_extension_is_rejected() {
+    let pki = city();
+    let key = p256_key();
+    let made = |critical: bool| {
+        // A private OID under a made-up enterprise arc, content DER NULL.
+        let mut ext =
+            rcgen::CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 99999, 1], vec![5, 0]);
+        ext.set_criticality(critical);
+        let mut params = seal_params("盘锦市市场监督管理局公章");
+        params.custom_extensions = vec![ext];
+        let cert = issued_by_city(&pki, params, &key);
+        let seal = seal_key_from(&pki, cert, &key, vec![pki.issuing.cert_der().to_vec()]);
+        verify_city(&pki, &sign(&seal, now()).to_der().unwrap())
+    };
+    let report = made(true);
+    assert_eq!(report.overall, Verdict::Invalid);
+    assert_eq!(
+        report.problem_codes(),
+        vec![ReasonCode::UnknownCriticalExtension]
+    );
+    // Control: the same extension, not critical, is ignored.
+    let report = made(false);
+    assert_eq!(report.overall, Verdict::Valid, "{report:#?}");
+}
+
+#[test]
+fn unsupported_algorithms_are_algorithm_unsupported() {
+    let pki = city();
+    // A seal certificate with a P-384 key (validly issued by the city), and a signature made
+    // with that key: seal keys must be P-256.
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+    let cert = issued_by_city(&pki, seal_params("盘锦市市场监督管理局公章"), &key);
+    let der = hand_made_signature(
+        &record_for(&pki, &cert),
+        now(),
+        sha(DOCUMENT),
+        &[cert, pki.issuing.cert_der().to_vec()],
+        &key,
+        &ECDSA_WITH_SHA256_DER,
+    );
+    let report = verify_city(&pki, &der);
+    assert_eq!(report.overall, Verdict::Invalid);
+    assert_eq!(
+        report.problem_codes(),
+        vec![ReasonCode::AlgorithmUnsupported]
+    );
+    assert_eq!(
+        code_of(&report, "signature"),
+        ReasonCode::AlgorithmUnsupported
+    );
+
+    // A good signature whose signatureAlgorithm says ecdsa-with-SHA384: the structure's own
+    // identifier is the last one in the DER (the record and certificates hold others).
+    let seal = seal(&pki).into_seal_key().unwrap();
+    let mut der = sign(&seal, now()).to_der().unwrap();
+    let at = der
+        .windows(ECDSA_WITH_SHA256_DER.len())
+        .rposition(|w| w == ECDSA_WITH_SHA256_DER)
+        .unwrap();
+    der[at + ECDSA_WITH_SHA256_DER.len() - 1] = 0x03;
+    let report = verify_city(&pki, &der);
+    assert_eq!(report.overall, Verdict::Invalid);
+    assert_eq!(code_of(&report, "parse"), ReasonCode::AlgorithmUnsupported);
+    assert!(report
+        .check("parse")
+        .unwrap()
+        .message_en
+        .contains("1.2.840.10045.4.3.3"));
+}
+
+#[test]
+fn broken_issuer_chains_are_issuer_chain_broken() {
+    let pki = city();
+    let mut tampered_issuing = pki.issuing.cert_der().to_vec();
+    *tampered_issuing.last_mut().unwrap() ^= 0x01; // inside the issuing CA's signature
+    let cases = [
+        // The intermediate is missing between the seal and the root carried after it.
+        ("missing intermediate", vec![pki.root.cert_der().to_vec()]),
+        // An intermediate that did not issue the seal (another city's issuing CA).
+        (
+            "wrong intermediate",
+            vec![other_city().issuing.cert_der().to_vec()],
+        ),
+        // The issuing CA's certificate with a signature the root's key does not verify.
+        ("forged intermediate", vec![tampered_issuing]),
+    ];
+    for (case, chain) in cases {
+        let seal = city_seal_carrying(&pki, chain);
+        let report = verify_city(&pki, &sign(&seal, now()).to_der().unwrap());
+        assert_eq!(report.overall, Verdict::Invalid, "{case}");
+        assert_eq!(
+            report.problem_codes(),
+            vec![ReasonCode::IssuerChainBroken],
+            "{case}: {report:#?}"
+        );
+    }
+    // Only the seal certificate carried: as far as the verifier can tell, its issuer is just
+    // one it does not know, as with a seal from an untrusted CA.
+    let seal = city_seal_carrying(&pki, vec![]);
+    let report = verify_city(&pki, &sign(&seal, now()).to_der().unwrap());
+    assert_eq!(report.problem_codes(), vec![ReasonCode::ChainUntrusted]);
+}
+
+#[test]
+fn seal_certificate_issuing_another_is_ca_constraint_violated() {
+    let pki = city();
+    // A seal certificate (not a CA) used as the issuer of another seal certificate.
+    let middle_key = p256_key();
+    let middle_params = seal_params("盘锦市市场监督管理局公章");
+    let middle = issued_by_city(&pki, middle_params.clone(), &middle_key);
+    let key = p256_key();
+    let cert = seal_params("冒充的印章")
+        .signed_by(&key, &rcgen::Issuer::new(middle_params, middle_key))
+        .unwrap();
+    let chain = vec![middle, pki.issuing.cert_der().to_vec()];
+    let seal = seal_key_from(&pki, cert.der().to_vec(), &key, chain);
+    let report = verify_city(&pki, &sign(&seal, now()).to_der().unwrap());
+    assert_eq!(
+        report.problem_codes(),
+        vec![ReasonCode::CaConstraintViolated]
+    );
+}
