@@ -67,3 +67,14 @@ CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log
     FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
 CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
     FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only();
+
+-- Every schema version a dataset has had. A new version is stored only if it is backward
+-- compatible with every earlier one (hub/src/registry.rs, schemas/src/compat.rs); a stored
+-- version may not change.
+CREATE TABLE dataset_schemas (
+    dataset    TEXT NOT NULL REFERENCES datasets (id),
+    version    INTEGER NOT NULL CHECK (version > 0),
+    schema     JSONB NOT NULL,
+    stored_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
+    PRIMARY KEY (dataset, version)
+);

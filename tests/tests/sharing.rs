@@ -430,3 +430,47 @@ async fn requests_follow_the_sharing_class() {
     let (status, body) = post(&client, &reject, &owner, &json!({"reason": "again"})).await;
     assert_eq!((status, body["code"].as_str()), (409, Some("wrong_state")));
 }
+
+#[tokio::test]
+async fn a_new_schema_version_must_be_compatible_with_every_earlier_one() {
+    let config = prepared_config().await.unwrap();
+    let db = bohai_hub::database::pool(&config.database).unwrap();
+    let mut registry = bohai_hub::registry::load(&config.registry).unwrap();
+    let i = registry
+        .datasets
+        .iter()
+        .position(|d| d.id == DATASET)
+        .unwrap();
+
+    // Version 2 adds an optional field: accepted and stored.
+    registry.datasets[i].schema_version = 2;
+    registry.datasets[i].schema["properties"]["website"] = json!({"type": "string"});
+    bohai_hub::registry::sync(&db, &registry).await.unwrap();
+
+    // Version 3 narrows a field of version 1 and drops the field version 2 added.
+    let mut v3 = registry.datasets[i].schema.clone();
+    v3["properties"]["entity_name"]["maxLength"] = json!(20);
+    v3["properties"].as_object_mut().unwrap().remove("website");
+    registry.datasets[i].schema_version = 3;
+    registry.datasets[i].schema = v3;
+    let refused = bohai_hub::registry::sync(&db, &registry)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("version 3 is not backward compatible with version 1")
+            && refused.contains("field `entity_name`: was maxLength 100, now maxLength 20"),
+        "{refused}"
+    );
+
+    // Editing a stored version in place is refused too.
+    registry.datasets[i].schema_version = 2;
+    let refused = bohai_hub::registry::sync(&db, &registry)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("give the changed schema a new schema_version"),
+        "{refused}"
+    );
+}
