@@ -41,6 +41,31 @@ pub struct Config {
     pub pki: PkiConfig,
     /// `[licences]`: electronic licences, their status list and verification.
     pub licences: LicencesConfig,
+    /// `[sharing]`: access requests and masked reads.
+    pub sharing: SharingConfig,
+}
+
+/// `[sharing]` section: access requests, approvals and masked reads.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct SharingConfig {
+    /// The secret salt of `hash` masking: a file of at least 16 bytes. Default
+    /// `~/.local/state/bohai/sharing-salt.key`; created (32 random bytes, mode 0600) when
+    /// missing. Changing it changes every hashed value readers see.
+    pub hash_salt_file: PathBuf,
+    /// How many days an owning department has to answer a request before it is flagged
+    /// overdue. Default 10.
+    pub reply_days: u32,
+}
+
+impl Default for SharingConfig {
+    fn default() -> Self {
+        let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+        Self {
+            hash_salt_file: home.join(".local/state/bohai/sharing-salt.key"),
+            reply_days: 10,
+        }
+    }
 }
 
 /// `[licences]` section: electronic licences (`bohai licence ...`).
@@ -405,11 +430,14 @@ impl Config {
                 "licences" => {
                     section_into(&origin, &section, value, &mut config.licences, problems)
                 }
+                "sharing" => {
+                    section_into(&origin, &section, value, &mut config.sharing, problems)
+                }
                 _ => problems.push(ConfigProblem {
                     origin: origin.clone(),
                     key: section.clone(),
                     message:
-                        "unknown section; known: http, kafka, database, log, registry, pipeline, pki, licences"
+                        "unknown section; known: http, kafka, database, log, registry, pipeline, pki, licences, sharing"
                             .to_owned(),
                 }),
             }
@@ -514,6 +542,9 @@ impl Config {
                     format!("`{url}` must be an http:// or https:// URL"),
                 );
             }
+        }
+        if self.sharing.reply_days == 0 {
+            bad("sharing.reply_days", "must be at least 1".to_owned());
         }
         for (key, message) in self.pki.check_files() {
             bad(key, message);

@@ -5,7 +5,9 @@
 //! - `cli/`: the `bohai` command line, one module per command group;
 //! - `config`: the TOML configuration with environment overrides;
 //! - `http/`: the HTTP API, its OpenAPI document and its one error boundary;
-//! - `auth`: department bearer tokens;
+//! - `auth`: department bearer tokens: scopes, expiry, revocation;
+//! - `audit/`: the hash-chained, append-only audit log;
+//! - `sharing/`: catalogue, access requests and approvals, masked reads;
 //! - `pipeline/`: ingest (validate, deliver, record), connectors, the repository sink, stats;
 //! - `gen`: realistic generated feeds for tests and benchmarks;
 //! - `kafka/`: everything that speaks the Kafka protocol (admin, probes);
@@ -14,6 +16,7 @@
 //! - `server`: `bohai serve`, the process that runs the API and the workers;
 //! - `telemetry`: logging.
 
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
@@ -26,4 +29,5 @@ pub mod pipeline;
 pub mod registry;
 pub mod seals;
 pub mod server;
+pub mod sharing;
 pub mod telemetry;

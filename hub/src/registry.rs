@@ -16,8 +16,97 @@ pub fn load(config: &RegistryConfig) -> Result<Registry, bohai_schemas::Registry
     Registry::load(&config.dir)
 }
 
-/// Upserts every department and dataset in one transaction.
-pub async fn sync(pool: &PgPool, registry: &Registry) -> Result<(), sqlx::Error> {
+/// Why the registry cannot be copied into the database.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// A dataset's new schema version breaks an earlier version.
+    #[error("dataset `{dataset}`: schema version {version} is not backward compatible with version {earlier}: {}", changes.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Incompatible {
+        /// The dataset.
+        dataset: String,
+        /// The new version.
+        version: u32,
+        /// The earlier version it breaks.
+        earlier: i32,
+        /// Every incompatible change: field, old rule, new rule.
+        changes: Vec<bohai_schemas::compat::Incompatibility>,
+    },
+    /// A stored schema version was edited instead of getting a new version number.
+    #[error("dataset `{dataset}`: schema version {version} differs from the stored version {version}; give the changed schema a new schema_version")]
+    Changed {
+        /// The dataset.
+        dataset: String,
+        /// The version.
+        version: u32,
+    },
+    /// The registry's version is older than one already stored.
+    #[error(
+        "dataset `{dataset}`: schema version {version} is older than the stored version {stored}"
+    )]
+    Older {
+        /// The dataset.
+        dataset: String,
+        /// The registry's version.
+        version: u32,
+        /// The newest stored version.
+        stored: i32,
+    },
+    /// The database failed.
+    #[error("the database failed: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// Checks `ds`'s schema against every stored version of it and stores it if it is new:
+/// a new version must be backward compatible with each earlier one (which makes the check
+/// transitive over the whole history).
+async fn check_schema_history(tx: &mut sqlx::PgConnection, ds: &Dataset) -> Result<(), SyncError> {
+    let version = i32::try_from(ds.schema_version).unwrap_or(i32::MAX);
+    let stored: Vec<(i32, serde_json::Value)> = sqlx::query_as(
+        "SELECT version, schema FROM dataset_schemas WHERE dataset = $1 ORDER BY version",
+    )
+    .bind(&ds.id)
+    .fetch_all(&mut *tx)
+    .await?;
+    if let Some((_, same)) = stored.iter().find(|(v, _)| *v == version) {
+        return if *same == ds.schema {
+            Ok(())
+        } else {
+            Err(SyncError::Changed {
+                dataset: ds.id.clone(),
+                version: ds.schema_version,
+            })
+        };
+    }
+    if let Some((newest, _)) = stored.iter().rev().find(|(v, _)| *v > version) {
+        return Err(SyncError::Older {
+            dataset: ds.id.clone(),
+            version: ds.schema_version,
+            stored: *newest,
+        });
+    }
+    for (earlier, old) in &stored {
+        let changes = bohai_schemas::compat::incompatibilities(old, &ds.schema);
+        if !changes.is_empty() {
+            return Err(SyncError::Incompatible {
+                dataset: ds.id.clone(),
+                version: ds.schema_version,
+                earlier: *earlier,
+                changes,
+            });
+        }
+    }
+    sqlx::query("INSERT INTO dataset_schemas (dataset, version, schema) VALUES ($1, $2, $3)")
+        .bind(&ds.id)
+        .bind(version)
+        .bind(&ds.schema)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// Upserts every department and dataset in one transaction; a dataset's schema is accepted
+/// only if compatible with its earlier versions (see [`SyncError`]).
+pub async fn sync(pool: &PgPool, registry: &Registry) -> Result<(), SyncError> {
     let mut tx = pool.begin().await?;
     for d in &registry.departments {
         sqlx::query(
@@ -57,8 +146,10 @@ pub async fn sync(pool: &PgPool, registry: &Registry) -> Result<(), sqlx::Error>
         .bind(ds.update_interval.as_secs_f64())
         .execute(&mut *tx)
         .await?;
+        check_schema_history(&mut tx, ds).await?;
     }
-    tx.commit().await
+    tx.commit().await?;
+    Ok(())
 }
 
 /// A dataset as the API and the CLI show it.

@@ -76,6 +76,7 @@ impl BoundHub {
                 registry,
                 ingestor: Some(ingestor),
                 licences: Arc::default(),
+                sharing: Arc::default(),
             },
             connectors,
         })

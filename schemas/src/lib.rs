@@ -8,6 +8,7 @@
 //! - `formats`: the named formats (`cn-resident-id`, `cn-credit-code`, `cn-division-code`,
 //!   `cn-mobile`).
 
+pub mod compat;
 pub mod formats;
 pub mod licences;
 pub mod registry;

@@ -1,6 +1,7 @@
 //! The `bohai` command line. Each command group is its own module; this file holds the
 //! top-level parser and the dispatch.
 
+mod audit;
 mod connect;
 mod dataset;
 mod dept;
@@ -8,6 +9,7 @@ mod dlq;
 mod gen;
 mod licence;
 mod seal;
+mod sharing;
 mod up;
 
 use std::path::PathBuf;
@@ -66,6 +68,14 @@ pub enum Command {
     /// Electronic licences.
     #[command(subcommand)]
     Licence(licence::LicenceCommand),
+    /// The catalogue of shared datasets.
+    Catalogue(sharing::CatalogueArgs),
+    /// Access requests (subscriptions) and their decisions.
+    #[command(subcommand)]
+    Sub(sharing::SubCommand),
+    /// The hash-chained audit log.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 /// `bohai dlq ...`
@@ -142,6 +152,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dept(command) => dept::run(&load_config(&cli)?, command).await?,
         Command::Seal(command) => seal::run(&load_config(&cli)?, command).await?,
         Command::Licence(command) => licence::run(&load_config(&cli)?, command).await?,
+        Command::Catalogue(args) => sharing::catalogue(&load_config(&cli)?, args).await?,
+        Command::Sub(command) => sharing::run(&load_config(&cli)?, command).await?,
+        Command::Audit(command) => audit::run(&load_config(&cli)?, command).await?,
     }
     Ok(())
 }

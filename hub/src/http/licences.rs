@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::push::Caller;
+use super::caller::Caller;
 use super::{ApiError, AppState};
+use crate::auth::Scope;
 use crate::licences::service::Actor;
 use crate::licences::{
     IssueRequest, IssuedLicence, LicenceError, LicenceEvent, LicenceService, LicenceVersion,
@@ -88,6 +89,7 @@ pub(super) async fn issue_licence(
     caller: Caller,
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<IssuedLicence>), ApiError> {
+    caller.require(Scope::Issue)?;
     let request: IssueRequest = parse_body(&body)?;
     let issued = service(&state, true)?
         .issue(
@@ -153,6 +155,7 @@ pub(super) async fn issue_batch(
     caller: Caller,
     body: axum::body::Bytes,
 ) -> Result<Json<BatchResponse>, ApiError> {
+    caller.require(Scope::Issue)?;
     let request: BatchRequest = parse_body(&body)?;
     if request.licences.len() > MAX_BATCH {
         return Err(ApiError::bad_request(format!(
@@ -207,9 +210,10 @@ pub(super) async fn issue_batch(
 )]
 pub(super) async fn show_licence(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(number): Path<String>,
 ) -> Result<Json<LicenceView>, ApiError> {
+    caller.require(Scope::Read)?;
     let view = service(&state, false)?
         .show(&number, Utc::now())
         .await
@@ -285,6 +289,7 @@ pub(super) async fn licence_action(
     Path((number, action)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> Result<Json<ActionResponse>, ApiError> {
+    caller.require(Scope::Issue)?;
     let action: Action = serde_json::from_value(Value::String(action.clone())).map_err(|_| {
         ApiError::not_found(format!(
             "no action `{action}`; one of renew, replace, revoke, suspend, resume"

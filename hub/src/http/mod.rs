@@ -1,12 +1,14 @@
 //! The HTTP API: one router, one OpenAPI document generated from the handlers, one error
 //! boundary (`error.rs`). Each endpoint group is its own module.
 
+mod caller;
 mod datasets;
 mod error;
 mod health;
 mod licences;
 mod push;
 mod seals;
+mod sharing;
 
 use std::sync::{Arc, OnceLock};
 
@@ -42,6 +44,8 @@ pub struct AppState {
     pub ingestor: Option<Ingestor>,
     /// Licence status list, seal keys and online verifier shared by requests.
     pub licences: Arc<crate::licences::service::LicenceState>,
+    /// The masking salt, read once.
+    pub sharing: Arc<crate::sharing::SharingState>,
 }
 
 #[derive(OpenApi)]
@@ -56,6 +60,7 @@ pub struct AppState {
         (name = "datasets", description = "The registry's datasets"),
         (name = "seals", description = "Electronic seals and the city PKI"),
         (name = "licences", description = "Electronic licences: issue, lifecycle, status, verification"),
+        (name = "sharing", description = "Catalogue, access requests and approvals, masked reads"),
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth)
@@ -75,7 +80,7 @@ impl utoipa::Modify for BearerAuth {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some(
-                        "A department token from `bohai dept token create DEPT`",
+                        "A department token from `bohai dept token create DEPT --scope S`",
                     ))
                     .build(),
             ),
@@ -118,7 +123,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(datasets::list_datasets))
         .routes(routes!(datasets::show_dataset))
         .routes(routes!(datasets::dataset_stats))
-        .routes(routes!(push::push_records))
+        .routes(routes!(push::push_records, sharing::read_records))
         .routes(routes!(seals::list_seals))
         .routes(routes!(seals::seal_coverage))
         .routes(routes!(seals::show_seal))
@@ -134,6 +139,13 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(licences::trust_bundle))
         .routes(routes!(licences::show_licence))
         .routes(routes!(licences::licence_action))
+        .routes(routes!(sharing::get_catalogue))
+        .routes(routes!(
+            sharing::request_subscription,
+            sharing::list_subscriptions
+        ))
+        .routes(routes!(sharing::show_subscription))
+        .routes(routes!(sharing::decide_subscription))
 }
 
 /// The complete router of the hub.

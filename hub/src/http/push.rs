@@ -2,8 +2,7 @@
 
 use std::time::Duration;
 
-use axum::extract::{FromRequestParts, Path, State};
-use axum::http::request::Parts;
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use bohai_connectors::{Batch, ReadFailure, SourceRecord, RAW_KEEP_LIMIT};
@@ -11,8 +10,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use super::caller::Caller;
 use super::{ApiError, AppState};
-use crate::auth;
+use crate::audit::Entry;
+use crate::auth::Scope;
 use crate::pipeline::ingest::{Commit, Rejection};
 
 /// Largest record accepted by HTTP push.
@@ -21,33 +22,6 @@ const MAX_RECORD_BYTES: usize = 1024 * 1024;
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
 /// The source name of records that came by HTTP push.
 pub(crate) const SOURCE: &str = "http-push";
-
-/// The department a request's bearer token belongs to.
-#[derive(Debug)]
-pub(crate) struct Caller {
-    pub(crate) department: String,
-}
-
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let unauthorized = |why: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", why);
-        let value = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| unauthorized("an Authorization: Bearer token is required"))?;
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| unauthorized("the Authorization header must be `Bearer TOKEN`"))?;
-        match auth::department_of(&state.db, token.trim()).await? {
-            Some(department) => Ok(Caller { department }),
-            None => Err(unauthorized("the token is not valid or was revoked")),
-        }
-    }
-}
 
 /// The answer to a push.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -83,7 +57,7 @@ pub(crate) struct PushResponse {
         (status = 200, description = "Counts of accepted and rejected records, with every reject's reasons", body = PushResponse),
         (status = 400, description = "The body is neither a JSON array nor NDJSON", body = super::ErrorBody),
         (status = 401, description = "No valid bearer token", body = super::ErrorBody),
-        (status = 403, description = "The dataset belongs to another department", body = super::ErrorBody),
+        (status = 403, description = "The token lacks scope `publish` (`wrong_scope`), or the dataset belongs to another department (`forbidden`)", body = super::ErrorBody),
         (status = 404, description = "No such dataset", body = super::ErrorBody),
         (status = 503, description = "The broker or database is away; retry with the same Idempotency-Key", body = super::ErrorBody),
     ),
@@ -96,20 +70,12 @@ pub(super) async fn push_records(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Json<PushResponse>, ApiError> {
+    caller.require(Scope::Publish)?;
     let dataset = state
         .registry
         .dataset(&id)
         .ok_or_else(|| ApiError::not_found(format!("no dataset `{id}`")))?;
-    if dataset.department != caller.department {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            format!(
-                "dataset `{id}` belongs to department `{}`; your token is for `{}`",
-                dataset.department, caller.department
-            ),
-        ));
-    }
+    caller.require_department(&dataset.department, &format!("dataset `{id}`"))?;
     let ingestor = state.ingestor.as_ref().ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -196,6 +162,13 @@ pub(super) async fn push_records(
         )
         .await
         .map_err(|e| ApiError::unavailable("database", &e))?;
+    Entry::new(&caller.department, "publish")
+        .dataset(&dataset.id)
+        .subject(&stream)
+        .count(response.accepted)
+        .detail(&serde_json::json!({"source": SOURCE, "rejected": response.rejected}))
+        .append_to(&state.db)
+        .await?;
     Ok(Json(response))
 }
 

@@ -12,8 +12,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::push::Caller;
+use super::caller::Caller;
 use super::{ApiError, AppState};
+use crate::auth::Scope;
 use crate::seals::service::{hex_decode, hex_lower, sha256};
 use crate::seals::{Coverage, SealDetails, SealSummary, SealsError, SealsService};
 
@@ -83,6 +84,7 @@ pub(super) async fn sign_with_seal(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Json<SignResponse>, ApiError> {
+    caller.require(Scope::Issue)?;
     let now = Utc::now();
     let public = SealsService::public(&state.db, &state.config.pki);
     let seal = public.get(&id, now).await.map_err(api_error)?;

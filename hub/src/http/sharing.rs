@@ -1,0 +1,299 @@
+//! Data sharing: the catalogue, access requests and their decisions, and masked reads.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::Utc;
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+
+use super::caller::Caller;
+use super::{ApiError, AppState};
+use crate::auth::Scope;
+use crate::sharing::catalogue::{self, CatalogueEntry};
+use crate::sharing::records::{self, ReadQuery, RecordPage};
+use crate::sharing::subscriptions::{self, Decider, Filter, Subscription, SubscriptionRequest};
+use crate::sharing::SharingError;
+
+/// The one mapping of sharing errors to answers.
+fn api_error(e: SharingError) -> ApiError {
+    let forbidden =
+        |code: &str, e: &SharingError| ApiError::new(StatusCode::FORBIDDEN, code, e.to_string());
+    match e {
+        SharingError::UnknownDataset(_) | SharingError::UnknownSubscription(_) => {
+            ApiError::not_found(e.to_string())
+        }
+        SharingError::BadRequest(_) => ApiError::bad_request(e.to_string()),
+        SharingError::NotShared(_) => forbidden("not_shared", &e),
+        SharingError::Forbidden(_) => forbidden("forbidden", &e),
+        SharingError::NotApproved { .. } => forbidden("not_approved", &e),
+        SharingError::Expired { .. } => forbidden("subscription_expired", &e),
+        SharingError::WrongState { .. } => {
+            ApiError::new(StatusCode::CONFLICT, "wrong_state", e.to_string())
+        }
+        SharingError::Database(e) => e.into(),
+        other @ SharingError::Salt { .. } => ApiError::internal(&other),
+    }
+}
+
+/// The catalogue: every dataset with owner, fields, PII tags, sharing class, update
+/// interval, record count and freshness.
+#[utoipa::path(
+    get,
+    path = "/api/v1/catalogue",
+    tag = "sharing",
+    responses(
+        (status = 200, description = "Every dataset, sorted by id", body = [CatalogueEntry]),
+        (status = 401, description = "No valid bearer token (code says why)", body = super::ErrorBody),
+        (status = 403, description = "The token lacks scope `read`", body = super::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(super) async fn get_catalogue(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<CatalogueEntry>>, ApiError> {
+    caller.require(Scope::Read)?;
+    Ok(Json(
+        catalogue::catalogue(&state.db, &state.registry, Utc::now()).await?,
+    ))
+}
+
+/// Request access to fields of another department's dataset.
+///
+/// Unconditional datasets are approved at once; conditional ones wait for the owner, who
+/// must answer within `sharing.reply_days` (past that the request is flagged overdue);
+/// not-shared ones are refused.
+#[utoipa::path(
+    post,
+    path = "/api/v1/subscriptions",
+    tag = "sharing",
+    request_body = SubscriptionRequest,
+    responses(
+        (status = 201, description = "The request, `approved` for an unconditional dataset, else `pending`", body = Subscription),
+        (status = 400, description = "Unknown field, empty purpose, period out of range, or the caller's own dataset", body = super::ErrorBody),
+        (status = 401, description = "No valid bearer token (code says why)", body = super::ErrorBody),
+        (status = 403, description = "The token lacks scope `read` (`wrong_scope`), or the dataset is not shared (`not_shared`)", body = super::ErrorBody),
+        (status = 404, description = "No such dataset", body = super::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(super) async fn request_subscription(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<Subscription>), ApiError> {
+    caller.require(Scope::Read)?;
+    let request: SubscriptionRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("request body: {e}")))?;
+    let sub = subscriptions::request(
+        &state.db,
+        &state.registry,
+        state.config.sharing.reply_days,
+        &caller.department,
+        request,
+        Utc::now(),
+    )
+    .await
+    .map_err(api_error)?;
+    Ok((StatusCode::CREATED, Json(sub)))
+}
+
+/// Filters of the subscription list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListQuery {
+    /// Only this dataset's.
+    dataset: Option<String>,
+    /// Only those in this status: pending, approved, rejected, withdrawn.
+    status: Option<String>,
+    /// Only pending requests past their reply deadline.
+    #[serde(default)]
+    overdue: bool,
+}
+
+/// The caller's requests and the requests for the caller's datasets (every request for an
+/// admin token).
+#[utoipa::path(
+    get,
+    path = "/api/v1/subscriptions",
+    tag = "sharing",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "Subscriptions, newest first, with `overdue` flags", body = [Subscription]),
+        (status = 401, description = "No valid bearer token (code says why)", body = super::ErrorBody),
+        (status = 403, description = "The token has none of the scopes read, publish, admin", body = super::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(super) async fn list_subscriptions(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Vec<Subscription>>, ApiError> {
+    caller.require_any(&[Scope::Read, Scope::Publish, Scope::Admin])?;
+    let filter = Filter {
+        department: (!caller.has(Scope::Admin)).then_some(caller.department.as_str()),
+        dataset: q.dataset.as_deref(),
+        status: q.status.as_deref(),
+        overdue: q.overdue,
+    };
+    Ok(Json(
+        subscriptions::list(&state.db, &filter, Utc::now()).await?,
+    ))
+}
+
+/// One subscription: the requester's, the owner's, or any for an admin token.
+#[utoipa::path(
+    get,
+    path = "/api/v1/subscriptions/{id}",
+    tag = "sharing",
+    params(("id" = uuid::Uuid, Path, description = "Subscription id")),
+    responses(
+        (status = 200, description = "The subscription", body = Subscription),
+        (status = 401, description = "No valid bearer token (code says why)", body = super::ErrorBody),
+        (status = 403, description = "Neither the requester's nor the owner's", body = super::ErrorBody),
+        (status = 404, description = "No such subscription", body = super::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(super) async fn show_subscription(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<uuid::Uuid>,
+) -> Result<Json<Subscription>, ApiError> {
+    caller.require_any(&[Scope::Read, Scope::Publish, Scope::Admin])?;
+    let sub = subscriptions::get(&state.db, id, Utc::now())
+        .await
+        .map_err(api_error)?;
+    let owner = state
+        .registry
+        .dataset(&sub.dataset)
+        .map(|d| d.department.as_str())
+        .unwrap_or_default();
+    if !caller.has(Scope::Admin) && caller.department != sub.department {
+        caller.require_department(owner, &format!("subscription {id}"))?;
+    }
+    Ok(Json(sub))
+}
+
+/// A decision on a request.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DecisionRequest {
+    /// Why (required to reject).
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// Approve or reject a pending request for one of the caller's datasets.
+///
+/// Needs the owning department's token with scope `publish`, or an `admin` token.
+#[utoipa::path(
+    post,
+    path = "/api/v1/subscriptions/{id}/{decision}",
+    tag = "sharing",
+    params(
+        ("id" = uuid::Uuid, Path, description = "Subscription id"),
+        ("decision" = String, Path, description = "`approve` or `reject`"),
+    ),
+    request_body = DecisionRequest,
+    responses(
+        (status = 200, description = "The decided subscription", body = Subscription),
+        (status = 400, description = "A rejection without a reason", body = super::ErrorBody),
+        (status = 401, description = "No valid bearer token (code says why)", body = super::ErrorBody),
+        (status = 403, description = "Not the owning department, or the token lacks scope `publish`", body = super::ErrorBody),
+        (status = 404, description = "No such subscription or decision", body = super::ErrorBody),
+        (status = 409, description = "Already decided", body = super::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(super) async fn decide_subscription(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, decision)): Path<(uuid::Uuid, String)>,
+    body: axum::body::Bytes,
+) -> Result<Json<Subscription>, ApiError> {
+    let approve = match decision.as_str() {
+        "approve" => true,
+        "reject" => false,
+        other => {
+            return Err(ApiError::not_found(format!(
+                "no decision `{other}`; approve or reject"
+            )))
+        }
+    };
+    let admin = caller.has(Scope::Admin);
+    if !admin {
+        caller.require(Scope::Publish)?;
+    }
+    let request: DecisionRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        DecisionRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("request body: {e}")))?
+    };
+    let decider = Decider::Department {
+        code: caller.department.clone(),
+        admin,
+    };
+    let sub = subscriptions::decide(
+        &state.db,
+        &state.registry,
+        id,
+        &decider,
+        approve,
+        request.reason.as_deref(),
+        Utc::now(),
+    )
+    .await
+    .map_err(api_error)?;
+    Ok(Json(sub))
+}
+
+/// Read a dataset's records: every field for the owning department; for others only the
+/// fields of an active approval, each PII field masked by its rule (partial, salted hash or
+/// drop). Paged by cursor, oldest update first. Every read is audited with the keys
+/// returned and the subscription's purpose.
+#[utoipa::path(
+    get,
+    path = "/api/v1/datasets/{id}/records",
+    tag = "sharing",
+    params(("id" = String, Path, description = "Dataset id"), ReadQuery),
+    responses(
+        (status = 200, description = "A page of records", body = RecordPage),
+        (status = 400, description = "A bad cursor or limit", body = super::ErrorBody),
+        (status = 401, description = "No valid bearer token (code says why)", body = super::ErrorBody),
+        (status = 403, description = "The token lacks scope `read` (`wrong_scope`), no approval (`not_approved`), or it expired (`subscription_expired`)", body = super::ErrorBody),
+        (status = 404, description = "No such dataset", body = super::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(super) async fn read_records(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(query): Query<ReadQuery>,
+) -> Result<Json<RecordPage>, ApiError> {
+    caller.require(Scope::Read)?;
+    let dataset = state
+        .registry
+        .dataset(&id)
+        .ok_or_else(|| ApiError::not_found(format!("no dataset `{id}`")))?;
+    let salt = state
+        .sharing
+        .salt(&state.config.sharing)
+        .map_err(api_error)?;
+    let page = records::read(
+        &state.db,
+        dataset,
+        &caller.department,
+        &query,
+        &salt,
+        Utc::now(),
+    )
+    .await
+    .map_err(api_error)?;
+    Ok(Json(page))
+}

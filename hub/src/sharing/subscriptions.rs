@@ -1,0 +1,353 @@
+//! Access requests (subscriptions): a department asks for fields of another department's
+//! dataset with a purpose and a period; the owner (or a hub operator) approves or rejects
+//! with a reason; unconditional datasets are granted at once and not-shared ones refused.
+
+use bohai_schemas::{Registry, Sharing};
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use utoipa::ToSchema;
+
+use super::SharingError;
+use crate::audit::{Entry, OPERATOR};
+
+/// Longest period a request may ask for.
+pub const MAX_PERIOD_DAYS: i64 = 3 * 366;
+/// Longest purpose, in characters.
+const MAX_PURPOSE: usize = 2000;
+/// Who decides automatically for unconditional datasets.
+const POLICY: &str = "policy:unconditional";
+
+/// A request for access.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionRequest {
+    /// The dataset, e.g. `business-registrations`.
+    pub dataset: String,
+    /// The fields wanted (top-level properties of the dataset's schema).
+    pub fields: Vec<String>,
+    /// Why the data is needed; recorded with every read.
+    pub purpose: String,
+    /// The end of the requested period (RFC 3339), at most three years ahead.
+    pub until: DateTime<Utc>,
+}
+
+/// A subscription as stored, with whether it is overdue.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+pub struct Subscription {
+    /// Its id.
+    pub id: uuid::Uuid,
+    /// The dataset.
+    pub dataset: String,
+    /// The requesting department.
+    pub department: String,
+    /// The fields requested (and, once approved, granted).
+    pub fields: Vec<String>,
+    /// The stated purpose.
+    pub purpose: String,
+    /// `pending`, `approved`, `rejected` or `withdrawn`.
+    pub status: String,
+    /// When it was requested.
+    pub requested_at: DateTime<Utc>,
+    /// When the owner must have answered.
+    pub reply_due: DateTime<Utc>,
+    /// The end of the requested (and granted) period.
+    pub valid_until: DateTime<Utc>,
+    /// When it was decided.
+    pub decided_at: Option<DateTime<Utc>>,
+    /// Who decided: a department, `operator`, or `policy:unconditional`.
+    pub decided_by: Option<String>,
+    /// The reason given with the decision.
+    pub reason: Option<String>,
+    /// Pending past its reply deadline.
+    #[sqlx(default)]
+    pub overdue: bool,
+    /// Approved and not yet expired.
+    #[sqlx(default)]
+    pub active: bool,
+}
+
+impl Subscription {
+    fn with_flags(mut self, now: DateTime<Utc>) -> Self {
+        self.overdue = self.status == "pending" && self.reply_due < now;
+        self.active = self.status == "approved" && self.valid_until > now;
+        self
+    }
+}
+
+const COLUMNS: &str = "id, dataset, department, fields, purpose, status, requested_at, reply_due,
+    valid_until, decided_at, decided_by, reason";
+
+/// Checks `request` by `department` against the registry and records it; an unconditional
+/// dataset is approved at once.
+pub async fn request(
+    db: &PgPool,
+    registry: &Registry,
+    reply_days: u32,
+    department: &str,
+    request: SubscriptionRequest,
+    now: DateTime<Utc>,
+) -> Result<Subscription, SharingError> {
+    let ds = registry
+        .dataset(&request.dataset)
+        .ok_or_else(|| SharingError::UnknownDataset(request.dataset.clone()))?;
+    if ds.sharing == Sharing::NotShared {
+        return Err(SharingError::NotShared(ds.id.clone()));
+    }
+    if ds.department == department {
+        return Err(SharingError::BadRequest(format!(
+            "dataset `{}` is your own department's; it reads it without a request",
+            ds.id
+        )));
+    }
+    let properties = ds.schema.get("properties").and_then(|p| p.as_object());
+    let mut fields: Vec<String> = Vec::new();
+    for f in &request.fields {
+        if !properties.is_some_and(|p| p.contains_key(f)) {
+            return Err(SharingError::BadRequest(format!(
+                "dataset `{}` has no field `{f}`; the catalogue lists its fields",
+                ds.id
+            )));
+        }
+        if !fields.contains(f) {
+            fields.push(f.clone());
+        }
+    }
+    if fields.is_empty() {
+        return Err(SharingError::BadRequest(
+            "name at least one field in `fields`".to_owned(),
+        ));
+    }
+    let purpose = request.purpose.trim();
+    if purpose.is_empty() || purpose.chars().count() > MAX_PURPOSE {
+        return Err(SharingError::BadRequest(format!(
+            "`purpose` must say why the data is needed, in 1 to {MAX_PURPOSE} characters"
+        )));
+    }
+    if request.until <= now || request.until > now + Duration::days(MAX_PERIOD_DAYS) {
+        return Err(SharingError::BadRequest(format!(
+            "`until` must be in the future and at most {MAX_PERIOD_DAYS} days ahead"
+        )));
+    }
+    let unconditional = ds.sharing == Sharing::Unconditional;
+    let id = uuid::Uuid::new_v4();
+    let mut tx = db.begin().await?;
+    let sub: Subscription = sqlx::query_as(&format!(
+        "INSERT INTO subscriptions (id, dataset, department, fields, purpose, status,
+             requested_at, reply_due, valid_until, decided_at, decided_by, reason)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(&ds.id)
+    .bind(department)
+    .bind(&fields)
+    .bind(purpose)
+    .bind(if unconditional { "approved" } else { "pending" })
+    .bind(now)
+    .bind(now + Duration::days(i64::from(reply_days)))
+    .bind(request.until)
+    .bind(unconditional.then_some(now))
+    .bind(unconditional.then_some(POLICY))
+    .bind(unconditional.then_some("the dataset is shared unconditionally"))
+    .fetch_one(&mut *tx)
+    .await?;
+    Entry::new(department, "subscription.request")
+        .dataset(&ds.id)
+        .subject(id)
+        .purpose(purpose)
+        .detail(&serde_json::json!({"fields": fields, "until": request.until}))
+        .append(&mut tx)
+        .await?;
+    if unconditional {
+        Entry::new(POLICY, "subscription.approve")
+            .dataset(&ds.id)
+            .subject(id)
+            .append(&mut tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(sub.with_flags(now))
+}
+
+/// Who decides a request.
+#[derive(Debug, Clone)]
+pub enum Decider {
+    /// A department's token; `admin` when it holds the admin scope.
+    Department {
+        /// The department.
+        code: String,
+        /// Whether it may decide for any dataset.
+        admin: bool,
+    },
+    /// `bohai sub approve|reject` on the hub's machine.
+    Operator,
+}
+
+impl Decider {
+    fn name(&self) -> &str {
+        match self {
+            Decider::Department { code, .. } => code,
+            Decider::Operator => OPERATOR,
+        }
+    }
+}
+
+/// Approves (`approve`) or rejects a pending request. A rejection needs a reason.
+pub async fn decide(
+    db: &PgPool,
+    registry: &Registry,
+    id: uuid::Uuid,
+    decider: &Decider,
+    approve: bool,
+    reason: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Subscription, SharingError> {
+    let reason = reason.map(str::trim).filter(|r| !r.is_empty());
+    if !approve && reason.is_none() {
+        return Err(SharingError::BadRequest(
+            "a rejection needs a reason".to_owned(),
+        ));
+    }
+    let mut tx = db.begin().await?;
+    let sub: Subscription = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM subscriptions WHERE id = $1 FOR UPDATE"
+    ))
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(SharingError::UnknownSubscription(id))?;
+    let owner = registry
+        .dataset(&sub.dataset)
+        .map(|d| d.department.clone())
+        .unwrap_or_default();
+    if let Decider::Department { code, admin: false } = decider {
+        if *code != owner {
+            return Err(SharingError::Forbidden(format!(
+                "subscription {id} is for dataset `{}` of department `{owner}`; only that department or a hub operator decides it",
+                sub.dataset
+            )));
+        }
+    }
+    if sub.status != "pending" {
+        return Err(SharingError::WrongState {
+            id,
+            status: sub.status,
+        });
+    }
+    let status = if approve { "approved" } else { "rejected" };
+    let sub: Subscription = sqlx::query_as(&format!(
+        "UPDATE subscriptions SET status = $2, decided_at = $3, decided_by = $4, reason = $5
+         WHERE id = $1 RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(status)
+    .bind(now)
+    .bind(decider.name())
+    .bind(reason)
+    .fetch_one(&mut *tx)
+    .await?;
+    Entry::new(
+        decider.name(),
+        if approve {
+            "subscription.approve"
+        } else {
+            "subscription.reject"
+        },
+    )
+    .dataset(&sub.dataset)
+    .subject(id)
+    .detail(&serde_json::json!({"reason": reason, "requester": sub.department}))
+    .append(&mut tx)
+    .await?;
+    tx.commit().await?;
+    Ok(sub.with_flags(now))
+}
+
+/// Which subscriptions a listing shows.
+#[derive(Debug, Clone, Default)]
+pub struct Filter<'a> {
+    /// Only those a department requested or owns the dataset of; `None` for all.
+    pub department: Option<&'a str>,
+    /// Only those of this dataset.
+    pub dataset: Option<&'a str>,
+    /// Only those in this status.
+    pub status: Option<&'a str>,
+    /// Only pending ones past their reply deadline.
+    pub overdue: bool,
+}
+
+/// The subscriptions `filter` selects, newest first.
+pub async fn list(
+    db: &PgPool,
+    filter: &Filter<'_>,
+    now: DateTime<Utc>,
+) -> Result<Vec<Subscription>, sqlx::Error> {
+    let rows: Vec<Subscription> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM subscriptions s
+         WHERE ($1::text IS NULL OR s.department = $1
+                OR s.dataset IN (SELECT id FROM datasets WHERE department = $1))
+           AND ($2::text IS NULL OR s.dataset = $2)
+           AND ($3::text IS NULL OR s.status = $3)
+           AND (NOT $4 OR (s.status = 'pending' AND s.reply_due < $5))
+         ORDER BY s.requested_at DESC, s.id"
+    ))
+    .bind(filter.department)
+    .bind(filter.dataset)
+    .bind(filter.status)
+    .bind(filter.overdue)
+    .bind(now)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(|s| s.with_flags(now)).collect())
+}
+
+/// One subscription.
+pub async fn get(
+    db: &PgPool,
+    id: uuid::Uuid,
+    now: DateTime<Utc>,
+) -> Result<Subscription, SharingError> {
+    let sub: Option<Subscription> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM subscriptions WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(db)
+    .await?;
+    sub.map(|s| s.with_flags(now))
+        .ok_or(SharingError::UnknownSubscription(id))
+}
+
+/// The subscription `department` reads `dataset` under at `now`: the one named, or the most
+/// recently approved active one. Refused without an approval or after it expired.
+pub async fn grant_for_read(
+    db: &PgPool,
+    department: &str,
+    dataset: &str,
+    named: Option<uuid::Uuid>,
+    now: DateTime<Utc>,
+) -> Result<Subscription, SharingError> {
+    let approved: Vec<Subscription> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM subscriptions
+         WHERE department = $1 AND dataset = $2 AND status = 'approved'
+           AND ($3::uuid IS NULL OR id = $3)
+         ORDER BY valid_until DESC, decided_at DESC"
+    ))
+    .bind(department)
+    .bind(dataset)
+    .bind(named)
+    .fetch_all(db)
+    .await?;
+    let not_approved = || SharingError::NotApproved {
+        department: department.to_owned(),
+        dataset: dataset.to_owned(),
+    };
+    let first = approved.into_iter().next().ok_or_else(not_approved)?;
+    if first.valid_until <= now {
+        return Err(SharingError::Expired {
+            department: department.to_owned(),
+            dataset: dataset.to_owned(),
+            until: first.valid_until,
+        });
+    }
+    Ok(first.with_flags(now))
+}

@@ -1,0 +1,476 @@
+//! Data sharing with governance against a running hub and the real PostgreSQL: scoped
+//! tokens, access requests and approvals, masked reads with cursor paging, expiry, the
+//! hash-chained audit log (`audit verify` finds a changed row) and `who-received`.
+
+#![allow(clippy::unwrap_used)] // a test that cannot unwrap should fail loudly
+
+use bohai_hub::auth::{self, Scope};
+use bohai_tests::{bohai_ok, bohai_run, prepared_config, write_config, RunningHub};
+use serde_json::{json, Value};
+
+const DATASET: &str = "business-registrations";
+
+fn examples() -> Vec<Value> {
+    std::fs::read_to_string(
+        bohai_schemas::registry::builtin_dir()
+            .join("datasets/business-registrations/examples/valid.jsonl"),
+    )
+    .unwrap()
+    .lines()
+    .take(3)
+    .map(|l| serde_json::from_str(l).unwrap())
+    .collect()
+}
+
+/// Puts records into the repository as the sink would (the sink has its own tests).
+async fn store(db: &sqlx::PgPool, records: &[Value]) {
+    for r in records {
+        sqlx::query(
+            "INSERT INTO repository_records (dataset, pk, data, version, source)
+             VALUES ($1, $2, $3, 1, 'test')",
+        )
+        .bind(DATASET)
+        .bind(r["credit_code"].as_str().unwrap())
+        .bind(r)
+        .execute(db)
+        .await
+        .unwrap();
+    }
+    sqlx::query(
+        "INSERT INTO sink_counts (dataset, inserted_total, last_write_at) VALUES ($1, $2, now())",
+    )
+    .bind(DATASET)
+    .bind(i64::try_from(records.len()).unwrap())
+    .execute(db)
+    .await
+    .unwrap();
+}
+
+/// `bohai audit who-received` for a record of the dataset, as JSON.
+fn who_received(config_file: &std::path::Path, key: &str) -> Value {
+    let out = bohai_ok(
+        config_file,
+        &[
+            "audit",
+            "who-received",
+            "--dataset",
+            DATASET,
+            "--key",
+            key,
+            "--json",
+        ],
+    );
+    serde_json::from_str(&out).unwrap()
+}
+
+async fn get(client: &reqwest::Client, url: &str, token: Option<&str>) -> (u16, Value) {
+    let mut r = client.get(url);
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    let r = r.send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+async fn post(client: &reqwest::Client, url: &str, token: &str, body: &Value) -> (u16, Value) {
+    let r = client
+        .post(url)
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn a_department_reads_only_what_was_approved_masked_and_every_read_is_audited() {
+    let config = prepared_config().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config_file = write_config(&config, dir.path()).unwrap();
+    let db = bohai_hub::database::pool(&config.database).unwrap();
+    let records = examples();
+    store(&db, &records).await;
+    let hub = RunningHub::start(config).await.unwrap();
+    let client = reqwest::Client::new();
+    let read_url = hub.url(&format!("/api/v1/datasets/{DATASET}/records"));
+
+    let owner = auth::create_token(&db, "market-regulation")
+        .await
+        .unwrap()
+        .secret;
+    let reader = auth::create_scoped_token(&db, "civil-affairs", &[Scope::Read], Some(30))
+        .await
+        .unwrap()
+        .secret;
+    let publisher = auth::create_scoped_token(&db, "civil-affairs", &[Scope::Publish], None)
+        .await
+        .unwrap()
+        .secret;
+
+    // Refusals say why.
+    let (status, body) = get(&client, &read_url, None).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("token_missing"))
+    );
+    let (status, body) = get(&client, &read_url, Some(&publisher)).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("wrong_scope")),
+        "{body}"
+    );
+    let (status, body) = get(&client, &read_url, Some(&reader)).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("not_approved")),
+        "{body}"
+    );
+
+    // The catalogue shows the dataset with its fields, PII tags and counts.
+    let (status, catalogue) = get(&client, &hub.url("/api/v1/catalogue"), Some(&reader)).await;
+    assert_eq!(status, 200);
+    let entry = catalogue
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == DATASET)
+        .unwrap();
+    assert_eq!(entry["owner"], "market-regulation");
+    assert_eq!(entry["sharing"], "conditional");
+    assert_eq!(entry["records"], 3);
+    assert_eq!(entry["pii"]["legal_rep_id_number"], "hash");
+    assert!(entry["latest_update"].is_string());
+    assert!(entry["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["name"] == "credit_code" && f["primary_key"] == true));
+
+    // A request; the reader cannot decide it, the owner approves it.
+    let fields = ["credit_code", "legal_rep_name", "legal_rep_id_number"];
+    let until = chrono::Utc::now() + chrono::Duration::days(30);
+    let (status, sub) = post(
+        &client,
+        &hub.url("/api/v1/subscriptions"),
+        &reader,
+        &json!({"dataset": DATASET, "fields": fields, "purpose": "minimum-living-allowance checks", "until": until}),
+    )
+    .await;
+    assert_eq!(status, 201, "{sub}");
+    assert_eq!(sub["status"], "pending");
+    let id = sub["id"].as_str().unwrap().to_owned();
+    let (status, body) = get(&client, &read_url, Some(&reader)).await;
+    assert_eq!((status, body["code"].as_str()), (403, Some("not_approved")));
+    let approve = hub.url(&format!("/api/v1/subscriptions/{id}/approve"));
+    let (status, body) = post(&client, &approve, &reader, &json!({})).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("wrong_scope")),
+        "{body}"
+    );
+    let (status, body) = post(
+        &client,
+        &approve,
+        &owner,
+        &json!({"reason": "statutory duty"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "approved");
+
+    // Only the approved fields, PII masked; two pages.
+    let (status, page) = get(&client, &format!("{read_url}?limit=2"), Some(&reader)).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["records"].as_array().unwrap().len(), 2);
+    let cursor = page["next_cursor"].as_str().unwrap().to_owned();
+    let (status, rest) = get(
+        &client,
+        &format!("{read_url}?limit=2&cursor={cursor}"),
+        Some(&reader),
+    )
+    .await;
+    assert_eq!(status, 200, "{rest}");
+    assert_eq!(rest["records"].as_array().unwrap().len(), 1);
+    assert!(rest["next_cursor"].is_null());
+    let mut seen = Vec::new();
+    for r in page["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(rest["records"].as_array().unwrap())
+    {
+        let data = r["data"].as_object().unwrap();
+        let mut keys: Vec<&str> = data.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            ["credit_code", "legal_rep_id_number", "legal_rep_name"]
+        );
+        let original = records
+            .iter()
+            .find(|o| o["credit_code"] == data["credit_code"])
+            .unwrap();
+        let name = data["legal_rep_name"].as_str().unwrap();
+        assert_ne!(name, original["legal_rep_name"].as_str().unwrap());
+        assert!(name.contains('*'), "{name}");
+        let id_hash = data["legal_rep_id_number"].as_str().unwrap();
+        assert_eq!(id_hash.len(), 64);
+        assert!(id_hash.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(r["key"], data["credit_code"]);
+        seen.push(data["credit_code"].as_str().unwrap().to_owned());
+    }
+    seen.sort();
+    let mut all: Vec<String> = records
+        .iter()
+        .map(|r| r["credit_code"].as_str().unwrap().to_owned())
+        .collect();
+    all.sort();
+    assert_eq!(seen, all);
+
+    // A filter by key: one record.
+    let key = all[0].clone();
+    let (status, one) = get(&client, &format!("{read_url}?key={key}"), Some(&reader)).await;
+    assert_eq!(status, 200);
+    assert_eq!(one["records"].as_array().unwrap().len(), 1);
+
+    // The owner reads every field unmasked.
+    let (status, own) = get(&client, &format!("{read_url}?key={key}"), Some(&owner)).await;
+    assert_eq!(status, 200);
+    let original = records
+        .iter()
+        .find(|o| o["credit_code"] == key.as_str())
+        .unwrap();
+    assert_eq!(&own["records"][0]["data"], original);
+
+    // Who received that record: civil-affairs, with its purpose.
+    let receipts = who_received(&config_file, &key);
+    let civil: Vec<&Value> = receipts
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["department"] == "civil-affairs")
+        .collect();
+    assert_eq!(civil.len(), 2, "{receipts}"); // the paged read and the read by key
+    assert_eq!(civil[0]["purpose"], "minimum-living-allowance checks");
+    assert_eq!(civil[0]["subscription"], id.as_str());
+    assert_eq!(who_received(&config_file, "no-such-key"), json!([]));
+
+    // After expiry: 403 again.
+    sqlx::query(
+        "UPDATE subscriptions SET valid_until = now() - interval '1 second' WHERE id = $1::uuid",
+    )
+    .bind(&id)
+    .execute(&db)
+    .await
+    .unwrap();
+    let (status, body) = get(&client, &read_url, Some(&reader)).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("subscription_expired")),
+        "{body}"
+    );
+
+    // The CLI: catalogue and subscriptions with --json.
+    let out = bohai_ok(&config_file, &["catalogue", "--json"]);
+    let cli_catalogue: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        cli_catalogue.as_array().unwrap().len(),
+        catalogue.as_array().unwrap().len()
+    );
+    let out = bohai_ok(
+        &config_file,
+        &["sub", "list", "--dataset", DATASET, "--json"],
+    );
+    let subs: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(subs[0]["id"], id.as_str());
+    assert_eq!(subs[0]["active"], false);
+
+    // Tokens: listed without secrets, revoked and expired ones refused with their reason.
+    let out = bohai_ok(
+        &config_file,
+        &["dept", "token", "list", "--dept", "civil-affairs", "--json"],
+    );
+    assert!(!out.contains("bohai_"), "a secret was listed: {out}");
+    let tokens: Value = serde_json::from_str(&out).unwrap();
+    let reader_id = tokens
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["scopes"] == json!(["read"]))
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    bohai_ok(&config_file, &["dept", "token", "revoke", &reader_id]);
+    let (status, body) = get(&client, &hub.url("/api/v1/catalogue"), Some(&reader)).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("token_revoked")),
+        "{body}"
+    );
+    sqlx::query("UPDATE department_tokens SET expires_at = now() - interval '1 second' WHERE department = 'market-regulation'")
+        .execute(&db)
+        .await
+        .unwrap();
+    let (status, body) = get(&client, &hub.url("/api/v1/catalogue"), Some(&owner)).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("token_expired")),
+        "{body}"
+    );
+
+    // The audit chain is intact; a changed row is found and named.
+    let out = bohai_ok(&config_file, &["audit", "verify", "--json"]);
+    let verified: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(verified["intact"], true, "{verified}");
+    assert!(verified["entries"].as_i64().unwrap() >= 7, "{verified}");
+    let changed: i64 = sqlx::query_scalar(
+        "SELECT min(seq) FROM audit_log WHERE action = 'read' AND actor = 'civil-affairs'",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    let refused = sqlx::query("UPDATE audit_log SET purpose = 'nothing to see' WHERE seq = $1")
+        .bind(changed)
+        .execute(&db)
+        .await;
+    assert!(refused.is_err(), "the audit log accepted an update");
+    sqlx::query("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only")
+        .execute(&db)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE audit_log SET purpose = 'nothing to see' WHERE seq = $1")
+        .bind(changed)
+        .execute(&db)
+        .await
+        .unwrap();
+    let out = bohai_run(&config_file, &["audit", "verify", "--json"]);
+    assert!(!out.status.success());
+    let broken: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(broken["intact"], false);
+    assert_eq!(broken["first_broken"], changed, "{broken}");
+}
+
+#[tokio::test]
+async fn requests_follow_the_sharing_class() {
+    let config = prepared_config().await.unwrap();
+    let db = bohai_hub::database::pool(&config.database).unwrap();
+    let hub = RunningHub::start(config).await.unwrap();
+    let client = reqwest::Client::new();
+    let reader = auth::create_scoped_token(&db, "civil-affairs", &[Scope::Read], None)
+        .await
+        .unwrap()
+        .secret;
+    let url = hub.url("/api/v1/subscriptions");
+    let until = chrono::Utc::now() + chrono::Duration::days(10);
+
+    // administrative-penalties is shared unconditionally: granted at once.
+    let (status, sub) = post(
+        &client,
+        &url,
+        &reader,
+        &json!({"dataset": "administrative-penalties", "fields": ["decision_number"], "purpose": "credit checks", "until": until}),
+    )
+    .await;
+    assert_eq!(status, 201, "{sub}");
+    assert_eq!(sub["status"], "approved");
+    assert_eq!(sub["active"], true);
+
+    // An unknown field, an empty purpose, the caller's own dataset... each refused with why.
+    let (status, body) = post(
+        &client,
+        &url,
+        &reader,
+        &json!({"dataset": DATASET, "fields": ["no_such_field"], "purpose": "x", "until": until}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["message"].as_str().unwrap().contains("no_such_field"),
+        "{body}"
+    );
+    let (status, _) = post(
+        &client,
+        &url,
+        &reader,
+        &json!({"dataset": DATASET, "fields": ["credit_code"], "purpose": " ", "until": until}),
+    )
+    .await;
+    assert_eq!(status, 400);
+
+    // A rejection needs a reason and is final.
+    let (status, sub) = post(
+        &client,
+        &url,
+        &reader,
+        &json!({"dataset": DATASET, "fields": ["credit_code"], "purpose": "x", "until": until}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let owner = auth::create_scoped_token(&db, "market-regulation", &[Scope::Publish], None)
+        .await
+        .unwrap()
+        .secret;
+    let reject = hub.url(&format!(
+        "/api/v1/subscriptions/{}/reject",
+        sub["id"].as_str().unwrap()
+    ));
+    let (status, _) = post(&client, &reject, &owner, &json!({})).await;
+    assert_eq!(status, 400);
+    let (status, body) = post(
+        &client,
+        &reject,
+        &owner,
+        &json!({"reason": "purpose does not need personal data"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], "rejected");
+    let (status, body) = post(&client, &reject, &owner, &json!({"reason": "again"})).await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("wrong_state")));
+}
+
+#[tokio::test]
+async fn a_new_schema_version_must_be_compatible_with_every_earlier_one() {
+    let config = prepared_config().await.unwrap();
+    let db = bohai_hub::database::pool(&config.database).unwrap();
+    let mut registry = bohai_hub::registry::load(&config.registry).unwrap();
+    let i = registry
+        .datasets
+        .iter()
+        .position(|d| d.id == DATASET)
+        .unwrap();
+
+    // Version 2 adds an optional field: accepted and stored.
+    registry.datasets[i].schema_version = 2;
+    registry.datasets[i].schema["properties"]["website"] = json!({"type": "string"});
+    bohai_hub::registry::sync(&db, &registry).await.unwrap();
+
+    // Version 3 narrows a field of version 1 and drops the field version 2 added.
+    let mut v3 = registry.datasets[i].schema.clone();
+    v3["properties"]["entity_name"]["maxLength"] = json!(20);
+    v3["properties"].as_object_mut().unwrap().remove("website");
+    registry.datasets[i].schema_version = 3;
+    registry.datasets[i].schema = v3;
+    let refused = bohai_hub::registry::sync(&db, &registry)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("version 3 is not backward compatible with version 1")
+            && refused.contains("field `entity_name`: was maxLength 100, now maxLength 20"),
+        "{refused}"
+    );
+
+    // Editing a stored version in place is refused too.
+    registry.datasets[i].schema_version = 2;
+    let refused = bohai_hub::registry::sync(&db, &registry)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("give the changed schema a new schema_version"),
+        "{refused}"
+    );
+}
