@@ -341,6 +341,12 @@ async fn licences_are_issued_verified_and_live_their_whole_lifecycle() {
         .await;
     assert_eq!(status, 404);
 
+    // Every licence action is in the audit log, whose hash chain is intact.
+    let audit: Value = serde_json::from_str(&ok(&f.file, &["audit", "verify", "--json"])).unwrap();
+    assert_eq!(audit["intact"], true, "{audit}");
+    // issued twice, suspended, resumed, renewed, replaced, revoked
+    assert_eq!(audit["entries"], 7, "{audit}");
+
     // A verification "as of" an hour from now finds the status list stale: INDETERMINATE.
     let later = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
     let report = f.verify_at(&document, Some(&later)).await;

@@ -93,6 +93,74 @@ fn sample_feeds(
     Ok(files)
 }
 
+/// The sample licences for a new user: the city CA (and the master key file) if there is
+/// none, a seal for every department that issues a licence type and for the status
+/// authority, and, when no licence exists yet, one generated licence of each type. Returns
+/// a line per sample licence.
+async fn sample_licences(
+    config: &crate::config::Config,
+    pool: &sqlx::PgPool,
+) -> anyhow::Result<Vec<String>> {
+    use crate::licences::service::{Actor, LicenceState};
+    use crate::seals::{create_master_key, SealsService};
+    let registry = crate::registry::load(&config.registry)?;
+    crate::registry::sync(pool, &registry).await?;
+    let (master, _) = create_master_key(&config.pki.master_key_file)?;
+    let seals = SealsService::with_key(pool, &config.pki, master);
+    let now = chrono::Utc::now();
+    if crate::seals::store::load_ca(pool).await?.is_none() {
+        seals.init_ca(false, now).await?;
+    }
+    let mut issuers: Vec<&str> = registry
+        .licence_types
+        .iter()
+        .map(|t| t.department.as_str())
+        .chain([config.licences.status_authority.as_str()])
+        .collect();
+    issuers.sort_unstable();
+    issuers.dedup();
+    for code in issuers {
+        if seals.newest_valid_seal(code, now).await.is_err() {
+            let dept = registry
+                .department(code)
+                .with_context(|| format!("no department `{code}` in the registry"))?;
+            seals
+                .issue(dept, None, bohai_certs::SealType::Official, 730, None, now)
+                .await?;
+        }
+    }
+    let (existing,): (i64,) = sqlx::query_as("SELECT count(*) FROM licences")
+        .fetch_one(pool)
+        .await?;
+    if existing > 0 {
+        return Ok(vec![format!(
+            "{existing} licences on file (`bohai licence show NUMBER`)"
+        )]);
+    }
+    let state = LicenceState::default();
+    let service = crate::licences::LicenceService::new(pool, &registry, config, &state, true)?;
+    let mut lines = Vec::new();
+    for t in &registry.licence_types {
+        let mut generator = crate::gen::Generator::for_licence_type(t, 2026, 0.0)?;
+        let mut subject = generator.next_record().record;
+        let request = crate::licences::IssueRequest {
+            licence_type: t.id.clone(),
+            holder: subject.remove("holder").unwrap_or_default(),
+            fields: subject.remove("fields").unwrap_or_default(),
+            valid_from: None,
+            valid_until: None,
+        };
+        let issued = service
+            .issue(&Actor::current_operator(), &t.department, request, now)
+            .await?;
+        lines.push(format!(
+            "{} {} ({})",
+            issued.number, t.title_zh, t.department
+        ));
+    }
+    Ok(lines)
+}
+
 pub(super) async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
     let mut stack_env = Vec::new();
     if !args.no_stack {
@@ -121,9 +189,11 @@ pub(super) async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
     database::migrate(&pool)
         .await
         .context("migrating the database")?;
+    let mut licences = Vec::new();
     if !args.no_samples {
         let samples = sample_feeds(&config, &args.samples_dir(), args.sample_records)?;
         config.pipeline.connectors.extend(samples);
+        licences = sample_licences(&config, &pool).await?;
     }
     let hub = BoundHub::bind(config).await?;
     let base = format!("http://{}", hub.local_addr());
@@ -137,6 +207,10 @@ pub(super) async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
             "  samples:    {} (drop more JSON Lines files into a dataset's in/ folder)",
             args.samples_dir().display()
         );
+        println!("  licences:   {base}/api/v1/licences/{{number}} (status list: {base}/api/v1/licences/status-list)");
+        for l in &licences {
+            println!("              {l}");
+        }
     }
     println!("Stop with Ctrl-C; stop the local stack with `scripts/stack down`.");
     hub.serve(shutdown_signal()).await?;

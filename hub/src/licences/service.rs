@@ -359,6 +359,14 @@ impl<'a> LicenceService<'a> {
             now,
         )
         .await?;
+        // One audit entry per batch, naming every licence it issued.
+        let numbers: Vec<&str> = versions.iter().map(|v| v.number).collect();
+        crate::audit::Entry::new(&actor.recorded(), "licence.issued")
+            .subject(numbers.first().copied().unwrap_or_default())
+            .count(numbers.len())
+            .detail(&serde_json::json!({"department": department, "numbers": numbers}))
+            .append(&mut tx)
+            .await?;
         tx.commit().await?;
         drop(versions);
         self.state.status.invalidate().await;
@@ -449,6 +457,8 @@ impl<'a> LicenceService<'a> {
         let issued = self
             .store_successor(&mut tx, actor, &latest, licence, LicenceEvent::Renewed, now)
             .await?;
+        crate::audit::licence_action(&mut tx, &actor.recorded(), "renewed", number, version, None)
+            .await?;
         store::set_status(
             &mut tx,
             (number, latest.version),
@@ -506,6 +516,15 @@ impl<'a> LicenceService<'a> {
             &actor.recorded(),
             Some(&format!("replaced by {new_number}")),
             now,
+        )
+        .await?;
+        crate::audit::licence_action(
+            &mut tx,
+            &actor.recorded(),
+            "replaced",
+            number,
+            latest.version,
+            Some(&format!("replaced by {new_number}")),
         )
         .await?;
         tx.commit().await?;
@@ -638,6 +657,15 @@ impl<'a> LicenceService<'a> {
             &actor.recorded(),
             reason,
             now,
+        )
+        .await?;
+        crate::audit::licence_action(
+            &mut tx,
+            &actor.recorded(),
+            event.as_str(),
+            number,
+            latest.version,
+            reason,
         )
         .await?;
         tx.commit().await?;
