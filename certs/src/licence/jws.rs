@@ -128,48 +128,80 @@ fn der_signature_to_fixed(der: &[u8]) -> Option<[u8; 64]> {
     body.is_empty().then_some(out)
 }
 
+/// The three parts of a compact JWS, still encoded.
+pub(crate) fn split(text: &str) -> Result<(&str, &str, &str), JwsError> {
+    if text.len() > MAX_JWS_LEN {
+        return Err(JwsError::Malformed("longer than 8 MiB".to_owned()));
+    }
+    let mut parts = text.split('.');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(h), Some(p), Some(s), None) => Ok((h, p, s)),
+        _ => Err(JwsError::Malformed(
+            "a compact JWS has exactly three dot-separated parts".to_owned(),
+        )),
+    }
+}
+
+/// Decodes the protected header and its `x5c` chain; refuses any algorithm but ES256.
+pub(crate) fn decode_header(h: &str) -> Result<(JwsHeader, Vec<Vec<u8>>), JwsError> {
+    let header_bytes = URL_SAFE_NO_PAD
+        .decode(h)
+        .map_err(|e| JwsError::Malformed(format!("header is not base64url: {e}")))?;
+    let header: JwsHeader = serde_json::from_slice(&header_bytes)
+        .map_err(|e| JwsError::Malformed(format!("header is not a JWS header: {e}")))?;
+    if header.alg != "ES256" {
+        return Err(JwsError::Algorithm(header.alg));
+    }
+    if header.x5c.len() > MAX_X5C {
+        return Err(JwsError::Malformed(
+            "more than 5 certificates in x5c".to_owned(),
+        ));
+    }
+    let chain = header
+        .x5c
+        .iter()
+        .map(|c| STANDARD.decode(c))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| JwsError::Malformed(format!("x5c is not base64: {e}")))?;
+    Ok((header, chain))
+}
+
+/// Decodes the payload part.
+pub(crate) fn decode_payload(p: &str) -> Result<Vec<u8>, JwsError> {
+    URL_SAFE_NO_PAD
+        .decode(p)
+        .map_err(|e| JwsError::Malformed(format!("payload is not base64url: {e}")))
+}
+
+/// Decodes the signature part: 64 bytes for ES256.
+pub(crate) fn decode_signature(s: &str) -> Result<Vec<u8>, JwsError> {
+    let signature = URL_SAFE_NO_PAD
+        .decode(s)
+        .map_err(|e| JwsError::Malformed(format!("signature is not base64url: {e}")))?;
+    if signature.len() == 64 {
+        Ok(signature)
+    } else {
+        Err(JwsError::Malformed(
+            "an ES256 signature is 64 bytes".to_owned(),
+        ))
+    }
+}
+
+/// Verifies an ES256 `R || S` signature over `input` with an uncompressed P-256 point.
+pub(crate) fn verify_es256(point: &[u8], input: &[u8], signature: &[u8]) -> Result<(), JwsError> {
+    UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point)
+        .verify(input, signature)
+        .map_err(|_| JwsError::Signature)
+}
+
 impl ParsedJws {
     /// Splits and decodes a compact JWS. Checks sizes and shapes only, not the signature.
     pub fn parse(text: &str) -> Result<Self, JwsError> {
-        let malformed = |m: &str| JwsError::Malformed(m.to_owned());
-        if text.len() > MAX_JWS_LEN {
-            return Err(malformed("longer than 8 MiB"));
-        }
         let text = text.trim();
-        let mut parts = text.split('.');
-        let (Some(h), Some(p), Some(s), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(malformed(
-                "a compact JWS has exactly three dot-separated parts",
-            ));
-        };
-        let header_bytes = URL_SAFE_NO_PAD
-            .decode(h)
-            .map_err(|e| JwsError::Malformed(format!("header is not base64url: {e}")))?;
-        let header: JwsHeader = serde_json::from_slice(&header_bytes)
-            .map_err(|e| JwsError::Malformed(format!("header is not a JWS header: {e}")))?;
-        if header.alg != "ES256" {
-            return Err(JwsError::Algorithm(header.alg));
-        }
-        let payload = URL_SAFE_NO_PAD
-            .decode(p)
-            .map_err(|e| JwsError::Malformed(format!("payload is not base64url: {e}")))?;
-        let signature = URL_SAFE_NO_PAD
-            .decode(s)
-            .map_err(|e| JwsError::Malformed(format!("signature is not base64url: {e}")))?;
-        if signature.len() != 64 {
-            return Err(malformed("an ES256 signature is 64 bytes"));
-        }
-        if header.x5c.len() > MAX_X5C {
-            return Err(malformed("more than 5 certificates in x5c"));
-        }
-        let chain = header
-            .x5c
-            .iter()
-            .map(|c| STANDARD.decode(c))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| JwsError::Malformed(format!("x5c is not base64: {e}")))?;
+        let (h, p, s) = split(text)?;
+        let (header, chain) = decode_header(h)?;
+        let payload = decode_payload(p)?;
+        let signature = decode_signature(s)?;
         Ok(Self {
             header,
             payload,
@@ -183,9 +215,7 @@ impl ParsedJws {
     /// Verifies the signature with an uncompressed P-256 public point.
     pub fn verify_with_point(&self, public_point: &[u8]) -> Result<(), JwsError> {
         let signing_input = &self.text.as_bytes()[..self.signing_input_len];
-        UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, public_point)
-            .verify(signing_input, &self.signature)
-            .map_err(|_| JwsError::Signature)
+        verify_es256(public_point, signing_input, &self.signature)
     }
 
     /// The signer certificate (first of `x5c`), if any.

@@ -9,7 +9,7 @@
 //! INDETERMINATE (`STATUS_STALE`), never VALID or INVALID.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
 use rustls_pki_types::CertificateDer;
@@ -17,7 +17,9 @@ use serde_json::Value;
 
 use super::compact::{parse_compact, CompactLicence};
 use super::document::{Licence, LicenceClaims, LICENCE_TYP};
-use super::jws::{key_id, JwsError, ParsedJws};
+use super::jws::{
+    decode_header, decode_payload, decode_signature, key_id, split, verify_es256, JwsError,
+};
 use super::signer::check_chain;
 use super::status::{LicenceStatus, VerifiedStatusList};
 use crate::cert_facts::CertFacts;
@@ -121,25 +123,58 @@ pub trait SealDirectory {
     fn chain(&self, kid: &str) -> Option<Vec<Vec<u8>>>;
 }
 
-/// A licence as received, before its checks.
-struct Sealed {
-    claims: LicenceClaims,
-    chain: Vec<Vec<u8>>,
+/// A seal's side of a licence: its key id, certificate chain and certificate facts, decoded
+/// once per distinct JWS header (a seal's header is the same on every licence it seals).
+#[derive(Debug)]
+struct SealSide {
     kid: String,
-    signed: Signed,
+    chain: Vec<Vec<u8>>,
+    facts: Result<CertFacts, String>,
+    chain_key: [u8; 32],
+}
+
+impl SealSide {
+    fn new(kid: Option<String>, chain: Vec<Vec<u8>>) -> Self {
+        let facts = match chain.first() {
+            Some(leaf) => CertFacts::from_der(leaf).map_err(|e| format!("seal certificate: {e}")),
+            None => Err("no seal certificate (x5c)".to_owned()),
+        };
+        let kid = kid
+            .or_else(|| chain.first().map(|leaf| key_id(leaf)))
+            .unwrap_or_default();
+        Self {
+            kid,
+            chain_key: chain_key(&chain),
+            chain,
+            facts,
+        }
+    }
+}
+
+/// A licence as received, before its checks.
+struct Sealed<'a> {
+    claims: LicenceClaims,
+    seal: Arc<SealSide>,
+    signed: Signed<'a>,
 }
 
 /// What the seal signed, in either form.
-enum Signed {
-    Jws(ParsedJws),
+enum Signed<'a> {
+    /// The JWS signing input and its `R || S` signature.
+    Jws {
+        input: &'a [u8],
+        signature: Vec<u8>,
+    },
     Cose(Box<CompactLicence>),
 }
 
-impl Signed {
+impl Signed<'_> {
     fn verify(&self, facts: &CertFacts) -> Result<(), ()> {
         let point = facts.p256_point.as_deref().ok_or(())?;
         match self {
-            Signed::Jws(jws) => jws.verify_with_point(point).map_err(|_| ()),
+            Signed::Jws { input, signature } => {
+                verify_es256(point, input, signature).map_err(|_| ())
+            }
             Signed::Cose(c) => c.verify_with_point(point).map_err(|_| ()),
         }
     }
@@ -165,6 +200,7 @@ pub struct LicenceVerifier {
     crls: Vec<Vec<u8>>,
     policy: LicencePolicy,
     chains: Mutex<HashMap<[u8; 32], ChainOutcome>>,
+    headers: Mutex<HashMap<String, Arc<SealSide>>>,
 }
 
 /// Inputs of one verification besides the licence.
@@ -195,6 +231,7 @@ impl LicenceVerifier {
             crls,
             policy,
             chains: Mutex::new(HashMap::new()),
+            headers: Mutex::new(HashMap::new()),
         }
     }
 
@@ -210,36 +247,23 @@ impl LicenceVerifier {
         jws: &str,
         inputs: LicenceInputs<'_>,
     ) -> (Report, Option<VerifiedLicence>) {
-        let parsed = ParsedJws::parse(jws).and_then(|jws| {
-            if jws.header.typ.as_deref() != Some(LICENCE_TYP) {
-                return Err(JwsError::Malformed(format!(
-                    "typ is {:?}, expected {LICENCE_TYP}",
-                    jws.header.typ
-                )));
-            }
-            let claims: LicenceClaims = serde_json::from_slice(&jws.payload)
+        let text = jws.trim();
+        let parsed = split(text).and_then(|(h, p, s)| {
+            let seal = self.seal_side(h)?;
+            let payload = decode_payload(p)?;
+            let claims: LicenceClaims = serde_json::from_slice(&payload)
                 .map_err(|e| JwsError::Malformed(format!("licence payload: {e}")))?;
             claims.check_consistency().map_err(JwsError::Malformed)?;
-            Ok((jws, claims))
+            let signature = decode_signature(s)?;
+            let input = &text.as_bytes()[..h.len() + 1 + p.len()];
+            Ok(Sealed {
+                claims,
+                seal,
+                signed: Signed::Jws { input, signature },
+            })
         });
         match parsed {
-            Ok((jws, claims)) => {
-                let kid = match (&jws.header.kid, jws.chain.first()) {
-                    (Some(k), _) => k.clone(),
-                    (None, Some(leaf)) => key_id(leaf),
-                    (None, None) => String::new(),
-                };
-                let chain = jws.chain.clone();
-                self.judge(
-                    Sealed {
-                        claims,
-                        chain,
-                        kid,
-                        signed: Signed::Jws(jws),
-                    },
-                    inputs,
-                )
-            }
+            Ok(sealed) => self.judge(sealed, inputs),
             Err(e) => {
                 let code = match e {
                     JwsError::Algorithm(_) => ReasonCode::AlgorithmUnsupported,
@@ -248,6 +272,28 @@ impl LicenceVerifier {
                 (parse_failure(inputs.at, code, e.to_string()), None)
             }
         }
+    }
+
+    /// The seal side of the JWS header `h` (still encoded), decoded once per distinct header.
+    fn seal_side(&self, h: &str) -> Result<Arc<SealSide>, JwsError> {
+        if let Some(side) = self.headers.lock().ok().and_then(|c| c.get(h).cloned()) {
+            return Ok(side);
+        }
+        let (header, chain) = decode_header(h)?;
+        if header.typ.as_deref() != Some(LICENCE_TYP) {
+            return Err(JwsError::Malformed(format!(
+                "typ is {:?}, expected {LICENCE_TYP}",
+                header.typ
+            )));
+        }
+        let side = Arc::new(SealSide::new(header.kid, chain));
+        if let Ok(mut cache) = self.headers.lock() {
+            if cache.len() >= CHAIN_CACHE_LIMIT {
+                cache.clear();
+            }
+            cache.insert(h.to_owned(), Arc::clone(&side));
+        }
+        Ok(side)
     }
 
     /// Verifies a compact (QR) licence, finding its seal certificate chain by key id in
@@ -275,8 +321,7 @@ impl LicenceVerifier {
         self.judge(
             Sealed {
                 claims: compact.claims.clone(),
-                chain,
-                kid: compact.kid.clone(),
+                seal: Arc::new(SealSide::new(Some(compact.kid.clone()), chain)),
                 signed: Signed::Cose(Box::new(compact)),
             },
             inputs,
@@ -286,40 +331,22 @@ impl LicenceVerifier {
     /// Every check after parsing, for either form.
     fn judge(
         &self,
-        sealed: Sealed,
+        sealed: Sealed<'_>,
         inputs: LicenceInputs<'_>,
     ) -> (Report, Option<VerifiedLicence>) {
-        let facts = match sealed.chain.first().map(|leaf| CertFacts::from_der(leaf)) {
-            Some(Ok(f)) => f,
-            Some(Err(e)) => {
-                return (
-                    parse_failure(
-                        inputs.at,
-                        ReasonCode::Malformed,
-                        format!("seal certificate: {e}"),
-                    ),
-                    None,
-                )
-            }
-            None => {
-                return (
-                    parse_failure(
-                        inputs.at,
-                        ReasonCode::Malformed,
-                        "no seal certificate (x5c)",
-                    ),
-                    None,
-                )
-            }
+        let seal = Arc::clone(&sealed.seal);
+        let facts = match &seal.facts {
+            Ok(f) => f,
+            Err(e) => return (parse_failure(inputs.at, ReasonCode::Malformed, e), None),
         };
         let mut checks = Vec::with_capacity(1 + AFTER_PARSE.len());
         checks.push(Check::pass(PARSE));
-        self.seal_checks(&sealed, &facts, inputs.at, &mut checks);
-        licence_checks(&sealed.claims, &facts, inputs, self.policy, &mut checks);
+        self.seal_checks(&sealed, facts, inputs.at, &mut checks);
+        licence_checks(&sealed.claims, facts, inputs, self.policy, &mut checks);
         let mut report = Report::from_checks(inputs.at, checks);
         report.status_as_of = inputs.status.map(VerifiedStatusList::issued_at);
-        let verified = report.is_valid().then_some(VerifiedLicence {
-            key_id: sealed.kid,
+        let verified = report.is_valid().then(|| VerifiedLicence {
+            key_id: seal.kid.clone(),
             claims: sealed.claims,
         });
         (report, verified)
@@ -328,7 +355,7 @@ impl LicenceVerifier {
     /// `signature`, `chain`, `key_usage`, `extended_key_usage`, `revocation`.
     fn seal_checks(
         &self,
-        sealed: &Sealed,
+        sealed: &Sealed<'_>,
         facts: &CertFacts,
         at: DateTime<Utc>,
         checks: &mut Vec<Check>,
@@ -342,12 +369,13 @@ impl LicenceVerifier {
             ),
         });
         let issued_at = sealed.claims.licence.issued_at;
-        let chain = self.chain_outcome(&sealed.chain, facts, issued_at, at);
+        let chain = self.chain_outcome(&sealed.seal, facts, issued_at, at);
         let chain_ok = chain.is_ok();
         checks.push(match &chain {
             Ok(_) => Check::pass(CHAIN),
             Err(e) => {
                 let (leaf, rest) = sealed
+                    .seal
                     .chain
                     .split_first()
                     .map_or((&[][..], &[][..]), |(l, r)| (l.as_slice(), r));
@@ -388,12 +416,12 @@ impl LicenceVerifier {
     /// chain was validated before for a time window covering `issued_at`.
     fn chain_outcome(
         &self,
-        chain: &[Vec<u8>],
+        seal: &SealSide,
         facts: &CertFacts,
         issued_at: DateTime<Utc>,
         at: DateTime<Utc>,
     ) -> Result<Check, webpki::Error> {
-        let key = chain_key(chain);
+        let (key, chain) = (seal.chain_key, seal.chain.as_slice());
         let t = issued_at.timestamp();
         if let Ok(cache) = self.chains.lock() {
             if let Some(o) = cache.get(&key) {
