@@ -6,6 +6,7 @@
 //! - `config`: the TOML configuration with environment overrides;
 //! - `http/`: the HTTP API, its OpenAPI document and its one error boundary;
 //! - `auth`: department bearer tokens;
+//! - `ops/`: feed health, metrics, the overview behind the dashboard and `bohai status`;
 //! - `pipeline/`: ingest (validate, deliver, record), connectors, the repository sink, stats;
 //! - `gen`: realistic generated feeds for tests and benchmarks;
 //! - `kafka/`: everything that speaks the Kafka protocol (admin, probes);
@@ -22,6 +23,7 @@ pub mod gen;
 pub mod http;
 pub mod kafka;
 pub mod licences;
+pub mod ops;
 pub mod pipeline;
 pub mod registry;
 pub mod seals;

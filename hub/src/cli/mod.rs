@@ -8,6 +8,7 @@ mod dlq;
 mod gen;
 mod licence;
 mod seal;
+mod status;
 mod up;
 
 use std::path::PathBuf;
@@ -66,6 +67,8 @@ pub enum Command {
     /// Electronic licences.
     #[command(subcommand)]
     Licence(licence::LicenceCommand),
+    /// The operations overview: feed health, repository, sink lag, seals, licences.
+    Status(status::StatusArgs),
 }
 
 /// `bohai dlq ...`
@@ -142,6 +145,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dept(command) => dept::run(&load_config(&cli)?, command).await?,
         Command::Seal(command) => seal::run(&load_config(&cli)?, command).await?,
         Command::Licence(command) => licence::run(&load_config(&cli)?, command).await?,
+        Command::Status(args) => status::run(&load_config(&cli)?, args).await?,
     }
     Ok(())
 }

@@ -5,6 +5,7 @@ mod datasets;
 mod error;
 mod health;
 mod licences;
+mod ops;
 mod push;
 mod seals;
 
@@ -42,6 +43,8 @@ pub struct AppState {
     pub ingestor: Option<Ingestor>,
     /// Licence status list, seal keys and online verifier shared by requests.
     pub licences: Arc<crate::licences::service::LicenceState>,
+    /// HTTP metrics and the dead-letter viewer's masking key.
+    pub ops: Arc<crate::ops::OpsState>,
 }
 
 #[derive(OpenApi)]
@@ -134,10 +137,22 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(licences::trust_bundle))
         .routes(routes!(licences::show_licence))
         .routes(routes!(licences::licence_action))
+        .routes(routes!(ops::metrics))
+        .routes(routes!(ops::feeds))
+        .routes(routes!(ops::overview))
+        .routes(routes!(ops::rates))
+        .routes(routes!(ops::dead_letters))
 }
 
 /// The complete router of the hub.
 pub fn router(state: AppState) -> Router {
     let (router, _) = api_router().split_for_parts();
-    router.layer(TraceLayer::new_for_http()).with_state(state)
+    let http_metrics = state.ops.http.clone();
+    router
+        .layer(axum::middleware::from_fn_with_state(
+            http_metrics,
+            crate::ops::metrics::track,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
 }

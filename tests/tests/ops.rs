@@ -1,0 +1,547 @@
+//! Operations against a running hub with the real broker and PostgreSQL: `/metrics` values
+//! after feeding data (connector, HTTP push, seals, a licence), feed health states at
+//! `/api/v1/ops/feeds`, and `bohai status`.
+
+#![allow(clippy::unwrap_used)] // a test that cannot unwrap should fail loudly
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bohai_hub::auth;
+use bohai_hub::config::Config;
+use bohai_hub::pipeline::stats::dataset_stats;
+use bohai_tests::{bohai, bohai_ok, eventually, prepared_config, write_config, RunningHub};
+use serde_json::{json, Value};
+
+/// The `n`th valid example record of `dataset`.
+fn example(dataset: &str, n: usize) -> Value {
+    let text = std::fs::read_to_string(
+        bohai_schemas::registry::builtin_dir()
+            .join(format!("datasets/{dataset}/examples/valid.jsonl")),
+    )
+    .unwrap();
+    serde_json::from_str(text.lines().nth(n).unwrap()).unwrap()
+}
+
+/// Writes `n` generated records of `dataset` (about a tenth invalid) as JSON Lines; returns
+/// how many are invalid.
+fn gen(config_file: &Path, dataset: &str, n: u64, out: &Path) -> u64 {
+    let output = bohai(config_file)
+        .args([
+            "gen",
+            dataset,
+            &n.to_string(),
+            "--json",
+            "--seed",
+            "7",
+            "--invalid-ratio",
+            "0.1",
+            "-o",
+        ])
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&output.stderr).unwrap();
+    summary["invalid"].as_u64().unwrap()
+}
+
+fn connector_file(dir: &Path, name: &str, dataset: &str, feed: &Path) -> PathBuf {
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            "name = \"{name}\"\ndataset = \"{dataset}\"\n[source]\nkind = \"file\"\npath = \"{}\"\nformat = \"jsonl\"\n",
+            feed.display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// A hub with live feeds of every state, seals for two departments and one licence.
+struct Fixture {
+    _dir: tempfile::TempDir,
+    config: Config,
+    file: PathBuf,
+    hub: RunningHub,
+    http: reqwest::Client,
+    db: sqlx::PgPool,
+    market_token: String,
+    /// Invalid records in the connector's file.
+    connector_invalid: i64,
+}
+
+/// Records the connector file holds.
+const CONNECTOR_RECORDS: i64 = 60;
+
+impl Fixture {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = prepared_config().await.unwrap();
+        let master = dir.path().join("state/master.key");
+        config.pki.master_key_file = master.clone();
+        config.ops.sample_interval = Duration::from_secs(1);
+        config.ops.min_records = 5;
+        config.ops.dashboard_refresh = Duration::from_secs(1);
+        config.ops.paused = vec!["resident-registrations/legacy-sftp".to_owned()];
+        let file = write_config(&config, dir.path()).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&file)
+            .unwrap();
+        writeln!(f, "[pki]\nmaster_key_file = \"{}\"", master.display()).unwrap();
+        writeln!(
+            f,
+            "[ops]\nmin_records = 5\npaused = [\"resident-registrations/legacy-sftp\"]"
+        )
+        .unwrap();
+        drop(f);
+
+        // Seals for two departments and one driving licence.
+        bohai_ok(&file, &["seal", "init-ca"]);
+        for dept in ["traffic-police", "data-administration"] {
+            bohai_ok(&file, &["seal", "issue", dept]);
+        }
+        let subject = dir.path().join("holder.json");
+        let holder = std::fs::read_to_string(
+            bohai_schemas::registry::builtin_dir()
+                .join("licences/driving-licence/examples/valid.jsonl"),
+        )
+        .unwrap();
+        std::fs::write(&subject, holder.lines().next().unwrap()).unwrap();
+        let licence = dir.path().join("licence.jws");
+        bohai_ok(
+            &file,
+            &[
+                "licence",
+                "issue",
+                "--type",
+                "driving-licence",
+                "--holder",
+                subject.to_str().unwrap(),
+                "-o",
+                licence.to_str().unwrap(),
+            ],
+        );
+
+        // A connector the hub runs: a file of driving-licence records, a tenth invalid.
+        let feed = dir.path().join("driving.jsonl");
+        let connector_invalid = i64::try_from(gen(
+            &file,
+            "driving-licences",
+            CONNECTOR_RECORDS as u64,
+            &feed,
+        ))
+        .unwrap();
+        assert!(connector_invalid > 0 && connector_invalid * 5 < CONNECTOR_RECORDS);
+        config.pipeline.connectors = vec![connector_file(
+            dir.path(),
+            "tp-file",
+            "driving-licences",
+            &feed,
+        )];
+
+        // Two feeds that stopped three days ago (one of them paused on purpose), as a
+        // department's old sync job would have left them.
+        let db = bohai_hub::database::pool(&config.database).unwrap();
+        sqlx::query(
+            "INSERT INTO feed_counts (dataset, source, department, read_total, valid_total, rejected_total, last_record_at)
+             VALUES ('real-estate-registrations', 'registry-sync', 'real-estate-registration', 100, 100, 0, now() - interval '3 days'),
+                    ('resident-registrations', 'legacy-sftp', 'public-security', 7, 7, 0, now() - interval '3 days')",
+        )
+        .execute(&db)
+        .await
+        .unwrap();
+        let market_token = auth::create_token(&db, "market-regulation")
+            .await
+            .unwrap()
+            .secret;
+        let hub = RunningHub::start(config.clone()).await.unwrap();
+        // Rates count from the first sample round: feed nothing before it.
+        eventually(Duration::from_secs(60), "a first sample round", || async {
+            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM ops_feed_samples")
+                .fetch_one(&db)
+                .await
+                .unwrap_or(0);
+            (n > 0).then_some(())
+        })
+        .await;
+        Self {
+            _dir: dir,
+            config,
+            file,
+            hub,
+            http: reqwest::Client::new(),
+            db,
+            market_token,
+            connector_invalid,
+        }
+    }
+
+    async fn push(&self, dataset: &str, records: Value) -> Value {
+        let r = self
+            .http
+            .post(self.hub.url(&format!("/api/v1/datasets/{dataset}/records")))
+            .bearer_auth(&self.market_token)
+            .json(&records)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        r.json().await.unwrap()
+    }
+
+    /// Pushes a healthy feed (5 valid, 1 rejected) and a failing one (1 valid, 9 rejected).
+    async fn push_feeds(&self) {
+        let mut bad = example("business-registrations", 0);
+        bad["legal_rep_id_number"] = json!("11010519491231002Y");
+        let records: Vec<Value> = (0..5)
+            .map(|i| example("business-registrations", i))
+            .chain([bad])
+            .collect();
+        let answer = self
+            .push("business-registrations", Value::Array(records))
+            .await;
+        assert_eq!(answer["accepted"], 5, "{answer}");
+        let mut records = vec![example("administrative-penalties", 0)];
+        records
+            .extend((0..9).map(
+                |i| json!({"penalty_number": format!("bad-{i}"), "legal_rep_name": "王小明"}),
+            ));
+        let answer = self
+            .push("administrative-penalties", Value::Array(records))
+            .await;
+        assert_eq!(answer["accepted"], 1, "{answer}");
+    }
+
+    /// Waits until the sink wrote everything the feeds read, including the connector's file.
+    async fn caught_up(&self) {
+        eventually(Duration::from_secs(120), "the sink to catch up", || async {
+            let all = dataset_stats(&self.db, None).await.unwrap();
+            let get = |id: &str| all.iter().find(|s| s.dataset == id).unwrap().clone();
+            let dl = get("driving-licences");
+            let br = get("business-registrations");
+            (dl.read == CONNECTOR_RECORDS && dl.pending == 0 && br.read == 6 && br.pending == 0)
+                .then_some(())
+        })
+        .await;
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(self.hub.url(path)).send().await.unwrap()
+    }
+}
+
+/// `name{labels} value` lines of a scrape, keyed by everything before the value.
+fn samples(text: &str) -> HashMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| {
+            let (k, v) = l.rsplit_once(' ')?;
+            Some((k.to_owned(), v.parse().ok()?))
+        })
+        .collect()
+}
+
+fn value(s: &HashMap<String, f64>, key: &str) -> f64 {
+    *s.get(key).unwrap_or_else(|| {
+        let mut near: Vec<&String> = s
+            .keys()
+            .filter(|k| k.starts_with(key.split('{').next().unwrap()))
+            .collect();
+        near.sort();
+        panic!("no sample `{key}`; the family has: {near:#?}")
+    })
+}
+
+#[tokio::test]
+async fn metrics_feed_health_and_status_show_what_was_fed() {
+    let fx = Fixture::new().await;
+    fx.push_feeds().await;
+    fx.caught_up().await;
+    let registry = bohai_schemas::Registry::load(&fx.config.registry.dir).unwrap();
+    let departments = registry.departments.len() as f64;
+    assert_eq!(fx.get("/no/such/page").await.status().as_u16(), 404);
+
+    // Wait for the connector to be recorded as finished (it ends with its file).
+    let metrics = eventually(Duration::from_secs(60), "the connector to finish", || async {
+        let r = fx.get("/metrics").await;
+        assert_eq!(r.status().as_u16(), 200);
+        assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+        let text = r.text().await.unwrap();
+        text.contains(r#"bohai_connector_state{connector="tp-file",dataset="driving-licences",state="finished"} 1"#)
+            .then_some(text)
+    })
+    .await;
+    let m = samples(&metrics);
+    let push =
+        r#"{dataset="business-registrations",department="market-regulation",source="http-push"}"#;
+    assert_eq!(
+        value(&m, &format!("bohai_feed_records_read_total{push}")),
+        6.0
+    );
+    assert_eq!(
+        value(&m, &format!("bohai_feed_records_valid_total{push}")),
+        5.0
+    );
+    assert_eq!(
+        value(&m, &format!("bohai_feed_records_rejected_total{push}")),
+        1.0
+    );
+    let conn = r#"{dataset="driving-licences",department="traffic-police",source="tp-file"}"#;
+    let invalid = fx.connector_invalid as f64;
+    assert_eq!(
+        value(&m, &format!("bohai_feed_records_read_total{conn}")),
+        CONNECTOR_RECORDS as f64
+    );
+    assert_eq!(
+        value(&m, &format!("bohai_feed_records_rejected_total{conn}")),
+        invalid
+    );
+    assert_eq!(
+        value(&m, &format!("bohai_feed_records_valid_total{conn}")),
+        CONNECTOR_RECORDS as f64 - invalid
+    );
+    let stats = dataset_stats(&fx.db, None).await.unwrap();
+    for s in &stats {
+        let key = format!(
+            r#"bohai_repository_rows{{dataset="{}",department="{}"}}"#,
+            s.dataset, s.department
+        );
+        assert_eq!(value(&m, &key), s.rows as f64, "{key}");
+    }
+    assert_eq!(
+        value(
+            &m,
+            r#"bohai_repository_rows{dataset="business-registrations",department="market-regulation"}"#
+        ),
+        5.0
+    );
+    assert!(
+        value(
+            &m,
+            r#"bohai_repository_rows{dataset="driving-licences",department="traffic-police"}"#
+        ) > 0.0
+    );
+    // The sink caught up: no lag in any partition, and every partition is reported.
+    let topic = format!(
+        "{}dataset.business-registrations",
+        fx.config.kafka.topic_prefix
+    );
+    for p in 0..fx.config.kafka.partitions {
+        let key = format!(
+            r#"bohai_sink_lag_records{{topic="{topic}",dataset="business-registrations",partition="{p}"}}"#
+        );
+        assert_eq!(value(&m, &key), 0.0, "{key}");
+    }
+    assert_eq!(value(&m, "bohai_sink_lag_available"), 1.0);
+    assert!(
+        value(
+            &m,
+            r#"bohai_connector_last_success_timestamp_seconds{connector="tp-file",dataset="driving-licences"}"#
+        ) > 1.7e9
+    );
+    assert_eq!(
+        value(
+            &m,
+            r#"bohai_connector_state{connector="tp-file",dataset="driving-licences",state="failed"}"#
+        ),
+        0.0
+    );
+    // Feed states.
+    let state = |dataset: &str, department: &str, source: &str, state: &str| {
+        value(
+            &m,
+            &format!(
+                r#"bohai_feed_state{{dataset="{dataset}",department="{department}",source="{source}",state="{state}"}}"#
+            ),
+        )
+    };
+    assert_eq!(
+        state(
+            "business-registrations",
+            "market-regulation",
+            "http-push",
+            "healthy"
+        ),
+        1.0
+    );
+    assert_eq!(
+        state(
+            "administrative-penalties",
+            "market-regulation",
+            "http-push",
+            "failing"
+        ),
+        1.0
+    );
+    assert_eq!(
+        state(
+            "administrative-penalties",
+            "market-regulation",
+            "http-push",
+            "healthy"
+        ),
+        0.0
+    );
+    assert_eq!(
+        state(
+            "real-estate-registrations",
+            "real-estate-registration",
+            "registry-sync",
+            "stale"
+        ),
+        1.0
+    );
+    assert_eq!(
+        state(
+            "resident-registrations",
+            "public-security",
+            "legacy-sftp",
+            "paused"
+        ),
+        1.0
+    );
+    assert_eq!(
+        state("driving-licences", "traffic-police", "tp-file", "healthy"),
+        1.0
+    );
+    assert_eq!(value(&m, r#"bohai_feeds{state="failing"}"#), 1.0);
+    // Seals and licences.
+    assert_eq!(value(&m, r#"bohai_seal_departments{state="valid"}"#), 2.0);
+    assert_eq!(
+        value(&m, r#"bohai_seal_departments{state="none"}"#),
+        departments - 2.0
+    );
+    assert!((value(&m, "bohai_seal_coverage_ratio") - 2.0 / departments).abs() < 1e-9);
+    assert_eq!(value(&m, r#"bohai_licences{state="valid"}"#), 1.0);
+    assert_eq!(
+        value(&m, r#"bohai_licence_events_total{event="issued"}"#),
+        1.0
+    );
+    // HTTP requests by route template, never by raw path.
+    let route = r#"route="/api/v1/datasets/{id}/records",method="POST""#;
+    assert_eq!(
+        value(
+            &m,
+            &format!(r#"bohai_http_requests_total{{{route},status="200"}}"#)
+        ),
+        2.0
+    );
+    assert_eq!(
+        value(
+            &m,
+            &format!("bohai_http_request_duration_seconds_count{{{route}}}")
+        ),
+        2.0
+    );
+    assert_eq!(
+        value(
+            &m,
+            &format!(r#"bohai_http_request_duration_seconds_bucket{{{route},le="+Inf"}}"#)
+        ),
+        2.0
+    );
+    assert_eq!(
+        value(
+            &m,
+            r#"bohai_http_requests_total{route="unmatched",method="GET",status="404"}"#
+        ),
+        1.0
+    );
+    assert!(!metrics.contains("/api/v1/datasets/business-registrations/records"));
+
+    // Feed health over the API.
+    let feeds: Vec<Value> = fx.get("/api/v1/ops/feeds").await.json().await.unwrap();
+    let feed = |dataset: &str, source: &str| {
+        feeds
+            .iter()
+            .find(|f| f["dataset"] == dataset && f["source"] == source)
+            .unwrap_or_else(|| panic!("no feed {dataset}/{source} in {feeds:#?}"))
+            .clone()
+    };
+    let f = feed("administrative-penalties", "http-push");
+    assert_eq!(f["state"], "failing");
+    assert_eq!(f["kind"], "push");
+    assert!(
+        (f["reject_ratio"].as_f64().unwrap() - 0.9).abs() < 1e-9,
+        "{f}"
+    );
+    assert!(
+        f["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("90.0% of records rejected"),
+        "{f}"
+    );
+    let f = feed("business-registrations", "http-push");
+    assert_eq!(f["state"], "healthy", "{f}");
+    assert_eq!(f["read_total"], 6);
+    assert!(f["read_per_minute"].as_f64().unwrap() > 0.0, "{f}");
+    assert!(f["last_record_at"].is_string());
+    let f = feed("real-estate-registrations", "registry-sync");
+    assert_eq!(f["state"], "stale");
+    assert!(
+        f["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("expected every 1h"),
+        "{f}"
+    );
+    assert_eq!(
+        feed("resident-registrations", "legacy-sftp")["state"],
+        "paused"
+    );
+    let f = feed("driving-licences", "tp-file");
+    assert_eq!(
+        (f["kind"].as_str(), f["connector_state"].as_str()),
+        (Some("connector"), Some("finished"))
+    );
+    assert!(f["last_success_at"].is_string());
+    assert_eq!(feeds.len(), 5, "{feeds:#?}");
+
+    // The OpenAPI document describes the new endpoints.
+    let doc: Value = fx.get("/api/v1/openapi.json").await.json().await.unwrap();
+    for path in [
+        "/metrics",
+        "/api/v1/ops/feeds",
+        "/api/v1/ops/overview",
+        "/api/v1/ops/rates",
+        "/api/v1/ops/dead-letters",
+    ] {
+        assert!(
+            doc["paths"].get(path).is_some(),
+            "{path} missing from the OpenAPI document"
+        );
+    }
+
+    // `bohai status` shows the same, as JSON and as text.
+    let status: Value = serde_json::from_str(&bohai_ok(&fx.file, &["status", "--json"])).unwrap();
+    assert_eq!(
+        status["feed_states"],
+        json!({"healthy": 2, "stale": 1, "failing": 1, "paused": 1})
+    );
+    assert_eq!(status["licences"]["by_state"]["valid"], 1);
+    assert_eq!(status["seals"]["valid"], 2);
+    let text = bohai_ok(&fx.file, &["status"]);
+    assert!(
+        text.contains("FEEDS  5 (1 failing, 2 healthy, 1 paused, 1 stale)"),
+        "{text}"
+    );
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("administrative-penalties"))
+        .unwrap();
+    assert!(line.contains("failing") && line.contains("90.0"), "{line}");
+    assert!(
+        text.contains("LICENCES  expired 0, revoked 0, superseded 0, suspended 0, valid 1"),
+        "{text}"
+    );
+}
