@@ -1,6 +1,6 @@
 //! Operations against a running hub with the real broker and PostgreSQL: `/metrics` values
 //! after feeding data (connector, HTTP push, seals, a licence), feed health states at
-//! `/api/v1/ops/feeds`, and `bohai status`.
+//! `/api/v1/ops/feeds`, `bohai status`, and the dashboard in headless Chromium.
 
 #![allow(clippy::unwrap_used)] // a test that cannot unwrap should fail loudly
 
@@ -544,4 +544,212 @@ async fn metrics_feed_health_and_status_show_what_was_fed() {
         text.contains("LICENCES  expired 0, revoked 0, superseded 0, suspended 0, valid 1"),
         "{text}"
     );
+}
+
+/// Scripts that read the feed table and the dead-letter table of the dashboard.
+const READ_FEEDS: &str = "return [...document.querySelectorAll('#feeds tbody tr[data-state]')].map(tr => ({dataset: tr.dataset.dataset, source: tr.dataset.source, state: tr.dataset.state, read: tr.querySelector('[data-field=read]').textContent, text: tr.textContent}));";
+const READ_DEAD_LETTERS: &str = "return [...document.querySelectorAll('#dead-letters tbody tr[data-dataset]')].map(tr => ({department: tr.dataset.department, dataset: tr.dataset.dataset, masking: tr.dataset.masking, reasons: tr.querySelector('.reasons').textContent, payload: tr.querySelector('.payload').textContent}));";
+
+#[tokio::test]
+async fn the_dashboard_shows_live_feeds_rates_masked_dead_letters_seals_and_licences() {
+    let fx = Fixture::new().await;
+    fx.push_feeds().await;
+    fx.caught_up().await;
+
+    // The page and its assets come from the hub alone.
+    for path in ["/", "/dashboard/app.js", "/dashboard/app.css"] {
+        let r = fx.get(path).await;
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+        let text = r.text().await.unwrap();
+        assert!(
+            !text.contains("https://") && !text.contains("//cdn"),
+            "{path} loads something from elsewhere"
+        );
+    }
+
+    let browser = bohai_tests::webdriver::Browser::start(1400, 2200)
+        .await
+        .unwrap();
+    browser.goto(&fx.hub.url("/")).await.unwrap();
+    browser
+        .eval("window.__sameDocument = true; return null;")
+        .await
+        .unwrap();
+
+    // The feed table: every feed with its state.
+    let feeds = eventually(Duration::from_secs(30), "the feed table", || async {
+        let rows = browser.eval(READ_FEEDS).await.unwrap();
+        (rows.as_array().unwrap().len() == 5).then_some(rows)
+    })
+    .await;
+    let state_of = |dataset: &str, source: &str| {
+        feeds
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["dataset"] == dataset && r["source"] == source)
+            .map(|r| r["state"].as_str().unwrap().to_owned())
+            .unwrap_or_else(|| panic!("no row {dataset}/{source}: {feeds:#}"))
+    };
+    assert_eq!(state_of("administrative-penalties", "http-push"), "failing");
+    assert_eq!(state_of("business-registrations", "http-push"), "healthy");
+    assert_eq!(state_of("driving-licences", "tp-file"), "healthy");
+    assert_eq!(
+        state_of("real-estate-registrations", "registry-sync"),
+        "stale"
+    );
+    assert_eq!(state_of("resident-registrations", "legacy-sftp"), "paused");
+    // Worst first.
+    assert_eq!(feeds[0]["state"], "failing");
+    let failing_text = feeds[0]["text"].as_str().unwrap();
+    assert!(
+        failing_text.contains("90.0% of records rejected"),
+        "{failing_text}"
+    );
+
+    // Summary cards, seal coverage and licence statistics.
+    let departments = bohai_schemas::Registry::load(&fx.config.registry.dir)
+        .unwrap()
+        .departments
+        .len();
+    let summary = browser
+        .eval("return {feeds: document.getElementById('feed-count').textContent, failing: document.querySelector('#feed-states [data-state=failing]').dataset.count, coverage: document.getElementById('seal-coverage').textContent, licences: document.getElementById('licences-valid').textContent, issued: document.querySelector('#licence-events tr[data-event=issued] .num').textContent, sealRows: [...document.querySelectorAll('#seals tr[data-department]')].map(r => r.dataset.department + ':' + r.dataset.state).sort(), lag: document.getElementById('sink-lag').textContent};")
+        .await
+        .unwrap();
+    assert_eq!(summary["feeds"], "5");
+    assert_eq!(summary["failing"], "1");
+    assert_eq!(
+        summary["coverage"],
+        format!("{:.1}%", 200.0 / departments as f64)
+    );
+    assert_eq!(summary["licences"], "1");
+    assert_eq!(summary["issued"], "1");
+    assert_eq!(
+        summary["sealRows"],
+        json!(["data-administration:valid", "traffic-police:valid"])
+    );
+    assert_eq!(summary["lag"], "0");
+
+    // The dead-letter viewer: reasons shown, PII masked.
+    let dead = eventually(Duration::from_secs(30), "dead letters", || async {
+        let rows = browser.eval(READ_DEAD_LETTERS).await.unwrap();
+        (rows.as_array().unwrap().len() >= 10).then_some(rows)
+    })
+    .await;
+    let business = dead
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["dataset"] == "business-registrations")
+        .unwrap();
+    assert!(
+        business["reasons"]
+            .as_str()
+            .unwrap()
+            .contains("/legal_rep_id_number"),
+        "{business}"
+    );
+    let payload: Value = serde_json::from_str(business["payload"].as_str().unwrap()).unwrap();
+    assert!(
+        payload["legal_rep_id_number"]
+            .as_str()
+            .unwrap()
+            .starts_with("hash:"),
+        "{payload}"
+    );
+    assert!(
+        payload["legal_rep_name"].as_str().unwrap().contains('*'),
+        "{payload}"
+    );
+    assert!(
+        payload.get("contact_mobile").is_none()
+            || payload["contact_mobile"].as_str().unwrap().contains('*')
+    );
+    assert!(
+        !dead.to_string().contains("11010519491231002Y"),
+        "an identity number is shown unmasked"
+    );
+
+    // Filter by department: only traffic police's rejects (from the connector's file), masked.
+    browser
+        .click("#filter-department option[value=traffic-police]")
+        .await
+        .unwrap();
+    let dead = eventually(
+        Duration::from_secs(30),
+        "the filtered dead letters",
+        || async {
+            let rows = browser.eval(READ_DEAD_LETTERS).await.unwrap();
+            let rows = rows.as_array().unwrap().clone();
+            (!rows.is_empty() && rows.iter().all(|r| r["department"] == "traffic-police"))
+                .then_some(rows)
+        },
+    )
+    .await;
+    assert_eq!(dead.len() as i64, fx.connector_invalid.min(25));
+    for r in &dead {
+        if r["masking"] == "pii_fields" {
+            let p: Value = serde_json::from_str(r["payload"].as_str().unwrap()).unwrap();
+            if let Some(name) = p.get("name").and_then(Value::as_str) {
+                assert!(name.contains('*') || name.chars().count() < 2, "{p}");
+            }
+        }
+    }
+    let url = browser.eval("return location.search;").await.unwrap();
+    assert_eq!(url, "?department=traffic-police");
+    browser
+        .click("#filter-department option[value='']")
+        .await
+        .unwrap();
+
+    // It refreshes by itself: records pushed now appear without a reload, in the table and
+    // in the ingest chart.
+    let records: Vec<Value> = (0..3)
+        .map(|i| example("business-registrations", i))
+        .collect();
+    fx.push("business-registrations", Value::Array(records))
+        .await;
+    eventually(
+        Duration::from_secs(30),
+        "the new records on the page",
+        || async {
+            let rows = browser.eval(READ_FEEDS).await.unwrap();
+            rows.as_array()
+                .unwrap()
+                .iter()
+                .any(|r| {
+                    r["dataset"] == "business-registrations"
+                        && r["source"] == "http-push"
+                        && r["read"] == "9"
+                })
+                .then_some(())
+        },
+    )
+    .await;
+    let chart = eventually(Duration::from_secs(30), "the ingest chart", || async {
+        let c = browser
+            .eval("const f = document.getElementById('chart-read'); return {points: Number(f.dataset.points), total: Number(f.dataset.total), line: !!f.querySelector('svg polyline'), rejected: Number(document.getElementById('chart-rejected').dataset.total)};")
+            .await
+            .unwrap();
+        // Everything pushed after the first sample round: 6 + 10 + 3 records, 1 + 9 rejected.
+        (c["total"].as_f64().unwrap() >= 19.0 && c["rejected"].as_f64().unwrap() >= 10.0).then_some(c)
+    })
+    .await;
+    assert!(chart["points"].as_f64().unwrap() >= 2.0, "{chart}");
+    assert_eq!(chart["line"], true);
+    let same = browser
+        .eval(
+            "return window.__sameDocument === true && Number(document.body.dataset.refreshes) > 1;",
+        )
+        .await
+        .unwrap();
+    assert_eq!(same, true, "the page reloaded instead of refreshing itself");
+
+    // A screenshot for the docs: BOHAI_DASHBOARD_SCREENSHOT=docs/dashboard.png keeps it.
+    let png = browser.screenshot().await.unwrap();
+    assert!(png.starts_with(b"\x89PNG"));
+    if let Ok(path) = std::env::var("BOHAI_DASHBOARD_SCREENSHOT") {
+        std::fs::write(path, &png).unwrap();
+    }
+    browser.quit().await;
 }

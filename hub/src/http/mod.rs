@@ -1,6 +1,7 @@
 //! The HTTP API: one router, one OpenAPI document generated from the handlers, one error
 //! boundary (`error.rs`). Each endpoint group is its own module.
 
+mod dashboard;
 mod datasets;
 mod error;
 mod health;
@@ -149,6 +150,7 @@ pub fn router(state: AppState) -> Router {
     let (router, _) = api_router().split_for_parts();
     let http_metrics = state.ops.http.clone();
     router
+        .merge(dashboard::routes())
         .layer(axum::middleware::from_fn_with_state(
             http_metrics,
             crate::ops::metrics::track,
