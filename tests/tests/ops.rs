@@ -753,3 +753,68 @@ async fn the_dashboard_shows_live_feeds_rates_masked_dead_letters_seals_and_lice
     }
     browser.quit().await;
 }
+
+#[tokio::test]
+async fn sink_lag_is_measured_in_records_and_seconds_while_the_sink_is_off() {
+    let mut config = prepared_config().await.unwrap();
+    config.pipeline.sink = false;
+    let db = bohai_hub::database::pool(&config.database).unwrap();
+    let token = auth::create_token(&db, "market-regulation")
+        .await
+        .unwrap()
+        .secret;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_config(&config, dir.path()).unwrap();
+    let prefix = config.kafka.topic_prefix.clone();
+    let hub = RunningHub::start(config).await.unwrap();
+    let http = reqwest::Client::new();
+    let records: Vec<Value> = (0..5)
+        .map(|i| example("business-registrations", i))
+        .collect();
+    let r = http
+        .post(hub.url("/api/v1/datasets/business-registrations/records"))
+        .bearer_auth(&token)
+        .json(&records)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let text = hub_metrics(&http, &hub).await;
+    let m = samples(&text);
+    let topic = format!("{prefix}dataset.business-registrations");
+    let mut lag = 0.0;
+    for p in 0..2 {
+        let labels =
+            format!(r#"{{topic="{topic}",dataset="business-registrations",partition="{p}"}}"#);
+        let records = value(&m, &format!("bohai_sink_lag_records{labels}"));
+        let seconds = value(&m, &format!("bohai_sink_lag_seconds{labels}"));
+        lag += records;
+        if records > 0.0 {
+            // Written at least two seconds ago, and not before this test began.
+            assert!((2.0..600.0).contains(&seconds), "{seconds}");
+        } else {
+            assert_eq!(seconds, 0.0);
+        }
+    }
+    assert_eq!(lag, 5.0);
+    assert_eq!(
+        value(
+            &m,
+            r#"bohai_sink_pending_records{dataset="business-registrations",department="market-regulation"}"#
+        ),
+        5.0
+    );
+    let status = bohai_ok(&file, &["status"]);
+    assert!(
+        status.contains("SINK LAG  5 record(s) over 12 partition(s)"),
+        "{status}"
+    );
+}
+
+async fn hub_metrics(http: &reqwest::Client, hub: &RunningHub) -> String {
+    let r = http.get(hub.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    r.text().await.unwrap()
+}

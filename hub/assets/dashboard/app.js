@@ -82,7 +82,9 @@ function renderSummary(o) {
     document.getElementById("sink-note").textContent = o.sink_lag_error;
   } else {
     lag.textContent = fmtNum(o.sink_lag.reduce((a, l) => a + l.lag_records, 0));
-    document.getElementById("sink-note").textContent = o.sink_lag.length + " partitions";
+    const ages = o.sink_lag.filter((l) => l.lag_records > 0 && l.lag_seconds != null).map((l) => l.lag_seconds);
+    document.getElementById("sink-note").textContent = o.sink_lag.length + " partitions" +
+      (ages.length ? " · oldest unwritten " + fmtNum(Math.max(...ages), 0) + " s ago" : "");
   }
   const s = o.seals;
   document.getElementById("seal-coverage").textContent = fmtNum(s.coverage_percent, 1) + "%";

@@ -95,8 +95,11 @@ fn render(o: &Overview) -> String {
             for l in o.sink_lag.iter().filter(|l| l.lag_records > 0) {
                 let _ = writeln!(
                     out,
-                    "          {}/{}: {}",
-                    l.topic, l.partition, l.lag_records
+                    "          {}/{}: {} record(s), oldest {}",
+                    l.topic,
+                    l.partition,
+                    l.lag_records,
+                    opt(l.lag_seconds, |s| format!("{s:.0}s ago"))
                 );
             }
         }

@@ -305,6 +305,24 @@ impl Collector for OverviewCollector {
         )?;
         family(
             &mut e,
+            "bohai_sink_lag_seconds",
+            "Age of the oldest record on a dataset topic partition that the repository sink has not written (0 without lag)",
+            G,
+            o.sink_lag.iter().filter_map(|l| {
+                l.lag_seconds.map(|s| {
+                    (
+                        vec![
+                            ("topic", l.topic.clone()),
+                            ("dataset", l.dataset.clone()),
+                            ("partition", l.partition.to_string()),
+                        ],
+                        s,
+                    )
+                })
+            }),
+        )?;
+        family(
+            &mut e,
             "bohai_sink_lag_available",
             "1 when the broker answered for the sink lag, 0 when it did not",
             G,

@@ -49,7 +49,7 @@ pub struct FeedHealth {
     /// The reject ratio the state was judged by (recent window, else whole history), when
     /// there were at least `ops.min_records` records.
     pub reject_ratio: Option<f64>,
-    /// Records read per minute over `ops.rate_window` (none until samples cover a while).
+    /// Records read per minute over `ops.rate_window` (none before the first sample round).
     pub read_per_minute: Option<f64>,
     /// Records rejected per minute over `ops.rate_window`.
     pub rejected_per_minute: Option<f64>,
@@ -74,6 +74,9 @@ pub struct PartitionLag {
     pub sink_next_offset: i64,
     /// Records on the topic that the repository does not have yet.
     pub lag_records: i64,
+    /// Age of the oldest record the repository does not have yet (its broker timestamp), in
+    /// seconds; 0 without lag, none when it could not be read in time.
+    pub lag_seconds: Option<f64>,
 }
 
 /// Licences by state and lifecycle events by kind.
@@ -224,7 +227,7 @@ fn feed_health(
     let judgement = feeds::judge(&facts, thresholds, now);
     let per_minute = |n: u64, since: DateTime<Utc>| {
         let secs = (now - since).num_milliseconds() as f64 / 1000.0;
-        (secs >= 1.0).then(|| n as f64 * 60.0 / secs)
+        (secs > 0.0).then(|| n as f64 * 60.0 / secs)
     };
     FeedHealth {
         department: r.department,
@@ -279,7 +282,8 @@ pub async fn licence_stats(db: &PgPool) -> Result<LicenceStats, sqlx::Error> {
 }
 
 /// The sink's lag in every partition of every dataset topic: the broker's high watermarks
-/// against the offsets the sink stored with its rows.
+/// against the offsets the sink stored with its rows, and the age of the oldest record it has
+/// not written.
 pub async fn sink_lag(
     kafka: &KafkaConfig,
     db: &PgPool,
@@ -299,59 +303,101 @@ pub async fn sink_lag(
         .iter()
         .map(|d| (topics::dataset_topic(kafka, &d.id), d.id.clone()))
         .collect();
-    let watermarks = watermarks(kafka, topics).await?;
-    Ok(watermarks
-        .into_iter()
-        .map(|(topic, dataset, partition, high)| {
-            let next = stored
-                .get(&(topic.clone(), partition))
-                .copied()
-                .unwrap_or(0);
-            PartitionLag {
-                lag_records: (high - next).max(0),
-                topic,
-                dataset,
-                partition,
-                high_watermark: high,
-                sink_next_offset: next,
-            }
-        })
-        .collect())
-}
-
-/// (topic, dataset, partition, high watermark) of every partition of `topics`.
-async fn watermarks(
-    kafka: &KafkaConfig,
-    topics: Vec<(String, String)>,
-) -> Result<Vec<(String, String, i32, i64)>, String> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
     let client_config = crate::kafka::client_config(kafka);
     // A scrape must not hang on an absent broker for long.
     let timeout = kafka.request_timeout.min(Duration::from_secs(3));
-    tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = client_config.create().map_err(|e| e.to_string())?;
-        let metadata = consumer
-            .fetch_metadata(None, timeout)
-            .map_err(|e| format!("broker metadata: {e}"))?;
-        let partitions: HashMap<&str, Vec<i32>> = metadata
-            .topics()
-            .iter()
-            .map(|t| (t.name(), t.partitions().iter().map(|p| p.id()).collect()))
-            .collect();
-        let mut out = Vec::new();
-        for (topic, dataset) in &topics {
-            for p in partitions.get(topic.as_str()).into_iter().flatten() {
-                let (_, high) = consumer
-                    .fetch_watermarks(topic, *p, timeout)
-                    .map_err(|e| format!("watermarks of {topic}/{p}: {e}"))?;
-                out.push((topic.clone(), dataset.clone(), *p, high));
-            }
+    tokio::task::spawn_blocking(move || broker_lag(&client_config, &topics, &stored, timeout))
+        .await
+        .map_err(|e| e.to_string())?
+}
+
+/// The blocking part of [`sink_lag`]: watermarks of every partition of `topics`, and the
+/// timestamp of the first unwritten record of each lagging one.
+fn broker_lag(
+    client_config: &rdkafka::ClientConfig,
+    topics: &[(String, String)],
+    stored: &HashMap<(String, i32), i64>,
+    timeout: Duration,
+) -> Result<Vec<PartitionLag>, String> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = client_config.create().map_err(|e| e.to_string())?;
+    let metadata = consumer
+        .fetch_metadata(None, timeout)
+        .map_err(|e| format!("broker metadata: {e}"))?;
+    let partitions: HashMap<&str, Vec<i32>> = metadata
+        .topics()
+        .iter()
+        .map(|t| (t.name(), t.partitions().iter().map(|p| p.id()).collect()))
+        .collect();
+    let now_ms = Utc::now().timestamp_millis();
+    // Reading the oldest unwritten records shares one budget, so that a large lag over many
+    // partitions cannot make a scrape slow.
+    let deadline = std::time::Instant::now() + timeout;
+    let mut out = Vec::new();
+    for (topic, dataset) in topics {
+        let mut ids = partitions.get(topic.as_str()).cloned().unwrap_or_default();
+        ids.sort_unstable();
+        for p in ids {
+            let (_, high) = consumer
+                .fetch_watermarks(topic, p, timeout)
+                .map_err(|e| format!("watermarks of {topic}/{p}: {e}"))?;
+            let next = stored.get(&(topic.clone(), p)).copied().unwrap_or(0);
+            let lag_records = (high - next).max(0);
+            let lag_seconds = if lag_records == 0 {
+                Some(0.0)
+            } else {
+                record_timestamp_ms(client_config, topic, p, next, deadline)
+                    .map(|ts| ((now_ms - ts).max(0)) as f64 / 1000.0)
+            };
+            out.push(PartitionLag {
+                topic: topic.clone(),
+                dataset: dataset.clone(),
+                partition: p,
+                high_watermark: high,
+                sink_next_offset: next,
+                lag_records,
+                lag_seconds,
+            });
         }
-        out.sort();
-        Ok(out)
-    })
-    .await
-    .map_err(|e| e.to_string())?
+    }
+    Ok(out)
+}
+
+/// The broker timestamp (ms) of the record at `offset` (or the first after it) of
+/// `topic`/`partition`, read before `deadline`.
+fn record_timestamp_ms(
+    client_config: &rdkafka::ClientConfig,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    deadline: std::time::Instant,
+) -> Option<i64> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::Message as _;
+    let mut config = client_config.clone();
+    // Assigned, never subscribed: the group id is required but no offset is ever committed.
+    config
+        .set("group.id", "bohai-ops-lag-probe")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest");
+    let consumer: BaseConsumer = config.create().ok()?;
+    let mut list = rdkafka::TopicPartitionList::new();
+    list.add_partition_offset(topic, partition, rdkafka::Offset::Offset(offset))
+        .ok()?;
+    consumer.assign(&list).ok()?;
+    while std::time::Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) if m.topic() == topic && m.partition() == partition => {
+                return m.timestamp().to_millis();
+            }
+            Some(Err(e)) => {
+                tracing::debug!(topic, partition, error = %e, "cannot read the oldest unwritten record");
+                return None;
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Gathers the whole overview. The broker is asked only for the lag; when it does not answer,
