@@ -141,12 +141,18 @@ impl Fixture {
         ))
         .unwrap();
         assert!(connector_invalid > 0 && connector_invalid * 5 < CONNECTOR_RECORDS);
-        config.pipeline.connectors = vec![connector_file(
-            dir.path(),
-            "tp-file",
-            "driving-licences",
-            &feed,
-        )];
+        // And one that cannot start: its stored checkpoint does not fit a file source.
+        let hrss = dir.path().join("contributions.jsonl");
+        std::fs::write(&hrss, "").unwrap();
+        config.pipeline.connectors = vec![
+            connector_file(dir.path(), "tp-file", "driving-licences", &feed),
+            connector_file(
+                dir.path(),
+                "hrss-file",
+                "social-insurance-contributions",
+                &hrss,
+            ),
+        ];
 
         // Two feeds that stopped three days ago (one of them paused on purpose), as a
         // department's old sync job would have left them.
@@ -155,6 +161,13 @@ impl Fixture {
             "INSERT INTO feed_counts (dataset, source, department, read_total, valid_total, rejected_total, last_record_at)
              VALUES ('real-estate-registrations', 'registry-sync', 'real-estate-registration', 100, 100, 0, now() - interval '3 days'),
                     ('resident-registrations', 'legacy-sftp', 'public-security', 7, 7, 0, now() - interval '3 days')",
+        )
+        .execute(&db)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO connector_checkpoints (connector, dataset, position)
+             VALUES ('hrss-file', 'social-insurance-contributions', '{\"not\": \"a file position\"}')",
         )
         .execute(&db)
         .await
@@ -271,13 +284,14 @@ async fn metrics_feed_health_and_status_show_what_was_fed() {
     assert_eq!(fx.get("/no/such/page").await.status().as_u16(), 404);
 
     // Wait for the connector to be recorded as finished (it ends with its file).
-    let metrics = eventually(Duration::from_secs(60), "the connector to finish", || async {
+    let metrics = eventually(Duration::from_secs(60), "the connectors to end", || async {
         let r = fx.get("/metrics").await;
         assert_eq!(r.status().as_u16(), 200);
         assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
         let text = r.text().await.unwrap();
-        text.contains(r#"bohai_connector_state{connector="tp-file",dataset="driving-licences",state="finished"} 1"#)
-            .then_some(text)
+        let done = r#"bohai_connector_state{connector="tp-file",dataset="driving-licences",state="finished"} 1"#;
+        let failed = r#"bohai_connector_state{connector="hrss-file",dataset="social-insurance-contributions",state="failed"} 1"#;
+        (text.contains(done) && text.contains(failed)).then_some(text)
     })
     .await;
     let m = samples(&metrics);
@@ -413,7 +427,7 @@ async fn metrics_feed_health_and_status_show_what_was_fed() {
         state("driving-licences", "traffic-police", "tp-file", "healthy"),
         1.0
     );
-    assert_eq!(value(&m, r#"bohai_feeds{state="failing"}"#), 1.0);
+    assert_eq!(value(&m, r#"bohai_feeds{state="failing"}"#), 2.0);
     // Seals and licences.
     assert_eq!(value(&m, r#"bohai_seal_departments{state="valid"}"#), 2.0);
     assert_eq!(
@@ -505,7 +519,15 @@ async fn metrics_feed_health_and_status_show_what_was_fed() {
         (Some("connector"), Some("finished"))
     );
     assert!(f["last_success_at"].is_string());
-    assert_eq!(feeds.len(), 5, "{feeds:#?}");
+    let f = feed("social-insurance-contributions", "hrss-file");
+    assert_eq!(f["state"], "failing", "{f}");
+    assert_eq!(f["connector_state"], "failed");
+    let why = f["reasons"][0].as_str().unwrap();
+    assert!(
+        why.starts_with("connector stopped: ") && why.contains("checkpoint"),
+        "{why}"
+    );
+    assert_eq!(feeds.len(), 6, "{feeds:#?}");
 
     // The OpenAPI document describes the new endpoints.
     let doc: Value = fx.get("/api/v1/openapi.json").await.json().await.unwrap();
@@ -526,13 +548,13 @@ async fn metrics_feed_health_and_status_show_what_was_fed() {
     let status: Value = serde_json::from_str(&bohai_ok(&fx.file, &["status", "--json"])).unwrap();
     assert_eq!(
         status["feed_states"],
-        json!({"healthy": 2, "stale": 1, "failing": 1, "paused": 1})
+        json!({"healthy": 2, "stale": 1, "failing": 2, "paused": 1})
     );
     assert_eq!(status["licences"]["by_state"]["valid"], 1);
     assert_eq!(status["seals"]["valid"], 2);
     let text = bohai_ok(&fx.file, &["status"]);
     assert!(
-        text.contains("FEEDS  5 (1 failing, 2 healthy, 1 paused, 1 stale)"),
+        text.contains("FEEDS  6 (2 failing, 2 healthy, 1 paused, 1 stale)"),
         "{text}"
     );
     let line = text
@@ -579,7 +601,7 @@ async fn the_dashboard_shows_live_feeds_rates_masked_dead_letters_seals_and_lice
     // The feed table: every feed with its state.
     let feeds = eventually(Duration::from_secs(30), "the feed table", || async {
         let rows = browser.eval(READ_FEEDS).await.unwrap();
-        (rows.as_array().unwrap().len() == 5).then_some(rows)
+        (rows.as_array().unwrap().len() == 6).then_some(rows)
     })
     .await;
     let state_of = |dataset: &str, source: &str| {
@@ -599,6 +621,10 @@ async fn the_dashboard_shows_live_feeds_rates_masked_dead_letters_seals_and_lice
         "stale"
     );
     assert_eq!(state_of("resident-registrations", "legacy-sftp"), "paused");
+    assert_eq!(
+        state_of("social-insurance-contributions", "hrss-file"),
+        "failing"
+    );
     // Worst first.
     assert_eq!(feeds[0]["state"], "failing");
     let failing_text = feeds[0]["text"].as_str().unwrap();
@@ -616,8 +642,8 @@ async fn the_dashboard_shows_live_feeds_rates_masked_dead_letters_seals_and_lice
         .eval("return {feeds: document.getElementById('feed-count').textContent, failing: document.querySelector('#feed-states [data-state=failing]').dataset.count, coverage: document.getElementById('seal-coverage').textContent, licences: document.getElementById('licences-valid').textContent, issued: document.querySelector('#licence-events tr[data-event=issued] .num').textContent, sealRows: [...document.querySelectorAll('#seals tr[data-department]')].map(r => r.dataset.department + ':' + r.dataset.state).sort(), lag: document.getElementById('sink-lag').textContent};")
         .await
         .unwrap();
-    assert_eq!(summary["feeds"], "5");
-    assert_eq!(summary["failing"], "1");
+    assert_eq!(summary["feeds"], "6");
+    assert_eq!(summary["failing"], "2");
     assert_eq!(
         summary["coverage"],
         format!("{:.1}%", 200.0 / departments as f64)
