@@ -43,6 +43,8 @@ pub struct Config {
     pub licences: LicencesConfig,
     /// `[sharing]`: access requests and masked reads.
     pub sharing: SharingConfig,
+    /// `[ops]`: feed health thresholds, rate sampling and the dashboard.
+    pub ops: OpsConfig,
 }
 
 /// `[sharing]` section: access requests, approvals and masked reads.
@@ -64,6 +66,54 @@ impl Default for SharingConfig {
         Self {
             hash_salt_file: home.join(".local/state/bohai/sharing-salt.key"),
             reply_days: 10,
+        }
+    }
+}
+
+/// `[ops]` section: how feed health is judged (`GET /api/v1/ops/feeds`, `bohai status`, the
+/// dashboard) and how ingest rates are sampled.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct OpsConfig {
+    /// A feed is `stale` when its newest record is older than its dataset's expected update
+    /// interval times this factor. Default 1.0 (exactly the interval).
+    pub stale_factor: f64,
+    /// A feed is `failing` when more than this share of its recent records (within
+    /// `rate_window`) was rejected. Default 0.2.
+    pub reject_ratio_failing: f64,
+    /// The reject ratio is judged only over at least this many records: the recent window's
+    /// when it has that many, else the feed's whole history. Default 20.
+    pub min_records: u64,
+    /// The window over which rates and the recent reject ratio are computed. Default `15m`.
+    #[serde(with = "humantime_serde")]
+    pub rate_window: Duration,
+    /// How often `bohai serve` samples the feed counts (the points of the rate charts).
+    /// Default `15s`.
+    #[serde(with = "humantime_serde")]
+    pub sample_interval: Duration,
+    /// How long samples are kept. Default `24h`.
+    #[serde(with = "humantime_serde")]
+    pub sample_retention: Duration,
+    /// Feeds switched off on purpose: shown as `paused`, never as stale or failing. Each
+    /// entry is a connector name, or `DATASET/SOURCE` (e.g. `business-registrations/http-push`).
+    /// Default none.
+    pub paused: Vec<String>,
+    /// How often the dashboard reloads its data. Default `10s`.
+    #[serde(with = "humantime_serde")]
+    pub dashboard_refresh: Duration,
+}
+
+impl Default for OpsConfig {
+    fn default() -> Self {
+        Self {
+            stale_factor: 1.0,
+            reject_ratio_failing: 0.2,
+            min_records: 20,
+            rate_window: Duration::from_secs(15 * 60),
+            sample_interval: Duration::from_secs(15),
+            sample_retention: Duration::from_secs(24 * 3600),
+            paused: Vec::new(),
+            dashboard_refresh: Duration::from_secs(10),
         }
     }
 }
@@ -433,11 +483,12 @@ impl Config {
                 "sharing" => {
                     section_into(&origin, &section, value, &mut config.sharing, problems)
                 }
+                "ops" => section_into(&origin, &section, value, &mut config.ops, problems),
                 _ => problems.push(ConfigProblem {
                     origin: origin.clone(),
                     key: section.clone(),
                     message:
-                        "unknown section; known: http, kafka, database, log, registry, pipeline, pki, licences, sharing"
+                        "unknown section; known: http, kafka, database, log, registry, pipeline, pki, licences, sharing, ops"
                             .to_owned(),
                 }),
             }
@@ -545,6 +596,33 @@ impl Config {
         }
         if self.sharing.reply_days == 0 {
             bad("sharing.reply_days", "must be at least 1".to_owned());
+        }
+        if !(self.ops.stale_factor.is_finite() && self.ops.stale_factor > 0.0) {
+            bad(
+                "ops.stale_factor",
+                format!("must be a positive number, found {}", self.ops.stale_factor),
+            );
+        }
+        if !(self.ops.reject_ratio_failing > 0.0 && self.ops.reject_ratio_failing <= 1.0) {
+            bad(
+                "ops.reject_ratio_failing",
+                format!(
+                    "must be above 0 and at most 1, found {}",
+                    self.ops.reject_ratio_failing
+                ),
+            );
+        }
+        if self.ops.sample_interval < Duration::from_secs(1) {
+            bad("ops.sample_interval", "must be at least 1s".to_owned());
+        }
+        if self.ops.rate_window < self.ops.sample_interval {
+            bad(
+                "ops.rate_window",
+                "must be at least ops.sample_interval".to_owned(),
+            );
+        }
+        if self.ops.dashboard_refresh < Duration::from_secs(1) {
+            bad("ops.dashboard_refresh", "must be at least 1s".to_owned());
         }
         for (key, message) in self.pki.check_files() {
             bad(key, message);
@@ -721,6 +799,36 @@ mod tests {
         assert_eq!(c.http.addr, d.http.addr);
         assert_eq!(c.kafka.brokers, d.kafka.brokers);
         assert_eq!(c.database.url, d.database.url);
+        assert_eq!(c.ops.rate_window, d.ops.rate_window);
+        assert!((c.ops.reject_ratio_failing - d.ops.reject_ratio_failing).abs() < f64::EPSILON);
+    }
+
+    #[test]
+    fn the_documented_ops_section_parses_and_bad_thresholds_are_reported() {
+        let doc = include_str!("../../docs/configuration.md");
+        let ops = doc
+            .split("\n[ops]\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("docs/configuration.md documents [ops]");
+        let f = file_with(&format!("[ops]\n{ops}"));
+        let c = Config::load(Some(f.path()), no_env).unwrap();
+        assert_eq!(c.ops.sample_interval, Duration::from_secs(15));
+        assert_eq!(c.ops.min_records, 20);
+        assert!(c.ops.paused.is_empty());
+
+        let f = file_with(
+            "[ops]\nreject_ratio_failing = 1.5\nstale_factor = 0.0\nsample_interval = \"10ms\"\npaused = [\"mr-csv\"]\n",
+        );
+        let err = Config::load(Some(f.path()), no_env).unwrap_err();
+        let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+        for expected in [
+            "ops.reject_ratio_failing",
+            "ops.stale_factor",
+            "ops.sample_interval",
+        ] {
+            assert!(keys.contains(&expected), "{expected} missing from {keys:?}");
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! - `auth`: department bearer tokens: scopes, expiry, revocation;
 //! - `audit/`: the hash-chained, append-only audit log;
 //! - `sharing/`: catalogue, access requests and approvals, masked reads;
+//! - `ops/`: feed health, metrics, the overview behind the dashboard and `bohai status`;
 //! - `pipeline/`: ingest (validate, deliver, record), connectors, the repository sink, stats;
 //! - `gen`: realistic generated feeds for tests and benchmarks;
 //! - `kafka/`: everything that speaks the Kafka protocol (admin, probes);
@@ -25,6 +26,7 @@ pub mod gen;
 pub mod http;
 pub mod kafka;
 pub mod licences;
+pub mod ops;
 pub mod pipeline;
 pub mod registry;
 pub mod seals;

@@ -77,6 +77,7 @@ impl BoundHub {
                 ingestor: Some(ingestor),
                 licences: Arc::default(),
                 sharing: Arc::default(),
+                ops: Arc::default(),
             },
             connectors,
         })
@@ -126,6 +127,10 @@ async fn run_workers(state: AppState, connectors: Vec<ConnectorConfig>) {
         state.config.kafka.clone(),
     ));
     tasks.spawn(run_licence_expiry(state.clone()));
+    tasks.spawn(crate::ops::samples::run_sampler(
+        state.db.clone(),
+        state.config.ops.clone(),
+    ));
     if state.config.pipeline.sink {
         tasks.spawn(sink::run(
             state.config.kafka.clone(),
@@ -138,9 +143,19 @@ async fn run_workers(state: AppState, connectors: Vec<ConnectorConfig>) {
             let ingestor = ingestor.clone();
             let db = state.db.clone();
             tasks.spawn(async move {
+                use crate::ops::connectors::record;
+                use crate::ops::feeds::ConnectorState;
+                record(&db, &c.name, &c.dataset, ConnectorState::Running, None).await;
                 match connector::run(&c, &ingestor, &db, RunUntil::Finished, |_| {}).await {
-                    Ok(s) => tracing::info!(connector = %c.name, read = s.read, valid = s.valid, rejected = s.rejected, "connector finished"),
-                    Err(e) => tracing::error!(connector = %c.name, error = %e, "connector stopped"),
+                    Ok(s) => {
+                        tracing::info!(connector = %c.name, read = s.read, valid = s.valid, rejected = s.rejected, "connector finished");
+                        record(&db, &c.name, &c.dataset, ConnectorState::Finished, None).await;
+                    }
+                    Err(e) => {
+                        tracing::error!(connector = %c.name, error = %e, "connector stopped");
+                        let error = e.to_string();
+                        record(&db, &c.name, &c.dataset, ConnectorState::Failed, Some(&error)).await;
+                    }
                 }
             });
         }

@@ -215,6 +215,7 @@ where
 }
 
 pub mod proxy;
+pub mod webdriver;
 
 /// The MariaDB/MySQL server the table-connector tests use, from `BOHAI_TEST_MYSQL_URL`
 /// (`scripts/stack env` prints it); default `mysql://root@127.0.0.1:3306`.

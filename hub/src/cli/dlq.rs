@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::database;
+use crate::ops::dead_letters::decode_raw;
 
 /// Options of `bohai dlq show`.
 #[derive(Debug, clap::Args)]
@@ -47,16 +48,6 @@ struct Reject {
     rejected_at: DateTime<Utc>,
 }
 
-fn as_text(raw: &[u8]) -> (String, &'static str) {
-    if let Ok(s) = std::str::from_utf8(raw) {
-        return (s.to_owned(), "utf-8");
-    }
-    if let Some(s) = encoding_rs::GB18030.decode_without_bom_handling_and_without_replacement(raw) {
-        return (s.into_owned(), "gb18030");
-    }
-    (String::from_utf8_lossy(raw).into_owned(), "lossy")
-}
-
 pub(super) async fn show(config: &Config, args: &DlqShowArgs) -> anyhow::Result<()> {
     let db = database::pool(&config.database)?;
     let rows: Vec<Row> = sqlx::query_as(
@@ -71,7 +62,7 @@ pub(super) async fn show(config: &Config, args: &DlqShowArgs) -> anyhow::Result<
     let rows: Vec<Reject> = rows
         .into_iter()
         .map(|r| {
-            let (raw, raw_encoding) = as_text(&r.raw);
+            let (raw, raw_encoding) = decode_raw(&r.raw);
             Reject {
                 dataset: r.dataset,
                 department: r.department,

@@ -10,6 +10,7 @@ mod gen;
 mod licence;
 mod seal;
 mod sharing;
+mod status;
 mod up;
 
 use std::path::PathBuf;
@@ -76,6 +77,8 @@ pub enum Command {
     /// The hash-chained audit log.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// The operations overview: feed health, repository, sink lag, seals, licences.
+    Status(status::StatusArgs),
 }
 
 /// `bohai dlq ...`
@@ -155,6 +158,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Catalogue(args) => sharing::catalogue(&load_config(&cli)?, args).await?,
         Command::Sub(command) => sharing::run(&load_config(&cli)?, command).await?,
         Command::Audit(command) => audit::run(&load_config(&cli)?, command).await?,
+        Command::Status(args) => status::run(&load_config(&cli)?, args).await?,
     }
     Ok(())
 }

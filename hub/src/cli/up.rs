@@ -198,6 +198,8 @@ pub(super) async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
     let hub = BoundHub::bind(config).await?;
     let base = format!("http://{}", hub.local_addr());
     println!("Bohai is up.");
+    println!("  dashboard:  {base}/");
+    println!("  metrics:    {base}/metrics");
     println!("  API:        {base}/api/v1/");
     println!("  OpenAPI:    {base}/api/v1/openapi.json");
     println!("  readiness:  {base}/readyz");

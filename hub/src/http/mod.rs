@@ -2,10 +2,12 @@
 //! boundary (`error.rs`). Each endpoint group is its own module.
 
 mod caller;
+mod dashboard;
 mod datasets;
 mod error;
 mod health;
 mod licences;
+mod ops;
 mod push;
 mod seals;
 mod sharing;
@@ -46,6 +48,8 @@ pub struct AppState {
     pub licences: Arc<crate::licences::service::LicenceState>,
     /// The masking salt, read once.
     pub sharing: Arc<crate::sharing::SharingState>,
+    /// HTTP metrics and the dead-letter viewer's masking key.
+    pub ops: Arc<crate::ops::OpsState>,
 }
 
 #[derive(OpenApi)]
@@ -146,10 +150,23 @@ fn api_router() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(sharing::show_subscription))
         .routes(routes!(sharing::decide_subscription))
+        .routes(routes!(ops::metrics))
+        .routes(routes!(ops::feeds))
+        .routes(routes!(ops::overview))
+        .routes(routes!(ops::rates))
+        .routes(routes!(ops::dead_letters))
 }
 
 /// The complete router of the hub.
 pub fn router(state: AppState) -> Router {
     let (router, _) = api_router().split_for_parts();
-    router.layer(TraceLayer::new_for_http()).with_state(state)
+    let http_metrics = state.ops.http.clone();
+    router
+        .merge(dashboard::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            http_metrics,
+            crate::ops::metrics::track,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
 }

@@ -1,0 +1,136 @@
+//! Operations endpoints: Prometheus metrics, feed health, the overview, rates over time and
+//! the dead-letter viewer's masked rejects. The dashboard (`dashboard.rs`) reads these.
+
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::{ApiError, AppState};
+use crate::ops::dead_letters::{self, DeadLetter};
+use crate::ops::overview::{self, FeedHealth, Overview, OverviewError};
+use crate::ops::samples::{self, RatePoint, SeriesFilter};
+use crate::ops::{self as ops_core, metrics};
+
+impl From<OverviewError> for ApiError {
+    fn from(e: OverviewError) -> Self {
+        match e {
+            OverviewError::Database(e) => e.into(),
+            other => ApiError::internal(&other),
+        }
+    }
+}
+
+/// Prometheus metrics (text format 0.0.4): feed counts, repository rows, sink lag, connector
+/// state, seal coverage, licences, and HTTP requests by route template and status with a
+/// latency histogram.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "ops",
+    responses(
+        (status = 200, description = "The metrics in the Prometheus text format", content_type = "text/plain; version=0.0.4", body = String),
+        (status = 503, description = "The database is not available", body = super::ErrorBody),
+    )
+)]
+pub(super) async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let overview = overview::gather(&state.config, &state.db, &state.registry).await?;
+    let text = metrics::render(&state.ops.http, overview).map_err(|e| ApiError::internal(&e))?;
+    Ok(([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text))
+}
+
+/// Every feed (connector or push source of a dataset) with its state: healthy, stale
+/// (nothing within the dataset's expected update interval), failing (reject ratio above
+/// `ops.reject_ratio_failing`, or the connector stopped with an error) or paused.
+#[utoipa::path(
+    get,
+    path = "/api/v1/ops/feeds",
+    tag = "ops",
+    responses((status = 200, description = "Every feed, by dataset and source", body = [FeedHealth]))
+)]
+pub(super) async fn feeds(
+    State(state): State<AppState>,
+) -> Result<Json<Vec<FeedHealth>>, ApiError> {
+    Ok(Json(
+        overview::feeds(&state.db, &state.registry, &state.config.ops).await?,
+    ))
+}
+
+/// The operations overview: feeds, dataset counts, sink lag, seal coverage, licences.
+#[utoipa::path(
+    get,
+    path = "/api/v1/ops/overview",
+    tag = "ops",
+    responses((status = 200, description = "The overview `bohai status` and the dashboard show", body = Overview))
+)]
+pub(super) async fn overview(State(state): State<AppState>) -> Result<Json<Overview>, ApiError> {
+    Ok(Json(
+        overview::gather(&state.config, &state.db, &state.registry).await?,
+    ))
+}
+
+/// Filters of the rate series and the dead-letter list.
+#[derive(Debug, Deserialize, IntoParams)]
+pub(super) struct OpsQuery {
+    /// Only this dataset.
+    dataset: Option<String>,
+    /// Only this department's datasets.
+    department: Option<String>,
+    /// Rates: the window in minutes (default 60, at most 1440). Dead letters: how many,
+    /// newest first (default 50, at most 500).
+    #[param(minimum = 1)]
+    limit: Option<i64>,
+}
+
+fn non_empty(s: &Option<String>) -> Option<String> {
+    s.clone().filter(|s| !s.is_empty())
+}
+
+/// Ingest and reject rates over time, summed over the feeds asked for: one point per
+/// sample round (`ops.sample_interval`).
+#[utoipa::path(
+    get,
+    path = "/api/v1/ops/rates",
+    tag = "ops",
+    params(OpsQuery),
+    responses((status = 200, description = "The points, oldest first", body = [RatePoint]))
+)]
+pub(super) async fn rates(
+    State(state): State<AppState>,
+    Query(q): Query<OpsQuery>,
+) -> Result<Json<Vec<RatePoint>>, ApiError> {
+    let minutes = q.limit.unwrap_or(60).clamp(1, 1440);
+    let window = std::time::Duration::from_secs(u64::try_from(minutes).unwrap_or(60) * 60);
+    let filter = SeriesFilter {
+        dataset: non_empty(&q.dataset),
+        department: non_empty(&q.department),
+    };
+    Ok(Json(samples::series(&state.db, window, &filter).await?))
+}
+
+/// The latest rejected records with their reasons, payloads masked by the dataset's PII
+/// rules (`partial`, `hash`, `drop`; a payload that is not a JSON object has every field
+/// masked).
+#[utoipa::path(
+    get,
+    path = "/api/v1/ops/dead-letters",
+    tag = "ops",
+    params(OpsQuery),
+    responses((status = 200, description = "The rejects, newest first", body = [DeadLetter]))
+)]
+pub(super) async fn dead_letters(
+    State(state): State<AppState>,
+    Query(q): Query<OpsQuery>,
+) -> Result<Json<Vec<DeadLetter>>, ApiError> {
+    let filter = dead_letters::Filter {
+        dataset: non_empty(&q.dataset),
+        department: non_empty(&q.department),
+        limit: q.limit.unwrap_or(50),
+    };
+    let ops: &ops_core::OpsState = &state.ops;
+    Ok(Json(
+        dead_letters::latest(&state.db, &state.registry, &filter, &ops.mask_key).await?,
+    ))
+}

@@ -1,0 +1,34 @@
+//! Operations: what the ops team watches. Feed health (`feeds`: a pure judge), the overview
+//! gathered from PostgreSQL and the broker (`overview`), Prometheus metrics (`metrics`),
+//! samples of the feed counts for rates over time (`samples`), the connectors' run state
+//! (`connectors`), and the dead-letter viewer's masked rejects (`dead_letters`, `mask`).
+//!
+//! Served by `http/ops.rs` (`/metrics`, `/api/v1/ops/...`) and `http/dashboard.rs` (`/`),
+//! shown in the terminal by `bohai status`.
+
+pub mod connectors;
+pub mod dead_letters;
+pub mod feeds;
+pub mod mask;
+pub mod metrics;
+pub mod overview;
+pub mod samples;
+
+/// What the HTTP side of ops keeps in process.
+#[derive(Debug)]
+pub struct OpsState {
+    /// Request counters and latency histograms.
+    pub http: metrics::HttpMetrics,
+    /// Key of the `hash` masking rule in the dead-letter viewer: random per process, so
+    /// masked values cannot be looked up in a precomputed table.
+    pub mask_key: ring::hmac::Key,
+}
+
+impl Default for OpsState {
+    fn default() -> Self {
+        Self {
+            http: metrics::HttpMetrics::default(),
+            mask_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &rand::random::<[u8; 32]>()),
+        }
+    }
+}
