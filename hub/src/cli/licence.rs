@@ -18,7 +18,7 @@ use crate::licences::service::{Actor, LicenceState};
 use crate::licences::{IssueRequest, IssuedLicence, LicenceEvent, LicenceService, LicenceView};
 
 /// Licences per transaction when importing.
-const IMPORT_CHUNK: usize = 2_000;
+const IMPORT_CHUNK: usize = 10_000;
 
 /// `bohai licence ...`
 #[derive(Debug, Subcommand)]

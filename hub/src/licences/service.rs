@@ -153,13 +153,13 @@ impl<'a> LicenceService<'a> {
         self.state.status.current(self.db, &maker, now).await
     }
 
-    fn check_request<'r>(
-        &'r self,
+    /// The request's type, if `actor` may issue it for `department`.
+    fn check_type(
+        &self,
         actor: &Actor,
         department: &str,
         request: IssueRequest,
-        now: DateTime<Utc>,
-    ) -> Result<Prepared<'r>, LicenceError> {
+    ) -> Result<(&'a LicenceType, IssueRequest), LicenceError> {
         let t = self
             .registry
             .licence_type(&request.licence_type)
@@ -171,6 +171,17 @@ impl<'a> LicenceService<'a> {
                 why: format!("`{}` licences are issued by `{}`", t.id, t.department),
             });
         }
+        Ok((t, request))
+    }
+}
+
+/// Validates a request of type `t` against its schema and settles its validity.
+fn prepare(
+    t: &LicenceType,
+    request: IssueRequest,
+    now: DateTime<Utc>,
+) -> Result<Prepared<'_>, LicenceError> {
+    {
         let subject = serde_json::json!({"holder": request.holder, "fields": request.fields});
         let violations = t.validate(&subject);
         if !violations.is_empty() {
@@ -218,7 +229,9 @@ impl<'a> LicenceService<'a> {
             valid_until,
         })
     }
+}
 
+impl<'a> LicenceService<'a> {
     /// The department's current seal, decrypted once per process.
     async fn seal_of(
         &self,
@@ -272,7 +285,8 @@ impl<'a> LicenceService<'a> {
     }
 
     /// Issues many licences of one department: each request gets its licence or its error,
-    /// in order. Valid ones are sealed on every core and stored in one transaction.
+    /// in order. Schema validation and sealing run on both cores; the valid ones are stored
+    /// in one transaction.
     pub async fn issue_many(
         &self,
         actor: &Actor,
@@ -281,104 +295,94 @@ impl<'a> LicenceService<'a> {
         now: DateTime<Utc>,
     ) -> Result<Vec<Result<IssuedLicence, LicenceError>>, LicenceError> {
         let now = whole_seconds(now);
-        let checked: Vec<Result<Prepared<'_>, LicenceError>> = requests
+        let typed: Vec<Result<(&LicenceType, IssueRequest), LicenceError>> = requests
             .into_iter()
-            .map(|r| self.check_request(actor, department, r, now))
+            .map(|r| self.check_type(actor, department, r))
             .collect();
-        let n_ok = checked.iter().filter(|c| c.is_ok()).count();
+        let n_ok = typed.iter().filter(|c| c.is_ok()).count();
         if n_ok == 0 {
-            return Ok(checked
+            return Ok(typed
                 .into_iter()
                 .map(|c| c.and_then(|_| Err(LicenceError::Stored("unreachable".to_owned()))))
                 .collect());
         }
         let (seal_id, key) = self.seal_of(department, now).await?;
         let issuer = self.issuer(department)?;
-        let reserved = store::reserve(self.db, i64::try_from(n_ok).unwrap_or(i64::MAX)).await?;
-        let uri = self.config.status_list_url();
-        let year = now.format("%Y").to_string();
-
-        // Build the licences, then seal them on a blocking pool in two halves (2 cores).
-        let mut jobs = Vec::with_capacity(n_ok);
-        let mut reserved_iter = reserved.iter();
-        for p in checked.iter().flatten() {
-            let Some(&(index, serial)) = reserved_iter.next() else {
-                return Err(LicenceError::Stored(
-                    "fewer reserved numbers than asked".to_owned(),
-                ));
-            };
-            let licence = Licence {
-                licence_type: p.licence_type.id.clone(),
-                number: format!("{}-{year}-{serial:08}", p.licence_type.number_prefix),
-                version: 1,
-                issuer: issuer.clone(),
-                holder: p.holder.clone(),
-                fields: p.fields.clone(),
-                valid_from: p.valid_from,
-                valid_until: p.valid_until,
-                issued_at: now,
-                supersedes: None,
-            };
-            jobs.push((licence, index));
-        }
-        let documents = seal_all(key, jobs, &uri).await?;
-
-        let mut versions = Vec::with_capacity(n_ok);
-        let mut issued = Vec::with_capacity(n_ok);
-        for (p, (licence, index, document)) in checked.iter().flatten().zip(&documents) {
-            versions.push(NewVersion {
-                number: &licence.number,
-                version: 1,
-                licence_type: &p.licence_type.id,
-                department,
-                holder_name: &p.holder_name,
-                holder_id: &p.holder_id,
-                status_index: *index,
-                valid_from: p.valid_from,
-                valid_until: p.valid_until,
-                issued_at: now,
-                seal_id: &seal_id,
-                document,
-                supersedes: None,
-            });
-            issued.push(IssuedLicence {
-                number: licence.number.clone(),
-                version: 1,
-                status_index: *index,
-                valid_from: p.valid_from,
-                valid_until: p.valid_until,
-                document: document.clone(),
-            });
-        }
-        let mut tx = self.db.begin().await?;
-        store::insert_versions(
-            &mut tx,
-            &versions,
-            LicenceEvent::Issued,
-            &actor.recorded(),
-            now,
-        )
-        .await?;
-        // One audit entry per batch, naming every licence it issued.
-        let numbers: Vec<&str> = versions.iter().map(|v| v.number).collect();
-        crate::audit::Entry::new(&actor.recorded(), "licence.issued")
-            .subject(numbers.first().copied().unwrap_or_default())
-            .count(numbers.len())
-            .detail(&serde_json::json!({"department": department, "numbers": numbers}))
-            .append(&mut tx)
-            .await?;
-        tx.commit().await?;
-        drop(versions);
-        self.state.status.invalidate().await;
-
-        let mut issued = issued.into_iter();
-        Ok(checked
+        let mut reserved = store::reserve(self.db, i64::try_from(n_ok).unwrap_or(i64::MAX))
+            .await?
+            .into_iter();
+        let jobs: Vec<Result<Job<'_>, LicenceError>> = typed
             .into_iter()
             .map(|c| {
-                c.and_then(|_| {
-                    issued
-                        .next()
-                        .ok_or_else(|| LicenceError::Stored("lost a licence".to_owned()))
+                c.and_then(|(t, r)| {
+                    reserved.next().map(|res| (t, r, res)).ok_or_else(|| {
+                        LicenceError::Stored("fewer reserved numbers than asked".to_owned())
+                    })
+                })
+            })
+            .collect();
+        let sealer = Sealer {
+            key: &key,
+            issuer: &issuer,
+            uri: self.config.status_list_url(),
+            year: now.format("%Y").to_string(),
+            now,
+        };
+        let done: Vec<Result<SealedOne<'_>, LicenceError>> = on_both_cores(jobs, |job| {
+            job.and_then(|(t, r, res)| sealer.seal(t, r, res))
+        });
+
+        let versions: Vec<NewVersion<'_>> = done
+            .iter()
+            .flatten()
+            .map(|d| NewVersion {
+                number: &d.number,
+                version: 1,
+                licence_type: &d.prepared.licence_type.id,
+                department,
+                holder_name: &d.prepared.holder_name,
+                holder_id: &d.prepared.holder_id,
+                status_index: d.index,
+                valid_from: d.prepared.valid_from,
+                valid_until: d.prepared.valid_until,
+                issued_at: now,
+                seal_id: &seal_id,
+                document: &d.document,
+                supersedes: None,
+            })
+            .collect();
+        if !versions.is_empty() {
+            let mut tx = self.db.begin().await?;
+            store::insert_versions(
+                &mut tx,
+                &versions,
+                LicenceEvent::Issued,
+                &actor.recorded(),
+                now,
+            )
+            .await?;
+            // One audit entry per batch, naming every licence it issued.
+            let numbers: Vec<&str> = versions.iter().map(|v| v.number).collect();
+            crate::audit::Entry::new(&actor.recorded(), "licence.issued")
+                .subject(numbers.first().copied().unwrap_or_default())
+                .count(numbers.len())
+                .detail(&serde_json::json!({"department": department, "numbers": numbers}))
+                .append(&mut tx)
+                .await?;
+            tx.commit().await?;
+            self.state.status.invalidate().await;
+        }
+        drop(versions);
+        Ok(done
+            .into_iter()
+            .map(|d| {
+                d.map(|d| IssuedLicence {
+                    number: d.number,
+                    version: 1,
+                    status_index: d.index,
+                    valid_from: d.prepared.valid_from,
+                    valid_until: d.prepared.valid_until,
+                    document: d.document,
                 })
             })
             .collect())
@@ -888,34 +892,79 @@ pub fn claims_of(document: &str) -> Result<LicenceClaims, LicenceError> {
     serde_json::from_slice(&jws.payload).map_err(|e| LicenceError::Stored(e.to_string()))
 }
 
-/// Seals licences on two blocking threads; returns each with its index and document, in order.
-async fn seal_all(
-    key: Arc<SealKey>,
-    jobs: Vec<(Licence, i64)>,
-    uri: &str,
-) -> Result<Vec<(Licence, i64, String)>, LicenceError> {
-    let half = jobs.len().div_ceil(2);
-    let mut first = jobs;
-    let second = first.split_off(half);
-    let run = |part: Vec<(Licence, i64)>, key: Arc<SealKey>, uri: String| {
-        tokio::task::spawn_blocking(move || {
-            part.into_iter()
-                .map(|(licence, index)| {
-                    let status = StatusListRef {
-                        idx: u64::try_from(index).unwrap_or(0),
-                        uri: uri.clone(),
-                    };
-                    seal_licence(&key, licence.clone(), status).map(|doc| (licence, index, doc))
-                })
-                .collect::<Result<Vec<_>, _>>()
+/// A request to seal: its type, the request and its reserved (status index, serial).
+type Job<'t> = (&'t LicenceType, IssueRequest, (i64, i64));
+
+/// What sealing a batch of new licences shares.
+struct Sealer<'k> {
+    key: &'k SealKey,
+    issuer: &'k Issuer,
+    uri: String,
+    year: String,
+    now: DateTime<Utc>,
+}
+
+/// A new licence, validated and sealed.
+struct SealedOne<'t> {
+    prepared: Prepared<'t>,
+    number: String,
+    index: i64,
+    document: String,
+}
+
+impl Sealer<'_> {
+    /// Validates, numbers and seals one request with its reserved (index, serial).
+    fn seal<'t>(
+        &self,
+        t: &'t LicenceType,
+        request: IssueRequest,
+        (index, serial): (i64, i64),
+    ) -> Result<SealedOne<'t>, LicenceError> {
+        let prepared = prepare(t, request, self.now)?;
+        let number = format!("{}-{}-{serial:08}", t.number_prefix, self.year);
+        let licence = Licence {
+            licence_type: t.id.clone(),
+            number: number.clone(),
+            version: 1,
+            issuer: self.issuer.clone(),
+            holder: prepared.holder.clone(),
+            fields: prepared.fields.clone(),
+            valid_from: prepared.valid_from,
+            valid_until: prepared.valid_until,
+            issued_at: self.now,
+            supersedes: None,
+        };
+        let status = StatusListRef {
+            idx: u64::try_from(index).unwrap_or(0),
+            uri: self.uri.clone(),
+        };
+        let document = seal_licence(self.key, licence, status)?;
+        Ok(SealedOne {
+            prepared,
+            number,
+            index,
+            document,
         })
-    };
-    let a = run(first, key.clone(), uri.to_owned());
-    let b = run(second, key, uri.to_owned());
-    let join = |r: Result<_, tokio::task::JoinError>| {
-        r.map_err(|e| LicenceError::Stored(format!("sealing task failed: {e}")))
-    };
-    let mut out = join(a.await)??;
-    out.extend(join(b.await)??);
-    Ok(out)
+    }
+}
+
+/// Maps `items` with `f` on two threads (this one and one more) when there are enough to be
+/// worth it, keeping the order. It blocks the calling thread while it works: a batch of a few
+/// thousand licences takes tens of milliseconds.
+fn on_both_cores<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+    const PARALLEL_FROM: usize = 64;
+    if items.len() < PARALLEL_FROM {
+        return items.into_iter().map(f).collect();
+    }
+    let mut first = items;
+    let second = first.split_off(first.len() / 2);
+    std::thread::scope(|scope| {
+        let other = scope.spawn(|| second.into_iter().map(&f).collect::<Vec<R>>());
+        let mut out: Vec<R> = first.into_iter().map(&f).collect();
+        match other.join() {
+            Ok(rest) => out.extend(rest),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+        out
+    })
 }
