@@ -532,6 +532,32 @@ async fn licences_are_issued_verified_and_live_their_whole_lifecycle() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // The verifications are counted by form and verdict in /metrics.
+    let metrics = f
+        .http
+        .get(f.hub.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let count = |labels: &str| -> u64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("bohai_licence_verifications_total{{{labels}}}")))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    assert_eq!(count("form=\"qr\",verdict=\"VALID\""), 1, "{metrics}");
+    assert!(count("form=\"jws\",verdict=\"VALID\"") >= 5, "{metrics}");
+    assert!(count("form=\"jws\",verdict=\"INVALID\"") >= 5, "{metrics}");
+    assert!(
+        count("form=\"jws\",verdict=\"INDETERMINATE\"") >= 1,
+        "{metrics}"
+    );
+
     // Every event reaches the licence-events topic, keyed by licence number.
     let consumer: StreamConsumer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", bohai_tests::brokers())

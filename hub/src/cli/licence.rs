@@ -577,6 +577,11 @@ async fn import(
     Ok(())
 }
 
+/// Licences per `issue_many` call when importing.
+const IMPORT_BATCH: usize = 2_500;
+
+/// Issues the pending lines in batches of one department each, two batches at a time: while
+/// one batch's rows are written by PostgreSQL, the next is validated and sealed.
 async fn flush(
     service: &LicenceService<'_>,
     actor: &Actor,
@@ -585,26 +590,47 @@ async fn flush(
     mut documents: Option<&mut std::io::BufWriter<std::fs::File>>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<usize> {
-    let mut issued = 0;
     let mut all = std::mem::take(pending);
     all.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
+    let mut batches: Vec<&[(usize, String, IssueRequest)]> = Vec::new();
     let mut rest = all.as_slice();
     while let Some((_, dept, _)) = rest.first() {
-        let n = rest.iter().take_while(|p| &p.1 == dept).count();
-        let (group, tail) = rest.split_at(n);
+        let n = rest
+            .iter()
+            .take(IMPORT_BATCH)
+            .take_while(|p| &p.1 == dept)
+            .count();
+        let (batch, tail) = rest.split_at(n);
+        batches.push(batch);
         rest = tail;
-        let requests = group.iter().map(|p| p.2.clone()).collect();
-        let results = service.issue_many(actor, dept, requests, now).await?;
-        for ((line_no, _, _), r) in group.iter().zip(results) {
-            match r {
-                Ok(l) => {
-                    issued += 1;
-                    if let Some(d) = documents.as_mut() {
-                        writeln!(d, "{}", l.document)?;
+    }
+    let issue = |batch: &[(usize, String, IssueRequest)]| {
+        let requests = batch.iter().map(|p| p.2.clone()).collect();
+        let dept = batch.first().map(|p| p.1.clone()).unwrap_or_default();
+        async move { service.issue_many(actor, &dept, requests, now).await }
+    };
+    let mut issued = 0;
+    for pair in batches.chunks(2) {
+        let results = match pair {
+            [a, b] => {
+                let (ra, rb) = tokio::join!(issue(a), issue(b));
+                vec![(*a, ra?), (*b, rb?)]
+            }
+            [a] => vec![(*a, issue(a).await?)],
+            _ => Vec::new(),
+        };
+        for (batch, outcomes) in results {
+            for ((line_no, _, _), r) in batch.iter().zip(outcomes) {
+                match r {
+                    Ok(l) => {
+                        issued += 1;
+                        if let Some(d) = documents.as_mut() {
+                            writeln!(d, "{}", l.document)?;
+                        }
                     }
-                }
-                Err(e) => {
-                    rejected.push(serde_json::json!({"line": line_no, "error": e.to_string()}))
+                    Err(e) => {
+                        rejected.push(serde_json::json!({"line": line_no, "error": e.to_string()}))
+                    }
                 }
             }
         }

@@ -405,6 +405,19 @@ pub(super) async fn verify_licences(
         .verify(&documents, request.at.unwrap_or_else(Utc::now))
         .await
         .map_err(api_error)?;
+    for (document, report) in documents.iter().zip(&reports) {
+        let form = if document.trim().starts_with(bohai_certs::licence::QR_PREFIX) {
+            "qr"
+        } else {
+            "jws"
+        };
+        let verdict = match report.overall {
+            Verdict::Valid => "VALID",
+            Verdict::Invalid => "INVALID",
+            Verdict::Indeterminate => "INDETERMINATE",
+        };
+        state.ops.http.observe_licence_verification(form, verdict);
+    }
     Ok(Json(VerifyResponse {
         overall: overall_of(&reports),
         reports,

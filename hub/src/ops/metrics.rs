@@ -28,12 +28,15 @@ pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CON
 
 type RequestLabels = [(&'static str, String); 3];
 type LatencyLabels = [(&'static str, String); 2];
+type VerdictLabels = [(&'static str, String); 2];
 
 /// The hub's HTTP request metrics, shared by every request.
 #[derive(Debug, Clone)]
 pub struct HttpMetrics {
     requests: Family<RequestLabels, Counter>,
     latency: Family<LatencyLabels, Histogram>,
+    /// Licence verifications answered by the hub, by form (`jws`, `qr`) and verdict.
+    licence_verifications: Family<VerdictLabels, Counter>,
 }
 
 impl Default for HttpMetrics {
@@ -44,7 +47,18 @@ impl Default for HttpMetrics {
             latency: Family::new_with_constructor(|| {
                 Histogram::new(exponential_buckets(0.001, 2.0, 15))
             }),
+            licence_verifications: Family::default(),
         }
+    }
+}
+
+impl HttpMetrics {
+    /// Counts one licence verification by its form (`jws` or `qr`) and verdict
+    /// (`VALID`, `INVALID`, `INDETERMINATE`): bounded labels.
+    pub fn observe_licence_verification(&self, form: &'static str, verdict: &'static str) {
+        self.licence_verifications
+            .get_or_create(&[("form", form.to_owned()), ("verdict", verdict.to_owned())])
+            .inc();
     }
 }
 
@@ -113,6 +127,11 @@ pub fn render(http: &HttpMetrics, overview: Overview) -> Result<String, std::fmt
         "bohai_http_request_duration_seconds",
         "Time to answer an HTTP request, by matched route template and method",
         http.latency.clone(),
+    );
+    registry.register(
+        "bohai_licence_verifications",
+        "Licence verifications answered by the hub, by form (jws, qr) and verdict",
+        http.licence_verifications.clone(),
     );
     registry.register_collector(Box::new(OverviewCollector(overview)));
     let mut out = String::new();
