@@ -500,13 +500,20 @@ async fn import(
         )),
         None => None,
     };
-    let lines = std::io::BufReader::new(
-        std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?,
-    )
-    .lines()
-    .collect::<Result<Vec<String>, _>>()
-    .with_context(|| format!("cannot read {}", file.display()))?;
-    let total = lines.iter().filter(|l| !l.trim().is_empty()).count();
+    // Streamed: a registry of millions of licences is read a line at a time, after one quick
+    // pass that counts the lines for the progress bar.
+    let open = || {
+        std::fs::File::open(file)
+            .map(std::io::BufReader::new)
+            .with_context(|| format!("cannot open {}", file.display()))
+    };
+    let mut total = 0usize;
+    for line in open()?.lines() {
+        let line = line.with_context(|| format!("cannot read {}", file.display()))?;
+        if !line.trim().is_empty() {
+            total += 1;
+        }
+    }
     let bar = if json {
         ProgressBar::hidden()
     } else {
@@ -521,13 +528,23 @@ async fn import(
     // Group consecutive lines by issuing department: one batch per (chunk, department).
     let mut pending: Vec<(usize, String, IssueRequest)> = Vec::new();
     let now = Utc::now();
-    for (i, line) in lines.iter().enumerate() {
+    for (i, line) in open()?.lines().enumerate() {
+        let line_no = i + 1;
+        let line = match line {
+            Ok(l) => l,
+            Err(e) => {
+                // Not UTF-8, say: this line is refused, the rest goes on.
+                rejected.push(
+                    serde_json::json!({"line": line_no, "error": format!("unreadable line: {e}")}),
+                );
+                continue;
+            }
+        };
         if line.trim().is_empty() {
             continue;
         }
         bar.inc(1);
-        let line_no = i + 1;
-        match serde_json::from_str::<IssueRequest>(line) {
+        match serde_json::from_str::<IssueRequest>(&line) {
             Err(e) => rejected.push(serde_json::json!({"line": line_no, "error": e.to_string()})),
             Ok(r) => match registry.licence_type(&r.licence_type) {
                 None => rejected.push(serde_json::json!({
