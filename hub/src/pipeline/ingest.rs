@@ -513,3 +513,17 @@ pub fn primary_key(
         _ => Value::Array(parts).to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::header::{parse_position, position};
+
+    #[test]
+    fn position_round_trips_streams_that_contain_separators() {
+        for stream in ["file:/in/a@b.jsonl#0f1e", "table:pg:[\"7\",\"x@y\"]", ""] {
+            assert_eq!(parse_position(&position(42, stream)), Some((42, stream)));
+        }
+        assert_eq!(parse_position("x@file:a"), None);
+        assert_eq!(parse_position("17"), None);
+    }
+}
