@@ -424,6 +424,9 @@ fn read_records(
     while out.len() < max {
         let start = open.position.offset;
         let line = open.position.line;
+        // The original bytes, for the dead-letter topic should the record be rejected later,
+        // when the reader kept them whole.
+        let mut kept_raw = None;
         let body_and_end = match &mut open.reader {
             Reader::Csv { reader, headers } => {
                 let mut record = csv::ByteRecord::new();
@@ -453,7 +456,13 @@ fn read_records(
                     let body = if truncated {
                         Err(too_big(consumed, max_bytes))
                     } else {
-                        jsonl_body(&bytes, encoding)
+                        let line = match bytes.strip_suffix(b"\n") {
+                            Some(l) => l.strip_suffix(b"\r").unwrap_or(l),
+                            None => &bytes,
+                        };
+                        let body = jsonl_body(line, encoding);
+                        kept_raw = Some(bytes);
+                        body
                     };
                     Some((body, end))
                 }
@@ -463,13 +472,21 @@ fn read_records(
             open.position.done = true;
             break;
         };
-        // The original bytes, for the dead-letter topic should the record be rejected later.
-        let len = usize::try_from(end - start)
-            .unwrap_or(usize::MAX)
-            .min(RAW_KEEP_LIMIT);
-        let mut raw = vec![0u8; len];
-        let n = open.raw.read_at(&mut raw, start)?;
-        raw.truncate(n);
+        let raw = match kept_raw {
+            Some(mut raw) => {
+                raw.truncate(RAW_KEEP_LIMIT);
+                raw
+            }
+            None => {
+                let len = usize::try_from(end - start)
+                    .unwrap_or(usize::MAX)
+                    .min(RAW_KEEP_LIMIT);
+                let mut raw = vec![0u8; len];
+                let n = open.raw.read_at(&mut raw, start)?;
+                raw.truncate(n);
+                raw
+            }
+        };
         out.push(SourceRecord {
             origin: format!("{name} line {line}"),
             seq: open.position.seq,
@@ -561,8 +578,8 @@ pub(crate) fn json_kind(v: &Value) -> &'static str {
     }
 }
 
-/// Reads one line, keeping at most `limit` bytes of it: `(kept bytes without the newline,
-/// bytes consumed, whether it was longer than the limit)`, or `None` at the end.
+/// Reads one line, keeping at most `limit` bytes of it: `(kept bytes with the line's `\n` or
+/// `\r\n`, bytes consumed, whether it was longer than the limit)`, or `None` at the end.
 fn read_line(
     reader: &mut BufReader<File>,
     limit: usize,
@@ -580,20 +597,19 @@ fn read_line(
             None => (buf, None),
         };
         if !truncated {
+            // The `\n` does not count towards the limit.
             if kept.len() + chunk.len() > limit {
                 truncated = true;
                 kept.clear();
             } else {
-                kept.extend_from_slice(chunk);
+                let with_newline = found.map_or(chunk.len(), |i| i + 1);
+                kept.extend_from_slice(&buf[..with_newline]);
             }
         }
         let used = found.map_or(chunk.len(), |i| i + 1);
         consumed += used as u64;
         reader.consume(used);
         if found.is_some() {
-            if kept.last() == Some(&b'\r') {
-                kept.pop();
-            }
             return Ok(Some((kept, consumed, truncated)));
         }
     }

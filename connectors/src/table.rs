@@ -40,7 +40,7 @@
 //! and a row that was never delivered would then inherit the number of one that was, and be
 //! skipped. One stream per table with the update time as number fails on ties instead: rows
 //! written by one transaction share their update time. The price of per-row streams is one
-//! mark per row in `sink_stream_marks`.
+//! mark per row in `sink_stream_marks`; the sink reads only the marks of each batch's streams.
 //!
 //! # Late commits and `lag`
 //!

@@ -1,5 +1,10 @@
 //! The `bohai` binary: see `bohai --help`.
 
+/// jemalloc rather than glibc malloc: records are allocated on one thread and freed on another
+/// (the checking pool, librdkafka's), which glibc handles poorly.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> std::process::ExitCode {
     bohai_hub::cli::main()
 }

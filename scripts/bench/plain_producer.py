@@ -1,7 +1,7 @@
 """Baseline for the ingest benchmark: a plain librdkafka producer (confluent-kafka) sending
 the lines of a file to one topic, keyed by line number, and waiting for every delivery.
 With a fifth argument N, every record also carries N headers of the size the hub sends
-(the hub's records carry 7). Prints JSON: records, seconds, records_per_second."""
+(the hub's records carry 6). Prints JSON: records, seconds, records_per_second."""
 import json
 import sys
 import time

@@ -74,13 +74,15 @@ pub async fn run(
     mut progress: impl FnMut(&RunSummary),
 ) -> Result<RunSummary, ConnectorError> {
     let registry = Arc::clone(ingestor.registry());
-    let dataset =
-        registry
-            .dataset(&config.dataset)
-            .ok_or_else(|| ConnectorError::UnknownDataset {
-                connector: config.name.clone(),
-                dataset: config.dataset.clone(),
-            })?;
+    let dataset_index = registry
+        .datasets
+        .iter()
+        .position(|d| d.id == config.dataset)
+        .ok_or_else(|| ConnectorError::UnknownDataset {
+            connector: config.name.clone(),
+            dataset: config.dataset.clone(),
+        })?;
+    let dataset = &registry.datasets[dataset_index];
     let checkpoint = load_checkpoint(db, &config.name).await?;
     let field_types = dataset
         .schema
@@ -110,10 +112,28 @@ pub async fn run(
     // Batches handed to the broker, oldest first; each is committed, in order, once the broker
     // acknowledged it. Several in flight hide the broker's round trip.
     let mut in_flight: VecDeque<(Checked, InFlight)> = VecDeque::new();
+    // The batch read while the one before it was checked.
+    let mut read_ahead = None;
     loop {
-        match source.next_batch(config.batch_size).await {
+        let next = match read_ahead.take() {
+            Some(next) => next,
+            None => source.next_batch(config.batch_size).await,
+        };
+        match next {
             Ok(Some(batch)) => {
-                let checked = ingestor.check(dataset, batch);
+                // Check on the blocking pool (on every core) while the source reads the next
+                // batch: reading and validating overlap.
+                let checking = {
+                    let ingestor = ingestor.clone();
+                    let registry = Arc::clone(&registry);
+                    tokio::task::spawn_blocking(move || {
+                        let dataset = &registry.datasets[dataset_index];
+                        ingestor.check(dataset, batch)
+                    })
+                };
+                let (checked, next) = tokio::join!(checking, source.next_batch(config.batch_size));
+                read_ahead = Some(next);
+                let checked = checked.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
                 let sent = retry(&config.name, || ingestor.send(&checked, &config.name)).await;
                 in_flight.push_back((checked, sent));
                 if in_flight.len() >= MAX_IN_FLIGHT {

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bohai_connectors::{Batch, SourceRecord};
+use bohai_connectors::{Batch, ReadFailure, SourceRecord};
 use bohai_schemas::{Dataset, Registry, Violation};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
@@ -32,9 +32,13 @@ pub mod header {
     pub const DEPARTMENT: &str = "bohai-department";
     /// Connector name, or `http-push`.
     pub const SOURCE: &str = "bohai-source";
-    /// Stream within the source (a file with its fingerprint, an HTTP request).
+    /// The record's place in its source: `<seq>@<stream>`, its sequence number in its
+    /// stream (a file with its fingerprint, a table row, an HTTP request). One header rather
+    /// than two, because some brokers (tansu with SQLite storage) pay per header.
+    pub const POSITION: &str = "bohai-position";
+    /// Stream of a record written before [`POSITION`] existed; read, never written.
     pub const STREAM: &str = "bohai-stream";
-    /// Sequence number of the record in its stream.
+    /// Sequence number of a record written before [`POSITION`] existed; read, never written.
     pub const SEQ: &str = "bohai-seq";
     /// When the hub ingested the record (RFC 3339).
     pub const INGEST_TIME: &str = "bohai-ingest-time";
@@ -42,6 +46,17 @@ pub mod header {
     pub const ORIGIN: &str = "bohai-origin";
     /// Dead-letter only: the reasons, a JSON array of `{pointer, rule, message}`.
     pub const REASONS: &str = "bohai-reasons";
+
+    /// The value of [`POSITION`] for `seq` in `stream`.
+    pub fn position(seq: u64, stream: &str) -> String {
+        format!("{seq}@{stream}")
+    }
+
+    /// The sequence number and stream of a [`POSITION`] value.
+    pub fn parse_position(value: &str) -> Option<(i64, &str)> {
+        let (seq, stream) = value.split_once('@')?;
+        Some((seq.parse().ok()?, stream))
+    }
 }
 
 /// Why a batch could not be delivered or recorded. Both are retriable.
@@ -188,27 +203,39 @@ impl Ingestor {
         &self.registry
     }
 
-    /// Checks every record of `batch` against `dataset`.
+    /// Checks every record of `batch` against `dataset`, on every core for a large batch
+    /// (validation is the pipeline's CPU-bound step). Blocks for as long as that takes: from
+    /// async code, call it in `spawn_blocking`.
     pub fn check(&self, dataset: &Dataset, batch: Batch) -> Checked {
         let read = batch.records.len();
+        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        let chunk = read.div_ceil(threads).max(MIN_PARALLEL_CHUNK);
+        let mut records = batch.records;
+        let mut chunks = Vec::with_capacity(threads);
+        while records.len() > chunk {
+            let rest = records.split_off(chunk);
+            chunks.push(std::mem::replace(&mut records, rest));
+        }
+        chunks.push(records);
         let mut accepted = Vec::with_capacity(read);
         let mut rejected = Vec::new();
-        for record in batch.records {
-            match check_record(dataset, &record) {
-                Ok((key, payload)) => accepted.push(Accepted {
-                    seq: record.seq,
-                    stream: record.stream,
-                    key,
-                    payload,
-                }),
-                Err(reasons) => rejected.push(Rejection {
-                    seq: record.seq,
-                    origin: record.origin,
-                    reasons,
-                    raw: record.raw,
-                    stream: record.stream,
-                }),
-            }
+        // Results are joined in chunk order: records of a stream stay in order on the topic.
+        let parts: Vec<(Vec<Accepted>, Vec<Rejection>)> = std::thread::scope(|scope| {
+            let mut chunks = chunks.into_iter();
+            let first = chunks.next().unwrap_or_default();
+            let others: Vec<_> = chunks
+                .map(|c| scope.spawn(move || check_records(dataset, c)))
+                .collect();
+            std::iter::once(check_records(dataset, first))
+                .chain(others.into_iter().map(|t| {
+                    t.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                }))
+                .collect()
+        });
+        for (a, r) in parts {
+            accepted.extend(a);
+            rejected.extend(r);
         }
         Checked {
             dataset: dataset.id.clone(),
@@ -232,36 +259,33 @@ impl Ingestor {
     pub async fn send(&self, checked: &Checked, source: &str) -> Result<InFlight, IngestError> {
         let topic = topics::dataset_topic(&self.kafka, &checked.dataset);
         let dead_letter = topics::dead_letter_topic(&self.kafka);
-        let now = chrono::Utc::now().to_rfc3339();
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let stream = checked.stream.as_str();
         let mut pending = Vec::with_capacity(checked.read);
-        let headers_for = |stream: &str, seq: &str| {
-            OwnedHeaders::new_with_capacity(7)
+        let headers_for = |seq: u64, stream: &str, extra: usize| {
+            OwnedHeaders::new_with_capacity(6 + extra)
                 .insert(h(header::DATASET, &checked.dataset))
                 .insert(h(header::SCHEMA_VERSION, &checked.schema_version))
                 .insert(h(header::DEPARTMENT, &checked.department))
                 .insert(h(header::SOURCE, source))
-                .insert(h(header::STREAM, stream))
-                .insert(h(header::SEQ, seq))
+                .insert(h(header::POSITION, &header::position(seq, stream)))
                 .insert(h(header::INGEST_TIME, &now))
         };
         for a in &checked.accepted {
-            let seq = a.seq.to_string();
             let record = FutureRecord::to(&topic)
                 .key(a.key.as_str())
                 .payload(a.payload.as_slice())
-                .headers(headers_for(a.stream.as_deref().unwrap_or(stream), &seq));
+                .headers(headers_for(a.seq, a.stream.as_deref().unwrap_or(stream), 0));
             pending.push(self.enqueue(record).await?);
         }
         for r in &checked.rejected {
-            let seq = r.seq.to_string();
             let reasons = serde_json::to_string(&r.reasons).unwrap_or_default();
             let record_stream = r.stream.as_deref().unwrap_or(stream);
             let record = FutureRecord::to(&dead_letter)
                 .key(record_stream)
                 .payload(r.raw.as_slice())
                 .headers(
-                    headers_for(record_stream, &seq)
+                    headers_for(r.seq, record_stream, 2)
                         .insert(h(header::ORIGIN, &r.origin))
                         .insert(h(header::REASONS, &reasons)),
                 );
@@ -383,6 +407,34 @@ impl Ingestor {
     }
 }
 
+/// Batches smaller than twice this are checked on one thread: starting a thread costs more
+/// than checking a few hundred records.
+const MIN_PARALLEL_CHUNK: usize = 500;
+
+/// Checks records in order: the accepted ones and the rejected ones.
+fn check_records(dataset: &Dataset, records: Vec<SourceRecord>) -> (Vec<Accepted>, Vec<Rejection>) {
+    let mut accepted = Vec::with_capacity(records.len());
+    let mut rejected = Vec::new();
+    for record in records {
+        match check_record(dataset, record.body) {
+            Ok((key, payload)) => accepted.push(Accepted {
+                seq: record.seq,
+                stream: record.stream,
+                key,
+                payload,
+            }),
+            Err(reasons) => rejected.push(Rejection {
+                seq: record.seq,
+                origin: record.origin,
+                reasons,
+                raw: record.raw,
+                stream: record.stream,
+            }),
+        }
+    }
+    (accepted, rejected)
+}
+
 fn h<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a str> {
     Header {
         key,
@@ -402,21 +454,12 @@ async fn await_delivery(f: DeliveryFuture) -> Result<(), IngestError> {
 /// and the payload to publish, or every reason it fails.
 fn check_record(
     dataset: &Dataset,
-    record: &SourceRecord,
+    body: Result<serde_json::Map<String, Value>, ReadFailure>,
 ) -> Result<(String, Vec<u8>), Vec<Violation>> {
-    let map = match &record.body {
-        Ok(map) => map,
-        Err(f) => {
-            return Err(vec![Violation::new(
-                f.pointer.clone(),
-                f.rule,
-                f.message.clone(),
-            )])
-        }
-    };
-    let value = Value::Object(map.clone());
+    let map = body.map_err(|f| vec![Violation::new(f.pointer, f.rule, f.message)])?;
+    let key = primary_key(dataset, &map);
+    let value = Value::Object(map);
     let mut violations = dataset.validator.validate(&value);
-    let key = primary_key(dataset, map);
     match key {
         Ok(key) if violations.is_empty() => {
             let payload = serde_json::to_vec(&value).unwrap_or_default();
@@ -469,4 +512,18 @@ pub fn primary_key(
         [single] => single.to_string(),
         _ => Value::Array(parts).to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::header::{parse_position, position};
+
+    #[test]
+    fn position_round_trips_streams_that_contain_separators() {
+        for stream in ["file:/in/a@b.jsonl#0f1e", "table:pg:[\"7\",\"x@y\"]", ""] {
+            assert_eq!(parse_position(&position(42, stream)), Some((42, stream)));
+        }
+        assert_eq!(parse_position("x@file:a"), None);
+        assert_eq!(parse_position("17"), None);
+    }
 }

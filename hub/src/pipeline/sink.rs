@@ -5,7 +5,12 @@
 //! the same transaction as the rows, so a crash at any moment resumes where the last committed
 //! batch ended. Records a connector delivered twice (it crashed after delivering and before
 //! storing its checkpoint) carry a stream and sequence number at or below the stream's mark
-//! in `sink_stream_marks` and are skipped.
+//! in `sink_stream_marks` and are skipped. Each batch reads the marks of its own streams in
+//! its transaction, so the sink's memory does not grow with the number of streams (a table
+//! connector makes one per row).
+//!
+//! Fetching overlaps writing: a task gathers the next batch from the broker while the current
+//! one is written; at most [`BATCHES_AHEAD`] batches wait, so memory stays bounded.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,8 +20,8 @@ use bohai_schemas::Registry;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
-use serde_json::Value;
 use sqlx::PgPool;
+use tokio::sync::mpsc;
 
 use super::ingest::header;
 use super::{topics, Backoff};
@@ -27,19 +32,22 @@ use crate::kafka::{self, client_config};
 const MAX_BATCH: usize = 5000;
 /// How long to gather records for a batch once the first one arrived.
 const GATHER: Duration = Duration::from_millis(200);
+/// Batches fetched and waiting while one is written.
+const BATCHES_AHEAD: usize = 1;
 
 /// One record read from a dataset topic, owned.
 #[derive(Debug)]
 struct Delivered {
-    dataset: String,
-    topic: String,
+    dataset: Arc<str>,
+    topic: Arc<str>,
     partition: i32,
     offset: i64,
     stream: String,
     seq: i64,
     source: String,
     key: String,
-    payload: Result<Value, String>,
+    /// The record as JSON text, or why it is not JSON.
+    payload: Result<String, String>,
 }
 
 /// Runs the sink until the task is dropped. Broker and database outages are waited out.
@@ -56,12 +64,26 @@ pub async fn run(kafka: KafkaConfig, db: PgPool, registry: Arc<Registry>) {
     }
 }
 
+/// Aborts the fetching task when the sink stops, so its consumer goes too.
+struct AbortOnDrop(tokio::task::JoinHandle<anyhow::Result<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 async fn run_once(kafka: &KafkaConfig, db: &PgPool, registry: &Registry) -> anyhow::Result<()> {
     topics::ensure(kafka, registry).await?;
-    let topic_to_dataset: HashMap<String, String> = registry
+    let topic_to_dataset: HashMap<Arc<str>, Arc<str>> = registry
         .datasets
         .iter()
-        .map(|d| (topics::dataset_topic(kafka, &d.id), d.id.clone()))
+        .map(|d| {
+            (
+                topics::dataset_topic(kafka, &d.id).into(),
+                d.id.as_str().into(),
+            )
+        })
         .collect();
     let consumer: StreamConsumer = client_config(kafka)
         .set("group.id", kafka::topic_name(kafka, "repository-sink"))
@@ -73,26 +95,24 @@ async fn run_once(kafka: &KafkaConfig, db: &PgPool, registry: &Registry) -> anyh
     let assignment = assignment(&consumer, kafka, db, topic_to_dataset.keys()).await?;
     consumer.assign(&assignment)?;
     tracing::info!(partitions = assignment.count(), "repository sink assigned");
-    let mut marks = load_marks(db).await?;
-    loop {
-        let batch = gather(&consumer, &topic_to_dataset).await?;
-        if batch.is_empty() {
-            continue;
-        }
-        let mut backoff = Backoff::default();
+    let (batches, mut next) = mpsc::channel(BATCHES_AHEAD);
+    let mut fetcher = AbortOnDrop(tokio::spawn(async move {
         loop {
-            match write_batch(db, &batch, &marks).await {
-                Ok(new_marks) => {
-                    marks.extend(new_marks);
-                    break;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, records = batch.len(), "cannot write the repository yet; retrying");
-                    backoff.wait().await;
-                }
+            let batch = gather(&consumer, &topic_to_dataset).await?;
+            if batches.send(batch).await.is_err() {
+                return Ok(());
             }
         }
+    }));
+    while let Some(batch) = next.recv().await {
+        let mut backoff = Backoff::default();
+        while let Err(e) = write_batch(db, &batch).await {
+            tracing::warn!(error = %e, records = batch.len(), "cannot write the repository yet; retrying");
+            backoff.wait().await;
+        }
     }
+    // The fetcher stopped: say why.
+    (&mut fetcher.0).await?
 }
 
 /// Every partition of the dataset topics, at the position stored in the database.
@@ -100,7 +120,7 @@ async fn assignment(
     consumer: &StreamConsumer,
     kafka: &KafkaConfig,
     db: &PgPool,
-    topics: impl Iterator<Item = &String>,
+    topics: impl Iterator<Item = &Arc<str>>,
 ) -> anyhow::Result<TopicPartitionList> {
     let stored: HashMap<(String, i32), i64> = sqlx::query_as::<_, (String, i32, i64)>(
         "SELECT topic, partition, next_offset FROM sink_offsets",
@@ -115,7 +135,7 @@ async fn assignment(
         let metadata = consumer.fetch_metadata(Some(topic), kafka.request_timeout)?;
         for t in metadata.topics() {
             for p in t.partitions() {
-                let offset = match stored.get(&(topic.clone(), p.id())) {
+                let offset = match stored.get(&(topic.to_string(), p.id())) {
                     Some(o) => Offset::Offset(*o),
                     None => Offset::Beginning,
                 };
@@ -126,25 +146,12 @@ async fn assignment(
     Ok(list)
 }
 
-type MarkKey = (String, String, i32);
-
-async fn load_marks(db: &PgPool) -> Result<HashMap<MarkKey, i64>, sqlx::Error> {
-    Ok(sqlx::query_as::<_, (String, String, i32, i64)>(
-        "SELECT stream, topic, partition, last_seq FROM sink_stream_marks",
-    )
-    .fetch_all(db)
-    .await?
-    .into_iter()
-    .map(|(s, t, p, q)| ((s, t, p), q))
-    .collect())
-}
-
 /// Waits for a first record, then gathers more for up to [`GATHER`] or [`MAX_BATCH`] records.
 async fn gather(
     consumer: &StreamConsumer,
-    topic_to_dataset: &HashMap<String, String>,
+    topic_to_dataset: &HashMap<Arc<str>, Arc<str>>,
 ) -> anyhow::Result<Vec<Delivered>> {
-    let mut batch = Vec::new();
+    let mut batch = Vec::with_capacity(MAX_BATCH);
     let first = consumer.recv().await?;
     batch.push(own(&first, topic_to_dataset));
     drop(first);
@@ -162,7 +169,8 @@ async fn gather(
     Ok(batch)
 }
 
-fn own(m: &BorrowedMessage<'_>, topic_to_dataset: &HashMap<String, String>) -> Delivered {
+fn own(m: &BorrowedMessage<'_>, topic_to_dataset: &HashMap<Arc<str>, Arc<str>>) -> Delivered {
+    let mut position = None;
     let mut stream = None;
     let mut seq = None;
     let mut source = None;
@@ -170,27 +178,34 @@ fn own(m: &BorrowedMessage<'_>, topic_to_dataset: &HashMap<String, String>) -> D
         for h in headers.iter() {
             let value = h.value.and_then(|v| std::str::from_utf8(v).ok());
             match h.key {
-                header::STREAM => stream = value.map(str::to_owned),
+                header::POSITION => position = value.and_then(header::parse_position),
+                header::STREAM => stream = value,
                 header::SEQ => seq = value.and_then(|v| v.parse::<i64>().ok()),
                 header::SOURCE => source = value.map(str::to_owned),
                 _ => {}
             }
         }
     }
-    let topic = m.topic().to_owned();
-    // A record from a producer other than the hub: its own position is its identity.
-    let (stream, seq) = match (stream, seq) {
-        (Some(s), Some(q)) => (s, q),
+    let (topic, dataset) = topic_to_dataset
+        .get_key_value(m.topic())
+        .map(|(t, d)| (Arc::clone(t), Arc::clone(d)))
+        .unwrap_or_else(|| (m.topic().into(), "".into()));
+    // Records written before the position header carry the stream and sequence number in two
+    // headers. A record from a producer other than the hub: its own position is its identity.
+    let (stream, seq) = match (position, stream, seq) {
+        (Some((q, s)), _, _) | (None, Some(s), Some(q)) => (s.to_owned(), q),
         _ => (format!("kafka:{}:{}", topic, m.partition()), m.offset()),
     };
     let payload = match m.payload() {
-        Some(p) => {
-            serde_json::from_slice::<Value>(p).map_err(|e| format!("payload is not JSON: {e}"))
-        }
+        Some(p) => match serde_json::from_slice::<serde::de::IgnoredAny>(p) {
+            // Valid JSON is valid UTF-8.
+            Ok(_) => Ok(String::from_utf8_lossy(p).into_owned()),
+            Err(e) => Err(format!("payload is not JSON: {e}")),
+        },
         None => Err("empty payload".to_owned()),
     };
     Delivered {
-        dataset: topic_to_dataset.get(&topic).cloned().unwrap_or_default(),
+        dataset,
         partition: m.partition(),
         offset: m.offset(),
         key: m
@@ -208,7 +223,7 @@ fn own(m: &BorrowedMessage<'_>, topic_to_dataset: &HashMap<String, String>) -> D
 /// The latest state of one primary key within a batch.
 #[derive(Debug)]
 struct Upsert<'a> {
-    data: &'a Value,
+    data: &'a str,
     versions: i32,
     source: &'a str,
 }
@@ -224,31 +239,54 @@ struct DatasetWrites<'a> {
     duplicates: i64,
 }
 
-/// Writes one batch in one transaction; returns the stream marks it advanced.
-async fn write_batch(
-    db: &PgPool,
+/// A stream's mark in one topic partition.
+type MarkKey<'a> = (&'a str, &'a str, i32);
+
+/// The marks of the batch's streams, read in the batch's transaction.
+async fn load_marks(
+    tx: &mut sqlx::PgConnection,
     batch: &[Delivered],
-    marks: &HashMap<MarkKey, i64>,
-) -> Result<HashMap<MarkKey, i64>, sqlx::Error> {
-    let mut new_marks: HashMap<MarkKey, i64> = HashMap::new();
+) -> Result<HashMap<(String, String, i32), i64>, sqlx::Error> {
+    let mut streams: Vec<&str> = batch.iter().map(|d| d.stream.as_str()).collect();
+    streams.sort_unstable();
+    streams.dedup();
+    Ok(sqlx::query_as::<_, (String, String, i32, i64)>(
+        "SELECT stream, topic, partition, last_seq FROM sink_stream_marks WHERE stream = ANY($1)",
+    )
+    .bind(&streams)
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .map(|(s, t, p, q)| ((s, t, p), q))
+    .collect())
+}
+
+/// Writes one batch in one transaction: the rows, the counts, the stream marks it advanced
+/// and the consumer offsets.
+async fn write_batch(db: &PgPool, batch: &[Delivered]) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let stored = load_marks(&mut tx, batch).await?;
+    let mut marks: HashMap<MarkKey<'_>, i64> = HashMap::new();
     // dataset -> (pk -> upsert, order of first appearance), duplicates skipped
     let mut per_dataset: HashMap<&str, DatasetWrites<'_>> = HashMap::new();
     let mut offsets: HashMap<(&str, i32), i64> = HashMap::new();
     let mut malformed = Vec::new();
     for d in batch {
-        offsets.insert((d.topic.as_str(), d.partition), d.offset + 1);
-        let mark_key = (d.stream.clone(), d.topic.clone(), d.partition);
-        let mark = new_marks
-            .get(&mark_key)
-            .or_else(|| marks.get(&mark_key))
-            .copied()
-            .unwrap_or(-1);
-        let entry = per_dataset.entry(d.dataset.as_str()).or_default();
+        offsets.insert((&d.topic, d.partition), d.offset + 1);
+        let mark_key = (d.stream.as_str(), &*d.topic, d.partition);
+        let mark = match marks.get(&mark_key) {
+            Some(q) => *q,
+            None => stored
+                .get(&(d.stream.clone(), d.topic.to_string(), d.partition))
+                .copied()
+                .unwrap_or(-1),
+        };
+        let entry = per_dataset.entry(&d.dataset).or_default();
         if d.seq <= mark {
             entry.duplicates += 1;
             continue;
         }
-        new_marks.insert(mark_key, d.seq);
+        marks.insert(mark_key, d.seq);
         match &d.payload {
             Ok(data) => match entry.upserts.get_mut(d.key.as_str()) {
                 Some(u) => {
@@ -272,7 +310,6 @@ async fn write_batch(
         }
     }
 
-    let mut tx = db.begin().await?;
     for (
         dataset,
         DatasetWrites {
@@ -282,19 +319,18 @@ async fn write_batch(
         },
     ) in &per_dataset
     {
-        let pks: Vec<&str> = order.clone();
-        let data: Vec<&Value> = order.iter().map(|k| upserts[k].data).collect();
+        let data: Vec<&str> = order.iter().map(|k| upserts[k].data).collect();
         let versions: Vec<i32> = order.iter().map(|k| upserts[k].versions).collect();
         let sources: Vec<&str> = order.iter().map(|k| upserts[k].source).collect();
         let total: i64 = versions.iter().map(|v| i64::from(*v)).sum();
-        let inserted: i64 = if pks.is_empty() {
+        let inserted: i64 = if order.is_empty() {
             0
         } else {
             sqlx::query_scalar(
                 "WITH up AS (
                    INSERT INTO repository_records (dataset, pk, data, version, source)
-                   SELECT $1, u.pk, u.data, u.n, u.source
-                   FROM UNNEST($2::text[], $3::jsonb[], $4::int[], $5::text[]) AS u(pk, data, n, source)
+                   SELECT $1, u.pk, u.data::jsonb, u.n, u.source
+                   FROM UNNEST($2::text[], $3::text[], $4::int[], $5::text[]) AS u(pk, data, n, source)
                    ON CONFLICT (dataset, pk) DO UPDATE SET data = EXCLUDED.data,
                      version = repository_records.version + EXCLUDED.version,
                      updated_at = now(), source = EXCLUDED.source
@@ -302,7 +338,7 @@ async fn write_batch(
                  SELECT count(*) FILTER (WHERE inserted) FROM up",
             )
             .bind(dataset)
-            .bind(&pks)
+            .bind(order)
             .bind(&data)
             .bind(&versions)
             .bind(&sources)
@@ -332,7 +368,7 @@ async fn write_batch(
              SELECT $1, department, 'repository-sink', $2, $3, $4, $5, ''::bytea FROM datasets WHERE id = $1
              ON CONFLICT (stream, seq) DO NOTHING",
         )
-        .bind(&d.dataset)
+        .bind(&*d.dataset)
         .bind(&d.stream)
         .bind(d.seq)
         .bind(format!("{} partition {} offset {}", d.topic, d.partition, d.offset))
@@ -342,9 +378,9 @@ async fn write_batch(
     }
     let (streams, mark_topics, mark_parts, seqs): (Vec<&str>, Vec<&str>, Vec<i32>, Vec<i64>) = {
         let mut a = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for ((s, t, p), q) in &new_marks {
-            a.0.push(s.as_str());
-            a.1.push(t.as_str());
+        for ((s, t, p), q) in &marks {
+            a.0.push(*s);
+            a.1.push(*t);
             a.2.push(*p);
             a.3.push(*q);
         }
@@ -381,5 +417,5 @@ async fn write_batch(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(new_marks)
+    Ok(())
 }
