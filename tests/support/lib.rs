@@ -146,6 +146,19 @@ pub fn write_config(config: &Config, dir: &Path) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// [`write_config`] plus a `[pki]` section naming `config.pki.master_key_file`, for tests
+/// that make the city CA and seals.
+pub fn write_config_with_master_key(config: &Config, dir: &Path) -> anyhow::Result<PathBuf> {
+    let path = write_config(config, dir)?;
+    let mut text = std::fs::read_to_string(&path)?;
+    text.push_str(&format!(
+        "[pki]\nmaster_key_file = \"{}\"\n",
+        config.pki.master_key_file.display()
+    ));
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
 /// The `bohai` binary of this build (`scripts/test` builds it before the tests run).
 pub fn bohai_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary's path");

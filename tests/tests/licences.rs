@@ -5,12 +5,11 @@
 
 #![allow(clippy::unwrap_used)] // a test that cannot unwrap should fail loudly
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bohai_hub::auth;
-use bohai_tests::{bohai, prepared_config, write_config, RunningHub};
+use bohai_tests::{bohai, prepared_config, write_config_with_master_key, RunningHub};
 use rdkafka::consumer::{Consumer as _, StreamConsumer};
 use rdkafka::Message as _;
 use serde_json::{json, Value};
@@ -60,13 +59,7 @@ impl Fixture {
         let mut config = prepared_config().await.unwrap();
         let master = dir.path().join("state/master.key");
         config.pki.master_key_file = master.clone();
-        let file = write_config(&config, dir.path()).unwrap();
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&file)
-            .unwrap();
-        writeln!(f, "[pki]\nmaster_key_file = \"{}\"", master.display()).unwrap();
-        drop(f);
+        let file = write_config_with_master_key(&config, dir.path()).unwrap();
         let pems = ok(&file, &["seal", "init-ca"]);
         let root_pem = pems
             .split_inclusive("-----END CERTIFICATE-----\n")

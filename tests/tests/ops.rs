@@ -12,7 +12,10 @@ use std::time::Duration;
 use bohai_hub::auth;
 use bohai_hub::config::Config;
 use bohai_hub::pipeline::stats::dataset_stats;
-use bohai_tests::{bohai, bohai_ok, eventually, prepared_config, write_config, RunningHub};
+use bohai_tests::{
+    bohai, bohai_ok, eventually, prepared_config, write_config, write_config_with_master_key,
+    RunningHub,
+};
 use serde_json::{json, Value};
 
 /// The `n`th valid example record of `dataset`.
@@ -91,12 +94,11 @@ impl Fixture {
         config.ops.min_records = 5;
         config.ops.dashboard_refresh = Duration::from_secs(1);
         config.ops.paused = vec!["resident-registrations/legacy-sftp".to_owned()];
-        let file = write_config(&config, dir.path()).unwrap();
+        let file = write_config_with_master_key(&config, dir.path()).unwrap();
         let mut f = std::fs::OpenOptions::new()
             .append(true)
             .open(&file)
             .unwrap();
-        writeln!(f, "[pki]\nmaster_key_file = \"{}\"", master.display()).unwrap();
         writeln!(
             f,
             "[ops]\nmin_records = 5\npaused = [\"resident-registrations/legacy-sftp\"]"

@@ -7,14 +7,13 @@
 
 #![allow(clippy::unwrap_used)] // a test that cannot unwrap should fail loudly
 
-use std::io::Write as _;
 use std::path::Path;
 use std::process::Output;
 
 use bohai_certs_testkit::{DeptCa, Openssl};
 use bohai_hub::auth;
 use bohai_hub::seals::service::{hex_lower, reissue_if_due, sha256};
-use bohai_tests::{bohai, prepared_config, write_config, RunningHub};
+use bohai_tests::{bohai, prepared_config, write_config, write_config_with_master_key, RunningHub};
 use serde_json::{json, Value};
 
 fn run(config_file: &Path, args: &[&str]) -> Output {
@@ -72,13 +71,7 @@ async fn seals_are_made_used_verified_revoked_and_published() {
     let mut config = prepared_config().await.unwrap();
     let master = dir.path().join("state/master.key");
     config.pki.master_key_file = master.clone();
-    let file = write_config(&config, dir.path()).unwrap();
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&file)
-        .unwrap();
-    writeln!(f, "[pki]\nmaster_key_file = \"{}\"", master.display()).unwrap();
-    drop(f);
+    let file = write_config_with_master_key(&config, dir.path()).unwrap();
     let db = bohai_hub::database::pool(&config.database).unwrap();
 
     // The CA, once; the master key file is made with mode 0600.

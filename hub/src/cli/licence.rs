@@ -5,14 +5,13 @@ use std::io::{BufRead as _, Write as _};
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use bohai_certs::{Report, Verdict};
 use chrono::{DateTime, Utc};
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
 use super::prepare;
-use super::seal::{print_report, EXIT_INDETERMINATE, EXIT_INVALID};
+use super::seal::exit_with_report;
 use crate::config::Config;
 use crate::licences::service::{Actor, LicenceState};
 use crate::licences::{IssueRequest, IssuedLicence, LicenceEvent, LicenceService, LicenceView};
@@ -400,24 +399,6 @@ fn verify_offline(
     )?;
     let report = verifier.verify(read(file)?.trim(), at.unwrap_or_else(Utc::now));
     exit_with_report(&report, json)
-}
-
-/// Prints a report and exits 0 only for VALID.
-pub(super) fn exit_with_report(report: &Report, json: bool) -> anyhow::Result<()> {
-    if json {
-        println!("{}", serde_json::to_string_pretty(report)?);
-    } else {
-        print_report(report)?;
-        if let Some(t) = report.status_as_of {
-            println!("  status as of {t}");
-        }
-    }
-    std::io::stdout().flush()?;
-    match report.overall {
-        Verdict::Valid => Ok(()),
-        Verdict::Invalid => std::process::exit(EXIT_INVALID),
-        Verdict::Indeterminate => std::process::exit(EXIT_INDETERMINATE),
-    }
 }
 
 fn finish_issued(

@@ -16,9 +16,9 @@ use crate::seals::service::{sha256, write_private_file};
 use crate::seals::{create_master_key, SealsService};
 
 /// Exit code of `bohai seal verify` for an INVALID signature.
-pub(super) const EXIT_INVALID: i32 = 2;
+const EXIT_INVALID: i32 = 2;
 /// Exit code of `bohai seal verify` for an INDETERMINATE one.
-pub(super) const EXIT_INDETERMINATE: i32 = 3;
+const EXIT_INDETERMINATE: i32 = 3;
 
 /// `bohai seal ...`
 #[derive(Debug, Subcommand)]
@@ -369,17 +369,7 @@ pub(super) async fn run(config: &Config, command: &SealCommand) -> anyhow::Resul
             let report = SealsService::public(&db, pki)
                 .verify(sha256(&read(file)?), &der, at.unwrap_or(now))
                 .await?;
-            if *json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                print_report(&report)?;
-            }
-            std::io::stdout().flush()?;
-            match report.overall {
-                Verdict::Valid => {}
-                Verdict::Invalid => std::process::exit(EXIT_INVALID),
-                Verdict::Indeterminate => std::process::exit(EXIT_INDETERMINATE),
-            }
+            exit_with_report(&report, *json)?;
         }
         SealCommand::Revoke { seal, reason } => {
             let reason = crate::seals::service::parse_reason(reason)?;
@@ -487,7 +477,26 @@ fn print_details(d: &crate::seals::SealDetails) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(super) fn print_report(report: &Report) -> anyhow::Result<()> {
+/// Prints a verification report (JSON or lines) and exits 0 only for VALID (2 INVALID,
+/// 3 INDETERMINATE): shared by seal and licence verification.
+pub(super) fn exit_with_report(report: &Report, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        print_report(report)?;
+        if let Some(t) = report.status_as_of {
+            println!("  status as of {t}");
+        }
+    }
+    std::io::stdout().flush()?;
+    match report.overall {
+        Verdict::Valid => Ok(()),
+        Verdict::Invalid => std::process::exit(EXIT_INVALID),
+        Verdict::Indeterminate => std::process::exit(EXIT_INDETERMINATE),
+    }
+}
+
+fn print_report(report: &Report) -> anyhow::Result<()> {
     println!(
         "{}  (checked at {})",
         serde_json::to_value(report.overall)?

@@ -181,54 +181,52 @@ fn prepare(
     request: IssueRequest,
     now: DateTime<Utc>,
 ) -> Result<Prepared<'_>, LicenceError> {
-    {
-        let subject = serde_json::json!({"holder": request.holder, "fields": request.fields});
-        let violations = t.validate(&subject);
-        if !violations.is_empty() {
-            return Err(LicenceError::Invalid {
-                licence_type: t.id.clone(),
-                violations,
-            });
-        }
-        let valid_from = whole_seconds(request.valid_from.unwrap_or(now));
-        let default_until = chrono::Duration::from_std(t.default_validity)
-            .ok()
-            .and_then(|d| valid_from.checked_add_signed(d))
-            .ok_or_else(|| LicenceError::BadRequest("default validity out of range".to_owned()))?;
-        let valid_until = whole_seconds(request.valid_until.unwrap_or(default_until));
-        if valid_from >= valid_until {
-            return Err(LicenceError::BadRequest(format!(
-                "valid_from {valid_from} must be before valid_until {valid_until}"
-            )));
-        }
-        let Value::Object(mut subject) = subject else {
-            return Err(LicenceError::BadRequest(
-                "the subject must be an object".to_owned(),
-            ));
-        };
-        let holder = subject.remove("holder").unwrap_or_default();
-        let fields = subject.remove("fields").unwrap_or_default();
-        let text = |key: &str| {
-            holder
-                .get(key)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        };
-        let holder_id = match t.holder_kind {
-            HolderKind::Person => text("id_number"),
-            HolderKind::Organisation => text("credit_code"),
-        };
-        Ok(Prepared {
-            licence_type: t,
-            holder_name: text("name"),
-            holder_id,
-            holder,
-            fields,
-            valid_from,
-            valid_until,
-        })
+    let subject = serde_json::json!({"holder": request.holder, "fields": request.fields});
+    let violations = t.validate(&subject);
+    if !violations.is_empty() {
+        return Err(LicenceError::Invalid {
+            licence_type: t.id.clone(),
+            violations,
+        });
     }
+    let valid_from = whole_seconds(request.valid_from.unwrap_or(now));
+    let default_until = chrono::Duration::from_std(t.default_validity)
+        .ok()
+        .and_then(|d| valid_from.checked_add_signed(d))
+        .ok_or_else(|| LicenceError::BadRequest("default validity out of range".to_owned()))?;
+    let valid_until = whole_seconds(request.valid_until.unwrap_or(default_until));
+    if valid_from >= valid_until {
+        return Err(LicenceError::BadRequest(format!(
+            "valid_from {valid_from} must be before valid_until {valid_until}"
+        )));
+    }
+    let Value::Object(mut subject) = subject else {
+        return Err(LicenceError::BadRequest(
+            "the subject must be an object".to_owned(),
+        ));
+    };
+    let holder = subject.remove("holder").unwrap_or_default();
+    let fields = subject.remove("fields").unwrap_or_default();
+    let text = |key: &str| {
+        holder
+            .get(key)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let holder_id = match t.holder_kind {
+        HolderKind::Person => text("id_number"),
+        HolderKind::Organisation => text("credit_code"),
+    };
+    Ok(Prepared {
+        licence_type: t,
+        holder_name: text("name"),
+        holder_id,
+        holder,
+        fields,
+        valid_from,
+        valid_until,
+    })
 }
 
 impl<'a> LicenceService<'a> {
