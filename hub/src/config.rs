@@ -58,6 +58,10 @@ pub struct SharingConfig {
     /// How many days an owning department has to answer a request before it is flagged
     /// overdue. Default 10.
     pub reply_days: u32,
+    /// How often `bohai serve` looks for records to put on the subscription topics when it
+    /// found none last time. Default `1s`.
+    #[serde(with = "humantime_serde")]
+    pub delivery_interval: Duration,
 }
 
 impl Default for SharingConfig {
@@ -66,6 +70,7 @@ impl Default for SharingConfig {
         Self {
             hash_salt_file: home.join(".local/state/bohai/sharing-salt.key"),
             reply_days: 10,
+            delivery_interval: Duration::from_secs(1),
         }
     }
 }

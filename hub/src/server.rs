@@ -127,6 +127,13 @@ async fn run_workers(state: AppState, connectors: Vec<ConnectorConfig>) {
         state.config.kafka.clone(),
     ));
     tasks.spawn(run_licence_expiry(state.clone()));
+    tasks.spawn(crate::sharing::delivery::run(
+        state.db.clone(),
+        state.config.kafka.clone(),
+        state.config.sharing.clone(),
+        Arc::clone(&state.registry),
+        Arc::clone(&state.sharing),
+    ));
     tasks.spawn(crate::ops::samples::run_sampler(
         state.db.clone(),
         state.config.ops.clone(),

@@ -188,6 +188,18 @@ async fn gbk_csv_feed_with_every_bad_input_class_reconciles() {
     assert!(s.reconciled, "{s:?}");
     assert_eq!(s.valid, s.inserted + s.updated);
 
+    // Every publish batch is in the audit log, by the owning department, with its counts.
+    let (batches, published, read): (i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*), sum(count)::bigint, sum((detail::jsonb->>'read')::bigint)::bigint
+         FROM audit_log WHERE action = 'publish' AND dataset = $1 AND actor = 'market-regulation'",
+    )
+    .bind("business-registrations")
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert!(batches >= 1);
+    assert_eq!((published, read), (s.valid, 2003));
+
     // Every reject is kept with its reasons; the three bad lines with the right rules.
     let rules: Vec<String> = sqlx::query_scalar(
         "SELECT r->>'rule' FROM rejected_records, jsonb_array_elements(reasons) r WHERE dataset = $1",

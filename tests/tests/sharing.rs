@@ -63,6 +63,32 @@ fn who_received(config_file: &std::path::Path, key: &str) -> Value {
     serde_json::from_str(&out).unwrap()
 }
 
+/// Checks a record as a civil-affairs reader sees it: exactly the three approved fields, the
+/// name partly starred and the identity number a salted hash. Returns its fields.
+fn assert_approved_and_masked<'v>(
+    data: &'v Value,
+    records: &[Value],
+) -> &'v serde_json::Map<String, Value> {
+    let data = data.as_object().unwrap();
+    let mut keys: Vec<&str> = data.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        ["credit_code", "legal_rep_id_number", "legal_rep_name"]
+    );
+    let original = records
+        .iter()
+        .find(|o| o["credit_code"] == data["credit_code"])
+        .unwrap();
+    let name = data["legal_rep_name"].as_str().unwrap();
+    assert_ne!(name, original["legal_rep_name"].as_str().unwrap());
+    assert!(name.contains('*'), "{name}");
+    let id_hash = data["legal_rep_id_number"].as_str().unwrap();
+    assert_eq!(id_hash.len(), 64);
+    assert!(id_hash.bytes().all(|b| b.is_ascii_hexdigit()));
+    data
+}
+
 async fn get(client: &reqwest::Client, url: &str, token: Option<&str>) -> (u16, Value) {
     let mut r = client.get(url);
     if let Some(t) = token {
@@ -200,23 +226,7 @@ async fn a_department_reads_only_what_was_approved_masked_and_every_read_is_audi
         .iter()
         .chain(rest["records"].as_array().unwrap())
     {
-        let data = r["data"].as_object().unwrap();
-        let mut keys: Vec<&str> = data.keys().map(String::as_str).collect();
-        keys.sort_unstable();
-        assert_eq!(
-            keys,
-            ["credit_code", "legal_rep_id_number", "legal_rep_name"]
-        );
-        let original = records
-            .iter()
-            .find(|o| o["credit_code"] == data["credit_code"])
-            .unwrap();
-        let name = data["legal_rep_name"].as_str().unwrap();
-        assert_ne!(name, original["legal_rep_name"].as_str().unwrap());
-        assert!(name.contains('*'), "{name}");
-        let id_hash = data["legal_rep_id_number"].as_str().unwrap();
-        assert_eq!(id_hash.len(), 64);
-        assert!(id_hash.bytes().all(|b| b.is_ascii_hexdigit()));
+        let data = assert_approved_and_masked(&r["data"], &records);
         assert_eq!(r["key"], data["credit_code"]);
         seen.push(data["credit_code"].as_str().unwrap().to_owned());
     }
@@ -473,4 +483,261 @@ async fn a_new_schema_version_must_be_compatible_with_every_earlier_one() {
         refused.contains("give the changed schema a new schema_version"),
         "{refused}"
     );
+}
+
+/// The payloads on a topic, read from the beginning until `want` holds or 90 s pass.
+async fn topic_values(topic: &str, want: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    use rdkafka::consumer::{Consumer as _, StreamConsumer};
+    use rdkafka::Message as _;
+    let consumer: StreamConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bohai_tests::brokers())
+        .set("group.id", bohai_tests::unique("sub-reader-"))
+        .set("auto.offset.reset", "earliest")
+        .set("topic.metadata.refresh.interval.ms", "1000")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut seen: Vec<Value> = Vec::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(90);
+    while !want(&seen) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{topic} did not fill; seen {seen:?}"
+        );
+        if let Ok(Ok(m)) =
+            tokio::time::timeout(std::time::Duration::from_secs(2), consumer.recv()).await
+        {
+            let v: Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
+            // The message key is a stable pseudonym of the record, never the key itself.
+            let key = std::str::from_utf8(m.key().unwrap()).unwrap();
+            assert_eq!(key.len(), 64, "{key}");
+            seen.push(v);
+        }
+    }
+    seen
+}
+
+#[tokio::test]
+async fn a_subscription_topic_carries_the_approved_fields_masked_until_access_is_withdrawn() {
+    let config = prepared_config().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config_file = write_config(&config, dir.path()).unwrap();
+    let prefix = config.kafka.topic_prefix.clone();
+    let db = bohai_hub::database::pool(&config.database).unwrap();
+    let mut records = examples();
+    store(&db, &records).await;
+    let hub = RunningHub::start(config).await.unwrap();
+    let client = reqwest::Client::new();
+    let owner = auth::create_token(&db, "market-regulation")
+        .await
+        .unwrap()
+        .secret;
+    let reader = auth::create_scoped_token(&db, "civil-affairs", &[Scope::Read], None)
+        .await
+        .unwrap()
+        .secret;
+
+    // Requested and approved: the subscription names its topic.
+    let fields = ["credit_code", "legal_rep_name", "legal_rep_id_number"];
+    let until = chrono::Utc::now() + chrono::Duration::days(30);
+    let (status, sub) = post(
+        &client,
+        &hub.url("/api/v1/subscriptions"),
+        &reader,
+        &json!({"dataset": DATASET, "fields": fields, "purpose": "social assistance checks", "until": until}),
+    )
+    .await;
+    assert_eq!(status, 201, "{sub}");
+    assert!(
+        sub["topic"].is_null(),
+        "a pending request has no topic: {sub}"
+    );
+    let id = sub["id"].as_str().unwrap().to_owned();
+    let (status, sub) = post(
+        &client,
+        &hub.url(&format!("/api/v1/subscriptions/{id}/approve")),
+        &owner,
+        &json!({}),
+    )
+    .await;
+    assert_eq!(status, 200, "{sub}");
+    let topic = format!("{prefix}sub.{id}");
+    assert_eq!(sub["topic"], topic.as_str());
+
+    // Every stored record arrives with the approved fields only, PII masked.
+    let delivered = topic_values(&topic, |seen| seen.len() >= records.len()).await;
+    assert_eq!(delivered.len(), records.len(), "{delivered:?}");
+    for v in &delivered {
+        assert_eq!(v["subscription"], id.as_str());
+        assert_eq!(v["dataset"], DATASET);
+        assert_approved_and_masked(&v["data"], &records);
+    }
+
+    // A change published by the owner goes through the sink and reaches the topic.
+    let changed_key = records[0]["credit_code"].as_str().unwrap().to_owned();
+    records[0]["legal_rep_name"] = json!("欧阳建国");
+    let r = client
+        .post(hub.url(&format!("/api/v1/datasets/{DATASET}/records")))
+        .bearer_auth(&owner)
+        .json(&json!([records[0]]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
+    let delivered = topic_values(&topic, |seen| seen.len() > records.len()).await;
+    let update = delivered.last().unwrap();
+    assert_eq!(update["data"]["credit_code"], changed_key.as_str());
+    assert_eq!(update["data"]["legal_rep_name"], "欧**国");
+
+    // The publish batch and both deliveries of that record are on the record.
+    let publishes: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE action = 'publish' AND actor = 'market-regulation' AND dataset = $1 AND count = 1",
+    )
+    .bind(DATASET)
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(publishes, 1);
+    let receipts = who_received(&config_file, &changed_key);
+    let deliveries: Vec<&Value> = receipts
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "deliver")
+        .collect();
+    assert_eq!(deliveries.len(), 2, "{receipts}");
+    for d in deliveries {
+        assert_eq!(d["department"], "civil-affairs");
+        assert_eq!(d["purpose"], "social assistance checks");
+        assert_eq!(d["subscription"], id.as_str());
+    }
+
+    // A second department subscribes too: its topic shows when the worker has passed.
+    let taxation = auth::create_scoped_token(&db, "taxation", &[Scope::Read], None)
+        .await
+        .unwrap()
+        .secret;
+    let (status, second) = post(
+        &client,
+        &hub.url("/api/v1/subscriptions"),
+        &taxation,
+        &json!({"dataset": DATASET, "fields": ["credit_code", "registered_capital_yuan"], "purpose": "tax registration checks", "until": until}),
+    )
+    .await;
+    assert_eq!(status, 201, "{second}");
+    let second_id = second["id"].as_str().unwrap().to_owned();
+    let (status, second) = post(
+        &client,
+        &hub.url(&format!("/api/v1/subscriptions/{second_id}/approve")),
+        &owner,
+        &json!({}),
+    )
+    .await;
+    assert_eq!(status, 200, "{second}");
+    let second_topic = format!("{prefix}sub.{second_id}");
+    topic_values(&second_topic, |seen| seen.len() >= records.len()).await;
+
+    // Withdrawn by the requester: reads are refused with the reason, the topic is closed.
+    let withdraw = hub.url(&format!("/api/v1/subscriptions/{id}/withdraw"));
+    let (status, body) = post(&client, &withdraw, &reader, &json!({})).await;
+    assert_eq!(status, 400, "a withdrawal without a reason: {body}");
+    let (status, body) = post(
+        &client,
+        &withdraw,
+        &reader,
+        &json!({"reason": "the checks are finished"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "withdrawn");
+    assert_eq!(body["withdrawn_by"], "civil-affairs");
+    assert!(body["topic"].is_null());
+    let (status, body) = get(
+        &client,
+        &hub.url(&format!("/api/v1/datasets/{DATASET}/records")),
+        Some(&reader),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("subscription_withdrawn")),
+        "{body}"
+    );
+    assert!(body["message"]
+        .as_str()
+        .unwrap()
+        .contains("the checks are finished"));
+    let (status, body) = post(&client, &withdraw, &owner, &json!({"reason": "again"})).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("wrong_state")),
+        "{body}"
+    );
+    bohai_tests::eventually(
+        std::time::Duration::from_secs(60),
+        "the subscription topic to be closed",
+        || async {
+            let closed: Option<chrono::DateTime<chrono::Utc>> = sqlx::query_scalar(
+                "SELECT closed_at FROM subscription_deliveries WHERE subscription = $1::uuid",
+            )
+            .bind(&id)
+            .fetch_one(&db)
+            .await
+            .unwrap();
+            closed.map(|_| ())
+        },
+    )
+    .await;
+
+    // A later change reaches the other subscriber, and not the withdrawn one.
+    let deliveries_before = deliver_entries(&db, &id).await;
+    records[1]["legal_rep_name"] = json!("司马光明");
+    let r = client
+        .post(hub.url(&format!("/api/v1/datasets/{DATASET}/records")))
+        .bearer_auth(&owner)
+        .json(&json!([records[1]]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
+    let seen = topic_values(&second_topic, |seen| seen.len() > records.len()).await;
+    assert_eq!(
+        seen.last().unwrap()["data"]["credit_code"],
+        records[1]["credit_code"]
+    );
+    assert_eq!(deliver_entries(&db, &id).await, deliveries_before);
+    assert_eq!(topic_messages(&topic), records.len() + 1);
+
+    // The CLI shows the withdrawal.
+    let out = bohai_ok(&config_file, &["sub", "show", &id]);
+    assert!(out.contains("withdrawn"), "{out}");
+    assert!(out.contains("the checks are finished"), "{out}");
+}
+
+/// How many `deliver` entries the audit log holds for subscription `id`.
+async fn deliver_entries(db: &sqlx::PgPool, id: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'deliver' AND subject = $1")
+        .bind(id)
+        .fetch_one(db)
+        .await
+        .unwrap()
+}
+
+/// How many messages a topic holds (the sum of its partitions' high watermarks).
+fn topic_messages(topic: &str) -> usize {
+    use rdkafka::consumer::{BaseConsumer, Consumer as _};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bohai_tests::brokers())
+        .create()
+        .unwrap();
+    let timeout = std::time::Duration::from_secs(30);
+    let metadata = consumer.fetch_metadata(Some(topic), timeout).unwrap();
+    metadata.topics()[0]
+        .partitions()
+        .iter()
+        .map(|p| {
+            let (low, high) = consumer.fetch_watermarks(topic, p.id(), timeout).unwrap();
+            usize::try_from(high - low).unwrap()
+        })
+        .sum()
 }

@@ -1,12 +1,12 @@
-//! `bohai catalogue` and `bohai sub list|show|approve|reject`: the catalogue and access
+//! `bohai catalogue` and `bohai sub list|show|approve|reject|withdraw`: the catalogue and access
 //! requests, decided by a hub operator (actor `operator` in the audit log).
 
 use clap::{Args, Subcommand};
 
 use super::prepare;
 use crate::config::Config;
-use crate::sharing::catalogue;
 use crate::sharing::subscriptions::{self, Decider, Filter, Subscription};
+use crate::sharing::{catalogue, delivery};
 
 /// `bohai catalogue`
 #[derive(Debug, Args)]
@@ -67,6 +67,17 @@ pub enum SubCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Withdraw a pending or approved subscription: access ends and its topic is no longer filled.
+    Withdraw {
+        /// The subscription id.
+        id: uuid::Uuid,
+        /// Why (required).
+        #[arg(long)]
+        reason: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub(super) async fn catalogue(config: &Config, args: &CatalogueArgs) -> anyhow::Result<()> {
@@ -100,9 +111,10 @@ pub(super) async fn catalogue(config: &Config, args: &CatalogueArgs) -> anyhow::
     Ok(())
 }
 
-fn print(sub: &Subscription, json: bool) -> anyhow::Result<()> {
+fn print(config: &Config, sub: Subscription, json: bool) -> anyhow::Result<()> {
+    let sub = delivery::with_topic(sub, &config.kafka);
     if json {
-        println!("{}", serde_json::to_string_pretty(sub)?);
+        println!("{}", serde_json::to_string_pretty(&sub)?);
     } else {
         println!("subscription {}", sub.id);
         println!("  dataset:    {}", sub.dataset);
@@ -128,6 +140,15 @@ fn print(sub: &Subscription, json: bool) -> anyhow::Result<()> {
                     .unwrap_or_default()
             );
         }
+        if let (Some(at), Some(by)) = (sub.withdrawn_at, &sub.withdrawn_by) {
+            println!(
+                "  withdrawn:  {at} by {by}: {}",
+                sub.withdrawal_reason.as_deref().unwrap_or_default()
+            );
+        }
+        if let Some(topic) = &sub.topic {
+            println!("  topic:      {topic}");
+        }
     }
     Ok(())
 }
@@ -149,7 +170,11 @@ pub(super) async fn run(config: &Config, command: &SubCommand) -> anyhow::Result
                 status: status.as_deref(),
                 overdue: *overdue,
             };
-            let subs = subscriptions::list(&db, &filter, now).await?;
+            let subs: Vec<Subscription> = subscriptions::list(&db, &filter, now)
+                .await?
+                .into_iter()
+                .map(|s| delivery::with_topic(s, &config.kafka))
+                .collect();
             if *json {
                 println!("{}", serde_json::to_string_pretty(&subs)?);
             } else {
@@ -175,7 +200,7 @@ pub(super) async fn run(config: &Config, command: &SubCommand) -> anyhow::Result
             }
         }
         SubCommand::Show { id, json } => {
-            print(&subscriptions::get(&db, *id, now).await?, *json)?;
+            print(config, subscriptions::get(&db, *id, now).await?, *json)?;
         }
         SubCommand::Approve { id, reason, json } => {
             let sub = subscriptions::decide(
@@ -188,7 +213,7 @@ pub(super) async fn run(config: &Config, command: &SubCommand) -> anyhow::Result
                 now,
             )
             .await?;
-            print(&sub, *json)?;
+            print(config, sub, *json)?;
         }
         SubCommand::Reject { id, reason, json } => {
             let sub = subscriptions::decide(
@@ -201,7 +226,12 @@ pub(super) async fn run(config: &Config, command: &SubCommand) -> anyhow::Result
                 now,
             )
             .await?;
-            print(&sub, *json)?;
+            print(config, sub, *json)?;
+        }
+        SubCommand::Withdraw { id, reason, json } => {
+            let sub = subscriptions::withdraw(&db, &registry, *id, &Decider::Operator, reason, now)
+                .await?;
+            print(config, sub, *json)?;
         }
     }
     Ok(())

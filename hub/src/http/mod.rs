@@ -150,6 +150,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(sharing::show_subscription))
         .routes(routes!(sharing::decide_subscription))
+        .routes(routes!(sharing::withdraw_subscription))
         .routes(routes!(ops::metrics))
         .routes(routes!(ops::feeds))
         .routes(routes!(ops::overview))

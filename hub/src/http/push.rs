@@ -12,7 +12,6 @@ use utoipa::ToSchema;
 
 use super::caller::Caller;
 use super::{ApiError, AppState};
-use crate::audit::Entry;
 use crate::auth::Scope;
 use crate::pipeline::ingest::{Commit, Rejection};
 
@@ -162,13 +161,6 @@ pub(super) async fn push_records(
         )
         .await
         .map_err(|e| ApiError::unavailable("database", &e))?;
-    Entry::new(&caller.department, "publish")
-        .dataset(&dataset.id)
-        .subject(&stream)
-        .count(response.accepted)
-        .detail(&serde_json::json!({"source": SOURCE, "rejected": response.rejected}))
-        .append_to(&state.db)
-        .await?;
     Ok(Json(response))
 }
 

@@ -11,6 +11,7 @@ use super::caller::Caller;
 use super::{ApiError, AppState};
 use crate::auth::Scope;
 use crate::sharing::catalogue::{self, CatalogueEntry};
+use crate::sharing::delivery;
 use crate::sharing::records::{self, ReadQuery, RecordPage};
 use crate::sharing::subscriptions::{self, Decider, Filter, Subscription, SubscriptionRequest};
 use crate::sharing::SharingError;
@@ -28,6 +29,7 @@ fn api_error(e: SharingError) -> ApiError {
         SharingError::Forbidden(_) => forbidden("forbidden", &e),
         SharingError::NotApproved { .. } => forbidden("not_approved", &e),
         SharingError::Expired { .. } => forbidden("subscription_expired", &e),
+        SharingError::Withdrawn { .. } => forbidden("subscription_withdrawn", &e),
         SharingError::WrongState { .. } => {
             ApiError::new(StatusCode::CONFLICT, "wrong_state", e.to_string())
         }
@@ -96,7 +98,7 @@ pub(super) async fn request_subscription(
     )
     .await
     .map_err(api_error)?;
-    Ok((StatusCode::CREATED, Json(sub)))
+    Ok((StatusCode::CREATED, Json(shown(&state, sub))))
 }
 
 /// Filters of the subscription list.
@@ -139,9 +141,8 @@ pub(super) async fn list_subscriptions(
         status: q.status.as_deref(),
         overdue: q.overdue,
     };
-    Ok(Json(
-        subscriptions::list(&state.db, &filter, Utc::now()).await?,
-    ))
+    let subs = subscriptions::list(&state.db, &filter, Utc::now()).await?;
+    Ok(Json(subs.into_iter().map(|s| shown(&state, s)).collect()))
 }
 
 /// One subscription: the requester's, the owner's, or any for an admin token.
@@ -175,7 +176,7 @@ pub(super) async fn show_subscription(
     if !caller.has(Scope::Admin) && caller.department != sub.department {
         caller.require_department(owner, &format!("subscription {id}"))?;
     }
-    Ok(Json(sub))
+    Ok(Json(shown(&state, sub)))
 }
 
 /// A decision on a request.
@@ -249,7 +250,71 @@ pub(super) async fn decide_subscription(
     )
     .await
     .map_err(api_error)?;
-    Ok(Json(sub))
+    Ok(Json(shown(&state, sub)))
+}
+
+/// A withdrawal.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WithdrawalRequest {
+    /// Why access ends.
+    reason: String,
+}
+
+/// Withdraw a pending or approved subscription: the requester no longer needs the data, or
+/// the owning department ends the access. Reads are refused from then on
+/// (`subscription_withdrawn`) and nothing more is put on the subscription's topic.
+///
+/// Needs the requester's token (scope `read`), the owner's (scope `publish`) or an `admin`
+/// token.
+#[utoipa::path(
+    post,
+    path = "/api/v1/subscriptions/{id}/withdraw",
+    tag = "sharing",
+    params(("id" = uuid::Uuid, Path, description = "Subscription id")),
+    request_body = WithdrawalRequest,
+    responses(
+        (status = 200, description = "The withdrawn subscription", body = Subscription),
+        (status = 400, description = "No reason given", body = super::ErrorBody),
+        (status = 401, description = "No valid bearer token (code says why)", body = super::ErrorBody),
+        (status = 403, description = "Neither the requester nor the owner, or the token lacks the scope", body = super::ErrorBody),
+        (status = 404, description = "No such subscription", body = super::ErrorBody),
+        (status = 409, description = "Already rejected or withdrawn", body = super::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(super) async fn withdraw_subscription(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<uuid::Uuid>,
+    body: axum::body::Bytes,
+) -> Result<Json<Subscription>, ApiError> {
+    let admin = caller.has(Scope::Admin);
+    if !admin {
+        caller.require_any(&[Scope::Read, Scope::Publish])?;
+    }
+    let request: WithdrawalRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("request body: {e}")))?;
+    let by = Decider::Department {
+        code: caller.department.clone(),
+        admin,
+    };
+    let sub = subscriptions::withdraw(
+        &state.db,
+        &state.registry,
+        id,
+        &by,
+        &request.reason,
+        Utc::now(),
+    )
+    .await
+    .map_err(api_error)?;
+    Ok(Json(shown(&state, sub)))
+}
+
+/// A subscription as answered: with its topic while it is active.
+fn shown(state: &AppState, sub: Subscription) -> Subscription {
+    delivery::with_topic(sub, &state.config.kafka)
 }
 
 /// Read a dataset's records: every field for the owning department; for others only the

@@ -15,6 +15,7 @@ use sqlx::PgPool;
 use super::store;
 use crate::config::KafkaConfig;
 use crate::kafka::{client_config, topic_name};
+use crate::ops::metrics::{Component, Stage, PIPELINE};
 
 /// Most events published in one round.
 const BATCH: i64 = 500;
@@ -45,6 +46,7 @@ pub async fn run_publisher(db: PgPool, kafka: KafkaConfig) {
             Ok(n) => tracing::debug!(events = n, "licence events published"),
             Err(e) => {
                 tracing::warn!(error = %e, "licence events: publishing failed; retrying");
+                PIPELINE.retried(Component::LicenceEvents, Stage::Produce);
                 tokio::time::sleep(IDLE).await;
             }
         }

@@ -81,6 +81,77 @@ impl HttpMetrics {
     }
 }
 
+/// What the pipeline of this process waited out: records the broker did not take, and
+/// operations retried because the broker, the database or a source was away. Counted in
+/// process (they are events of this process, not state in the database), so a restart starts
+/// them at zero, as Prometheus counters expect.
+#[derive(Debug, Default)]
+pub struct PipelineMetrics {
+    produce_errors: Family<[(&'static str, String); 1], Counter>,
+    retries: Family<[(&'static str, &'static str); 2], Counter>,
+}
+
+/// The pipeline metrics of this process.
+pub static PIPELINE: std::sync::LazyLock<PipelineMetrics> =
+    std::sync::LazyLock::new(PipelineMetrics::default);
+
+/// Which part of the pipeline retried.
+#[derive(Debug, Clone, Copy)]
+pub enum Component {
+    /// A connector (in `bohai serve` or `bohai connect run`).
+    Connector,
+    /// The repository sink.
+    Sink,
+    /// The licence-events publisher.
+    LicenceEvents,
+    /// The subscription-topic delivery.
+    SubscriptionDelivery,
+}
+
+/// What was retried.
+#[derive(Debug, Clone, Copy)]
+pub enum Stage {
+    /// Handing records to the broker, or waiting for its acknowledgement.
+    Produce,
+    /// Recording a delivered batch (counts, rejects, checkpoint) in the database.
+    Commit,
+    /// Reading from, or finishing a batch at, the source.
+    Source,
+    /// Reading from the broker.
+    Consume,
+    /// Writing the repository.
+    RepositoryWrite,
+}
+
+impl PipelineMetrics {
+    /// Counts `records` of `dataset` the broker did not take.
+    pub fn produce_failed(&self, dataset: &str, records: u64) {
+        self.produce_errors
+            .get_or_create(&[("dataset", dataset.to_owned())])
+            .inc_by(records);
+    }
+
+    /// Counts one retry.
+    pub fn retried(&self, component: Component, stage: Stage) {
+        let component = match component {
+            Component::Connector => "connector",
+            Component::Sink => "sink",
+            Component::LicenceEvents => "licence_events",
+            Component::SubscriptionDelivery => "subscription_delivery",
+        };
+        let stage = match stage {
+            Stage::Produce => "produce",
+            Stage::Commit => "commit",
+            Stage::Source => "source",
+            Stage::Consume => "consume",
+            Stage::RepositoryWrite => "repository_write",
+        };
+        self.retries
+            .get_or_create(&[("component", component), ("stage", stage)])
+            .inc();
+    }
+}
+
 /// The methods that get their own label value; anything else is `other`.
 fn method_label(method: &axum::http::Method) -> &'static str {
     use axum::http::Method;
@@ -132,6 +203,16 @@ pub fn render(http: &HttpMetrics, overview: Overview) -> Result<String, std::fmt
         "bohai_licence_verifications",
         "Licence verifications answered by the hub, by form (jws, qr) and verdict",
         http.licence_verifications.clone(),
+    );
+    registry.register(
+        "bohai_pipeline_produce_errors",
+        "Records the broker did not take (refused or not acknowledged), by dataset; each is produced again",
+        PIPELINE.produce_errors.clone(),
+    );
+    registry.register(
+        "bohai_pipeline_retries",
+        "Operations retried because the broker, the database or a source was away, by component and stage",
+        PIPELINE.retries.clone(),
     );
     registry.register_collector(Box::new(OverviewCollector(overview)));
     let mut out = String::new();
@@ -404,6 +485,32 @@ impl Collector for OverviewCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pipeline_failures_are_counted_with_bounded_labels() {
+        let m = PipelineMetrics::default();
+        m.produce_failed("business-registrations", 3);
+        m.produce_failed("business-registrations", 2);
+        m.retried(Component::Sink, Stage::RepositoryWrite);
+        m.retried(Component::Connector, Stage::Produce);
+        m.retried(Component::Connector, Stage::Produce);
+        let mut registry = Registry::default();
+        registry.register(
+            "bohai_pipeline_produce_errors",
+            "h",
+            m.produce_errors.clone(),
+        );
+        registry.register("bohai_pipeline_retries", "h", m.retries.clone());
+        let mut out = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut out, &registry).unwrap();
+        for line in [
+            r#"bohai_pipeline_produce_errors_total{dataset="business-registrations"} 5"#,
+            r#"bohai_pipeline_retries_total{component="sink",stage="repository_write"} 1"#,
+            r#"bohai_pipeline_retries_total{component="connector",stage="produce"} 2"#,
+        ] {
+            assert!(out.contains(line), "{line} missing from\n{out}");
+        }
+    }
 
     #[test]
     fn http_requests_are_counted_by_route_template_with_a_latency_histogram() {

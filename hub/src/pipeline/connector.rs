@@ -13,6 +13,7 @@ use std::collections::VecDeque;
 
 use super::ingest::{Checked, Commit, InFlight, IngestError, Ingestor};
 use super::Backoff;
+use crate::ops::metrics::{Component, Stage, PIPELINE};
 
 /// Why a connector could not run.
 #[derive(Debug, thiserror::Error)]
@@ -134,7 +135,10 @@ pub async fn run(
                 let (checked, next) = tokio::join!(checking, source.next_batch(config.batch_size));
                 read_ahead = Some(next);
                 let checked = checked.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
-                let sent = retry(&config.name, || ingestor.send(&checked, &config.name)).await;
+                let sent = retry(&config.name, Stage::Produce, || {
+                    ingestor.send(&checked, &config.name)
+                })
+                .await;
                 in_flight.push_back((checked, sent));
                 if in_flight.len() >= MAX_IN_FLIGHT {
                     let window = MAX_IN_FLIGHT - 1;
@@ -170,6 +174,7 @@ pub async fn run(
             }
             Err(e) if e.is_retriable() => {
                 tracing::warn!(connector = %config.name, error = %e, "source not readable; retrying");
+                PIPELINE.retried(Component::Connector, Stage::Source);
                 backoff.wait().await;
             }
             Err(e) => return Err(source_error(e)),
@@ -210,9 +215,13 @@ async fn commit_one(
 ) -> Result<(), ConnectorError> {
     if let Err(e) = sent.delivered().await {
         tracing::warn!(connector = %config.name, error = %e, "a batch was not acknowledged; delivering it again");
-        retry(&config.name, || ingestor.deliver(&checked, &config.name)).await;
+        PIPELINE.retried(Component::Connector, Stage::Produce);
+        retry(&config.name, Stage::Produce, || {
+            ingestor.deliver(&checked, &config.name)
+        })
+        .await;
     }
-    retry(&config.name, || {
+    retry(&config.name, Stage::Commit, || {
         ingestor.commit(&checked, &config.name, Commit::Connector)
     })
     .await;
@@ -222,6 +231,7 @@ async fn commit_one(
             Ok(()) => break,
             Err(e) if e.is_retriable() => {
                 tracing::warn!(connector = %config.name, error = %e, "finishing a batch failed; retrying");
+                PIPELINE.retried(Component::Connector, Stage::Source);
                 backoff.wait().await;
             }
             Err(e) => {
@@ -238,8 +248,9 @@ async fn commit_one(
     Ok(())
 }
 
-/// Retries `op` until it succeeds: its errors are a broker or database that is away.
-async fn retry<T, F, Fut>(connector: &str, mut op: F) -> T
+/// Retries `op` until it succeeds: its errors are a broker or database that is away. Each
+/// retry is counted under `stage`.
+async fn retry<T, F, Fut>(connector: &str, stage: Stage, mut op: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, IngestError>>,
@@ -250,6 +261,7 @@ where
             Ok(v) => return v,
             Err(e) => {
                 tracing::warn!(connector, error = %e, "retrying");
+                PIPELINE.retried(Component::Connector, stage);
                 backoff.wait().await;
             }
         }
@@ -272,6 +284,7 @@ async fn load_checkpoint(
             Ok(v) => return Ok(v),
             Err(e @ (sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut)) => {
                 tracing::warn!(connector, error = %e, "database away; waiting to read the checkpoint");
+                PIPELINE.retried(Component::Connector, Stage::Commit);
                 backoff.wait().await;
             }
             Err(source) => {

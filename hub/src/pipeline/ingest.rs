@@ -21,6 +21,7 @@ use utoipa::ToSchema;
 use super::topics;
 use crate::config::KafkaConfig;
 use crate::kafka::{client_config, BrokerError};
+use crate::ops::metrics::PIPELINE;
 
 /// Header names of records on the dataset and dead-letter topics.
 pub mod header {
@@ -141,21 +142,36 @@ impl Checked {
 }
 
 /// The broker's acknowledgements a delivered batch waits for.
-pub struct InFlight(Vec<DeliveryFuture>);
+pub struct InFlight {
+    dataset: String,
+    pending: Vec<DeliveryFuture>,
+}
 
 impl std::fmt::Debug for InFlight {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "InFlight({} records)", self.0.len())
+        write!(f, "InFlight({} records)", self.pending.len())
     }
 }
 
 impl InFlight {
-    /// Waits until the broker acknowledged every record of the batch.
+    /// Waits until the broker acknowledged every record of the batch; the first failure, if
+    /// any (every failed record is counted in the produce-error metric).
     pub async fn delivered(self) -> Result<(), IngestError> {
-        for f in self.0 {
-            await_delivery(f).await?;
+        let mut first = None;
+        let mut failed = 0;
+        for f in self.pending {
+            if let Err(e) = await_delivery(f).await {
+                failed += 1;
+                first.get_or_insert(e);
+            }
         }
-        Ok(())
+        match first {
+            None => Ok(()),
+            Some(e) => {
+                PIPELINE.produce_failed(&self.dataset, failed);
+                Err(e)
+            }
+        }
     }
 }
 
@@ -276,7 +292,7 @@ impl Ingestor {
                 .key(a.key.as_str())
                 .payload(a.payload.as_slice())
                 .headers(headers_for(a.seq, a.stream.as_deref().unwrap_or(stream), 0));
-            pending.push(self.enqueue(record).await?);
+            pending.push(self.enqueue(record, &checked.dataset).await?);
         }
         for r in &checked.rejected {
             let reasons = serde_json::to_string(&r.reasons).unwrap_or_default();
@@ -289,15 +305,19 @@ impl Ingestor {
                         .insert(h(header::ORIGIN, &r.origin))
                         .insert(h(header::REASONS, &reasons)),
                 );
-            pending.push(self.enqueue(record).await?);
+            pending.push(self.enqueue(record, &checked.dataset).await?);
         }
-        Ok(InFlight(pending))
+        Ok(InFlight {
+            dataset: checked.dataset.clone(),
+            pending,
+        })
     }
 
     /// Queues one record, waiting while the producer's queue is full.
     async fn enqueue<'a>(
         &self,
         mut record: FutureRecord<'a, str, [u8]>,
+        dataset: &str,
     ) -> Result<DeliveryFuture, IngestError> {
         loop {
             match self.producer.send_result(record) {
@@ -311,13 +331,17 @@ impl Ingestor {
                     record = back;
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
-                Err((e, _)) => return Err(IngestError::Broker(e.to_string())),
+                Err((e, _)) => {
+                    PIPELINE.produce_failed(dataset, 1);
+                    return Err(IngestError::Broker(e.to_string()));
+                }
             }
         }
     }
 
-    /// Records a delivered batch: the rejected records, the feed's counts and, for a
-    /// connector, its checkpoint (for an idempotent push, its answer), in one transaction.
+    /// Records a delivered batch: the rejected records, the feed's counts, its audit entry
+    /// and, for a connector, its checkpoint (for an idempotent push, its answer), in one
+    /// transaction.
     pub async fn commit(
         &self,
         checked: &Checked,
@@ -402,6 +426,18 @@ impl Ingestor {
             .execute(&mut *tx)
             .await?;
         }
+        // Every publish batch is on the record, committed with the batch itself.
+        crate::audit::Entry::new(&checked.department, "publish")
+            .dataset(&checked.dataset)
+            .subject(&checked.stream)
+            .count(checked.accepted.len())
+            .detail(&serde_json::json!({
+                "source": source,
+                "read": checked.read,
+                "rejected": checked.rejected.len(),
+            }))
+            .append(&mut tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }

@@ -27,6 +27,7 @@ use super::ingest::header;
 use super::{topics, Backoff};
 use crate::config::KafkaConfig;
 use crate::kafka::{self, client_config};
+use crate::ops::metrics::{Component, Stage, PIPELINE};
 
 /// Most records written in one transaction.
 const MAX_BATCH: usize = 5000;
@@ -58,6 +59,7 @@ pub async fn run(kafka: KafkaConfig, db: PgPool, registry: Arc<Registry>) {
             Ok(()) => return,
             Err(e) => {
                 tracing::warn!(error = %e, "repository sink stopped; restarting");
+                PIPELINE.retried(Component::Sink, Stage::Consume);
                 backoff.wait().await;
             }
         }
@@ -108,6 +110,7 @@ async fn run_once(kafka: &KafkaConfig, db: &PgPool, registry: &Registry) -> anyh
         let mut backoff = Backoff::default();
         while let Err(e) = write_batch(db, &batch).await {
             tracing::warn!(error = %e, records = batch.len(), "cannot write the repository yet; retrying");
+            PIPELINE.retried(Component::Sink, Stage::RepositoryWrite);
             backoff.wait().await;
         }
     }
@@ -333,7 +336,8 @@ async fn write_batch(db: &PgPool, batch: &[Delivered]) -> Result<(), sqlx::Error
                    FROM UNNEST($2::text[], $3::text[], $4::int[], $5::text[]) AS u(pk, data, n, source)
                    ON CONFLICT (dataset, pk) DO UPDATE SET data = EXCLUDED.data,
                      version = repository_records.version + EXCLUDED.version,
-                     updated_at = now(), source = EXCLUDED.source
+                     updated_at = now(), source = EXCLUDED.source,
+                     change_xid = pg_current_xact_id()
                    RETURNING (xmax = 0) AS inserted)
                  SELECT count(*) FILTER (WHERE inserted) FROM up",
             )

@@ -3,6 +3,7 @@
 //! request, decision and read is written to the audit log (`crate::audit`).
 
 pub mod catalogue;
+pub mod delivery;
 pub mod mask;
 pub mod records;
 pub mod subscriptions;
@@ -49,13 +50,25 @@ pub enum SharingError {
         /// When it expired.
         until: chrono::DateTime<chrono::Utc>,
     },
+    /// The caller's approval was withdrawn.
+    #[error("subscription {id} was withdrawn by `{by}`: {reason}; request access again")]
+    Withdrawn {
+        /// The subscription.
+        id: uuid::Uuid,
+        /// Who withdrew it.
+        by: String,
+        /// Why.
+        reason: String,
+    },
     /// The subscription's state does not allow the action.
-    #[error("subscription {id} is {status}; only a pending request can be decided")]
+    #[error("subscription {id} is {status}; {allowed}")]
     WrongState {
         /// The subscription.
         id: uuid::Uuid,
         /// Its status.
         status: String,
+        /// What the action needs.
+        allowed: &'static str,
     },
     /// The salt file cannot be read or made.
     #[error("sharing.hash_salt_file {path}: {reason}")]

@@ -59,12 +59,22 @@ pub struct Subscription {
     pub decided_by: Option<String>,
     /// The reason given with the decision.
     pub reason: Option<String>,
+    /// When it was withdrawn.
+    pub withdrawn_at: Option<DateTime<Utc>>,
+    /// Who withdrew it: the requester, the owner, or `operator`.
+    pub withdrawn_by: Option<String>,
+    /// Why it was withdrawn.
+    pub withdrawal_reason: Option<String>,
     /// Pending past its reply deadline.
     #[sqlx(default)]
     pub overdue: bool,
     /// Approved and not yet expired.
     #[sqlx(default)]
     pub active: bool,
+    /// The Kafka topic the hub fills with the approved fields, masked, while the
+    /// subscription is active (`{topic_prefix}sub.{id}`); no longer filled when access ends.
+    #[sqlx(default)]
+    pub topic: Option<String>,
 }
 
 impl Subscription {
@@ -76,7 +86,7 @@ impl Subscription {
 }
 
 const COLUMNS: &str = "id, dataset, department, fields, purpose, status, requested_at, reply_due,
-    valid_until, decided_at, decided_by, reason";
+    valid_until, decided_at, decided_by, reason, withdrawn_at, withdrawn_by, withdrawal_reason";
 
 /// Checks `request` by `department` against the registry and records it; an unconditional
 /// dataset is approved at once.
@@ -169,7 +179,7 @@ pub async fn request(
     Ok(sub.with_flags(now))
 }
 
-/// Who decides a request.
+/// Who decides or withdraws a request.
 #[derive(Debug, Clone)]
 pub enum Decider {
     /// A department's token; `admin` when it holds the admin scope.
@@ -192,6 +202,26 @@ impl Decider {
     }
 }
 
+/// Subscription `id`, locked for the rest of `tx`, and the department owning its dataset.
+async fn locked(
+    tx: &mut sqlx::PgConnection,
+    registry: &Registry,
+    id: uuid::Uuid,
+) -> Result<(Subscription, String), SharingError> {
+    let sub: Subscription = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM subscriptions WHERE id = $1 FOR UPDATE"
+    ))
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(SharingError::UnknownSubscription(id))?;
+    let owner = registry
+        .dataset(&sub.dataset)
+        .map(|d| d.department.clone())
+        .unwrap_or_default();
+    Ok((sub, owner))
+}
+
 /// Approves (`approve`) or rejects a pending request. A rejection needs a reason.
 pub async fn decide(
     db: &PgPool,
@@ -209,17 +239,7 @@ pub async fn decide(
         ));
     }
     let mut tx = db.begin().await?;
-    let sub: Subscription = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM subscriptions WHERE id = $1 FOR UPDATE"
-    ))
-    .bind(id)
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or(SharingError::UnknownSubscription(id))?;
-    let owner = registry
-        .dataset(&sub.dataset)
-        .map(|d| d.department.clone())
-        .unwrap_or_default();
+    let (sub, owner) = locked(&mut tx, registry, id).await?;
     if let Decider::Department { code, admin: false } = decider {
         if *code != owner {
             return Err(SharingError::Forbidden(format!(
@@ -232,6 +252,7 @@ pub async fn decide(
         return Err(SharingError::WrongState {
             id,
             status: sub.status,
+            allowed: "only a pending request can be decided",
         });
     }
     let status = if approve { "approved" } else { "rejected" };
@@ -259,6 +280,62 @@ pub async fn decide(
     .detail(&serde_json::json!({"reason": reason, "requester": sub.department}))
     .append(&mut tx)
     .await?;
+    tx.commit().await?;
+    Ok(sub.with_flags(now))
+}
+
+/// Withdraws a pending or approved subscription, with a reason: the requester no longer
+/// needs the data, or the owning department (or a hub operator) ends the access. Reads are
+/// refused from then on, and the delivery worker stops filling the subscription's topic.
+pub async fn withdraw(
+    db: &PgPool,
+    registry: &Registry,
+    id: uuid::Uuid,
+    by: &Decider,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<Subscription, SharingError> {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(SharingError::BadRequest(
+            "a withdrawal needs a reason".to_owned(),
+        ));
+    }
+    let mut tx = db.begin().await?;
+    let (sub, owner) = locked(&mut tx, registry, id).await?;
+    if let Decider::Department { code, admin: false } = by {
+        if *code != owner && *code != sub.department {
+            return Err(SharingError::Forbidden(format!(
+                "subscription {id} is `{}`'s request for dataset `{}` of department `{owner}`; only those two departments or a hub operator withdraw it",
+                sub.department, sub.dataset
+            )));
+        }
+    }
+    if sub.status != "pending" && sub.status != "approved" {
+        return Err(SharingError::WrongState {
+            id,
+            status: sub.status,
+            allowed: "only a pending or approved subscription can be withdrawn",
+        });
+    }
+    // A pending request is decided by its withdrawal.
+    let sub: Subscription = sqlx::query_as(&format!(
+        "UPDATE subscriptions SET status = 'withdrawn', withdrawn_at = $2, withdrawn_by = $3,
+             withdrawal_reason = $4, decided_at = COALESCE(decided_at, $2)
+         WHERE id = $1 RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(now)
+    .bind(by.name())
+    .bind(reason)
+    .fetch_one(&mut *tx)
+    .await?;
+    Entry::new(by.name(), "subscription.withdraw")
+        .dataset(&sub.dataset)
+        .subject(id)
+        .detail(&serde_json::json!({"reason": reason, "requester": sub.department}))
+        .append(&mut tx)
+        .await?;
     tx.commit().await?;
     Ok(sub.with_flags(now))
 }
@@ -326,22 +403,32 @@ pub async fn grant_for_read(
     named: Option<uuid::Uuid>,
     now: DateTime<Utc>,
 ) -> Result<Subscription, SharingError> {
-    let approved: Vec<Subscription> = sqlx::query_as(&format!(
+    // The approved ones first; a withdrawn one explains a refusal when none is left.
+    let granted: Vec<Subscription> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM subscriptions
-         WHERE department = $1 AND dataset = $2 AND status = 'approved'
+         WHERE department = $1 AND dataset = $2 AND status IN ('approved', 'withdrawn')
            AND ($3::uuid IS NULL OR id = $3)
-         ORDER BY valid_until DESC, decided_at DESC"
+         ORDER BY status = 'approved' DESC, valid_until DESC, decided_at DESC"
     ))
     .bind(department)
     .bind(dataset)
     .bind(named)
     .fetch_all(db)
     .await?;
-    let not_approved = || SharingError::NotApproved {
-        department: department.to_owned(),
-        dataset: dataset.to_owned(),
-    };
-    let first = approved.into_iter().next().ok_or_else(not_approved)?;
+    let first = granted
+        .into_iter()
+        .next()
+        .ok_or_else(|| SharingError::NotApproved {
+            department: department.to_owned(),
+            dataset: dataset.to_owned(),
+        })?;
+    if first.status == "withdrawn" {
+        return Err(SharingError::Withdrawn {
+            id: first.id,
+            by: first.withdrawn_by.unwrap_or_default(),
+            reason: first.withdrawal_reason.unwrap_or_default(),
+        });
+    }
     if first.valid_until <= now {
         return Err(SharingError::Expired {
             department: department.to_owned(),

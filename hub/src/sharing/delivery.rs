@@ -1,0 +1,393 @@
+//! Subscription topics: for every active subscription the hub fills a Kafka topic,
+//! `{topic_prefix}sub.{id}`, with the dataset's records as the subscriber may see them (the
+//! approved fields, PII masked: the same projection as a read through the API), first every
+//! record in the repository, then each change as the sink stores it. Every delivered batch
+//! is in the audit log (`deliver`, with the keys), so `who-received` answers for topic
+//! readers as for API readers. When access ends (expiry or withdrawal) nothing more is put on
+//! the topic; the topic itself stays: who may read a topic is the cluster's ACLs, set by its
+//! operators, and deleting topics is theirs to decide (the local tansu broker does not
+//! survive producers that still know a deleted topic).
+//!
+//! Order and completeness: rows are taken in (`change_xid`, `pk`) order and only below the
+//! oldest transaction still running, so a row committed late by a transaction that began
+//! early is never passed over. Delivery is at least once: a batch is audited and marked
+//! pending before it is produced and marked done after the broker acknowledged it; a crash in
+//! between produces it again. Message key: the salted hash of the primary key (stable, so a
+//! compacted topic keeps the latest state, and it does not reveal the key); value: JSON
+//! `{"subscription", "dataset", "key", "updated_at", "data"}`, `key` and `data` masked.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bohai_schemas::{Dataset, Registry};
+use chrono::{DateTime, Utc};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::Value;
+use sqlx::PgPool;
+
+use super::mask::{self, Salt, View};
+use super::subscriptions::Subscription;
+use super::SharingState;
+use crate::audit::Entry;
+use crate::config::{KafkaConfig, SharingConfig};
+use crate::kafka::{self, client_config};
+use crate::ops::metrics::{Component, Stage, PIPELINE};
+
+/// Most records produced and audited as one batch.
+const BATCH: i64 = 1000;
+
+/// The topic of subscription `id`.
+pub fn topic(config: &KafkaConfig, id: uuid::Uuid) -> String {
+    kafka::topic_name(config, &format!("sub.{id}"))
+}
+
+/// `sub` with its topic named, while it is active.
+pub fn with_topic(mut sub: Subscription, config: &KafkaConfig) -> Subscription {
+    if sub.active {
+        sub.topic = Some(topic(config, sub.id));
+    }
+    sub
+}
+
+/// An active subscription, as the worker needs it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct Active {
+    id: uuid::Uuid,
+    dataset: String,
+    department: String,
+    fields: Vec<String>,
+    purpose: String,
+}
+
+/// A position in (`change_xid`, `pk`) order; the xid as text (PostgreSQL's `xid8`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Position {
+    xid: String,
+    pk: String,
+}
+
+/// One repository row to deliver.
+#[derive(Debug, sqlx::FromRow)]
+struct Row {
+    pk: String,
+    data: Value,
+    updated_at: DateTime<Utc>,
+    xid: String,
+}
+
+/// Why a round failed; every kind is retried.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// The database failed.
+    #[error("the database failed: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The broker failed.
+    #[error(transparent)]
+    Broker(#[from] kafka::BrokerError),
+    /// The broker refused or lost a record.
+    #[error("producing to {topic} failed: {reason}")]
+    Produce {
+        /// The subscription's topic.
+        topic: String,
+        /// Why.
+        reason: String,
+    },
+    /// The salt cannot be read.
+    #[error(transparent)]
+    Sharing(#[from] super::SharingError),
+}
+
+/// Fills the topics of active subscriptions and closes those of ended ones, forever.
+pub async fn run(
+    db: PgPool,
+    kafka: KafkaConfig,
+    config: SharingConfig,
+    registry: Arc<Registry>,
+    state: Arc<SharingState>,
+) {
+    let producer: FutureProducer = match client_config(&kafka)
+        .set("enable.idempotence", "true")
+        .create()
+    {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(error = %e, "subscription delivery: cannot create the producer");
+            return;
+        }
+    };
+    let mut worker = Worker {
+        db,
+        kafka,
+        registry,
+        producer,
+        created: HashSet::new(),
+    };
+    loop {
+        let salt = match state.salt(&config) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "subscription delivery: no salt; retrying");
+                tokio::time::sleep(config.delivery_interval.max(Duration::from_secs(5))).await;
+                continue;
+            }
+        };
+        match worker.round(&salt).await {
+            Ok(0) => tokio::time::sleep(config.delivery_interval).await,
+            Ok(n) => tracing::debug!(records = n, "subscription topics filled"),
+            Err(e) => {
+                tracing::warn!(error = %e, "subscription delivery failed; retrying");
+                let stage = match e {
+                    DeliveryError::Database(_) => Stage::Commit,
+                    _ => Stage::Produce,
+                };
+                PIPELINE.retried(Component::SubscriptionDelivery, stage);
+                tokio::time::sleep(config.delivery_interval.max(Duration::from_secs(1))).await;
+            }
+        }
+    }
+}
+
+struct Worker {
+    db: PgPool,
+    kafka: KafkaConfig,
+    registry: Arc<Registry>,
+    producer: FutureProducer,
+    /// Subscriptions whose topic this worker made sure of.
+    created: HashSet<uuid::Uuid>,
+}
+
+impl Worker {
+    /// One pass over every subscription; how many records it produced.
+    async fn round(&mut self, salt: &Salt) -> Result<usize, DeliveryError> {
+        self.close_ended().await?;
+        let active: Vec<Active> = sqlx::query_as(
+            "SELECT id, dataset, department, fields, purpose FROM subscriptions
+             WHERE status = 'approved' AND valid_until > now() ORDER BY decided_at, id",
+        )
+        .fetch_all(&self.db)
+        .await?;
+        let mut produced = 0;
+        let registry = Arc::clone(&self.registry);
+        for sub in &active {
+            let Some(dataset) = registry.dataset(&sub.dataset) else {
+                continue;
+            };
+            self.open(sub).await?;
+            produced += self.deliver_batch(sub, dataset, salt).await?;
+        }
+        Ok(produced)
+    }
+
+    /// Creates the subscription's topic and its delivery row, once.
+    async fn open(&mut self, sub: &Active) -> Result<(), DeliveryError> {
+        if self.created.contains(&sub.id) {
+            return Ok(());
+        }
+        let name = topic(&self.kafka, sub.id);
+        kafka::ensure_topics(&self.kafka, std::slice::from_ref(&name)).await?;
+        sqlx::query(
+            "INSERT INTO subscription_deliveries (subscription, topic) VALUES ($1, $2)
+             ON CONFLICT (subscription) DO NOTHING",
+        )
+        .bind(sub.id)
+        .bind(&name)
+        .execute(&self.db)
+        .await?;
+        tracing::info!(subscription = %sub.id, topic = %name, "subscription topic opened");
+        self.created.insert(sub.id);
+        Ok(())
+    }
+
+    /// Stops filling the topics of subscriptions that expired or were withdrawn.
+    async fn close_ended(&mut self) -> Result<(), DeliveryError> {
+        let ended: Vec<(uuid::Uuid, String)> = sqlx::query_as(
+            "SELECT d.subscription, d.topic FROM subscription_deliveries d
+             JOIN subscriptions s ON s.id = d.subscription
+             WHERE d.closed_at IS NULL AND NOT (s.status = 'approved' AND s.valid_until > now())",
+        )
+        .fetch_all(&self.db)
+        .await?;
+        for (id, name) in ended {
+            sqlx::query(
+                "UPDATE subscription_deliveries SET closed_at = now() WHERE subscription = $1",
+            )
+            .bind(id)
+            .execute(&self.db)
+            .await?;
+            self.created.remove(&id);
+            tracing::info!(subscription = %id, topic = %name, "access ended; subscription topic closed");
+        }
+        Ok(())
+    }
+
+    /// Produces the next batch of `sub` (or the batch a crash interrupted); how many records.
+    async fn deliver_batch(
+        &self,
+        sub: &Active,
+        dataset: &Dataset,
+        salt: &Salt,
+    ) -> Result<usize, DeliveryError> {
+        let (last, pending): (Position, Option<Position>) = {
+            let (xid, pk, pending_xid, pending_pk): (
+                String,
+                String,
+                Option<String>,
+                Option<String>,
+            ) = sqlx::query_as(
+                "SELECT last_xid::text, last_pk, pending_xid::text, pending_pk
+                     FROM subscription_deliveries WHERE subscription = $1",
+            )
+            .bind(sub.id)
+            .fetch_one(&self.db)
+            .await?;
+            (
+                Position { xid, pk },
+                pending_xid
+                    .zip(pending_pk)
+                    .map(|(xid, pk)| Position { xid, pk }),
+            )
+        };
+        let (rows, end) = match pending {
+            // A crash interrupted this batch after it was audited: produce it again.
+            Some(end) => (self.rows_between(&sub.dataset, &last, &end).await?, end),
+            None => {
+                let mut tx = self.db.begin().await?;
+                let rows: Vec<Row> = sqlx::query_as(
+                    "SELECT pk, data, updated_at, change_xid::text AS xid FROM repository_records
+                     WHERE dataset = $1 AND (change_xid, pk) > ($2::text::xid8, $3)
+                       AND change_xid < pg_snapshot_xmin(pg_current_snapshot())
+                     ORDER BY change_xid, pk LIMIT $4",
+                )
+                .bind(&sub.dataset)
+                .bind(&last.xid)
+                .bind(&last.pk)
+                .bind(BATCH)
+                .fetch_all(&mut *tx)
+                .await?;
+                let Some(tail) = rows.last() else {
+                    return Ok(0);
+                };
+                let end = Position {
+                    xid: tail.xid.clone(),
+                    pk: tail.pk.clone(),
+                };
+                let name = topic(&self.kafka, sub.id);
+                Entry::new(&sub.department, "deliver")
+                    .dataset(&sub.dataset)
+                    .subject(sub.id)
+                    .purpose(&sub.purpose)
+                    .keys(rows.iter().map(|r| r.pk.clone()).collect())
+                    .detail(&serde_json::json!({"fields": sub.fields, "topic": name}))
+                    .append(&mut tx)
+                    .await?;
+                sqlx::query(
+                    "UPDATE subscription_deliveries SET pending_xid = $2::text::xid8, pending_pk = $3
+                     WHERE subscription = $1",
+                )
+                .bind(sub.id)
+                .bind(&end.xid)
+                .bind(&end.pk)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                (rows, end)
+            }
+        };
+        self.produce(sub, dataset, &rows, salt).await?;
+        sqlx::query(
+            "UPDATE subscription_deliveries SET last_xid = pending_xid, last_pk = pending_pk,
+                 pending_xid = NULL, pending_pk = NULL,
+                 delivered_total = delivered_total + $2, last_delivery_at = now()
+             WHERE subscription = $1 AND pending_xid = $3::text::xid8 AND pending_pk = $4",
+        )
+        .bind(sub.id)
+        .bind(i64::try_from(rows.len()).unwrap_or(i64::MAX))
+        .bind(&end.xid)
+        .bind(&end.pk)
+        .execute(&self.db)
+        .await?;
+        Ok(rows.len())
+    }
+
+    /// The rows after `last` up to and including `end`, still in the repository as they are
+    /// now. (A row changed since was moved past `end`; it is delivered again later.)
+    async fn rows_between(
+        &self,
+        dataset: &str,
+        last: &Position,
+        end: &Position,
+    ) -> Result<Vec<Row>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT pk, data, updated_at, change_xid::text AS xid FROM repository_records
+             WHERE dataset = $1 AND (change_xid, pk) > ($2::text::xid8, $3)
+               AND (change_xid, pk) <= ($4::text::xid8, $5)
+             ORDER BY change_xid, pk",
+        )
+        .bind(dataset)
+        .bind(&last.xid)
+        .bind(&last.pk)
+        .bind(&end.xid)
+        .bind(&end.pk)
+        .fetch_all(&self.db)
+        .await
+    }
+
+    /// Produces `rows` as `sub` may see them and waits until the broker has every one.
+    async fn produce(
+        &self,
+        sub: &Active,
+        dataset: &Dataset,
+        rows: &[Row],
+        salt: &Salt,
+    ) -> Result<(), DeliveryError> {
+        let name = topic(&self.kafka, sub.id);
+        let failed = |reason: String| DeliveryError::Produce {
+            topic: name.clone(),
+            reason,
+        };
+        let view = View::Shared {
+            fields: &sub.fields,
+        };
+        let subscription = sub.id.to_string();
+        let mut deliveries = Vec::with_capacity(rows.len());
+        for row in rows {
+            let value = serde_json::json!({
+                "subscription": sub.id,
+                "dataset": sub.dataset,
+                "key": mask::key(dataset, &row.pk, &row.data, view, salt),
+                "updated_at": row.updated_at,
+                "data": mask::project(dataset, &row.data, view, salt),
+            })
+            .to_string();
+            let key = mask::salted_hash(salt, &Value::String(row.pk.clone()));
+            let headers = OwnedHeaders::new()
+                .insert(Header {
+                    key: "bohai-dataset",
+                    value: Some(&sub.dataset),
+                })
+                .insert(Header {
+                    key: "bohai-subscription",
+                    value: Some(&subscription),
+                });
+            let record = FutureRecord::to(&name)
+                .key(&key)
+                .payload(&value)
+                .headers(headers);
+            deliveries.push(
+                self.producer
+                    .send_result(record)
+                    .map_err(|(e, _)| failed(e.to_string()))?,
+            );
+        }
+        for d in deliveries {
+            match d.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((e, _))) => return Err(failed(e.to_string())),
+                Err(_) => return Err(failed("the producer went away".to_owned())),
+            }
+        }
+        Ok(())
+    }
+}
