@@ -51,6 +51,7 @@ struct Fixture {
     police_token: String,
     market_token: String,
     topic_prefix: String,
+    db: sqlx::PgPool,
 }
 
 impl Fixture {
@@ -89,6 +90,7 @@ impl Fixture {
             police_token,
             market_token,
             topic_prefix,
+            db,
         }
     }
 
@@ -631,4 +633,104 @@ fn claims_number(document: &str) -> String {
         .unwrap();
     let v: Value = serde_json::from_slice(&bytes).unwrap();
     v["sub"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_bulk_import_issues_every_valid_line_and_reports_every_bad_one() {
+    let f = Fixture::new().await;
+    let d = f.dir.path();
+    // Two departments' licences, interleaved, more than one batch of each (2,500).
+    let mut lines: Vec<String> = Vec::new();
+    for (t, seed) in [("driving-licence", "7"), ("business-licence", "8")] {
+        let out = d.join(format!("{t}.jsonl"));
+        ok(
+            &f.file,
+            &[
+                "licence",
+                "gen",
+                "--type",
+                t,
+                "3000",
+                "-o",
+                out.to_str().unwrap(),
+                "--seed",
+                seed,
+            ],
+        );
+        let text = std::fs::read_to_string(&out).unwrap();
+        if lines.is_empty() {
+            lines = text.lines().map(str::to_owned).collect();
+        } else {
+            let mut merged = Vec::new();
+            for (a, b) in lines.iter().zip(text.lines()) {
+                merged.push(a.clone());
+                merged.push(b.to_owned());
+            }
+            lines = merged;
+        }
+    }
+    // Three bad lines: not JSON, an unknown type, fields the type's schema refuses.
+    let mut bad: Value = serde_json::from_str(&lines[10]).unwrap();
+    bad["fields"] = json!({});
+    lines.insert(100, "{not json".to_owned());
+    lines.insert(
+        4000,
+        json!({"type": "fishing-permit", "holder": {}, "fields": {}}).to_string(),
+    );
+    lines.insert(5000, bad.to_string());
+    let file = d.join("registry.jsonl");
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let documents = d.join("documents.txt");
+
+    let out = ok(
+        &f.file,
+        &[
+            "licence",
+            "import",
+            file.to_str().unwrap(),
+            "--documents",
+            documents.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    let summary: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(summary["read"], 6003, "{summary}");
+    assert_eq!(summary["issued"], 6000, "{summary}");
+    let rejected: Vec<u64> = summary["rejects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(rejected, [101, 4001, 5001], "{summary}");
+    assert!(
+        summary["rejects"][1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("fishing-permit"),
+        "{summary}"
+    );
+
+    // Every issued licence is stored once, and its document was written back.
+    let (stored, numbers): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(DISTINCT number) FROM licences WHERE holder_name <> ''",
+    )
+    .fetch_one(&f.db)
+    .await
+    .unwrap();
+    assert_eq!((stored, numbers), (6000, 6000));
+    let written = std::fs::read_to_string(&documents).unwrap();
+    let written: Vec<&str> = written.lines().collect();
+    assert_eq!(written.len(), 6000);
+    let sample = d.join("sample.jws");
+    std::fs::write(&sample, written[4321]).unwrap();
+    let report = run(
+        &f.file,
+        &["licence", "verify", sample.to_str().unwrap(), "--json"],
+    );
+    assert!(
+        report.status.success(),
+        "{}",
+        String::from_utf8_lossy(&report.stdout)
+    );
 }

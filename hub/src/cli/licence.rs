@@ -1,7 +1,7 @@
 //! `bohai licence ...`: issue, import, renew, replace, revoke, suspend, resume, show and
 //! verify electronic licences (电子证照).
 
-use std::io::{BufRead as _, Write as _};
+use std::io::{BufRead, Write as _};
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::prepare;
 use super::seal::exit_with_report;
 use crate::config::Config;
-use crate::licences::service::{Actor, LicenceState};
+use crate::licences::service::{Actor, LicenceState, SealedBatch};
 use crate::licences::{IssueRequest, IssuedLicence, LicenceEvent, LicenceService, LicenceView};
 
 /// Licences per transaction when importing.
@@ -504,12 +504,83 @@ async fn import(
         ProgressStyle::with_template("{bar:40} {pos}/{len} licences  {per_sec}  eta {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let mut issued = 0usize;
-    let mut rejected: Vec<Value> = Vec::new();
-    // Group consecutive lines by issuing department: one batch per (chunk, department).
-    let mut pending: Vec<(usize, String, IssueRequest)> = Vec::new();
     let now = Utc::now();
-    for (i, line) in open()?.lines().enumerate() {
+    let handle = tokio::runtime::Handle::current();
+    // Two threads, one batch apart: this one reads, plans and seals (on both cores); the
+    // other stores, so that PostgreSQL writes one batch while the next is sealed.
+    let (issued, mut rejected) = tokio::task::block_in_place(|| {
+        std::thread::scope(|scope| -> anyhow::Result<(usize, Vec<Value>)> {
+            let (to_store, sealed) =
+                std::sync::mpsc::sync_channel::<(Vec<usize>, SealedBatch<'_>)>(1);
+            let documents = documents.as_mut();
+            let handle_ref = &handle;
+            let storer =
+                scope.spawn(move || store_batches(service, actor, handle_ref, sealed, documents));
+            let read = read_and_seal(
+                service,
+                registry,
+                actor,
+                &handle,
+                open()?,
+                &bar,
+                &to_store,
+                now,
+            );
+            // Dropping the sender ends the storer; its error (if any) is why reading stopped.
+            drop(to_store);
+            let (issued, store_rejects) = storer
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+            let mut rejected = read?;
+            rejected.extend(store_rejects);
+            Ok((issued, rejected))
+        })
+    })?;
+    rejected.sort_by_key(|r| r["line"].as_u64());
+    if let Some(d) = documents.as_mut() {
+        d.flush()?;
+    }
+    bar.finish();
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "read": total, "issued": issued, "rejected": rejected.len(), "rejects": rejected
+            }))?
+        );
+    } else {
+        for r in &rejected {
+            eprintln!("line {}: {}", r["line"], r["error"].as_str().unwrap_or("?"));
+        }
+        println!("read {total}, issued {issued}, rejected {}", rejected.len());
+    }
+    Ok(())
+}
+
+/// Licences per batch when importing (one department's, sealed and stored together).
+const IMPORT_BATCH: usize = 2_500;
+
+/// What goes from the sealing thread to the storing thread: the batch's line numbers and the
+/// batch.
+type ToStore<'a> = std::sync::mpsc::SyncSender<(Vec<usize>, SealedBatch<'a>)>;
+
+/// Reads the file, refusing unreadable lines and unknown types, and sends the rest, planned
+/// and sealed, in batches of one department each (grouped within chunks of
+/// [`IMPORT_CHUNK`] lines), to the storing thread. Returns the refused lines.
+#[allow(clippy::too_many_arguments)]
+fn read_and_seal<'a>(
+    service: &LicenceService<'a>,
+    registry: &bohai_schemas::Registry,
+    actor: &Actor,
+    handle: &tokio::runtime::Handle,
+    reader: impl BufRead,
+    bar: &ProgressBar,
+    to_store: &ToStore<'a>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Vec<Value>> {
+    let mut rejected: Vec<Value> = Vec::new();
+    let mut pending: Vec<(usize, String, IssueRequest)> = Vec::new();
+    for (i, line) in reader.lines().enumerate() {
         let line_no = i + 1;
         let line = match line {
             Ok(l) => l,
@@ -535,103 +606,72 @@ async fn import(
             },
         }
         if pending.len() >= IMPORT_CHUNK {
-            issued += flush(
-                service,
-                actor,
-                &mut pending,
-                &mut rejected,
-                documents.as_mut(),
-                now,
-            )
-            .await?;
+            seal_chunk(service, actor, handle, &mut pending, to_store, now)?;
         }
     }
-    issued += flush(
-        service,
-        actor,
-        &mut pending,
-        &mut rejected,
-        documents.as_mut(),
-        now,
-    )
-    .await?;
-    if let Some(d) = documents.as_mut() {
-        d.flush()?;
-    }
-    bar.finish();
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
-                "read": total, "issued": issued, "rejected": rejected.len(), "rejects": rejected
-            }))?
-        );
-    } else {
-        for r in &rejected {
-            eprintln!("line {}: {}", r["line"], r["error"].as_str().unwrap_or("?"));
+    seal_chunk(service, actor, handle, &mut pending, to_store, now)?;
+    Ok(rejected)
+}
+
+/// Plans and seals the pending lines in batches of one department each and hands each
+/// batch to the storing thread (waiting while it still stores the one before).
+fn seal_chunk<'a>(
+    service: &LicenceService<'a>,
+    actor: &Actor,
+    handle: &tokio::runtime::Handle,
+    pending: &mut Vec<(usize, String, IssueRequest)>,
+    to_store: &ToStore<'a>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let mut all = std::mem::take(pending);
+    all.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
+    let mut rest = all.into_iter().peekable();
+    while let Some((_, dept, _)) = rest.peek() {
+        let dept = dept.clone();
+        let mut lines = Vec::new();
+        let mut requests = Vec::new();
+        while let Some((line_no, _, request)) = rest.next_if(|p| p.1 == dept) {
+            lines.push(line_no);
+            requests.push(request);
+            if lines.len() == IMPORT_BATCH {
+                break;
+            }
         }
-        println!("read {total}, issued {issued}, rejected {}", rejected.len());
+        let plan = handle.block_on(service.plan_issue(actor, &dept, requests, now))?;
+        if to_store.send((lines, plan.seal())).is_err() {
+            // The storing thread stopped; it says why.
+            return Ok(());
+        }
     }
     Ok(())
 }
 
-/// Licences per `issue_many` call when importing.
-const IMPORT_BATCH: usize = 2_500;
-
-/// Issues the pending lines in batches of one department each, two batches at a time: while
-/// one batch's rows are written by PostgreSQL, the next is validated and sealed.
-async fn flush(
-    service: &LicenceService<'_>,
+/// Stores each sealed batch as it comes and writes the documents. Returns how many were
+/// issued and the refused lines.
+fn store_batches<'a>(
+    service: &LicenceService<'a>,
     actor: &Actor,
-    pending: &mut Vec<(usize, String, IssueRequest)>,
-    rejected: &mut Vec<Value>,
+    handle: &tokio::runtime::Handle,
+    sealed: std::sync::mpsc::Receiver<(Vec<usize>, SealedBatch<'a>)>,
     mut documents: Option<&mut std::io::BufWriter<std::fs::File>>,
-    now: DateTime<Utc>,
-) -> anyhow::Result<usize> {
-    let mut all = std::mem::take(pending);
-    all.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
-    let mut batches: Vec<&[(usize, String, IssueRequest)]> = Vec::new();
-    let mut rest = all.as_slice();
-    while let Some((_, dept, _)) = rest.first() {
-        let n = rest
-            .iter()
-            .take(IMPORT_BATCH)
-            .take_while(|p| &p.1 == dept)
-            .count();
-        let (batch, tail) = rest.split_at(n);
-        batches.push(batch);
-        rest = tail;
-    }
-    let issue = |batch: &[(usize, String, IssueRequest)]| {
-        let requests = batch.iter().map(|p| p.2.clone()).collect();
-        let dept = batch.first().map(|p| p.1.clone()).unwrap_or_default();
-        async move { service.issue_many(actor, &dept, requests, now).await }
-    };
+) -> anyhow::Result<(usize, Vec<Value>)> {
     let mut issued = 0;
-    for pair in batches.chunks(2) {
-        let results = match pair {
-            [a, b] => {
-                let (ra, rb) = tokio::join!(issue(a), issue(b));
-                vec![(*a, ra?), (*b, rb?)]
-            }
-            [a] => vec![(*a, issue(a).await?)],
-            _ => Vec::new(),
-        };
-        for (batch, outcomes) in results {
-            for ((line_no, _, _), r) in batch.iter().zip(outcomes) {
-                match r {
-                    Ok(l) => {
-                        issued += 1;
-                        if let Some(d) = documents.as_mut() {
-                            writeln!(d, "{}", l.document)?;
-                        }
+    let mut rejected = Vec::new();
+    for (lines, batch) in sealed {
+        let outcomes = handle.block_on(service.store_issued(actor, batch))?;
+        for (line_no, r) in lines.into_iter().zip(outcomes) {
+            match r {
+                Ok(l) => {
+                    issued += 1;
+                    if let Some(d) = documents.as_mut() {
+                        writeln!(d, "{}", l.document)?;
                     }
-                    Err(e) => {
-                        rejected.push(serde_json::json!({"line": line_no, "error": e.to_string()}))
-                    }
+                }
+                Err(e) => {
+                    rejected.push(serde_json::json!({"line": line_no, "error": e.to_string()}))
                 }
             }
         }
     }
-    Ok(issued)
+    Ok((issued, rejected))
 }

@@ -284,7 +284,8 @@ impl<'a> LicenceService<'a> {
 
     /// Issues many licences of one department: each request gets its licence or its error,
     /// in order. Schema validation and sealing run on both cores; the valid ones are stored
-    /// in one transaction.
+    /// in one transaction. (A bulk import overlaps the steps itself: [`Self::plan_issue`],
+    /// [`IssuePlan::seal`], [`Self::store_issued`].)
     pub async fn issue_many(
         &self,
         actor: &Actor,
@@ -292,24 +293,50 @@ impl<'a> LicenceService<'a> {
         requests: Vec<IssueRequest>,
         now: DateTime<Utc>,
     ) -> Result<Vec<Result<IssuedLicence, LicenceError>>, LicenceError> {
+        let plan = self.plan_issue(actor, department, requests, now).await?;
+        self.store_issued(actor, plan.seal()).await
+    }
+
+    /// The first step of issuing a batch of one department: checks each request's type and
+    /// the caller's right to issue it, finds the department's seal key and reserves a number
+    /// and a status index for each request that passed.
+    pub async fn plan_issue(
+        &self,
+        actor: &Actor,
+        department: &str,
+        requests: Vec<IssueRequest>,
+        now: DateTime<Utc>,
+    ) -> Result<IssuePlan<'a>, LicenceError> {
         let now = whole_seconds(now);
-        let typed: Vec<Result<(&LicenceType, IssueRequest), LicenceError>> = requests
+        let typed: Vec<Result<(&'a LicenceType, IssueRequest), LicenceError>> = requests
             .into_iter()
             .map(|r| self.check_type(actor, department, r))
             .collect();
         let n_ok = typed.iter().filter(|c| c.is_ok()).count();
         if n_ok == 0 {
-            return Ok(typed
-                .into_iter()
-                .map(|c| c.and_then(|_| Err(LicenceError::Stored("unreachable".to_owned()))))
-                .collect());
+            return Ok(IssuePlan {
+                department: department.to_owned(),
+                seal: None,
+                jobs: typed
+                    .into_iter()
+                    .map(|c| {
+                        c.and_then(|_| {
+                            Err(LicenceError::Stored(
+                                "a passed request was not counted".to_owned(),
+                            ))
+                        })
+                    })
+                    .collect(),
+                uri: String::new(),
+                now,
+            });
         }
         let (seal_id, key) = self.seal_of(department, now).await?;
         let issuer = self.issuer(department)?;
         let mut reserved = store::reserve(self.db, i64::try_from(n_ok).unwrap_or(i64::MAX))
             .await?
             .into_iter();
-        let jobs: Vec<Result<Job<'_>, LicenceError>> = typed
+        let jobs: Vec<Result<Job<'a>, LicenceError>> = typed
             .into_iter()
             .map(|c| {
                 c.and_then(|(t, r)| {
@@ -319,17 +346,29 @@ impl<'a> LicenceService<'a> {
                 })
             })
             .collect();
-        let sealer = Sealer {
-            key: &key,
-            issuer: &issuer,
+        Ok(IssuePlan {
+            department: department.to_owned(),
+            seal: Some((seal_id, key, issuer)),
+            jobs,
             uri: self.config.status_list_url(),
-            year: now.format("%Y").to_string(),
             now,
-        };
-        let done: Vec<Result<SealedOne<'_>, LicenceError>> = on_both_cores(jobs, |job| {
-            job.and_then(|(t, r, res)| sealer.seal(t, r, res))
-        });
+        })
+    }
 
+    /// The last step of issuing a batch: stores the sealed licences and their `issued`
+    /// events in one transaction, with one audit entry naming them all. Each request gets its
+    /// licence or its error, in order.
+    pub async fn store_issued(
+        &self,
+        actor: &Actor,
+        batch: SealedBatch<'a>,
+    ) -> Result<Vec<Result<IssuedLicence, LicenceError>>, LicenceError> {
+        let SealedBatch {
+            department,
+            seal_id,
+            done,
+            now,
+        } = batch;
         let versions: Vec<NewVersion<'_>> = done
             .iter()
             .flatten()
@@ -337,7 +376,7 @@ impl<'a> LicenceService<'a> {
                 number: &d.number,
                 version: 1,
                 licence_type: &d.prepared.licence_type.id,
-                department,
+                department: &department,
                 holder_name: &d.prepared.holder_name,
                 holder_id: &d.prepared.holder_id,
                 status_index: d.index,
@@ -892,6 +931,85 @@ pub fn claims_of(document: &str) -> Result<LicenceClaims, LicenceError> {
 
 /// A request to seal: its type, the request and its reserved (status index, serial).
 type Job<'t> = (&'t LicenceType, IssueRequest, (i64, i64));
+
+/// A batch of new licences of one department, checked, numbered and ready to seal
+/// ([`LicenceService::plan_issue`]).
+pub struct IssuePlan<'t> {
+    department: String,
+    /// The seal's id, its key and the issuer; `None` when no request passed.
+    seal: Option<(String, Arc<SealKey>, Issuer)>,
+    jobs: Vec<Result<Job<'t>, LicenceError>>,
+    uri: String,
+    now: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for IssuePlan<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "IssuePlan({} of {})", self.jobs.len(), self.department)
+    }
+}
+
+impl<'t> IssuePlan<'t> {
+    /// Validates and seals every planned licence, on both cores; blocks the calling thread
+    /// while it works. Needs no database: it can run while another batch is being stored.
+    pub fn seal(self) -> SealedBatch<'t> {
+        let IssuePlan {
+            department,
+            seal,
+            jobs,
+            uri,
+            now,
+        } = self;
+        let Some((seal_id, key, issuer)) = seal else {
+            return SealedBatch {
+                department,
+                seal_id: String::new(),
+                // Only refused requests have no seal.
+                done: jobs
+                    .into_iter()
+                    .map(|j| {
+                        j.and_then(|_| {
+                            Err(LicenceError::Stored(
+                                "a licence was planned without a seal".to_owned(),
+                            ))
+                        })
+                    })
+                    .collect(),
+                now,
+            };
+        };
+        let sealer = Sealer {
+            key: &key,
+            issuer: &issuer,
+            uri,
+            year: now.format("%Y").to_string(),
+            now,
+        };
+        let done = on_both_cores(jobs, |job| {
+            job.and_then(|(t, r, res)| sealer.seal(t, r, res))
+        });
+        SealedBatch {
+            department,
+            seal_id,
+            done,
+            now,
+        }
+    }
+}
+
+/// A sealed batch, ready to store ([`LicenceService::store_issued`]).
+pub struct SealedBatch<'t> {
+    department: String,
+    seal_id: String,
+    done: Vec<Result<SealedOne<'t>, LicenceError>>,
+    now: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for SealedBatch<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SealedBatch({} of {})", self.done.len(), self.department)
+    }
+}
 
 /// What sealing a batch of new licences shares.
 struct Sealer<'k> {
