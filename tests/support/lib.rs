@@ -227,6 +227,7 @@ where
     }
 }
 
+pub mod broker;
 pub mod proxy;
 pub mod webdriver;
 

@@ -429,3 +429,145 @@ async fn sink_killed_mid_write_neither_loses_nor_duplicates() {
     let expected = expected_repository(&registry, "driving-licences", &feed);
     assert_repository_matches(&db, "driving-licences", &expected).await;
 }
+
+/// A generated JSON Lines feed of `resident-registrations` (5% invalid) and the connector
+/// file that reads it, for the outage tests.
+struct OutageFeed {
+    connector: std::path::PathBuf,
+    source: std::path::PathBuf,
+    name: String,
+    records: u64,
+}
+
+fn outage_feed(config: &Config, dir: &Path, name: &str, records: u64) -> OutageFeed {
+    let config_file = write_config(config, dir).unwrap();
+    let source = dir.join(format!("{name}.jsonl"));
+    gen(
+        &config_file,
+        "resident-registrations",
+        records,
+        &source,
+        &["--invalid-ratio", "0.05"],
+    );
+    let connector = connector_file(
+        dir,
+        name,
+        "resident-registrations",
+        &format!(
+            "kind = \"file\"\npath = \"{}\"\nformat = \"jsonl\"",
+            source.display()
+        ),
+    );
+    OutageFeed {
+        connector,
+        source,
+        name: name.to_owned(),
+        records,
+    }
+}
+
+impl OutageFeed {
+    /// Waits until the connector committed its first batches (and not the whole feed).
+    async fn started(&self, db: &PgPool) {
+        let at = eventually(
+            Duration::from_secs(120),
+            "the connector to commit its first batch",
+            || async {
+                let seq = checkpoint_seq(db, &self.name).await;
+                (seq > 0).then_some(seq)
+            },
+        )
+        .await;
+        assert!(at < self.records as i64, "the feed ended before the outage");
+    }
+
+    /// Waits for the whole feed in the repository and checks it record by record.
+    async fn reconciles(&self, db: &PgPool, config: &Config) {
+        let s = caught_up(db, "resident-registrations", self.records as i64).await;
+        assert!(s.reconciled, "{s:?}");
+        let registry = Registry::load(&config.registry.dir).unwrap();
+        let expected = expected_repository(&registry, "resident-registrations", &self.source);
+        assert_repository_matches(db, "resident-registrations", &expected).await;
+    }
+}
+
+#[tokio::test]
+async fn the_pipeline_waits_out_the_hub_database_going_away() {
+    use bohai_tests::proxy::TcpProxy;
+    let mut config = prepared_config().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let feed = outage_feed(&config, dir.path(), "psb-db-away", 30_000);
+    // The hub reaches PostgreSQL through a proxy the test cuts; the test itself does not.
+    let db = pool(&config).await;
+    let mut url = reqwest::Url::parse(&config.database.url).unwrap();
+    let target = (
+        url.host_str().unwrap_or("127.0.0.1").to_owned(),
+        url.port().unwrap_or(5432),
+    );
+    let target = tokio::net::lookup_host(target)
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let proxy = TcpProxy::start(target).await.unwrap();
+    url.set_ip_host(proxy.addr().ip()).unwrap();
+    url.set_port(Some(proxy.addr().port())).unwrap();
+    config.database.url = url.to_string();
+    config.pipeline.connectors = vec![feed.connector.clone()];
+    config.pipeline.sink = true;
+    let hub = bohai_tests::RunningHub::start(config.clone())
+        .await
+        .unwrap();
+
+    feed.started(&db).await;
+    proxy.cut();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    proxy.restore();
+    feed.reconciles(&db, &config).await;
+
+    // The waits are counted: the connector could not record its batch, the sink could not
+    // write (whichever the outage caught; at least one of them).
+    let metrics = reqwest::get(hub.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let retried = |labels: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("bohai_pipeline_retries_total{{{labels}}}")))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let waits = retried(r#"component="connector",stage="commit""#)
+        + retried(r#"component="sink",stage="repository_write""#);
+    assert!(waits >= 1.0, "no retry counted:\n{metrics}");
+}
+
+#[tokio::test]
+async fn the_pipeline_waits_out_the_broker_going_away() {
+    use bohai_tests::broker::PrivateBroker;
+    let mut broker = PrivateBroker::start().await.unwrap();
+    let mut config = bohai_tests::test_config().await.unwrap();
+    config.kafka.brokers = broker.brokers();
+    let db = pool(&config).await;
+    bohai_hub::database::migrate(&db).await.unwrap();
+    let registry = Registry::load(&config.registry.dir).unwrap();
+    bohai_hub::registry::sync(&db, &registry).await.unwrap();
+    topics::ensure(&config.kafka, &registry).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let feed = outage_feed(&config, dir.path(), "psb-broker-away", 20_000);
+    config.pipeline.connectors = vec![feed.connector.clone()];
+    config.pipeline.sink = true;
+    let _hub = bohai_tests::RunningHub::start(config.clone())
+        .await
+        .unwrap();
+
+    feed.started(&db).await;
+    broker.kill();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    broker.resume().await.unwrap();
+    feed.reconciles(&db, &config).await;
+}
