@@ -427,6 +427,7 @@ fn read_records(
         // The original bytes, for the dead-letter topic should the record be rejected later,
         // when the reader kept them whole.
         let mut kept_raw = None;
+        let mut raw_is_json = false;
         let body_and_end = match &mut open.reader {
             Reader::Csv { reader, headers } => {
                 let mut record = csv::ByteRecord::new();
@@ -461,6 +462,12 @@ fn read_records(
                             None => &bytes,
                         };
                         let body = jsonl_body(line, encoding);
+                        // The line itself is the record's JSON when it is UTF-8 without a
+                        // byte-order mark and kept whole.
+                        raw_is_json = body.is_ok()
+                            && encoding == Encoding::Utf8
+                            && !line.starts_with(b"\xef\xbb\xbf")
+                            && bytes.len() <= RAW_KEEP_LIMIT;
                         kept_raw = Some(bytes);
                         body
                     };
@@ -493,6 +500,7 @@ fn read_records(
             stream: None,
             body,
             raw,
+            raw_is_json,
         });
         open.position.seq += 1;
         open.position.offset = end;
@@ -726,6 +734,43 @@ mod tests {
         );
         assert_eq!(records[4].body.as_ref().unwrap()["name"], "b");
         assert_eq!(records[1].raw, b"not json\n");
+    }
+
+    #[tokio::test]
+    async fn only_a_whole_utf8_json_line_is_marked_publishable_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("feed.jsonl");
+        std::fs::write(
+            &path,
+            "\u{feff}{\"name\":\"bom\"}\n{ \"name\" : \"spaced\" }\r\nnot json\n",
+        )
+        .unwrap();
+        let mut source = FileSource::open(
+            single(&path, FileFormat::Jsonl, Encoding::Utf8),
+            context(None),
+        )
+        .unwrap();
+        let records: Vec<SourceRecord> = drain(&mut source, 100)
+            .await
+            .into_iter()
+            .flat_map(|(_, r)| r)
+            .collect();
+        let marks: Vec<bool> = records.iter().map(|r| r.raw_is_json).collect();
+        assert_eq!(marks, [false, true, false]);
+        assert_eq!(records[1].raw.trim_ascii(), b"{ \"name\" : \"spaced\" }");
+
+        // GB 18030 lines are decoded: their bytes are not the JSON text.
+        let gbk = dir.path().join("gbk.jsonl");
+        let (bytes, _, _) = encoding_rs::GBK.encode("{\"name\":\"张三\"}\n");
+        std::fs::write(&gbk, &bytes).unwrap();
+        let mut source = FileSource::open(
+            single(&gbk, FileFormat::Jsonl, Encoding::Gb18030),
+            context(None),
+        )
+        .unwrap();
+        let records = drain(&mut source, 100).await;
+        assert_eq!(records[0].1[0].body.as_ref().unwrap()["name"], "张三");
+        assert!(!records[0].1[0].raw_is_json);
     }
 
     #[tokio::test]

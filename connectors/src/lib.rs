@@ -37,6 +37,10 @@ pub struct SourceRecord {
     pub body: Result<serde_json::Map<String, serde_json::Value>, ReadFailure>,
     /// The original bytes (capped at [`RAW_KEEP_LIMIT`]), kept for the dead-letter topic.
     pub raw: Vec<u8>,
+    /// Whether `raw`, less surrounding whitespace, is whole and exactly the UTF-8 JSON text
+    /// `body` was parsed from (a UTF-8 JSON Lines line, an HTTP push element): a valid record
+    /// is then published as those bytes instead of being serialised again.
+    pub raw_is_json: bool,
 }
 
 /// The most original bytes kept with a rejected record; the origin names where the rest is.

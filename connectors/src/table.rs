@@ -710,6 +710,8 @@ fn row_record(
         stream: Some(format!("table:{}:{key_text}", context.name)),
         body,
         raw,
+        // The row as the database rendered it, before the fields were typed.
+        raw_is_json: false,
     })
 }
 

@@ -199,6 +199,7 @@ fn parse_body(body: &[u8], ndjson: bool, stream: &str) -> Result<Vec<SourceRecor
             origin,
             seq: seq as u64,
             stream: None,
+            raw_is_json: body.is_ok() && raw.len() <= RAW_KEEP_LIMIT,
             body,
             raw: raw[..raw.len().min(RAW_KEEP_LIMIT)].to_vec(),
         });

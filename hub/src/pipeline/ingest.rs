@@ -453,11 +453,16 @@ fn check_records(dataset: &Dataset, records: Vec<SourceRecord>) -> (Vec<Accepted
     let mut rejected = Vec::new();
     for record in records {
         match check_record(dataset, record.body) {
-            Ok((key, payload)) => accepted.push(Accepted {
+            Ok((key, value)) => accepted.push(Accepted {
                 seq: record.seq,
                 stream: record.stream,
                 key,
-                payload,
+                // The bytes it came as, when they are its JSON; else the record serialised.
+                payload: if record.raw_is_json {
+                    record.raw.trim_ascii().to_vec()
+                } else {
+                    serde_json::to_vec(&value).unwrap_or_default()
+                },
             }),
             Err(reasons) => rejected.push(Rejection {
                 seq: record.seq,
@@ -487,20 +492,17 @@ async fn await_delivery(f: DeliveryFuture) -> Result<(), IngestError> {
 }
 
 /// Checks one record: readable, valid for the schema, with a primary key. Returns the key
-/// and the payload to publish, or every reason it fails.
+/// and the record, or every reason it fails.
 fn check_record(
     dataset: &Dataset,
     body: Result<serde_json::Map<String, Value>, ReadFailure>,
-) -> Result<(String, Vec<u8>), Vec<Violation>> {
+) -> Result<(String, Value), Vec<Violation>> {
     let map = body.map_err(|f| vec![Violation::new(f.pointer, f.rule, f.message)])?;
     let key = primary_key(dataset, &map);
     let value = Value::Object(map);
     let mut violations = dataset.validator.validate(&value);
     match key {
-        Ok(key) if violations.is_empty() => {
-            let payload = serde_json::to_vec(&value).unwrap_or_default();
-            Ok((key, payload))
-        }
+        Ok(key) if violations.is_empty() => Ok((key, value)),
         Ok(_) => Err(violations),
         Err(v) => {
             // A missing key field is already a `required` violation; add ours only when the
