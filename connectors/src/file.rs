@@ -662,6 +662,17 @@ mod tests {
         out
     }
 
+    /// Every record of a whole JSON Lines file.
+    async fn read_jsonl(path: &Path, encoding: Encoding) -> Vec<SourceRecord> {
+        let mut source =
+            FileSource::open(single(path, FileFormat::Jsonl, encoding), context(None)).unwrap();
+        drain(&mut source, 100)
+            .await
+            .into_iter()
+            .flat_map(|(_, r)| r)
+            .collect()
+    }
+
     #[tokio::test]
     async fn gbk_csv_with_bad_rows_and_resume_from_a_checkpoint() {
         let dir = tempfile::tempdir().unwrap();
@@ -714,16 +725,7 @@ mod tests {
             format!("{{\"name\":\"a\"}}\n\nnot json\n[1]\n{long}\r\n{{\"name\":\"b\"}}"),
         )
         .unwrap();
-        let mut source = FileSource::open(
-            single(&path, FileFormat::Jsonl, Encoding::Utf8),
-            context(None),
-        )
-        .unwrap();
-        let records: Vec<SourceRecord> = drain(&mut source, 100)
-            .await
-            .into_iter()
-            .flat_map(|(_, r)| r)
-            .collect();
+        let records = read_jsonl(&path, Encoding::Utf8).await;
         let rules: Vec<&str> = records
             .iter()
             .map(|r| r.body.as_ref().map(|_| "ok").unwrap_or_else(|f| f.rule))
@@ -745,16 +747,7 @@ mod tests {
             "\u{feff}{\"name\":\"bom\"}\n{ \"name\" : \"spaced\" }\r\nnot json\n",
         )
         .unwrap();
-        let mut source = FileSource::open(
-            single(&path, FileFormat::Jsonl, Encoding::Utf8),
-            context(None),
-        )
-        .unwrap();
-        let records: Vec<SourceRecord> = drain(&mut source, 100)
-            .await
-            .into_iter()
-            .flat_map(|(_, r)| r)
-            .collect();
+        let records = read_jsonl(&path, Encoding::Utf8).await;
         let marks: Vec<bool> = records.iter().map(|r| r.raw_is_json).collect();
         assert_eq!(marks, [false, true, false]);
         assert_eq!(records[1].raw.trim_ascii(), b"{ \"name\" : \"spaced\" }");
@@ -763,14 +756,9 @@ mod tests {
         let gbk = dir.path().join("gbk.jsonl");
         let (bytes, _, _) = encoding_rs::GBK.encode("{\"name\":\"张三\"}\n");
         std::fs::write(&gbk, &bytes).unwrap();
-        let mut source = FileSource::open(
-            single(&gbk, FileFormat::Jsonl, Encoding::Gb18030),
-            context(None),
-        )
-        .unwrap();
-        let records = drain(&mut source, 100).await;
-        assert_eq!(records[0].1[0].body.as_ref().unwrap()["name"], "张三");
-        assert!(!records[0].1[0].raw_is_json);
+        let records = read_jsonl(&gbk, Encoding::Gb18030).await;
+        assert_eq!(records[0].body.as_ref().unwrap()["name"], "张三");
+        assert!(!records[0].raw_is_json);
     }
 
     #[tokio::test]
