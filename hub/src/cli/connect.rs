@@ -37,11 +37,9 @@ pub(super) async fn run(config: &Config, command: &ConnectCommand) -> anyhow::Re
     let registry = Arc::new(registry);
     topics::ensure(&config.kafka, &registry).await?;
     let ingestor = Ingestor::new(&config.kafka, db.clone(), Arc::clone(&registry))?;
-    let bar = if *json {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new_spinner()
-    };
+    // On standard error, and only when it is a terminal: `--json` output on standard output
+    // stays clean, and a benchmark run by hand still shows its progress.
+    let bar = ProgressBar::new_spinner();
     bar.set_style(
         ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_spinner()),

@@ -495,11 +495,9 @@ async fn import(
             total += 1;
         }
     }
-    let bar = if json {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(u64::try_from(total).unwrap_or(0))
-    };
+    // On standard error, and only when it is a terminal: `--json` output on standard output
+    // stays clean, and a benchmark run by hand still shows its progress.
+    let bar = ProgressBar::new(u64::try_from(total).unwrap_or(0));
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} licences  {per_sec}  eta {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
