@@ -710,6 +710,32 @@ async fn a_subscription_topic_carries_the_approved_fields_masked_until_access_is
     assert_eq!(deliver_entries(&db, &id).await, deliveries_before);
     assert_eq!(topic_messages(&topic), records.len() + 1);
 
+    // /metrics tells the same: civil-affairs got 3 + 1 records and has no active subscription
+    // left; taxation got its 3 and the later change, and is active.
+    let metrics_url = hub.url("/metrics");
+    bohai_tests::eventually(
+        std::time::Duration::from_secs(30),
+        "the delivery counts in /metrics",
+        || async {
+            let text = reqwest::get(&metrics_url).await.ok()?.text().await.ok()?;
+            let value = |metric: &str, dept: &str| {
+                let series = format!("{metric}{{dataset=\"{DATASET}\",department=\"{dept}\"}} ");
+                text.lines()
+                    .find_map(|l| l.strip_prefix(&series))
+                    .and_then(|v| v.parse::<f64>().ok())
+            };
+            (value(
+                "bohai_subscription_records_delivered_total",
+                "civil-affairs",
+            ) == Some(4.0)
+                && value("bohai_subscriptions_active", "civil-affairs") == Some(0.0)
+                && value("bohai_subscription_records_delivered_total", "taxation") == Some(4.0)
+                && value("bohai_subscriptions_active", "taxation") == Some(1.0))
+            .then_some(())
+        },
+    )
+    .await;
+
     // The CLI shows the withdrawal.
     let out = bohai_ok(&config_file, &["sub", "show", &id]);
     assert!(out.contains("withdrawn"), "{out}");

@@ -478,6 +478,28 @@ impl Collector for OverviewCollector {
                 .iter()
                 .map(|(k, n)| (vec![("event", k.clone())], *n as f64)),
         )?;
+        let reader = |s: &super::overview::SubscriptionDeliveries| -> Labels {
+            vec![
+                ("dataset", s.dataset.clone()),
+                ("department", s.department.clone()),
+            ]
+        };
+        family(
+            &mut e,
+            "bohai_subscriptions_active",
+            "Approved, unexpired subscriptions, by dataset and reading department",
+            G,
+            o.subscriptions.iter().map(|s| (reader(s), s.active as f64)),
+        )?;
+        family(
+            &mut e,
+            "bohai_subscription_records_delivered",
+            "Records put on subscription topics, by dataset and reading department",
+            C,
+            o.subscriptions
+                .iter()
+                .map(|s| (reader(s), s.delivered_total as f64)),
+        )?;
         Ok(())
     }
 }

@@ -109,6 +109,8 @@ pub struct Overview {
     pub seals: Coverage,
     /// Licence statistics.
     pub licences: LicenceStats,
+    /// What the subscription topics carry, by dataset and reading department.
+    pub subscriptions: Vec<SubscriptionDeliveries>,
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -247,6 +249,39 @@ fn feed_health(
         dataset: r.dataset,
         source: r.source,
     }
+}
+
+/// What the subscription topics carry, for one dataset and one reading department.
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+pub struct SubscriptionDeliveries {
+    /// The dataset.
+    pub dataset: String,
+    /// The reading department.
+    pub department: String,
+    /// Its subscriptions to the dataset that are approved and not expired.
+    pub active: i64,
+    /// Records put on its subscription topics, all subscriptions together.
+    pub delivered_total: i64,
+    /// When a batch last reached one of those topics.
+    pub last_delivery_at: Option<DateTime<Utc>>,
+}
+
+/// Subscription deliveries by dataset and reading department (every pair that ever had an
+/// approved subscription).
+pub async fn subscription_deliveries(
+    db: &PgPool,
+) -> Result<Vec<SubscriptionDeliveries>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT s.dataset, s.department,
+                count(*) FILTER (WHERE s.status = 'approved' AND s.valid_until > now()) AS active,
+                COALESCE(sum(d.delivered_total), 0)::bigint AS delivered_total,
+                max(d.last_delivery_at) AS last_delivery_at
+         FROM subscriptions s LEFT JOIN subscription_deliveries d ON d.subscription = s.id
+         WHERE s.decided_at IS NOT NULL AND s.status IN ('approved', 'withdrawn')
+         GROUP BY s.dataset, s.department ORDER BY s.dataset, s.department",
+    )
+    .fetch_all(db)
+    .await
 }
 
 /// Licence versions by state and events by kind.
@@ -414,6 +449,7 @@ pub async fn gather(
         .await
         .map_err(|e| OverviewError::Seals(e.to_string()))?;
     let licences = licence_stats(db).await?;
+    let subscriptions = subscription_deliveries(db).await?;
     let (sink_lag, sink_lag_error) = match sink_lag(&config.kafka, db, registry).await {
         Ok(l) => (l, None),
         Err(e) => (Vec::new(), Some(e)),
@@ -434,6 +470,7 @@ pub async fn gather(
         sink_lag_error,
         seals,
         licences,
+        subscriptions,
     })
 }
 
