@@ -643,6 +643,17 @@ async fn a_subscription_topic_carries_the_approved_fields_masked_until_access_is
     let withdraw = hub.url(&format!("/api/v1/subscriptions/{id}/withdraw"));
     let (status, body) = post(&client, &withdraw, &reader, &json!({})).await;
     assert_eq!(status, 400, "a withdrawal without a reason: {body}");
+    // The owner withdraws with its publishing token, not a reading one.
+    let owner_reader = auth::create_scoped_token(&db, "market-regulation", &[Scope::Read], None)
+        .await
+        .unwrap()
+        .secret;
+    let (status, body) = post(&client, &withdraw, &owner_reader, &json!({"reason": "x"})).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("wrong_scope")),
+        "{body}"
+    );
     let (status, body) = post(
         &client,
         &withdraw,

@@ -603,8 +603,11 @@ fn read_and_seal<'a>(
                 Some(t) => pending.push((line_no, t.department.clone(), r)),
             },
         }
-        if pending.len() >= IMPORT_CHUNK {
-            seal_chunk(service, actor, handle, &mut pending, to_store, now)?;
+        if pending.len() >= IMPORT_CHUNK
+            && !seal_chunk(service, actor, handle, &mut pending, to_store, now)?
+        {
+            // The storing thread stopped; its error is reported, and nothing more is read.
+            return Ok(rejected);
         }
     }
     seal_chunk(service, actor, handle, &mut pending, to_store, now)?;
@@ -612,7 +615,8 @@ fn read_and_seal<'a>(
 }
 
 /// Plans and seals the pending lines in batches of one department each and hands each
-/// batch to the storing thread (waiting while it still stores the one before).
+/// batch to the storing thread (waiting while it still stores the one before). `false` when
+/// the storing thread has stopped.
 fn seal_chunk<'a>(
     service: &LicenceService<'a>,
     actor: &Actor,
@@ -620,7 +624,7 @@ fn seal_chunk<'a>(
     pending: &mut Vec<(usize, String, IssueRequest)>,
     to_store: &ToStore<'a>,
     now: DateTime<Utc>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
     let mut all = std::mem::take(pending);
     all.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
     let mut rest = all.into_iter().peekable();
@@ -637,11 +641,10 @@ fn seal_chunk<'a>(
         }
         let plan = handle.block_on(service.plan_issue(actor, &dept, requests, now))?;
         if to_store.send((lines, plan.seal())).is_err() {
-            // The storing thread stopped; it says why.
-            return Ok(());
+            return Ok(false);
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Stores each sealed batch as it comes and writes the documents. Returns how many were

@@ -291,7 +291,16 @@ pub(super) async fn withdraw_subscription(
 ) -> Result<Json<Subscription>, ApiError> {
     let admin = caller.has(Scope::Admin);
     if !admin {
-        caller.require_any(&[Scope::Read, Scope::Publish])?;
+        // The requester withdraws with its reading token, the owner with its publishing one
+        // (the same scope that decides requests); anyone else is refused by `withdraw`.
+        let sub = subscriptions::get(&state.db, id, Utc::now())
+            .await
+            .map_err(api_error)?;
+        if sub.department == caller.department {
+            caller.require(Scope::Read)?;
+        } else {
+            caller.require(Scope::Publish)?;
+        }
     }
     let request: WithdrawalRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("request body: {e}")))?;

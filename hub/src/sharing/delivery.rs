@@ -68,6 +68,19 @@ struct Position {
     pk: String,
 }
 
+/// Whether subscription `id` is approved and unexpired now; locks it against a withdrawal
+/// until the end of the caller's transaction.
+async fn still_active(tx: &mut sqlx::PgConnection, id: uuid::Uuid) -> Result<bool, sqlx::Error> {
+    let row: Option<(i32,)> = sqlx::query_as(
+        "SELECT 1 FROM subscriptions WHERE id = $1 AND status = 'approved' AND valid_until > now()
+         FOR SHARE",
+    )
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    Ok(row.is_some())
+}
+
 /// One repository row to deliver.
 #[derive(Debug, sqlx::FromRow)]
 struct Row {
@@ -97,6 +110,16 @@ pub enum DeliveryError {
     /// The salt cannot be read.
     #[error(transparent)]
     Sharing(#[from] super::SharingError),
+}
+
+impl DeliveryError {
+    /// The stage a retry of this failure is counted under.
+    fn stage(&self) -> Stage {
+        match self {
+            DeliveryError::Database(_) => Stage::Commit,
+            _ => Stage::Produce,
+        }
+    }
 }
 
 /// Fills the topics of active subscriptions and closes those of ended ones, forever.
@@ -138,11 +161,7 @@ pub async fn run(
             Ok(n) => tracing::debug!(records = n, "subscription topics filled"),
             Err(e) => {
                 tracing::warn!(error = %e, "subscription delivery failed; retrying");
-                let stage = match e {
-                    DeliveryError::Database(_) => Stage::Commit,
-                    _ => Stage::Produce,
-                };
-                PIPELINE.retried(Component::SubscriptionDelivery, stage);
+                PIPELINE.retried(Component::SubscriptionDelivery, e.stage());
                 tokio::time::sleep(config.delivery_interval.max(Duration::from_secs(1))).await;
             }
         }
@@ -174,8 +193,19 @@ impl Worker {
             let Some(dataset) = registry.dataset(&sub.dataset) else {
                 continue;
             };
-            self.open(sub).await?;
-            produced += self.deliver_batch(sub, dataset, salt).await?;
+            // One subscription that keeps failing (a topic the cluster will not create, a
+            // record over its size limit) must not hold up the others.
+            let delivered = match self.open(sub).await {
+                Ok(()) => self.deliver_batch(sub, dataset, salt).await,
+                Err(e) => Err(e),
+            };
+            match delivered {
+                Ok(n) => produced += n,
+                Err(e) => {
+                    tracing::warn!(subscription = %sub.id, error = %e, "subscription delivery failed; retrying");
+                    PIPELINE.retried(Component::SubscriptionDelivery, e.stage());
+                }
+            }
         }
         Ok(produced)
     }
@@ -250,10 +280,21 @@ impl Worker {
             )
         };
         let (rows, end) = match pending {
-            // A crash interrupted this batch after it was audited: produce it again.
-            Some(end) => (self.rows_between(&sub.dataset, &last, &end).await?, end),
+            // A crash interrupted this batch after it was audited: produce it again, unless
+            // access ended meanwhile.
+            Some(end) => {
+                if !still_active(&mut *self.db.acquire().await?, sub.id).await? {
+                    return Ok(0);
+                }
+                (self.rows_between(&sub.dataset, &last, &end).await?, end)
+            }
             None => {
                 let mut tx = self.db.begin().await?;
+                // Access may have ended since the round began: nothing more goes out then.
+                // The lock keeps a withdrawal from committing until this batch is marked.
+                if !still_active(&mut tx, sub.id).await? {
+                    return Ok(0);
+                }
                 let rows: Vec<Row> = sqlx::query_as(
                     "SELECT pk, data, updated_at, change_xid::text AS xid FROM repository_records
                      WHERE dataset = $1 AND (change_xid, pk) > ($2::text::xid8, $3)
