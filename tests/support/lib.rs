@@ -77,7 +77,12 @@ pub async fn test_config() -> anyhow::Result<Config> {
     Ok(config)
 }
 
-/// A hub serving in this process; dropped, it shuts down.
+/// A hub serving in this process, on a runtime and thread of its own; dropped, it shuts down.
+///
+/// Its own runtime matters: a test that runs the `bohai` binary blocks its own (single-
+/// threaded) runtime while the command runs, and a hub on that runtime would stop in the
+/// middle of whatever it was doing, holding its locks (the migration lock, a row lock), so
+/// that the command waits for the hub and the hub for the test.
 #[derive(Debug)]
 pub struct RunningHub {
     /// `http://127.0.0.1:PORT`.
@@ -86,18 +91,45 @@ pub struct RunningHub {
 }
 
 impl RunningHub {
-    /// Binds and serves `config` on a background task.
+    /// Binds and serves `config` on a thread of its own.
     pub async fn start(config: Config) -> anyhow::Result<Self> {
-        let hub = BoundHub::bind(config).await?;
-        let base_url = format!("http://{}", hub.local_addr());
+        let (bound, bound_rx) = oneshot::channel::<anyhow::Result<String>>();
         let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = hub
-                .serve(async move {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
+        std::thread::Builder::new()
+            .name("running-hub".to_owned())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let _ = bound.send(Err(e.into()));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    let hub = match BoundHub::bind(config).await {
+                        Ok(h) => h,
+                        Err(e) => {
+                            let _ = bound.send(Err(e.into()));
+                            return;
+                        }
+                    };
+                    let _ = bound.send(Ok(format!("http://{}", hub.local_addr())));
+                    let _ = hub
+                        .serve(async move {
+                            let _ = stopped.await;
+                        })
+                        .await;
+                });
+                // Background work still running (a delivery in flight) is given a moment.
+                runtime.shutdown_timeout(Duration::from_secs(2));
+            })?;
+        let base_url = bound_rx
+            .await
+            .context("the hub's thread ended before it bound its address")??;
         Ok(Self {
             base_url,
             stop: Some(stop),
