@@ -313,29 +313,16 @@ impl<'a> LicenceService<'a> {
             .map(|r| self.check_type(actor, department, r))
             .collect();
         let n_ok = typed.iter().filter(|c| c.is_ok()).count();
-        if n_ok == 0 {
-            return Ok(IssuePlan {
-                department: department.to_owned(),
-                seal: None,
-                jobs: typed
-                    .into_iter()
-                    .map(|c| {
-                        c.and_then(|_| {
-                            Err(LicenceError::Stored(
-                                "a passed request was not counted".to_owned(),
-                            ))
-                        })
-                    })
-                    .collect(),
-                uri: String::new(),
-                now,
-            });
-        }
-        let (seal_id, key) = self.seal_of(department, now).await?;
-        let issuer = self.issuer(department)?;
-        let mut reserved = store::reserve(self.db, i64::try_from(n_ok).unwrap_or(i64::MAX))
-            .await?
-            .into_iter();
+        // A batch whose every request was refused needs no seal and no numbers.
+        let (seal, reserved) = if n_ok == 0 {
+            (None, Vec::new())
+        } else {
+            let (seal_id, key) = self.seal_of(department, now).await?;
+            let issuer = self.issuer(department)?;
+            let reserved = store::reserve(self.db, i64::try_from(n_ok).unwrap_or(i64::MAX)).await?;
+            (Some((seal_id, key, issuer)), reserved)
+        };
+        let mut reserved = reserved.into_iter();
         let jobs: Vec<Result<Job<'a>, LicenceError>> = typed
             .into_iter()
             .map(|c| {
@@ -348,7 +335,7 @@ impl<'a> LicenceService<'a> {
             .collect();
         Ok(IssuePlan {
             department: department.to_owned(),
-            seal: Some((seal_id, key, issuer)),
+            seal,
             jobs,
             uri: self.config.status_list_url(),
             now,

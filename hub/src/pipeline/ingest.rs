@@ -545,11 +545,17 @@ pub fn primary_key(
             }
         }
     }
-    Ok(match parts.as_slice() {
+    Ok(key_text(parts))
+}
+
+/// A key as text from the values of its fields: a single string as it is, a single number
+/// as JSON, several values as a JSON array.
+pub fn key_text(parts: Vec<Value>) -> String {
+    match parts.as_slice() {
         [Value::String(s)] => s.clone(),
         [single] => single.to_string(),
         _ => Value::Array(parts).to_string(),
-    })
+    }
 }
 
 #[cfg(test)]

@@ -279,6 +279,7 @@ impl Worker {
                     .map(|(xid, pk)| Position { xid, pk }),
             )
         };
+        let name = topic(&self.kafka, sub.id);
         let (rows, end) = match pending {
             // A crash interrupted this batch after it was audited: produce it again, unless
             // access ended meanwhile.
@@ -314,7 +315,6 @@ impl Worker {
                     xid: tail.xid.clone(),
                     pk: tail.pk.clone(),
                 };
-                let name = topic(&self.kafka, sub.id);
                 Entry::new(&sub.department, "deliver")
                     .dataset(&sub.dataset)
                     .subject(sub.id)
@@ -336,7 +336,7 @@ impl Worker {
                 (rows, end)
             }
         };
-        self.produce(sub, dataset, &rows, salt).await?;
+        self.produce(sub, dataset, &rows, salt, &name).await?;
         sqlx::query(
             "UPDATE subscription_deliveries SET last_xid = pending_xid, last_pk = pending_pk,
                  pending_xid = NULL, pending_pk = NULL,
@@ -382,10 +382,10 @@ impl Worker {
         dataset: &Dataset,
         rows: &[Row],
         salt: &Salt,
+        name: &str,
     ) -> Result<(), DeliveryError> {
-        let name = topic(&self.kafka, sub.id);
         let failed = |reason: String| DeliveryError::Produce {
-            topic: name.clone(),
+            topic: name.to_owned(),
             reason,
         };
         let view = View::Shared {
@@ -412,7 +412,7 @@ impl Worker {
                     key: "bohai-subscription",
                     value: Some(&subscription),
                 });
-            let record = FutureRecord::to(&name)
+            let record = FutureRecord::to(name)
                 .key(&key)
                 .payload(&value)
                 .headers(headers);

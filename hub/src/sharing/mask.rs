@@ -135,11 +135,7 @@ pub fn key(
         };
         parts.push(shown);
     }
-    Some(match parts.as_slice() {
-        [Value::String(s)] => s.clone(),
-        [single] => single.to_string(),
-        _ => Value::Array(parts).to_string(),
-    })
+    Some(crate::pipeline::ingest::key_text(parts))
 }
 
 #[cfg(test)]

@@ -267,19 +267,29 @@ pub async fn decide(
     .bind(reason)
     .fetch_one(&mut *tx)
     .await?;
-    Entry::new(
-        decider.name(),
-        if approve {
-            "subscription.approve"
-        } else {
-            "subscription.reject"
-        },
-    )
-    .dataset(&sub.dataset)
-    .subject(id)
-    .detail(&serde_json::json!({"reason": reason, "requester": sub.department}))
-    .append(&mut tx)
-    .await?;
+    let action = if approve {
+        "subscription.approve"
+    } else {
+        "subscription.reject"
+    };
+    audit_and_commit(tx, decider, action, sub, reason, now).await
+}
+
+/// Appends the audit entry of `by`'s `action` on `sub` and commits the change with it.
+async fn audit_and_commit(
+    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    by: &Decider,
+    action: &str,
+    sub: Subscription,
+    reason: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Subscription, SharingError> {
+    Entry::new(by.name(), action)
+        .dataset(&sub.dataset)
+        .subject(sub.id)
+        .detail(&serde_json::json!({"reason": reason, "requester": sub.department}))
+        .append(&mut tx)
+        .await?;
     tx.commit().await?;
     Ok(sub.with_flags(now))
 }
@@ -330,14 +340,7 @@ pub async fn withdraw(
     .bind(reason)
     .fetch_one(&mut *tx)
     .await?;
-    Entry::new(by.name(), "subscription.withdraw")
-        .dataset(&sub.dataset)
-        .subject(id)
-        .detail(&serde_json::json!({"reason": reason, "requester": sub.department}))
-        .append(&mut tx)
-        .await?;
-    tx.commit().await?;
-    Ok(sub.with_flags(now))
+    audit_and_commit(tx, by, "subscription.withdraw", sub, Some(reason), now).await
 }
 
 /// Which subscriptions a listing shows.
