@@ -19,7 +19,8 @@ use serde_json::{Map, Value};
 use crate::config::SourceContext;
 use crate::text::{typed_value, Encoding};
 use crate::{
-    Batch, Checkpoint, FieldTypes, ReadFailure, Source, SourceError, SourceRecord, RAW_KEEP_LIMIT,
+    Batch, Body, Checkpoint, FieldTypes, ReadFailure, Source, SourceError, SourceRecord,
+    RAW_KEEP_LIMIT,
 };
 
 /// `[source] kind = "file"`.
@@ -427,7 +428,6 @@ fn read_records(
         // The original bytes, for the dead-letter topic should the record be rejected later,
         // when the reader kept them whole.
         let mut kept_raw = None;
-        let mut raw_is_json = false;
         let body_and_end = match &mut open.reader {
             Reader::Csv { reader, headers } => {
                 let mut record = csv::ByteRecord::new();
@@ -438,9 +438,9 @@ fn read_records(
                     open.position.line = pos.line();
                     let end = pos.byte();
                     let body = if end - start > max_bytes as u64 {
-                        Err(too_big(end - start, max_bytes))
+                        Body::Unreadable(too_big(end - start, max_bytes))
                     } else {
-                        csv_body(&record, headers, encoding, types)
+                        csv_body(&record, headers, encoding, types).into()
                     };
                     Some((body, end))
                 }
@@ -455,22 +455,25 @@ fn read_records(
                         continue;
                     }
                     let body = if truncated {
-                        Err(too_big(consumed, max_bytes))
+                        Body::Unreadable(too_big(consumed, max_bytes))
                     } else {
                         let line = match bytes.strip_suffix(b"\n") {
                             Some(l) => l.strip_suffix(b"\r").unwrap_or(l),
                             None => &bytes,
                         };
-                        let body = jsonl_body(line, encoding);
-                        // The line itself is the record's JSON when it is UTF-8 without a
-                        // byte-order mark and kept whole.
-                        raw_is_json = body.is_ok()
-                            && encoding == Encoding::Utf8
+                        // A UTF-8 line without a byte-order mark, kept whole, is the record's
+                        // JSON text: it is parsed on the checking threads. Others are decoded
+                        // and parsed here.
+                        if encoding == Encoding::Utf8
                             && !line.starts_with(b"\xef\xbb\xbf")
-                            && bytes.len() <= RAW_KEEP_LIMIT;
-                        kept_raw = Some(bytes);
-                        body
+                            && bytes.len() <= RAW_KEEP_LIMIT
+                        {
+                            Body::JsonText
+                        } else {
+                            jsonl_body(line, encoding).into()
+                        }
                     };
+                    kept_raw = (!truncated).then_some(bytes);
                     Some((body, end))
                 }
             },
@@ -500,7 +503,6 @@ fn read_records(
             stream: None,
             body,
             raw,
-            raw_is_json,
         });
         open.position.seq += 1;
         open.position.offset = end;
@@ -557,33 +559,7 @@ fn jsonl_body(bytes: &[u8], encoding: Encoding) -> Result<Map<String, Value>, Re
         rule: "encoding",
         message: why,
     })?;
-    match serde_json::from_str::<Value>(text.trim_start_matches('\u{feff}')) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(other) => Err(ReadFailure {
-            pointer: String::new(),
-            rule: "not_an_object",
-            message: format!(
-                "a record must be a JSON object, found {}",
-                json_kind(&other)
-            ),
-        }),
-        Err(e) => Err(ReadFailure {
-            pointer: String::new(),
-            rule: "json_syntax",
-            message: format!("not JSON: {e}"),
-        }),
-    }
-}
-
-pub(crate) fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
+    crate::json_object(text.trim_start_matches('\u{feff}'))
 }
 
 /// Reads one line, keeping at most `limit` bytes of it: `(kept bytes with the line's `\n` or
@@ -600,7 +576,7 @@ fn read_line(
         if buf.is_empty() {
             return Ok((consumed > 0).then_some((kept, consumed, truncated)));
         }
-        let (chunk, found) = match buf.iter().position(|b| *b == b'\n') {
+        let (chunk, found) = match memchr::memchr(b'\n', buf) {
             Some(i) => (&buf[..i], Some(i)),
             None => (buf, None),
         };
@@ -688,10 +664,10 @@ mod tests {
         let mut source = FileSource::open(config.clone(), context(None)).unwrap();
         let first = source.next_batch(2).await.unwrap().unwrap();
         assert_eq!(first.records.len(), 2);
-        let r0 = first.records[0].body.as_ref().unwrap();
+        let r0 = first.records[0].fields().unwrap();
         assert_eq!(r0["name"], "张三");
         assert_eq!(r0["amount"], serde_json::json!(12.5));
-        assert_eq!(first.records[1].body.as_ref().unwrap()["amount"], "abc");
+        assert_eq!(first.records[1].fields().unwrap()["amount"], "abc");
 
         // Restart from the first batch's checkpoint: the rest, with the same numbering.
         let mut resumed =
@@ -705,12 +681,12 @@ mod tests {
             rest.iter().map(|r| r.seq).collect::<Vec<_>>(),
             vec![2, 3, 4]
         );
-        let short = rest[0].body.as_ref().unwrap_err();
+        let short = rest[0].fields().unwrap_err();
         assert_eq!(short.rule, "csv_syntax");
         assert_eq!(rest[0].origin, "feed.csv line 4");
         assert!(!rest[0].raw.is_empty());
-        assert_eq!(rest[1].body.as_ref().unwrap()["name"], "赵六");
-        let bad = rest[2].body.as_ref().unwrap_err();
+        assert_eq!(rest[1].fields().unwrap()["name"], "赵六");
+        let bad = rest[2].fields().unwrap_err();
         assert_eq!((bad.rule, bad.pointer.as_str()), ("encoding", "/name"));
         assert!(resumed.finished());
     }
@@ -728,37 +704,47 @@ mod tests {
         let records = read_jsonl(&path, Encoding::Utf8).await;
         let rules: Vec<&str> = records
             .iter()
-            .map(|r| r.body.as_ref().map(|_| "ok").unwrap_or_else(|f| f.rule))
+            .map(|r| r.fields().map(|_| "ok").unwrap_or_else(|f| f.rule))
             .collect();
         assert_eq!(
             rules,
             vec!["ok", "json_syntax", "not_an_object", "size_limit", "ok"]
         );
-        assert_eq!(records[4].body.as_ref().unwrap()["name"], "b");
+        assert_eq!(records[4].fields().unwrap()["name"], "b");
         assert_eq!(records[1].raw, b"not json\n");
     }
 
     #[tokio::test]
-    async fn only_a_whole_utf8_json_line_is_marked_publishable_as_it_is() {
+    async fn only_a_whole_utf8_json_line_is_left_as_json_text() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("feed.jsonl");
-        std::fs::write(
-            &path,
-            "\u{feff}{\"name\":\"bom\"}\n{ \"name\" : \"spaced\" }\r\nnot json\n",
-        )
-        .unwrap();
+        let lines: [&[u8]; 4] = [
+            "\u{feff}{\"name\":\"bom\"}\n".as_bytes(),
+            b"{ \"name\" : \"spaced\" }\r\n",
+            b"not json\n",
+            b"{\"name\":\"\xff\"}\n",
+        ];
+        std::fs::write(&path, lines.concat()).unwrap();
         let records = read_jsonl(&path, Encoding::Utf8).await;
-        let marks: Vec<bool> = records.iter().map(|r| r.raw_is_json).collect();
-        assert_eq!(marks, [false, true, false]);
+        let text: Vec<bool> = records
+            .iter()
+            .map(|r| matches!(r.body, Body::JsonText))
+            .collect();
+        // The line with a byte-order mark is parsed as it is read; the others are text whose
+        // parse happens where they are checked, with the same reasons.
+        assert_eq!(text, [false, true, true, true]);
+        assert_eq!(records[0].fields().unwrap()["name"], "bom");
         assert_eq!(records[1].raw.trim_ascii(), b"{ \"name\" : \"spaced\" }");
+        assert_eq!(records[1].fields().unwrap()["name"], "spaced");
+        assert_eq!(records[2].fields().unwrap_err().rule, "json_syntax");
+        assert_eq!(records[3].fields().unwrap_err().rule, "encoding");
 
         // GB 18030 lines are decoded: their bytes are not the JSON text.
         let gbk = dir.path().join("gbk.jsonl");
         let (bytes, _, _) = encoding_rs::GBK.encode("{\"name\":\"张三\"}\n");
         std::fs::write(&gbk, &bytes).unwrap();
         let records = read_jsonl(&gbk, Encoding::Gb18030).await;
-        assert_eq!(records[0].body.as_ref().unwrap()["name"], "张三");
-        assert!(!records[0].raw_is_json);
+        assert!(matches!(&records[0].body, Body::Fields(f) if f["name"] == "张三"));
     }
 
     #[tokio::test]
@@ -793,11 +779,7 @@ mod tests {
         let mut values = Vec::new();
         while let Some(b) = source.next_batch(10).await.unwrap() {
             streams.push(b.stream.clone());
-            values.extend(
-                b.records
-                    .iter()
-                    .map(|r| r.body.as_ref().unwrap()["n"].clone()),
-            );
+            values.extend(b.records.iter().map(|r| r.fields().unwrap()["n"].clone()));
             source.committed(&b.checkpoint).await.unwrap();
         }
         assert_eq!(

@@ -33,14 +33,94 @@ pub struct SourceRecord {
     /// The record's own stream when it is not the batch's: a table row is a stream of its
     /// own, whose versions are numbered by their update time (see [`table`]).
     pub stream: Option<String>,
-    /// The fields, or why the bytes could not even be read as a record.
-    pub body: Result<serde_json::Map<String, serde_json::Value>, ReadFailure>,
+    /// What was read: the fields, the record's JSON text (in `raw`) or why the bytes are not
+    /// a record.
+    pub body: Body,
     /// The original bytes (capped at [`RAW_KEEP_LIMIT`]), kept for the dead-letter topic.
     pub raw: Vec<u8>,
-    /// Whether `raw`, less surrounding whitespace, is whole and exactly the UTF-8 JSON text
-    /// `body` was parsed from (a UTF-8 JSON Lines line, an HTTP push element): a valid record
-    /// is then published as those bytes instead of being serialised again.
-    pub raw_is_json: bool,
+}
+
+impl SourceRecord {
+    /// The record's fields, parsing its JSON text if it came as text; or why its bytes are
+    /// not a record.
+    pub fn fields(&self) -> Result<serde_json::Map<String, serde_json::Value>, ReadFailure> {
+        match &self.body {
+            Body::Fields(map) => Ok(map.clone()),
+            Body::JsonText => parse_json_record(&self.raw),
+            Body::Unreadable(failure) => Err(failure.clone()),
+        }
+    }
+}
+
+/// What a source read for one record.
+#[derive(Debug, Clone)]
+pub enum Body {
+    /// The fields, read from a row or a CSV line.
+    Fields(serde_json::Map<String, serde_json::Value>),
+    /// The record is the UTF-8 JSON text in [`SourceRecord::raw`], whole (a UTF-8 JSON Lines
+    /// line, an element of an HTTP push). It is parsed where it is checked, by
+    /// [`parse_json_record`], on the hub's checking threads rather than on the thread that
+    /// reads the source; a valid one is published as those bytes.
+    JsonText,
+    /// The bytes could not be read as a record.
+    Unreadable(ReadFailure),
+}
+
+impl From<Result<serde_json::Map<String, serde_json::Value>, ReadFailure>> for Body {
+    fn from(read: Result<serde_json::Map<String, serde_json::Value>, ReadFailure>) -> Self {
+        match read {
+            Ok(map) => Body::Fields(map),
+            Err(failure) => Body::Unreadable(failure),
+        }
+    }
+}
+
+/// Parses UTF-8 JSON text (surrounding whitespace allowed) that must be one JSON object;
+/// or says why it is not: `encoding` (not UTF-8), `json_syntax` or `not_an_object`.
+pub fn parse_json_record(
+    bytes: &[u8],
+) -> Result<serde_json::Map<String, serde_json::Value>, ReadFailure> {
+    let text = text::Encoding::Utf8
+        .decode(bytes)
+        .map_err(|why| ReadFailure {
+            pointer: String::new(),
+            rule: "encoding",
+            message: why,
+        })?;
+    json_object(&text)
+}
+
+/// Parses JSON text that must be one JSON object.
+fn json_object(text: &str) -> Result<serde_json::Map<String, serde_json::Value>, ReadFailure> {
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Object(map)) => Ok(map),
+        Ok(other) => Err(ReadFailure {
+            pointer: String::new(),
+            rule: "not_an_object",
+            message: format!(
+                "a record must be a JSON object, found {}",
+                json_kind(&other)
+            ),
+        }),
+        Err(e) => Err(ReadFailure {
+            pointer: String::new(),
+            rule: "json_syntax",
+            message: format!("not JSON: {e}"),
+        }),
+    }
+}
+
+/// The kind of a JSON value, for messages: `null`, `a number`, `an array`, ...
+pub(crate) fn json_kind(v: &serde_json::Value) -> &'static str {
+    use serde_json::Value;
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
 
 /// The most original bytes kept with a rejected record; the origin names where the rest is.

@@ -694,8 +694,8 @@ fn row_record(
         many => serde_json::to_string(many).unwrap_or_default(),
     };
     let body = match serde_json::from_str::<Value>(&row.body) {
-        Ok(Value::Object(map)) => Ok(typed_fields(map, plan, context, time_zone)),
-        Ok(_) | Err(_) => Err(crate::ReadFailure {
+        Ok(Value::Object(map)) => crate::Body::Fields(typed_fields(map, plan, context, time_zone)),
+        Ok(_) | Err(_) => crate::Body::Unreadable(crate::ReadFailure {
             pointer: String::new(),
             rule: "json_syntax",
             message: "the database did not render the row as a JSON object".to_owned(),
@@ -709,9 +709,8 @@ fn row_record(
         seq,
         stream: Some(format!("table:{}:{key_text}", context.name)),
         body,
-        raw,
         // The row as the database rendered it, before the fields were typed.
-        raw_is_json: false,
+        raw,
     })
 }
 
@@ -970,7 +969,7 @@ mod tests {
             key: vec![Some("7".to_owned())],
         };
         let r = row_record(row.clone(), &p, &context(), "+08:00").unwrap();
-        let body = r.body.unwrap();
+        let body = r.fields().unwrap();
         assert_eq!(body["capital"], serde_json::json!(12.5));
         assert_eq!(body["established_on"], "2019-03-22");
         assert_eq!(body["updated_at"], "2024-06-03T01:14:27.12+00:00");

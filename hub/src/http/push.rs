@@ -5,7 +5,7 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
-use bohai_connectors::{Batch, ReadFailure, SourceRecord, RAW_KEEP_LIMIT};
+use bohai_connectors::{parse_json_record, Batch, Body, ReadFailure, SourceRecord, RAW_KEEP_LIMIT};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -172,7 +172,7 @@ fn parse_body(body: &[u8], ndjson: bool, stream: &str) -> Result<Vec<SourceRecor
     let mut push = |seq: usize, raw: &[u8]| {
         let origin = format!("{stream} record {seq}");
         let body = if raw.len() > MAX_RECORD_BYTES {
-            Err(ReadFailure {
+            Body::Unreadable(ReadFailure {
                 pointer: String::new(),
                 rule: "size_limit",
                 message: format!(
@@ -180,26 +180,16 @@ fn parse_body(body: &[u8], ndjson: bool, stream: &str) -> Result<Vec<SourceRecor
                     raw.len()
                 ),
             })
+        } else if raw.len() <= RAW_KEEP_LIMIT {
+            // Parsed on the checking threads, and published as these bytes if valid.
+            Body::JsonText
         } else {
-            match serde_json::from_slice::<Value>(raw) {
-                Ok(Value::Object(map)) => Ok(map),
-                Ok(_) => Err(ReadFailure {
-                    pointer: String::new(),
-                    rule: "not_an_object",
-                    message: "a record must be a JSON object".to_owned(),
-                }),
-                Err(e) => Err(ReadFailure {
-                    pointer: String::new(),
-                    rule: "json_syntax",
-                    message: format!("not JSON: {e}"),
-                }),
-            }
+            parse_json_record(raw).into()
         };
         records.push(SourceRecord {
             origin,
             seq: seq as u64,
             stream: None,
-            raw_is_json: body.is_ok() && raw.len() <= RAW_KEEP_LIMIT,
             body,
             raw: raw[..raw.len().min(RAW_KEEP_LIMIT)].to_vec(),
         });

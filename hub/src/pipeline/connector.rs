@@ -108,11 +108,14 @@ pub async fn run(
             checkpoint,
         })
         .map_err(source_error)?;
-    let mut summary = RunSummary::default();
     let mut backoff = Backoff::default();
-    // Batches handed to the broker, oldest first; each is committed, in order, once the broker
-    // acknowledged it. Several in flight hide the broker's round trip.
-    let mut in_flight: VecDeque<(Checked, InFlight)> = VecDeque::new();
+    let mut handoff = Handoff {
+        config,
+        ingestor,
+        checked_last: None,
+        in_flight: VecDeque::new(),
+        summary: RunSummary::default(),
+    };
     // The batch read while the one before it was checked.
     let mut read_ahead = None;
     loop {
@@ -122,8 +125,8 @@ pub async fn run(
         };
         match next {
             Ok(Some(batch)) => {
-                // Check on the blocking pool (on every core) while the source reads the next
-                // batch: reading and validating overlap.
+                // Check on the blocking pool (on every core) while the batch before is handed
+                // to the broker and the source reads the next one.
                 let checking = {
                     let ingestor = ingestor.clone();
                     let registry = Arc::clone(&registry);
@@ -132,43 +135,23 @@ pub async fn run(
                         ingestor.check(dataset, batch)
                     })
                 };
-                let (checked, next) = tokio::join!(checking, source.next_batch(config.batch_size));
-                read_ahead = Some(next);
-                let checked = checked.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
-                let sent = retry(&config.name, Stage::Produce, || {
-                    ingestor.send(&checked, &config.name)
-                })
-                .await;
-                in_flight.push_back((checked, sent));
-                if in_flight.len() >= MAX_IN_FLIGHT {
-                    let window = MAX_IN_FLIGHT - 1;
-                    commit_down_to(
-                        window,
-                        &mut in_flight,
-                        config,
-                        ingestor,
-                        source.as_mut(),
-                        &mut summary,
-                    )
-                    .await?;
-                    progress(&summary);
+                if handoff.send_checked(source.as_mut()).await? {
+                    progress(&handoff.summary);
                 }
+                read_ahead = Some(source.next_batch(config.batch_size).await);
+                let checked = checking
+                    .await
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+                handoff.checked_last = Some(checked);
             }
-            Ok(None) if !in_flight.is_empty() => {
-                commit_down_to(
-                    0,
-                    &mut in_flight,
-                    config,
-                    ingestor,
-                    source.as_mut(),
-                    &mut summary,
-                )
-                .await?;
-                progress(&summary);
+            Ok(None) if handoff.pending() => {
+                handoff.send_checked(source.as_mut()).await?;
+                handoff.commit_down_to(0, source.as_mut()).await?;
+                progress(&handoff.summary);
             }
             Ok(None) => {
                 if source.finished() || until == RunUntil::Idle {
-                    return Ok(summary);
+                    return Ok(handoff.summary);
                 }
                 tokio::time::sleep(config.poll_interval).await;
             }
@@ -185,67 +168,97 @@ pub async fn run(
 /// Most batches handed to the broker and not yet committed.
 const MAX_IN_FLIGHT: usize = 8;
 
-/// Finishes the oldest batches until at most `keep` are in flight: waits for each one's
-/// acknowledgements (delivering it again if they failed), commits it, and lets the source
-/// finish it.
-async fn commit_down_to(
-    keep: usize,
-    in_flight: &mut VecDeque<(Checked, InFlight)>,
-    config: &ConnectorConfig,
-    ingestor: &Ingestor,
-    source: &mut dyn bohai_connectors::Source,
-    summary: &mut RunSummary,
-) -> Result<(), ConnectorError> {
-    while in_flight.len() > keep {
-        let Some((checked, sent)) = in_flight.pop_front() else {
-            break;
-        };
-        commit_one(checked, sent, config, ingestor, source, summary).await?;
-    }
-    Ok(())
+/// Checked batches on their way to the broker and into the database, in source order.
+struct Handoff<'a> {
+    config: &'a ConnectorConfig,
+    ingestor: &'a Ingestor,
+    /// The batch checked last, not yet handed to the broker: it is handed over while the next
+    /// one is checked, so that checking (on every core) and producing overlap.
+    checked_last: Option<Checked>,
+    /// Batches handed to the broker, oldest first; each is committed, in order, once the
+    /// broker acknowledged it. Several in flight hide the broker's round trip.
+    in_flight: VecDeque<(Checked, InFlight)>,
+    /// What the committed batches held.
+    summary: RunSummary,
 }
 
-async fn commit_one(
-    checked: Checked,
-    sent: InFlight,
-    config: &ConnectorConfig,
-    ingestor: &Ingestor,
-    source: &mut dyn bohai_connectors::Source,
-    summary: &mut RunSummary,
-) -> Result<(), ConnectorError> {
-    if let Err(e) = sent.delivered().await {
-        tracing::warn!(connector = %config.name, error = %e, "a batch was not acknowledged; delivering it again");
-        PIPELINE.retried(Component::Connector, Stage::Produce);
-        retry(&config.name, Stage::Produce, || {
-            ingestor.deliver(&checked, &config.name)
+impl Handoff<'_> {
+    /// Whether a batch is checked and not yet committed.
+    fn pending(&self) -> bool {
+        self.checked_last.is_some() || !self.in_flight.is_empty()
+    }
+
+    /// Hands the batch checked last, if any, to the broker and, when too many are in flight,
+    /// commits the oldest. Whether there was one.
+    async fn send_checked(
+        &mut self,
+        source: &mut dyn bohai_connectors::Source,
+    ) -> Result<bool, ConnectorError> {
+        let Some(checked) = self.checked_last.take() else {
+            return Ok(false);
+        };
+        let (name, ingestor) = (&self.config.name, self.ingestor);
+        let sent = retry(name, Stage::Produce, || ingestor.send(&checked, name)).await;
+        self.in_flight.push_back((checked, sent));
+        self.commit_down_to(MAX_IN_FLIGHT - 1, source).await?;
+        Ok(true)
+    }
+
+    /// Finishes the oldest batches until at most `keep` are in flight: waits for each one's
+    /// acknowledgements (delivering it again if they failed), commits it, and lets the source
+    /// finish it.
+    async fn commit_down_to(
+        &mut self,
+        keep: usize,
+        source: &mut dyn bohai_connectors::Source,
+    ) -> Result<(), ConnectorError> {
+        while self.in_flight.len() > keep {
+            let Some((checked, sent)) = self.in_flight.pop_front() else {
+                break;
+            };
+            self.commit_one(checked, sent, source).await?;
+        }
+        Ok(())
+    }
+
+    async fn commit_one(
+        &mut self,
+        checked: Checked,
+        sent: InFlight,
+        source: &mut dyn bohai_connectors::Source,
+    ) -> Result<(), ConnectorError> {
+        let (name, ingestor) = (&self.config.name, self.ingestor);
+        if let Err(e) = sent.delivered().await {
+            tracing::warn!(connector = %name, error = %e, "a batch was not acknowledged; delivering it again");
+            PIPELINE.retried(Component::Connector, Stage::Produce);
+            retry(name, Stage::Produce, || ingestor.deliver(&checked, name)).await;
+        }
+        retry(name, Stage::Commit, || {
+            ingestor.commit(&checked, name, Commit::Connector)
         })
         .await;
-    }
-    retry(&config.name, Stage::Commit, || {
-        ingestor.commit(&checked, &config.name, Commit::Connector)
-    })
-    .await;
-    let mut backoff = Backoff::default();
-    loop {
-        match source.committed(checked.checkpoint()).await {
-            Ok(()) => break,
-            Err(e) if e.is_retriable() => {
-                tracing::warn!(connector = %config.name, error = %e, "finishing a batch failed; retrying");
-                PIPELINE.retried(Component::Connector, Stage::Source);
-                backoff.wait().await;
-            }
-            Err(e) => {
-                return Err(ConnectorError::Source {
-                    connector: config.name.clone(),
-                    source: e,
-                })
+        let mut backoff = Backoff::default();
+        loop {
+            match source.committed(checked.checkpoint()).await {
+                Ok(()) => break,
+                Err(e) if e.is_retriable() => {
+                    tracing::warn!(connector = %name, error = %e, "finishing a batch failed; retrying");
+                    PIPELINE.retried(Component::Connector, Stage::Source);
+                    backoff.wait().await;
+                }
+                Err(e) => {
+                    return Err(ConnectorError::Source {
+                        connector: name.clone(),
+                        source: e,
+                    })
+                }
             }
         }
+        self.summary.read += checked.read() as u64;
+        self.summary.rejected += checked.rejected.len() as u64;
+        self.summary.valid += checked.accepted() as u64;
+        Ok(())
     }
-    summary.read += checked.read() as u64;
-    summary.rejected += checked.rejected.len() as u64;
-    summary.valid += checked.accepted() as u64;
-    Ok(())
 }
 
 /// Retries `op` until it succeeds: its errors are a broker or database that is away. Each

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bohai_connectors::{Batch, ReadFailure, SourceRecord};
+use bohai_connectors::{parse_json_record, Batch, Body, ReadFailure, SourceRecord};
 use bohai_schemas::{Dataset, Registry, Violation};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
@@ -204,6 +204,11 @@ impl Ingestor {
             .set("batch.num.messages", "10000")
             .set("queue.buffering.max.messages", "1000000")
             .set("message.timeout.ms", "120000")
+            // Connect to every broker as soon as it is known: an idempotent producer sends
+            // nothing until it holds a producer id, and it asks for one only from a broker it
+            // is already connected to (librdkafka retries every 500 ms), so with the default
+            // sparse connections the first batch waited a second for nothing.
+            .set("enable.sparse.connections", "false")
             .create()
             .map_err(BrokerError::Config)?;
         Ok(Self {
@@ -447,19 +452,25 @@ impl Ingestor {
 /// than checking a few hundred records.
 const MIN_PARALLEL_CHUNK: usize = 500;
 
-/// Checks records in order: the accepted ones and the rejected ones.
+/// Checks records in order: the accepted ones and the rejected ones. JSON text is parsed
+/// here, on the checking thread, so that the record is built and freed on the same thread.
 fn check_records(dataset: &Dataset, records: Vec<SourceRecord>) -> (Vec<Accepted>, Vec<Rejection>) {
     let mut accepted = Vec::with_capacity(records.len());
     let mut rejected = Vec::new();
     for record in records {
-        match check_record(dataset, record.body) {
+        let (fields, json_text) = match record.body {
+            Body::Fields(map) => (Ok(map), false),
+            Body::JsonText => (parse_json_record(&record.raw), true),
+            Body::Unreadable(failure) => (Err(failure), false),
+        };
+        match check_record(dataset, fields) {
             Ok((key, value)) => accepted.push(Accepted {
                 seq: record.seq,
                 stream: record.stream,
                 key,
                 // The bytes it came as, when they are its JSON; else the record serialised.
-                payload: if record.raw_is_json {
-                    record.raw.trim_ascii().to_vec()
+                payload: if json_text {
+                    trim_ascii_whitespace(record.raw)
                 } else {
                     serde_json::to_vec(&value).unwrap_or_default()
                 },
@@ -474,6 +485,15 @@ fn check_records(dataset: &Dataset, records: Vec<SourceRecord>) -> (Vec<Accepted
         }
     }
     (accepted, rejected)
+}
+
+/// `bytes` without leading and trailing ASCII whitespace, in place.
+fn trim_ascii_whitespace(mut bytes: Vec<u8>) -> Vec<u8> {
+    let len = bytes.trim_ascii_end().len();
+    bytes.truncate(len);
+    let lead = bytes.len() - bytes.trim_ascii_start().len();
+    bytes.drain(..lead);
+    bytes
 }
 
 fn h<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a str> {
