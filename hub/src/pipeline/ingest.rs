@@ -6,13 +6,15 @@
 //! what it already applied, by stream and sequence number), and a database that is away makes
 //! [`Ingestor::commit`] fail (the caller waits and commits again, without producing twice).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bohai_connectors::{parse_json_record, Batch, Body, ReadFailure, SourceRecord};
 use bohai_schemas::{Dataset, Registry, Violation};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
+use rdkafka::ClientContext;
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::PgPool;
@@ -144,12 +146,12 @@ impl Checked {
 /// The broker's acknowledgements a delivered batch waits for.
 pub struct InFlight {
     dataset: String,
-    pending: Vec<DeliveryFuture>,
+    acks: Arc<BatchAcks>,
 }
 
 impl std::fmt::Debug for InFlight {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "InFlight({} records)", self.pending.len())
+        write!(f, "InFlight({} records waiting)", self.acks.waiting())
     }
 }
 
@@ -157,28 +159,102 @@ impl InFlight {
     /// Waits until the broker acknowledged every record of the batch; the first failure, if
     /// any (every failed record is counted in the produce-error metric).
     pub async fn delivered(self) -> Result<(), IngestError> {
-        let mut first = None;
-        let mut failed = 0;
-        for f in self.pending {
-            if let Err(e) = await_delivery(f).await {
-                failed += 1;
-                first.get_or_insert(e);
-            }
+        self.acks.all_acknowledged().await;
+        let failed = self.acks.failed.load(Ordering::Acquire);
+        if failed == 0 {
+            return Ok(());
         }
-        match first {
-            None => Ok(()),
-            Some(e) => {
-                PIPELINE.produce_failed(&self.dataset, failed);
-                Err(e)
-            }
+        PIPELINE.produce_failed(&self.dataset, failed as u64);
+        let first = self
+            .acks
+            .first_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+            .unwrap_or_default();
+        Err(IngestError::Broker(first))
+    }
+}
+
+/// Counts the broker's acknowledgements of one batch. Every record handed to the producer
+/// carries a reference to it, which the producer's delivery callback gives back: no
+/// allocation and no future per record.
+#[derive(Debug, Default)]
+struct BatchAcks {
+    /// Records handed to the producer and not yet acknowledged, plus one while the batch is
+    /// still being handed over.
+    waiting: AtomicUsize,
+    failed: AtomicUsize,
+    first_error: std::sync::Mutex<Option<String>>,
+    done: tokio::sync::Notify,
+}
+
+impl BatchAcks {
+    /// A batch about to be handed over (its count held open until [`Self::handed_over`]).
+    fn new() -> Arc<Self> {
+        let acks = Self::default();
+        acks.waiting.store(1, Ordering::Release);
+        Arc::new(acks)
+    }
+
+    fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Acquire)
+    }
+
+    /// One more record is about to be handed to the producer.
+    fn expect_one(self: &Arc<Self>) -> Arc<Self> {
+        self.waiting.fetch_add(1, Ordering::AcqRel);
+        Arc::clone(self)
+    }
+
+    /// Every record was handed over: the count may now reach zero.
+    fn handed_over(&self) {
+        self.settle_one();
+    }
+
+    /// The broker's answer for one record.
+    fn acknowledge(&self, result: Result<(), String>) {
+        if let Err(e) = result {
+            self.failed.fetch_add(1, Ordering::AcqRel);
+            self.first_error
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get_or_insert(e);
         }
+        self.settle_one();
+    }
+
+    fn settle_one(&self) {
+        if self.waiting.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // A stored permit: the waiter wakes even if it starts waiting later.
+            self.done.notify_one();
+        }
+    }
+
+    async fn all_acknowledged(&self) {
+        while self.waiting() > 0 {
+            self.done.notified().await;
+        }
+    }
+}
+
+/// The ingest producer's context: hands each record's acknowledgement to its batch.
+struct AckContext;
+
+impl ClientContext for AckContext {}
+
+impl ProducerContext for AckContext {
+    type DeliveryOpaque = Arc<BatchAcks>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, batch: Arc<BatchAcks>) {
+        batch.acknowledge(result.as_ref().map(|_| ()).map_err(|(e, _)| e.to_string()));
     }
 }
 
 /// Validation, delivery and recording of batches.
 #[derive(Clone)]
 pub struct Ingestor {
-    producer: FutureProducer,
+    producer: ThreadedProducer<AckContext>,
     kafka: Arc<KafkaConfig>,
     db: PgPool,
     registry: Arc<Registry>,
@@ -197,7 +273,7 @@ impl Ingestor {
         db: PgPool,
         registry: Arc<Registry>,
     ) -> Result<Self, BrokerError> {
-        let producer: FutureProducer = client_config(kafka)
+        let producer = client_config(kafka)
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "20")
@@ -209,7 +285,7 @@ impl Ingestor {
             // is already connected to (librdkafka retries every 500 ms), so with the default
             // sparse connections the first batch waited a second for nothing.
             .set("enable.sparse.connections", "false")
-            .create()
+            .create_with_context(AckContext)
             .map_err(BrokerError::Config)?;
         Ok(Self {
             producer,
@@ -229,32 +305,50 @@ impl Ingestor {
     /// async code, call it in `spawn_blocking`.
     pub fn check(&self, dataset: &Dataset, batch: Batch) -> Checked {
         let read = batch.records.len();
-        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-        let chunk = read.div_ceil(threads).max(MIN_PARALLEL_CHUNK);
+        // Small pieces, each taken by whichever thread is free next: a thread slowed by other
+        // work on its core (the producer, the broker) takes fewer, and no core waits idle for
+        // another at the end of the batch.
         let mut records = batch.records;
-        let mut chunks = Vec::with_capacity(threads);
-        while records.len() > chunk {
-            let rest = records.split_off(chunk);
-            chunks.push(std::mem::replace(&mut records, rest));
+        let mut pieces = Vec::with_capacity(read.div_ceil(CHECK_PIECE));
+        while records.len() > CHECK_PIECE {
+            let rest = records.split_off(CHECK_PIECE);
+            pieces.push(std::sync::Mutex::new(std::mem::replace(&mut records, rest)));
         }
-        chunks.push(records);
+        pieces.push(std::sync::Mutex::new(records));
+        let results: Vec<std::sync::OnceLock<(Vec<Accepted>, Vec<Rejection>)>> =
+            pieces.iter().map(|_| std::sync::OnceLock::new()).collect();
+        let next = AtomicUsize::new(0);
+        let work = || loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(piece) = pieces.get(i) else { break };
+            let records = std::mem::take(
+                &mut *piece
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            );
+            // Each piece is taken once, so its slot is empty.
+            let _ = results[i].set(check_records(dataset, records));
+        };
+        let threads = std::thread::available_parallelism()
+            .map_or(1, std::num::NonZeroUsize::get)
+            .min(read / MIN_PARALLEL_CHUNK)
+            .max(1);
+        std::thread::scope(|scope| {
+            let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
+            work();
+            for helper in helpers {
+                helper
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            }
+        });
+        // Joined in piece order: records of a stream stay in order on the topic.
         let mut accepted = Vec::with_capacity(read);
         let mut rejected = Vec::new();
-        // Results are joined in chunk order: records of a stream stay in order on the topic.
-        let parts: Vec<(Vec<Accepted>, Vec<Rejection>)> = std::thread::scope(|scope| {
-            let mut chunks = chunks.into_iter();
-            let first = chunks.next().unwrap_or_default();
-            let others: Vec<_> = chunks
-                .map(|c| scope.spawn(move || check_records(dataset, c)))
-                .collect();
-            std::iter::once(check_records(dataset, first))
-                .chain(others.into_iter().map(|t| {
-                    t.join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                }))
-                .collect()
-        });
-        for (a, r) in parts {
+        for (a, r) in results
+            .into_iter()
+            .filter_map(std::sync::OnceLock::into_inner)
+        {
             accepted.extend(a);
             rejected.extend(r);
         }
@@ -282,7 +376,7 @@ impl Ingestor {
         let dead_letter = topics::dead_letter_topic(&self.kafka);
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let stream = checked.stream.as_str();
-        let mut pending = Vec::with_capacity(checked.read);
+        let acks = BatchAcks::new();
         let headers_for = |seq: u64, stream: &str, extra: usize| {
             OwnedHeaders::new_with_capacity(6 + extra)
                 .insert(h(header::DATASET, &checked.dataset))
@@ -293,16 +387,16 @@ impl Ingestor {
                 .insert(h(header::INGEST_TIME, &now))
         };
         for a in &checked.accepted {
-            let record = FutureRecord::to(&topic)
+            let record = BaseRecord::with_opaque_to(&topic, acks.expect_one())
                 .key(a.key.as_str())
                 .payload(a.payload.as_slice())
                 .headers(headers_for(a.seq, a.stream.as_deref().unwrap_or(stream), 0));
-            pending.push(self.enqueue(record, &checked.dataset).await?);
+            self.enqueue(record, &checked.dataset).await?;
         }
         for r in &checked.rejected {
             let reasons = serde_json::to_string(&r.reasons).unwrap_or_default();
             let record_stream = r.stream.as_deref().unwrap_or(stream);
-            let record = FutureRecord::to(&dead_letter)
+            let record = BaseRecord::with_opaque_to(&dead_letter, acks.expect_one())
                 .key(record_stream)
                 .payload(r.raw.as_slice())
                 .headers(
@@ -310,23 +404,24 @@ impl Ingestor {
                         .insert(h(header::ORIGIN, &r.origin))
                         .insert(h(header::REASONS, &reasons)),
                 );
-            pending.push(self.enqueue(record, &checked.dataset).await?);
+            self.enqueue(record, &checked.dataset).await?;
         }
+        acks.handed_over();
         Ok(InFlight {
             dataset: checked.dataset.clone(),
-            pending,
+            acks,
         })
     }
 
     /// Queues one record, waiting while the producer's queue is full.
     async fn enqueue<'a>(
         &self,
-        mut record: FutureRecord<'a, str, [u8]>,
+        mut record: BaseRecord<'a, str, [u8], Arc<BatchAcks>>,
         dataset: &str,
-    ) -> Result<DeliveryFuture, IngestError> {
+    ) -> Result<(), IngestError> {
         loop {
-            match self.producer.send_result(record) {
-                Ok(f) => return Ok(f),
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
                 Err((
                     rdkafka::error::KafkaError::MessageProduction(
                         rdkafka::types::RDKafkaErrorCode::QueueFull,
@@ -452,6 +547,9 @@ impl Ingestor {
 /// than checking a few hundred records.
 const MIN_PARALLEL_CHUNK: usize = 500;
 
+/// Records a checking thread takes at a time.
+const CHECK_PIECE: usize = 250;
+
 /// Checks records in order: the accepted ones and the rejected ones. JSON text is parsed
 /// here, on the checking thread, so that the record is built and freed on the same thread.
 fn check_records(dataset: &Dataset, records: Vec<SourceRecord>) -> (Vec<Accepted>, Vec<Rejection>) {
@@ -500,14 +598,6 @@ fn h<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a str> {
     Header {
         key,
         value: Some(value),
-    }
-}
-
-async fn await_delivery(f: DeliveryFuture) -> Result<(), IngestError> {
-    match f.await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err((e, _))) => Err(IngestError::Broker(e.to_string())),
-        Err(_) => Err(IngestError::Broker("the producer was dropped".to_owned())),
     }
 }
 
