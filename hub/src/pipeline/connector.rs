@@ -5,11 +5,9 @@
 use std::sync::Arc;
 
 use bohai_connectors::config::SourceContext;
-use bohai_connectors::ConnectorConfig;
+use bohai_connectors::{Checkpoint, ConnectorConfig};
 use serde::Serialize;
 use sqlx::PgPool;
-
-use std::collections::VecDeque;
 
 use super::ingest::{Checked, Commit, InFlight, IngestError, Ingestor};
 use super::Backoff;
@@ -109,13 +107,7 @@ pub async fn run(
         })
         .map_err(source_error)?;
     let mut backoff = Backoff::default();
-    let mut handoff = Handoff {
-        config,
-        ingestor,
-        checked_last: None,
-        in_flight: VecDeque::new(),
-        summary: RunSummary::default(),
-    };
+    let mut handoff = Handoff::new(config, ingestor);
     // The batch read while the one before it was checked.
     let mut read_ahead = None;
     loop {
@@ -146,7 +138,7 @@ pub async fn run(
             }
             Ok(None) if handoff.pending() => {
                 handoff.send_checked(source.as_mut()).await?;
-                handoff.commit_down_to(0, source.as_mut()).await?;
+                handoff.finish_all(source.as_mut()).await?;
                 progress(&handoff.summary);
             }
             Ok(None) => {
@@ -169,27 +161,67 @@ pub async fn run(
 const MAX_IN_FLIGHT: usize = 8;
 
 /// Checked batches on their way to the broker and into the database, in source order.
+///
+/// Three things overlap: the checking of the next batch (on the blocking pool), handing the
+/// batch checked before it to the broker (here), and recording delivered batches in the
+/// database (a task of their own, [`record_delivered`], one batch after another so that
+/// checkpoints and counts advance in order). Recording took a quarter of a run's time when
+/// this loop waited for it.
 struct Handoff<'a> {
     config: &'a ConnectorConfig,
     ingestor: &'a Ingestor,
     /// The batch checked last, not yet handed to the broker: it is handed over while the next
-    /// one is checked, so that checking (on every core) and producing overlap.
+    /// one is checked.
     checked_last: Option<Checked>,
-    /// Batches handed to the broker, oldest first; each is committed, in order, once the
-    /// broker acknowledged it. Several in flight hide the broker's round trip.
-    in_flight: VecDeque<(Checked, InFlight)>,
+    /// To the recording task: batches handed to the broker, oldest first. Its capacity bounds
+    /// how many are in flight.
+    to_record: tokio::sync::mpsc::Sender<(Checked, InFlight)>,
+    /// From the recording task: batches committed, in order.
+    recorded: tokio::sync::mpsc::UnboundedReceiver<Recorded>,
+    /// Batches handed to the recording task and not yet back.
+    recording: usize,
     /// What the committed batches held.
     summary: RunSummary,
 }
 
-impl Handoff<'_> {
-    /// Whether a batch is checked and not yet committed.
-    fn pending(&self) -> bool {
-        self.checked_last.is_some() || !self.in_flight.is_empty()
+/// A batch whose delivery, counts and checkpoint are committed.
+#[derive(Debug)]
+struct Recorded {
+    checkpoint: Checkpoint,
+    read: u64,
+    valid: u64,
+    rejected: u64,
+}
+
+impl<'a> Handoff<'a> {
+    fn new(config: &'a ConnectorConfig, ingestor: &'a Ingestor) -> Self {
+        let (to_record, queue) = tokio::sync::mpsc::channel(MAX_IN_FLIGHT - 1);
+        let (done, recorded) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(record_delivered(
+            config.name.clone(),
+            ingestor.clone(),
+            queue,
+            done,
+        ));
+        Self {
+            config,
+            ingestor,
+            checked_last: None,
+            to_record,
+            recorded,
+            recording: 0,
+            summary: RunSummary::default(),
+        }
     }
 
-    /// Hands the batch checked last, if any, to the broker and, when too many are in flight,
-    /// commits the oldest. Whether there was one.
+    /// Whether a batch is checked and not yet committed.
+    fn pending(&self) -> bool {
+        self.checked_last.is_some() || self.recording > 0
+    }
+
+    /// Hands the batch checked last, if any, to the broker and queues it to be recorded
+    /// (waiting while too many are in flight); finishes the batches recorded meanwhile.
+    /// Whether there was one.
     async fn send_checked(
         &mut self,
         source: &mut dyn bohai_connectors::Source,
@@ -199,47 +231,44 @@ impl Handoff<'_> {
         };
         let (name, ingestor) = (&self.config.name, self.ingestor);
         let sent = retry(name, Stage::Produce, || ingestor.send(&checked, name)).await;
-        self.in_flight.push_back((checked, sent));
-        self.commit_down_to(MAX_IN_FLIGHT - 1, source).await?;
+        if self.to_record.send((checked, sent)).await.is_err() {
+            panic!("connector `{name}`: the task that records delivered batches stopped");
+        }
+        self.recording += 1;
+        while let Ok(recorded) = self.recorded.try_recv() {
+            self.finish(recorded, source).await?;
+        }
         Ok(true)
     }
 
-    /// Finishes the oldest batches until at most `keep` are in flight: waits for each one's
-    /// acknowledgements (delivering it again if they failed), commits it, and lets the source
-    /// finish it.
-    async fn commit_down_to(
+    /// Waits until every batch handed over is recorded, and finishes each.
+    async fn finish_all(
         &mut self,
-        keep: usize,
         source: &mut dyn bohai_connectors::Source,
     ) -> Result<(), ConnectorError> {
-        while self.in_flight.len() > keep {
-            let Some((checked, sent)) = self.in_flight.pop_front() else {
-                break;
+        while self.recording > 0 {
+            let Some(recorded) = self.recorded.recv().await else {
+                panic!(
+                    "connector `{}`: the task that records delivered batches stopped",
+                    self.config.name
+                );
             };
-            self.commit_one(checked, sent, source).await?;
+            self.finish(recorded, source).await?;
         }
         Ok(())
     }
 
-    async fn commit_one(
+    /// Lets the source finish a recorded batch (a drop folder moves a finished file aside).
+    async fn finish(
         &mut self,
-        checked: Checked,
-        sent: InFlight,
+        recorded: Recorded,
         source: &mut dyn bohai_connectors::Source,
     ) -> Result<(), ConnectorError> {
-        let (name, ingestor) = (&self.config.name, self.ingestor);
-        if let Err(e) = sent.delivered().await {
-            tracing::warn!(connector = %name, error = %e, "a batch was not acknowledged; delivering it again");
-            PIPELINE.retried(Component::Connector, Stage::Produce);
-            retry(name, Stage::Produce, || ingestor.deliver(&checked, name)).await;
-        }
-        retry(name, Stage::Commit, || {
-            ingestor.commit(&checked, name, Commit::Connector)
-        })
-        .await;
+        self.recording -= 1;
+        let name = &self.config.name;
         let mut backoff = Backoff::default();
         loop {
-            match source.committed(checked.checkpoint()).await {
+            match source.committed(&recorded.checkpoint).await {
                 Ok(()) => break,
                 Err(e) if e.is_retriable() => {
                     tracing::warn!(connector = %name, error = %e, "finishing a batch failed; retrying");
@@ -254,10 +283,41 @@ impl Handoff<'_> {
                 }
             }
         }
-        self.summary.read += checked.read() as u64;
-        self.summary.rejected += checked.rejected.len() as u64;
-        self.summary.valid += checked.accepted() as u64;
+        self.summary.read += recorded.read;
+        self.summary.rejected += recorded.rejected;
+        self.summary.valid += recorded.valid;
         Ok(())
+    }
+}
+
+/// The recording task: for each batch in order, waits for the broker's acknowledgements
+/// (delivering it again if they failed), then commits it (rejects, counts, audit entry and
+/// checkpoint in one transaction), retrying both until they succeed. Ends when the handoff
+/// is dropped, after the batches already queued.
+async fn record_delivered(
+    name: String,
+    ingestor: Ingestor,
+    mut queue: tokio::sync::mpsc::Receiver<(Checked, InFlight)>,
+    done: tokio::sync::mpsc::UnboundedSender<Recorded>,
+) {
+    while let Some((checked, sent)) = queue.recv().await {
+        if let Err(e) = sent.delivered().await {
+            tracing::warn!(connector = %name, error = %e, "a batch was not acknowledged; delivering it again");
+            PIPELINE.retried(Component::Connector, Stage::Produce);
+            retry(&name, Stage::Produce, || ingestor.deliver(&checked, &name)).await;
+        }
+        retry(&name, Stage::Commit, || {
+            ingestor.commit(&checked, &name, Commit::Connector)
+        })
+        .await;
+        let recorded = Recorded {
+            checkpoint: checked.checkpoint().clone(),
+            read: checked.read() as u64,
+            valid: checked.accepted() as u64,
+            rejected: checked.rejected.len() as u64,
+        };
+        // The handoff is gone when its run ended; what is queued is still committed.
+        let _ = done.send(recorded);
     }
 }
 
