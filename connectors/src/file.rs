@@ -498,7 +498,7 @@ fn read_records(
             }
         };
         out.push(SourceRecord {
-            origin: format!("{name} line {line}"),
+            origin: line_origin(&name, line),
             seq: open.position.seq,
             stream: None,
             body,
@@ -508,6 +508,17 @@ fn read_records(
         open.position.offset = end;
     }
     Ok(out)
+}
+
+/// `feed.csv line 17`, built without the formatting machinery: it is made for every record.
+fn line_origin(file: &str, line: u64) -> String {
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(line);
+    let mut origin = String::with_capacity(file.len() + 6 + digits.len());
+    origin.push_str(file);
+    origin.push_str(" line ");
+    origin.push_str(digits);
+    origin
 }
 
 fn too_big(size: u64, limit: usize) -> ReadFailure {

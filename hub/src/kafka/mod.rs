@@ -106,6 +106,9 @@ pub async fn ensure_topics(config: &KafkaConfig, topics: &[String]) -> Result<()
             brokers: config.brokers.clone(),
             source,
         })?;
+    // Dropping an admin client waits for its polling thread, which wakes every 100 ms:
+    // let that happen beside whatever the caller does next.
+    std::thread::spawn(move || drop(admin));
     for result in results {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}

@@ -52,7 +52,18 @@ pub mod header {
 
     /// The value of [`POSITION`] for `seq` in `stream`.
     pub fn position(seq: u64, stream: &str) -> String {
-        format!("{seq}@{stream}")
+        let mut value = String::new();
+        write_position(&mut value, seq, stream);
+        value
+    }
+
+    /// Writes the value of [`POSITION`] for `seq` in `stream` into `value`, replacing what
+    /// it held; without the formatting machinery, as it is done for every record.
+    pub fn write_position(value: &mut String, seq: u64, stream: &str) {
+        value.clear();
+        value.push_str(itoa::Buffer::new().format(seq));
+        value.push('@');
+        value.push_str(stream);
     }
 
     /// The sequence number and stream of a [`POSITION`] value.
@@ -377,13 +388,17 @@ impl Ingestor {
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let stream = checked.stream.as_str();
         let acks = BatchAcks::new();
-        let headers_for = |seq: u64, stream: &str, extra: usize| {
+        // The position's text is written into one buffer again and again: the producer copies
+        // each header.
+        let mut position = String::new();
+        let mut headers_for = |seq: u64, stream: &str, extra: usize| {
+            header::write_position(&mut position, seq, stream);
             OwnedHeaders::new_with_capacity(6 + extra)
                 .insert(h(header::DATASET, &checked.dataset))
                 .insert(h(header::SCHEMA_VERSION, &checked.schema_version))
                 .insert(h(header::DEPARTMENT, &checked.department))
                 .insert(h(header::SOURCE, source))
-                .insert(h(header::POSITION, &header::position(seq, stream)))
+                .insert(h(header::POSITION, &position))
                 .insert(h(header::INGEST_TIME, &now))
         };
         for a in &checked.accepted {
