@@ -50,6 +50,7 @@ pub(super) async fn run(config: &Config, command: &ConnectCommand) -> anyhow::Re
     } else {
         RunUntil::Finished
     };
+    let started = std::time::Instant::now();
     let summary = connector::run(&connector, &ingestor, &db, until, |s| {
         let rate = s.read as f64 / bar.elapsed().as_secs_f64().max(0.001);
         bar.set_message(format!(
@@ -59,13 +60,26 @@ pub(super) async fn run(config: &Config, command: &ConnectCommand) -> anyhow::Re
     })
     .await?;
     bar.finish_and_clear();
+    // From the connector's start (checkpoint read, source opened) to its last batch
+    // committed: what the run took without the process's own start-up.
+    let seconds = (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
     if *json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        let report = RunReport { summary, seconds };
+        println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!(
-            "{}: read {}, valid {}, rejected {} (see `bohai dlq show --dataset {}`)",
+            "{}: read {}, valid {}, rejected {} in {seconds} s (see `bohai dlq show --dataset {}`)",
             connector.name, summary.read, summary.valid, summary.rejected, connector.dataset
         );
     }
     Ok(())
+}
+
+/// What `bohai connect run --json` prints.
+#[derive(Debug, serde::Serialize)]
+struct RunReport {
+    #[serde(flatten)]
+    summary: connector::RunSummary,
+    /// Seconds from the connector's start to its last batch committed.
+    seconds: f64,
 }

@@ -652,8 +652,8 @@ pub fn primary_key(
     let mut parts = Vec::with_capacity(dataset.primary_key.len());
     for field in &dataset.primary_key {
         match map.get(field) {
-            Some(Value::String(s)) if !s.is_empty() => parts.push(Value::String(s.clone())),
-            Some(v @ Value::Number(_)) => parts.push(v.clone()),
+            Some(v @ Value::String(s)) if !s.is_empty() => parts.push(v),
+            Some(v @ Value::Number(_)) => parts.push(v),
             Some(_) => {
                 return Err(Violation::new(
                     format!("/{field}"),
@@ -670,16 +670,21 @@ pub fn primary_key(
             }
         }
     }
-    Ok(key_text(parts))
+    Ok(key_text(&parts))
 }
 
 /// A key as text from the values of its fields: a single string as it is, a single number
 /// as JSON, several values as a JSON array.
-pub fn key_text(parts: Vec<Value>) -> String {
-    match parts.as_slice() {
-        [Value::String(s)] => s.clone(),
-        [single] => single.to_string(),
-        _ => Value::Array(parts).to_string(),
+pub fn key_text<V: std::borrow::Borrow<Value>>(parts: &[V]) -> String {
+    match parts {
+        [single] => match single.borrow() {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        },
+        _ => {
+            let values: Vec<&Value> = parts.iter().map(std::borrow::Borrow::borrow).collect();
+            serde_json::to_string(&values).unwrap_or_default()
+        }
     }
 }
 

@@ -135,7 +135,7 @@ pub fn key(
         };
         parts.push(shown);
     }
-    Some(crate::pipeline::ingest::key_text(parts))
+    Some(crate::pipeline::ingest::key_text(&parts))
 }
 
 #[cfg(test)]
