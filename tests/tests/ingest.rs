@@ -276,6 +276,74 @@ async fn gbk_csv_feed_with_every_bad_input_class_reconciles() {
     assert_eq!(shown["reconciled"], true);
 }
 
+/// A drop folder through `bohai connect run --once`: each finished file is moved aside only
+/// after its last batch is committed, the next file is read after it, and a second run finds
+/// nothing new.
+#[tokio::test]
+async fn a_drop_folder_is_read_file_by_file_and_each_file_moved_aside_once() {
+    let config = prepared_config().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config_file = write_config(&config, dir.path()).unwrap();
+    let drop = dir.path().join("in");
+    std::fs::create_dir(&drop).unwrap();
+    // Several batches a file (the connector's batch size is 500), and a file with one line.
+    let mut invalid = 0;
+    for (name, n) in [("a.jsonl", 1_700), ("b.jsonl", 1), ("c.jsonl", 1_200)] {
+        let staged = dir.path().join(name);
+        invalid += gen(
+            &config_file,
+            "resident-registrations",
+            n,
+            &staged,
+            &["--invalid-ratio", "0.05"],
+        );
+        std::fs::rename(&staged, drop.join(name)).unwrap();
+    }
+    // Files changed within the last second are left for later: let them settle.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let connector = connector_file(
+        dir.path(),
+        "psb-drop",
+        "resident-registrations",
+        &format!(
+            "kind = \"file\"\ndrop_dir = \"{}\"\nformat = \"jsonl\"",
+            drop.display()
+        ),
+    );
+    let run_once = || {
+        let out = bohai(&config_file)
+            .args(["connect", "run", "--once", "--json"])
+            .arg(&connector)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let first = run_once();
+    assert_eq!(first["read"], 2_901, "{first}");
+    assert_eq!(first["rejected"].as_u64().unwrap(), invalid, "{first}");
+    assert!(first["seconds"].as_f64().unwrap() > 0.0, "{first}");
+    for name in ["a.jsonl", "b.jsonl", "c.jsonl"] {
+        assert!(drop.join("done").join(name).exists(), "{name} moved aside");
+        assert!(
+            !drop.join(name).exists(),
+            "{name} no longer in the drop folder"
+        );
+    }
+    let again = run_once();
+    assert_eq!(again["read"], 0, "nothing is read twice: {again}");
+
+    let _sink = spawn_sink(&config);
+    let db = pool(&config).await;
+    let s = caught_up(&db, "resident-registrations", 2_901).await;
+    assert!(s.reconciled, "{s:?}");
+    assert_eq!(s.rejected as u64, invalid);
+}
+
 fn kill(child: &mut Child) {
     let _ = std::process::Command::new("kill")
         .args(["-9", &child.id().to_string()])
