@@ -44,11 +44,7 @@ impl SourceRecord {
     /// The record's fields, parsing its JSON text if it came as text; or why its bytes are
     /// not a record.
     pub fn fields(&self) -> Result<serde_json::Map<String, serde_json::Value>, ReadFailure> {
-        match &self.body {
-            Body::Fields(map) => Ok(map.clone()),
-            Body::JsonText => parse_json_record(&self.raw),
-            Body::Unreadable(failure) => Err(failure.clone()),
-        }
+        self.body.clone().into_fields(&self.raw)
     }
 }
 
@@ -64,6 +60,21 @@ pub enum Body {
     JsonText,
     /// The bytes could not be read as a record.
     Unreadable(ReadFailure),
+}
+
+impl Body {
+    /// The fields, parsing the JSON text in `raw` (the record's [`SourceRecord::raw`]) if
+    /// the record came as text; or why its bytes are not a record.
+    pub fn into_fields(
+        self,
+        raw: &[u8],
+    ) -> Result<serde_json::Map<String, serde_json::Value>, ReadFailure> {
+        match self {
+            Body::Fields(map) => Ok(map),
+            Body::JsonText => parse_json_record(raw),
+            Body::Unreadable(failure) => Err(failure),
+        }
+    }
 }
 
 impl From<Result<serde_json::Map<String, serde_json::Value>, ReadFailure>> for Body {
@@ -111,7 +122,7 @@ fn json_object(text: &str) -> Result<serde_json::Map<String, serde_json::Value>,
 }
 
 /// The kind of a JSON value, for messages: `null`, `a number`, `an array`, ...
-pub(crate) fn json_kind(v: &serde_json::Value) -> &'static str {
+fn json_kind(v: &serde_json::Value) -> &'static str {
     use serde_json::Value;
     match v {
         Value::Null => "null",

@@ -6,16 +6,18 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Child, Stdio};
-use std::sync::Arc;
+use std::process::Stdio;
 use std::time::Duration;
 
 use bohai_hub::config::Config;
 use bohai_hub::pipeline::ingest::primary_key;
 use bohai_hub::pipeline::stats::{dataset_stats, DatasetStats};
-use bohai_hub::pipeline::{sink, topics};
+use bohai_hub::pipeline::topics;
 use bohai_schemas::Registry;
-use bohai_tests::{bohai, eventually, prepared_config, unique, write_config};
+use bohai_tests::{
+    bohai, command_ok, connector_position, eventually, kill, prepared_config, repository_rows,
+    spawn_sink, unique, write_config,
+};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::ClientConfig;
@@ -105,12 +107,7 @@ async fn assert_repository_matches(
     dataset: &str,
     expected: &HashMap<String, (Value, i32)>,
 ) {
-    let rows: Vec<(String, Value, i32)> =
-        sqlx::query_as("SELECT pk, data, version FROM repository_records WHERE dataset = $1")
-            .bind(dataset)
-            .fetch_all(db)
-            .await
-            .unwrap();
+    let rows = repository_rows(db, dataset).await;
     assert_eq!(rows.len(), expected.len(), "rows in the repository");
     for (pk, data, version) in rows {
         let (want, versions) = expected
@@ -121,10 +118,15 @@ async fn assert_repository_matches(
     }
 }
 
-fn spawn_sink(config: &Config) -> tokio::task::JoinHandle<()> {
-    let registry = Arc::new(Registry::load(&config.registry.dir).unwrap());
-    let db = bohai_hub::database::pool(&config.database).unwrap();
-    tokio::spawn(sink::run(config.kafka.clone(), db, registry))
+/// `bohai connect run --json` with `extra` arguments, to its end: its JSON summary.
+fn connect_run(config_file: &Path, connector: &Path, extra: &[&str]) -> Value {
+    let stdout = command_ok(
+        bohai(config_file)
+            .args(["connect", "run", "--json"])
+            .args(extra)
+            .arg(connector),
+    );
+    serde_json::from_slice(&stdout).unwrap()
 }
 
 #[tokio::test]
@@ -167,17 +169,7 @@ async fn gbk_csv_feed_with_every_bad_input_class_reconciles() {
         ),
     );
 
-    let out = bohai(&config_file)
-        .args(["connect", "run", "--json"])
-        .arg(&connector)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let summary = connect_run(&config_file, &connector, &[]);
     assert_eq!(summary["read"], 2003);
     assert_eq!(summary["rejected"].as_u64().unwrap(), invalid + 3);
 
@@ -310,19 +302,7 @@ async fn a_drop_folder_is_read_file_by_file_and_each_file_moved_aside_once() {
             drop.display()
         ),
     );
-    let run_once = || {
-        let out = bohai(&config_file)
-            .args(["connect", "run", "--once", "--json"])
-            .arg(&connector)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<Value>(&out.stdout).unwrap()
-    };
+    let run_once = || connect_run(&config_file, &connector, &["--once"]);
     let first = run_once();
     assert_eq!(first["read"], 2_901, "{first}");
     assert_eq!(first["rejected"].as_u64().unwrap(), invalid, "{first}");
@@ -344,23 +324,11 @@ async fn a_drop_folder_is_read_file_by_file_and_each_file_moved_aside_once() {
     assert_eq!(s.rejected as u64, invalid);
 }
 
-fn kill(child: &mut Child) {
-    let _ = std::process::Command::new("kill")
-        .args(["-9", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
-}
-
 async fn checkpoint_seq(db: &PgPool, connector: &str) -> i64 {
-    sqlx::query_scalar::<_, Value>(
-        "SELECT position FROM connector_checkpoints WHERE connector = $1",
-    )
-    .bind(connector)
-    .fetch_optional(db)
-    .await
-    .unwrap()
-    .and_then(|p| p["seq"].as_i64())
-    .unwrap_or(0)
+    connector_position(db, connector)
+        .await
+        .and_then(|p| p["seq"].as_i64())
+        .unwrap_or(0)
 }
 
 #[tokio::test]
@@ -407,16 +375,7 @@ async fn connector_killed_mid_feed_neither_loses_nor_duplicates() {
     kill(&mut child);
     assert!(at < n as i64, "killed at {at}, before the end of the feed");
 
-    let out = bohai(&config_file)
-        .args(["connect", "run", "--json"])
-        .arg(&connector)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    connect_run(&config_file, &connector, &[]);
     let s = caught_up(&db, "resident-registrations", n as i64).await;
     assert!(s.reconciled, "{s:?}");
     let registry = Registry::load(&config.registry.dir).unwrap();
@@ -453,16 +412,7 @@ async fn sink_killed_mid_write_neither_loses_nor_duplicates() {
         ),
     );
     // The whole feed is on the topic before the sink starts.
-    let out = bohai(&config_file)
-        .args(["connect", "run", "--json"])
-        .arg(&connector)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    connect_run(&config_file, &connector, &[]);
     let db = pool(&config).await;
 
     let mut serve = bohai(&config_file)
