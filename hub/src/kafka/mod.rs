@@ -4,10 +4,18 @@
 //! production hub points `kafka.brokers` at any Kafka cluster. Topics are created through the
 //! admin API because a broker may not create them on first use.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
+use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
+use rdkafka::message::ToBytes;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
 
@@ -116,4 +124,106 @@ pub async fn ensure_topics(config: &KafkaConfig, topics: &[String]) -> Result<()
         }
     }
     Ok(())
+}
+
+/// How long the polling thread of a [`PolledProducer`] waits for an event at a time: also how
+/// long dropping the producer may wait for that thread.
+const PRODUCER_POLL: Duration = Duration::from_millis(10);
+
+/// A record the producer did not take, with the reason (a full queue, say).
+pub type NotQueued<'a, K, P, O> = (KafkaError, BaseRecord<'a, K, P, O>);
+
+/// A producer whose events (delivery reports above all) are served by a thread of its own.
+///
+/// rdkafka's `ThreadedProducer` does the same, but its thread waits up to 100 ms at a time,
+/// and dropping it waits for that thread: a command that produces and exits lost that much at
+/// its end. This one waits [`PRODUCER_POLL`].
+pub struct PolledProducer<C: ProducerContext + 'static> {
+    producer: Arc<BaseProducer<C>>,
+    stop: Arc<AtomicBool>,
+    poller: Option<JoinHandle<()>>,
+}
+
+impl<C: ProducerContext + 'static> PolledProducer<C> {
+    /// A producer for `config` with `context`, its polling thread started.
+    pub fn new(config: &ClientConfig, context: C) -> Result<Self, BrokerError> {
+        let producer = Arc::new(
+            BaseProducer::from_config_and_context(config, context).map_err(BrokerError::Config)?,
+        );
+        let stop = Arc::new(AtomicBool::new(false));
+        let poller = {
+            let producer = Arc::clone(&producer);
+            let stop = Arc::clone(&stop);
+            std::thread::Builder::new()
+                .name("producer events".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Acquire) {
+                        producer.poll(PRODUCER_POLL);
+                    }
+                })
+                .map_err(|e| BrokerError::Task(format!("cannot start a thread: {e}")))?
+        };
+        Ok(Self {
+            producer,
+            stop,
+            poller: Some(poller),
+        })
+    }
+
+    /// Queues one record; see rdkafka's `BaseProducer::send`.
+    #[allow(clippy::result_large_err)] // rdkafka gives the record back with its error
+    pub fn send<'a, K, P>(
+        &self,
+        record: BaseRecord<'a, K, P, C::DeliveryOpaque>,
+    ) -> Result<(), NotQueued<'a, K, P, C::DeliveryOpaque>>
+    where
+        K: ToBytes + ?Sized,
+        P: ToBytes + ?Sized,
+    {
+        self.producer.send(record)
+    }
+
+    /// Asks the cluster for the metadata of `topic` (of every topic with `None`), waiting for
+    /// a broker to be up.
+    ///
+    /// Besides filling the producer's metadata cache, every metadata answer makes an
+    /// idempotent producer ask for its producer id if it has none. It asks once at start,
+    /// when no broker is up yet (the bootstrap broker is retired as soon as the cluster's own
+    /// brokers are known), and then only every 500 ms: without this, its first records waited
+    /// for that timer.
+    pub async fn fetch_metadata(
+        &self,
+        topic: Option<&str>,
+        brokers: &str,
+        timeout: Duration,
+    ) -> Result<(), BrokerError> {
+        let producer = Arc::clone(&self.producer);
+        let topic = topic.map(str::to_owned);
+        let brokers = brokers.to_owned();
+        tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(topic.as_deref(), timeout)
+                .map(drop)
+                .map_err(|source| BrokerError::Unreachable { brokers, source })
+        })
+        .await
+        .map_err(|e| BrokerError::Task(e.to_string()))?
+    }
+}
+
+impl<C: ProducerContext + 'static> std::fmt::Debug for PolledProducer<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolledProducer").finish_non_exhaustive()
+    }
+}
+
+impl<C: ProducerContext + 'static> Drop for PolledProducer<C> {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(poller) = self.poller.take() {
+            // The thread only polls; a panic there has nothing left to report.
+            let _ = poller.join();
+        }
+    }
 }

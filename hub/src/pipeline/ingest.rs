@@ -13,7 +13,7 @@ use std::time::Duration;
 use bohai_connectors::{Batch, Body, ReadFailure, SourceRecord};
 use bohai_schemas::{Dataset, Registry, Violation};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext};
 use rdkafka::ClientContext;
 use serde::Serialize;
 use serde_json::Value;
@@ -22,7 +22,7 @@ use utoipa::ToSchema;
 
 use super::topics;
 use crate::config::KafkaConfig;
-use crate::kafka::{client_config, BrokerError};
+use crate::kafka::{client_config, BrokerError, PolledProducer};
 use crate::ops::metrics::PIPELINE;
 
 /// Header names of records on the dataset and dead-letter topics.
@@ -258,7 +258,7 @@ impl ProducerContext for AckContext {
 /// Validation, delivery and recording of batches.
 #[derive(Clone)]
 pub struct Ingestor {
-    producer: ThreadedProducer<AckContext>,
+    producer: Arc<PolledProducer<AckContext>>,
     kafka: Arc<KafkaConfig>,
     db: PgPool,
     registry: Arc<Registry>,
@@ -277,7 +277,8 @@ impl Ingestor {
         db: PgPool,
         registry: Arc<Registry>,
     ) -> Result<Self, BrokerError> {
-        let producer = client_config(kafka)
+        let mut config = client_config(kafka);
+        config
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "20")
@@ -288,15 +289,28 @@ impl Ingestor {
             // nothing until it holds a producer id, and it asks for one only from a broker it
             // is already connected to (librdkafka retries every 500 ms), so with the default
             // sparse connections the first batch waited a second for nothing.
-            .set("enable.sparse.connections", "false")
-            .create_with_context(AckContext)
-            .map_err(BrokerError::Config)?;
+            .set("enable.sparse.connections", "false");
         Ok(Self {
-            producer,
+            producer: Arc::new(PolledProducer::new(&config, AckContext)?),
             kafka: Arc::new(kafka.clone()),
             db,
             registry,
         })
+    }
+
+    /// Connects the producer: waits for a broker and fetches the metadata of `dataset`'s
+    /// topic (of every topic with `None`), which also has the idempotent producer take its
+    /// producer id now rather than at its next retry. Call it once the producer has had a
+    /// moment to reach the cluster's brokers (after the topics are ensured, say).
+    pub async fn connect(&self, dataset: Option<&str>) -> Result<(), BrokerError> {
+        let topic = dataset.map(|d| topics::dataset_topic(&self.kafka, d));
+        self.producer
+            .fetch_metadata(
+                topic.as_deref(),
+                &self.kafka.brokers,
+                self.kafka.request_timeout,
+            )
+            .await
     }
 
     /// The registry the ingestor validates against.
