@@ -55,7 +55,7 @@ impl RecordValidator {
             options = options.with_format(name, move |s: &str| check(s).is_ok());
         }
         let validator = options.build(schema).map_err(|e| SchemaError {
-            pointer: e.schema_path.to_string(),
+            pointer: e.schema_path().to_string(),
             message: e.to_string(),
         })?;
         Ok(Self { validator })
@@ -71,13 +71,13 @@ impl RecordValidator {
         self.validator
             .iter_errors(record)
             .map(|e| {
-                let schema_path = e.schema_path.to_string();
+                let schema_path = e.schema_path().to_string();
                 let rule = schema_path
                     .rsplit('/')
                     .next()
                     .unwrap_or_default()
                     .to_owned();
-                let message = match (&e.kind, e.instance.as_ref()) {
+                let message = match (e.kind(), e.instance().as_ref()) {
                     (
                         jsonschema::error::ValidationErrorKind::Format { format },
                         Value::String(s),
@@ -88,7 +88,7 @@ impl RecordValidator {
                     _ => e.to_string(),
                 };
                 Violation {
-                    pointer: e.instance_path.to_string(),
+                    pointer: e.instance_path().to_string(),
                     rule,
                     message,
                 }
