@@ -570,7 +570,7 @@ fn jsonl_body(bytes: &[u8], encoding: Encoding) -> Result<Map<String, Value>, Re
         rule: "encoding",
         message: why,
     })?;
-    crate::json_object(text.trim_start_matches('\u{feff}'))
+    crate::json::json_object(text.trim_start_matches('\u{feff}'))
 }
 
 /// Reads one line, keeping at most `limit` bytes of it: `(kept bytes with the line's `\n` or

@@ -14,6 +14,7 @@
 
 pub mod config;
 pub mod file;
+mod json;
 pub mod mysql_table;
 pub mod postgres_table;
 pub mod table;
@@ -98,40 +99,7 @@ pub fn parse_json_record(
             rule: "encoding",
             message: why,
         })?;
-    json_object(&text)
-}
-
-/// Parses JSON text that must be one JSON object.
-fn json_object(text: &str) -> Result<serde_json::Map<String, serde_json::Value>, ReadFailure> {
-    match serde_json::from_str::<serde_json::Value>(text) {
-        Ok(serde_json::Value::Object(map)) => Ok(map),
-        Ok(other) => Err(ReadFailure {
-            pointer: String::new(),
-            rule: "not_an_object",
-            message: format!(
-                "a record must be a JSON object, found {}",
-                json_kind(&other)
-            ),
-        }),
-        Err(e) => Err(ReadFailure {
-            pointer: String::new(),
-            rule: "json_syntax",
-            message: format!("not JSON: {e}"),
-        }),
-    }
-}
-
-/// The kind of a JSON value, for messages: `null`, `a number`, `an array`, ...
-fn json_kind(v: &serde_json::Value) -> &'static str {
-    use serde_json::Value;
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
+    json::json_object(&text)
 }
 
 /// The most original bytes kept with a rejected record; the origin names where the rest is.
