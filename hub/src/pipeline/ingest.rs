@@ -289,7 +289,11 @@ impl Ingestor {
             // nothing until it holds a producer id, and it asks for one only from a broker it
             // is already connected to (librdkafka retries every 500 ms), so with the default
             // sparse connections the first batch waited a second for nothing.
-            .set("enable.sparse.connections", "false");
+            .set("enable.sparse.connections", "false")
+            // The hub creates its topics itself (`topics::ensure`): a metadata request for a
+            // topic that is not there (a connector naming an unknown dataset) must not
+            // create it on a broker that would.
+            .set("allow.auto.create.topics", "false");
         Ok(Self {
             producer: Arc::new(PolledProducer::new(&config, AckContext)?),
             kafka: Arc::new(kafka.clone()),
@@ -299,17 +303,16 @@ impl Ingestor {
     }
 
     /// Connects the producer: waits for a broker and fetches the metadata of `dataset`'s
-    /// topic (of every topic with `None`), which also has the idempotent producer take its
-    /// producer id now rather than at its next retry. Call it once the producer has had a
-    /// moment to reach the cluster's brokers (after the topics are ensured, say).
+    /// topic (of the dead-letter topic with `None`), which also has the idempotent producer
+    /// take its producer id now rather than at its next retry. Call it once the producer has
+    /// had a moment to reach the cluster's brokers (after the topics are ensured, say).
     pub async fn connect(&self, dataset: Option<&str>) -> Result<(), BrokerError> {
-        let topic = dataset.map(|d| topics::dataset_topic(&self.kafka, d));
+        let topic = match dataset {
+            Some(d) => topics::dataset_topic(&self.kafka, d),
+            None => topics::dead_letter_topic(&self.kafka),
+        };
         self.producer
-            .fetch_metadata(
-                topic.as_deref(),
-                &self.kafka.brokers,
-                self.kafka.request_timeout,
-            )
+            .fetch_metadata(&topic, &self.kafka.brokers, self.kafka.request_timeout)
             .await
     }
 
