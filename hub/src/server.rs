@@ -117,16 +117,11 @@ async fn run_workers(state: AppState, connectors: Vec<ConnectorConfig>) {
         tracing::warn!(error = %e, "cannot create the pipeline topics yet");
         backoff.wait().await;
     }
-    if let Some(ingestor) = state.ingestor.clone() {
-        // Beside the workers, not before them: a broker that is away now makes the first
-        // batches wait, as it would any later ones.
-        tokio::spawn(async move {
-            if let Err(e) = ingestor.connect(None).await {
-                tracing::warn!(error = %e, "the ingest producer cannot reach the broker yet");
-            }
-        });
-    }
     let mut tasks = tokio::task::JoinSet::new();
+    if let Some(ingestor) = state.ingestor.clone() {
+        // Beside the workers, not before them.
+        tasks.spawn(async move { ingestor.connect(None).await });
+    }
     tasks.spawn(crate::seals::run_crl_schedule(
         state.db.clone(),
         state.config.pki.clone(),

@@ -306,14 +306,21 @@ impl Ingestor {
     /// topic (of the dead-letter topic with `None`), which also has the idempotent producer
     /// take its producer id now rather than at its next retry. Call it once the producer has
     /// had a moment to reach the cluster's brokers (after the topics are ensured, say).
-    pub async fn connect(&self, dataset: Option<&str>) -> Result<(), BrokerError> {
+    ///
+    /// A broker that does not answer is only logged: the first batch then waits for it, as
+    /// any later batch would.
+    pub async fn connect(&self, dataset: Option<&str>) {
         let topic = match dataset {
             Some(d) => topics::dataset_topic(&self.kafka, d),
             None => topics::dead_letter_topic(&self.kafka),
         };
-        self.producer
+        if let Err(e) = self
+            .producer
             .fetch_metadata(&topic, &self.kafka.brokers, self.kafka.request_timeout)
             .await
+        {
+            tracing::warn!(error = %e, "the ingest producer cannot reach the broker yet");
+        }
     }
 
     /// The registry the ingestor validates against.
