@@ -236,14 +236,21 @@ impl Fixture {
         assert_eq!(answer["accepted"], 1, "{answer}");
     }
 
-    /// Waits until the sink wrote everything the feeds read, including the connector's file.
+    /// Waits until the sink wrote everything the feeds read: the connector's file and both
+    /// pushes (business registrations and administrative penalties).
     async fn caught_up(&self) {
         eventually(Duration::from_secs(120), "the sink to catch up", || async {
             let all = dataset_stats(&self.db, None).await.unwrap();
             let get = |id: &str| all.iter().find(|s| s.dataset == id).unwrap().clone();
             let dl = get("driving-licences");
             let br = get("business-registrations");
-            (dl.read == CONNECTOR_RECORDS && dl.pending == 0 && br.read == 6 && br.pending == 0)
+            let ap = get("administrative-penalties");
+            (dl.read == CONNECTOR_RECORDS
+                && dl.pending == 0
+                && br.read == 6
+                && br.pending == 0
+                && ap.read == 10
+                && ap.pending == 0)
                 .then_some(())
         })
         .await;
