@@ -531,6 +531,11 @@ async fn the_pipeline_waits_out_the_hub_database_going_away() {
     url.set_ip_host(proxy.addr().ip()).unwrap();
     url.set_port(Some(proxy.addr().port())).unwrap();
     config.database.url = url.to_string();
+    // A pool waits up to this long for a connection before its caller sees an error. Shorter
+    // than the outage, so every component that needs the database during it gives up at least
+    // once and counts a retry; with the default (5 s) a 3 s outage is only seen by a query
+    // that happened to be in flight at the cut.
+    config.database.connect_timeout = Duration::from_secs(1);
     config.pipeline.connectors = vec![feed.connector.clone()];
     config.pipeline.sink = true;
     let hub = bohai_tests::RunningHub::start(config.clone())
