@@ -52,6 +52,7 @@ struct Fixture {
     market_token: String,
     topic_prefix: String,
     db: sqlx::PgPool,
+    config: bohai_hub::config::Config,
 }
 
 impl Fixture {
@@ -80,7 +81,7 @@ impl Fixture {
             .unwrap()
             .secret;
         let topic_prefix = config.kafka.topic_prefix.clone();
-        let hub = RunningHub::start(config).await.unwrap();
+        let hub = RunningHub::start(config.clone()).await.unwrap();
         Self {
             dir,
             file,
@@ -91,6 +92,7 @@ impl Fixture {
             market_token,
             topic_prefix,
             db,
+            config,
         }
     }
 
@@ -733,4 +735,68 @@ async fn a_bulk_import_issues_every_valid_line_and_reports_every_bad_one() {
         "{}",
         String::from_utf8_lossy(&report.stdout)
     );
+}
+
+/// The hub keeps its status list in memory and looks at the database at most once a second.
+/// A licence issued in that second by another process (here: the licence service in this
+/// process, as the CLI or a second hub would) is beyond the list the hub holds; verified at
+/// once, it must still be VALID, not of unknown status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_licence_issued_elsewhere_a_moment_ago_verifies_valid_at_once() {
+    use bohai_hub::licences::service::{Actor, LicenceState};
+    use bohai_hub::licences::{IssueRequest, LicenceService};
+    let f = Fixture::new().await;
+    let registry = bohai_schemas::Registry::load(&f.config.registry.dir).unwrap();
+    let elsewhere = LicenceState::default();
+    let service = LicenceService::new(&f.db, &registry, &f.config, &elsewhere, true).unwrap();
+    let request = |n: usize| {
+        let subject = example("driving-licence", n % 2);
+        IssueRequest {
+            licence_type: "driving-licence".to_owned(),
+            holder: subject["holder"].clone(),
+            fields: subject["fields"].clone(),
+            valid_from: None,
+            valid_until: None,
+        }
+    };
+    let actor = Actor::current_operator();
+    let first = service
+        .issue(&actor, "traffic-police", request(0), chrono::Utc::now())
+        .await
+        .unwrap();
+    // This verification makes the hub's list: it covers the first licence's byte of the
+    // list (four entries) and is used without a database check for the next second.
+    let report = f.verify(&first.document).await;
+    assert_eq!(report["overall"], "VALID", "{report:#}");
+    let later: Vec<_> = service
+        .issue_many(
+            &actor,
+            "traffic-police",
+            (1..=4).map(request).collect(),
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert!(
+        later
+            .iter()
+            .any(|l| l.status_index / 4 > first.status_index / 4),
+        "one of the later licences lies beyond the list the hub holds"
+    );
+    let (status, answer) = f
+        .post(
+            "/api/v1/licences/verify",
+            None,
+            &json!({"licences": later.iter().map(|l| l.document.clone()).collect::<Vec<_>>()}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let reports = answer["reports"].as_array().unwrap();
+    assert_eq!(reports.len(), later.len(), "{answer}");
+    for report in reports {
+        assert_eq!(report["overall"], "VALID", "{report:#}");
+    }
 }

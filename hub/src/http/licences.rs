@@ -15,6 +15,7 @@ use super::caller::Caller;
 use super::{ApiError, AppState};
 use crate::auth::Scope;
 use crate::licences::service::Actor;
+use crate::licences::status::Recheck;
 use crate::licences::{
     IssueRequest, IssuedLicence, LicenceError, LicenceEvent, LicenceService, LicenceVersion,
     LicenceView,
@@ -457,7 +458,7 @@ pub(super) async fn status_list(
 ) -> Result<Response, ApiError> {
     let now = Utc::now();
     let list = service(&state, false)?
-        .status_list(now)
+        .status_list(now, Recheck::AfterASecond)
         .await
         .map_err(api_error)?;
     let digest = crate::seals::service::sha256(list.token.as_bytes());

@@ -13,14 +13,14 @@ use bohai_certs::licence::{
     seal_licence, Issuer, Licence, LicenceClaims, LicenceInputs, LicencePolicy, LicenceRef,
     LicenceVerifier, ParsedJws, SealDirectory, StatusListRef, QR_PREFIX,
 };
-use bohai_certs::{Report, SealKey};
+use bohai_certs::{ReasonCode, Report, SealKey};
 use bohai_schemas::{HolderKind, LicenceType, Registry};
 use chrono::{DateTime, TimeZone as _, Utc};
 use serde_json::Value;
 use sqlx::PgPool;
 use tokio::sync::Mutex;
 
-use super::status::{CurrentList, ListMaker, StatusCache};
+use super::status::{CurrentList, ListMaker, Recheck, StatusCache};
 use super::store::{self, NewVersion};
 use super::types::RegistryTypes;
 use super::{IssueRequest, IssuedLicence, LicenceError, LicenceEvent, LicenceVersion, LicenceView};
@@ -140,8 +140,13 @@ impl<'a> LicenceService<'a> {
             })
     }
 
-    /// The current signed status list.
-    pub async fn status_list(&self, now: DateTime<Utc>) -> Result<CurrentList, LicenceError> {
+    /// The current signed status list; `recheck` says when the in-memory one is checked
+    /// against the database.
+    pub async fn status_list(
+        &self,
+        now: DateTime<Utc>,
+        recheck: Recheck,
+    ) -> Result<CurrentList, LicenceError> {
         let uri = self.config.status_list_url();
         let maker = ListMaker {
             pki: &self.config.pki,
@@ -150,7 +155,10 @@ impl<'a> LicenceService<'a> {
             uri: &uri,
             max_age: self.config.licences.status_max_age,
         };
-        self.state.status.current(self.db, &maker, now).await
+        self.state
+            .status
+            .current(self.db, &maker, now, recheck)
+            .await
     }
 
     /// The request's type, if `actor` may issue it for `department`.
@@ -803,7 +811,7 @@ impl<'a> LicenceService<'a> {
     /// The signed offline trust bundle as of `now` (see [`super::bundle`]).
     pub async fn bundle(&self, now: DateTime<Utc>) -> Result<String, LicenceError> {
         use super::bundle::{seal_entry, sign_bundle, BundleType, TrustBundle};
-        let list = self.status_list(now).await?;
+        let list = self.status_list(now, Recheck::AfterASecond).await?;
         let mut trust_anchors = Vec::new();
         for path in &self.config.pki.trust_anchors {
             trust_anchors.push(std::fs::read_to_string(path).map_err(|e| {
@@ -853,35 +861,50 @@ impl<'a> LicenceService<'a> {
 
     /// Verifies licences (JWS documents or QR payloads) online at `at` with the current
     /// status list; one report each.
+    ///
+    /// The in-memory list may be up to a second behind the database (see [`super::status`]):
+    /// a licence issued in that second by another process (the CLI, another hub) is beyond
+    /// it. A document whose status is unknown is therefore verified once more against a list
+    /// checked against the database now.
     pub async fn verify(
         &self,
         documents: &[String],
         at: DateTime<Utc>,
     ) -> Result<Vec<Report>, LicenceError> {
         let verifier = self.verifier().await?;
-        // The list is the current one whatever `at` asks: a verification "as of" a later
-        // time sees it as stale, as an offline verifier would.
-        let list = self.status_list(Utc::now()).await?;
-        let types = RegistryTypes(self.registry);
-        let inputs = LicenceInputs {
-            status: Some(&list.verified),
-            types: &types,
-            at,
-        };
         let seals = if documents.iter().any(|d| d.trim().starts_with(QR_PREFIX)) {
             Some(self.seal_directory().await?)
         } else {
             None
         };
-        Ok(documents
-            .iter()
-            .map(|d| match &seals {
-                Some(seals) if d.trim().starts_with(QR_PREFIX) => {
-                    verifier.verify_compact(d, seals, inputs).0
+        let types = RegistryTypes(self.registry);
+        let verify_one = |document: &str, list: &CurrentList| {
+            let inputs = LicenceInputs {
+                status: Some(&list.verified),
+                types: &types,
+                at,
+            };
+            match &seals {
+                Some(seals) if document.trim().starts_with(QR_PREFIX) => {
+                    verifier.verify_compact(document, seals, inputs).0
                 }
-                _ => verifier.verify(d, inputs).0,
-            })
-            .collect())
+                _ => verifier.verify(document, inputs).0,
+            }
+        };
+        // The list is the current one whatever `at` asks: a verification "as of" a later
+        // time sees it as stale, as an offline verifier would.
+        let list = self.status_list(Utc::now(), Recheck::AfterASecond).await?;
+        let mut reports: Vec<Report> = documents.iter().map(|d| verify_one(d, &list)).collect();
+        let status_unknown = |r: &Report| r.problem_codes().contains(&ReasonCode::StatusUnknown);
+        if reports.iter().any(status_unknown) {
+            let list = self.status_list(Utc::now(), Recheck::Now).await?;
+            for (report, document) in reports.iter_mut().zip(documents) {
+                if status_unknown(report) {
+                    *report = verify_one(document, &list);
+                }
+            }
+        }
+        Ok(reports)
     }
 }
 

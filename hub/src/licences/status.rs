@@ -4,7 +4,9 @@
 //! A list is remade when a licence event happened after it (a status changed, or a new
 //! licence needs its entry) or when half of its maximum age has passed. Within one second of
 //! the last check the in-memory list is used as it is, so that a burst of verifications costs
-//! no database round trip; statuses are always reported "as of" the list's time.
+//! no database round trip; statuses are always reported "as of" the list's time. A caller
+//! that finds the list too short for a licence (issued a moment ago by the CLI or another hub
+//! process) asks for [`Recheck::Now`].
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,6 +35,16 @@ pub struct CurrentList {
     pub issued_at: DateTime<Utc>,
     changes_through: i64,
     checked: Instant,
+}
+
+/// When [`StatusCache::current`] looks at the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recheck {
+    /// Only when the in-memory list was last checked over a second ago (or is half its
+    /// maximum age old).
+    AfterASecond,
+    /// Now: the in-memory list is kept only if no licence event happened since it was made.
+    Now,
 }
 
 /// The hub's current status list, shared by every request.
@@ -69,11 +81,15 @@ impl StatusCache {
         db: &sqlx::PgPool,
         maker: &ListMaker<'_>,
         now: DateTime<Utc>,
+        recheck: Recheck,
     ) -> Result<CurrentList, LicenceError> {
         let mut slot = self.current.lock().await;
         let half_age = chrono::Duration::from_std(maker.max_age / 2).unwrap_or_default();
         if let Some(c) = slot.as_ref() {
-            if c.checked.elapsed() < RECHECK_AFTER && now - c.issued_at < half_age {
+            if recheck == Recheck::AfterASecond
+                && c.checked.elapsed() < RECHECK_AFTER
+                && now - c.issued_at < half_age
+            {
                 return Ok(c.clone());
             }
         }
