@@ -29,18 +29,20 @@ impl TcpProxy {
             let connections = Arc::clone(&connections);
             tokio::spawn(async move {
                 while let Ok((mut inbound, _)) = listener.accept().await {
+                    // Checked and registered under the lock `cut` takes, so that a connection
+                    // accepted while the proxy is being cut is either refused or closed by it.
+                    let mut open = connections.lock().expect("not poisoned");
                     if !up.load(Ordering::SeqCst) {
                         // Cut: the connection is closed at once, as by a host that is away.
                         drop(inbound);
                         continue;
                     }
-                    let task = tokio::spawn(async move {
+                    open.push(tokio::spawn(async move {
                         if let Ok(mut outbound) = TcpStream::connect(target).await {
                             let _ =
                                 tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
                         }
-                    });
-                    connections.lock().expect("not poisoned").push(task);
+                    }));
                 }
             })
         };
@@ -59,8 +61,9 @@ impl TcpProxy {
 
     /// Closes every open connection and refuses new ones until [`TcpProxy::restore`].
     pub fn cut(&self) {
+        let mut open = self.connections.lock().expect("not poisoned");
         self.up.store(false, Ordering::SeqCst);
-        for task in self.connections.lock().expect("not poisoned").drain(..) {
+        for task in open.drain(..) {
             task.abort();
         }
     }
