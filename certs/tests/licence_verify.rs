@@ -4,9 +4,9 @@
 mod common;
 
 use bohai_certs::licence::{
-    seal_licence, sign_status_list, verify_status_list, Issuer, Licence, LicenceInputs,
-    LicencePolicy, LicenceStatus, LicenceTypes, LicenceVerifier, StatusList, StatusListRef,
-    TypeVerdict, VerifiedStatusList,
+    authentic_with_status_unknown, seal_licence, sign_status_list, verify_status_list, Issuer,
+    Licence, LicenceInputs, LicencePolicy, LicenceStatus, LicenceTypes, LicenceVerifier,
+    StatusList, StatusListRef, TypeVerdict, VerifiedStatusList,
 };
 use bohai_certs::{issue_seal, ReasonCode, Report, RevocationPolicy, SealKey, Verdict};
 use chrono::{DateTime, Duration, Utc};
@@ -174,9 +174,17 @@ fn a_stale_or_missing_status_list_is_indeterminate_never_valid_or_invalid() {
     let report = verify(&v, &jws, Some(&old), now());
     assert_eq!(report.overall, Verdict::Indeterminate);
     assert_eq!(code(&report, "status"), ReasonCode::StatusStale);
+    assert!(!authentic_with_status_unknown(&report));
     let report = verify(&v, &jws, None, now());
     assert_eq!(report.overall, Verdict::Indeterminate);
     assert_eq!(code(&report, "status"), ReasonCode::StatusUnknown);
+    assert!(authentic_with_status_unknown(&report));
+    // A list too short for the licence's index (16 entries, index 20): unknown too, and a
+    // newer list may answer.
+    let jws = seal_licence(&f.key, licence(1), entry(20)).unwrap();
+    let report = verify(&v, &jws, Some(&status(&f.key, &f.pki, &[], now())), now());
+    assert_eq!(code(&report, "status"), ReasonCode::StatusUnknown);
+    assert!(authentic_with_status_unknown(&report));
 }
 
 #[test]
@@ -227,6 +235,10 @@ fn tampered_forged_and_wrong_issuer_licences_are_invalid() {
     );
     let report = verify(&v, &tampered, Some(&list), now());
     assert_eq!(code(&report, "signature"), ReasonCode::SignatureInvalid);
+    // Its status unknown too, it is still not worth a newer status list.
+    let report = verify(&v, &tampered, None, now());
+    assert_eq!(code(&report, "status"), ReasonCode::StatusUnknown);
+    assert!(!authentic_with_status_unknown(&report));
 
     // Forged: sealed under another city's CA.
     let other = other_city();
@@ -238,6 +250,12 @@ fn tampered_forged_and_wrong_issuer_licences_are_invalid() {
     let report = verify(&v, &forged, Some(&list), now());
     assert_eq!(report.overall, Verdict::Invalid);
     assert_eq!(code(&report, "chain"), ReasonCode::ChainUntrusted);
+    assert!(!authentic_with_status_unknown(&verify(
+        &v,
+        &forged,
+        None,
+        now()
+    )));
 
     // Wrong issuer: a department that does not issue business licences.
     let mut wrong = licence(1);

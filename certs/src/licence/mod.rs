@@ -29,6 +29,6 @@ pub use status::{
     VerifiedStatusList, STATUS_LIST_TYP,
 };
 pub use verify::{
-    LicenceInputs, LicencePolicy, LicenceTypes, LicenceVerifier, SealDirectory, TypeVerdict,
-    VerifiedLicence,
+    authentic_with_status_unknown, LicenceInputs, LicencePolicy, LicenceTypes, LicenceVerifier,
+    SealDirectory, TypeVerdict, VerifiedLicence,
 };

@@ -560,6 +560,22 @@ fn licence_checks(
     checks.push(status_check(&claims.status.status_list, inputs.status, at));
 }
 
+/// True when `report`, made by [`LicenceVerifier`], found the licence authentic (its
+/// signature and its seal's chain to a trust anchor passed) but its status unknown: what a
+/// newer status list may answer. A forged document never qualifies.
+pub fn authentic_with_status_unknown(report: &Report) -> bool {
+    let passed = |name| {
+        report
+            .check(name)
+            .is_some_and(|c| c.result == CheckResult::Pass)
+    };
+    passed(SIGNATURE)
+        && passed(CHAIN)
+        && report
+            .check(STATUS)
+            .is_some_and(|c| c.code == ReasonCode::StatusUnknown)
+}
+
 fn status_check(
     entry: &super::document::StatusListRef,
     list: Option<&VerifiedStatusList>,

@@ -458,7 +458,7 @@ pub(super) async fn status_list(
 ) -> Result<Response, ApiError> {
     let now = Utc::now();
     let list = service(&state, false)?
-        .status_list(now, Recheck::AfterASecond)
+        .status_list(now, Recheck::IfDue)
         .await
         .map_err(api_error)?;
     let digest = crate::seals::service::sha256(list.token.as_bytes());

@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use bohai_certs::licence::{
-    seal_licence, Issuer, Licence, LicenceClaims, LicenceInputs, LicencePolicy, LicenceRef,
-    LicenceVerifier, ParsedJws, SealDirectory, StatusListRef, QR_PREFIX,
+    authentic_with_status_unknown, seal_licence, Issuer, Licence, LicenceClaims, LicenceInputs,
+    LicencePolicy, LicenceRef, LicenceVerifier, ParsedJws, SealDirectory, StatusListRef, QR_PREFIX,
 };
-use bohai_certs::{ReasonCode, Report, SealKey};
+use bohai_certs::{Report, SealKey};
 use bohai_schemas::{HolderKind, LicenceType, Registry};
 use chrono::{DateTime, TimeZone as _, Utc};
 use serde_json::Value;
@@ -811,7 +811,7 @@ impl<'a> LicenceService<'a> {
     /// The signed offline trust bundle as of `now` (see [`super::bundle`]).
     pub async fn bundle(&self, now: DateTime<Utc>) -> Result<String, LicenceError> {
         use super::bundle::{seal_entry, sign_bundle, BundleType, TrustBundle};
-        let list = self.status_list(now, Recheck::AfterASecond).await?;
+        let list = self.status_list(now, Recheck::IfDue).await?;
         let mut trust_anchors = Vec::new();
         for path in &self.config.pki.trust_anchors {
             trust_anchors.push(std::fs::read_to_string(path).map_err(|e| {
@@ -864,8 +864,9 @@ impl<'a> LicenceService<'a> {
     ///
     /// The in-memory list may be up to a second behind the database (see [`super::status`]):
     /// a licence issued in that second by another process (the CLI, another hub) is beyond
-    /// it. A document whose status is unknown is therefore verified once more against a list
-    /// checked against the database now.
+    /// it. An authentic document (signature and chain passed) whose status is unknown is
+    /// therefore verified once more against a list checked against the database now; a
+    /// forged document never costs that second look.
     pub async fn verify(
         &self,
         documents: &[String],
@@ -893,15 +894,19 @@ impl<'a> LicenceService<'a> {
         };
         // The list is the current one whatever `at` asks: a verification "as of" a later
         // time sees it as stale, as an offline verifier would.
-        let list = self.status_list(Utc::now(), Recheck::AfterASecond).await?;
+        let list = self.status_list(Utc::now(), Recheck::IfDue).await?;
         let mut reports: Vec<Report> = documents.iter().map(|d| verify_one(d, &list)).collect();
-        let status_unknown = |r: &Report| r.problem_codes().contains(&ReasonCode::StatusUnknown);
-        if reports.iter().any(status_unknown) {
-            let list = self.status_list(Utc::now(), Recheck::Now).await?;
-            for (report, document) in reports.iter_mut().zip(documents) {
-                if status_unknown(report) {
-                    *report = verify_one(document, &list);
+        if reports.iter().any(authentic_with_status_unknown) {
+            match self.status_list(Utc::now(), Recheck::Now).await {
+                Ok(list) => {
+                    for (report, document) in reports.iter_mut().zip(documents) {
+                        if authentic_with_status_unknown(report) {
+                            *report = verify_one(document, &list);
+                        }
+                    }
                 }
+                // The first reports stand: they say the status is unknown, which it is.
+                Err(e) => tracing::warn!(error = %e, "cannot recheck the status list"),
             }
         }
         Ok(reports)

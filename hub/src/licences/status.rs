@@ -40,10 +40,13 @@ pub struct CurrentList {
 /// When [`StatusCache::current`] looks at the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Recheck {
-    /// Only when the in-memory list was last checked over a second ago (or is half its
-    /// maximum age old).
-    AfterASecond,
-    /// Now: the in-memory list is kept only if no licence event happened since it was made.
+    /// When due: the in-memory list was last checked [`RECHECK_AFTER`] ago or more, or is
+    /// half its maximum age old.
+    IfDue,
+    /// Now, for a licence beyond the in-memory list: a list is kept only if no licence event
+    /// happened since it was made and it covers every licence stored. (Event numbers are
+    /// taken before their transactions commit, so a licence committed after a later-numbered
+    /// event is not seen in the event numbers alone.)
     Now,
 }
 
@@ -86,7 +89,7 @@ impl StatusCache {
         let mut slot = self.current.lock().await;
         let half_age = chrono::Duration::from_std(maker.max_age / 2).unwrap_or_default();
         if let Some(c) = slot.as_ref() {
-            if recheck == Recheck::AfterASecond
+            if recheck == Recheck::IfDue
                 && c.checked.elapsed() < RECHECK_AFTER
                 && now - c.issued_at < half_age
             {
@@ -94,11 +97,21 @@ impl StatusCache {
             }
         }
         let newest = store::newest_event_id(db).await?;
-        let usable = |changes_through: i64, issued_at: DateTime<Utc>| {
+        let highest_index = match recheck {
+            Recheck::IfDue => None,
+            Recheck::Now => Some(store::highest_status_index(db).await?),
+        };
+        let current = |changes_through: i64, issued_at: DateTime<Utc>| {
             changes_through >= newest && now - issued_at < half_age && issued_at <= now
         };
+        let covers = |list: &VerifiedStatusList| {
+            list.uri() == maker.uri
+                && highest_index
+                    .and_then(|i| u64::try_from(i).ok())
+                    .is_none_or(|i| list.get(i).is_some())
+        };
         if let Some(c) = slot.as_mut() {
-            if usable(c.changes_through, c.issued_at) {
+            if current(c.changes_through, c.issued_at) && covers(&c.verified) {
                 c.checked = Instant::now();
                 return Ok(c.clone());
             }
@@ -107,9 +120,11 @@ impl StatusCache {
         let trust = seals.trust_anchors().await?;
         // Another hub process (or the CLI) may have made a fresh one.
         if let Some((token, issued_at, changes_through)) = store::latest_status_list(db).await? {
-            if usable(changes_through, issued_at) {
-                if let Ok(verified) =
+            if current(changes_through, issued_at) {
+                if let Some(verified) =
                     verify_status_list(&token, &trust, maker.authority_credit_code)
+                        .ok()
+                        .filter(|v| covers(v))
                 {
                     let c = CurrentList {
                         token: token.into(),

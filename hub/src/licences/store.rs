@@ -252,16 +252,21 @@ pub async fn newest_event_id(db: &PgPool) -> Result<i64, sqlx::Error> {
     Ok(id.unwrap_or(0))
 }
 
+/// The highest status index in use (-1 without licences).
+pub async fn highest_status_index(db: &PgPool) -> Result<i64, sqlx::Error> {
+    let (max,): (Option<i64>,) = sqlx::query_as("SELECT max(status_index) FROM licences")
+        .fetch_one(db)
+        .await?;
+    Ok(max.unwrap_or(-1))
+}
+
 /// The status of every version that is not valid, and the highest index in use.
 pub async fn statuses(db: &PgPool) -> Result<(Vec<(i64, String)>, i64), sqlx::Error> {
     let not_valid: Vec<(i64, String)> =
         sqlx::query_as("SELECT status_index, status FROM licences WHERE status <> 'valid'")
             .fetch_all(db)
             .await?;
-    let (max,): (Option<i64>,) = sqlx::query_as("SELECT max(status_index) FROM licences")
-        .fetch_one(db)
-        .await?;
-    Ok((not_valid, max.unwrap_or(-1)))
+    Ok((not_valid, highest_status_index(db).await?))
 }
 
 /// Stores a signed status list.
