@@ -826,23 +826,24 @@ async fn sink_lag_is_measured_in_records_and_seconds_while_the_sink_is_off() {
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     let topic = format!("{prefix}dataset.business-registrations");
+    let labels =
+        |p: i32| format!(r#"{{topic="{topic}",dataset="business-registrations",partition="{p}"}}"#);
     // The lag probe reads the broker within a 3 s budget, which a busy shared broker can
     // miss: that scrape lacks the lag (or its age). Scrape until one has both.
-    let m = eventually(Duration::from_secs(30), "a scrape with the sink lag measured", || async {
-        let m = samples(&hub_metrics(&http, &hub).await);
-        let measured = m.get("bohai_sink_lag_available") == Some(&1.0)
-            && (0..2).all(|p| {
-                m.contains_key(&format!(
-                    r#"bohai_sink_lag_seconds{{topic="{topic}",dataset="business-registrations",partition="{p}"}}"#
-                ))
-            });
-        measured.then_some(m)
-    })
+    let m = eventually(
+        Duration::from_secs(30),
+        "a scrape with the sink lag measured",
+        || async {
+            let m = samples(&hub_metrics(&http, &hub).await);
+            let measured = m.get("bohai_sink_lag_available") == Some(&1.0)
+                && (0..2).all(|p| m.contains_key(&format!("bohai_sink_lag_seconds{}", labels(p))));
+            measured.then_some(m)
+        },
+    )
     .await;
     let mut lag = 0.0;
     for p in 0..2 {
-        let labels =
-            format!(r#"{{topic="{topic}",dataset="business-registrations",partition="{p}"}}"#);
+        let labels = labels(p);
         let records = value(&m, &format!("bohai_sink_lag_records{labels}"));
         let seconds = value(&m, &format!("bohai_sink_lag_seconds{labels}"));
         lag += records;

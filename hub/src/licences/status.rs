@@ -138,7 +138,11 @@ impl StatusCache {
                 }
             }
         }
-        let (not_valid, max_index) = store::statuses(db).await?;
+        let not_valid = store::not_valid_statuses(db).await?;
+        let max_index = match highest_index {
+            Some(i) => i,
+            None => store::highest_status_index(db).await?,
+        };
         let mut list = StatusList::with_capacity(u64::try_from(max_index + 1).unwrap_or(0));
         for (index, status) in not_valid {
             let status = match status.as_str() {

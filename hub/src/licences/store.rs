@@ -260,13 +260,11 @@ pub async fn highest_status_index(db: &PgPool) -> Result<i64, sqlx::Error> {
     Ok(max.unwrap_or(-1))
 }
 
-/// The status of every version that is not valid, and the highest index in use.
-pub async fn statuses(db: &PgPool) -> Result<(Vec<(i64, String)>, i64), sqlx::Error> {
-    let not_valid: Vec<(i64, String)> =
-        sqlx::query_as("SELECT status_index, status FROM licences WHERE status <> 'valid'")
-            .fetch_all(db)
-            .await?;
-    Ok((not_valid, highest_status_index(db).await?))
+/// The status index and status of every version that is not valid.
+pub async fn not_valid_statuses(db: &PgPool) -> Result<Vec<(i64, String)>, sqlx::Error> {
+    sqlx::query_as("SELECT status_index, status FROM licences WHERE status <> 'valid'")
+        .fetch_all(db)
+        .await
 }
 
 /// Stores a signed status list.
