@@ -220,12 +220,75 @@ pub fn bohai(config_file: &Path) -> std::process::Command {
     c
 }
 
+/// Longest a `bohai` command run by a test may take: far beyond any of them, so that a
+/// command that hangs fails its test with what it printed instead of holding up the run.
+const COMMAND_LIMIT: Duration = Duration::from_secs(600);
+
+/// Runs `command` to its end, as `Command::output` does, but kills it and fails the test,
+/// with what it printed, if it runs longer than `limit`.
+pub fn output_within(command: &mut std::process::Command, limit: Duration) -> std::process::Output {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    // Both pipes are drained while the command runs, so that it never waits on a full one.
+    // They close when the command ends or is killed (a child it started and left running
+    // would keep them open; `bohai` starts none).
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("the command can be waited for") {
+            break Some(status);
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stdout = stdout.join().unwrap_or_default();
+    let stderr = stderr.join().unwrap_or_default();
+    let Some(status) = status else {
+        panic!(
+            "{command:?} ran longer than {limit:?} and was killed\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&stdout),
+            String::from_utf8_lossy(&stderr)
+        );
+    };
+    std::process::Output {
+        status,
+        stdout,
+        stderr,
+    }
+}
+
 /// Runs `bohai ARGS` with `config_file`.
 pub fn bohai_run(config_file: &Path, args: &[&str]) -> std::process::Output {
-    bohai(config_file)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run bohai {args:?}: {e}"))
+    output_within(bohai(config_file).args(args), COMMAND_LIMIT)
 }
 
 /// Runs `bohai ARGS`, fails the test unless it succeeds, and returns its standard output.
@@ -333,7 +396,7 @@ pub async fn repository_rows(
 /// Runs a `bohai` command to its end, fails the test with its stderr if it failed, and
 /// returns its stdout.
 pub fn command_ok(command: &mut std::process::Command) -> Vec<u8> {
-    let out = command.output().expect("bohai starts");
+    let out = output_within(command, COMMAND_LIMIT);
     assert!(
         out.status.success(),
         "{}",
@@ -374,4 +437,29 @@ pub async fn dead_letters(
         out.push((m.payload().unwrap_or_default().to_vec(), reasons));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_within_its_limit_gives_its_output() {
+        let out = output_within(
+            std::process::Command::new("sh").args(["-c", "echo out; echo err >&2; exit 3"]),
+            Duration::from_secs(30),
+        );
+        assert_eq!(out.status.code(), Some(3));
+        assert_eq!(out.stdout, b"out\n");
+        assert_eq!(out.stderr, b"err\n");
+    }
+
+    #[test]
+    #[should_panic(expected = "and was killed")]
+    fn a_command_past_its_limit_is_killed_and_fails_the_test() {
+        output_within(
+            std::process::Command::new("sh").args(["-c", "echo started; exec sleep 30"]),
+            Duration::from_millis(300),
+        );
+    }
 }
