@@ -220,6 +220,11 @@ pub struct PipelineConfig {
     pub connectors: Vec<PathBuf>,
     /// Whether `bohai serve` runs the repository sink. Default true.
     pub sink: bool,
+    /// How long the hold of the instance that runs the workers lasts unless renewed (it is
+    /// renewed every third of it): after a crash, another `bohai serve` on the same database
+    /// takes the workers over within this time. Default 30 s.
+    #[serde(with = "humantime_serde")]
+    pub worker_hold: Duration,
 }
 
 impl Default for PipelineConfig {
@@ -227,6 +232,7 @@ impl Default for PipelineConfig {
         Self {
             connectors: Vec::new(),
             sink: true,
+            worker_hold: Duration::from_secs(30),
         }
     }
 }
@@ -313,8 +319,8 @@ fn default_brokers() -> String {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct DatabaseConfig {
-    /// PostgreSQL URL. Default `postgres://bohai:bohai@127.0.0.1:5432/bohai` (the local
-    /// stack); env `DATABASE_URL`.
+    /// PostgreSQL URL. Default `postgres://bohai:bohai@127.0.0.1:5432/bohai?sslmode=disable`
+    /// (the local stack, on loopback); env `DATABASE_URL`.
     pub url: String,
     /// Largest number of pooled connections. Default 10.
     pub max_connections: u32,
@@ -335,7 +341,7 @@ impl Default for DatabaseConfig {
 }
 
 fn default_database_url() -> String {
-    "postgres://bohai:bohai@127.0.0.1:5432/bohai".to_owned()
+    "postgres://bohai:bohai@127.0.0.1:5432/bohai?sslmode=disable".to_owned()
 }
 
 /// `[log]` section.

@@ -3,6 +3,7 @@
 //!
 //! Where things live:
 //! - `cli/`: the `bohai` command line, one module per command group;
+//! - `failure`: the one classification of failures (transient, one record, a component);
 //! - `config`: the TOML configuration with environment overrides;
 //! - `http/`: the HTTP API, its OpenAPI document and its one error boundary;
 //! - `auth`: department bearer tokens: scopes, expiry, revocation;
@@ -15,13 +16,15 @@
 //! - `database`: the PostgreSQL pool and the versioned migrations in `hub/migrations/`;
 //! - `registry`: the departments and datasets, loaded from `schemas/` and copied to the database;
 //! - `server`: `bohai serve`, the process that runs the API and the workers;
-//! - `telemetry`: logging.
+//! - `telemetry`: logging;
+//! - `workers`: which `bohai serve` of a hub database runs the workers (the hold).
 
 pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod database;
+pub mod failure;
 pub mod gen;
 pub mod http;
 pub mod kafka;
@@ -33,3 +36,4 @@ pub mod seals;
 pub mod server;
 pub mod sharing;
 pub mod telemetry;
+pub mod workers;

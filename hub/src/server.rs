@@ -10,6 +10,7 @@ use crate::http::{self, AppState};
 use crate::pipeline::connector::{self, RunUntil};
 use crate::pipeline::ingest::Ingestor;
 use crate::pipeline::{sink, topics, Backoff};
+use crate::workers::{self, Instance, Taken};
 use crate::{database, registry};
 use bohai_connectors::ConnectorConfig;
 use bohai_schemas::Registry;
@@ -97,21 +98,90 @@ impl BoundHub {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
         tracing::info!(addr = %self.local_addr(), "serving the HTTP API");
-        let workers = tokio::spawn(run_workers(self.state.clone(), self.connectors));
+        let me = Instance::this(self.local_addr());
+        let db = self.state.db.clone();
+        let workers = tokio::spawn(run_workers(self.state.clone(), self.connectors, me.clone()));
         let app = http::router(self.state);
         let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await
             .map_err(ServeError::Http);
         workers.abort();
+        let _ = workers.await;
+        workers::give_back(&db, &me).await;
         served
     }
 }
 
-/// The background work of a hub: prepare the database, create the topics, then run the
-/// repository sink and the configured connectors. Each waits out outages by itself.
-async fn run_workers(state: AppState, connectors: Vec<ConnectorConfig>) {
+/// The background work of a hub: prepare the database, then, while this instance holds the
+/// workers of the database (see [`crate::workers`]), create the topics and run the repository
+/// sink, the configured connectors and the duties. Each waits out outages by itself.
+async fn run_workers(state: AppState, connectors: Vec<ConnectorConfig>, me: Instance) {
     prepare_database(state.db.clone(), Arc::clone(&state.registry)).await;
+    let hold = state.config.pipeline.worker_hold;
+    loop {
+        wait_for_hold(&state.db, &me, hold).await;
+        tracing::info!(instance = %me.id, "this instance runs the workers of the hub database");
+        let mut tasks = spawn_workers(&state, &connectors, &me).await;
+        keep_hold(&state.db, &me, hold).await;
+        // Lost: nothing more may be done by these workers.
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+        tracing::error!(instance = %me.id, "this instance lost the hold on the workers and stopped them; waiting to take them again");
+    }
+}
+
+/// Returns once this instance holds the workers. While another does, says who, once per
+/// holder.
+async fn wait_for_hold(db: &sqlx::PgPool, me: &Instance, hold: Duration) {
+    let mut told: Option<String> = None;
+    let mut backoff = Backoff::default();
+    loop {
+        match workers::take(db, me, hold).await {
+            Ok(Taken::Held) => return,
+            Ok(Taken::HeldBy(Some(h))) => {
+                if told.as_deref() != Some(h.instance.as_str()) {
+                    tracing::warn!(
+                        holder = %h.instance, host = %h.host, pid = h.pid, http = %h.http_addr, since = %h.since,
+                        "another bohai serve runs the workers of this hub database; this instance serves its HTTP API only and takes the workers over when that hold ends"
+                    );
+                    told = Some(h.instance);
+                }
+                tokio::time::sleep(hold / 3).await;
+            }
+            Ok(Taken::HeldBy(None)) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot take the workers' hold yet");
+                backoff.wait().await;
+            }
+        }
+    }
+}
+
+/// Renews the hold every third of its length; returns when it is lost, or when it could not be
+/// renewed for two thirds of its length (before another instance may take it).
+async fn keep_hold(db: &sqlx::PgPool, me: &Instance, hold: Duration) {
+    let mut renewed = tokio::time::Instant::now();
+    loop {
+        tokio::time::sleep(hold / 3).await;
+        match tokio::time::timeout(hold / 3, workers::renew(db, me, hold)).await {
+            Ok(Ok(true)) => renewed = tokio::time::Instant::now(),
+            Ok(Ok(false)) => return,
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot renew the workers' hold"),
+            Err(_) => tracing::warn!("renewing the workers' hold timed out"),
+        }
+        if renewed.elapsed() >= hold * 2 / 3 {
+            return;
+        }
+    }
+}
+
+/// Starts the workers: the topics first, then the sink, the connectors and the duties.
+async fn spawn_workers(
+    state: &AppState,
+    connectors: &[ConnectorConfig],
+    me: &Instance,
+) -> tokio::task::JoinSet<()> {
     let mut backoff = Backoff::default();
     while let Err(e) = topics::ensure(&state.config.kafka, &state.registry).await {
         tracing::warn!(error = %e, "cannot create the pipeline topics yet");
@@ -147,10 +217,11 @@ async fn run_workers(state: AppState, connectors: Vec<ConnectorConfig>) {
             state.config.kafka.clone(),
             state.db.clone(),
             Arc::clone(&state.registry),
+            me.id.as_str().into(),
         ));
     }
     if let Some(ingestor) = state.ingestor.clone() {
-        for c in connectors {
+        for c in connectors.iter().cloned() {
             let ingestor = ingestor.clone();
             let db = state.db.clone();
             tasks.spawn(async move {
@@ -171,7 +242,7 @@ async fn run_workers(state: AppState, connectors: Vec<ConnectorConfig>) {
             });
         }
     }
-    while tasks.join_next().await.is_some() {}
+    tasks
 }
 
 /// Records the expiry of licences whose validity ended, once a minute.

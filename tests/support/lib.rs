@@ -166,13 +166,14 @@ pub async fn prepared_config() -> anyhow::Result<Config> {
 pub fn write_config(config: &Config, dir: &Path) -> anyhow::Result<PathBuf> {
     let path = dir.join("bohai.toml");
     let text = format!(
-        "[http]\naddr = \"{}\"\n[kafka]\nbrokers = \"{}\"\ntopic_prefix = \"{}\"\npartitions = {}\n[database]\nurl = \"{}\"\n[pipeline]\nsink = {}\n",
+        "[http]\naddr = \"{}\"\n[kafka]\nbrokers = \"{}\"\ntopic_prefix = \"{}\"\npartitions = {}\n[database]\nurl = \"{}\"\n[pipeline]\nsink = {}\nworker_hold = \"{}ms\"\n",
         config.http.addr,
         config.kafka.brokers,
         config.kafka.topic_prefix,
         config.kafka.partitions,
         config.database.url,
         config.pipeline.sink,
+        config.pipeline.worker_hold.as_millis(),
     );
     std::fs::write(&path, text)?;
     Ok(path)
@@ -361,6 +362,7 @@ pub fn spawn_sink(config: &Config) -> tokio::task::JoinHandle<()> {
         config.kafka.clone(),
         db,
         registry,
+        "test-sink".into(),
     ))
 }
 

@@ -25,7 +25,7 @@ pub enum DatasetCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Reconciliation counts: read = valid + rejected, valid = inserted + updated.
+    /// Reconciliation counts: read = valid + rejected, valid = inserted + updated + refused.
     Stats {
         /// One dataset (default: all).
         id: Option<String>,
@@ -54,25 +54,27 @@ pub(super) async fn run(config: &Config, command: &DatasetCommand) -> anyhow::Re
                 println!("{out}");
             } else {
                 println!(
-                    "{:<32} {:>10} {:>10} {:>9} {:>10} {:>9} {:>10} {:>8}  RECONCILED",
+                    "{:<32} {:>10} {:>10} {:>9} {:>10} {:>9} {:>8} {:>10} {:>8}  RECONCILED",
                     "DATASET",
                     "READ",
                     "VALID",
                     "REJECTED",
                     "INSERTED",
                     "UPDATED",
+                    "REFUSED",
                     "ROWS",
                     "PENDING"
                 );
                 for s in all {
                     println!(
-                        "{:<32} {:>10} {:>10} {:>9} {:>10} {:>9} {:>10} {:>8}  {}",
+                        "{:<32} {:>10} {:>10} {:>9} {:>10} {:>9} {:>8} {:>10} {:>8}  {}",
                         s.dataset,
                         s.read,
                         s.valid,
                         s.rejected,
                         s.inserted,
                         s.updated,
+                        s.refused,
                         s.rows,
                         s.pending,
                         if s.reconciled { "yes" } else { "no" }

@@ -39,6 +39,33 @@ fn render(o: &Overview) -> String {
         .iter()
         .map(|(s, n)| format!("{n} {s}"))
         .collect();
+    match &o.workers {
+        Some(h) => {
+            let _ = writeln!(
+                out,
+                "WORKERS  run by {} (http {}) since {}, hold renewed {}",
+                h.instance,
+                h.http_addr,
+                h.since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                h.renewed_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            );
+        }
+        None => {
+            let _ = writeln!(out, "WORKERS  no bohai serve runs them");
+        }
+    }
+    for c in &o.stopped_components {
+        let _ = writeln!(
+            out,
+            "STOPPED  {} in {} since {}: {}",
+            c.component,
+            c.instance,
+            c.since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            c.reason
+        );
+    }
+    let _ = writeln!(out);
     let _ = writeln!(out, "FEEDS  {} ({})", o.feeds.len(), states.join(", "));
     let _ = writeln!(
         out,

@@ -47,7 +47,8 @@ pub(super) async fn show_dataset(
         .ok_or_else(|| ApiError::not_found(format!("no dataset `{id}`")))
 }
 
-/// Reconciliation counts of one dataset: read = valid + rejected, valid = inserted + updated.
+/// Reconciliation counts of one dataset: read = valid + rejected, valid = inserted + updated +
+/// refused.
 #[utoipa::path(
     get,
     path = "/api/v1/datasets/{id}/stats",

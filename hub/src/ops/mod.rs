@@ -1,11 +1,12 @@
 //! Operations: what the ops team watches. Feed health (`feeds`: a pure judge), the overview
 //! gathered from PostgreSQL and the broker (`overview`), Prometheus metrics (`metrics`),
 //! samples of the feed counts for rates over time (`samples`), the connectors' run state
-//! (`connectors`), and the dead-letter viewer's masked rejects (`dead_letters`, `mask`).
+//! (`connectors`), components stopped by a failure that needs someone (`components`), and the dead-letter viewer's masked rejects (`dead_letters`, `mask`).
 //!
 //! Served by `http/ops.rs` (`/metrics`, `/api/v1/ops/...`) and `http/dashboard.rs` (`/`),
 //! shown in the terminal by `bohai status`.
 
+pub mod components;
 pub mod connectors;
 pub mod dead_letters;
 pub mod feeds;

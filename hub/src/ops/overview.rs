@@ -111,6 +111,10 @@ pub struct Overview {
     pub licences: LicenceStats,
     /// What the subscription topics carry, by dataset and reading department.
     pub subscriptions: Vec<SubscriptionDeliveries>,
+    /// The `bohai serve` instance that runs the workers; none when no instance holds them.
+    pub workers: Option<crate::workers::Holder>,
+    /// Components stopped by a failure that needs someone, with the reason.
+    pub stopped_components: Vec<super::components::ComponentFailure>,
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -174,9 +178,24 @@ pub async fn feeds(
         (now, rows)
     };
     let thresholds = Thresholds::from(ops);
+    let sink_stopped = super::components::failures(db)
+        .await?
+        .into_iter()
+        .find(|c| c.component == crate::pipeline::sink::COMPONENT);
     Ok(rows
         .into_iter()
-        .map(|r| feed_health(r, registry, ops, &thresholds, now))
+        .map(|r| {
+            let mut feed = feed_health(r, registry, ops, &thresholds, now);
+            // Nothing of any feed reaches the repository while the sink is stopped.
+            if let Some(stopped) = &sink_stopped {
+                if feed.state != FeedState::Paused {
+                    feed.state = FeedState::Failing;
+                    feed.reasons
+                        .push(format!("the repository sink stopped: {}", stopped.reason));
+                }
+            }
+            feed
+        })
         .collect())
 }
 
@@ -450,6 +469,8 @@ pub async fn gather(
         .map_err(|e| OverviewError::Seals(e.to_string()))?;
     let licences = licence_stats(db).await?;
     let subscriptions = subscription_deliveries(db).await?;
+    let workers = crate::workers::holder(db).await?;
+    let stopped_components = super::components::failures(db).await?;
     let (sink_lag, sink_lag_error) = match sink_lag(&config.kafka, db, registry).await {
         Ok(l) => (l, None),
         Err(e) => (Vec::new(), Some(e)),
@@ -471,6 +492,8 @@ pub async fn gather(
         seals,
         licences,
         subscriptions,
+        workers,
+        stopped_components,
     })
 }
 

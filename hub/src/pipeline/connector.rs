@@ -11,6 +11,7 @@ use sqlx::PgPool;
 
 use super::ingest::{Checked, Commit, InFlight, IngestError, Ingestor};
 use super::Backoff;
+use crate::failure::Failure;
 use crate::ops::metrics::{Component, Stage, PIPELINE};
 
 /// Why a connector could not run.
@@ -32,6 +33,16 @@ pub enum ConnectorError {
         /// Why.
         #[source]
         source: bohai_connectors::SourceError,
+    },
+    /// Delivering or recording a batch failed in a way waiting does not fix (a missing table,
+    /// a permission denied): the connector stops rather than retry for ever.
+    #[error("connector `{connector}`: {source}")]
+    Ingest {
+        /// The connector.
+        connector: String,
+        /// Why.
+        #[source]
+        source: IngestError,
     },
     /// The checkpoint could not be read.
     #[error("connector `{connector}`: reading its checkpoint failed: {source}")]
@@ -176,8 +187,8 @@ struct Handoff<'a> {
     /// To the recording task: batches handed to the broker, oldest first. Its capacity bounds
     /// how many are in flight.
     to_record: tokio::sync::mpsc::Sender<(Checked, InFlight)>,
-    /// From the recording task: batches committed, in order.
-    recorded: tokio::sync::mpsc::UnboundedReceiver<Recorded>,
+    /// From the recording task: batches committed, in order, or why it stopped.
+    recorded: tokio::sync::mpsc::UnboundedReceiver<Result<Recorded, IngestError>>,
     /// Batches handed to the recording task and not yet back.
     recording: usize,
     /// What the committed batches held.
@@ -230,7 +241,12 @@ impl<'a> Handoff<'a> {
             return Ok(false);
         };
         let (name, ingestor) = (&self.config.name, self.ingestor);
-        let sent = retry(name, Stage::Produce, || ingestor.send(&checked, name)).await;
+        let sent = retry(name, Stage::Produce, || ingestor.send(&checked, name))
+            .await
+            .map_err(|source| ConnectorError::Ingest {
+                connector: name.clone(),
+                source,
+            })?;
         if self.to_record.send((checked, sent)).await.is_err() {
             panic!("connector `{name}`: the task that records delivered batches stopped");
         }
@@ -261,11 +277,15 @@ impl<'a> Handoff<'a> {
     /// Lets the source finish a recorded batch (a drop folder moves a finished file aside).
     async fn finish(
         &mut self,
-        recorded: Recorded,
+        recorded: Result<Recorded, IngestError>,
         source: &mut dyn bohai_connectors::Source,
     ) -> Result<(), ConnectorError> {
         self.recording -= 1;
         let name = &self.config.name;
+        let recorded = recorded.map_err(|source| ConnectorError::Ingest {
+            connector: name.clone(),
+            source,
+        })?;
         let mut backoff = Backoff::default();
         loop {
             match source.committed(&recorded.checkpoint).await {
@@ -298,32 +318,39 @@ async fn record_delivered(
     name: String,
     ingestor: Ingestor,
     mut queue: tokio::sync::mpsc::Receiver<(Checked, InFlight)>,
-    done: tokio::sync::mpsc::UnboundedSender<Recorded>,
+    done: tokio::sync::mpsc::UnboundedSender<Result<Recorded, IngestError>>,
 ) {
     while let Some((checked, sent)) = queue.recv().await {
-        if let Err(e) = sent.delivered().await {
-            tracing::warn!(connector = %name, error = %e, "a batch was not acknowledged; delivering it again");
-            PIPELINE.retried(Component::Connector, Stage::Produce);
-            retry(&name, Stage::Produce, || ingestor.deliver(&checked, &name)).await;
+        let recorded = async {
+            if let Err(e) = sent.delivered().await {
+                tracing::warn!(connector = %name, error = %e, "a batch was not acknowledged; delivering it again");
+                PIPELINE.retried(Component::Connector, Stage::Produce);
+                retry(&name, Stage::Produce, || ingestor.deliver(&checked, &name)).await?;
+            }
+            retry(&name, Stage::Commit, || {
+                ingestor.commit(&checked, &name, Commit::Connector)
+            })
+            .await?;
+            Ok(Recorded {
+                checkpoint: checked.checkpoint().clone(),
+                read: checked.read() as u64,
+                valid: checked.accepted() as u64,
+                rejected: checked.rejected.len() as u64,
+            })
         }
-        retry(&name, Stage::Commit, || {
-            ingestor.commit(&checked, &name, Commit::Connector)
-        })
         .await;
-        let recorded = Recorded {
-            checkpoint: checked.checkpoint().clone(),
-            read: checked.read() as u64,
-            valid: checked.accepted() as u64,
-            rejected: checked.rejected.len() as u64,
-        };
+        let stopped = recorded.is_err();
         // The handoff is gone when its run ended; what is queued is still committed.
         let _ = done.send(recorded);
+        if stopped {
+            return;
+        }
     }
 }
 
-/// Retries `op` until it succeeds: its errors are a broker or database that is away. Each
-/// retry is counted under `stage`.
-async fn retry<T, F, Fut>(connector: &str, stage: Stage, mut op: F) -> T
+/// Retries `op` while it fails for a reason that passes (a broker or database that is away),
+/// counting each retry under `stage`; any other failure is returned.
+async fn retry<T, F, Fut>(connector: &str, stage: Stage, mut op: F) -> Result<T, IngestError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, IngestError>>,
@@ -331,11 +358,15 @@ where
     let mut backoff = Backoff::default();
     loop {
         match op().await {
-            Ok(v) => return v,
-            Err(e) => {
+            Ok(v) => return Ok(v),
+            Err(e) if e.class() == Failure::Transient => {
                 tracing::warn!(connector, error = %e, "retrying");
                 PIPELINE.retried(Component::Connector, stage);
                 backoff.wait().await;
+            }
+            Err(e) => {
+                tracing::error!(connector, error = %e, "stopping: retrying cannot mend this");
+                return Err(e);
             }
         }
     }

@@ -66,7 +66,7 @@ pub mod header {
     }
 }
 
-/// Why a batch could not be delivered or recorded. Both are retriable.
+/// Why a batch could not be delivered or recorded.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     /// The broker did not take the batch.
@@ -75,6 +75,18 @@ pub enum IngestError {
     /// The database did not record the batch.
     #[error("recording the batch in the database failed: {0}")]
     Database(#[from] sqlx::Error),
+}
+
+impl IngestError {
+    /// What the failure means for the loop that met it: the broker's refusals of a batch
+    /// pass (a record it would never take is refused at ingest by its size limit); the
+    /// database's are classed by their code.
+    pub fn class(&self) -> crate::failure::Failure {
+        match self {
+            IngestError::Broker(_) => crate::failure::Failure::Transient,
+            IngestError::Database(e) => crate::failure::Failure::of_database(e),
+        }
+    }
 }
 
 /// What a committed batch came from.
@@ -601,10 +613,15 @@ fn check_records(dataset: &Dataset, records: Vec<SourceRecord>) -> (Vec<Accepted
                     serde_json::to_vec(&value).unwrap_or_default()
                 },
             }),
+            // Reasons and origins quote the record: what PostgreSQL cannot store is escaped,
+            // so that the rejection itself can always be recorded.
             Err(reasons) => rejected.push(Rejection {
                 seq: record.seq,
-                origin: record.origin,
-                reasons,
+                origin: bohai_schemas::storable::storable_text(record.origin),
+                reasons: reasons
+                    .into_iter()
+                    .map(bohai_schemas::storable::storable_violation)
+                    .collect(),
                 raw: record.raw,
                 stream: record.stream,
             }),
@@ -636,9 +653,11 @@ fn check_record(
     body: Result<serde_json::Map<String, Value>, ReadFailure>,
 ) -> Result<(String, Value), Vec<Violation>> {
     let map = body.map_err(|f| vec![Violation::new(f.pointer, f.rule, f.message)])?;
+    // What the repository cannot store is refused here, never discovered by the sink.
+    let mut violations = bohai_schemas::storable::check(&map);
     let key = primary_key(dataset, &map);
     let value = Value::Object(map);
-    let mut violations = dataset.validator.validate(&value);
+    violations.extend(dataset.validator.validate(&value));
     match key {
         Ok(key) if violations.is_empty() => Ok((key, value)),
         Ok(_) => Err(violations),
@@ -683,7 +702,19 @@ pub fn primary_key(
             }
         }
     }
-    Ok(key_text(&parts))
+    let key = key_text(&parts);
+    if key.len() > bohai_schemas::storable::MAX_KEY_BYTES {
+        return Err(Violation::new(
+            format!("/{}", dataset.primary_key[0]),
+            "key_size",
+            format!(
+                "the primary key is {} bytes long; at most {} are stored",
+                key.len(),
+                bohai_schemas::storable::MAX_KEY_BYTES
+            ),
+        ));
+    }
+    Ok(key)
 }
 
 /// A key as text from the values of its fields: a single string as it is, a single number

@@ -9,6 +9,14 @@
 //! its transaction, so the sink's memory does not grow with the number of streams (a table
 //! connector makes one per row).
 //!
+//! One record never stops the others: when the database refuses a batch for a record's value
+//! ([`Failure::Record`]), the batch is written again row by row, each row under a savepoint;
+//! a row the database refuses is sent to the dead-letter topic with the database's reason,
+//! kept in `rejected_records` and counted as refused, and the rest of the batch is written.
+//! Transient failures are waited out; a failure of the component itself (a missing table, a
+//! permission denied) stops the sink, recorded in `ops_component_failures` for `bohai status`,
+//! the feeds endpoint and the dashboard, and leaves the rest of the hub running.
+//!
 //! Fetching overlaps writing: a task gathers the next batch from the broker while the current
 //! one is written; at most [`BATCHES_AHEAD`] batches wait, so memory stays bounded.
 
@@ -18,7 +26,9 @@ use std::time::Duration;
 
 use bohai_schemas::Registry;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use sqlx::PgPool;
 use tokio::sync::mpsc;
@@ -26,7 +36,9 @@ use tokio::sync::mpsc;
 use super::ingest::header;
 use super::{topics, Backoff};
 use crate::config::KafkaConfig;
+use crate::failure::Failure;
 use crate::kafka::{self, client_config};
+use crate::ops::components;
 use crate::ops::metrics::{Component, Stage, PIPELINE};
 
 /// Most records written in one transaction.
@@ -49,19 +61,86 @@ struct Delivered {
     key: String,
     /// The record as JSON text, or why it is not JSON.
     payload: Result<String, String>,
+    /// The payload's bytes when it is not JSON (kept for the dead-letter topic).
+    raw: Vec<u8>,
 }
 
-/// Runs the sink until the task is dropped. Broker and database outages are waited out.
-pub async fn run(kafka: KafkaConfig, db: PgPool, registry: Arc<Registry>) {
+impl Delivered {
+    /// Where the record is, for people.
+    fn origin(&self) -> String {
+        format!(
+            "{} partition {} offset {}",
+            self.topic, self.partition, self.offset
+        )
+    }
+}
+
+/// The component name the sink's state is recorded under.
+pub const COMPONENT: &str = "repository-sink";
+
+/// Why the sink could not write a batch.
+#[derive(Debug, thiserror::Error)]
+enum SinkError {
+    /// The database failed.
+    #[error("the repository database failed: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The dead-letter topic did not take a refused record.
+    #[error("the dead-letter topic did not take a refused record: {0}")]
+    DeadLetter(#[from] KafkaError),
+}
+
+impl SinkError {
+    fn class(&self) -> Failure {
+        match self {
+            SinkError::Database(e) => Failure::of_database(e),
+            // A record refused by the database is dead-lettered as the bytes it came as, which
+            // the broker already took once: any failure here passes.
+            SinkError::DeadLetter(_) => Failure::Transient,
+        }
+    }
+}
+
+/// Runs the sink until the task is dropped. Broker and database outages are waited out; a
+/// failure that needs someone (a missing table, a permission denied) stops the sink and is
+/// recorded for `bohai status`.
+pub async fn run(kafka: KafkaConfig, db: PgPool, registry: Arc<Registry>, instance: Arc<str>) {
     let mut backoff = Backoff::default();
     loop {
         match run_once(&kafka, &db, &registry).await {
             Ok(()) => return,
+            Err(e) if e.class() == Failure::Component => {
+                tracing::error!(error = %e, "repository sink stopped: it cannot work until this is fixed");
+                components::record_failure(&db, COMPONENT, &instance, &e.to_string()).await;
+                return;
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "repository sink stopped; restarting");
                 PIPELINE.retried(Component::Sink, Stage::Consume);
                 backoff.wait().await;
             }
+        }
+    }
+}
+
+/// Why a run of the sink ended.
+#[derive(Debug, thiserror::Error)]
+enum RunError {
+    /// Writing failed in a way that retrying the batch cannot mend.
+    #[error(transparent)]
+    Write(SinkError),
+    /// Anything else on the way (topics, consumer, offsets): retried.
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl RunError {
+    fn class(&self) -> Failure {
+        match self {
+            RunError::Write(e) => e.class(),
+            RunError::Other(e) => match e.downcast_ref::<sqlx::Error>() {
+                Some(db) => Failure::of_database(db),
+                None => Failure::Transient,
+            },
         }
     }
 }
@@ -75,8 +154,10 @@ impl Drop for AbortOnDrop {
     }
 }
 
-async fn run_once(kafka: &KafkaConfig, db: &PgPool, registry: &Registry) -> anyhow::Result<()> {
-    topics::ensure(kafka, registry).await?;
+async fn run_once(kafka: &KafkaConfig, db: &PgPool, registry: &Registry) -> Result<(), RunError> {
+    topics::ensure(kafka, registry)
+        .await
+        .map_err(anyhow::Error::from)?;
     let topic_to_dataset: HashMap<Arc<str>, Arc<str>> = registry
         .datasets
         .iter()
@@ -93,10 +174,25 @@ async fn run_once(kafka: &KafkaConfig, db: &PgPool, registry: &Registry) -> anyh
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("fetch.wait.max.ms", "100")
-        .create()?;
+        .create()
+        .map_err(anyhow::Error::from)?;
+    let dead_letters = DeadLetters {
+        producer: client_config(kafka)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .create()
+            .map_err(anyhow::Error::from)?,
+        topic: topics::dead_letter_topic(kafka),
+        departments: registry
+            .datasets
+            .iter()
+            .map(|d| (d.id.clone(), d.department.clone()))
+            .collect(),
+    };
     let assignment = assignment(&consumer, kafka, db, topic_to_dataset.keys()).await?;
-    consumer.assign(&assignment)?;
+    consumer.assign(&assignment).map_err(anyhow::Error::from)?;
     tracing::info!(partitions = assignment.count(), "repository sink assigned");
+    components::clear_failure(db, COMPONENT).await;
     let (batches, mut next) = mpsc::channel(BATCHES_AHEAD);
     let mut fetcher = AbortOnDrop(tokio::spawn(async move {
         loop {
@@ -108,14 +204,76 @@ async fn run_once(kafka: &KafkaConfig, db: &PgPool, registry: &Registry) -> anyh
     }));
     while let Some(batch) = next.recv().await {
         let mut backoff = Backoff::default();
-        while let Err(e) = write_batch(db, &batch).await {
-            tracing::warn!(error = %e, records = batch.len(), "cannot write the repository yet; retrying");
-            PIPELINE.retried(Component::Sink, Stage::RepositoryWrite);
-            backoff.wait().await;
+        loop {
+            match write_batch(db, &dead_letters, &batch).await {
+                Ok(()) => break,
+                Err(e) if e.class() == Failure::Transient => {
+                    tracing::warn!(error = %e, records = batch.len(), "cannot write the repository yet; retrying");
+                    PIPELINE.retried(Component::Sink, Stage::RepositoryWrite);
+                    backoff.wait().await;
+                }
+                Err(e) => return Err(RunError::Write(e)),
+            }
         }
     }
     // The fetcher stopped: say why.
-    (&mut fetcher.0).await?
+    Ok((&mut fetcher.0).await.map_err(anyhow::Error::from)??)
+}
+
+/// The dead-letter topic, for records the repository refused.
+struct DeadLetters {
+    producer: FutureProducer,
+    topic: String,
+    /// Dataset id → owning department.
+    departments: HashMap<String, String>,
+}
+
+impl DeadLetters {
+    /// Sends each refused record with its reasons and waits until the broker took them all.
+    async fn send(&self, refused: &[Refused<'_>]) -> Result<(), KafkaError> {
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let mut pending = Vec::with_capacity(refused.len());
+        for r in refused {
+            let d = r.delivered;
+            let mut position = String::new();
+            header::write_position(&mut position, u64::try_from(d.seq).unwrap_or(0), &d.stream);
+            let origin = d.origin();
+            let reasons = r.reasons.to_string();
+            let department = self.departments.get(&*d.dataset).map_or("", String::as_str);
+            let headers = OwnedHeaders::new_with_capacity(8)
+                .insert(h(header::DATASET, &d.dataset))
+                .insert(h(header::DEPARTMENT, department))
+                .insert(h(header::SOURCE, &d.source))
+                .insert(h(header::POSITION, &position))
+                .insert(h(header::INGEST_TIME, &now))
+                .insert(h(header::ORIGIN, &origin))
+                .insert(h(header::REASONS, &reasons));
+            let payload: &[u8] = match &d.payload {
+                Ok(text) => text.as_bytes(),
+                Err(_) => &d.raw,
+            };
+            let record = FutureRecord::to(&self.topic)
+                .key(d.stream.as_str())
+                .payload(payload)
+                .headers(headers);
+            pending.push(self.producer.send_result(record).map_err(|(e, _)| e)?);
+        }
+        for delivery in pending {
+            match delivery.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((e, _))) => return Err(e),
+                Err(_) => return Err(KafkaError::Canceled),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn h<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a str> {
+    Header {
+        key,
+        value: Some(value),
+    }
 }
 
 /// Every partition of the dataset topics, at the position stored in the database.
@@ -199,13 +357,16 @@ fn own(m: &BorrowedMessage<'_>, topic_to_dataset: &HashMap<Arc<str>, Arc<str>>) 
         (Some((q, s)), _, _) | (None, Some(s), Some(q)) => (s.to_owned(), q),
         _ => (format!("kafka:{}:{}", topic, m.partition()), m.offset()),
     };
-    let payload = match m.payload() {
+    let (payload, raw) = match m.payload() {
         Some(p) => match serde_json::from_slice::<serde::de::IgnoredAny>(p) {
             // Valid JSON is valid UTF-8.
-            Ok(_) => Ok(String::from_utf8_lossy(p).into_owned()),
-            Err(e) => Err(format!("payload is not JSON: {e}")),
+            Ok(_) => (Ok(String::from_utf8_lossy(p).into_owned()), Vec::new()),
+            Err(e) => (
+                Err(format!("payload is not JSON: {e}")),
+                p[..p.len().min(bohai_connectors::RAW_KEEP_LIMIT)].to_vec(),
+            ),
         },
-        None => Err("empty payload".to_owned()),
+        None => (Err("empty payload".to_owned()), Vec::new()),
     };
     Delivered {
         dataset,
@@ -220,6 +381,7 @@ fn own(m: &BorrowedMessage<'_>, topic_to_dataset: &HashMap<Arc<str>, Arc<str>>) 
         stream,
         seq,
         payload,
+        raw,
     }
 }
 
@@ -229,6 +391,8 @@ struct Upsert<'a> {
     data: &'a str,
     versions: i32,
     source: &'a str,
+    /// The delivery that carried `data`.
+    delivered: &'a Delivered,
 }
 
 /// What one batch writes into one dataset.
@@ -240,6 +404,16 @@ struct DatasetWrites<'a> {
     order: Vec<&'a str>,
     /// Deliveries skipped as already applied.
     duplicates: i64,
+    /// Deliveries the repository refused (every version of a refused key in this batch).
+    refused: i64,
+}
+
+/// A record the repository will not keep, with the reasons.
+#[derive(Debug)]
+struct Refused<'a> {
+    delivered: &'a Delivered,
+    /// `[{pointer, rule, message}]`, as rejected records carry them.
+    reasons: serde_json::Value,
 }
 
 /// A stream's mark in one topic partition.
@@ -264,16 +438,118 @@ async fn load_marks(
     .collect())
 }
 
+/// The upsert of many rows of one dataset; also used for one row at a time.
+const UPSERT: &str = "WITH up AS (
+       INSERT INTO repository_records (dataset, pk, data, version, source)
+       SELECT $1, u.pk, u.data::jsonb, u.n, u.source
+       FROM UNNEST($2::text[], $3::text[], $4::int[], $5::text[]) AS u(pk, data, n, source)
+       ON CONFLICT (dataset, pk) DO UPDATE SET data = EXCLUDED.data,
+         version = repository_records.version + EXCLUDED.version,
+         updated_at = now(), source = EXCLUDED.source,
+         change_xid = pg_current_xact_id()
+       RETURNING (xmax = 0) AS inserted)
+     SELECT count(*) FILTER (WHERE inserted) FROM up";
+
+/// Upserts the rows of `keys`; how many were new.
+async fn upsert(
+    tx: &mut sqlx::PgConnection,
+    dataset: &str,
+    keys: &[&str],
+    upserts: &HashMap<&str, Upsert<'_>>,
+) -> Result<i64, sqlx::Error> {
+    let data: Vec<&str> = keys.iter().map(|k| upserts[k].data).collect();
+    let versions: Vec<i32> = keys.iter().map(|k| upserts[k].versions).collect();
+    let sources: Vec<&str> = keys.iter().map(|k| upserts[k].source).collect();
+    sqlx::query_scalar(UPSERT)
+        .bind(dataset)
+        .bind(keys)
+        .bind(&data)
+        .bind(&versions)
+        .bind(&sources)
+        .fetch_one(&mut *tx)
+        .await
+}
+
+/// Upserts the rows of one dataset: all at once, or, when the database refuses a record's
+/// value, row by row under savepoints, so that only the rows it refuses are left out (and
+/// returned with the database's reason). How many rows were new.
+async fn upsert_dataset<'a>(
+    tx: &mut sqlx::PgConnection,
+    dataset: &str,
+    writes: &DatasetWrites<'a>,
+    refused: &mut Vec<Refused<'a>>,
+) -> Result<(i64, i64), sqlx::Error> {
+    sqlx::query("SAVEPOINT dataset_rows")
+        .execute(&mut *tx)
+        .await?;
+    match upsert(tx, dataset, &writes.order, &writes.upserts).await {
+        Ok(inserted) => {
+            sqlx::query("RELEASE SAVEPOINT dataset_rows")
+                .execute(&mut *tx)
+                .await?;
+            return Ok((inserted, 0));
+        }
+        Err(e) if Failure::of_database(&e) == Failure::Record => {
+            tracing::warn!(dataset, error = %e, "the repository refused a record; writing the batch row by row");
+            sqlx::query("ROLLBACK TO SAVEPOINT dataset_rows")
+                .execute(&mut *tx)
+                .await?;
+        }
+        Err(e) => return Err(e),
+    }
+    let (mut inserted, mut refused_versions) = (0, 0);
+    for key in &writes.order {
+        sqlx::query("SAVEPOINT one_row").execute(&mut *tx).await?;
+        match upsert(tx, dataset, std::slice::from_ref(key), &writes.upserts).await {
+            Ok(n) => {
+                inserted += n;
+                sqlx::query("RELEASE SAVEPOINT one_row")
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            Err(e) if Failure::of_database(&e) == Failure::Record => {
+                sqlx::query("ROLLBACK TO SAVEPOINT one_row")
+                    .execute(&mut *tx)
+                    .await?;
+                let u = &writes.upserts[key];
+                refused_versions += i64::from(u.versions);
+                let message = match &e {
+                    sqlx::Error::Database(db) => format!(
+                        "the repository refused the record: {} (SQLSTATE {})",
+                        db.message(),
+                        db.code().unwrap_or_default()
+                    ),
+                    other => format!("the repository refused the record: {other}"),
+                };
+                tracing::error!(dataset, key, origin = %u.delivered.origin(), reason = %message, "a record the repository refused goes to the dead-letter topic");
+                refused.push(Refused {
+                    delivered: u.delivered,
+                    reasons: serde_json::json!([{
+                        "pointer": "", "rule": "repository_refused", "message": message,
+                    }]),
+                });
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((inserted, refused_versions))
+}
+
 /// Writes one batch in one transaction: the rows, the counts, the stream marks it advanced
-/// and the consumer offsets.
-async fn write_batch(db: &PgPool, batch: &[Delivered]) -> Result<(), sqlx::Error> {
+/// and the consumer offsets. Records the repository refuses go to the dead-letter topic
+/// before the transaction commits (at least once: a crash in between sends them again).
+async fn write_batch(
+    db: &PgPool,
+    dead_letters: &DeadLetters,
+    batch: &[Delivered],
+) -> Result<(), SinkError> {
     let mut tx = db.begin().await?;
     let stored = load_marks(&mut tx, batch).await?;
     let mut marks: HashMap<MarkKey<'_>, i64> = HashMap::new();
     // dataset -> (pk -> upsert, order of first appearance), duplicates skipped
     let mut per_dataset: HashMap<&str, DatasetWrites<'_>> = HashMap::new();
     let mut offsets: HashMap<(&str, i32), i64> = HashMap::new();
-    let mut malformed = Vec::new();
+    let mut refused: Vec<Refused<'_>> = Vec::new();
     for d in batch {
         offsets.insert((&d.topic, d.partition), d.offset + 1);
         let mark_key = (d.stream.as_str(), &*d.topic, d.partition);
@@ -296,6 +572,7 @@ async fn write_batch(db: &PgPool, batch: &[Delivered]) -> Result<(), sqlx::Error
                     u.data = data;
                     u.versions += 1;
                     u.source = &d.source;
+                    u.delivered = d;
                 }
                 None => {
                     entry.order.push(&d.key);
@@ -305,78 +582,64 @@ async fn write_batch(db: &PgPool, batch: &[Delivered]) -> Result<(), sqlx::Error
                             data,
                             versions: 1,
                             source: &d.source,
+                            delivered: d,
                         },
                     );
                 }
             },
-            Err(why) => malformed.push((d, why)),
+            Err(why) => {
+                tracing::error!(origin = %d.origin(), reason = %why, "a record on a dataset topic is not JSON; it goes to the dead-letter topic");
+                entry.refused += 1;
+                refused.push(Refused {
+                    delivered: d,
+                    reasons: serde_json::json!([{"pointer": "", "rule": "json_syntax", "message": why}]),
+                });
+            }
         }
     }
 
-    for (
-        dataset,
-        DatasetWrites {
-            upserts,
-            order,
-            duplicates,
-        },
-    ) in &per_dataset
-    {
-        let data: Vec<&str> = order.iter().map(|k| upserts[k].data).collect();
-        let versions: Vec<i32> = order.iter().map(|k| upserts[k].versions).collect();
-        let sources: Vec<&str> = order.iter().map(|k| upserts[k].source).collect();
-        let total: i64 = versions.iter().map(|v| i64::from(*v)).sum();
-        let inserted: i64 = if order.is_empty() {
-            0
+    for (dataset, writes) in &per_dataset {
+        let total: i64 = writes.upserts.values().map(|u| i64::from(u.versions)).sum();
+        let (inserted, refused_versions) = if writes.order.is_empty() {
+            (0, 0)
         } else {
-            sqlx::query_scalar(
-                "WITH up AS (
-                   INSERT INTO repository_records (dataset, pk, data, version, source)
-                   SELECT $1, u.pk, u.data::jsonb, u.n, u.source
-                   FROM UNNEST($2::text[], $3::text[], $4::int[], $5::text[]) AS u(pk, data, n, source)
-                   ON CONFLICT (dataset, pk) DO UPDATE SET data = EXCLUDED.data,
-                     version = repository_records.version + EXCLUDED.version,
-                     updated_at = now(), source = EXCLUDED.source,
-                     change_xid = pg_current_xact_id()
-                   RETURNING (xmax = 0) AS inserted)
-                 SELECT count(*) FILTER (WHERE inserted) FROM up",
-            )
-            .bind(dataset)
-            .bind(order)
-            .bind(&data)
-            .bind(&versions)
-            .bind(&sources)
-            .fetch_one(&mut *tx)
-            .await?
+            upsert_dataset(&mut tx, dataset, writes, &mut refused).await?
         };
         sqlx::query(
-            "INSERT INTO sink_counts (dataset, inserted_total, updated_total, duplicates_skipped_total, last_write_at)
-             VALUES ($1, $2, $3, $4, now())
+            "INSERT INTO sink_counts (dataset, inserted_total, updated_total, duplicates_skipped_total, refused_total, last_write_at)
+             VALUES ($1, $2, $3, $4, $5, now())
              ON CONFLICT (dataset) DO UPDATE SET
                inserted_total = sink_counts.inserted_total + EXCLUDED.inserted_total,
                updated_total = sink_counts.updated_total + EXCLUDED.updated_total,
                duplicates_skipped_total = sink_counts.duplicates_skipped_total + EXCLUDED.duplicates_skipped_total,
+               refused_total = sink_counts.refused_total + EXCLUDED.refused_total,
                last_write_at = now()",
         )
         .bind(dataset)
         .bind(inserted)
-        .bind(total - inserted)
-        .bind(duplicates)
+        .bind(total - inserted - refused_versions)
+        .bind(writes.duplicates)
+        .bind(writes.refused + refused_versions)
         .execute(&mut *tx)
         .await?;
     }
-    for (d, why) in &malformed {
-        tracing::error!(topic = %d.topic, partition = d.partition, offset = d.offset, reason = %why, "a record on a dataset topic is not JSON; kept in rejected_records");
+    for r in &refused {
+        let d = r.delivered;
         sqlx::query(
             "INSERT INTO rejected_records (dataset, department, source, stream, seq, origin, reasons, raw)
-             SELECT $1, department, 'repository-sink', $2, $3, $4, $5, ''::bytea FROM datasets WHERE id = $1
+             SELECT $1, department, $2, $3, $4, $5, $6, $7 FROM datasets WHERE id = $1
              ON CONFLICT (stream, seq) DO NOTHING",
         )
         .bind(&*d.dataset)
+        .bind(&d.source)
         .bind(&d.stream)
         .bind(d.seq)
-        .bind(format!("{} partition {} offset {}", d.topic, d.partition, d.offset))
-        .bind(serde_json::json!([{"pointer": "", "rule": "json_syntax", "message": why}]))
+        .bind(d.origin())
+        .bind(&r.reasons)
+        .bind(match &d.payload {
+            Ok(text) => text.as_bytes(),
+            Err(_) => d.raw.as_slice(),
+        })
         .execute(&mut *tx)
         .await?;
     }
@@ -420,6 +683,9 @@ async fn write_batch(db: &PgPool, batch: &[Delivered]) -> Result<(), sqlx::Error
     .bind(&o_next)
     .execute(&mut *tx)
     .await?;
+    if !refused.is_empty() {
+        dead_letters.send(&refused).await?;
+    }
     tx.commit().await?;
     Ok(())
 }

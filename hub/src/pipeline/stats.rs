@@ -1,6 +1,6 @@
 //! Reconciliation counts per dataset: what the feeds read, passed and rejected, and what the
 //! sink wrote. Once the sink has caught up, `read = valid + rejected` and
-//! `valid = inserted + updated`, and `rows = inserted`.
+//! `valid = inserted + updated + refused`, and `rows = inserted`.
 
 use serde::Serialize;
 use sqlx::PgPool;
@@ -25,12 +25,15 @@ pub struct DatasetStats {
     pub updated: i64,
     /// Deliveries skipped because the repository already had them (replays after a crash).
     pub duplicates_skipped: i64,
+    /// Valid records the repository refused (the database's reason is with the rejected
+    /// records and on the dead-letter topic).
+    pub refused: i64,
     /// Rows in the repository now.
     pub rows: i64,
     /// Valid records the sink has not written yet (0 when caught up).
     pub pending: i64,
-    /// True when every count agrees: read = valid + rejected, valid = inserted + updated,
-    /// rows = inserted.
+    /// True when every count agrees: read = valid + rejected, valid = inserted + updated +
+    /// refused, rows = inserted.
     pub reconciled: bool,
     /// When the last record was read (RFC 3339), if ever.
     pub last_record_at: Option<chrono::DateTime<chrono::Utc>>,
@@ -49,8 +52,10 @@ pub async fn dataset_stats(
                 COALESCE(f.rejected, 0) AS rejected,
                 COALESCE(s.inserted_total, 0) AS inserted, COALESCE(s.updated_total, 0) AS updated,
                 COALESCE(s.duplicates_skipped_total, 0) AS duplicates_skipped,
+                COALESCE(s.refused_total, 0) AS refused,
                 (SELECT count(*) FROM repository_records r WHERE r.dataset = d.id) AS rows,
-                COALESCE(f.valid, 0) - COALESCE(s.inserted_total, 0) - COALESCE(s.updated_total, 0) AS pending,
+                COALESCE(f.valid, 0) - COALESCE(s.inserted_total, 0) - COALESCE(s.updated_total, 0)
+                  - COALESCE(s.refused_total, 0) AS pending,
                 false AS reconciled,
                 f.last_record_at, s.last_write_at
          FROM datasets d
@@ -68,7 +73,7 @@ pub async fn dataset_stats(
         rows.into_iter()
             .map(|mut s| {
                 s.reconciled = s.read == s.valid + s.rejected
-                    && s.valid == s.inserted + s.updated
+                    && s.valid == s.inserted + s.updated + s.refused
                     && s.rows == s.inserted;
                 s
             })

@@ -1,0 +1,355 @@
+//! Hostile input never stops the hub: the hostile corpus (`tests/corpus/hostile-records.jsonl`)
+//! through every way in while another department's clean feed flows; a record the repository
+//! refuses anyway is dead-lettered by the sink and the rest of its batch is written.
+
+#![allow(clippy::unwrap_used)] // a test that cannot unwrap should fail loudly
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::Duration;
+
+use bohai_hub::auth;
+use bohai_hub::config::Config;
+use bohai_hub::pipeline::stats::{dataset_stats, DatasetStats};
+use bohai_hub::pipeline::topics;
+use bohai_tests::{
+    bohai, command_ok, dead_letters, eventually, prepared_config, write_config, RunningHub,
+};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::Value;
+use sqlx::PgPool;
+
+/// One record of the hostile corpus.
+struct Hostile {
+    class: String,
+    rule: String,
+    pointer: Option<String>,
+    record: String,
+}
+
+fn corpus() -> Vec<Hostile> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/hostile-records.jsonl");
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let v: Value = serde_json::from_str(line).unwrap();
+            Hostile {
+                class: v["class"].as_str().unwrap().to_owned(),
+                rule: v["rule"].as_str().unwrap().to_owned(),
+                pointer: v["pointer"].as_str().map(str::to_owned),
+                record: v["record"].as_str().unwrap().to_owned(),
+            }
+        })
+        .collect()
+}
+
+/// Fails unless `reasons` has one with the corpus entry's rule (and pointer, if it names one).
+fn assert_refused_as(h: &Hostile, reasons: &Value, way: &str) {
+    let found = reasons.as_array().into_iter().flatten().any(|r| {
+        r["rule"] == h.rule.as_str()
+            && h.pointer
+                .as_ref()
+                .is_none_or(|p| r["pointer"] == p.as_str())
+    });
+    assert!(
+        found,
+        "{way}: `{}` must be refused as {} at {:?}; reasons: {reasons}",
+        h.class, h.rule, h.pointer
+    );
+}
+
+async fn stats(db: &PgPool, dataset: &str) -> DatasetStats {
+    dataset_stats(db, Some(dataset)).await.unwrap().remove(0)
+}
+
+/// Every rejected record of `source`, in the order of the source: its reasons.
+async fn rejected_reasons(db: &PgPool, source: &str) -> Vec<Value> {
+    sqlx::query_scalar("SELECT reasons FROM rejected_records WHERE source = $1 ORDER BY seq")
+        .bind(source)
+        .fetch_all(db)
+        .await
+        .unwrap()
+}
+
+fn file_connector(dir: &Path, name: &str, path: &Path, encoding: &str) -> std::path::PathBuf {
+    let file = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &file,
+        format!(
+            "name = \"{name}\"\ndataset = \"business-registrations\"\n[source]\nkind = \"file\"\npath = \"{}\"\nformat = \"jsonl\"\nencoding = \"{encoding}\"\n",
+            path.display()
+        ),
+    )
+    .unwrap();
+    file
+}
+
+#[tokio::test]
+async fn every_hostile_record_is_refused_at_every_way_in_while_a_clean_feed_flows() {
+    let corpus = corpus();
+    let n = corpus.len();
+    let config = prepared_config().await.unwrap();
+    let db = bohai_hub::database::pool(&config.database).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config_file = write_config(&config, dir.path()).unwrap();
+    let hub = RunningHub::start(config.clone()).await.unwrap();
+    let client = reqwest::Client::new();
+    let market = auth::create_token(&db, "market-regulation")
+        .await
+        .unwrap()
+        .secret;
+    let police = auth::create_token(&db, "public-security")
+        .await
+        .unwrap()
+        .secret;
+
+    // Another department's clean feed, pushed in pieces the whole time.
+    let clean_file = dir.path().join("clean.jsonl");
+    command_ok(
+        bohai(&config_file)
+            .args([
+                "gen",
+                "resident-registrations",
+                "1000",
+                "--invalid-ratio",
+                "0",
+                "-o",
+            ])
+            .arg(&clean_file),
+    );
+    let clean_lines: Vec<String> = std::fs::read_to_string(&clean_file)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let clean_url = hub.url("/api/v1/datasets/resident-registrations/records");
+    let clean = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let mut accepted = 0;
+            for piece in clean_lines.chunks(100) {
+                let r = client
+                    .post(&clean_url)
+                    .bearer_auth(&police)
+                    .header("content-type", "application/x-ndjson")
+                    .body(piece.join("\n"))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status().as_u16(), 200);
+                accepted += r.json::<Value>().await.unwrap()["accepted"]
+                    .as_u64()
+                    .unwrap();
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            accepted
+        })
+    };
+
+    // HTTP push, as NDJSON and as a JSON array: every record refused with its rule.
+    let url = hub.url("/api/v1/datasets/business-registrations/records");
+    let texts: Vec<&str> = corpus.iter().map(|h| h.record.as_str()).collect();
+    for (way, content_type, body) in [
+        ("push ndjson", "application/x-ndjson", texts.join("\n")),
+        (
+            "push array",
+            "application/json",
+            format!("[{}]", texts.join(",")),
+        ),
+    ] {
+        let r = client
+            .post(&url)
+            .bearer_auth(&market)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let answer: Value = r.json().await.unwrap();
+        assert_eq!(status, 200, "{way}: {answer}");
+        assert_eq!(answer["accepted"], 0, "{way}: {answer}");
+        let rejects = answer["rejects"].as_array().unwrap();
+        assert_eq!(rejects.len(), n, "{way}: {answer}");
+        for (i, h) in corpus.iter().enumerate() {
+            let reject = rejects.iter().find(|r| r["seq"] == i).unwrap();
+            assert_refused_as(h, &reject["reasons"], way);
+        }
+    }
+
+    // The file connector, in UTF-8 and in GBK.
+    let utf8 = dir.path().join("hostile.jsonl");
+    std::fs::write(&utf8, texts.join("\n") + "\n").unwrap();
+
+    let gbk = dir.path().join("hostile-gbk.jsonl");
+    let utf8_text = texts.join("\n") + "\n";
+    let (encoded, _, unmappable) = encoding_rs::GBK.encode(&utf8_text);
+    assert!(!unmappable, "the corpus is written in characters GBK has");
+    std::fs::write(&gbk, &encoded).unwrap();
+    for (name, path, encoding) in [
+        ("hostile-utf8", &utf8, "utf-8"),
+        ("hostile-gbk", &gbk, "gbk"),
+    ] {
+        let connector = file_connector(dir.path(), name, path, encoding);
+        let summary: Value = serde_json::from_slice(&command_ok(
+            bohai(&config_file)
+                .args(["connect", "run", "--json"])
+                .arg(&connector),
+        ))
+        .unwrap();
+        assert_eq!(summary["read"], n, "{name}: {summary}");
+        assert_eq!(summary["rejected"], n, "{name}: {summary}");
+        let reasons = rejected_reasons(&db, name).await;
+        assert_eq!(reasons.len(), n, "{name}");
+        for (h, r) in corpus.iter().zip(&reasons) {
+            assert_refused_as(h, r, name);
+        }
+    }
+
+    // Every hostile record is on the dead-letter topic with its reasons.
+    let letters = dead_letters(&config.kafka, 4 * n).await;
+    let rules: HashSet<&str> = corpus.iter().map(|h| h.rule.as_str()).collect();
+    for (_, reasons) in &letters {
+        assert!(
+            reasons
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| rules.contains(r["rule"].as_str().unwrap())),
+            "{reasons}"
+        );
+    }
+
+    // The clean feed reached the repository whole, and every count reconciles.
+    assert_eq!(clean.await.unwrap(), 1000);
+    let residents = eventually(
+        Duration::from_secs(120),
+        "the clean feed to reach the repository",
+        || async {
+            let s = stats(&db, "resident-registrations").await;
+            (s.pending == 0 && s.valid == 1000).then_some(s)
+        },
+    )
+    .await;
+    assert!(residents.reconciled, "{residents:?}");
+    assert_eq!(residents.rows, 1000);
+    let business = stats(&db, "business-registrations").await;
+    assert_eq!(
+        (
+            business.read,
+            business.valid,
+            business.rejected,
+            business.rows
+        ),
+        (4 * n as i64, 0, 4 * n as i64, 0)
+    );
+    assert!(business.reconciled, "{business:?}");
+}
+
+/// Produces `records` (key, payload) straight onto partition 0 of `dataset`'s topic, as a
+/// producer other than the hub would.
+async fn produce_raw(config: &Config, dataset: &str, records: &[(&str, &str)]) {
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &config.kafka.brokers)
+        .create()
+        .unwrap();
+    let topic = topics::dataset_topic(&config.kafka, dataset);
+    for (key, payload) in records {
+        producer
+            .send(
+                FutureRecord::to(&topic)
+                    .key(*key)
+                    .payload(*payload)
+                    .partition(0),
+                Duration::from_secs(30),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_record_the_repository_refuses_is_dead_lettered_and_the_rest_is_written() {
+    let config = prepared_config().await.unwrap();
+    let db = bohai_hub::database::pool(&config.database).unwrap();
+    // Records put on the topic by a producer that does not validate (not the hub): the one
+    // with `\u0000` passes no check of the hub's, and PostgreSQL's jsonb refuses it.
+    let base = std::fs::read_to_string(
+        bohai_schemas::registry::builtin_dir()
+            .join("datasets/business-registrations/examples/valid.jsonl"),
+    )
+    .unwrap();
+    let good: Vec<String> = base.lines().map(str::to_owned).collect();
+    let poisoned = r#"{"credit_code": "POISON", "address": "盘锦\u0000"}"#;
+    let mut records: Vec<(String, String)> = Vec::new();
+    for (i, line) in good.iter().enumerate().take(2) {
+        let v: Value = serde_json::from_str(line).unwrap();
+        records.push((
+            v["credit_code"].as_str().unwrap().to_owned(),
+            good[i].clone(),
+        ));
+    }
+    records.push(("POISON".to_owned(), poisoned.to_owned()));
+    for line in good.iter().skip(2) {
+        let v: Value = serde_json::from_str(line).unwrap();
+        records.push((v["credit_code"].as_str().unwrap().to_owned(), line.clone()));
+    }
+    let records_ref: Vec<(&str, &str)> = records
+        .iter()
+        .map(|(k, p)| (k.as_str(), p.as_str()))
+        .collect();
+    produce_raw(&config, "business-registrations", &records_ref).await;
+    let distinct: HashSet<&str> = records_ref.iter().map(|(k, _)| *k).collect();
+    let good_keys = distinct.len() - 1;
+
+    let _hub = RunningHub::start(config.clone()).await.unwrap();
+    let s = eventually(
+        Duration::from_secs(60),
+        "the sink to write around the refused record",
+        || async {
+            let s = stats(&db, "business-registrations").await;
+            (s.refused == 1 && s.rows == good_keys as i64).then_some(s)
+        },
+    )
+    .await;
+    assert_eq!(s.inserted, good_keys as i64, "{s:?}");
+    // The refused record, with the database's reason, in the rejected records and on the
+    // dead-letter topic.
+    let reasons = rejected_reasons(&db, "kafka").await;
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
+    assert_eq!(reasons[0][0]["rule"], "repository_refused");
+    let message = reasons[0][0]["message"].as_str().unwrap();
+    assert!(message.contains("SQLSTATE"), "{message}");
+    let letters = dead_letters(&config.kafka, 1).await;
+    assert_eq!(letters[0].0, poisoned.as_bytes());
+    assert_eq!(letters[0].1[0]["rule"], "repository_refused");
+
+    // The sink goes on: a record produced afterwards is written too.
+    let mut later: Value = serde_json::from_str(&good[0]).unwrap();
+    later["address"] = Value::from("辽宁省盘锦市双台子区");
+    let later_key = later["credit_code"].as_str().unwrap().to_owned();
+    produce_raw(
+        &config,
+        "business-registrations",
+        &[(&later_key, &later.to_string())],
+    )
+    .await;
+    eventually(
+        Duration::from_secs(60),
+        "a later record to be written",
+        || async {
+            let address: Option<Value> = sqlx::query_scalar(
+                "SELECT data->'address' FROM repository_records WHERE dataset = $1 AND pk = $2",
+            )
+            .bind("business-registrations")
+            .bind(&later_key)
+            .fetch_optional(&db)
+            .await
+            .unwrap();
+            (address == Some(Value::from("辽宁省盘锦市双台子区"))).then_some(())
+        },
+    )
+    .await;
+}
