@@ -310,6 +310,11 @@ fn number_tokens(text: &str) -> impl Iterator<Item = &str> {
     })
 }
 
+/// Whether the number written as `text` is read back exactly (see [`inexact`]).
+pub(crate) fn reads_back_exactly(text: &str) -> bool {
+    inexact(text).is_none()
+}
+
 /// `None` when the number written as `token` is read back exactly; else what it is read as
 /// (`Some(None)` when it cannot be read as a number at all).
 fn inexact(token: &str) -> Option<Option<Value>> {

@@ -693,9 +693,11 @@ fn row_record(
         [one] => one.clone(),
         many => serde_json::to_string(many).unwrap_or_default(),
     };
-    let body = match serde_json::from_str::<Value>(&row.body) {
-        Ok(Value::Object(map)) => crate::Body::Fields(typed_fields(map, plan, context, time_zone)),
-        Ok(_) | Err(_) => crate::Body::Unreadable(crate::ReadFailure {
+    // Parsed as a record's text is: a DECIMAL a double does not keep is refused, not rounded.
+    let body = match crate::json::json_object(&row.body) {
+        Ok(map) => crate::Body::Fields(typed_fields(map, plan, context, time_zone)),
+        Err(failure) if failure.rule == "number_precision" => crate::Body::Unreadable(failure),
+        Err(_) => crate::Body::Unreadable(crate::ReadFailure {
             pointer: String::new(),
             rule: "json_syntax",
             message: "the database did not render the row as a JSON object".to_owned(),

@@ -45,9 +45,12 @@ pub(crate) fn typed_value(text: &str, json_type: Option<&str>) -> Value {
             .parse::<i64>()
             .map(Value::from)
             .unwrap_or_else(|_| Value::String(text.to_owned())),
+        // Only a number every reader reads back as written: another stays text, which the
+        // schema then refuses, rather than being rounded on the way in.
         Some("number") => t
             .parse::<f64>()
             .ok()
+            .filter(|_| crate::json::reads_back_exactly(t))
             .and_then(Number::from_f64)
             .map(Value::Number)
             .unwrap_or_else(|| Value::String(text.to_owned())),

@@ -196,9 +196,11 @@ async fn spawn_workers(
         state.db.clone(),
         state.config.pki.clone(),
     ));
+    let instance: Arc<str> = me.id.as_str().into();
     tasks.spawn(crate::licences::events::run_publisher(
         state.db.clone(),
         state.config.kafka.clone(),
+        Arc::clone(&instance),
     ));
     tasks.spawn(run_licence_expiry(state.clone()));
     tasks.spawn(crate::sharing::delivery::run(
@@ -207,6 +209,7 @@ async fn spawn_workers(
         state.config.sharing.clone(),
         Arc::clone(&state.registry),
         Arc::clone(&state.sharing),
+        Arc::clone(&instance),
     ));
     tasks.spawn(crate::ops::samples::run_sampler(
         state.db.clone(),
@@ -217,7 +220,7 @@ async fn spawn_workers(
             state.config.kafka.clone(),
             state.db.clone(),
             Arc::clone(&state.registry),
-            me.id.as_str().into(),
+            instance,
         ));
     }
     if let Some(ingestor) = state.ingestor.clone() {

@@ -353,3 +353,83 @@ async fn a_record_the_repository_refuses_is_dead_lettered_and_the_rest_is_writte
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_component_that_cannot_work_stops_alone_and_says_why() {
+    let config = prepared_config().await.unwrap();
+    let db = bohai_hub::database::pool(&config.database).unwrap();
+    // The repository sink may not write the repository: a permission an operator took away.
+    sqlx::query("REVOKE INSERT, UPDATE ON repository_records FROM CURRENT_USER")
+        .execute(&db)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config_file = write_config(&config, dir.path()).unwrap();
+    let hub = RunningHub::start(config.clone()).await.unwrap();
+    let market = auth::create_token(&db, "market-regulation")
+        .await
+        .unwrap()
+        .secret;
+    let valid = std::fs::read_to_string(
+        bohai_schemas::registry::builtin_dir()
+            .join("datasets/business-registrations/examples/valid.jsonl"),
+    )
+    .unwrap();
+    let client = reqwest::Client::new();
+    let push = || {
+        client
+            .post(hub.url("/api/v1/datasets/business-registrations/records"))
+            .bearer_auth(&market)
+            .header("content-type", "application/x-ndjson")
+            .body(valid.clone())
+            .send()
+    };
+    assert_eq!(push().await.unwrap().status().as_u16(), 200);
+
+    // The sink stops, once, with the reason; it does not retry for ever.
+    let reason = eventually(Duration::from_secs(60), "the sink to stop", || async {
+        sqlx::query_scalar::<_, String>(
+            "SELECT reason FROM ops_component_failures WHERE component = 'repository-sink'",
+        )
+        .fetch_optional(&db)
+        .await
+        .unwrap()
+    })
+    .await;
+    assert!(reason.contains("permission denied"), "{reason}");
+
+    // The rest of the hub goes on: a department still pushes, the API answers.
+    let r = push().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["accepted"], 5);
+
+    // Every feed says why nothing reaches the repository.
+    let feeds: Vec<Value> = client
+        .get(hub.url("/api/v1/ops/feeds"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let push_feed = feeds
+        .iter()
+        .find(|f| f["dataset"] == "business-registrations")
+        .unwrap();
+    assert_eq!(push_feed["state"], "failing", "{push_feed}");
+    assert!(
+        push_feed["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r.as_str().unwrap().contains("repository sink stopped")),
+        "{push_feed}"
+    );
+    let status = String::from_utf8(command_ok(bohai(&config_file).arg("status"))).unwrap();
+    assert!(
+        status.contains("STOPPED  repository-sink") && status.contains("permission denied"),
+        "{status}"
+    );
+    let s = stats(&db, "business-registrations").await;
+    assert_eq!((s.valid, s.rows, s.pending), (10, 0, 10), "{s:?}");
+}

@@ -55,7 +55,8 @@ impl SourceDb {
     async fn postgres() -> Self {
         let url = fresh_database().await.unwrap();
         let pool = PgPool::connect(&url).await.unwrap();
-        let name = url.rsplit('/').next().unwrap().to_owned();
+        let name = url.rsplit('/').next().unwrap();
+        let name = name.split('?').next().unwrap().to_owned();
         // Our own name (prefix plus hex): safe in the statement. Times print in UTC.
         sqlx::query(&format!("ALTER DATABASE {name} SET timezone TO 'UTC'"))
             .execute(&pool)
@@ -674,4 +675,98 @@ async fn source_database_away_and_back_the_connector_waits_and_resumes() {
     .await;
     kill(&mut child);
     f.assert_reconciled(&caught_up(&f.db, total).await).await;
+}
+
+/// Hostile rows (tests/corpus/README.md): the values a source table can hold that the
+/// repository would not keep as validated are refused at ingest with their rule, and the clean
+/// row of the same run reaches the repository.
+async fn hostile_rows_are_refused(src: SourceDb) {
+    let f = Fixture::new().await;
+    let name = format!("hostile-{}", src.kind());
+    let connector = f.connector(&name, &src, None, 100, "0s");
+    let base: Map<String, Value> = serde_json::from_str(
+        std::fs::read_to_string(
+            bohai_schemas::registry::builtin_dir()
+                .join("datasets/business-registrations/examples/valid.jsonl"),
+        )
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap(),
+    )
+    .unwrap();
+    let row = |i: u32, change: &dyn Fn(&mut Map<String, Value>)| {
+        let mut r = base.clone();
+        r.insert("updated_at".into(), Value::from(src.time(1, i)));
+        change(&mut r);
+        r
+    };
+    let mysql = matches!(src, SourceDb::Mysql { .. });
+    // (row, rule, pointer) for each hostile row; then one clean row.
+    let mut hostile: Vec<(Map<String, Value>, &str, &str)> = vec![(
+        // More digits than a double keeps: DECIMAL(20,2) at MariaDB, numeric at PostgreSQL.
+        row(1, &|r| {
+            r.insert(
+                "registered_capital_yuan".into(),
+                Value::from("123456789012345678.91"),
+            );
+        }),
+        "number_precision",
+        "/registered_capital_yuan",
+    )];
+    if mysql {
+        // MariaDB text may hold U+0000; PostgreSQL text may not.
+        hostile.push((
+            row(2, &|r| {
+                r.insert("address".into(), Value::from("辽宁省盘锦市\u{0}兴隆台区"));
+            }),
+            "storable_text",
+            "/address",
+        ));
+    } else {
+        // A key longer than the repository's key index keeps (MariaDB's column is too short).
+        hostile.push((
+            row(2, &|r| {
+                r.insert("credit_code".into(), Value::from("9".repeat(600)));
+            }),
+            "key_size",
+            "/credit_code",
+        ));
+    }
+    let clean = row(3, &|_| {});
+    let mut rows: Vec<Map<String, Value>> = hostile.iter().map(|(r, _, _)| r.clone()).collect();
+    rows.push(clean);
+    src.insert(&rows).await;
+    let _sink = spawn_sink(&f.config);
+    let (read, rejected) = run_once(&f.config_file, &connector);
+    assert_eq!((read, rejected), (rows.len(), hostile.len()));
+    let reasons: Vec<Value> =
+        sqlx::query_scalar("SELECT reasons FROM rejected_records WHERE source = $1 ORDER BY seq")
+            .bind(&name)
+            .fetch_all(&f.db)
+            .await
+            .unwrap();
+    assert_eq!(reasons.len(), hostile.len());
+    for (i, (_, rule, pointer)) in hostile.iter().enumerate() {
+        assert!(
+            reasons
+                .iter()
+                .flat_map(|r| r.as_array().unwrap())
+                .any(|r| r["rule"] == *rule && r["pointer"] == *pointer),
+            "row {i} must be refused as {rule} at {pointer}: {reasons:?}"
+        );
+    }
+    let s = caught_up(&f.db, rows.len()).await;
+    assert_eq!((s.rows, s.rejected), (1, hostile.len() as i64), "{s:?}");
+    assert!(s.reconciled, "{s:?}");
+}
+
+#[tokio::test]
+async fn postgres_table_hostile_rows_are_refused() {
+    hostile_rows_are_refused(SourceDb::postgres().await).await;
+}
+
+#[tokio::test]
+async fn mysql_table_hostile_rows_are_refused() {
+    hostile_rows_are_refused(SourceDb::mysql().await).await;
 }

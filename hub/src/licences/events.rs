@@ -9,13 +9,45 @@
 use std::time::Duration;
 
 use chrono::Utc;
+use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use sqlx::PgPool;
 
 use super::store;
 use crate::config::KafkaConfig;
+use crate::failure::Failure;
 use crate::kafka::{client_config, topic_name};
+use crate::ops::components;
 use crate::ops::metrics::{Component, Stage, PIPELINE};
+use crate::pipeline::Backoff;
+
+/// The component name the publisher's state is recorded under.
+pub const COMPONENT: &str = "licence-events";
+
+/// Why a round of publishing failed.
+#[derive(Debug, thiserror::Error)]
+enum PublishError {
+    /// The outbox could not be read or marked.
+    #[error("the licence outbox failed: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The broker did not take an event.
+    #[error("the broker did not take a licence event: {0}")]
+    Broker(#[from] KafkaError),
+}
+
+impl PublishError {
+    fn class(&self) -> Failure {
+        match self {
+            PublishError::Database(e) => Failure::of_database(e),
+            // An event is a few hundred bytes the hub wrote itself: a broker that refuses one
+            // refuses them all, which needs someone.
+            PublishError::Broker(e) => match Failure::of_broker(e) {
+                Failure::Transient => Failure::Transient,
+                Failure::Record | Failure::Component => Failure::Component,
+            },
+        }
+    }
+}
 
 /// Most events published in one round.
 const BATCH: i64 = 500;
@@ -27,8 +59,10 @@ pub fn topic(config: &KafkaConfig) -> String {
     topic_name(config, "licence-events")
 }
 
-/// Publishes unpublished events forever; failures are logged and retried.
-pub async fn run_publisher(db: PgPool, kafka: KafkaConfig) {
+/// Publishes unpublished events until the task is dropped: transient failures are waited out
+/// and counted; one that needs someone (a missing table, an authorization the broker refuses)
+/// stops the publisher and is recorded for `bohai status`.
+pub async fn run_publisher(db: PgPool, kafka: KafkaConfig, instance: std::sync::Arc<str>) {
     let producer: FutureProducer = match client_config(&kafka)
         .set("enable.idempotence", "true")
         .create()
@@ -36,18 +70,32 @@ pub async fn run_publisher(db: PgPool, kafka: KafkaConfig) {
         Ok(p) => p,
         Err(e) => {
             tracing::error!(error = %e, "licence events: cannot create the producer");
+            components::record_failure(&db, COMPONENT, &instance, &e.to_string()).await;
             return;
         }
     };
     let topic = topic(&kafka);
+    components::clear_failure(&db, COMPONENT).await;
+    let mut backoff = Backoff::default();
     loop {
         match publish_round(&db, &producer, &topic).await {
-            Ok(0) => tokio::time::sleep(IDLE).await,
-            Ok(n) => tracing::debug!(events = n, "licence events published"),
-            Err(e) => {
+            Ok(n) => {
+                backoff = Backoff::default();
+                if n == 0 {
+                    tokio::time::sleep(IDLE).await;
+                } else {
+                    tracing::debug!(events = n, "licence events published");
+                }
+            }
+            Err(e) if e.class() == Failure::Transient => {
                 tracing::warn!(error = %e, "licence events: publishing failed; retrying");
                 PIPELINE.retried(Component::LicenceEvents, Stage::Produce);
-                tokio::time::sleep(IDLE).await;
+                backoff.wait().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "licence events stopped: they cannot be published until this is fixed");
+                components::record_failure(&db, COMPONENT, &instance, &e.to_string()).await;
+                return;
             }
         }
     }
@@ -57,7 +105,7 @@ async fn publish_round(
     db: &PgPool,
     producer: &FutureProducer,
     topic: &str,
-) -> Result<usize, Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<usize, PublishError> {
     let events = store::unpublished_events(db, BATCH).await?;
     if events.is_empty() {
         return Ok(0);
@@ -90,7 +138,7 @@ async fn publish_round(
             Ok(Ok(_)) => ids.push(e.id),
             Ok(Err((err, _))) => {
                 store::mark_published(db, &ids, Utc::now()).await?;
-                return Err(Box::new(err));
+                return Err(err.into());
             }
             Err(_) => break,
         }

@@ -32,8 +32,13 @@ use super::subscriptions::Subscription;
 use super::SharingState;
 use crate::audit::Entry;
 use crate::config::{KafkaConfig, SharingConfig};
+use crate::failure::Failure;
 use crate::kafka::{self, client_config};
+use crate::ops::components;
 use crate::ops::metrics::{Component, Stage, PIPELINE};
+
+/// The component name the delivery's state is recorded under.
+pub const COMPONENT: &str = "subscription-delivery";
 
 /// Most records produced and audited as one batch.
 const BATCH: i64 = 1000;
@@ -113,6 +118,24 @@ pub enum DeliveryError {
 }
 
 impl DeliveryError {
+    /// What the failure means: the database's by its code; a broker client that cannot be
+    /// configured needs someone; anything else of the broker's passes.
+    fn class(&self) -> Failure {
+        match self {
+            DeliveryError::Database(e) => Failure::of_database(e),
+            DeliveryError::Broker(kafka::BrokerError::Config(_)) => Failure::Component,
+            DeliveryError::Broker(kafka::BrokerError::CreateTopic { code, .. }) => {
+                match Failure::of_broker(&rdkafka::error::KafkaError::AdminOp(*code)) {
+                    Failure::Transient => Failure::Transient,
+                    Failure::Record | Failure::Component => Failure::Component,
+                }
+            }
+            DeliveryError::Broker(_)
+            | DeliveryError::Produce { .. }
+            | DeliveryError::Sharing(_) => Failure::Transient,
+        }
+    }
+
     /// The stage a retry of this failure is counted under.
     fn stage(&self) -> Stage {
         match self {
@@ -122,13 +145,15 @@ impl DeliveryError {
     }
 }
 
-/// Fills the topics of active subscriptions and closes those of ended ones, forever.
+/// Fills the topics of active subscriptions and closes those of ended ones until the task is
+/// dropped; a failure that needs someone stops it and is recorded for `bohai status`.
 pub async fn run(
     db: PgPool,
     kafka: KafkaConfig,
     config: SharingConfig,
     registry: Arc<Registry>,
     state: Arc<SharingState>,
+    instance: Arc<str>,
 ) {
     let producer: FutureProducer = match client_config(&kafka)
         .set("enable.idempotence", "true")
@@ -140,6 +165,7 @@ pub async fn run(
             return;
         }
     };
+    components::clear_failure(&db, COMPONENT).await;
     let mut worker = Worker {
         db,
         kafka,
@@ -159,10 +185,15 @@ pub async fn run(
         match worker.round(&salt).await {
             Ok(0) => tokio::time::sleep(config.delivery_interval).await,
             Ok(n) => tracing::debug!(records = n, "subscription topics filled"),
-            Err(e) => {
+            Err(e) if e.class() == Failure::Transient => {
                 tracing::warn!(error = %e, "subscription delivery failed; retrying");
                 PIPELINE.retried(Component::SubscriptionDelivery, e.stage());
                 tokio::time::sleep(config.delivery_interval.max(Duration::from_secs(1))).await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "subscription delivery stopped: it cannot go on until this is fixed");
+                components::record_failure(&worker.db, COMPONENT, &instance, &e.to_string()).await;
+                return;
             }
         }
     }
