@@ -801,3 +801,125 @@ fn topic_messages(topic: &str) -> usize {
         })
         .sum()
 }
+
+/// Issue 15, item 1: a reader approved for a masked identity number learns nothing more
+/// through the paging cursor or the key filter.
+#[tokio::test]
+async fn paging_cursors_and_key_filters_reveal_no_masked_key() {
+    const RESIDENTS: &str = "resident-registrations";
+    let config = prepared_config().await.unwrap();
+    let db = bohai_hub::database::pool(&config.database).unwrap();
+    let residents: Vec<Value> = std::fs::read_to_string(
+        bohai_schemas::registry::builtin_dir()
+            .join(format!("datasets/{RESIDENTS}/examples/valid.jsonl")),
+    )
+    .unwrap()
+    .lines()
+    .map(|l| serde_json::from_str(l).unwrap())
+    .collect();
+    let ids: Vec<String> = residents
+        .iter()
+        .map(|r| r["id_number"].as_str().unwrap().to_owned())
+        .collect();
+    for r in &residents {
+        sqlx::query(
+            "INSERT INTO repository_records (dataset, pk, data, version, source)
+             VALUES ($1, $2, $3, 1, 'test')",
+        )
+        .bind(RESIDENTS)
+        .bind(r["id_number"].as_str().unwrap())
+        .bind(r)
+        .execute(&db)
+        .await
+        .unwrap();
+    }
+    let hub = RunningHub::start(config).await.unwrap();
+    let client = reqwest::Client::new();
+    let read_url = hub.url(&format!("/api/v1/datasets/{RESIDENTS}/records"));
+    let owner = auth::create_token(&db, "public-security")
+        .await
+        .unwrap()
+        .secret;
+    let reader = auth::create_scoped_token(&db, "civil-affairs", &[Scope::Read], Some(30))
+        .await
+        .unwrap()
+        .secret;
+    let other = auth::create_scoped_token(&db, "education", &[Scope::Read], Some(30))
+        .await
+        .unwrap()
+        .secret;
+    let until = chrono::Utc::now() + chrono::Duration::days(30);
+    for token in [&reader, &other] {
+        let (status, sub) = post(
+            &client,
+            &hub.url("/api/v1/subscriptions"),
+            token,
+            &json!({"dataset": RESIDENTS, "fields": ["name", "id_number", "gender"], "purpose": "allowance checks", "until": until}),
+        )
+        .await;
+        assert_eq!(status, 201, "{sub}");
+        let approve = hub.url(&format!(
+            "/api/v1/subscriptions/{}/approve",
+            sub["id"].as_str().unwrap()
+        ));
+        let (status, body) = post(&client, &approve, &owner, &json!({"reason": "duty"})).await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    // Page by page: no cursor carries a raw identity number, in any encoding a caller tries.
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    let mut seen = 0;
+    loop {
+        let url = match &cursor {
+            Some(c) => format!("{read_url}?limit=1&cursor={c}"),
+            None => format!("{read_url}?limit=1"),
+        };
+        let (status, page) = get(&client, &url, Some(&reader)).await;
+        assert_eq!(status, 200, "{page}");
+        seen += page["records"].as_array().unwrap().len();
+        pages += 1;
+        let Some(next) = page["next_cursor"].as_str() else {
+            break;
+        };
+        let mut views = vec![next.to_owned()];
+        for engine in [
+            base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            base64::engine::general_purpose::STANDARD_NO_PAD,
+        ] {
+            if let Ok(bytes) = base64::Engine::decode(&engine, next.trim_end_matches('=')) {
+                views.push(String::from_utf8_lossy(&bytes).into_owned());
+            }
+        }
+        for id in &ids {
+            assert!(
+                views.iter().all(|v| !v.contains(id.as_str())),
+                "a cursor reveals {id}: {views:?}"
+            );
+        }
+        // Another department cannot use it.
+        let (status, body) = get(
+            &client,
+            &format!("{read_url}?limit=1&cursor={next}"),
+            Some(&other),
+        )
+        .await;
+        assert_eq!(status, 400, "{body}");
+        cursor = Some(next.to_owned());
+    }
+    assert_eq!((seen, pages), (ids.len(), ids.len()));
+
+    // The key filter answers no question about a raw identity number the reader cannot see.
+    for probe in [ids[0].as_str(), "211102195001209203"] {
+        let (status, body) = get(&client, &format!("{read_url}?key={probe}"), Some(&reader)).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (400, Some("key_masked")),
+            "{body}"
+        );
+    }
+    // The owner still filters by the raw key.
+    let (status, own) = get(&client, &format!("{read_url}?key={}", ids[0]), Some(&owner)).await;
+    assert_eq!(status, 200, "{own}");
+    assert_eq!(own["records"].as_array().unwrap().len(), 1);
+}

@@ -25,6 +25,9 @@ fn api_error(e: SharingError) -> ApiError {
             ApiError::not_found(e.to_string())
         }
         SharingError::BadRequest(_) => ApiError::bad_request(e.to_string()),
+        SharingError::KeyMasked { .. } => {
+            ApiError::new(StatusCode::BAD_REQUEST, "key_masked", e.to_string())
+        }
         SharingError::NotShared(_) => forbidden("not_shared", &e),
         SharingError::Forbidden(_) => forbidden("forbidden", &e),
         SharingError::NotApproved { .. } => forbidden("not_approved", &e),

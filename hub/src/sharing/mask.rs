@@ -20,6 +20,14 @@ impl Salt {
     pub fn new(bytes: &[u8]) -> Self {
         Salt(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, bytes))
     }
+
+    /// A 32-byte key for `purpose`, derived from the salt (HMAC-SHA256 of the purpose): keys
+    /// for other uses never equal a masked value.
+    pub fn derive_key(&self, purpose: &str) -> [u8; 32] {
+        let mut key = [0u8; 32];
+        key.copy_from_slice(ring::hmac::sign(&self.0, purpose.as_bytes()).as_ref());
+        key
+    }
 }
 
 impl fmt::Debug for Salt {

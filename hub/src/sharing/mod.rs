@@ -26,6 +26,15 @@ pub enum SharingError {
     /// The request is malformed; the message says what to change.
     #[error("{0}")]
     BadRequest(String),
+    /// A filter on a key the caller sees only masked (it would tell whether a raw value
+    /// exists).
+    #[error("records of dataset `{dataset}` are keyed by `{field}`, which you see masked; `key` takes only keys you can see")]
+    KeyMasked {
+        /// The dataset.
+        dataset: String,
+        /// The masked key field.
+        field: String,
+    },
     /// The dataset is not shared.
     #[error("dataset `{0}` is not shared with other departments and cannot be requested")]
     NotShared(String),

@@ -23,12 +23,15 @@ const MAX_LIMIT: u32 = 1000;
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ReadQuery {
-    /// Continue after the page that returned this `next_cursor`.
+    /// Continue after the page that returned this `next_cursor` (opaque; valid only for the
+    /// same dataset and department).
     pub cursor: Option<String>,
     /// Records per page, 1 to 1000; default 100.
     pub limit: Option<u32>,
     /// Only the record with this primary key (as stored: the key field's value, or a JSON
-    /// array of the values of a composite key).
+    /// array of the values of a composite key). Only for a caller who sees the key unmasked
+    /// (the owning department, or a dataset whose key fields are not personal data);
+    /// otherwise 400 `key_masked`, so that no one learns whether a raw value exists.
     pub key: Option<String>,
     /// Only records updated at or after this time (RFC 3339).
     pub updated_since: Option<DateTime<Utc>>,
@@ -65,24 +68,82 @@ pub struct RecordPage {
     pub next_cursor: Option<String>,
 }
 
-fn encode_cursor(at: DateTime<Utc>, pk: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(format!("{}|{pk}", at.timestamp_micros()))
+/// Paging cursors are opaque: the position (update time and primary key) sealed with
+/// AES-256-GCM under a key derived from the masking salt, bound to the dataset and the reading
+/// department. A caller sees nothing of the key it holds (a raw identity number, where the
+/// reader sees it hashed), and a cursor is refused for another dataset or department.
+struct Cursors {
+    key: ring::aead::LessSafeKey,
+    /// What a cursor is bound to: the dataset and the reading department.
+    context: String,
 }
 
-fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, String), SharingError> {
-    let bad = || SharingError::BadRequest("`cursor` is not a cursor this API returned".to_owned());
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(cursor)
-        .map_err(|_| bad())?;
-    let text = String::from_utf8(bytes).map_err(|_| bad())?;
-    let (micros, pk) = text.split_once('|').ok_or_else(bad)?;
-    let at = micros
-        .parse::<i64>()
-        .ok()
-        .and_then(DateTime::from_timestamp_micros)
-        .ok_or_else(bad)?;
-    Ok((at, pk.to_owned()))
+/// What a refused cursor is told.
+fn bad_cursor() -> SharingError {
+    SharingError::BadRequest(
+        "`cursor` is not a cursor this API returned to you for this dataset".to_owned(),
+    )
+}
+
+impl Cursors {
+    fn new(salt: &Salt, dataset: &str, department: &str) -> Self {
+        let raw = salt.derive_key("bohai paging cursor v1");
+        let key = ring::aead::LessSafeKey::new(
+            ring::aead::UnboundKey::new(&ring::aead::AES_256_GCM, &raw)
+                .unwrap_or_else(|_| unreachable!("32 bytes is an AES-256 key")),
+        );
+        Self {
+            key,
+            context: format!("{dataset}\n{department}"),
+        }
+    }
+
+    fn encode(&self, at: DateTime<Utc>, pk: &str) -> Result<String, SharingError> {
+        let mut nonce = [0u8; ring::aead::NONCE_LEN];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce).map_err(
+            |_| SharingError::BadRequest("no randomness available for a cursor".to_owned()),
+        )?;
+        let mut sealed = format!("{}|{pk}", at.timestamp_micros()).into_bytes();
+        self.key
+            .seal_in_place_append_tag(
+                ring::aead::Nonce::assume_unique_for_key(nonce),
+                ring::aead::Aad::from(self.context.as_bytes()),
+                &mut sealed,
+            )
+            .map_err(|_| SharingError::BadRequest("cannot seal a cursor".to_owned()))?;
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(out))
+    }
+
+    fn decode(&self, cursor: &str) -> Result<(DateTime<Utc>, String), SharingError> {
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(cursor)
+            .map_err(|_| bad_cursor())?;
+        if bytes.len() < ring::aead::NONCE_LEN {
+            return Err(bad_cursor());
+        }
+        let (nonce, sealed) = bytes.split_at(ring::aead::NONCE_LEN);
+        let nonce =
+            ring::aead::Nonce::try_assume_unique_for_key(nonce).map_err(|_| bad_cursor())?;
+        let mut sealed = sealed.to_vec();
+        let opened = self
+            .key
+            .open_in_place(
+                nonce,
+                ring::aead::Aad::from(self.context.as_bytes()),
+                &mut sealed,
+            )
+            .map_err(|_| bad_cursor())?;
+        let text = std::str::from_utf8(opened).map_err(|_| bad_cursor())?;
+        let (micros, pk) = text.split_once('|').ok_or_else(bad_cursor)?;
+        let at = micros
+            .parse::<i64>()
+            .ok()
+            .and_then(DateTime::from_timestamp_micros)
+            .ok_or_else(bad_cursor)?;
+        Ok((at, pk.to_owned()))
+    }
 }
 
 /// Reads a page of `dataset` for `department`: every field for the owner, otherwise only the
@@ -109,7 +170,25 @@ pub async fn read(
             "`limit` must be between 1 and {MAX_LIMIT}"
         )));
     }
-    let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
+    // A key filter on a key the reader sees masked would answer whether a raw value exists.
+    if let (Some(_), Some(_)) = (&grant, &query.key) {
+        if let Some(field) = dataset
+            .primary_key
+            .iter()
+            .find(|f| dataset.pii.contains_key(*f))
+        {
+            return Err(SharingError::KeyMasked {
+                dataset: dataset.id.clone(),
+                field: field.clone(),
+            });
+        }
+    }
+    let cursors = Cursors::new(salt, &dataset.id, department);
+    let after = query
+        .cursor
+        .as_deref()
+        .map(|c| cursors.decode(c))
+        .transpose()?;
     let rows: Vec<(String, Value, DateTime<Utc>)> = sqlx::query_as(
         "SELECT pk, data, updated_at FROM repository_records
          WHERE dataset = $1
@@ -143,10 +222,9 @@ pub async fn read(
             data: mask::project(dataset, data, view, salt),
         })
         .collect();
-    let next_cursor = if more {
-        rows.last().map(|(pk, _, at)| encode_cursor(*at, pk))
-    } else {
-        None
+    let next_cursor = match rows.last() {
+        Some((pk, _, at)) if more => Some(cursors.encode(*at, pk)?),
+        _ => None,
     };
     let mut entry = Entry::new(department, "read")
         .dataset(&dataset.id)
@@ -177,10 +255,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cursors_round_trip_and_garbage_is_refused() {
+    fn cursors_round_trip_hide_the_key_and_stay_with_their_reader() {
+        let salt = Salt::new(b"a salt of at least sixteen bytes");
         let at = DateTime::from_timestamp_micros(1_760_000_000_123_456).unwrap();
-        let c = encode_cursor(at, "[\"a|b\",2]");
-        assert_eq!(decode_cursor(&c).unwrap(), (at, "[\"a|b\",2]".to_owned()));
-        assert!(decode_cursor("not a cursor!").is_err());
+        let mine = Cursors::new(&salt, "resident-registrations", "civil-affairs");
+        let c = mine.encode(at, "211102195001209203").unwrap();
+        assert_eq!(
+            mine.decode(&c).unwrap(),
+            (at, "211102195001209203".to_owned())
+        );
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(&c)
+            .unwrap();
+        assert!(!String::from_utf8_lossy(&raw).contains("211102195001209203"));
+        // Another reader, another dataset, another salt, a changed byte, garbage.
+        for other in [
+            Cursors::new(&salt, "resident-registrations", "education"),
+            Cursors::new(&salt, "business-registrations", "civil-affairs"),
+            Cursors::new(
+                &Salt::new(b"another salt, sixteen bytes+"),
+                "resident-registrations",
+                "civil-affairs",
+            ),
+        ] {
+            assert!(other.decode(&c).is_err());
+        }
+        let mut changed = raw.clone();
+        changed[20] ^= 1;
+        let changed = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(changed);
+        assert!(mine.decode(&changed).is_err());
+        assert!(mine.decode("not a cursor!").is_err());
+        assert!(mine.decode("").is_err());
     }
 }
