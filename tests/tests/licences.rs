@@ -800,3 +800,62 @@ async fn a_licence_issued_elsewhere_a_moment_ago_verifies_valid_at_once() {
         assert_eq!(report["overall"], "VALID", "{report:#}");
     }
 }
+
+/// Issue 15, item 2: a licence (holder name, identity number in the sealed document) is read
+/// only by its issuing department or an operator; anyone else cannot even tell it exists, and
+/// every read is audited.
+#[tokio::test]
+async fn only_the_issuing_department_or_an_operator_reads_a_licence() {
+    let f = Fixture::new().await;
+    let holder = f.dir.path().join("holder.json");
+    std::fs::write(&holder, example("driving-licence", 0).to_string()).unwrap();
+    let (_, document) = f.issue_cli(&holder, "licence", &[]);
+    let number = claims_number(&document);
+    let get = |number: String, token: String| {
+        let http = f.http.clone();
+        let url = f.hub.url(&format!("/api/v1/licences/{number}"));
+        async move {
+            let r = http.get(url).bearer_auth(token).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let education = auth::create_scoped_token(&f.db, "education", &[auth::Scope::Read], None)
+        .await
+        .unwrap()
+        .secret;
+    let operator =
+        auth::create_scoped_token(&f.db, "data-administration", &[auth::Scope::Admin], None)
+            .await
+            .unwrap()
+            .secret;
+
+    // Another department: the same answer as for a number that was never issued.
+    let holder_name = example("driving-licence", 0)["holder"]["name"]
+        .as_str()
+        .map(str::to_owned);
+    let (status, body) = get(number.clone(), education.clone()).await;
+    let (never_status, never_body) = get("DL-2026-99999999".to_owned(), education.clone()).await;
+    assert_eq!((status, never_status), (404, 404), "{body}");
+    // Word for word, but for the number asked about.
+    assert_eq!(
+        body.replace(&number, "N"),
+        never_body.replace("DL-2026-99999999", "N")
+    );
+    if let Some(name) = &holder_name {
+        assert!(!body.contains(name.as_str()), "{body}");
+    }
+
+    // The issuing department and an operator read it; each read is audited.
+    let (status, body) = get(number.clone(), f.police_token.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = get(number.clone(), operator).await;
+    assert_eq!(status, 200, "{body}");
+    let readers: Vec<String> = sqlx::query_scalar(
+        "SELECT actor FROM audit_log WHERE action = 'licence_read' AND subject = $1 ORDER BY seq",
+    )
+    .bind(&number)
+    .fetch_all(&f.db)
+    .await
+    .unwrap();
+    assert_eq!(readers, ["traffic-police", "data-administration"]);
+}

@@ -205,7 +205,7 @@ pub(super) async fn issue_batch(
     responses(
         (status = 200, description = "The licence", body = LicenceView),
         (status = 401, description = "No valid bearer token", body = super::ErrorBody),
-        (status = 404, description = "No such licence", body = super::ErrorBody),
+        (status = 404, description = "No such licence, or not the caller's to read (only the issuing department and operators read a licence; every read is audited)", body = super::ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -214,11 +214,29 @@ pub(super) async fn show_licence(
     caller: Caller,
     Path(number): Path<String>,
 ) -> Result<Json<LicenceView>, ApiError> {
-    caller.require(Scope::Read)?;
+    if !caller.has(Scope::Admin) {
+        caller.require(Scope::Read)?;
+    }
     let view = service(&state, false)?
         .show(&number, Utc::now())
         .await
         .map_err(api_error)?;
+    // A licence carries its holder's name and identity number: only its issuing department
+    // and operators read it. Anyone else is answered exactly as for a number never issued,
+    // so that numbers cannot be enumerated.
+    let issuer = view.versions.first().map(|v| v.department.as_str());
+    let purpose = if issuer == Some(caller.department.as_str()) {
+        "issuing department"
+    } else if caller.has(Scope::Admin) {
+        "hub operator"
+    } else {
+        return Err(api_error(LicenceError::UnknownLicence(number)));
+    };
+    crate::audit::Entry::new(&caller.department, "licence_read")
+        .subject(&number)
+        .purpose(purpose)
+        .append_to(&state.db)
+        .await?;
     Ok(Json(view))
 }
 
