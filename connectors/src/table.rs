@@ -581,10 +581,20 @@ fn plan<D: TableDriver>(
         }
         keys.push(column);
     }
-    let columns = match &config.columns {
+    let columns: Vec<Column> = match &config.columns {
         Some(names) => names.iter().map(|n| find(n)).collect::<Result<_, _>>()?,
         None => described.columns.clone(),
     };
+    // Names taken from the catalogue (every column by default, the primary key) go into the
+    // statement as the configured ones do: they must be identifiers too.
+    if let Some(c) = columns.iter().chain(&keys).find(|c| !is_identifier(&c.name)) {
+        return Err(format!(
+            "column `{}` of `{label}` cannot be read: column names must be ASCII letters, \
+             digits and '_', not starting with a digit, at most 63 characters (name the \
+             columns to read in `source.columns`)",
+            c.name
+        ));
+    }
     let timestamps = columns
         .iter()
         .filter_map(|c| match c.kind {
@@ -919,6 +929,18 @@ mod tests {
         assert!(err.contains("no column `nope`"), "{err}");
         let err = plan(&driver, &config(""), Described::default()).unwrap_err();
         assert!(err.contains("not found"), "{err}");
+        // A name from the catalogue is checked like a configured one.
+        let mut odd = described();
+        odd.columns.push(Column {
+            name: "note\" || pg_sleep(9) || \"".to_owned(),
+            kind: ColumnKind::Text,
+        });
+        let err = plan(&driver, &config(""), odd.clone()).unwrap_err();
+        assert!(err.contains("cannot be read"), "{err}");
+        assert!(plan(&driver, &config("columns = [\"id\"]"), odd.clone()).is_ok());
+        odd.primary_key = vec![odd.columns.last().unwrap().name.clone()];
+        let err = plan(&driver, &config("columns = [\"id\"]"), odd).unwrap_err();
+        assert!(err.contains("cannot be read"), "{err}");
     }
 
     #[test]
