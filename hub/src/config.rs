@@ -737,7 +737,7 @@ mod tests {
         let c = Config::load(None, no_env).unwrap();
         assert_eq!(c.http.addr.to_string(), "127.0.0.1:8080");
         assert_eq!(c.kafka.brokers, "127.0.0.1:19092");
-        assert!(c.database.url.ends_with("/bohai"));
+        assert!(c.database.url.ends_with("/bohai?sslmode=disable"));
         assert_eq!(c.log.format, LogFormat::Human);
     }
 
