@@ -55,8 +55,16 @@ impl SourceDb {
     async fn postgres() -> Self {
         let url = fresh_database().await.unwrap();
         let pool = PgPool::connect(&url).await.unwrap();
-        let name = url.rsplit('/').next().unwrap().to_owned();
-        // Our own name (prefix plus hex): safe in the statement. Times print in UTC.
+        // The database's name, without the URL's query (`?sslmode=disable` on the stack).
+        let name = url.rsplit('/').next().unwrap();
+        let name = name.split_once('?').map_or(name, |(n, _)| n).to_owned();
+        assert!(
+            name.starts_with("bohai_test_")
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
+            "{name}"
+        );
+        // Our own name (prefix plus hex, checked above): safe in the statement. Times print
+        // in UTC.
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "ALTER DATABASE {name} SET timezone TO 'UTC'"
         )))
