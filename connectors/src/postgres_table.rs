@@ -164,7 +164,7 @@ impl TableDriver for PostgresDriver {
 
     async fn fetch(
         &self,
-        sql: &str,
+        sql: sqlx::SqlStr,
         binds: Vec<Bind>,
         keys: usize,
     ) -> Result<Vec<RawRow>, sqlx::Error> {

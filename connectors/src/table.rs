@@ -362,7 +362,7 @@ pub(crate) trait TableDriver: Send + Sync + std::fmt::Debug {
     /// Runs the batch query.
     async fn fetch(
         &self,
-        sql: &str,
+        sql: sqlx::SqlStr,
         binds: Vec<Bind>,
         keys: usize,
     ) -> Result<Vec<RawRow>, sqlx::Error>;
@@ -391,14 +391,14 @@ fn is_fatal(error: &sqlx::Error) -> bool {
 /// microseconds, then the key columns as text), for either database.
 pub(crate) async fn fetch_rows<'e, DB, E>(
     executor: E,
-    sql: &'e str,
+    sql: sqlx::SqlStr,
     binds: Vec<Bind>,
     keys: usize,
 ) -> Result<Vec<RawRow>, sqlx::Error>
 where
     DB: sqlx::Database,
     E: sqlx::Executor<'e, Database = DB>,
-    for<'q> <DB as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
     usize: sqlx::ColumnIndex<DB::Row>,
     for<'q> String: sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB> + sqlx::Type<DB>,
     for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB> + sqlx::Type<DB>,
@@ -438,7 +438,7 @@ pub(crate) async fn describe_with<'e, DB, E>(
 where
     DB: sqlx::Database,
     E: sqlx::Executor<'e, Database = DB> + Copy,
-    for<'q> <DB as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
     usize: sqlx::ColumnIndex<DB::Row>,
     for<'q> String: sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB> + sqlx::Type<DB>,
     for<'q> Option<String>: sqlx::Encode<'q, DB>,
@@ -581,10 +581,24 @@ fn plan<D: TableDriver>(
         }
         keys.push(column);
     }
-    let columns = match &config.columns {
+    let columns: Vec<Column> = match &config.columns {
         Some(names) => names.iter().map(|n| find(n)).collect::<Result<_, _>>()?,
         None => described.columns.clone(),
     };
+    // Names taken from the catalogue (every column by default, the primary key) go into the
+    // statement as the configured ones do: they must be identifiers too.
+    if let Some(c) = columns
+        .iter()
+        .chain(&keys)
+        .find(|c| !is_identifier(&c.name))
+    {
+        return Err(format!(
+            "column `{}` of `{label}` cannot be read: column names must be ASCII letters, \
+             digits and '_', not starting with a digit, at most 63 characters (name the \
+             columns to read in `source.columns`)",
+            c.name
+        ));
+    }
     let timestamps = columns
         .iter()
         .filter_map(|c| match c.kind {
@@ -798,9 +812,12 @@ impl<D: TableDriver> Source for TableSource<D> {
             self.config.lag,
             max_records,
         );
+        // Safe: quoted names that plan() checked with is_identifier, fixed SQL and
+        // placeholders; every value (cursor, lag, limit) is a bound parameter.
+        let sql = sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(sql));
         let rows = self
             .driver
-            .fetch(&sql, binds, plan.keys.len())
+            .fetch(sql, binds, plan.keys.len())
             .await
             .map_err(|e| self.error(e))?;
         let Some(last) = rows.last() else {
@@ -921,6 +938,18 @@ mod tests {
         assert!(err.contains("no column `nope`"), "{err}");
         let err = plan(&driver, &config(""), Described::default()).unwrap_err();
         assert!(err.contains("not found"), "{err}");
+        // A name from the catalogue is checked like a configured one.
+        let mut odd = described();
+        odd.columns.push(Column {
+            name: "note\" || pg_sleep(9) || \"".to_owned(),
+            kind: ColumnKind::Text,
+        });
+        let err = plan(&driver, &config(""), odd.clone()).unwrap_err();
+        assert!(err.contains("cannot be read"), "{err}");
+        assert!(plan(&driver, &config("columns = [\"id\"]"), odd.clone()).is_ok());
+        odd.primary_key = vec![odd.columns.last().unwrap().name.clone()];
+        let err = plan(&driver, &config("columns = [\"id\"]"), odd).unwrap_err();
+        assert!(err.contains("cannot be read"), "{err}");
     }
 
     #[test]

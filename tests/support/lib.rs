@@ -40,7 +40,7 @@ pub async fn fresh_database() -> anyhow::Result<String> {
         .await
         .with_context(|| format!("connecting to {base}"))?;
     // The name is ours (prefix plus hex), never input: safe to place in the statement.
-    sqlx::query(&format!("CREATE DATABASE {name}"))
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut conn)
         .await?;
     conn.close().await?;
@@ -343,9 +343,9 @@ pub async fn fresh_mysql_database() -> anyhow::Result<String> {
         .await
         .with_context(|| format!("connecting to {base} (scripts/stack up starts MariaDB)"))?;
     // The name is ours (prefix plus hex), never input: safe to place in the statement.
-    sqlx::query(&format!(
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-    ))
+    )))
     .execute(&mut conn)
     .await?;
     conn.close().await?;

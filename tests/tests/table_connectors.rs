@@ -55,13 +55,22 @@ impl SourceDb {
     async fn postgres() -> Self {
         let url = fresh_database().await.unwrap();
         let pool = PgPool::connect(&url).await.unwrap();
+        // The database's name, without the URL's query (`?sslmode=disable` on the stack).
         let name = url.rsplit('/').next().unwrap();
-        let name = name.split('?').next().unwrap().to_owned();
-        // Our own name (prefix plus hex): safe in the statement. Times print in UTC.
-        sqlx::query(&format!("ALTER DATABASE {name} SET timezone TO 'UTC'"))
-            .execute(&pool)
-            .await
-            .unwrap();
+        let name = name.split_once('?').map_or(name, |(n, _)| n).to_owned();
+        assert!(
+            name.starts_with("bohai_test_")
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
+            "{name}"
+        );
+        // Our own name (prefix plus hex, checked above): safe in the statement. Times print
+        // in UTC.
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "ALTER DATABASE {name} SET timezone TO 'UTC'"
+        )))
+        .execute(&pool)
+        .await
+        .unwrap();
         sqlx::query(
             "CREATE TABLE business (id bigserial PRIMARY KEY, credit_code text, entity_name text,
                entity_type text, legal_rep_name text, legal_rep_id_number text,
@@ -159,14 +168,15 @@ impl SourceDb {
                 (false, _) => format!("${}", i + 1),
             })
             .collect();
-        let sql = format!(
+        // Safe: the constant FIELDS and numbered placeholders; every value is bound.
+        let sql = sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(format!(
             "INSERT INTO business ({}, internal_note) VALUES ({}, 'not for sharing')",
             FIELDS.join(", "),
             placeholders.join(", ")
-        );
+        )));
         match self {
-            SourceDb::Postgres { pool, .. } => insert_rows(pool, &sql, values).await,
-            SourceDb::Mysql { pool, .. } => insert_rows(pool, &sql, values).await,
+            SourceDb::Postgres { pool, .. } => insert_rows(pool, sql, values).await,
+            SourceDb::Mysql { pool, .. } => insert_rows(pool, sql, values).await,
         }
     }
 
@@ -223,17 +233,17 @@ impl SourceDb {
 }
 
 /// Runs `sql` once per row of text values, a transaction per thousand rows.
-async fn insert_rows<DB>(pool: &sqlx::Pool<DB>, sql: &str, rows: Vec<Vec<Option<String>>>)
+async fn insert_rows<DB>(pool: &sqlx::Pool<DB>, sql: sqlx::SqlStr, rows: Vec<Vec<Option<String>>>)
 where
     DB: sqlx::Database,
-    for<'q> <DB as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
     for<'c> &'c mut <DB as sqlx::Database>::Connection: sqlx::Executor<'c, Database = DB>,
     for<'q> Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
     for chunk in rows.chunks(1000) {
         let mut tx = pool.begin().await.unwrap();
         for row in chunk {
-            let mut q = sqlx::query::<DB>(sql);
+            let mut q = sqlx::query::<DB>(sql.clone());
             for v in row {
                 q = q.bind(v.clone());
             }

@@ -167,9 +167,10 @@ pub async fn versions(
     lock: bool,
 ) -> Result<Vec<LicenceVersion>, sqlx::Error> {
     let lock = if lock { " FOR UPDATE" } else { "" };
-    sqlx::query_as::<_, LicenceVersion>(&format!(
+    // Safe: only constants (VERSION_COLUMNS, FOR UPDATE or not) are formatted in.
+    sqlx::query_as::<_, LicenceVersion>(sqlx::AssertSqlSafe(format!(
         "SELECT {VERSION_COLUMNS} FROM licences WHERE number = $1 ORDER BY version DESC{lock}"
-    ))
+    )))
     .bind(number)
     .fetch_all(&mut **tx)
     .await

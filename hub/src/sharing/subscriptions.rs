@@ -142,11 +142,12 @@ pub async fn request(
     let unconditional = ds.sharing == Sharing::Unconditional;
     let id = uuid::Uuid::new_v4();
     let mut tx = db.begin().await?;
-    let sub: Subscription = sqlx::query_as(&format!(
+    // Safe: only the constant COLUMNS is formatted in; every value is bound.
+    let sub: Subscription = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO subscriptions (id, dataset, department, fields, purpose, status,
              requested_at, reply_due, valid_until, decided_at, decided_by, reason)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {COLUMNS}"
-    ))
+    )))
     .bind(id)
     .bind(&ds.id)
     .bind(department)
@@ -208,9 +209,10 @@ async fn locked(
     registry: &Registry,
     id: uuid::Uuid,
 ) -> Result<(Subscription, String), SharingError> {
-    let sub: Subscription = sqlx::query_as(&format!(
+    // Safe: only the constant COLUMNS is formatted in; every value is bound.
+    let sub: Subscription = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM subscriptions WHERE id = $1 FOR UPDATE"
-    ))
+    )))
     .bind(id)
     .fetch_optional(&mut *tx)
     .await?
@@ -256,10 +258,11 @@ pub async fn decide(
         });
     }
     let status = if approve { "approved" } else { "rejected" };
-    let sub: Subscription = sqlx::query_as(&format!(
+    // Safe: only the constant COLUMNS is formatted in; every value is bound.
+    let sub: Subscription = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE subscriptions SET status = $2, decided_at = $3, decided_by = $4, reason = $5
          WHERE id = $1 RETURNING {COLUMNS}"
-    ))
+    )))
     .bind(id)
     .bind(status)
     .bind(now)
@@ -329,11 +332,12 @@ pub async fn withdraw(
         });
     }
     // A pending request is decided by its withdrawal.
-    let sub: Subscription = sqlx::query_as(&format!(
+    // Safe: only the constant COLUMNS is formatted in; every value is bound.
+    let sub: Subscription = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE subscriptions SET status = 'withdrawn', withdrawn_at = $2, withdrawn_by = $3,
              withdrawal_reason = $4, decided_at = COALESCE(decided_at, $2)
          WHERE id = $1 RETURNING {COLUMNS}"
-    ))
+    )))
     .bind(id)
     .bind(now)
     .bind(by.name())
@@ -362,7 +366,8 @@ pub async fn list(
     filter: &Filter<'_>,
     now: DateTime<Utc>,
 ) -> Result<Vec<Subscription>, sqlx::Error> {
-    let rows: Vec<Subscription> = sqlx::query_as(&format!(
+    // Safe: only the constant COLUMNS is formatted in; every value is bound.
+    let rows: Vec<Subscription> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM subscriptions s
          WHERE ($1::text IS NULL OR s.department = $1
                 OR s.dataset IN (SELECT id FROM datasets WHERE department = $1))
@@ -370,7 +375,7 @@ pub async fn list(
            AND ($3::text IS NULL OR s.status = $3)
            AND (NOT $4 OR (s.status = 'pending' AND s.reply_due < $5))
          ORDER BY s.requested_at DESC, s.id"
-    ))
+    )))
     .bind(filter.department)
     .bind(filter.dataset)
     .bind(filter.status)
@@ -387,9 +392,10 @@ pub async fn get(
     id: uuid::Uuid,
     now: DateTime<Utc>,
 ) -> Result<Subscription, SharingError> {
-    let sub: Option<Subscription> = sqlx::query_as(&format!(
+    // Safe: only the constant COLUMNS is formatted in; every value is bound.
+    let sub: Option<Subscription> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM subscriptions WHERE id = $1"
-    ))
+    )))
     .bind(id)
     .fetch_optional(db)
     .await?;
@@ -407,12 +413,13 @@ pub async fn grant_for_read(
     now: DateTime<Utc>,
 ) -> Result<Subscription, SharingError> {
     // The approved ones first; a withdrawn one explains a refusal when none is left.
-    let granted: Vec<Subscription> = sqlx::query_as(&format!(
+    // Safe: only the constant COLUMNS is formatted in; every value is bound.
+    let granted: Vec<Subscription> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM subscriptions
          WHERE department = $1 AND dataset = $2 AND status IN ('approved', 'withdrawn')
            AND ($3::uuid IS NULL OR id = $3)
          ORDER BY status = 'approved' DESC, valid_until DESC, decided_at DESC"
-    ))
+    )))
     .bind(department)
     .bind(dataset)
     .bind(named)
