@@ -1,8 +1,8 @@
 //! The hub's only way to the broker: the Kafka protocol through rdkafka.
 //!
-//! Nothing here knows which broker implementation answers; the local stack runs tansu, a
-//! production hub points `kafka.brokers` at any Kafka cluster. Topics are created through the
-//! admin API because a broker may not create them on first use.
+//! Nothing here knows which broker implementation answers; the local stack runs Apache Kafka
+//! as one KRaft node, a production hub points `kafka.brokers` at any Kafka cluster. Topics
+//! are created through the admin API because a broker may not create them on first use.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

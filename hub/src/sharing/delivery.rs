@@ -5,8 +5,7 @@
 //! is in the audit log (`deliver`, with the keys), so `who-received` answers for topic
 //! readers as for API readers. When access ends (expiry or withdrawal) nothing more is put on
 //! the topic; the topic itself stays: who may read a topic is the cluster's ACLs, set by its
-//! operators, and deleting topics is theirs to decide (the local tansu broker does not
-//! survive producers that still know a deleted topic).
+//! operators, and deleting topics is theirs to decide.
 //!
 //! Order and completeness: rows are taken in (`change_xid`, `pk`) order and only below the
 //! oldest transaction still running, so a row committed late by a transaction that began
