@@ -289,6 +289,18 @@ pub struct KafkaConfig {
     /// Replication factor of each topic the hub creates. Default 1 (the local stack has one
     /// broker); use 3 on a production cluster.
     pub replication_factor: i32,
+    /// `min.insync.replicas` of each topic the hub creates: how many replicas must have a
+    /// record before the broker acknowledges it (the producers ask for all). Default 1; use 2
+    /// on a production cluster with replication factor 3.
+    pub min_insync_replicas: i32,
+    /// How long the topics the hub creates keep records (`retention.ms`). The dataset topics
+    /// carry every record between a feed and the repository: a sink stopped for longer than
+    /// this loses what it had not read. Default 30 days.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    /// `compression.type` of the topics the hub creates: `producer` (keep what producers
+    /// send), `zstd`, `lz4`, `snappy`, `gzip` or `uncompressed`. Default `producer`.
+    pub compression: String,
     /// How long a broker request may take before the hub calls the broker unreachable.
     /// Default `5s`.
     #[serde(with = "humantime_serde")]
@@ -305,6 +317,9 @@ impl Default for KafkaConfig {
             topic_prefix: "bohai.".to_owned(),
             partitions: 3,
             replication_factor: 1,
+            min_insync_replicas: 1,
+            retention: Duration::from_secs(30 * 24 * 3600),
+            compression: "producer".to_owned(),
             request_timeout: Duration::from_secs(5),
             options: BTreeMap::new(),
         }
@@ -564,6 +579,34 @@ impl Config {
                     "must be at least 1, found {}",
                     self.kafka.replication_factor
                 ),
+            );
+        }
+        if !(1..=self.kafka.replication_factor.max(1)).contains(&self.kafka.min_insync_replicas) {
+            bad(
+                "kafka.min_insync_replicas",
+                format!(
+                    "must be between 1 and the replication factor ({}), found {}",
+                    self.kafka.replication_factor, self.kafka.min_insync_replicas
+                ),
+            );
+        }
+        const COMPRESSIONS: [&str; 6] =
+            ["producer", "zstd", "lz4", "snappy", "gzip", "uncompressed"];
+        if !COMPRESSIONS.contains(&self.kafka.compression.as_str()) {
+            bad(
+                "kafka.compression",
+                format!(
+                    "must be one of {}, found `{}`",
+                    COMPRESSIONS.join(", "),
+                    self.kafka.compression
+                ),
+            );
+        }
+        if self.kafka.retention < Duration::from_secs(3600) {
+            bad(
+                "kafka.retention",
+                "must be at least 1 hour: the sink reads the dataset topics after their feeds"
+                    .to_owned(),
             );
         }
         if !self
@@ -899,6 +942,33 @@ mod tests {
         );
         assert!(
             crl_problems[2].message.contains("/nonexistent.crl"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn topic_settings_are_checked_together() {
+        let f = file_with(
+            "[kafka]\nreplication_factor = 3\nmin_insync_replicas = 2\nretention = \"7days\"\ncompression = \"zstd\"\n",
+        );
+        let c = Config::load(Some(f.path()), no_env).unwrap();
+        assert_eq!(
+            (c.kafka.min_insync_replicas, c.kafka.compression.as_str()),
+            (2, "zstd")
+        );
+        assert_eq!(c.kafka.retention, Duration::from_secs(7 * 24 * 3600));
+        let f = file_with(
+            "[kafka]\nmin_insync_replicas = 2\ncompression = \"brotli\"\nretention = \"5min\"\n",
+        );
+        let err = Config::load(Some(f.path()), no_env).unwrap_err();
+        let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "kafka.min_insync_replicas",
+                "kafka.compression",
+                "kafka.retention"
+            ],
             "{err}"
         );
     }

@@ -176,3 +176,38 @@ async fn openapi_document_describes_every_route() {
         );
     }
 }
+
+#[tokio::test]
+async fn topics_are_created_with_the_configured_settings() {
+    use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+    let config = KafkaConfig {
+        retention: Duration::from_secs(2 * 24 * 3600),
+        compression: "zstd".to_owned(),
+        ..kafka_config()
+    };
+    let topic = unique("bohai-test.settings.");
+    kafka::ensure_topics(&config, std::slice::from_ref(&topic))
+        .await
+        .unwrap();
+    let admin: AdminClient<_> = ClientConfig::new()
+        .set("bootstrap.servers", &config.brokers)
+        .create()
+        .unwrap();
+    let described = admin
+        .describe_configs(
+            [&ResourceSpecifier::Topic(&topic)],
+            &AdminOptions::new().request_timeout(Some(Duration::from_secs(30))),
+        )
+        .await
+        .unwrap();
+    let resource = described.into_iter().next().unwrap().unwrap();
+    let value = |name: &str| {
+        resource
+            .get(name)
+            .and_then(|e| e.value.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(value("retention.ms"), (2 * 24 * 3600 * 1000).to_string());
+    assert_eq!(value("compression.type"), "zstd");
+    assert_eq!(value("min.insync.replicas"), "1");
+}

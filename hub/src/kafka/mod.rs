@@ -87,8 +87,9 @@ pub async fn probe(config: &KafkaConfig) -> Result<usize, BrokerError> {
     .map_err(|e| BrokerError::Task(e.to_string()))?
 }
 
-/// Creates the topics that do not exist yet, each with the configured partitions and
-/// replication; topics that already exist are left as they are.
+/// Creates the topics that do not exist yet, each with the configured partitions,
+/// replication, `min.insync.replicas`, retention and compression; topics that already exist
+/// are left as they are.
 pub async fn ensure_topics(config: &KafkaConfig, topics: &[String]) -> Result<(), BrokerError> {
     if topics.is_empty() {
         return Ok(());
@@ -96,6 +97,8 @@ pub async fn ensure_topics(config: &KafkaConfig, topics: &[String]) -> Result<()
     let admin: AdminClient<DefaultClientContext> = client_config(config)
         .create()
         .map_err(BrokerError::Config)?;
+    let min_insync = config.min_insync_replicas.to_string();
+    let retention_ms = config.retention.as_millis().to_string();
     let new_topics: Vec<NewTopic<'_>> = topics
         .iter()
         .map(|t| {
@@ -104,6 +107,9 @@ pub async fn ensure_topics(config: &KafkaConfig, topics: &[String]) -> Result<()
                 config.partitions,
                 TopicReplication::Fixed(config.replication_factor),
             )
+            .set("min.insync.replicas", &min_insync)
+            .set("retention.ms", &retention_ms)
+            .set("compression.type", &config.compression)
         })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(config.request_timeout));
