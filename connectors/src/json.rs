@@ -310,6 +310,11 @@ fn number_tokens(text: &str) -> impl Iterator<Item = &str> {
     })
 }
 
+/// The most characters a number may be written with.
+const MAX_NUMBER_CHARS: usize = 100;
+/// The largest exponent a number may be written with (a double's range ends near 1e308).
+const MAX_EXPONENT: i64 = 400;
+
 /// Whether the number written as `text` is read back exactly (see [`inexact`]).
 pub(crate) fn reads_back_exactly(text: &str) -> bool {
     inexact(text).is_none()
@@ -318,6 +323,18 @@ pub(crate) fn reads_back_exactly(text: &str) -> bool {
 /// `None` when the number written as `token` is read back exactly; else what it is read as
 /// (`Some(None)` when it cannot be read as a number at all).
 fn inexact(token: &str) -> Option<Option<Value>> {
+    // PostgreSQL's numeric refuses more than 16,383 digits after the point and very large
+    // exponents (`0e-16384` reads as 0 here, and the repository would refuse it); no writer
+    // of real data needs more than this to write a number a double can hold.
+    let exponent = token
+        .find(['e', 'E'])
+        .map(|at| token[at + 1..].trim_start_matches('+').parse::<i64>().ok());
+    if token.len() > MAX_NUMBER_CHARS
+        || matches!(exponent, Some(None))
+        || exponent.flatten().is_some_and(|e| e.abs() > MAX_EXPONENT)
+    {
+        return Some(None);
+    }
     let integer = !token.contains(['.', 'e', 'E']);
     if integer && (token.parse::<i64>().is_ok() || token.parse::<u64>().is_ok()) {
         return None;
@@ -483,6 +500,23 @@ mod tests {
             json_object(r#"{"a": 1e400}"#).unwrap_err().rule,
             "json_syntax"
         );
+        // Numbers PostgreSQL's numeric refuses although a double reads them (as 0 or 1).
+        let long = format!(r#"{{"a": 1.{}}}"#, "0".repeat(16_384));
+        for text in [
+            r#"{"a": 0e-16384}"#,
+            r#"{"a": 0e1073741823}"#,
+            long.as_str(),
+        ] {
+            let failure = json_object(text).unwrap_err();
+            assert_eq!(failure.rule, "number_precision", "{}", &text[..20]);
+            assert!(failure.message.contains("beyond"), "{}", failure.message);
+        }
+        // serde_json reads decimals exactly (float_roundtrip): this is not 1.
+        assert_eq!(
+            json_object(r#"{"a": 0.9999999999999999}"#).unwrap()["a"],
+            json!(0.9999999999999999)
+        );
+        assert_ne!(json!(0.9999999999999999), json!(1.0));
     }
 
     #[test]

@@ -681,6 +681,9 @@ fn batch_query<D: TableDriver>(
     (sql, params.binds)
 }
 
+/// The longest row key named as it is in a stream; a longer one is named by its hash.
+const MAX_STREAM_KEY_BYTES: usize = 200;
+
 /// Microseconds from 0001-01-01 to 1970-01-01: added so that sequence numbers are never
 /// negative.
 const YEAR_ONE_TO_1970_MICROS: i64 = 62_135_596_800_000_000;
@@ -707,6 +710,16 @@ fn row_record(
         [one] => one.clone(),
         many => serde_json::to_string(many).unwrap_or_default(),
     };
+    // The row's stream names it by its key, where the repository keeps it (sink marks,
+    // rejected records): a key that could not be stored there (U+0000, or too long for an
+    // index entry) is named by its SHA-256 instead.
+    let stream_key = if key_text.contains('\0') || key_text.len() > MAX_STREAM_KEY_BYTES {
+        let digest = ring::digest::digest(&ring::digest::SHA256, key_text.as_bytes());
+        let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        format!("#sha256:{hex}")
+    } else {
+        key_text.clone()
+    };
     // Parsed as a record's text is: a DECIMAL a double does not keep is refused, not rounded.
     let body = match crate::json::json_object(&row.body) {
         Ok(map) => crate::Body::Fields(typed_fields(map, plan, context, time_zone)),
@@ -723,7 +736,7 @@ fn row_record(
     Ok(SourceRecord {
         origin: format!("{} row {key_text} updated {}", plan.label, row.updated_at),
         seq,
-        stream: Some(format!("table:{}:{key_text}", context.name)),
+        stream: Some(format!("table:{}:{stream_key}", context.name)),
         body,
         // The row as the database rendered it, before the fields were typed.
         raw,

@@ -120,10 +120,20 @@ async fn run_workers(state: AppState, connectors: Vec<ConnectorConfig>, me: Inst
     prepare_database(state.db.clone(), Arc::clone(&state.registry)).await;
     let hold = state.config.pipeline.worker_hold;
     loop {
-        wait_for_hold(&state.db, &me, hold).await;
+        let taken_at = wait_for_hold(&state.db, &me, hold).await;
         tracing::info!(instance = %me.id, "this instance runs the workers of the hub database");
-        let mut tasks = spawn_workers(&state, &connectors, &me).await;
-        keep_hold(&state.db, &me, hold).await;
+        // The hold is kept from the moment it was taken, also while the workers start (the
+        // topics may wait for the broker longer than the hold lasts).
+        let keeper = keep_hold(&state.db, &me, hold, taken_at);
+        tokio::pin!(keeper);
+        let mut tasks = tokio::select! {
+            tasks = spawn_workers(&state, &connectors, &me) => tasks,
+            () = &mut keeper => {
+                tracing::error!(instance = %me.id, "this instance lost the hold on the workers while starting them; waiting to take them again");
+                continue;
+            }
+        };
+        keeper.await;
         // Lost: nothing more may be done by these workers.
         tasks.abort_all();
         while tasks.join_next().await.is_some() {}
@@ -131,14 +141,15 @@ async fn run_workers(state: AppState, connectors: Vec<ConnectorConfig>, me: Inst
     }
 }
 
-/// Returns once this instance holds the workers. While another does, says who, once per
-/// holder.
-async fn wait_for_hold(db: &sqlx::PgPool, me: &Instance, hold: Duration) {
+/// Returns once this instance holds the workers, with when it took them. While another
+/// does, says who, once per holder.
+async fn wait_for_hold(db: &sqlx::PgPool, me: &Instance, hold: Duration) -> tokio::time::Instant {
     let mut told: Option<String> = None;
     let mut backoff = Backoff::default();
     loop {
+        let asked_at = tokio::time::Instant::now();
         match workers::take(db, me, hold).await {
-            Ok(Taken::Held) => return,
+            Ok(Taken::Held) => return asked_at,
             Ok(Taken::HeldBy(Some(h))) => {
                 if told.as_deref() != Some(h.instance.as_str()) {
                     tracing::warn!(
@@ -158,20 +169,33 @@ async fn wait_for_hold(db: &sqlx::PgPool, me: &Instance, hold: Duration) {
     }
 }
 
-/// Renews the hold every third of its length; returns when it is lost, or when it could not be
-/// renewed for two thirds of its length (before another instance may take it).
-async fn keep_hold(db: &sqlx::PgPool, me: &Instance, hold: Duration) {
-    let mut renewed = tokio::time::Instant::now();
+/// Renews the hold every third of its length; returns when it is lost, or at the latest two
+/// thirds of its length after the last renewal that succeeded (counted from when the request
+/// was sent), so that the workers stop before another instance may take them.
+async fn keep_hold(
+    db: &sqlx::PgPool,
+    me: &Instance,
+    hold: Duration,
+    taken_at: tokio::time::Instant,
+) {
+    let mut renewed = taken_at;
     loop {
-        tokio::time::sleep(hold / 3).await;
-        match tokio::time::timeout(hold / 3, workers::renew(db, me, hold)).await {
-            Ok(Ok(true)) => renewed = tokio::time::Instant::now(),
+        let deadline = renewed + hold * 2 / 3;
+        let next = (tokio::time::Instant::now() + hold / 3).min(deadline);
+        tokio::time::sleep_until(next).await;
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!("the workers' hold could not be renewed in time");
+            return;
+        }
+        let sent = tokio::time::Instant::now();
+        match tokio::time::timeout_at(deadline, workers::renew(db, me, hold)).await {
+            Ok(Ok(true)) => renewed = sent,
             Ok(Ok(false)) => return,
             Ok(Err(e)) => tracing::warn!(error = %e, "cannot renew the workers' hold"),
-            Err(_) => tracing::warn!("renewing the workers' hold timed out"),
-        }
-        if renewed.elapsed() >= hold * 2 / 3 {
-            return;
+            Err(_) => {
+                tracing::warn!("renewing the workers' hold timed out");
+                return;
+            }
         }
     }
 }

@@ -24,7 +24,8 @@ const WORKERS: &str = "workers";
 /// This process, as the instances of one hub tell each other apart.
 #[derive(Debug, Clone)]
 pub struct Instance {
-    /// `host:port/pid`: unique among the instances of one hub.
+    /// `host:port/pid/random`: unique among the instances of one hub, even for containers
+    /// that share a host name, a port and a pid.
     pub id: String,
     /// The machine's name.
     pub host: String,
@@ -44,8 +45,9 @@ impl Instance {
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "localhost".to_owned());
         let pid = std::process::id();
+        let random = uuid::Uuid::new_v4().simple().to_string();
         Self {
-            id: format!("{host}:{}/{pid}", http_addr.port()),
+            id: format!("{host}:{}/{pid}/{}", http_addr.port(), &random[..8]),
             host,
             pid,
             http_addr: http_addr.to_string(),
@@ -56,7 +58,7 @@ impl Instance {
 /// The instance that holds the workers, as `bohai status` and the ops overview show it.
 #[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
 pub struct Holder {
-    /// `host:port/pid`.
+    /// `host:port/pid/random`.
     pub instance: String,
     /// Its machine.
     pub host: String,

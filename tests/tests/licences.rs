@@ -317,17 +317,29 @@ async fn licences_are_issued_verified_and_live_their_whole_lifecycle() {
         .iter()
         .all(|e| e["actor"] == "dept:traffic-police"));
 
-    // Revoke needs a reason; another department may not act on it.
+    // Revoke needs a reason; another department may not act on it, nor learn it exists.
     let (status, _) = f.action(&new_number, "revoke", &json!({})).await;
     assert_eq!(status, 400);
-    let (status, _) = f
+    // Answered as a number never issued (issue 15: numbers are not enumerable).
+    let (status, answer) = f
         .post(
             &format!("/api/v1/licences/{new_number}/revoke"),
             Some(&f.market_token),
             &json!({"reason": "x"}),
         )
         .await;
-    assert_eq!(status, 403);
+    let (never_status, never) = f
+        .post(
+            "/api/v1/licences/DL-2026-99999999/revoke",
+            Some(&f.market_token),
+            &json!({"reason": "x"}),
+        )
+        .await;
+    assert_eq!((status, never_status), (404, 404), "{answer}");
+    assert_eq!(
+        answer.to_string().replace(&new_number, "N"),
+        never.to_string().replace("DL-2026-99999999", "N")
+    );
     let (status, _) = f
         .action(&new_number, "revoke", &json!({"reason": "吊销：醉酒驾驶"}))
         .await;

@@ -296,8 +296,7 @@ pub(crate) struct ActionResponse {
         (status = 200, description = "Done", body = ActionResponse),
         (status = 400, description = "Malformed request (e.g. revoke without a reason)", body = super::ErrorBody),
         (status = 401, description = "No valid bearer token", body = super::ErrorBody),
-        (status = 403, description = "Another department's licence", body = super::ErrorBody),
-        (status = 404, description = "No such licence", body = super::ErrorBody),
+        (status = 404, description = "No such licence, or another department's (answered alike)", body = super::ErrorBody),
         (status = 409, description = "The licence's state does not allow it", body = super::ErrorBody),
     ),
     security(("bearer" = []))
@@ -319,6 +318,12 @@ pub(super) async fn licence_action(
     } else {
         parse_body(&body)?
     };
+    // Another department's licence is answered as a number never issued: whether a number
+    // exists is the issuer's to know.
+    let not_yours_is_unknown = |e: LicenceError| match e {
+        LicenceError::NotAllowed { .. } => api_error(LicenceError::UnknownLicence(number.clone())),
+        e => api_error(e),
+    };
     let actor = Actor::Department(caller.department);
     let svc = service(&state, matches!(action, Action::Renew | Action::Replace))?;
     let now = Utc::now();
@@ -329,12 +334,16 @@ pub(super) async fn licence_action(
             issued: Some(
                 svc.renew(&actor, &number, request.valid_until, now)
                     .await
-                    .map_err(api_error)?,
+                    .map_err(&not_yours_is_unknown)?,
             ),
         },
         Action::Replace => ActionResponse {
             changed: None,
-            issued: Some(svc.replace(&actor, &number, now).await.map_err(api_error)?),
+            issued: Some(
+                svc.replace(&actor, &number, now)
+                    .await
+                    .map_err(&not_yours_is_unknown)?,
+            ),
         },
         Action::Revoke | Action::Suspend | Action::Resume => {
             let event = match action {
@@ -346,7 +355,7 @@ pub(super) async fn licence_action(
                 changed: Some(
                     svc.transition(&actor, &number, event, reason, now)
                         .await
-                        .map_err(api_error)?,
+                        .map_err(&not_yours_is_unknown)?,
                 ),
                 issued: None,
             }

@@ -191,8 +191,21 @@ struct Handoff<'a> {
     recorded: tokio::sync::mpsc::UnboundedReceiver<Result<Recorded, IngestError>>,
     /// Batches handed to the recording task and not yet back.
     recording: usize,
+    /// The recording task: stopped with the handoff, so that a connector stopped from
+    /// outside (its task aborted) commits nothing more.
+    _recorder: AbortOnDrop,
     /// What the committed batches held.
     summary: RunSummary,
+}
+
+/// Aborts a task when dropped.
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// A batch whose delivery, counts and checkpoint are committed.
@@ -208,12 +221,12 @@ impl<'a> Handoff<'a> {
     fn new(config: &'a ConnectorConfig, ingestor: &'a Ingestor) -> Self {
         let (to_record, queue) = tokio::sync::mpsc::channel(MAX_IN_FLIGHT - 1);
         let (done, recorded) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(record_delivered(
+        let recorder = AbortOnDrop(tokio::spawn(record_delivered(
             config.name.clone(),
             ingestor.clone(),
             queue,
             done,
-        ));
+        )));
         Self {
             config,
             ingestor,
@@ -221,6 +234,7 @@ impl<'a> Handoff<'a> {
             to_record,
             recorded,
             recording: 0,
+            _recorder: recorder,
             summary: RunSummary::default(),
         }
     }
@@ -340,7 +354,7 @@ async fn record_delivered(
         }
         .await;
         let stopped = recorded.is_err();
-        // The handoff is gone when its run ended; what is queued is still committed.
+        // The handoff is gone when its run ended (the task is then aborted with it).
         let _ = done.send(recorded);
         if stopped {
             return;

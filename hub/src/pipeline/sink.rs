@@ -93,9 +93,12 @@ impl SinkError {
     fn class(&self) -> Failure {
         match self {
             SinkError::Database(e) => Failure::of_database(e),
-            // A record refused by the database is dead-lettered as the bytes it came as, which
-            // the broker already took once: any failure here passes.
-            SinkError::DeadLetter(_) => Failure::Transient,
+            // A refused record is dead-lettered as the bytes the broker already took once: a
+            // refusal now (an authorization, say) is the component's, not the record's.
+            SinkError::DeadLetter(e) => match Failure::of_broker(e) {
+                Failure::Transient => Failure::Transient,
+                Failure::Record | Failure::Component => Failure::Component,
+            },
         }
     }
 }
@@ -108,7 +111,9 @@ pub async fn run(kafka: KafkaConfig, db: PgPool, registry: Arc<Registry>, instan
     loop {
         match run_once(&kafka, &db, &registry).await {
             Ok(()) => return,
-            Err(e) if e.class() == Failure::Component => {
+            // A record the database refuses is dealt with inside the batch; one that escapes
+            // (a stream mark it cannot keep, say) would fail the same batch for ever: stop.
+            Err(e) if e.class() != Failure::Transient => {
                 tracing::error!(error = %e, "repository sink stopped: it cannot work until this is fixed");
                 components::record_failure(&db, COMPONENT, &instance, &e.to_string()).await;
                 return;

@@ -21,11 +21,16 @@ impl Salt {
         Salt(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, bytes))
     }
 
-    /// A 32-byte key for `purpose`, derived from the salt (HMAC-SHA256 of the purpose): keys
-    /// for other uses never equal a masked value.
+    /// A 32-byte key for `purpose`, derived from the salt: HMAC-SHA256 of U+0000 followed by
+    /// the purpose. A masked value is the HMAC of a stored text, and no stored text contains
+    /// U+0000 (`bohai_schemas::storable`), so a derived key never equals a masked value that
+    /// a reader could be shown.
     pub fn derive_key(&self, purpose: &str) -> [u8; 32] {
+        let mut input = Vec::with_capacity(purpose.len() + 1);
+        input.push(0);
+        input.extend_from_slice(purpose.as_bytes());
         let mut key = [0u8; 32];
-        key.copy_from_slice(ring::hmac::sign(&self.0, purpose.as_bytes()).as_ref());
+        key.copy_from_slice(ring::hmac::sign(&self.0, &input).as_ref());
         key
     }
 }
