@@ -1042,6 +1042,41 @@ mod tests {
     }
 
     #[test]
+    fn a_row_key_the_repository_cannot_keep_is_named_by_its_hash() {
+        let driver = PostgresDriver::for_tests();
+        let p = plan(&driver, &config(""), described()).unwrap();
+        let row = |key: &str| RawRow {
+            body: r#"{"id": 7, "credit_code": "91X"}"#.to_owned(),
+            updated_at: "2024-06-03 01:14:27+00".to_owned(),
+            micros: 1_717_377_267_000_000,
+            key: vec![Some(key.to_owned())],
+        };
+        for key in ["a\0b".to_owned(), "k".repeat(MAX_STREAM_KEY_BYTES + 1)] {
+            let stream = row_record(row(&key), &p, &context(), "+08:00")
+                .unwrap()
+                .stream
+                .unwrap();
+            assert!(stream.starts_with("table:mr-db:#sha256:"), "{stream}");
+            assert_eq!(stream.len(), "table:mr-db:#sha256:".len() + 64);
+            assert!(!stream.contains('\0'));
+        }
+        // Two such keys stay apart; a plain key is named as it is.
+        let a = row_record(row("a\0b"), &p, &context(), "+08:00").unwrap();
+        let b = row_record(row("a\0c"), &p, &context(), "+08:00").unwrap();
+        assert_ne!(a.stream, b.stream);
+        let plain = row_record(
+            row(&"k".repeat(MAX_STREAM_KEY_BYTES)),
+            &p,
+            &context(),
+            "+08:00",
+        );
+        assert_eq!(
+            plain.unwrap().stream.unwrap(),
+            format!("table:mr-db:{}", "k".repeat(MAX_STREAM_KEY_BYTES))
+        );
+    }
+
+    #[test]
     fn a_source_that_is_away_is_retried_a_misfit_is_not() {
         assert!(!is_fatal(&sqlx::Error::Io(std::io::Error::other("reset"))));
         assert!(!is_fatal(&sqlx::Error::PoolTimedOut));
