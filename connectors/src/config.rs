@@ -22,7 +22,10 @@ pub struct ConnectorConfig {
     /// Most records in one batch (one broker round trip and one checkpoint). Default 1000.
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
-    /// Largest record in bytes; a larger one is rejected with `size_limit`. Default 1 MiB.
+    /// Largest record in bytes; a larger one is rejected with `size_limit`. Default 1 MiB,
+    /// at most [`MAX_RECORD_BYTES_LIMIT`] (2 MiB): the hub's topics and clients take records of
+    /// up to 3 MiB with their headers, and a record accepted here must never be one the broker
+    /// refuses.
     #[serde(default = "default_max_record_bytes")]
     pub max_record_bytes: usize,
     /// How long to wait before looking again when the source has nothing new. Default `2s`.
@@ -35,6 +38,9 @@ pub struct ConnectorConfig {
 fn default_batch_size() -> usize {
     1000
 }
+
+/// The largest `max_record_bytes` a connector may set.
+pub const MAX_RECORD_BYTES_LIMIT: usize = 2 * 1024 * 1024;
 
 fn default_max_record_bytes() -> usize {
     1024 * 1024
@@ -123,8 +129,10 @@ impl ConnectorConfig {
         if config.batch_size == 0 {
             problems.push("key `batch_size`: must be at least 1".to_owned());
         }
-        if config.max_record_bytes < 64 {
-            problems.push("key `max_record_bytes`: must be at least 64".to_owned());
+        if !(64..=MAX_RECORD_BYTES_LIMIT).contains(&config.max_record_bytes) {
+            problems.push(format!(
+                "key `max_record_bytes`: must be between 64 and {MAX_RECORD_BYTES_LIMIT} (2 MiB)"
+            ));
         }
         match &config.source {
             SourceConfig::File(f) => problems.extend(f.check()),

@@ -103,13 +103,56 @@ fn report(found: &mut Vec<Violation>, pointer: &str, rule: &str, message: String
     }
 }
 
-/// `violation` with every U+0000 of its pointer and message written as the six characters
-/// `\u0000`: a reason quotes the record (a member name, a value), and the reasons of a
-/// rejected record are stored too, where U+0000 cannot be.
+/// The longest pointer or message of a reason kept, in bytes; a longer one is cut.
+pub const MAX_REASON_BYTES: usize = 1000;
+
+/// The most reasons kept for one rejected record.
+pub const MAX_RECORD_REASONS: usize = 20;
+
+/// `violation` as it can be stored and sent with its record: every U+0000 of its pointer and
+/// message written as the six characters `\u0000` (a reason quotes the record, and the
+/// reasons of a rejected record are stored too, where U+0000 cannot be), each cut to
+/// [`MAX_REASON_BYTES`] (a reason that quotes a long value would otherwise make a
+/// dead-letter record larger than the broker takes).
 pub fn storable_violation(mut violation: Violation) -> Violation {
-    violation.pointer = storable_text(violation.pointer);
-    violation.message = storable_text(violation.message);
+    violation.pointer = cut(storable_text(violation.pointer));
+    violation.message = cut(storable_text(violation.message));
     violation
+}
+
+/// The reasons of one rejected record as they are kept: each storable, at most
+/// [`MAX_RECORD_REASONS`] of them, the last saying how many more there were.
+pub fn storable_reasons(reasons: Vec<Violation>) -> Vec<Violation> {
+    let total = reasons.len();
+    let mut kept: Vec<Violation> = reasons
+        .into_iter()
+        .take(MAX_RECORD_REASONS)
+        .map(storable_violation)
+        .collect();
+    if total > MAX_RECORD_REASONS {
+        kept.pop();
+        kept.push(Violation::new(
+            "",
+            "more_reasons",
+            format!(
+                "and {} more reasons, not listed",
+                total - MAX_RECORD_REASONS + 1
+            ),
+        ));
+    }
+    kept
+}
+
+/// `text` cut to at most [`MAX_REASON_BYTES`] at a character boundary, saying how long it was.
+fn cut(text: String) -> String {
+    if text.len() <= MAX_REASON_BYTES {
+        return text;
+    }
+    let mut end = MAX_REASON_BYTES - 40;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes in all)", &text[..end], text.len())
 }
 
 /// `text` with every U+0000 written as the six characters `\u0000`.
@@ -194,6 +237,34 @@ mod tests {
             ("/a\\u0000b", "x\\u0000")
         );
         assert_eq!(storable_text("plain".to_owned()), "plain");
+    }
+
+    #[test]
+    fn reasons_are_bounded_in_length_and_number() {
+        let long = "盘".repeat(2000);
+        let v = storable_violation(Violation::new(
+            format!("/{long}"),
+            "maxLength",
+            long.clone(),
+        ));
+        assert!(v.message.len() <= MAX_REASON_BYTES, "{}", v.message.len());
+        assert!(v.pointer.len() <= MAX_REASON_BYTES);
+        assert!(
+            v.message.ends_with("(6000 bytes in all)"),
+            "{}",
+            &v.message[900..]
+        );
+        let many: Vec<Violation> = (0..50)
+            .map(|i| Violation::new(format!("/{i}"), "type", "x"))
+            .collect();
+        let kept = storable_reasons(many);
+        assert_eq!(kept.len(), MAX_RECORD_REASONS);
+        assert_eq!(kept[19].rule, "more_reasons");
+        assert!(kept[19].message.contains("31 more"), "{}", kept[19].message);
+        assert_eq!(
+            storable_reasons(vec![Violation::new("/a", "type", "x")]).len(),
+            1
+        );
     }
 
     #[test]

@@ -210,4 +210,5 @@ async fn topics_are_created_with_the_configured_settings() {
     assert_eq!(value("retention.ms"), (2 * 24 * 3600 * 1000).to_string());
     assert_eq!(value("compression.type"), "zstd");
     assert_eq!(value("min.insync.replicas"), "1");
+    assert_eq!(value("max.message.bytes"), kafka::MAX_MESSAGE_BYTES);
 }

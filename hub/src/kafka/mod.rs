@@ -59,11 +59,18 @@ pub fn client_config(config: &KafkaConfig) -> ClientConfig {
     // idempotent producer should never need. `request_timeout` bounds admin and metadata
     // calls, which take it explicitly.
     c.set("log_level", "3");
+    // Above the largest record a feed may send (1 MiB, `max_record_bytes`) with its headers,
+    // so that a record the hub accepted is never one the client refuses to send.
+    c.set("message.max.bytes", MAX_MESSAGE_BYTES);
     for (k, v) in &config.options {
         c.set(k, v);
     }
     c
 }
+
+/// The largest record batch the hub's clients send and its topics take (3 MiB): above the
+/// largest record a feed may send, with its headers.
+pub const MAX_MESSAGE_BYTES: &str = "3145728";
 
 /// The full name of a hub topic: the configured prefix plus the topic's own name.
 pub fn topic_name(config: &KafkaConfig, name: &str) -> String {
@@ -110,6 +117,7 @@ pub async fn ensure_topics(config: &KafkaConfig, topics: &[String]) -> Result<()
             .set("min.insync.replicas", &min_insync)
             .set("retention.ms", &retention_ms)
             .set("compression.type", &config.compression)
+            .set("max.message.bytes", MAX_MESSAGE_BYTES)
         })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(config.request_timeout));

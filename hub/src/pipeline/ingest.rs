@@ -614,14 +614,12 @@ fn check_records(dataset: &Dataset, records: Vec<SourceRecord>) -> (Vec<Accepted
                 },
             }),
             // Reasons and origins quote the record: what PostgreSQL cannot store is escaped,
-            // so that the rejection itself can always be recorded.
+            // and their size is bounded, so that the rejection itself can always be recorded
+            // and sent to the dead-letter topic.
             Err(reasons) => rejected.push(Rejection {
                 seq: record.seq,
                 origin: bohai_schemas::storable::storable_text(record.origin),
-                reasons: reasons
-                    .into_iter()
-                    .map(bohai_schemas::storable::storable_violation)
-                    .collect(),
+                reasons: bohai_schemas::storable::storable_reasons(reasons),
                 raw: record.raw,
                 stream: record.stream,
             }),
