@@ -89,6 +89,17 @@ impl Failure {
             _ => Failure::Transient,
         }
     }
+
+    /// The class of a broker's refusal of a record that is not at fault: one the hub wrote
+    /// itself (a licence event, a dead letter, whose size it bounds) or one the broker already
+    /// took once (a refused record dead-lettered again). A refusal the broker would give any
+    /// record needs someone; one that may pass, passes.
+    pub fn of_broker_for_own_record(error: &KafkaError) -> Failure {
+        match Self::of_broker(error) {
+            Failure::Transient => Failure::Transient,
+            Failure::Record | Failure::Component => Failure::Component,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod database;
+pub mod duties;
 pub mod failure;
 pub mod gen;
 pub mod http;

@@ -216,17 +216,13 @@ async fn spawn_workers(
         // Beside the workers, not before them.
         tasks.spawn(async move { ingestor.connect(None).await });
     }
-    tasks.spawn(crate::seals::run_crl_schedule(
-        state.db.clone(),
-        state.config.pki.clone(),
-    ));
     let instance: Arc<str> = me.id.as_str().into();
+    crate::duties::spawn(&mut tasks, state, &instance);
     tasks.spawn(crate::licences::events::run_publisher(
         state.db.clone(),
         state.config.kafka.clone(),
         Arc::clone(&instance),
     ));
-    tasks.spawn(run_licence_expiry(state.clone()));
     tasks.spawn(crate::sharing::delivery::run(
         state.db.clone(),
         state.config.kafka.clone(),
@@ -234,10 +230,6 @@ async fn spawn_workers(
         Arc::clone(&state.registry),
         Arc::clone(&state.sharing),
         Arc::clone(&instance),
-    ));
-    tasks.spawn(crate::ops::samples::run_sampler(
-        state.db.clone(),
-        state.config.ops.clone(),
     ));
     if state.config.pipeline.sink {
         tasks.spawn(sink::run(
@@ -270,32 +262,6 @@ async fn spawn_workers(
         }
     }
     tasks
-}
-
-/// Records the expiry of licences whose validity ended, once a minute.
-async fn run_licence_expiry(state: AppState) {
-    let mut tick = tokio::time::interval(Duration::from_secs(60));
-    loop {
-        tick.tick().await;
-        let service = match crate::licences::LicenceService::new(
-            &state.db,
-            &state.registry,
-            &state.config,
-            &state.licences,
-            false,
-        ) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "licence expiry: cannot start");
-                continue;
-            }
-        };
-        match service.expire_due(chrono::Utc::now()).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(licences = n, "licence expiry recorded"),
-            Err(e) => tracing::warn!(error = %e, "licence expiry failed; retrying next minute"),
-        }
-    }
 }
 
 /// Applies the migrations and copies the registry into the database, waiting and retrying

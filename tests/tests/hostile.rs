@@ -13,7 +13,8 @@ use bohai_hub::config::Config;
 use bohai_hub::pipeline::stats::{dataset_stats, DatasetStats};
 use bohai_hub::pipeline::topics;
 use bohai_tests::{
-    bohai, command_ok, dead_letters, eventually, prepared_config, write_config, RunningHub,
+    bohai, bohai_ok, bohai_run, command_ok, dead_letters, eventually, prepared_config,
+    write_config, RunningHub,
 };
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::Value;
@@ -358,8 +359,13 @@ async fn a_record_the_repository_refuses_is_dead_lettered_and_the_rest_is_writte
 async fn a_component_that_cannot_work_stops_alone_and_says_why() {
     let config = prepared_config().await.unwrap();
     let db = bohai_hub::database::pool(&config.database).unwrap();
-    // The repository sink may not write the repository: a permission an operator took away.
+    // The repository sink may not write the repository, and the ops-samples duty may not
+    // keep its samples: permissions an operator took away.
     sqlx::query("REVOKE INSERT, UPDATE ON repository_records FROM CURRENT_USER")
+        .execute(&db)
+        .await
+        .unwrap();
+    sqlx::query("REVOKE INSERT ON ops_feed_samples FROM CURRENT_USER")
         .execute(&db)
         .await
         .unwrap();
@@ -386,17 +392,24 @@ async fn a_component_that_cannot_work_stops_alone_and_says_why() {
     };
     assert_eq!(push().await.unwrap().status().as_u16(), 200);
 
-    // The sink stops, once, with the reason; it does not retry for ever.
-    let reason = eventually(Duration::from_secs(60), "the sink to stop", || async {
-        sqlx::query_scalar::<_, String>(
-            "SELECT reason FROM ops_component_failures WHERE component = 'repository-sink'",
-        )
-        .fetch_optional(&db)
-        .await
-        .unwrap()
-    })
-    .await;
-    assert!(reason.contains("permission denied"), "{reason}");
+    // The sink stops, once, with the reason; it does not retry for ever. The duty stops too,
+    // on its own.
+    for component in ["repository-sink", "ops-samples"] {
+        let reason = eventually(Duration::from_secs(60), component, || async {
+            sqlx::query_scalar::<_, String>(
+                "SELECT reason FROM ops_component_failures WHERE component = $1",
+            )
+            .bind(component)
+            .fetch_optional(&db)
+            .await
+            .unwrap()
+        })
+        .await;
+        assert!(
+            reason.contains("permission denied"),
+            "{component}: {reason}"
+        );
+    }
 
     // The rest of the hub goes on: a department still pushes, the API answers.
     let r = push().await.unwrap();
@@ -430,6 +443,128 @@ async fn a_component_that_cannot_work_stops_alone_and_says_why() {
         status.contains("STOPPED  repository-sink") && status.contains("permission denied"),
         "{status}"
     );
+    assert!(status.contains("STOPPED  ops-samples"), "{status}");
+    let stopped: Vec<String> =
+        sqlx::query_scalar("SELECT component FROM ops_component_failures ORDER BY component")
+            .fetch_all(&db)
+            .await
+            .unwrap();
+    assert_eq!(stopped, ["ops-samples", "repository-sink"]);
     let s = stats(&db, "business-registrations").await;
     assert_eq!((s.valid, s.rows, s.pending), (10, 0, 10), "{s:?}");
+}
+
+/// Sets `dataset`'s topic's `max.message.bytes` (the topic's other settings return to the
+/// broker's defaults).
+async fn tighten_topic(config: &Config, dataset: &str, max_message_bytes: usize) {
+    use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, ResourceSpecifier};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &config.kafka.brokers)
+        .create()
+        .unwrap();
+    let topic = topics::dataset_topic(&config.kafka, dataset);
+    let limit = max_message_bytes.to_string();
+    let results = admin
+        .alter_configs(
+            &[AlterConfig::new(ResourceSpecifier::Topic(&topic)).set("max.message.bytes", &limit)],
+            &AdminOptions::new(),
+        )
+        .await
+        .unwrap();
+    for r in results {
+        r.map_err(|(t, e)| format!("{t:?}: {e}")).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_topic_that_refuses_the_hubs_records_stops_its_feed_with_the_fix_and_loses_nothing() {
+    let config = prepared_config().await.unwrap();
+    let db = bohai_hub::database::pool(&config.database).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config_file = write_config(&config, dir.path()).unwrap();
+    // The hub's producers do not compress: a record of 6 kB is sent as 6 kB.
+    tighten_topic(&config, "business-registrations", 4096).await;
+    let examples = std::fs::read_to_string(
+        bohai_schemas::registry::builtin_dir()
+            .join("datasets/business-registrations/examples/valid.jsonl"),
+    )
+    .unwrap();
+    let small: Vec<Value> = examples
+        .lines()
+        .take(3)
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(small.len(), 3);
+    // Valid by the schema (business_scope takes up to 2,000 characters), larger than the topic.
+    let mut large = small[1].clone();
+    large["business_scope"] = Value::from("经营".repeat(1000));
+    let lines: Vec<String> = [&small[0], &large, &small[2]]
+        .iter()
+        .map(|v| v.to_string())
+        .collect();
+    let file = dir.path().join("tight.jsonl");
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let connector = file_connector(dir.path(), "tight", &file, "utf-8");
+
+    // The broker refuses a whole produce batch, innocent records with the large one: not one
+    // record's fault, and not a thing retrying mends. The connector stops and says what to fix;
+    // nothing of the batch is recorded, so nothing is lost.
+    let out = bohai_run(
+        &config_file,
+        &["connect", "run", connector.to_str().unwrap()],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("max.message.bytes"), "{stderr}");
+    let s = stats(&db, "business-registrations").await;
+    assert_eq!(s.read, 0, "{s:?}");
+
+    // HTTP push of the same records: refused as a whole, with the API's error, nothing counted.
+    // Records of other produce batches may have reached the topic: a retry with the same
+    // Idempotency-Key (what the answer asks for) is recognised record by record.
+    let hub = RunningHub::start(config.clone()).await.unwrap();
+    let token = auth::create_token(&db, "market-regulation")
+        .await
+        .unwrap()
+        .secret;
+    let push = || {
+        reqwest::Client::new()
+            .post(hub.url("/api/v1/datasets/business-registrations/records"))
+            .bearer_auth(&token)
+            .header("Idempotency-Key", "tight-topic-1")
+            .json(&[&small[0], &large, &small[2]])
+            .send()
+    };
+    let answer = push().await.unwrap();
+    assert_eq!(answer.status(), 503);
+    let body: Value = answer.json().await.unwrap();
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("max.message.bytes"),
+        "{body}"
+    );
+    assert_eq!(stats(&db, "business-registrations").await.read, 0);
+
+    // Once the topic takes what the hub sends, the same run and the same request deliver
+    // everything, once.
+    tighten_topic(&config, "business-registrations", 3 << 20).await;
+    bohai_ok(
+        &config_file,
+        &["connect", "run", connector.to_str().unwrap()],
+    );
+    let answer: Value = push().await.unwrap().json().await.unwrap();
+    assert_eq!(answer["accepted"], 3, "{answer}");
+    let s = eventually(
+        Duration::from_secs(60),
+        "both feeds in the repository",
+        || async {
+            let s = stats(&db, "business-registrations").await;
+            (s.pending == 0 && s.read == 6).then_some(s)
+        },
+    )
+    .await;
+    assert_eq!((s.rows, s.valid, s.rejected), (3, 6, 0), "{s:?}");
+    assert!(s.reconciled, "{s:?}");
 }

@@ -70,6 +70,30 @@ impl ApiError {
     }
 }
 
+impl From<crate::pipeline::ingest::IngestError> for ApiError {
+    /// A failure that passes is 503 to retry; one that needs someone (a topic that refuses the
+    /// hub's records, say) is 503 too, with what is wrong, so that the department can tell the
+    /// city's operators.
+    fn from(e: crate::pipeline::ingest::IngestError) -> Self {
+        use crate::pipeline::ingest::IngestError;
+        let what = match &e {
+            IngestError::Broker(_) => "broker",
+            IngestError::Database(_) => "database",
+        };
+        match e.class() {
+            crate::failure::Failure::Transient => Self::unavailable(what, &e),
+            _ => {
+                tracing::error!(error = %e, "ingest cannot work until this is fixed");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    format!("the hub cannot take records now; tell the hub's operators: {e}"),
+                )
+            }
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.status, Json(self.body)).into_response()

@@ -129,7 +129,7 @@ pub(super) async fn push_records(
     let checked = ingestor.check(dataset, batch);
     match tokio::time::timeout(DELIVERY_TIMEOUT, ingestor.deliver(&checked, SOURCE)).await {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(ApiError::unavailable("broker", &e)),
+        Ok(Err(e)) => return Err(e.into()),
         Err(_) => {
             return Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -160,7 +160,7 @@ pub(super) async fn push_records(
             },
         )
         .await
-        .map_err(|e| ApiError::unavailable("database", &e))?;
+        .map_err(ApiError::from)?;
     Ok(Json(response))
 }
 

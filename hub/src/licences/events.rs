@@ -41,10 +41,7 @@ impl PublishError {
             PublishError::Database(e) => Failure::of_database(e),
             // An event is a few hundred bytes the hub wrote itself: a broker that refuses one
             // refuses them all, which needs someone.
-            PublishError::Broker(e) => match Failure::of_broker(e) {
-                Failure::Transient => Failure::Transient,
-                Failure::Record | Failure::Component => Failure::Component,
-            },
+            PublishError::Broker(e) => Failure::of_broker_for_own_record(e),
         }
     }
 }

@@ -106,6 +106,8 @@ pub enum Component {
     LicenceEvents,
     /// The subscription-topic delivery.
     SubscriptionDelivery,
+    /// A periodic duty (licence expiry, CRL reissue, ops samples).
+    Duty,
 }
 
 /// What was retried.
@@ -121,6 +123,8 @@ pub enum Stage {
     Consume,
     /// Writing the repository.
     RepositoryWrite,
+    /// A round of a periodic duty.
+    Duty,
 }
 
 impl PipelineMetrics {
@@ -138,6 +142,7 @@ impl PipelineMetrics {
             Component::Sink => "sink",
             Component::LicenceEvents => "licence_events",
             Component::SubscriptionDelivery => "subscription_delivery",
+            Component::Duty => "duty",
         };
         let stage = match stage {
             Stage::Produce => "produce",
@@ -145,6 +150,7 @@ impl PipelineMetrics {
             Stage::Source => "source",
             Stage::Consume => "consume",
             Stage::RepositoryWrite => "repository_write",
+            Stage::Duty => "round",
         };
         self.retries
             .get_or_create(&[("component", component), ("stage", stage)])

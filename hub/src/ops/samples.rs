@@ -1,4 +1,5 @@
-//! Samples of the feed counts, taken by `bohai serve` every `ops.sample_interval`, from
+//! Samples of the feed counts, taken by `bohai serve` every `ops.sample_interval` (the
+//! `ops-samples` duty, [`crate::duties`]), from
 //! which rates over time are drawn: the difference between two consecutive samples of a feed
 //! is what it read in between.
 
@@ -6,8 +7,6 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgPool;
 use utoipa::ToSchema;
-
-use crate::config::OpsConfig;
 
 /// Copies every feed's totals into `ops_feed_samples` under one time, and forgets samples
 /// older than `retention`.
@@ -25,19 +24,6 @@ pub async fn sample_once(db: &PgPool, retention: std::time::Duration) -> Result<
         .execute(&mut *tx)
         .await?;
     tx.commit().await
-}
-
-/// Samples for ever, every `ops.sample_interval`; a failed round is logged and the next one
-/// tried.
-pub async fn run_sampler(db: PgPool, ops: OpsConfig) {
-    let mut tick = tokio::time::interval(ops.sample_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        if let Err(e) = sample_once(&db, ops.sample_retention).await {
-            tracing::warn!(error = %e, "cannot sample the feed counts; trying again next round");
-        }
-    }
 }
 
 /// Ingest between two consecutive samples, summed over the feeds asked for.

@@ -12,8 +12,10 @@ use std::time::Duration;
 
 use bohai_connectors::{Batch, Body, ReadFailure, SourceRecord};
 use bohai_schemas::{Dataset, Registry, Violation};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientContext;
 use serde::Serialize;
 use serde_json::Value;
@@ -22,6 +24,7 @@ use utoipa::ToSchema;
 
 use super::topics;
 use crate::config::KafkaConfig;
+use crate::failure::Failure;
 use crate::kafka::{client_config, BrokerError, PolledProducer};
 use crate::ops::metrics::PIPELINE;
 
@@ -70,22 +73,35 @@ pub mod header {
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     /// The broker did not take the batch.
-    #[error("delivering to the broker failed: {0}")]
-    Broker(String),
+    #[error("delivering to the broker failed: {0}{hint}", hint = broker_hint(.0))]
+    Broker(#[source] KafkaError),
     /// The database did not record the batch.
     #[error("recording the batch in the database failed: {0}")]
     Database(#[from] sqlx::Error),
 }
 
 impl IngestError {
-    /// What the failure means for the loop that met it: the broker's refusals of a batch
-    /// pass (a record it would never take is refused at ingest by its size limit); the
-    /// database's are classed by their code.
-    pub fn class(&self) -> crate::failure::Failure {
+    /// What the failure means for the loop that met it. The broker's: one that may pass
+    /// passes; a refusal is never one record's fault, because every record the hub accepts
+    /// fits the topics it makes, and the broker refuses a whole produce batch at a time (a
+    /// record refused with it may be innocent, and sending it again after the records that
+    /// followed it would reorder its stream): it needs someone, and the batch stays unrecorded
+    /// so that nothing is lost. The database's are classed by their code.
+    pub fn class(&self) -> Failure {
         match self {
-            IngestError::Broker(_) => crate::failure::Failure::Transient,
-            IngestError::Database(e) => crate::failure::Failure::of_database(e),
+            IngestError::Broker(e) => Failure::of_broker_for_own_record(e),
+            IngestError::Database(e) => Failure::of_database(e),
         }
+    }
+}
+
+/// What to do about a broker's refusal, where the hub knows.
+fn broker_hint(error: &KafkaError) -> &'static str {
+    match error.rdkafka_error_code() {
+        Some(RDKafkaErrorCode::MessageSizeTooLarge) => {
+            " (the topic takes smaller record batches than the hub sends: its max.message.bytes must be at least 3 MiB, as on the topics the hub creates)"
+        }
+        _ => "",
     }
 }
 
@@ -187,7 +203,7 @@ impl InFlight {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take()
-            .unwrap_or_default();
+            .unwrap_or(KafkaError::Canceled);
         Err(IngestError::Broker(first))
     }
 }
@@ -201,7 +217,7 @@ struct BatchAcks {
     /// still being handed over.
     waiting: AtomicUsize,
     failed: AtomicUsize,
-    first_error: std::sync::Mutex<Option<String>>,
+    first_error: std::sync::Mutex<Option<KafkaError>>,
     done: tokio::sync::Notify,
 }
 
@@ -229,7 +245,7 @@ impl BatchAcks {
     }
 
     /// The broker's answer for one record.
-    fn acknowledge(&self, result: Result<(), String>) {
+    fn acknowledge(&self, result: Result<(), KafkaError>) {
         if let Err(e) = result {
             self.failed.fetch_add(1, Ordering::AcqRel);
             self.first_error
@@ -263,7 +279,7 @@ impl ProducerContext for AckContext {
     type DeliveryOpaque = Arc<BatchAcks>;
 
     fn delivery(&self, result: &DeliveryResult<'_>, batch: Arc<BatchAcks>) {
-        batch.acknowledge(result.as_ref().map(|_| ()).map_err(|(e, _)| e.to_string()));
+        batch.acknowledge(result.as_ref().map(|_| ()).map_err(|(e, _)| e.clone()));
     }
 }
 
@@ -466,18 +482,13 @@ impl Ingestor {
         loop {
             match self.producer.send(record) {
                 Ok(()) => return Ok(()),
-                Err((
-                    rdkafka::error::KafkaError::MessageProduction(
-                        rdkafka::types::RDKafkaErrorCode::QueueFull,
-                    ),
-                    back,
-                )) => {
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     record = back;
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
                 Err((e, _)) => {
                     PIPELINE.produce_failed(dataset, 1);
-                    return Err(IngestError::Broker(e.to_string()));
+                    return Err(IngestError::Broker(e));
                 }
             }
         }

@@ -95,10 +95,7 @@ impl SinkError {
             SinkError::Database(e) => Failure::of_database(e),
             // A refused record is dead-lettered as the bytes the broker already took once: a
             // refusal now (an authorization, say) is the component's, not the record's.
-            SinkError::DeadLetter(e) => match Failure::of_broker(e) {
-                Failure::Transient => Failure::Transient,
-                Failure::Record | Failure::Component => Failure::Component,
-            },
+            SinkError::DeadLetter(e) => Failure::of_broker_for_own_record(e),
         }
     }
 }

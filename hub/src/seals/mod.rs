@@ -13,9 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-pub use service::{
-    coverage_of, create_master_key, load_master_key, run_crl_schedule, SealsService,
-};
+pub use service::{coverage_of, create_master_key, load_master_key, SealsService};
 
 /// What can go wrong with the PKI and seals.
 #[derive(Debug, thiserror::Error)]

@@ -793,25 +793,15 @@ pub fn pem_block(label: &str, der: &[u8]) -> String {
     out
 }
 
-/// `bohai serve`'s scheduled CRL reissue: checks every few minutes and issues a new CRL when
-/// half of `pki.crl_validity` has passed since the newest one (or there is none). Without a
-/// city CA or a readable master key it waits and checks again.
-pub async fn run_crl_schedule(db: PgPool, config: PkiConfig) {
+/// How often the CRL is checked for reissue: an eighth of `pki.crl_validity`, between 10 s
+/// and 10 minutes.
+pub fn crl_check_period(config: &PkiConfig) -> StdDuration {
     let validity = config.crl_validity.max(StdDuration::from_secs(60));
-    let period = (validity / 8).clamp(StdDuration::from_secs(10), StdDuration::from_secs(600));
-    loop {
-        if let Err(e) = reissue_if_due(&db, &config, Utc::now()).await {
-            match e {
-                SealsError::NoCa => tracing::debug!("no city CA yet; no CRL to reissue"),
-                e => tracing::warn!(error = %e, "cannot reissue the CRL"),
-            }
-        }
-        tokio::time::sleep(period).await;
-    }
+    (validity / 8).clamp(StdDuration::from_secs(10), StdDuration::from_secs(600))
 }
 
 /// Issues a new CRL when half of `pki.crl_validity` has passed at `now` since the newest
-/// one (or there is none); returns whether it did. The check of [`run_crl_schedule`].
+/// one (or there is none); returns whether it did. The round of the `crl-reissue` duty ([`crate::duties`]).
 pub async fn reissue_if_due(
     db: &PgPool,
     config: &PkiConfig,

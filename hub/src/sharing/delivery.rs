@@ -104,12 +104,13 @@ pub enum DeliveryError {
     #[error(transparent)]
     Broker(#[from] kafka::BrokerError),
     /// The broker refused or lost a record.
-    #[error("producing to {topic} failed: {reason}")]
+    #[error("producing to {topic} failed: {error}")]
     Produce {
         /// The subscription's topic.
         topic: String,
         /// Why.
-        reason: String,
+        #[source]
+        error: rdkafka::error::KafkaError,
     },
     /// The salt cannot be read.
     #[error(transparent)]
@@ -124,14 +125,11 @@ impl DeliveryError {
             DeliveryError::Database(e) => Failure::of_database(e),
             DeliveryError::Broker(kafka::BrokerError::Config(_)) => Failure::Component,
             DeliveryError::Broker(kafka::BrokerError::CreateTopic { code, .. }) => {
-                match Failure::of_broker(&rdkafka::error::KafkaError::AdminOp(*code)) {
-                    Failure::Transient => Failure::Transient,
-                    Failure::Record | Failure::Component => Failure::Component,
-                }
+                Failure::of_broker_for_own_record(&rdkafka::error::KafkaError::AdminOp(*code))
             }
-            DeliveryError::Broker(_)
-            | DeliveryError::Produce { .. }
-            | DeliveryError::Sharing(_) => Failure::Transient,
+            // A shared record is a repository row, which fits the topic the hub made for it.
+            DeliveryError::Produce { error, .. } => Failure::of_broker_for_own_record(error),
+            DeliveryError::Broker(_) | DeliveryError::Sharing(_) => Failure::Transient,
         }
     }
 
@@ -414,9 +412,9 @@ impl Worker {
         salt: &Salt,
         name: &str,
     ) -> Result<(), DeliveryError> {
-        let failed = |reason: String| DeliveryError::Produce {
+        let failed = |error| DeliveryError::Produce {
             topic: name.to_owned(),
-            reason,
+            error,
         };
         let view = View::Shared {
             fields: &sub.fields,
@@ -449,14 +447,14 @@ impl Worker {
             deliveries.push(
                 self.producer
                     .send_result(record)
-                    .map_err(|(e, _)| failed(e.to_string()))?,
+                    .map_err(|(e, _)| failed(e))?,
             );
         }
         for d in deliveries {
             match d.await {
                 Ok(Ok(_)) => {}
-                Ok(Err((e, _))) => return Err(failed(e.to_string())),
-                Err(_) => return Err(failed("the producer went away".to_owned())),
+                Ok(Err((e, _))) => return Err(failed(e)),
+                Err(_) => return Err(failed(rdkafka::error::KafkaError::Canceled)),
             }
         }
         Ok(())

@@ -1,0 +1,148 @@
+//! The hub's periodic duties, run by the instance that holds the workers: licence expiry, the
+//! city CRL's reissue and the ops samples. Each round's failure is classed
+//! ([`crate::failure::Failure`]): one that passes is logged, counted and tried again after a
+//! back-off no longer than the duty's period; one that needs someone stops that duty, recorded
+//! for `bohai status`, `/api/v1/ops/feeds` and the dashboard, and leaves the others running.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+
+use crate::failure::Failure;
+use crate::ops::components;
+use crate::ops::metrics::{Component, Stage, PIPELINE};
+use crate::pipeline::Backoff;
+
+/// An error a duty's round can end with: it knows its class.
+pub trait DutyError: std::fmt::Display {
+    /// What the failure means for the duty.
+    fn class(&self) -> Failure;
+}
+
+impl DutyError for sqlx::Error {
+    fn class(&self) -> Failure {
+        Failure::of_database(self)
+    }
+}
+
+impl DutyError for crate::seals::SealsError {
+    fn class(&self) -> Failure {
+        match self {
+            crate::seals::SealsError::Database(e) => Failure::of_database(e),
+            // A key that cannot be read, a CA that cannot sign: someone must look.
+            _ => Failure::Component,
+        }
+    }
+}
+
+/// One periodic duty.
+#[derive(Debug, Clone)]
+pub struct Duty {
+    /// Its component name in `ops_component_failures` (`licence-expiry`, ...).
+    pub component: &'static str,
+    /// Time between the starts of two rounds.
+    pub period: Duration,
+}
+
+/// Licence expiry: records the expiry of every licence whose validity ended, every minute.
+pub const LICENCE_EXPIRY: &str = "licence-expiry";
+/// The city CRL's reissue when half its validity has passed.
+pub const CRL_REISSUE: &str = "crl-reissue";
+/// Samples of the feed counts, for the rates of the dashboard.
+pub const OPS_SAMPLES: &str = "ops-samples";
+
+impl Duty {
+    /// Runs `round` every period until the task is dropped, or until a round fails in a way
+    /// that needs someone. A round that succeeds after failures clears the duty's record.
+    pub async fn run<F, Fut, E>(self, db: PgPool, instance: Arc<str>, mut round: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<(), E>>,
+        E: DutyError,
+    {
+        let component = self.component;
+        let mut backoff = Backoff::default();
+        // Until the first round succeeds: the duty may have been recorded as stopped by an
+        // earlier run.
+        let mut failing = true;
+        loop {
+            let started = tokio::time::Instant::now();
+            match round().await {
+                Ok(()) => {
+                    if failing {
+                        components::clear_failure(&db, component).await;
+                        failing = false;
+                    }
+                    backoff = Backoff::default();
+                    tokio::time::sleep_until(started + self.period).await;
+                }
+                Err(e) if e.class() == Failure::Transient => {
+                    tracing::warn!(duty = component, error = %e, "a round of the duty failed; retrying");
+                    PIPELINE.retried(Component::Duty, Stage::Duty);
+                    failing = true;
+                    tokio::time::timeout(self.period, backoff.wait()).await.ok();
+                }
+                Err(e) => {
+                    tracing::error!(duty = component, error = %e, "the duty stopped: it cannot work until this is fixed");
+                    components::record_failure(&db, component, &instance, &e.to_string()).await;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Starts the periodic duties in `tasks`.
+pub fn spawn(
+    tasks: &mut tokio::task::JoinSet<()>,
+    state: &crate::http::AppState,
+    instance: &Arc<str>,
+) {
+    let db = state.db.clone();
+    tasks.spawn(
+        Duty {
+            component: LICENCE_EXPIRY,
+            period: Duration::from_secs(60),
+        }
+        .run(state.db.clone(), Arc::clone(instance), move || {
+            let db = db.clone();
+            async move {
+                let n = crate::licences::store::expire_due(&db, chrono::Utc::now()).await?;
+                if n > 0 {
+                    tracing::info!(licences = n, "licence expiry recorded");
+                }
+                Ok::<_, sqlx::Error>(())
+            }
+        }),
+    );
+    let (db, pki) = (state.db.clone(), state.config.pki.clone());
+    tasks.spawn(
+        Duty {
+            component: CRL_REISSUE,
+            period: crate::seals::service::crl_check_period(&pki),
+        }
+        .run(state.db.clone(), Arc::clone(instance), move || {
+            let (db, pki) = (db.clone(), pki.clone());
+            async move {
+                match crate::seals::service::reissue_if_due(&db, &pki, chrono::Utc::now()).await {
+                    // No city CA yet: nothing to reissue.
+                    Ok(_) | Err(crate::seals::SealsError::NoCa) => Ok(()),
+                    Err(e) => Err(e),
+                }
+            }
+        }),
+    );
+    let (db, ops) = (state.db.clone(), state.config.ops.clone());
+    tasks.spawn(
+        Duty {
+            component: OPS_SAMPLES,
+            period: ops.sample_interval,
+        }
+        .run(state.db.clone(), Arc::clone(instance), move || {
+            let db = db.clone();
+            async move { crate::ops::samples::sample_once(&db, ops.sample_retention).await }
+        }),
+    );
+}
