@@ -297,6 +297,14 @@ async fn a_record_the_repository_refuses_is_dead_lettered_and_the_rest_is_writte
         let v: Value = serde_json::from_str(line).unwrap();
         records.push((v["credit_code"].as_str().unwrap().to_owned(), line.clone()));
     }
+    // A key whose latest version is refused keeps its version before that.
+    let mut earlier: Value = serde_json::from_str(&good[0]).unwrap();
+    earlier["address"] = Value::from("辽宁省盘锦市兴隆台区一号");
+    let twice_key = earlier["credit_code"].as_str().unwrap().to_owned();
+    let mut refused_later = earlier.clone();
+    refused_later["address"] = Value::from("盘锦\u{0}");
+    records.push((twice_key.clone(), earlier.to_string()));
+    records.push((twice_key.clone(), refused_later.to_string()));
     let records_ref: Vec<(&str, &str)> = records
         .iter()
         .map(|(k, p)| (k.as_str(), p.as_str()))
@@ -311,21 +319,43 @@ async fn a_record_the_repository_refuses_is_dead_lettered_and_the_rest_is_writte
         "the sink to write around the refused record",
         || async {
             let s = stats(&db, "business-registrations").await;
-            (s.refused == 1 && s.rows == good_keys as i64).then_some(s)
+            (s.refused == 2 && s.rows == good_keys as i64).then_some(s)
         },
     )
     .await;
     assert_eq!(s.inserted, good_keys as i64, "{s:?}");
+    // Every record is counted once: written (inserted or updated) or refused.
+    assert_eq!(
+        s.inserted + s.updated + s.refused,
+        records_ref.len() as i64,
+        "{s:?}"
+    );
+    let address: Value = sqlx::query_scalar(
+        "SELECT data->'address' FROM repository_records WHERE dataset = $1 AND pk = $2",
+    )
+    .bind("business-registrations")
+    .bind(&twice_key)
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(address, "辽宁省盘锦市兴隆台区一号");
     // The refused record, with the database's reason, in the rejected records and on the
     // dead-letter topic.
     let reasons = rejected_reasons(&db, "kafka").await;
-    assert_eq!(reasons.len(), 1, "{reasons:?}");
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
     assert_eq!(reasons[0][0]["rule"], "repository_refused");
     let message = reasons[0][0]["message"].as_str().unwrap();
     assert!(message.contains("SQLSTATE"), "{message}");
-    let letters = dead_letters(&config.kafka, 1).await;
-    assert_eq!(letters[0].0, poisoned.as_bytes());
-    assert_eq!(letters[0].1[0]["rule"], "repository_refused");
+    let letters = dead_letters(&config.kafka, 2).await;
+    let letter_bytes: HashSet<&[u8]> = letters.iter().map(|l| l.0.as_slice()).collect();
+    let refused_later = refused_later.to_string();
+    assert_eq!(
+        letter_bytes,
+        HashSet::from([poisoned.as_bytes(), refused_later.as_bytes()])
+    );
+    assert!(letters
+        .iter()
+        .all(|l| l.1[0]["rule"] == "repository_refused"));
 
     // The sink goes on: a record produced afterwards is written too.
     let mut later: Value = serde_json::from_str(&good[0]).unwrap();

@@ -727,23 +727,54 @@ pub fn primary_key(
 }
 
 /// A key as text from the values of its fields: a single string as it is, a single number
-/// as JSON, several values as a JSON array.
+/// as JSON, several values as a JSON array. A number is written in one spelling whatever its
+/// record said: `100`, `100.0` and `1e2` are one number to JSON Schema and so one key.
 pub fn key_text<V: std::borrow::Borrow<Value>>(parts: &[V]) -> String {
     match parts {
         [single] => match single.borrow() {
             Value::String(s) => s.clone(),
-            other => other.to_string(),
+            other => canonical_number(other).to_string(),
         },
         _ => {
-            let values: Vec<&Value> = parts.iter().map(std::borrow::Borrow::borrow).collect();
+            let values: Vec<Value> = parts.iter().map(|v| canonical_number(v.borrow())).collect();
             serde_json::to_string(&values).unwrap_or_default()
         }
+    }
+}
+
+/// `value` with a number that is whole written as an integer (`100.0` and `1e2` as `100`);
+/// anything else as it is.
+fn canonical_number(value: &Value) -> Value {
+    match value {
+        Value::Number(n) if n.is_f64() => match n.as_f64() {
+            // Whole and within i64, so the conversion is exact (-0.0 is 0).
+            #[allow(clippy::cast_possible_truncation)]
+            Some(f) if f.fract() == 0.0 && f.abs() < 9.0e18 => Value::from(f as i64),
+            _ => value.clone(),
+        },
+        other => other.clone(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::header::{parse_position, write_position};
+    use super::key_text;
+    use serde_json::{json, Value};
+
+    #[test]
+    fn a_number_has_one_key_whatever_its_spelling() {
+        for spelling in ["100", "100.0", "1e2", "1.00E+2"] {
+            let v: Value = serde_json::from_str(spelling).unwrap();
+            assert_eq!(key_text(&[&v]), "100", "{spelling}");
+            assert_eq!(key_text(&[&json!("a"), &v]), r#"["a",100]"#, "{spelling}");
+        }
+        let v: Value = serde_json::from_str("-0.0").unwrap();
+        assert_eq!(key_text(&[&v]), "0");
+        let v: Value = serde_json::from_str("100.5").unwrap();
+        assert_eq!(key_text(&[&v]), "100.5");
+        assert_eq!(key_text(&[&json!("100.0")]), "100.0");
+    }
 
     #[test]
     fn position_round_trips_streams_that_contain_separators() {

@@ -395,6 +395,9 @@ struct Upsert<'a> {
     source: &'a str,
     /// The delivery that carried `data`.
     delivered: &'a Delivered,
+    /// The earlier versions of the key in this batch, oldest first: written instead, latest
+    /// first, when the repository refuses the latest.
+    earlier: Vec<(&'a str, &'a Delivered)>,
 }
 
 /// What one batch writes into one dataset.
@@ -406,7 +409,7 @@ struct DatasetWrites<'a> {
     order: Vec<&'a str>,
     /// Deliveries skipped as already applied.
     duplicates: i64,
-    /// Deliveries the repository refused (every version of a refused key in this batch).
+    /// Deliveries that are not JSON, refused before any write.
     refused: i64,
 }
 
@@ -462,14 +465,45 @@ async fn upsert(
     let data: Vec<&str> = keys.iter().map(|k| upserts[k].data).collect();
     let versions: Vec<i32> = keys.iter().map(|k| upserts[k].versions).collect();
     let sources: Vec<&str> = keys.iter().map(|k| upserts[k].source).collect();
+    upsert_rows(tx, dataset, keys, &data, &versions, &sources).await
+}
+
+/// Upserts rows given column by column; how many were new.
+async fn upsert_rows(
+    tx: &mut sqlx::PgConnection,
+    dataset: &str,
+    keys: &[&str],
+    data: &[&str],
+    versions: &[i32],
+    sources: &[&str],
+) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(UPSERT)
         .bind(dataset)
         .bind(keys)
-        .bind(&data)
-        .bind(&versions)
-        .bind(&sources)
+        .bind(data)
+        .bind(versions)
+        .bind(sources)
         .fetch_one(&mut *tx)
         .await
+}
+
+/// A record the repository refused, with the database's reason, for the dead-letter topic.
+fn refusal<'a>(dataset: &str, key: &str, delivered: &'a Delivered, e: &sqlx::Error) -> Refused<'a> {
+    let message = match e {
+        sqlx::Error::Database(db) => format!(
+            "the repository refused the record: {} (SQLSTATE {})",
+            db.message(),
+            db.code().unwrap_or_default()
+        ),
+        other => format!("the repository refused the record: {other}"),
+    };
+    tracing::error!(dataset, key, origin = %delivered.origin(), reason = %message, "a record the repository refused goes to the dead-letter topic");
+    Refused {
+        delivered,
+        reasons: serde_json::json!([{
+            "pointer": "", "rule": "repository_refused", "message": message,
+        }]),
+    }
 }
 
 /// Upserts the rows of one dataset: all at once, or, when the database refuses a record's
@@ -514,22 +548,33 @@ async fn upsert_dataset<'a>(
                     .execute(&mut *tx)
                     .await?;
                 let u = &writes.upserts[key];
-                refused_versions += i64::from(u.versions);
-                let message = match &e {
-                    sqlx::Error::Database(db) => format!(
-                        "the repository refused the record: {} (SQLSTATE {})",
-                        db.message(),
-                        db.code().unwrap_or_default()
-                    ),
-                    other => format!("the repository refused the record: {other}"),
-                };
-                tracing::error!(dataset, key, origin = %u.delivered.origin(), reason = %message, "a record the repository refused goes to the dead-letter topic");
-                refused.push(Refused {
-                    delivered: u.delivered,
-                    reasons: serde_json::json!([{
-                        "pointer": "", "rule": "repository_refused", "message": message,
-                    }]),
-                });
+                refused.push(refusal(dataset, key, u.delivered, &e));
+                refused_versions += 1;
+                // The key's state is then its latest version the repository takes, as if
+                // the refused one had never come: earlier versions are tried, latest first.
+                let mut versions = u.versions - 1;
+                for (data, delivered) in u.earlier.iter().rev() {
+                    sqlx::query("SAVEPOINT one_row").execute(&mut *tx).await?;
+                    let sources = [delivered.source.as_str()];
+                    match upsert_rows(tx, dataset, &[key], &[data], &[versions], &sources).await {
+                        Ok(n) => {
+                            inserted += n;
+                            sqlx::query("RELEASE SAVEPOINT one_row")
+                                .execute(&mut *tx)
+                                .await?;
+                            break;
+                        }
+                        Err(e) if Failure::of_database(&e) == Failure::Record => {
+                            sqlx::query("ROLLBACK TO SAVEPOINT one_row")
+                                .execute(&mut *tx)
+                                .await?;
+                            refused.push(refusal(dataset, key, delivered, &e));
+                            refused_versions += 1;
+                            versions -= 1;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
             }
             Err(e) => return Err(e),
         }
@@ -571,6 +616,7 @@ async fn write_batch(
         match &d.payload {
             Ok(data) => match entry.upserts.get_mut(d.key.as_str()) {
                 Some(u) => {
+                    u.earlier.push((u.data, u.delivered));
                     u.data = data;
                     u.versions += 1;
                     u.source = &d.source;
@@ -585,6 +631,7 @@ async fn write_batch(
                             versions: 1,
                             source: &d.source,
                             delivered: d,
+                            earlier: Vec::new(),
                         },
                     );
                 }
