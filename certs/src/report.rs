@@ -121,6 +121,15 @@ reason_codes! {
     /// The sealing certificate is not the issuer's, or the issuer does not issue this type.
     IssuerNotAuthorised = "ISSUER_NOT_AUTHORISED", "签发部门无权签发此类证照或印章不属于签发部门",
         "the issuer may not issue this licence type, or the seal is not the issuer's";
+    /// The issuing department the licence names is bound in the registry to another credit
+    /// code than its seal certificate's (or the registry does not know it): a seal of one
+    /// department sealing a licence in another's name.
+    SealNotOfIssuer = "SEAL_NOT_OF_ISSUER", "印章不属于证照所称的签发部门（与登记的统一社会信用代码不符）",
+        "the seal is not the named issuing department's (its credit code differs from the registry's)";
+    /// The status list binds the licence's index to another licence serial: a forgery that
+    /// reused the index of a licence that is valid.
+    StatusIndexMismatch = "STATUS_INDEX_MISMATCH", "证照状态列表中该位置属于其他证照编号，证照可能为伪造",
+        "the status list entry at this index belongs to another licence number; the licence may be forged";
     /// The licence type is not known to the verifier.
     LicenceTypeUnknown = "LICENCE_TYPE_UNKNOWN", "未知的证照类型", "unknown licence type";
     /// The licence's holder or fields break its type's schema.

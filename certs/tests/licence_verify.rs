@@ -35,6 +35,26 @@ impl LicenceTypes for Types {
         }
         TypeVerdict::Valid
     }
+
+    fn credit_code(&self, department: &str) -> Option<&str> {
+        // public-security shares the test seal's code here only so that a licence of a type
+        // it does not issue reaches the type's check.
+        matches!(department, "market-regulation" | "public-security").then_some(CREDIT)
+    }
+}
+
+/// The same types, in a registry that binds `market-regulation` to another credit code than
+/// the test seal's: the seal is another department's.
+struct OtherRegistry;
+
+impl LicenceTypes for OtherRegistry {
+    fn judge(&self, licence_type: &str, dept: &str, subject: &Value) -> TypeVerdict {
+        Types.judge(licence_type, dept, subject)
+    }
+
+    fn credit_code(&self, department: &str) -> Option<&str> {
+        (department == "market-regulation").then_some("11211100052825450R")
+    }
 }
 
 fn licence(idx_version: u32) -> Licence {
@@ -70,6 +90,10 @@ fn status(
     made: DateTime<Utc>,
 ) -> VerifiedStatusList {
     let mut list = StatusList::with_capacity(16);
+    // Every index is the test licence's (a licence and its renewals).
+    for i in 0..16 {
+        list.bind(i, "BL-2026-00000001").unwrap();
+    }
     for (i, s) in set {
         list.set(*i, *s).unwrap();
     }
@@ -305,6 +329,74 @@ fn a_revoked_seal_certificate_invalidates_its_licences() {
         verify(&lenient, &jws, Some(&list), now()).overall,
         Verdict::Valid
     );
+}
+
+#[test]
+fn a_licence_in_another_departments_name_is_invalid_whatever_it_claims() {
+    // The seal is the test seal's department's (CREDIT); the licence names market-regulation
+    // with that same credit code, so the seal certificate and the licence agree, and the type
+    // is market-regulation's. Only the registry knows market-regulation's code is another.
+    let f = fixture();
+    let jws = seal_licence(&f.key, licence(1), entry(3)).unwrap();
+    let list = status(&f.key, &f.pki, &[], now());
+    let v = verifier(&f.pki, vec![f.crl.clone()]);
+    let (report, verified) = v.verify(
+        &jws,
+        LicenceInputs {
+            status: Some(&list),
+            types: &OtherRegistry,
+            at: now(),
+        },
+    );
+    assert_eq!(report.overall, Verdict::Invalid, "{report:#?}");
+    assert_eq!(code(&report, "issuer"), ReasonCode::SealNotOfIssuer);
+    assert!(verified.is_none());
+    // A department the registry does not know at all.
+    let mut l = licence(1);
+    l.issuer.department = "ghost-bureau".to_owned();
+    let jws = seal_licence(&f.key, l, entry(3)).unwrap();
+    let report = verify(&v, &jws, Some(&list), now());
+    assert_eq!(code(&report, "issuer"), ReasonCode::SealNotOfIssuer);
+}
+
+#[test]
+fn a_forgery_reusing_another_licences_index_is_invalid_and_a_new_index_is_unknown() {
+    let f = fixture();
+    let v = verifier(&f.pki, vec![f.crl.clone()]);
+    let mut list = StatusList::with_capacity(16);
+    list.bind(3, "BL-2026-00000007").unwrap();
+    let token = sign_status_list(&f.key, URI, &list, now(), 300).unwrap();
+    let list = verify_status_list(&token, &trust(&f.pki), CREDIT).unwrap();
+    // Licence BL-2026-00000001 naming index 3, which is BL-2026-00000007's.
+    let jws = seal_licence(&f.key, licence(1), entry(3)).unwrap();
+    let report = verify(&v, &jws, Some(&list), now());
+    assert_eq!(report.overall, Verdict::Invalid, "{report:#?}");
+    assert_eq!(code(&report, "status"), ReasonCode::StatusIndexMismatch);
+    // An index the list has no licence at yet: issued after the list, a newer one may tell.
+    let jws = seal_licence(&f.key, licence(1), entry(4)).unwrap();
+    let report = verify(&v, &jws, Some(&list), now());
+    assert_eq!(code(&report, "status"), ReasonCode::StatusUnknown);
+    assert!(authentic_with_status_unknown(&report));
+}
+
+#[test]
+fn a_status_list_from_the_future_or_with_an_endless_age_does_not_last() {
+    let f = fixture();
+    let v = verifier(&f.pki, vec![f.crl.clone()]);
+    let jws = seal_licence(&f.key, licence(1), entry(3)).unwrap();
+    // Made a day after the verification time: never "fresh".
+    let future = status(&f.key, &f.pki, &[], now() + Duration::days(1));
+    let report = verify(&v, &jws, Some(&future), now());
+    assert_eq!(report.overall, Verdict::Indeterminate, "{report:#?}");
+    assert_eq!(code(&report, "status"), ReasonCode::StatusUnknown);
+    // A list that says it may be relied on for a hundred years is stale after 7 days.
+    let mut list = StatusList::with_capacity(16);
+    list.bind(3, "BL-2026-00000001").unwrap();
+    let made = now() - Duration::days(8);
+    let token = sign_status_list(&f.key, URI, &list, made, 100 * 365 * 86_400).unwrap();
+    let endless = verify_status_list(&token, &trust(&f.pki), CREDIT).unwrap();
+    assert!(endless.is_stale_at(now()));
+    assert!(!endless.is_stale_at(made + Duration::days(6)));
 }
 
 #[test]

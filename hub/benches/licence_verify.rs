@@ -38,6 +38,7 @@ fn main() {
         &std::fs::read_to_string(root).expect("root"),
         authority,
         LicencePolicy::default(),
+        chrono::Utc::now(),
     )
     .expect("the bundle verifies");
     let documents: Vec<String> = std::fs::read_to_string(licences)

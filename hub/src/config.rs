@@ -141,6 +141,11 @@ pub struct LicencesConfig {
     /// Clock-skew tolerance when judging validity periods. Default `5m`.
     #[serde(with = "humantime_serde")]
     pub clock_skew: Duration,
+    /// How long an offline trust bundle may be used after it was made: verifiers refuse it
+    /// after that, by their own clock. Default `24h`; at most 7 days, the most any verifier
+    /// accepts (`bohai_certs::licence::MAX_OFFLINE_TRUST`).
+    #[serde(with = "humantime_serde")]
+    pub bundle_validity: Duration,
 }
 
 impl Default for LicencesConfig {
@@ -150,6 +155,7 @@ impl Default for LicencesConfig {
             status_max_age: Duration::from_secs(300),
             status_authority: "data-administration".to_owned(),
             clock_skew: Duration::from_secs(300),
+            bundle_validity: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -639,6 +645,21 @@ impl Config {
                 "licences.status_max_age",
                 "must be at least 10s (the hub remakes the list at half of it)".to_owned(),
             );
+        }
+        let most = bohai_certs::licence::MAX_OFFLINE_TRUST;
+        for (key, value) in [
+            ("licences.status_max_age", self.licences.status_max_age),
+            ("licences.bundle_validity", self.licences.bundle_validity),
+        ] {
+            if value > most {
+                bad(
+                    key,
+                    "must be at most 7 days: verifiers accept no longer offline trust".to_owned(),
+                );
+            }
+        }
+        if self.licences.bundle_validity < Duration::from_secs(60) {
+            bad("licences.bundle_validity", "must be at least 1m".to_owned());
         }
         if let Some(url) = &self.licences.status_list_url {
             if !(url.starts_with("https://") || url.starts_with("http://")) {

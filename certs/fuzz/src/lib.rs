@@ -65,6 +65,10 @@ impl LicenceTypes for NoTypes {
     fn judge(&self, _: &str, _: &str, _: &serde_json::Value) -> TypeVerdict {
         TypeVerdict::Unknown
     }
+
+    fn credit_code(&self, _: &str) -> Option<&str> {
+        None
+    }
 }
 
 /// Holds no seal.

@@ -17,16 +17,21 @@ mod signer;
 pub mod status;
 pub mod verify;
 
+/// The longest any offline trust (a trust bundle's lifetime, a status list's maximum age) is
+/// accepted, whatever its signer says: 7 days. A leaked, expired or revoked authority key
+/// makes nothing an offline verifier accepts for longer.
+pub const MAX_OFFLINE_TRUST: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
 pub use compact::{parse_compact, seal_compact, CompactLicence, QR_PREFIX};
 pub use document::{
     seal_licence, Issuer, Licence, LicenceClaims, LicenceRef, SealLicenceError, StatusListRef,
     LICENCE_TYP,
 };
 pub use jws::{key_id, JwsError, ParsedJws};
-pub use signer::check_signed_by;
+pub use signer::{check_signed_by, check_signed_by_unrevoked};
 pub use status::{
-    sign_status_list, verify_status_list, LicenceStatus, StatusList, StatusListError,
-    VerifiedStatusList, STATUS_LIST_TYP,
+    licence_serial, sign_status_list, verify_status_list, LicenceStatus, StatusList,
+    StatusListError, VerifiedStatusList, STATUS_LIST_TYP,
 };
 pub use verify::{
     authentic_with_status_unknown, LicenceInputs, LicencePolicy, LicenceTypes, LicenceVerifier,

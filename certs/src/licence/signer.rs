@@ -81,6 +81,45 @@ pub(crate) fn check_signer(
     Ok(facts)
 }
 
+/// [`check_signed_by`], and the signer certificate (and intermediates whose issuers' CRLs are
+/// among `crls`) not revoked before `at`, by a CRL of its issuer that is current at `now` (a
+/// missing or expired one is a refusal): an authority key that was revoked signs nothing a
+/// verifier accepts once the CRL saying so is out, and an old CRL cannot hide it for longer
+/// than that CRL's own validity.
+pub fn check_signed_by_unrevoked(
+    jws: &ParsedJws,
+    trust: &TrustAnchors,
+    crls: &[Vec<u8>],
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    credit_code: &str,
+) -> Result<(), String> {
+    check_signed_by(jws, trust, at, credit_code)?;
+    let facts = signer_facts(jws).map_err(|p| p.to_string())?;
+    let ctx = crate::verify::VerifyContext {
+        trust,
+        crls,
+        at: now,
+        policy: crate::verify::VerifyPolicy {
+            revocation: crate::verify::RevocationPolicy::RequireCrl,
+            ..Default::default()
+        },
+    };
+    let (leaf, rest) = jws
+        .chain
+        .split_first()
+        .ok_or_else(|| "the JWS header has no x5c chain".to_owned())?;
+    let intermediates: Vec<CertificateDer<'_>> = rest
+        .iter()
+        .map(|c| CertificateDer::from(c.as_slice()))
+        .collect();
+    let (check, _) = crate::verify::check_signer_revocation(&ctx, leaf, &facts, &intermediates, at);
+    match check.result {
+        crate::report::CheckResult::Pass => Ok(()),
+        _ => Err(format!("the signer's revocation: {}", check.message_en)),
+    }
+}
+
 /// Checks that a JWS was signed, at `at`, by a document-signing certificate chaining to
 /// `trust` whose organizationIdentifier is `credit_code` (an authority pinned by the caller).
 pub fn check_signed_by(

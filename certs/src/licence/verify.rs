@@ -71,10 +71,14 @@ pub enum TypeVerdict {
     Invalid(Vec<String>),
 }
 
-/// The licence types a verifier knows (the hub's registry, or a trust bundle's copy).
+/// The licence types and issuing departments a verifier knows (the hub's registry, or a
+/// trust bundle's copy).
 pub trait LicenceTypes: Sync {
     /// Judges `licence` against its type.
     fn judge(&self, licence_type: &str, issuer_department: &str, subject: &Value) -> TypeVerdict;
+    /// The unified social credit code the registry binds to `department`, `None` for a
+    /// department it does not know. A seal certificate names its department only by this code.
+    fn credit_code(&self, department: &str) -> Option<&str>;
 }
 
 /// Verification policy.
@@ -478,6 +482,7 @@ fn licence_checks(
         .types
         .judge(&l.licence_type, &l.issuer.department, &l.subject());
 
+    let registered = inputs.types.credit_code(&l.issuer.department);
     checks.push(
         if facts.subject_org_id.as_deref() != Some(l.issuer.credit_code.as_str()) {
             Check::fail(
@@ -487,6 +492,20 @@ fn licence_checks(
                     "sealed by {:?} ({:?}), the licence names {} ({})",
                     facts.subject_o, facts.subject_org_id, l.issuer.name_zh, l.issuer.credit_code
                 ),
+            )
+        } else if registered != Some(l.issuer.credit_code.as_str()) {
+            // The licence's department and credit code are both the sealer's word: only the
+            // registry ties one to the other.
+            Check::fail(
+                ISSUER,
+                ReasonCode::SealNotOfIssuer,
+                match registered {
+                    Some(code) => format!(
+                        "the licence names department {} with credit code {}; the registry binds {} to {code}",
+                        l.issuer.department, l.issuer.credit_code, l.issuer.department
+                    ),
+                    None => format!("the registry knows no department {}", l.issuer.department),
+                },
             )
         } else if let TypeVerdict::WrongIssuer { expected } = &verdict {
             Check::fail(
@@ -557,7 +576,12 @@ fn licence_checks(
         )
     });
 
-    checks.push(status_check(&claims.status.status_list, inputs.status, at));
+    checks.push(status_check(
+        &claims.status.status_list,
+        &l.number,
+        inputs.status,
+        at,
+    ));
 }
 
 /// True when `report`, made by [`LicenceVerifier`], found the licence authentic (its
@@ -578,6 +602,7 @@ pub fn authentic_with_status_unknown(report: &Report) -> bool {
 
 fn status_check(
     entry: &super::document::StatusListRef,
+    number: &str,
     list: Option<&VerifiedStatusList>,
     at: DateTime<Utc>,
 ) -> Check {
@@ -600,6 +625,14 @@ fn status_check(
             ),
         );
     }
+    if list.issued_at() > at + Duration::minutes(5) {
+        // A list "from the future" would never go stale.
+        return Check::indeterminate(
+            STATUS,
+            ReasonCode::StatusUnknown,
+            format!("{as_of} is later than the verification time {at}"),
+        );
+    }
     if list.is_stale_at(at) {
         return Check::indeterminate(
             STATUS,
@@ -609,6 +642,27 @@ fn status_check(
                 list.ttl_seconds()
             ),
         );
+    }
+    match list.serial(entry.idx) {
+        // Not bound to a licence yet: issued after the list was made.
+        Some(0) => {
+            return Check::indeterminate(
+                STATUS,
+                ReasonCode::StatusUnknown,
+                format!("no licence at index {} yet ({as_of})", entry.idx),
+            )
+        }
+        Some(serial) if Some(serial) != super::status::licence_serial(number) => {
+            return Check::fail(
+                STATUS,
+                ReasonCode::StatusIndexMismatch,
+                format!(
+                    "index {} belongs to licence serial {serial}, this licence is {number} ({as_of})",
+                    entry.idx
+                ),
+            )
+        }
+        _ => {}
     }
     match list.get(entry.idx) {
         None => Check::indeterminate(

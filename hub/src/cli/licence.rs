@@ -396,6 +396,7 @@ fn verify_offline(
         &read(root)?,
         &authority.credit_code,
         policy,
+        Utc::now(),
     )?;
     let report = verifier.verify(read(file)?.trim(), at.unwrap_or_else(Utc::now));
     exit_with_report(&report, json)

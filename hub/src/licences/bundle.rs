@@ -2,16 +2,20 @@
 //! (trust anchors, seal certificates by key id, the CRL, the status list, the licence types'
 //! schemas), signed by the status authority as a JWS (`typ` `bohai-trust-bundle+jwt`).
 //!
-//! A verifier pins the city root and the status authority out of band; the bundle is
-//! accepted only if its signer chains to that root and is that authority. Its status list
-//! carries its own maximum age: an old bundle gives INDETERMINATE statuses, never VALID.
+//! A verifier pins the city root (and any operator roots it trusts) and the status authority
+//! out of band; the bundle is accepted only if its signer chains to those roots, is that
+//! authority, and is not revoked by the bundle's CRL, which must be current by the verifier's
+//! clock. A bundle adds no trust anchor. It is used from its `issued_at` to its `valid_until`
+//! (the hub's `licences.bundle_validity`), by the verifier's own clock, never longer than
+//! [`MAX_OFFLINE_TRUST`] and never before it was made. Its status list carries its own
+//! maximum age: an old list gives INDETERMINATE statuses, never VALID.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use bohai_certs::licence::{
     jws::{key_id, sign_compact},
     verify_status_list, LicenceInputs, LicencePolicy, LicenceTypes, LicenceVerifier, ParsedJws,
-    SealDirectory, TypeVerdict, VerifiedStatusList,
+    SealDirectory, TypeVerdict, VerifiedStatusList, MAX_OFFLINE_TRUST,
 };
 use bohai_certs::{Report, TrustAnchors};
 use bohai_schemas::{RecordValidator, Violation};
@@ -47,16 +51,31 @@ pub struct BundleType {
     pub schema: Value,
 }
 
+/// A department as a bundle carries it: the registry's binding of its code to its credit
+/// code, which is all a seal certificate names.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BundleDepartment {
+    /// Department code.
+    pub code: String,
+    /// Unified social credit code.
+    pub credit_code: String,
+}
+
+/// The bundle format version this hub writes and reads.
+pub const BUNDLE_VERSION: u32 = 2;
+
 /// The bundle's payload.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrustBundle {
-    /// Format version, 1.
+    /// Format version, [`BUNDLE_VERSION`].
     pub bundle_version: u32,
     /// When it was made.
     pub issued_at: DateTime<Utc>,
-    /// Trust anchors besides the pinned root, PEM.
-    pub trust_anchors: Vec<String>,
+    /// Until when a verifier may use it.
+    pub valid_until: DateTime<Utc>,
+    /// Every department that may issue licences, with its credit code.
+    pub departments: Vec<BundleDepartment>,
     /// Every seal certificate that may have sealed a licence.
     pub seals: Vec<BundleSeal>,
     /// CRLs of the seal CAs, base64 DER.
@@ -65,6 +84,35 @@ pub struct TrustBundle {
     pub status_list: String,
     /// The licence types.
     pub licence_types: Vec<BundleType>,
+}
+
+/// A bundle is used from when it was made to its `valid_until`, by the verifier's clock
+/// (allowing the policy's clock skew), and never for longer than [`MAX_OFFLINE_TRUST`].
+fn check_lifetime(
+    bundle: &TrustBundle,
+    now: DateTime<Utc>,
+    policy: LicencePolicy,
+) -> Result<(), String> {
+    let skew = policy.clock_skew;
+    let most = chrono::Duration::from_std(MAX_OFFLINE_TRUST).unwrap_or_default();
+    if bundle.issued_at > now + skew {
+        Err(format!(
+            "made at {}, later than this verifier's clock ({now})",
+            bundle.issued_at
+        ))
+    } else if bundle.valid_until - bundle.issued_at > most {
+        Err(format!(
+            "valid from {} to {}: longer than the 7 days a verifier accepts",
+            bundle.issued_at, bundle.valid_until
+        ))
+    } else if now - skew > bundle.valid_until {
+        Err(format!(
+            "expired at {} (now {now}): get a new bundle",
+            bundle.valid_until
+        ))
+    } else {
+        Ok(())
+    }
 }
 
 /// Signs a bundle with the authority's seal.
@@ -85,13 +133,23 @@ pub fn seal_entry(kid_source: &[u8], department: &str, chain: &[Vec<u8>]) -> Bun
     }
 }
 
-/// Licence types compiled from a bundle.
+/// Licence types compiled from a bundle, with its departments.
 #[derive(Debug)]
-pub struct BundleTypes(Vec<(BundleType, RecordValidator)>);
+pub struct BundleTypes {
+    types: Vec<(BundleType, RecordValidator)>,
+    departments: Vec<BundleDepartment>,
+}
 
 impl LicenceTypes for BundleTypes {
+    fn credit_code(&self, department: &str) -> Option<&str> {
+        self.departments
+            .iter()
+            .find(|d| d.code == department)
+            .map(|d| d.credit_code.as_str())
+    }
+
     fn judge(&self, licence_type: &str, issuer_department: &str, subject: &Value) -> TypeVerdict {
-        let Some((t, validator)) = self.0.iter().find(|(t, _)| t.id == licence_type) else {
+        let Some((t, validator)) = self.types.iter().find(|(t, _)| t.id == licence_type) else {
             return TypeVerdict::Unknown;
         };
         if t.department != issuer_department {
@@ -132,16 +190,17 @@ impl SealDirectory for OfflineVerifier {
 pub struct BundleError(pub String);
 
 impl OfflineVerifier {
-    /// Checks `bundle_jws` against the pinned `root_pem` and status authority credit code.
+    /// Checks `bundle_jws` at `now` (the verifier's own clock) against the pinned roots
+    /// (`roots_pem`, one or more certificates) and status authority credit code.
     pub fn load(
         bundle_jws: &str,
-        root_pem: &str,
+        roots_pem: &str,
         authority_credit_code: &str,
         policy: LicencePolicy,
+        now: DateTime<Utc>,
     ) -> Result<Self, BundleError> {
         let bad = |m: String| BundleError(m);
-        let mut anchors =
-            TrustAnchors::from_pem(root_pem).map_err(|e| bad(format!("root: {e}")))?;
+        let anchors = TrustAnchors::from_pem(roots_pem).map_err(|e| bad(format!("root: {e}")))?;
         let jws = ParsedJws::parse(bundle_jws).map_err(|e| bad(e.to_string()))?;
         if jws.header.typ.as_deref() != Some(BUNDLE_TYP) {
             return Err(bad(format!(
@@ -149,28 +208,34 @@ impl OfflineVerifier {
                 jws.header.typ
             )));
         }
-        let bundle: TrustBundle =
+        let version: Value =
             serde_json::from_slice(&jws.payload).map_err(|e| bad(format!("payload: {e}")))?;
-        bohai_certs::licence::check_signed_by(
-            &jws,
-            &anchors,
-            bundle.issued_at,
-            authority_credit_code,
-        )
-        .map_err(|e| bad(format!("signature: {e}")))?;
-        for pem in &bundle.trust_anchors {
-            anchors
-                .add_pem(pem)
-                .map_err(|e| bad(format!("anchor: {e}")))?;
+        if version.get("bundle_version") != Some(&Value::from(BUNDLE_VERSION)) {
+            return Err(bad(format!(
+                "bundle_version is {}, this verifier reads {BUNDLE_VERSION}: get a new bundle",
+                version.get("bundle_version").unwrap_or(&Value::Null)
+            )));
         }
-        let status = verify_status_list(&bundle.status_list, &anchors, authority_credit_code)
-            .map_err(|e| bad(format!("status list: {e}")))?;
+        let bundle: TrustBundle =
+            serde_json::from_value(version).map_err(|e| bad(format!("payload: {e}")))?;
+        check_lifetime(&bundle, now, policy).map_err(bad)?;
         let crls = bundle
             .crls
             .iter()
             .map(|c| STANDARD.decode(c))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| bad(format!("crl: {e}")))?;
+        bohai_certs::licence::check_signed_by_unrevoked(
+            &jws,
+            &anchors,
+            &crls,
+            bundle.issued_at,
+            now,
+            authority_credit_code,
+        )
+        .map_err(|e| bad(format!("signature: {e}")))?;
+        let status = verify_status_list(&bundle.status_list, &anchors, authority_credit_code)
+            .map_err(|e| bad(format!("status list: {e}")))?;
         let types = bundle
             .licence_types
             .into_iter()
@@ -184,7 +249,10 @@ impl OfflineVerifier {
             bundle_issued_at: bundle.issued_at,
             verifier: LicenceVerifier::new(anchors, crls, policy),
             status,
-            types: BundleTypes(types),
+            types: BundleTypes {
+                types,
+                departments: bundle.departments,
+            },
             seals: bundle.seals,
         })
     }

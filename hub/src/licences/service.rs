@@ -810,14 +810,10 @@ impl<'a> LicenceService<'a> {
 
     /// The signed offline trust bundle as of `now` (see [`super::bundle`]).
     pub async fn bundle(&self, now: DateTime<Utc>) -> Result<String, LicenceError> {
-        use super::bundle::{seal_entry, sign_bundle, BundleType, TrustBundle};
+        use super::bundle::{
+            seal_entry, sign_bundle, BundleDepartment, BundleType, TrustBundle, BUNDLE_VERSION,
+        };
         let list = self.status_list(now, Recheck::IfDue).await?;
-        let mut trust_anchors = Vec::new();
-        for path in &self.config.pki.trust_anchors {
-            trust_anchors.push(std::fs::read_to_string(path).map_err(|e| {
-                LicenceError::BadRequest(format!("trust anchor {}: {e}", path.display()))
-            })?);
-        }
         let seals = crate::seals::store::list_seals(self.db)
             .await?
             .into_iter()
@@ -844,10 +840,22 @@ impl<'a> LicenceService<'a> {
                 schema: t.schema.clone(),
             })
             .collect();
+        let issued_at = whole_seconds(now);
         let bundle = TrustBundle {
-            bundle_version: 1,
-            issued_at: whole_seconds(now),
-            trust_anchors,
+            bundle_version: BUNDLE_VERSION,
+            issued_at,
+            valid_until: issued_at
+                + chrono::Duration::from_std(self.config.licences.bundle_validity)
+                    .unwrap_or_default(),
+            departments: self
+                .registry
+                .departments
+                .iter()
+                .map(|d| BundleDepartment {
+                    code: d.code.clone(),
+                    credit_code: d.credit_code.clone(),
+                })
+                .collect(),
             seals,
             crls,
             status_list: list.token.to_string(),

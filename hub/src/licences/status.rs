@@ -72,6 +72,36 @@ pub struct ListMaker<'a> {
     pub max_age: Duration,
 }
 
+/// Versions read at a time while a list is made.
+const PAGE: i64 = 50_000;
+
+/// The list of every stored version: its status, and its index bound to its number.
+async fn build_list(db: &sqlx::PgPool, max_index: i64) -> Result<StatusList, LicenceError> {
+    let stored = |what: String| LicenceError::Stored(what);
+    let mut list = StatusList::with_capacity(u64::try_from(max_index + 1).unwrap_or(0));
+    let mut after = -1;
+    loop {
+        let page = store::status_entries(db, after, PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = last.0;
+        for (index, number, status) in page {
+            let status = match status.as_str() {
+                "valid" => LicenceStatus::Valid,
+                "revoked" => LicenceStatus::Revoked,
+                "suspended" => LicenceStatus::Suspended,
+                "superseded" => LicenceStatus::Superseded,
+                other => return Err(stored(format!("status `{other}`"))),
+            };
+            let index =
+                u64::try_from(index).map_err(|_| stored(format!("status index {index}")))?;
+            list.set(index, status).map_err(|e| stored(e.to_string()))?;
+            list.bind(index, &number)
+                .map_err(|e| stored(e.to_string()))?;
+        }
+    }
+    Ok(list)
+}
+
 impl StatusCache {
     /// Forgets the in-memory list: the next request looks at the database.
     pub async fn invalidate(&self) {
@@ -138,24 +168,11 @@ impl StatusCache {
                 }
             }
         }
-        let not_valid = store::not_valid_statuses(db).await?;
         let max_index = match highest_index {
             Some(i) => i,
             None => store::highest_status_index(db).await?,
         };
-        let mut list = StatusList::with_capacity(u64::try_from(max_index + 1).unwrap_or(0));
-        for (index, status) in not_valid {
-            let status = match status.as_str() {
-                "revoked" => LicenceStatus::Revoked,
-                "suspended" => LicenceStatus::Suspended,
-                "superseded" => LicenceStatus::Superseded,
-                other => return Err(LicenceError::Stored(format!("status `{other}`"))),
-            };
-            let index = u64::try_from(index)
-                .map_err(|_| LicenceError::Stored(format!("status index {index}")))?;
-            list.set(index, status)
-                .map_err(|e| LicenceError::Stored(e.to_string()))?;
-        }
+        let list = build_list(db, max_index).await?;
         let seal_id = seals.newest_valid_seal(maker.authority, now).await?;
         let key = SealsService::with_master_key(db, maker.pki)?
             .signing_key(&seal_id, now)

@@ -261,11 +261,21 @@ pub async fn highest_status_index(db: &PgPool) -> Result<i64, sqlx::Error> {
     Ok(max.unwrap_or(-1))
 }
 
-/// The status index and status of every version that is not valid.
-pub async fn not_valid_statuses(db: &PgPool) -> Result<Vec<(i64, String)>, sqlx::Error> {
-    sqlx::query_as("SELECT status_index, status FROM licences WHERE status <> 'valid'")
-        .fetch_all(db)
-        .await
+/// Versions by status index, a page at a time: the status index, number and status of each
+/// version with an index above `after`, at most `limit`, in index order.
+pub async fn status_entries(
+    db: &PgPool,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<(i64, String, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT status_index, number, status FROM licences WHERE status_index > $1 \
+         ORDER BY status_index LIMIT $2",
+    )
+    .bind(after)
+    .bind(limit)
+    .fetch_all(db)
+    .await
 }
 
 /// Stores a signed status list.

@@ -9,6 +9,12 @@ use serde_json::Value;
 pub struct RegistryTypes<'a>(pub &'a Registry);
 
 impl LicenceTypes for RegistryTypes<'_> {
+    fn credit_code(&self, department: &str) -> Option<&str> {
+        self.0
+            .department(department)
+            .map(|d| d.credit_code.as_str())
+    }
+
     fn judge(&self, licence_type: &str, issuer_department: &str, subject: &Value) -> TypeVerdict {
         judge(
             self.0.licence_type(licence_type),

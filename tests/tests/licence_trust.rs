@@ -1,0 +1,276 @@
+//! Attacks on licence trust (issue 15, items 3 and 4), against the real hub and database:
+//! one department's seal key minting another department's licence, a forgery reusing a valid
+//! licence's status index, and offline trust bundles that should have stopped being trusted
+//! (made in the future, expired, signed with a revoked authority key).
+
+#![allow(clippy::unwrap_used)] // a test that cannot unwrap should fail loudly
+
+use base64::Engine as _;
+use bohai_certs::licence::{seal_licence, LicenceClaims, LicencePolicy};
+use bohai_certs::SealKey;
+use bohai_hub::licences::bundle::{sign_bundle, OfflineVerifier, TrustBundle};
+use bohai_hub::licences::service::{LicenceService, LicenceState};
+use bohai_hub::seals::SealsService;
+use bohai_tests::{bohai_ok as ok, prepared_config, write_config_with_master_key, RunningHub};
+use chrono::{Duration, Utc};
+use serde_json::{json, Value};
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    file: std::path::PathBuf,
+    root_pem: String,
+    config: bohai_hub::config::Config,
+    db: sqlx::PgPool,
+    registry: bohai_schemas::Registry,
+}
+
+impl Fixture {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = prepared_config().await.unwrap();
+        config.pki.master_key_file = dir.path().join("state/master.key");
+        let file = write_config_with_master_key(&config, dir.path()).unwrap();
+        let pems = ok(&file, &["seal", "init-ca"]);
+        let root_pem = pems
+            .split_inclusive("-----END CERTIFICATE-----\n")
+            .next()
+            .unwrap()
+            .to_owned();
+        for dept in ["traffic-police", "education", "data-administration"] {
+            ok(&file, &["seal", "issue", dept]);
+        }
+        let db = bohai_hub::database::pool(&config.database).unwrap();
+        let registry = bohai_hub::registry::load(&config.registry).unwrap();
+        Self {
+            dir,
+            file,
+            root_pem,
+            config,
+            db,
+            registry,
+        }
+    }
+
+    /// The private key of `dept`'s newest seal: what an attacker who stole it holds.
+    async fn stolen_key(&self, dept: &str) -> SealKey {
+        let seals = SealsService::with_master_key(&self.db, &self.config.pki).unwrap();
+        let id = seals.newest_valid_seal(dept, Utc::now()).await.unwrap();
+        seals.signing_key(&id, Utc::now()).await.unwrap()
+    }
+
+    /// A driving licence issued by traffic police through the hub: the document and its claims.
+    fn real_licence(&self) -> (String, LicenceClaims) {
+        let holder = self.dir.path().join("holder.json");
+        let text = std::fs::read_to_string(
+            bohai_schemas::registry::builtin_dir()
+                .join("licences/driving-licence/examples/valid.jsonl"),
+        )
+        .unwrap();
+        std::fs::write(&holder, text.lines().next().unwrap()).unwrap();
+        let out = self.dir.path().join("real.jws");
+        ok(
+            &self.file,
+            &[
+                "licence",
+                "issue",
+                "--type",
+                "driving-licence",
+                "--holder",
+                holder.to_str().unwrap(),
+                "-o",
+                out.to_str().unwrap(),
+            ],
+        );
+        let document = std::fs::read_to_string(&out).unwrap();
+        (document.clone(), claims(&document))
+    }
+
+    fn service<'a>(&'a self, state: &'a LicenceState) -> LicenceService<'a> {
+        LicenceService::new(&self.db, &self.registry, &self.config, state, true).unwrap()
+    }
+
+    fn offline(&self, bundle: &str, now: chrono::DateTime<Utc>) -> Result<OfflineVerifier, String> {
+        let authority = self.registry.department("data-administration").unwrap();
+        OfflineVerifier::load(
+            bundle,
+            &self.root_pem,
+            &authority.credit_code,
+            LicencePolicy::default(),
+            now,
+        )
+        .map_err(|e| e.to_string())
+    }
+}
+
+fn claims(jws: &str) -> LicenceClaims {
+    let payload = jws.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+fn problems(report: &Value) -> Vec<String> {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["result"] != "pass")
+        .map(|c| c["code"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn verify_online(hub: &RunningHub, document: &str) -> Value {
+    let resp = reqwest::Client::new()
+        .post(hub.url("/api/v1/licences/verify"))
+        .json(&json!({ "licence": document }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let answer: Value = resp.json().await.unwrap();
+    answer["reports"][0].clone()
+}
+
+#[tokio::test]
+async fn a_departments_seal_cannot_mint_another_departments_licence_or_reuse_an_index() {
+    let f = Fixture::new().await;
+    let (real, real_claims) = f.real_licence();
+    let hub = RunningHub::start(f.config.clone()).await.unwrap();
+    assert_eq!(verify_online(&hub, &real).await["overall"], "VALID");
+
+    // Education's seal key, stolen or misused: a driving licence (traffic police's type) that
+    // names traffic police as its issuing department, with education's credit code, so that
+    // the seal certificate and the licence agree; the real licence's number and index.
+    let education = f.registry.department("education").unwrap();
+    let mut forged = real_claims.licence.clone();
+    forged.issuer.credit_code = education.credit_code.clone();
+    forged.holder["name"] = json!("冒名顶替");
+    let minted = seal_licence(
+        &f.stolen_key("education").await,
+        forged,
+        real_claims.status.status_list.clone(),
+    )
+    .unwrap();
+    let report = verify_online(&hub, &minted).await;
+    assert_eq!(report["overall"], "INVALID", "{report:#}");
+    assert_eq!(problems(&report), ["SEAL_NOT_OF_ISSUER"], "{report:#}");
+
+    // Traffic police's own key, off the registry: a licence with a number the hub never
+    // issued, reusing the real licence's index so that it would share its status for ever.
+    let mut unregistered = real_claims.licence.clone();
+    unregistered.number = "DL-2026-99999999".to_owned();
+    let off_registry = seal_licence(
+        &f.stolen_key("traffic-police").await,
+        unregistered,
+        real_claims.status.status_list.clone(),
+    )
+    .unwrap();
+    let report = verify_online(&hub, &off_registry).await;
+    assert_eq!(report["overall"], "INVALID", "{report:#}");
+    assert_eq!(problems(&report), ["STATUS_INDEX_MISMATCH"], "{report:#}");
+
+    // Offline, with a trust bundle, the same verdicts.
+    let state = LicenceState::default();
+    let bundle = f.service(&state).bundle(Utc::now()).await.unwrap();
+    let offline = f.offline(&bundle, Utc::now()).unwrap();
+    let verdict = |document: &str| {
+        let report = serde_json::to_value(offline.verify(document, Utc::now())).unwrap();
+        (
+            report["overall"].as_str().unwrap().to_owned(),
+            problems(&report),
+        )
+    };
+    assert_eq!(verdict(&real), ("VALID".to_owned(), vec![]));
+    assert_eq!(
+        verdict(&minted),
+        ("INVALID".to_owned(), vec!["SEAL_NOT_OF_ISSUER".to_owned()])
+    );
+    assert_eq!(
+        verdict(&off_registry),
+        (
+            "INVALID".to_owned(),
+            vec!["STATUS_INDEX_MISMATCH".to_owned()]
+        )
+    );
+}
+
+#[tokio::test]
+async fn offline_trust_ends_by_the_verifiers_clock_and_with_the_authoritys_revocation() {
+    let f = Fixture::new().await;
+    f.real_licence();
+    let state = LicenceState::default();
+    let service = f.service(&state);
+    let now = Utc::now();
+    let validity = Duration::from_std(f.config.licences.bundle_validity).unwrap();
+
+    // A bundle is good from when it was made until its end, by the verifier's clock.
+    let bundle = service.bundle(now).await.unwrap();
+    f.offline(&bundle, now).unwrap();
+    f.offline(&bundle, now + validity - Duration::minutes(1))
+        .unwrap();
+    let expired = f
+        .offline(&bundle, now + validity + Duration::hours(1))
+        .unwrap_err();
+    assert!(expired.contains("expired"), "{expired}");
+    let early = f.offline(&bundle, now - Duration::hours(1)).unwrap_err();
+    assert!(
+        early.contains("later than this verifier's clock"),
+        "{early}"
+    );
+
+    // The authority's key leaks. Whoever holds it re-signs the bundle as they like: for ten
+    // years, or made "tomorrow" so that it never seems old.
+    let leaked = f.stolen_key("data-administration").await;
+    let payload = |jws: &str| -> TrustBundle {
+        let part = jws.split('.').nth(1).unwrap();
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(part)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let mut endless = payload(&bundle);
+    endless.valid_until = now + Duration::days(3650);
+    let endless = sign_bundle(&leaked, &endless).unwrap();
+    let refused = f.offline(&endless, now).unwrap_err();
+    assert!(refused.contains("longer than the 7 days"), "{refused}");
+
+    // The city revokes the leaked seal; the new CRL lists it. A bundle signed with the leaked
+    // key after that, carrying the new CRL, is refused; carrying the old CRL (which does not
+    // list it), it is refused once that CRL is out of date: the old CRL cannot hide the
+    // revocation for longer than its own validity.
+    let seals = SealsService::with_master_key(&f.db, &f.config.pki).unwrap();
+    let old_crl = seals.latest_crl().await.unwrap().unwrap();
+    let authority_seal = seals
+        .newest_valid_seal("data-administration", now)
+        .await
+        .unwrap();
+    let revoked_at = Utc::now();
+    let new_crl = seals
+        .revoke(
+            &authority_seal,
+            bohai_certs::RevocationReason::KeyCompromise,
+            revoked_at,
+        )
+        .await
+        .unwrap();
+    let later = revoked_at + Duration::minutes(10);
+    let mut with_new_crl = payload(&bundle);
+    with_new_crl.issued_at = later;
+    with_new_crl.valid_until = later + Duration::hours(1);
+    with_new_crl.crls = vec![base64::engine::general_purpose::STANDARD.encode(&new_crl.der)];
+    let refused = f
+        .offline(&sign_bundle(&leaked, &with_new_crl).unwrap(), later)
+        .unwrap_err();
+    assert!(refused.contains("revoked"), "{refused}");
+    let mut with_old_crl = payload(&bundle);
+    let after_old_crl = old_crl.next_update + Duration::minutes(10);
+    with_old_crl.issued_at = after_old_crl;
+    with_old_crl.valid_until = after_old_crl + Duration::hours(1);
+    let refused = f
+        .offline(&sign_bundle(&leaked, &with_old_crl).unwrap(), after_old_crl)
+        .unwrap_err();
+    assert!(refused.contains("revocation"), "{refused}");
+}
