@@ -100,6 +100,10 @@ pub struct VerifyContext<'a> {
     pub at: DateTime<Utc>,
     /// The policy.
     pub policy: VerifyPolicy,
+    /// SHA-256 of seal certificates the registry that holds them revoked where no CRL it
+    /// signs can say so (seals imported with a department's own CA): a signer listed here is
+    /// revoked whatever the CRLs say.
+    pub revoked_seals: &'a [[u8; 32]],
 }
 
 /// A seal signature that passed every check. Only [`verify_seal_signature`] makes one.
@@ -429,6 +433,19 @@ pub(crate) fn check_signer_revocation(
     intermediates: &[CertificateDer<'_>],
     signing_time: DateTime<Utc>,
 ) -> (Check, i64) {
+    if ctx.revoked_seals.contains(&sha256(signer_cert_der)) {
+        return (
+            Check::fail(
+                REVOCATION,
+                ReasonCode::CertRevoked,
+                format!(
+                    "serial {}: the registry revoked this seal (an imported seal: its own CA's CRL need not list it)",
+                    signer.serial_hex()
+                ),
+            ),
+            i64::MAX,
+        );
+    }
     let mut unreadable = 0usize;
     let mut crls = Vec::new();
     for der in ctx.crls.iter().take(MAX_CRLS) {

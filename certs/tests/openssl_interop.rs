@@ -202,6 +202,7 @@ fn seal_made_with_openssl_is_imported_and_verifies() {
         crls: &[],
         at,
         policy,
+        revoked_seals: &[],
     };
     let (report, verified) = verify_seal_signature(sha(DOCUMENT), &der, &ctx);
     assert_eq!(report.overall, Verdict::Valid, "{report:#?}");
@@ -241,6 +242,7 @@ fn openssl_made_crls_of_an_operator_ca_decide_revocation() {
             crls,
             at,
             policy: VerifyPolicy::default(),
+            revoked_seals: &[],
         };
         verify_seal_signature(sha(DOCUMENT), &der, &ctx).0
     };

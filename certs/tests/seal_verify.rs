@@ -24,6 +24,7 @@ fn verify_with(
         crls,
         at,
         policy,
+        revoked_seals: &[],
     };
     verify_seal_signature(sha(document), sig_der, &ctx)
 }
@@ -127,6 +128,7 @@ fn tampered_tbs_byte_is_signature_invalid() {
         crls: &crls,
         at: now(),
         policy: VerifyPolicy::default(),
+        revoked_seals: &[],
     };
     let (report, _) = verify_seal_signature(tampered_hash, &tampered, &ctx);
     assert_eq!(report.overall, Verdict::Invalid);
@@ -488,6 +490,7 @@ fn the_seal_image_is_checked_against_the_record_when_given() {
         crls: &crls,
         at: now() + Duration::hours(1),
         policy: VerifyPolicy::default(),
+        revoked_seals: &[],
     };
     let (report, verified) =
         verify_seal_signature_with_image(sha(DOCUMENT), &der, &ctx, Some(&image));

@@ -730,3 +730,153 @@ async fn a_seal_made_under_an_operator_anchor_is_imported_only_when_the_anchor_i
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn revoking_an_imported_seal_reaches_seal_and_licence_verification_online_and_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut config = prepared_config().await.unwrap();
+    let registry = bohai_hub::registry::load(&config.registry).unwrap();
+    let code = &registry.department("public-security").unwrap().credit_code;
+    // The department's own CA and seal (openssl), naming the department by its credit code.
+    let ca = DeptCa::new(d, "/C=CN/O=盘锦市公安局/CN=盘锦市公安局印章CA");
+    let seal = ca.issue_seal(
+        "seal",
+        &format!("/C=CN/O=盘锦市公安局/organizationIdentifier={code}/CN=盘锦市公安局公章"),
+    );
+    let master = d.join("master.key");
+    config.pki.master_key_file = master.clone();
+    let file = write_config(&config, d).unwrap();
+    let base = std::fs::read_to_string(&file).unwrap();
+    let crl = ca.crl("dept.crl");
+    with_pki(
+        &file,
+        &base,
+        &master,
+        &format!(
+            "trust_anchors = [\"{}\"]\ncrls = [\"{}\"]\n",
+            d.join("ca.pem").display(),
+            crl.display()
+        ),
+    );
+    let pems = ok(&file, &["seal", "init-ca"]);
+    ok(&file, &["seal", "issue", "data-administration"]);
+    let imported: Value = serde_json::from_str(&ok(
+        &file,
+        &[
+            "seal",
+            "import",
+            "public-security",
+            "--cert",
+            d.join(&seal.cert).to_str().unwrap(),
+            "--key",
+            d.join(&seal.key_pkcs8).to_str().unwrap(),
+            "--json",
+        ],
+    ))
+    .unwrap();
+    let seal_id = imported["seal_id"].as_str().unwrap().to_owned();
+
+    // A document sealed, and a residence permit issued, with the imported seal.
+    let doc = d.join("doc.txt");
+    std::fs::write(&doc, "imported seal").unwrap();
+    ok(
+        &file,
+        &[
+            "seal",
+            "sign",
+            "--dept",
+            "public-security",
+            doc.to_str().unwrap(),
+        ],
+    );
+    let holder = d.join("holder.json");
+    let examples = std::fs::read_to_string(
+        bohai_schemas::registry::builtin_dir()
+            .join("licences/residence-permit/examples/valid.jsonl"),
+    )
+    .unwrap();
+    std::fs::write(&holder, examples.lines().next().unwrap()).unwrap();
+    let permit = d.join("permit.jws");
+    ok(
+        &file,
+        &[
+            "licence",
+            "issue",
+            "--type",
+            "residence-permit",
+            "--holder",
+            holder.to_str().unwrap(),
+            "-o",
+            permit.to_str().unwrap(),
+        ],
+    );
+    // The offline verifier pins the city root and the department's CA.
+    let roots = d.join("roots.pem");
+    let city_root = pems
+        .split_inclusive("-----END CERTIFICATE-----\n")
+        .next()
+        .unwrap();
+    std::fs::write(
+        &roots,
+        format!(
+            "{city_root}{}",
+            std::fs::read_to_string(d.join("ca.pem")).unwrap()
+        ),
+    )
+    .unwrap();
+    let verdicts = || {
+        let report = |args: &[&str]| -> (String, Vec<String>) {
+            let out = run(&file, args);
+            let report: Value = serde_json::from_slice(&out.stdout)
+                .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+            (
+                report["overall"].as_str().unwrap().to_owned(),
+                codes(&report),
+            )
+        };
+        let bundle = d.join("bundle.jws");
+        ok(
+            &file,
+            &["licence", "bundle", "-o", bundle.to_str().unwrap()],
+        );
+        let sig = d.join("doc.txt.sig");
+        [
+            report(&[
+                "seal",
+                "verify",
+                doc.to_str().unwrap(),
+                sig.to_str().unwrap(),
+                "--json",
+            ]),
+            report(&["licence", "verify", permit.to_str().unwrap(), "--json"]),
+            report(&[
+                "licence",
+                "verify",
+                permit.to_str().unwrap(),
+                "--json",
+                "--offline",
+                bundle.to_str().unwrap(),
+                "--root",
+                roots.to_str().unwrap(),
+            ]),
+        ]
+    };
+    // The department CA's CRL (pki.crls) is used for licences too: VALID everywhere.
+    for (overall, codes) in verdicts() {
+        assert_eq!((overall.as_str(), codes), ("VALID", vec![]));
+    }
+
+    // The city revokes the imported seal. The department's CA does not list it (nor could
+    // the city's CRL): the registry's revocation reaches every verification.
+    ok(
+        &file,
+        &["seal", "revoke", &seal_id, "--reason", "key_compromise"],
+    );
+    for (overall, codes) in verdicts() {
+        assert_eq!(
+            (overall.as_str(), codes),
+            ("INVALID", vec!["CERT_REVOKED".to_owned()])
+        );
+    }
+}

@@ -104,6 +104,7 @@ pub fn check_signed_by_unrevoked(
             revocation: crate::verify::RevocationPolicy::RequireCrl,
             ..Default::default()
         },
+        revoked_seals: &[],
     };
     let (leaf, rest) = jws
         .chain

@@ -202,6 +202,7 @@ struct ChainOutcome {
 pub struct LicenceVerifier {
     trust: TrustAnchors,
     crls: Vec<Vec<u8>>,
+    revoked_seals: Vec<[u8; 32]>,
     policy: LicencePolicy,
     chains: Mutex<HashMap<[u8; 32], ChainOutcome>>,
     headers: Mutex<HashMap<String, Arc<SealSide>>>,
@@ -233,10 +234,19 @@ impl LicenceVerifier {
         Self {
             trust,
             crls,
+            revoked_seals: Vec::new(),
             policy,
             chains: Mutex::new(HashMap::new()),
             headers: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The same verifier, also holding as revoked the seal certificates whose SHA-256 is in
+    /// `revoked` (seals the registry revoked where no CRL can say so: see
+    /// [`VerifyContext::revoked_seals`]).
+    pub fn with_revoked_seals(mut self, revoked: Vec<[u8; 32]>) -> Self {
+        self.revoked_seals = revoked;
+        self
     }
 
     /// The trust anchors.
@@ -443,6 +453,7 @@ impl LicenceVerifier {
                 revocation: self.policy.revocation,
                 max_future_skew: self.policy.clock_skew,
             },
+            revoked_seals: &self.revoked_seals,
         };
         let intermediates: Vec<CertificateDer<'_>> = chain[1..]
             .iter()

@@ -78,8 +78,11 @@ pub struct TrustBundle {
     pub departments: Vec<BundleDepartment>,
     /// Every seal certificate that may have sealed a licence.
     pub seals: Vec<BundleSeal>,
-    /// CRLs of the seal CAs, base64 DER.
+    /// CRLs of the seal CAs (the city's and the operators'), base64 DER.
     pub crls: Vec<String>,
+    /// SHA-256 (hex) of the certificates of seals the registry revoked that no CRL lists
+    /// (imported seals, issued by departments' own CAs).
+    pub revoked_seals: Vec<String>,
     /// The signed status list (`statuslist+jwt`).
     pub status_list: String,
     /// The licence types.
@@ -245,9 +248,18 @@ impl OfflineVerifier {
                     .map_err(|e| bad(format!("licence type schema: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let revoked = bundle
+            .revoked_seals
+            .iter()
+            .map(|hex| {
+                crate::seals::service::hex_decode(hex)
+                    .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+                    .ok_or_else(|| bad(format!("revoked seal `{hex}` is not a SHA-256 in hex")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             bundle_issued_at: bundle.issued_at,
-            verifier: LicenceVerifier::new(anchors, crls, policy),
+            verifier: LicenceVerifier::new(anchors, crls, policy).with_revoked_seals(revoked),
             status,
             types: BundleTypes {
                 types,

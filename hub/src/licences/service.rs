@@ -753,19 +753,16 @@ impl<'a> LicenceService<'a> {
             }
         }
         let trust = self.seals.trust_anchors().await?;
-        let crls: Vec<Vec<u8>> = self
-            .seals
-            .latest_crl()
-            .await?
-            .map(|c| c.der)
-            .into_iter()
-            .collect();
+        // The city CRL and the operators' (`pki.crls`): a seal imported with a department's
+        // own CA is judged by that CA's CRL, and by the registry's own revocation.
+        let crls = self.seals.crls().await?;
+        let revoked = self.seals.revoked_imported().await?;
         let policy = LicencePolicy {
             clock_skew: chrono::Duration::from_std(self.config.licences.clock_skew)
                 .unwrap_or_else(|_| chrono::Duration::minutes(5)),
             ..LicencePolicy::default()
         };
-        let v = Arc::new(LicenceVerifier::new(trust, crls, policy));
+        let v = Arc::new(LicenceVerifier::new(trust, crls, policy).with_revoked_seals(revoked));
         *slot = Some((Instant::now(), v.clone()));
         Ok(v)
     }
@@ -825,10 +822,17 @@ impl<'a> LicenceService<'a> {
             .collect();
         let crls = self
             .seals
-            .latest_crl()
+            .crls()
             .await?
-            .map(|c| base64::engine::general_purpose::STANDARD.encode(c.der))
             .into_iter()
+            .map(|der| base64::engine::general_purpose::STANDARD.encode(der))
+            .collect();
+        let revoked_seals = self
+            .seals
+            .revoked_imported()
+            .await?
+            .iter()
+            .map(|digest| crate::seals::service::hex_lower(digest))
             .collect();
         let licence_types = self
             .registry
@@ -858,6 +862,7 @@ impl<'a> LicenceService<'a> {
                 .collect(),
             seals,
             crls,
+            revoked_seals,
             status_list: list.token.to_string(),
             licence_types,
         };

@@ -625,23 +625,47 @@ impl<'a> SealsService<'a> {
         at: DateTime<Utc>,
     ) -> Result<Report, SealsError> {
         let trust = self.trust_anchors().await?;
-        let mut crls: Vec<Vec<u8>> = store::latest_crl(self.db)
-            .await?
-            .map(|c| c.der)
-            .into_iter()
-            .collect();
-        crls.extend(configured_crls(self.config));
+        let crls = self.crls().await?;
+        let revoked = self.revoked_imported().await?;
         let image = self.image_of_signer(signature_der).await?;
         let ctx = VerifyContext {
             trust: &trust,
             crls: &crls,
             at,
             policy: VerifyPolicy::default(),
+            revoked_seals: &revoked,
         };
         Ok(
             verify_seal_signature_with_image(document_sha256, signature_der, &ctx, image.as_ref())
                 .0,
         )
+    }
+
+    /// The SHA-256 of every revoked imported seal's certificate: their revocation, which no
+    /// CRL of the city can carry, for every verification (seal signatures, licences online and
+    /// in trust bundles).
+    pub async fn revoked_imported(&self) -> Result<Vec<[u8; 32]>, SealsError> {
+        Ok(store::revoked_imported_certs(self.db)
+            .await?
+            .iter()
+            .map(|der| {
+                let digest = ring::digest::digest(&ring::digest::SHA256, der);
+                let mut out = [0u8; 32];
+                out.copy_from_slice(digest.as_ref());
+                out
+            })
+            .collect())
+    }
+
+    /// The CRLs every verification uses: the newest city CRL and those of `pki.crls`.
+    pub async fn crls(&self) -> Result<Vec<Vec<u8>>, SealsError> {
+        let mut crls: Vec<Vec<u8>> = store::latest_crl(self.db)
+            .await?
+            .map(|c| c.der)
+            .into_iter()
+            .collect();
+        crls.extend(configured_crls(self.config));
+        Ok(crls)
     }
 
     /// The stored image of the seal that made `signature_der`, if this hub holds that seal

@@ -241,6 +241,14 @@ pub async fn revoked_issued(
     .await
 }
 
+/// The certificates (DER) of imported seals that were revoked: no CRL the city signs can list
+/// them, as their own CAs issued them.
+pub async fn revoked_imported_certs(db: &PgPool) -> Result<Vec<Vec<u8>>, sqlx::Error> {
+    sqlx::query_scalar("SELECT cert_der FROM seals WHERE imported AND revoked_at IS NOT NULL")
+        .fetch_all(db)
+        .await
+}
+
 /// The next cRLNumber.
 pub async fn next_crl_number(tx: &mut Transaction<'_, Postgres>) -> Result<i64, sqlx::Error> {
     let (n,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(number), 0) + 1 FROM crls")
