@@ -706,8 +706,9 @@ impl Config {
 }
 
 impl PkiConfig {
-    /// Reads every `trust_anchors` and `crls` file and checks that each CRL is signed by one
-    /// of the trust anchors; returns the problems as (key, message).
+    /// Reads every `trust_anchors` and `crls` file and checks that each CRL issued by a trust
+    /// anchor is signed by it (a CRL of a CA below the anchors is checked where it is used);
+    /// returns the problems as (key, message).
     fn check_files(&self) -> Vec<(&'static str, String)> {
         let mut problems = Vec::new();
         let mut anchors = bohai_certs::TrustAnchors::new();
@@ -724,8 +725,12 @@ impl PkiConfig {
                 .map_err(|e| e.to_string())
                 .and_then(|bytes| bohai_certs::read_crl(&bytes).map_err(|e| e.to_string()))
                 .and_then(|der| {
-                    bohai_certs::check_crl_signed_by_anchor(&der, &anchors)
-                        .map_err(|e| e.to_string())
+                    match bohai_certs::check_crl_signed_by_anchor(&der, &anchors) {
+                        // An issuing CA's CRL (RFC 5280 §6.3): its signature is checked with
+                        // that CA's validated certificate on each path it is used on.
+                        Ok(_) | Err(bohai_certs::CrlError::UnknownIssuer { .. }) => Ok(()),
+                        Err(e) => Err(e.to_string()),
+                    }
                 });
             if let Err(e) = checked {
                 problems.push(("pki.crls", format!("{}: {e}", path.display())));
@@ -907,7 +912,7 @@ mod tests {
     }
 
     #[test]
-    fn pki_crls_must_be_signed_by_a_trust_anchor() {
+    fn pki_crls_of_an_anchor_must_be_signed_by_it_and_those_of_ca_below_are_taken() {
         use bohai_certs::{crl_to_pem, init_city_ca, issue_crl, CaNames};
         let now = chrono::Utc::now();
         let pki = init_city_ca(&CaNames::for_city("盘锦市", "盘锦市人民政府"), now).unwrap();
@@ -916,8 +921,14 @@ mod tests {
         let good = file_with(&crl_to_pem(
             &issue_crl(&pki.root, &[], 1, now, week).unwrap(),
         ));
-        let foreign = file_with(&crl_to_pem(
+        // The issuing CA's CRL: checked on the paths it is used on, not here.
+        let below = file_with(&crl_to_pem(
             &issue_crl(&pki.issuing, &[], 1, now, week).unwrap(),
+        ));
+        // A CRL naming the anchor as its issuer, signed by another key of the same name.
+        let impostor = init_city_ca(&CaNames::for_city("盘锦市", "盘锦市人民政府"), now).unwrap();
+        let forged = file_with(&crl_to_pem(
+            &issue_crl(&impostor.root, &[], 1, now, week).unwrap(),
         ));
         let garbage = file_with("not a CRL");
         let config = |crls: &[&Path]| {
@@ -931,13 +942,16 @@ mod tests {
                 list.join(", ")
             ))
         };
-        let ok = config(&[good.path()]);
+        let ok = config(&[good.path(), below.path()]);
         let c = Config::load(Some(ok.path()), no_env).unwrap();
-        assert_eq!(c.pki.crls, vec![good.path().to_owned()]);
+        assert_eq!(
+            c.pki.crls,
+            vec![good.path().to_owned(), below.path().to_owned()]
+        );
 
         let bad = config(&[
             good.path(),
-            foreign.path(),
+            forged.path(),
             garbage.path(),
             Path::new("/nonexistent.crl"),
         ]);
@@ -948,15 +962,10 @@ mod tests {
             .filter(|p| p.key == "pki.crls")
             .collect();
         assert_eq!(crl_problems.len(), 3, "{err}");
-        assert!(
-            crl_problems[0]
-                .message
-                .contains("not a configured trust anchor"),
-            "{err}"
-        );
+        assert!(crl_problems[0].message.contains("signature"), "{err}");
         assert!(crl_problems[0]
             .message
-            .contains(&foreign.path().display().to_string()));
+            .contains(&forged.path().display().to_string()));
         assert!(
             crl_problems[1].message.contains("not a usable CRL"),
             "{err}"

@@ -712,21 +712,21 @@ async fn a_seal_made_under_an_operator_anchor_is_imported_only_when_the_anchor_i
     assert_eq!(codes(&report), vec!["CERT_REVOKED".to_owned()]);
     assert_eq!(exit, Some(2));
 
-    // A CRL that no configured anchor signed (the city's own) is a configuration error.
-    let city_crl = d.join("city.crl");
-    let db = bohai_hub::database::pool(&config.database).unwrap();
-    let (der,): (Vec<u8>,) = sqlx::query_as("SELECT der FROM crls ORDER BY number DESC LIMIT 1")
-        .fetch_one(&db)
-        .await
-        .unwrap();
-    std::fs::write(&city_crl, der).unwrap();
-    let bad = format!("{anchor}crls = [\"{}\"]\n", city_crl.display());
+    // A CRL naming the configured anchor as its issuer but signed by another key (a CA of the
+    // same name made elsewhere) is a configuration error.
+    std::fs::create_dir_all(d.join("impostor")).unwrap();
+    let impostor = DeptCa::new(
+        &d.join("impostor"),
+        "/C=CN/O=盘锦市公安局/CN=盘锦市公安局印章CA",
+    );
+    let forged = impostor.crl("forged.crl");
+    let bad = format!("{anchor}crls = [\"{}\"]\n", forged.display());
     with_pki(&file, &base, &master, &bad);
     let refused = run(&file, &["seal", "list"]);
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(
-        stderr.contains("pki.crls") && stderr.contains("not a configured trust anchor"),
+        stderr.contains("pki.crls") && stderr.contains("signature"),
         "{stderr}"
     );
 }
@@ -879,4 +879,94 @@ async fn revoking_an_imported_seal_reaches_seal_and_licence_verification_online_
             ("INVALID", vec!["CERT_REVOKED".to_owned()])
         );
     }
+}
+
+#[tokio::test]
+async fn an_operator_pki_of_root_issuing_ca_and_seal_needs_only_its_root_and_honours_its_crls() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The department's PKI as it is built: a root, an issuing CA under it, a seal under that.
+    let root = DeptCa::new(d, "/C=CN/O=盘锦市公安局/CN=盘锦市公安局根CA");
+    let issuing = root.subordinate(
+        "issuing",
+        &d.join("issuing"),
+        "/C=CN/O=盘锦市公安局/CN=盘锦市公安局印章签发CA",
+    );
+    let seal = issuing.issue_seal("seal", "/C=CN/O=盘锦市公安局/CN=盘锦市公安局公章");
+    let mut config = prepared_config().await.unwrap();
+    let master = d.join("master.key");
+    config.pki.master_key_file = master.clone();
+    let file = write_config(&config, d).unwrap();
+    let base = std::fs::read_to_string(&file).unwrap();
+    // Only the root is an anchor; the CRLs of both CAs are configured.
+    let root_crl = root.crl("root.crl");
+    let issuing_crl = issuing.crl("issuing.crl");
+    with_pki(
+        &file,
+        &base,
+        &master,
+        &format!(
+            "trust_anchors = [\"{}\"]\ncrls = [\"{}\", \"{}\"]\n",
+            d.join("ca.pem").display(),
+            root_crl.display(),
+            issuing_crl.display()
+        ),
+    );
+    ok(&file, &["seal", "init-ca"]);
+    let issuing_dir = d.join("issuing");
+    ok(
+        &file,
+        &[
+            "seal",
+            "import",
+            "public-security",
+            "--cert",
+            issuing_dir.join(&seal.cert).to_str().unwrap(),
+            "--key",
+            issuing_dir.join(&seal.key_pkcs8).to_str().unwrap(),
+            "--chain",
+            issuing_dir.join("ca.pem").to_str().unwrap(),
+        ],
+    );
+    let doc = d.join("doc.txt");
+    std::fs::write(&doc, "two-level PKI").unwrap();
+    ok(
+        &file,
+        &[
+            "seal",
+            "sign",
+            "--dept",
+            "public-security",
+            doc.to_str().unwrap(),
+        ],
+    );
+    let verify = || {
+        let out = run(
+            &file,
+            &[
+                "seal",
+                "verify",
+                doc.to_str().unwrap(),
+                d.join("doc.txt.sig").to_str().unwrap(),
+                "--json",
+            ],
+        );
+        let report: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+        (
+            report["overall"].as_str().unwrap().to_owned(),
+            codes(&report),
+        )
+    };
+    assert_eq!(verify(), ("VALID".to_owned(), vec![]));
+
+    // The root revokes the issuing CA and publishes its new CRL: the seal's signatures are
+    // INVALID, the revocation found on the CA.
+    root.revoke("issuing.pem");
+    root.crl("root.crl");
+    let (overall, codes) = verify();
+    assert_eq!(
+        (overall.as_str(), codes),
+        ("INVALID", vec!["CERT_REVOKED".to_owned()])
+    );
 }

@@ -16,6 +16,12 @@ pub const SEAL_EXTENSIONS: &str = "basicConstraints=critical,CA:FALSE\n\
      subjectKeyIdentifier=hash\n\
      authorityKeyIdentifier=keyid\n";
 
+/// The extensions of a subordinate (issuing) CA certificate.
+pub const CA_EXTENSIONS: &str = "basicConstraints=critical,CA:TRUE,pathlen:0\n\
+     keyUsage=critical,keyCertSign,cRLSign\n\
+     subjectKeyIdentifier=hash\n\
+     authorityKeyIdentifier=keyid\n";
+
 /// The `openssl` command line, run in one folder.
 #[derive(Debug, Clone)]
 pub struct Openssl {
@@ -133,6 +139,24 @@ impl DeptCa {
         openssl.write("index.txt", "");
         openssl.write("crlnumber", "01\n");
         Self { openssl }
+    }
+
+    /// An issuing CA under this one, in `dir` (its own folder), with subject `subject`: its
+    /// certificate (`ca.pem` there, also kept here as `NAME.pem` for revoking) is issued by
+    /// this CA, and it issues seals and CRLs of its own, as an operator's two-level PKI does.
+    pub fn subordinate(&self, name: &str, dir: &Path, subject: &str) -> DeptCa {
+        std::fs::create_dir_all(dir).expect("the subordinate CA's folder");
+        let files = self.issue(name, subject, CA_EXTENSIONS, 1825);
+        let sub = DeptCa::new(dir, subject);
+        // Replace its self-signed certificate and key with the ones this CA issued.
+        std::fs::copy(self.openssl.path(&files.cert), sub.openssl.path("ca.pem"))
+            .expect("the subordinate CA's certificate");
+        std::fs::copy(
+            self.openssl.path(&files.key_sec1),
+            sub.openssl.path("ca.key"),
+        )
+        .expect("the subordinate CA's key");
+        sub
     }
 
     /// The OpenSSL runner in the CA's folder.
