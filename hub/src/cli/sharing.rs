@@ -67,7 +67,7 @@ pub enum SubCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Withdraw a pending or approved subscription: access ends and its topic is no longer filled.
+    /// Withdraw a pending or approved subscription: access ends and its topic is deleted.
     Withdraw {
         /// The subscription id.
         id: uuid::Uuid,

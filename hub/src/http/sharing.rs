@@ -266,7 +266,8 @@ pub(crate) struct WithdrawalRequest {
 
 /// Withdraw a pending or approved subscription: the requester no longer needs the data, or
 /// the owning department ends the access. Reads are refused from then on
-/// (`subscription_withdrawn`) and nothing more is put on the subscription's topic.
+/// (`subscription_withdrawn`), nothing more is put on the subscription's topic, and the
+/// topic is deleted with its records.
 ///
 /// Needs the requester's token (scope `read`), the owner's (scope `publish`) or an `admin`
 /// token.

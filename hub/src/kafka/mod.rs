@@ -44,6 +44,14 @@ pub enum BrokerError {
         /// The broker's error code.
         code: RDKafkaErrorCode,
     },
+    /// The broker refused to delete a topic.
+    #[error("the broker refused to delete topic `{topic}`: {code}")]
+    DeleteTopic {
+        /// The topic.
+        topic: String,
+        /// The broker's error code.
+        code: RDKafkaErrorCode,
+    },
     /// A blocking broker call's task failed.
     #[error("a broker task failed: {0}")]
     Task(String),
@@ -94,6 +102,30 @@ pub async fn probe(config: &KafkaConfig) -> Result<usize, BrokerError> {
     .map_err(|e| BrokerError::Task(e.to_string()))?
 }
 
+/// An admin client for the configured cluster.
+fn admin_client(config: &KafkaConfig) -> Result<AdminClient<DefaultClientContext>, BrokerError> {
+    client_config(config).create().map_err(BrokerError::Config)
+}
+
+/// Admin requests wait for the broker up to `request_timeout`.
+fn admin_options(config: &KafkaConfig) -> AdminOptions {
+    AdminOptions::new().operation_timeout(Some(config.request_timeout))
+}
+
+/// An admin request that got no answer: the broker is unreachable.
+fn unreachable(config: &KafkaConfig) -> impl FnOnce(KafkaError) -> BrokerError + '_ {
+    |source| BrokerError::Unreachable {
+        brokers: config.brokers.clone(),
+        source,
+    }
+}
+
+/// Drops an admin client on a thread of its own: dropping it waits for its polling thread,
+/// which wakes every 100 ms; let that happen beside whatever the caller does next.
+fn drop_beside(admin: AdminClient<DefaultClientContext>) {
+    std::thread::spawn(move || drop(admin));
+}
+
 /// Creates the topics that do not exist yet, each with the configured partitions,
 /// replication, `min.insync.replicas`, retention and compression; topics that already exist
 /// are left as they are.
@@ -101,9 +133,7 @@ pub async fn ensure_topics(config: &KafkaConfig, topics: &[String]) -> Result<()
     if topics.is_empty() {
         return Ok(());
     }
-    let admin: AdminClient<DefaultClientContext> = client_config(config)
-        .create()
-        .map_err(BrokerError::Config)?;
+    let admin = admin_client(config)?;
     let min_insync = config.min_insync_replicas.to_string();
     let retention_ms = config.retention.as_millis().to_string();
     let new_topics: Vec<NewTopic<'_>> = topics
@@ -120,21 +150,37 @@ pub async fn ensure_topics(config: &KafkaConfig, topics: &[String]) -> Result<()
             .set("max.message.bytes", MAX_MESSAGE_BYTES)
         })
         .collect();
-    let options = AdminOptions::new().operation_timeout(Some(config.request_timeout));
     let results = admin
-        .create_topics(new_topics.iter(), &options)
+        .create_topics(new_topics.iter(), &admin_options(config))
         .await
-        .map_err(|source| BrokerError::Unreachable {
-            brokers: config.brokers.clone(),
-            source,
-        })?;
-    // Dropping an admin client waits for its polling thread, which wakes every 100 ms:
-    // let that happen beside whatever the caller does next.
-    std::thread::spawn(move || drop(admin));
+        .map_err(unreachable(config))?;
+    drop_beside(admin);
     for result in results {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((topic, code)) => return Err(BrokerError::CreateTopic { topic, code }),
+        }
+    }
+    Ok(())
+}
+
+/// Deletes the topics, with their records; a topic that is already gone counts as deleted.
+/// The first topic the broker refuses to delete (an ACL without `DELETE`, say) is the error.
+pub async fn delete_topics(config: &KafkaConfig, topics: &[String]) -> Result<(), BrokerError> {
+    if topics.is_empty() {
+        return Ok(());
+    }
+    let admin = admin_client(config)?;
+    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    let results = admin
+        .delete_topics(&names, &admin_options(config))
+        .await
+        .map_err(unreachable(config))?;
+    drop_beside(admin);
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
+            Err((topic, code)) => return Err(BrokerError::DeleteTopic { topic, code }),
         }
     }
     Ok(())

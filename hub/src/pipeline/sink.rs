@@ -17,8 +17,17 @@
 //! permission denied) stops the sink, recorded in `ops_component_failures` for `bohai status`,
 //! the feeds endpoint and the dashboard, and leaves the rest of the hub running.
 //!
-//! Fetching overlaps writing: a task gathers the next batch from the broker while the current
-//! one is written; at most [`BATCHES_AHEAD`] batches wait, so memory stays bounded.
+//! Fetching overlaps writing: a task gathers the next batches from the broker while the
+//! current ones are written; at most [`BATCHES_AHEAD`] batches wait per writer, so memory
+//! stays bounded.
+//!
+//! Writing runs on [`WRITERS`] connections at once, each its own lane of partitions
+//! (partition `p` of every topic in lane `p % WRITERS`), so that the database works on more
+//! than one core: its upserts are most of the sink's cost. A partition's records stay in
+//! order in their lane, and what each transaction commits (rows, the stream marks and
+//! offsets of its own partitions) is what it alone writes; only the per-dataset counts are
+//! shared, updated last, in dataset order, so that two lanes never wait for each other in a
+//! cycle.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -45,8 +54,10 @@ use crate::ops::metrics::{Component, Stage, PIPELINE};
 const MAX_BATCH: usize = 5000;
 /// How long to gather records for a batch once the first one arrived.
 const GATHER: Duration = Duration::from_millis(200);
-/// Batches fetched and waiting while one is written.
+/// Batches fetched and waiting, per writer, while one is written.
 const BATCHES_AHEAD: usize = 1;
+/// Transactions written at once, each for its own lane of partitions.
+const WRITERS: usize = 2;
 
 /// One record read from a dataset topic, owned.
 #[derive(Debug)]
@@ -195,31 +206,51 @@ async fn run_once(kafka: &KafkaConfig, db: &PgPool, registry: &Registry) -> Resu
     consumer.assign(&assignment).map_err(anyhow::Error::from)?;
     tracing::info!(partitions = assignment.count(), "repository sink assigned");
     components::clear_failure(db, COMPONENT).await;
-    let (batches, mut next) = mpsc::channel(BATCHES_AHEAD);
+    let (lanes, nexts): (Vec<_>, Vec<_>) = (0..WRITERS)
+        .map(|_| mpsc::channel::<Vec<Delivered>>(BATCHES_AHEAD))
+        .unzip();
     let mut fetcher = AbortOnDrop(tokio::spawn(async move {
-        loop {
-            let batch = gather(&consumer, &topic_to_dataset).await?;
-            if batches.send(batch).await.is_err() {
-                return Ok(());
-            }
-        }
+        gather(&consumer, &topic_to_dataset, &lanes).await
     }));
-    while let Some(batch) = next.recv().await {
-        let mut backoff = Backoff::default();
-        loop {
-            match write_batch(db, &dead_letters, &batch).await {
-                Ok(()) => break,
-                Err(e) if e.class() == Failure::Transient => {
-                    tracing::warn!(error = %e, records = batch.len(), "cannot write the repository yet; retrying");
-                    PIPELINE.retried(Component::Sink, Stage::RepositoryWrite);
-                    backoff.wait().await;
-                }
-                Err(e) => return Err(RunError::Write(e)),
+    let dead_letters = Arc::new(dead_letters);
+    // Dropped (on a failure, or when the sink is stopped), the set aborts its writers: their
+    // open transactions are rolled back.
+    let mut writers = tokio::task::JoinSet::new();
+    for mut next in nexts {
+        let (db, dead_letters) = (db.clone(), Arc::clone(&dead_letters));
+        writers.spawn(async move {
+            while let Some(batch) = next.recv().await {
+                write_with_retries(&db, &dead_letters, &batch).await?;
             }
-        }
+            Ok::<(), RunError>(())
+        });
+    }
+    // A writer ends on a failure, or when the fetcher stopped.
+    while let Some(ended) = writers.join_next().await {
+        ended.map_err(anyhow::Error::from)??;
     }
     // The fetcher stopped: say why.
     Ok((&mut fetcher.0).await.map_err(anyhow::Error::from)??)
+}
+
+/// Writes one batch, waiting out transient failures.
+async fn write_with_retries(
+    db: &PgPool,
+    dead_letters: &DeadLetters,
+    batch: &[Delivered],
+) -> Result<(), RunError> {
+    let mut backoff = Backoff::default();
+    loop {
+        match write_batch(db, dead_letters, batch).await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.class() == Failure::Transient => {
+                tracing::warn!(error = %e, records = batch.len(), "cannot write the repository yet; retrying");
+                PIPELINE.retried(Component::Sink, Stage::RepositoryWrite);
+                backoff.wait().await;
+            }
+            Err(e) => return Err(RunError::Write(e)),
+        }
+    }
 }
 
 /// The dead-letter topic, for records the repository refused.
@@ -309,27 +340,45 @@ async fn assignment(
     Ok(list)
 }
 
-/// Waits for a first record, then gathers more for up to [`GATHER`] or [`MAX_BATCH`] records.
+/// Fetches for ever, in rounds: waits for a first record, then gathers more for up to
+/// [`GATHER`], each into the batch of its partition's lane; a batch of [`MAX_BATCH`] records
+/// goes to its writer at once, the others at the end of the round. Returns when a writer is
+/// gone.
 async fn gather(
     consumer: &StreamConsumer,
     topic_to_dataset: &HashMap<Arc<str>, Arc<str>>,
-) -> anyhow::Result<Vec<Delivered>> {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    let first = consumer.recv().await?;
-    batch.push(own(&first, topic_to_dataset));
-    drop(first);
-    let deadline = tokio::time::Instant::now() + GATHER;
-    while batch.len() < MAX_BATCH {
-        match tokio::time::timeout_at(deadline, consumer.recv()).await {
-            Ok(Ok(m)) => batch.push(own(&m, topic_to_dataset)),
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "consumer error");
-                break;
+    lanes: &[mpsc::Sender<Vec<Delivered>>],
+) -> anyhow::Result<()> {
+    let lane_of = |d: &Delivered| usize::try_from(d.partition).unwrap_or(0) % lanes.len();
+    let mut batches: Vec<Vec<Delivered>> = lanes.iter().map(|_| Vec::new()).collect();
+    loop {
+        let first = own(&consumer.recv().await?, topic_to_dataset);
+        batches[lane_of(&first)].push(first);
+        let deadline = tokio::time::Instant::now() + GATHER;
+        loop {
+            let delivered = match tokio::time::timeout_at(deadline, consumer.recv()).await {
+                Ok(Ok(m)) => own(&m, topic_to_dataset),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "consumer error");
+                    break;
+                }
+                Err(_) => break,
+            };
+            let lane = lane_of(&delivered);
+            batches[lane].push(delivered);
+            if batches[lane].len() >= MAX_BATCH {
+                let batch = std::mem::replace(&mut batches[lane], Vec::with_capacity(MAX_BATCH));
+                if lanes[lane].send(batch).await.is_err() {
+                    return Ok(());
+                }
             }
-            Err(_) => break,
+        }
+        for (lane, batch) in lanes.iter().zip(batches.iter_mut()) {
+            if !batch.is_empty() && lane.send(std::mem::take(batch)).await.is_err() {
+                return Ok(());
+            }
         }
     }
-    Ok(batch)
 }
 
 fn own(m: &BorrowedMessage<'_>, topic_to_dataset: &HashMap<Arc<str>, Arc<str>>) -> Delivered {
@@ -647,30 +696,25 @@ async fn write_batch(
         }
     }
 
-    for (dataset, writes) in &per_dataset {
+    // Datasets in order: the counts rows are locked in that order (see the module's doc).
+    let mut datasets: Vec<(&str, &DatasetWrites<'_>)> =
+        per_dataset.iter().map(|(d, w)| (*d, w)).collect();
+    datasets.sort_unstable_by_key(|(d, _)| *d);
+    let mut counts = Vec::with_capacity(datasets.len());
+    for (dataset, writes) in datasets {
         let total: i64 = writes.upserts.values().map(|u| i64::from(u.versions)).sum();
         let (inserted, refused_versions) = if writes.order.is_empty() {
             (0, 0)
         } else {
             upsert_dataset(&mut tx, dataset, writes, &mut refused).await?
         };
-        sqlx::query(
-            "INSERT INTO sink_counts (dataset, inserted_total, updated_total, duplicates_skipped_total, refused_total, last_write_at)
-             VALUES ($1, $2, $3, $4, $5, now())
-             ON CONFLICT (dataset) DO UPDATE SET
-               inserted_total = sink_counts.inserted_total + EXCLUDED.inserted_total,
-               updated_total = sink_counts.updated_total + EXCLUDED.updated_total,
-               duplicates_skipped_total = sink_counts.duplicates_skipped_total + EXCLUDED.duplicates_skipped_total,
-               refused_total = sink_counts.refused_total + EXCLUDED.refused_total,
-               last_write_at = now()",
-        )
-        .bind(dataset)
-        .bind(inserted)
-        .bind(total - inserted - refused_versions)
-        .bind(writes.duplicates)
-        .bind(writes.refused + refused_versions)
-        .execute(&mut *tx)
-        .await?;
+        counts.push((
+            dataset,
+            inserted,
+            total - inserted - refused_versions,
+            writes.duplicates,
+            writes.refused + refused_versions,
+        ));
     }
     for r in &refused {
         let d = r.delivered;
@@ -734,6 +778,26 @@ async fn write_batch(
     .await?;
     if !refused.is_empty() {
         dead_letters.send(&refused).await?;
+    }
+    // Last before the commit: another lane's batch of the same dataset waits for this row.
+    for (dataset, inserted, updated, duplicates, refused_n) in counts {
+        sqlx::query(
+            "INSERT INTO sink_counts (dataset, inserted_total, updated_total, duplicates_skipped_total, refused_total, last_write_at)
+             VALUES ($1, $2, $3, $4, $5, now())
+             ON CONFLICT (dataset) DO UPDATE SET
+               inserted_total = sink_counts.inserted_total + EXCLUDED.inserted_total,
+               updated_total = sink_counts.updated_total + EXCLUDED.updated_total,
+               duplicates_skipped_total = sink_counts.duplicates_skipped_total + EXCLUDED.duplicates_skipped_total,
+               refused_total = sink_counts.refused_total + EXCLUDED.refused_total,
+               last_write_at = now()",
+        )
+        .bind(dataset)
+        .bind(inserted)
+        .bind(updated)
+        .bind(duplicates)
+        .bind(refused_n)
+        .execute(&mut *tx)
+        .await?;
     }
     tx.commit().await?;
     Ok(())

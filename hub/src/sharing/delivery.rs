@@ -4,8 +4,11 @@
 //! record in the repository, then each change as the sink stores it. Every delivered batch
 //! is in the audit log (`deliver`, with the keys), so `who-received` answers for topic
 //! readers as for API readers. When access ends (expiry or withdrawal) nothing more is put on
-//! the topic; the topic itself stays: who may read a topic is the cluster's ACLs, set by its
-//! operators, and deleting topics is theirs to decide.
+//! the topic. A withdrawn subscription's topic is then deleted, with its records: the
+//! requester no longer needs them, or the owner ended the access. An expired one's topic
+//! stays until its records age out (`kafka.retention`); who may read a topic is the
+//! cluster's ACLs, set by its operators. A topic the broker refuses to delete (the hub's
+//! principal without `DELETE` on it) is logged for the operators and left to them.
 //!
 //! Order and completeness: rows are taken in (`change_xid`, `pk`) order and only below the
 //! oldest transaction still running, so a row committed late by a transaction that began
@@ -124,9 +127,10 @@ impl DeliveryError {
         match self {
             DeliveryError::Database(e) => Failure::of_database(e),
             DeliveryError::Broker(kafka::BrokerError::Config(_)) => Failure::Component,
-            DeliveryError::Broker(kafka::BrokerError::CreateTopic { code, .. }) => {
-                Failure::of_broker_for_own_record(&rdkafka::error::KafkaError::AdminOp(*code))
-            }
+            DeliveryError::Broker(
+                kafka::BrokerError::CreateTopic { code, .. }
+                | kafka::BrokerError::DeleteTopic { code, .. },
+            ) => Failure::of_broker_for_own_record(&rdkafka::error::KafkaError::AdminOp(*code)),
             // A shared record is a repository row, which fits the topic the hub made for it.
             DeliveryError::Produce { error, .. } => Failure::of_broker_for_own_record(error),
             DeliveryError::Broker(_) | DeliveryError::Sharing(_) => Failure::Transient,
@@ -169,6 +173,7 @@ pub async fn run(
         registry,
         producer,
         created: HashSet::new(),
+        undeletable: HashSet::new(),
     };
     loop {
         let salt = match state.salt(&config) {
@@ -203,12 +208,16 @@ struct Worker {
     producer: FutureProducer,
     /// Subscriptions whose topic this worker made sure of.
     created: HashSet<uuid::Uuid>,
+    /// Withdrawn subscriptions whose topic the broker refused to delete: said once, not
+    /// asked again until the hub restarts.
+    undeletable: HashSet<uuid::Uuid>,
 }
 
 impl Worker {
     /// One pass over every subscription; how many records it produced.
     async fn round(&mut self, salt: &Salt) -> Result<usize, DeliveryError> {
         self.close_ended().await?;
+        self.delete_withdrawn().await?;
         let active: Vec<Active> = sqlx::query_as(
             "SELECT id, dataset, department, fields, purpose FROM subscriptions
              WHERE status = 'approved' AND valid_until > now() ORDER BY decided_at, id",
@@ -278,6 +287,62 @@ impl Worker {
             tracing::info!(subscription = %id, topic = %name, "access ended; subscription topic closed");
         }
         Ok(())
+    }
+
+    /// Deletes the topics of withdrawn subscriptions. A topic that cannot be deleted now (the
+    /// broker away) is tried again next round without holding up the deliveries; one the
+    /// broker refuses to delete is logged once and left to the cluster's operators.
+    async fn delete_withdrawn(&mut self) -> Result<(), DeliveryError> {
+        let withdrawn: Vec<(uuid::Uuid, String)> = sqlx::query_as(
+            "SELECT d.subscription, d.topic FROM subscription_deliveries d
+             JOIN subscriptions s ON s.id = d.subscription
+             WHERE s.status = 'withdrawn' AND d.closed_at IS NOT NULL
+               AND d.topic_deleted_at IS NULL",
+        )
+        .fetch_all(&self.db)
+        .await?;
+        for (id, name) in withdrawn {
+            if self.undeletable.contains(&id) {
+                continue;
+            }
+            match kafka::delete_topics(&self.kafka, std::slice::from_ref(&name)).await {
+                Ok(()) => {
+                    sqlx::query(
+                        "UPDATE subscription_deliveries SET topic_deleted_at = now()
+                         WHERE subscription = $1",
+                    )
+                    .bind(id)
+                    .execute(&self.db)
+                    .await?;
+                    tracing::info!(subscription = %id, topic = %name, "subscription withdrawn; its topic deleted");
+                }
+                // A cluster with topic deletion switched off says so for every topic.
+                Err(
+                    e @ kafka::BrokerError::DeleteTopic {
+                        code: rdkafka::types::RDKafkaErrorCode::TopicDeletionDisabled,
+                        ..
+                    },
+                ) => self.cannot_delete(id, &name, &e),
+                Err(e) => {
+                    let e = DeliveryError::Broker(e);
+                    if e.class() == Failure::Transient {
+                        tracing::warn!(subscription = %id, topic = %name, error = %e,
+                            "deleting the withdrawn subscription's topic failed; retrying");
+                        PIPELINE.retried(Component::SubscriptionDelivery, Stage::Produce);
+                    } else {
+                        self.cannot_delete(id, &name, &e);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Says once that the broker refuses to delete withdrawn subscription `id`'s topic.
+    fn cannot_delete(&mut self, id: uuid::Uuid, name: &str, error: &dyn std::fmt::Display) {
+        tracing::error!(subscription = %id, topic = %name, error = %error,
+            "the broker refuses to delete the withdrawn subscription's topic: allow the hub to delete it (topic deletion on, DELETE in the ACLs), or delete it by hand");
+        self.undeletable.insert(id);
     }
 
     /// Produces the next batch of `sub` (or the batch a crash interrupted); how many records.

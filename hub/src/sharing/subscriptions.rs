@@ -299,7 +299,8 @@ async fn audit_and_commit(
 
 /// Withdraws a pending or approved subscription, with a reason: the requester no longer
 /// needs the data, or the owning department (or a hub operator) ends the access. Reads are
-/// refused from then on, and the delivery worker stops filling the subscription's topic.
+/// refused from then on, and the delivery worker stops filling the subscription's topic and
+/// deletes it.
 pub async fn withdraw(
     db: &PgPool,
     registry: &Registry,
