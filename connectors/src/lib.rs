@@ -17,6 +17,7 @@ pub mod file;
 mod json;
 pub mod mysql_table;
 pub mod postgres_table;
+pub mod push;
 pub mod table;
 mod text;
 

@@ -266,12 +266,22 @@ impl Default for RegistryConfig {
 pub struct HttpConfig {
     /// Address the HTTP API listens on. Default `127.0.0.1:8080`; env `BOHAI_HTTP_ADDR`.
     pub addr: SocketAddr,
+    /// Largest body of one HTTP push, in bytes; a larger one is answered 413 naming this
+    /// limit. The body is read as a stream, so the hub's memory does not grow with it.
+    /// Default 256 MiB.
+    pub max_push_bytes: u64,
+    /// How long a request may take before it is answered 503 `timeout`. For HTTP push, how
+    /// long the hub waits for the next piece of the body (answered 408). Default `60s`.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             addr: default_http_addr(),
+            max_push_bytes: 256 * 1024 * 1024,
+            request_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -636,6 +646,18 @@ impl Config {
                 "database.url",
                 "must be a PostgreSQL URL starting with postgres:// or postgresql://".to_owned(),
             );
+        }
+        if self.http.max_push_bytes < 1024 * 1024 {
+            bad(
+                "http.max_push_bytes",
+                format!(
+                    "must be at least 1 MiB (1048576, one record at its limit), found {}",
+                    self.http.max_push_bytes
+                ),
+            );
+        }
+        if self.http.request_timeout < Duration::from_secs(1) {
+            bad("http.request_timeout", "must be at least 1s".to_owned());
         }
         if self.database.max_connections == 0 {
             bad("database.max_connections", "must be at least 1".to_owned());

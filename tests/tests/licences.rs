@@ -412,13 +412,14 @@ async fn licences_are_issued_verified_and_live_their_whole_lifecycle() {
     let resp = f
         .http
         .post(f.hub.url("/api/v1/licences/verify"))
+        .header("content-type", "application/json")
         .body("{not json")
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 400);
     let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["code"], "bad_request");
+    assert_eq!(body["code"], "invalid_json");
     assert_eq!(problems(&f.verify("garbage").await)[0], "MALFORMED");
 
     // The status list: a statuslist+jwt with ETag and max-age; If-None-Match answers 304.

@@ -212,3 +212,35 @@ async fn topics_are_created_with_the_configured_settings() {
     assert_eq!(value("min.insync.replicas"), "1");
     assert_eq!(value("max.message.bytes"), kafka::MAX_MESSAGE_BYTES);
 }
+
+#[tokio::test]
+async fn a_command_prints_what_was_asked_and_logs_only_when_asked() {
+    let config = bohai_tests::prepared_config().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = bohai_tests::write_config(&config, dir.path()).unwrap();
+    let run = |args: &[&str], rust_log: Option<&str>| {
+        let mut command = bohai_tests::bohai(&file);
+        command.env_remove("RUST_LOG").args(args);
+        if let Some(filter) = rust_log {
+            command.env("RUST_LOG", filter);
+        }
+        let out = bohai_tests::output_within(&mut command, Duration::from_secs(120));
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        (
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    // The database is migrated already: migrating again makes PostgreSQL say so in a notice.
+    let (stdout, stderr) = run(&["migrate"], None);
+    assert!(
+        stdout.starts_with("database schema is up to date"),
+        "{stdout}"
+    );
+    assert_eq!(stderr, "", "a quiet command logged on standard error");
+    let (verbose_stdout, _) = run(&["--verbose", "migrate"], None);
+    assert_eq!(verbose_stdout, stdout);
+    // Asked for, PostgreSQL's notice is there to read.
+    let (_, stderr) = run(&["migrate"], Some("sqlx=info"));
+    assert!(stderr.contains("already exists"), "{stderr}");
+}

@@ -136,3 +136,205 @@ async fn a_department_pushes_into_its_own_dataset_and_gets_every_reject_explaine
     assert_eq!((s.read, s.valid, s.rejected), (8, 5, 3));
     assert!(s.reconciled, "{s:?}");
 }
+
+/// A hub, its database and a publishing token of market-regulation.
+async fn push_hub(
+    config: bohai_hub::config::Config,
+) -> (RunningHub, sqlx::PgPool, String, bohai_hub::config::Config) {
+    let db = bohai_hub::database::pool(&config.database).unwrap();
+    let hub = RunningHub::start(config.clone()).await.unwrap();
+    let token = auth::create_token(&db, "market-regulation")
+        .await
+        .unwrap()
+        .secret;
+    (hub, db, token, config)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_of_100000_records_in_one_request_is_read_as_a_stream() {
+    let (hub, db, token, config) = push_hub(prepared_config().await.unwrap()).await;
+    let registry = bohai_hub::registry::load(&config.registry).unwrap();
+    let dataset = registry.dataset("business-registrations").unwrap();
+    let mut generator = bohai_hub::gen::Generator::new(dataset, 16, 0.0).unwrap();
+    let mut body = Vec::new();
+    for _ in 0..100_000 {
+        serde_json::to_writer(&mut body, &generator.next_record().record).unwrap();
+        body.push(b'\n');
+    }
+    // Far over the 2 MB an API body may have: this one is read as it arrives.
+    assert!(body.len() > 20 * 1024 * 1024, "{} bytes", body.len());
+    let r = reqwest::Client::new()
+        .post(hub.url("/api/v1/datasets/business-registrations/records"))
+        .bearer_auth(&token)
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .timeout(Duration::from_secs(600))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(
+        answer["accepted"].as_u64().unwrap() + answer["rejected"].as_u64().unwrap(),
+        100_000,
+        "{answer}"
+    );
+    assert_eq!(answer["rejected"], 0, "{}", answer["rejects"][0]);
+    let s = dataset_stats(&db, Some("business-registrations"))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!((s.read, s.valid, s.rejected), (100_000, 100_000, 0));
+}
+
+#[tokio::test]
+async fn a_record_of_2_mib_among_other_bad_records_goes_to_the_dead_letter_topic_with_its_reason() {
+    let (hub, _db, token, config) = push_hub(prepared_config().await.unwrap()).await;
+    let mut huge = valid_business(0);
+    huge["business_scope"] = json!("经营范围".repeat(2 * 1024 * 1024 / 12 + 1));
+    let huge = serde_json::to_string(&huge).unwrap();
+    assert!(huge.len() > 2 * 1024 * 1024);
+    let mut bad_id = valid_business(3);
+    bad_id["legal_rep_id_number"] = json!("11010519491231002Y");
+    // A valid record, the huge one, one that is not an object, one with a bad field, one
+    // that is not JSON, and a valid one: as an array and as NDJSON.
+    let elements = [
+        valid_business(1).to_string(),
+        huge.clone(),
+        "42".to_owned(),
+        bad_id.to_string(),
+        "{\"credit_code\": ".to_owned() + "}",
+        valid_business(2).to_string(),
+    ];
+    let array = format!("[{}]", elements.join(",\n"));
+    let ndjson = elements.join("\n");
+    let url = hub.url("/api/v1/datasets/business-registrations/records");
+    let client = reqwest::Client::new();
+    for (body, content_type) in [
+        (array, "application/json"),
+        (ndjson, "application/x-ndjson"),
+    ] {
+        let r = client
+            .post(&url)
+            .bearer_auth(&token)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{content_type}");
+        let answer: Value = r.json().await.unwrap();
+        assert_eq!(answer["accepted"], 2, "{content_type}: {answer}");
+        assert_eq!(answer["rejected"], 4, "{content_type}: {answer}");
+        let rules: Vec<(u64, &str)> = answer["rejects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["seq"].as_u64().unwrap(),
+                    r["reasons"][0]["rule"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            rules,
+            [
+                (1, "size_limit"),
+                (2, "not_an_object"),
+                (3, "format"),
+                (4, "json_syntax")
+            ],
+            "{content_type}"
+        );
+        let size = answer["rejects"][0]["reasons"][0]["message"]
+            .as_str()
+            .unwrap();
+        assert!(size.contains(&huge.len().to_string()), "{size}");
+    }
+    // Each reaches the dead-letter topic with its reason; the huge one with its first 64 KiB.
+    let letters = bohai_tests::dead_letters(&config.kafka, 8).await;
+    let of_rule = |rule: &str| {
+        letters
+            .iter()
+            .filter(|(_, reasons)| reasons[0]["rule"] == rule)
+            .collect::<Vec<_>>()
+    };
+    for rule in ["size_limit", "not_an_object", "format", "json_syntax"] {
+        assert_eq!(of_rule(rule).len(), 2, "{rule}: {letters:?}");
+    }
+    for (raw, _) in of_rule("size_limit") {
+        assert_eq!(raw.len(), 64 * 1024, "the first 64 KiB are kept");
+        assert_eq!(raw[..], huge.as_bytes()[..raw.len()]);
+    }
+}
+
+#[tokio::test]
+async fn a_push_over_the_request_limit_is_answered_413_naming_the_limit() {
+    let mut config = prepared_config().await.unwrap();
+    config.http.max_push_bytes = 1024 * 1024;
+    let (hub, _db, token, _config) = push_hub(config).await;
+    let url = hub.url("/api/v1/datasets/business-registrations/records");
+    let line = valid_business(0).to_string();
+    let body: String = std::iter::repeat_n(line.as_str(), 1024 * 1024 / line.len() + 10)
+        .collect::<Vec<_>>()
+        .join("\n");
+    // With its length announced, refused before a byte of it is read.
+    let r = reqwest::Client::new()
+        .post(&url)
+        .bearer_auth(&token)
+        .header("content-type", "application/x-ndjson")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 413);
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(answer["code"], "payload_too_large", "{answer}");
+    assert_eq!(answer["limit"], 1024 * 1024);
+    assert!(
+        answer["message"].as_str().unwrap().contains("1048576"),
+        "{answer}"
+    );
+    // Streamed without a length, refused when the limit is reached.
+    let (status, answer) = chunked_post(&url, &token, body.as_bytes()).await;
+    assert_eq!(status, 413, "{answer}");
+    assert_eq!(answer["limit"], 1024 * 1024, "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("were ingested"),
+        "{answer}"
+    );
+}
+
+/// POSTs `body` as NDJSON in chunks of 64 KiB, without announcing its length; the status and
+/// the JSON of the answer.
+async fn chunked_post(url: &str, token: &str, body: &[u8]) -> (u16, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_at(rest.find('/').unwrap());
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    for chunk in body.chunks(64 * 1024) {
+        let framed = [format!("{:x}\r\n", chunk.len()).as_bytes(), chunk, b"\r\n"].concat();
+        // The hub may answer and stop reading before the end: that is the point.
+        if stream.write_all(&framed).await.is_err() {
+            break;
+        }
+    }
+    let _ = stream.write_all(b"0\r\n\r\n").await;
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    let text = String::from_utf8_lossy(&answer);
+    let status = text[9..12].parse().unwrap();
+    let (_, json) = text.split_once("\r\n\r\n").unwrap();
+    (
+        status,
+        serde_json::from_str(json).unwrap_or(Value::String(json.to_owned())),
+    )
+}

@@ -32,6 +32,11 @@ pub struct Cli {
     /// Log format: `human` lines or `json` objects. Overrides `log.format`.
     #[arg(long, global = true, value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Log what the command does (at `log.filter`, default `info`) on standard error; without
+    /// it, a command other than `serve` and `up` logs only warnings and errors. `RUST_LOG`,
+    /// when set, overrides both.
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -123,10 +128,15 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
 fn load_config_with(cli: &Cli, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Config> {
     let file = Config::file_from(cli.config.clone(), &env);
     let config = Config::load(file.as_deref(), &env)?;
-    telemetry::init(
-        cli.log_format.unwrap_or(config.log.format),
-        &config.log.filter,
-    );
+    // The services log what they do; a command prints what was asked on standard output and
+    // only warnings and errors on standard error, unless asked for more.
+    let service = matches!(cli.command, Command::Serve | Command::Up(_));
+    let filter = if service || cli.verbose {
+        config.log.filter.as_str()
+    } else {
+        "warn"
+    };
+    telemetry::init(cli.log_format.unwrap_or(config.log.format), filter);
     Ok(config)
 }
 

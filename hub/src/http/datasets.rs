@@ -1,8 +1,9 @@
 //! The datasets of the registry.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 
+use super::extract::Path;
 use super::{ApiError, AppState};
 use crate::pipeline::stats::{self, DatasetStats};
 use crate::registry::DatasetView;

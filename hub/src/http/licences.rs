@@ -1,17 +1,17 @@
 //! Electronic licences: issue (one or a batch), lifecycle actions, show, the signed status
 //! list and online verification.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bohai_certs::{Report, Verdict};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::caller::Caller;
+use super::extract::{JsonBody, OptionalJsonBody, Path};
 use super::{ApiError, AppState};
 use crate::auth::Scope;
 use crate::licences::service::Actor;
@@ -61,11 +61,6 @@ fn service<'a>(state: &'a AppState, with_keys: bool) -> Result<LicenceService<'a
     .map_err(api_error)
 }
 
-/// Parses a JSON body into `T`, answering 400 with the serde message (line, column, field).
-fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("request body: {e}")))
-}
-
 /// Issue a licence of one of the caller's licence types.
 ///
 /// The holder and fields are validated against the type's schema (every violation is named);
@@ -88,10 +83,9 @@ fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
 pub(super) async fn issue_licence(
     State(state): State<AppState>,
     caller: Caller,
-    body: axum::body::Bytes,
+    JsonBody(request): JsonBody<IssueRequest>,
 ) -> Result<(StatusCode, Json<IssuedLicence>), ApiError> {
     caller.require(Scope::Issue)?;
-    let request: IssueRequest = parse_body(&body)?;
     let issued = service(&state, true)?
         .issue(
             &Actor::Department(caller.department.clone()),
@@ -108,7 +102,9 @@ pub(super) async fn issue_licence(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct BatchRequest {
-    /// At most 10,000 licences of the caller's types.
+    /// At most 10,000 licences of the caller's types, each as `POST /api/v1/licences` takes
+    /// one (`IssueRequest`): each is checked on its own and refused in its own result.
+    #[schema(max_items = 10_000, value_type = Vec<Object>)]
     licences: Vec<IssueRequest>,
 }
 
@@ -154,10 +150,9 @@ pub(crate) struct BatchResponse {
 pub(super) async fn issue_batch(
     State(state): State<AppState>,
     caller: Caller,
-    body: axum::body::Bytes,
+    JsonBody(request): JsonBody<BatchRequest>,
 ) -> Result<Json<BatchResponse>, ApiError> {
     caller.require(Scope::Issue)?;
-    let request: BatchRequest = parse_body(&body)?;
     if request.licences.len() > MAX_BATCH {
         return Err(ApiError::bad_request(format!(
             "{} licences; at most {MAX_BATCH} per batch",
@@ -289,9 +284,9 @@ pub(crate) struct ActionResponse {
     tag = "licences",
     params(
         ("number" = String, Path, description = "Licence number"),
-        ("action" = Action, Path, description = "renew, replace, revoke, suspend or resume"),
+        ("action" = inline(Action), Path, description = "renew, replace, revoke, suspend or resume"),
     ),
-    request_body = ActionRequest,
+    request_body(content = Option<ActionRequest>, description = "Optional, but `revoke` needs a reason", content_type = "application/json"),
     responses(
         (status = 200, description = "Done", body = ActionResponse),
         (status = 400, description = "Malformed request (e.g. revoke without a reason)", body = super::ErrorBody),
@@ -304,20 +299,10 @@ pub(crate) struct ActionResponse {
 pub(super) async fn licence_action(
     State(state): State<AppState>,
     caller: Caller,
-    Path((number, action)): Path<(String, String)>,
-    body: axum::body::Bytes,
+    Path((number, action)): Path<(String, Action)>,
+    OptionalJsonBody(request): OptionalJsonBody<ActionRequest>,
 ) -> Result<Json<ActionResponse>, ApiError> {
     caller.require(Scope::Issue)?;
-    let action: Action = serde_json::from_value(Value::String(action.clone())).map_err(|_| {
-        ApiError::not_found(format!(
-            "no action `{action}`; one of renew, replace, revoke, suspend, resume"
-        ))
-    })?;
-    let request: ActionRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        ActionRequest::default()
-    } else {
-        parse_body(&body)?
-    };
     // Another department's licence is answered as a number never issued: whether a number
     // exists is the issuer's to know.
     let not_yours_is_unknown = |e: LicenceError| match e {
@@ -374,6 +359,7 @@ pub(crate) struct VerifyRequest {
     licence: Option<String>,
     /// Several licences (at most 100), e.g. every document one service needs.
     #[serde(default)]
+    #[schema(max_items = 100)]
     licences: Vec<String>,
     /// A QR payload (`BHL1:...`) read by a camera.
     #[serde(default)]
@@ -408,13 +394,13 @@ pub(crate) struct VerifyResponse {
     responses(
         (status = 200, description = "The reports", body = VerifyResponse),
         (status = 400, description = "Malformed request", body = super::ErrorBody),
+        (status = 409, description = "The status authority has no valid seal to sign the status list with", body = super::ErrorBody),
     )
 )]
 pub(super) async fn verify_licences(
     State(state): State<AppState>,
-    body: axum::body::Bytes,
+    JsonBody(request): JsonBody<VerifyRequest>,
 ) -> Result<Json<VerifyResponse>, ApiError> {
-    let request: VerifyRequest = parse_body(&body)?;
     let mut documents = request.licences;
     if let Some(one) = request.licence {
         documents.insert(0, one);

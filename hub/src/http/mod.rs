@@ -1,10 +1,12 @@
 //! The HTTP API: one router, one OpenAPI document generated from the handlers, one error
-//! boundary (`error.rs`). Each endpoint group is its own module.
+//! boundary (`error.rs`, with the extractors that refuse through it in `extract.rs`). Each
+//! endpoint group is its own module.
 
 mod caller;
 mod dashboard;
 mod datasets;
 mod error;
+mod extract;
 mod health;
 mod licences;
 mod ops;
@@ -14,6 +16,7 @@ mod sharing;
 
 use std::sync::{Arc, OnceLock};
 
+use axum::extract::DefaultBodyLimit;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::Router;
@@ -71,6 +74,87 @@ pub struct AppState {
 )]
 struct ApiDoc;
 
+/// Declares on every operation the answers of the error boundary that its handler does not
+/// declare itself: 400 for an operation with parameters or a body, 413 and 415 for one with
+/// a JSON body, 401 and 403 for one that needs a token, and 503 for all (a dependency away,
+/// or `http.request_timeout` passed). Applied to the document once every route is in it.
+struct BoundaryAnswers;
+
+impl utoipa::Modify for BoundaryAnswers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let answer = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let has_parameters = operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
+                let body_types: Vec<&String> = operation
+                    .request_body
+                    .as_ref()
+                    .map(|b| b.content.keys().collect())
+                    .unwrap_or_default();
+                let json_only = body_types.len() == 1 && body_types[0] == "application/json";
+                let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+                let mut add = |status: &str, description: &str| {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| answer(description).into());
+                };
+                if has_parameters || !body_types.is_empty() {
+                    add(
+                        "400",
+                        "A parameter or the body is invalid (`invalid_parameter` with `field`, `invalid_json`, `invalid_request` with `pointer`)",
+                    );
+                }
+                if json_only {
+                    add(
+                        "413",
+                        "The body is over 16 MiB (`payload_too_large`, with `limit`)",
+                    );
+                    add(
+                        "415",
+                        "The body is not sent as `Content-Type: application/json` (`unsupported_media_type`)",
+                    );
+                } else if !body_types.is_empty() {
+                    add(
+                        "413",
+                        "The body is over its limit (`payload_too_large`, with `limit`)",
+                    );
+                }
+                if secured {
+                    add("401", "No valid bearer token (the code says why)");
+                    add(
+                        "403",
+                        "The token lacks the scope this needs (`wrong_scope`), or the resource is another department's (`forbidden`)",
+                    );
+                }
+                add(
+                    "503",
+                    "A dependency is away (`unavailable`) or the request took longer than `http.request_timeout` (`timeout`); retry later",
+                );
+            }
+        }
+    }
+}
+
 /// Declares the `bearer` security scheme: department tokens made by `bohai dept token create`.
 struct BearerAuth;
 
@@ -96,7 +180,10 @@ static OPENAPI_JSON: OnceLock<String> = OnceLock::new();
 
 /// The hub's OpenAPI document, generated from the handlers' annotations.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_router().split_for_parts().1
+    use utoipa::Modify;
+    let mut document = api_router().split_for_parts().1;
+    BoundaryAnswers.modify(&mut document);
+    document
 }
 
 /// The OpenAPI document as pretty-printed JSON, built once.
@@ -162,12 +249,79 @@ fn api_router() -> OpenApiRouter<AppState> {
 pub fn router(state: AppState) -> Router {
     let (router, _) = api_router().split_for_parts();
     let http_metrics = state.ops.http.clone();
+    let time_limit = state.config.http.request_timeout;
     router
         .merge(dashboard::routes())
+        .fallback(error::no_route)
+        .method_not_allowed_fallback(error::no_method)
+        .layer(DefaultBodyLimit::max(extract::MAX_JSON_BODY))
+        .route_layer(axum::middleware::from_fn_with_state(
+            time_limit,
+            error::time_limit,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             http_metrics,
             crate::ops::metrics::track,
         ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    /// Every `$ref` in `value`.
+    fn refs<'v>(value: &'v Value, out: &mut Vec<&'v str>) {
+        match value {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    match (k.as_str(), v) {
+                        ("$ref", Value::String(r)) => out.push(r),
+                        _ => refs(v, out),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_reference_of_the_document_resolves() {
+        let doc: Value = serde_json::from_str(super::openapi_json()).unwrap();
+        let mut found = Vec::new();
+        refs(&doc, &mut found);
+        assert!(!found.is_empty());
+        for r in found {
+            let pointer = r.strip_prefix('#').expect("a local reference");
+            assert!(doc.pointer(pointer).is_some(), "{r} does not resolve");
+        }
+    }
+
+    #[test]
+    fn every_operation_declares_the_error_boundary_answers() {
+        let doc: Value = serde_json::from_str(super::openapi_json()).unwrap();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let responses = op["responses"].as_object().unwrap();
+                let has = |s: &str| responses.contains_key(s);
+                assert!(has("503"), "{method} {path}");
+                if op.get("parameters").is_some() || op.get("requestBody").is_some() {
+                    assert!(has("400"), "{method} {path}");
+                }
+                if op.get("security").is_some() {
+                    assert!(has("401"), "{method} {path}");
+                }
+                if let Some(body) = op.get("requestBody") {
+                    assert!(has("413"), "{method} {path}");
+                    if body["content"].as_object().unwrap().len() == 1 {
+                        assert!(has("415"), "{method} {path}");
+                    }
+                }
+            }
+        }
+        let action = &doc["paths"]["/api/v1/licences/{number}/{action}"]["post"]["parameters"][1];
+        assert_eq!(action["schema"]["enum"][0], "renew", "{action}");
+    }
 }

@@ -1,13 +1,14 @@
 //! Operations endpoints: Prometheus metrics, feed health, the overview, rates over time and
 //! the dead-letter viewer's masked rejects. The dashboard (`dashboard.rs`) reads these.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use super::extract::Query;
 use super::{ApiError, AppState};
 use crate::ops::dead_letters::{self, DeadLetter};
 use crate::ops::overview::{self, FeedHealth, Overview, OverviewError};
@@ -71,17 +72,46 @@ pub(super) async fn overview(State(state): State<AppState>) -> Result<Json<Overv
     ))
 }
 
-/// Filters of the rate series and the dead-letter list.
+/// Filters of the rate series.
 #[derive(Debug, Deserialize, IntoParams)]
-pub(super) struct OpsQuery {
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct RatesQuery {
     /// Only this dataset.
     dataset: Option<String>,
     /// Only this department's datasets.
     department: Option<String>,
-    /// Rates: the window in minutes (default 60, at most 1440). Dead letters: how many,
-    /// newest first (default 50, at most 500).
-    #[param(minimum = 1)]
-    limit: Option<i64>,
+    /// The window in minutes, 1 to 1440 (default 60).
+    #[param(minimum = 1, maximum = 1440)]
+    limit: Option<u32>,
+}
+
+/// Filters of the dead-letter list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct DeadLettersQuery {
+    /// Only this dataset.
+    dataset: Option<String>,
+    /// Only this department's datasets.
+    department: Option<String>,
+    /// How many, newest first, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<u32>,
+}
+
+/// `limit` if within `1..=max` (or absent: `default`); else 400 naming it.
+fn limit(given: Option<u32>, default: u32, max: u32) -> Result<u32, ApiError> {
+    match given {
+        None => Ok(default),
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        Some(n) => Err(ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+            format!("query parameter `limit`: {n} is not between 1 and {max}"),
+        )
+        .with_field("limit")),
+    }
 }
 
 fn non_empty(s: &Option<String>) -> Option<String> {
@@ -94,15 +124,15 @@ fn non_empty(s: &Option<String>) -> Option<String> {
     get,
     path = "/api/v1/ops/rates",
     tag = "ops",
-    params(OpsQuery),
+    params(RatesQuery),
     responses((status = 200, description = "The points, oldest first", body = [RatePoint]))
 )]
 pub(super) async fn rates(
     State(state): State<AppState>,
-    Query(q): Query<OpsQuery>,
+    Query(q): Query<RatesQuery>,
 ) -> Result<Json<Vec<RatePoint>>, ApiError> {
-    let minutes = q.limit.unwrap_or(60).clamp(1, 1440);
-    let window = std::time::Duration::from_secs(u64::try_from(minutes).unwrap_or(60) * 60);
+    let minutes = limit(q.limit, 60, 1440)?;
+    let window = std::time::Duration::from_secs(u64::from(minutes) * 60);
     let filter = SeriesFilter {
         dataset: non_empty(&q.dataset),
         department: non_empty(&q.department),
@@ -117,17 +147,17 @@ pub(super) async fn rates(
     get,
     path = "/api/v1/ops/dead-letters",
     tag = "ops",
-    params(OpsQuery),
+    params(DeadLettersQuery),
     responses((status = 200, description = "The rejects, newest first", body = [DeadLetter]))
 )]
 pub(super) async fn dead_letters(
     State(state): State<AppState>,
-    Query(q): Query<OpsQuery>,
+    Query(q): Query<DeadLettersQuery>,
 ) -> Result<Json<Vec<DeadLetter>>, ApiError> {
     let filter = dead_letters::Filter {
         dataset: non_empty(&q.dataset),
         department: non_empty(&q.department),
-        limit: q.limit.unwrap_or(50),
+        limit: i64::from(limit(q.limit, 50, 500)?),
     };
     let ops: &ops_core::OpsState = &state.ops;
     Ok(Json(

@@ -1,29 +1,50 @@
 //! HTTP push: a department posts records into one of its own datasets.
+//!
+//! The body is read as a stream: its records are found as it arrives
+//! (`bohai_connectors::push`), and every piece of [`PIECE_RECORDS`] records (or
+//! [`PIECE_BYTES`] of them) is checked, delivered and committed before more of the body is
+//! read, so the hub's memory stays flat whatever the body's size, up to
+//! `http.max_push_bytes`. A record over [`MAX_RECORD_BYTES`] goes to the dead-letter topic
+//! with its reason and the rest go on.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
-use bohai_connectors::{parse_json_record, Batch, Body, ReadFailure, SourceRecord, RAW_KEEP_LIMIT};
+use bohai_connectors::push::{Framing, Piece, Splitter};
+use bohai_connectors::Batch;
+use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::caller::Caller;
+use super::extract::Path;
 use super::{ApiError, AppState};
 use crate::auth::Scope;
-use crate::pipeline::ingest::{Commit, Rejection};
+use crate::pipeline::ingest::{Checked, Commit, Ingestor, PushProgress, Rejection};
 
+/// The route of HTTP push (and of reading records, with GET).
+pub(crate) const PATH: &str = "/api/v1/datasets/{id}/records";
 /// Largest record accepted by HTTP push.
-const MAX_RECORD_BYTES: usize = 1024 * 1024;
+pub(crate) const MAX_RECORD_BYTES: usize = 1024 * 1024;
 /// How long a push waits for the broker before answering 503.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
 /// The source name of records that came by HTTP push.
 pub(crate) const SOURCE: &str = "http-push";
+/// Records checked, delivered and committed together.
+const PIECE_RECORDS: usize = 10_000;
+/// Bytes of records checked, delivered and committed together (a piece ends at whichever
+/// comes first).
+const PIECE_BYTES: usize = 16 * 1024 * 1024;
+/// Rejects listed in an answer; every one is on the dead-letter topic and in
+/// `GET /api/v1/ops/dead-letters`.
+pub(crate) const MAX_LISTED_REJECTS: usize = 1000;
 
 /// The answer to a push.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub(crate) struct PushResponse {
     /// Identifies this request's records in the pipeline (`http:DEPT:ID`).
     pub(crate) request: String,
@@ -31,33 +52,46 @@ pub(crate) struct PushResponse {
     pub(crate) accepted: usize,
     /// Records rejected.
     pub(crate) rejected: usize,
-    /// Each rejected record: its index in the request (`seq`) and every reason.
-    #[schema(value_type = Vec<Object>)]
+    /// The rejected records (the first 1,000 of them; all are on the dead-letter topic): each
+    /// one's index in the request (`seq`) and every reason.
+    #[schema(value_type = Vec<Object>, max_items = 1000)]
     pub(crate) rejects: Vec<Value>,
 }
 
 /// Publish records into a dataset of the caller's department.
 ///
 /// The body is a JSON array of records, or NDJSON (one record a line, with
-/// `Content-Type: application/x-ndjson`). Every record is validated; valid ones go to the
-/// dataset's topic, rejected ones to the dead-letter topic, and the answer lists each reject
-/// with its reasons. With an `Idempotency-Key` header, a retried request is answered from the
-/// first attempt instead of being ingested twice.
+/// `Content-Type: application/x-ndjson`), read as it arrives: up to `http.max_push_bytes`
+/// (default 256 MiB) in one request. Every record is validated; valid ones go to the
+/// dataset's topic, rejected ones (a record over 1 MiB among them) to the dead-letter topic,
+/// and the answer counts both and lists the first 1,000 rejects with their reasons. With an
+/// `Idempotency-Key` header, a retried request is answered from the first attempt instead of
+/// being ingested twice; a retry of an attempt cut short resumes after the records it had
+/// committed.
 #[utoipa::path(
     post,
     path = "/api/v1/datasets/{id}/records",
     tag = "datasets",
     params(
         ("id" = String, Path, description = "Dataset id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried request safe: the same key gets the same answer"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried request safe: the same key gets the same answer", min_length = 1, max_length = 128, pattern = "^[\\x21-\\x7e]+$"),
     ),
-    request_body(content = Vec<Object>, description = "A JSON array of records, or NDJSON", content_type = "application/json"),
+    request_body(
+        description = "A JSON array of records, or NDJSON (one JSON object a line)",
+        content(
+            (Vec<Value> = "application/json"),
+            (String = "application/x-ndjson"),
+        ),
+    ),
     responses(
-        (status = 200, description = "Counts of accepted and rejected records, with every reject's reasons", body = PushResponse),
-        (status = 400, description = "The body is neither a JSON array nor NDJSON", body = super::ErrorBody),
+        (status = 200, description = "Counts of accepted and rejected records, with the first 1,000 rejects' reasons", body = PushResponse),
+        (status = 400, description = "The body is neither a JSON array nor NDJSON, or a bad Idempotency-Key", body = super::ErrorBody),
         (status = 401, description = "No valid bearer token", body = super::ErrorBody),
         (status = 403, description = "The token lacks scope `publish` (`wrong_scope`), or the dataset belongs to another department (`forbidden`)", body = super::ErrorBody),
         (status = 404, description = "No such dataset", body = super::ErrorBody),
+        (status = 409, description = "The Idempotency-Key was used before for another body (`idempotency_key_reused`)", body = super::ErrorBody),
+        (status = 408, description = "No part of the body arrived for `http.request_timeout` (`timeout`); the records before were ingested", body = super::ErrorBody),
+        (status = 413, description = "The body is over `http.max_push_bytes` (`payload_too_large`, with `limit`); the records before the limit were ingested", body = super::ErrorBody),
         (status = 503, description = "The broker or database is away; retry with the same Idempotency-Key", body = super::ErrorBody),
     ),
     security(("bearer" = []))
@@ -67,7 +101,7 @@ pub(super) async fn push_records(
     caller: Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: axum::body::Body,
 ) -> Result<Json<PushResponse>, ApiError> {
     caller.require(Scope::Publish)?;
     let dataset = state
@@ -82,36 +116,71 @@ pub(super) async fn push_records(
             "this hub does not ingest",
         )
     })?;
-    let key = headers
-        .get("idempotency-key")
-        .map(|v| {
-            v.to_str()
-                .ok()
-                .filter(|k| !k.is_empty() && k.len() <= 128)
-                .map(str::to_owned)
-                .ok_or_else(|| {
-                    ApiError::bad_request(
-                        "Idempotency-Key must be 1 to 128 visible ASCII characters",
-                    )
-                })
-        })
-        .transpose()?;
+    let key = idempotency_key(&headers)?;
     let stream = format!(
         "http:{}:{}",
         caller.department,
         key.clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
     );
+    let limit = state.config.http.max_push_bytes;
+    if let Some(length) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        if length > limit {
+            return Err(too_large(limit, None));
+        }
+    }
+    let mut push = Push {
+        ingestor: ingestor.clone(),
+        registry: Arc::clone(&state.registry),
+        dataset: id,
+        stream: stream.clone(),
+        keyed: key.is_some(),
+        resume_after: 0,
+        next_seq: 0,
+        response: PushResponse {
+            request: stream.clone(),
+            ..PushResponse::default()
+        },
+    };
+    let mut reader = BodyReader {
+        body,
+        idle: state.config.http.request_timeout,
+        limit,
+        received: 0,
+        digest: ring::digest::Context::new(&ring::digest::SHA256),
+    };
     if key.is_some() {
-        let earlier: Option<Value> =
-            sqlx::query_scalar("SELECT response FROM http_push_requests WHERE stream = $1")
-                .bind(&stream)
-                .fetch_optional(&state.db)
-                .await?;
+        let earlier = ingestor
+            .push_progress(&stream)
+            .await
+            .map_err(|e| ApiError::unavailable("database", &e))?;
         if let Some(earlier) = earlier {
-            return serde_json::from_value(earlier)
-                .map(Json)
-                .map_err(|e| ApiError::internal(&e));
+            let response: PushResponse =
+                serde_json::from_value(earlier.response).map_err(|e| ApiError::internal(&e))?;
+            if earlier.complete {
+                // The same answer for the same request; another body under a key already used
+                // is a client's mistake to be told of, not answered as if it were ingested.
+                while reader.next(&push).await?.is_some() {}
+                let digest = reader.digest.finish();
+                return match earlier.body_sha256 {
+                    Some(first) if first != digest.as_ref() => Err(ApiError::new(
+                        StatusCode::CONFLICT,
+                        "idempotency_key_reused",
+                        format!(
+                            "Idempotency-Key was used for a request with another body (`{}`); use a new key for new records",
+                            push.stream
+                        ),
+                    )
+                    .with_field("Idempotency-Key")),
+                    _ => Ok(Json(response)),
+                };
+            }
+            push.response = response;
+            push.resume_after = earlier.records;
         }
     }
     let ndjson = headers
@@ -120,97 +189,230 @@ pub(super) async fn push_records(
         .is_some_and(|ct| {
             ct.starts_with("application/x-ndjson") || ct.starts_with("application/jsonl")
         });
-    let records = parse_body(&body, ndjson, &stream)?;
-    let batch = Batch {
-        stream: stream.clone(),
-        records,
-        checkpoint: Value::Null,
+    let framing = if ndjson {
+        Framing::Ndjson
+    } else if super::extract::is_json(&headers) {
+        Framing::Array
+    } else {
+        Framing::Detect
     };
-    let checked = ingestor.check(dataset, batch);
-    match tokio::time::timeout(DELIVERY_TIMEOUT, ingestor.deliver(&checked, SOURCE)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(e.into()),
-        Err(_) => {
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "the broker did not acknowledge in time; retry with the same Idempotency-Key",
-            ))
+    let mut splitter = Splitter::new(framing, MAX_RECORD_BYTES);
+    let mut pieces: Vec<Piece> = Vec::new();
+    let mut piece_bytes = 0;
+    while let Some(data) = reader.next(&push).await? {
+        let before = pieces.len();
+        splitter.feed(&data, &mut pieces).map_err(not_records)?;
+        piece_bytes += pieces[before..].iter().map(|p| p.raw.len()).sum::<usize>();
+        if pieces.len() >= PIECE_RECORDS || piece_bytes >= PIECE_BYTES {
+            push.ingest(std::mem::take(&mut pieces), false, None)
+                .await?;
+            piece_bytes = 0;
         }
     }
-    let response = PushResponse {
-        request: stream.clone(),
-        accepted: checked.accepted(),
-        rejected: checked.rejected.len(),
-        rejects: checked
-            .rejected
-            .iter()
-            .map(|r: &Rejection| serde_json::to_value(r).unwrap_or_default())
-            .collect(),
-    };
-    let remember = key
-        .is_some()
-        .then(|| serde_json::to_value(&response).unwrap_or_default());
-    ingestor
-        .commit(
-            &checked,
-            SOURCE,
-            Commit::Push {
-                remember: remember.as_ref(),
-            },
-        )
-        .await
-        .map_err(ApiError::from)?;
-    Ok(Json(response))
+    splitter.finish(&mut pieces).map_err(not_records)?;
+    let digest = reader.digest.finish();
+    push.ingest(pieces, true, Some(digest.as_ref())).await?;
+    Ok(Json(push.response))
 }
 
-/// Reads the body as a JSON array or as NDJSON; each element becomes a record (or a read
-/// failure for that record alone). Only a body that is not an array at all is refused.
-fn parse_body(body: &[u8], ndjson: bool, stream: &str) -> Result<Vec<SourceRecord>, ApiError> {
-    let first = body.iter().find(|b| !b.is_ascii_whitespace());
-    let mut records = Vec::new();
-    let mut push = |seq: usize, raw: &[u8]| {
-        let origin = format!("{stream} record {seq}");
-        let body = if raw.len() > MAX_RECORD_BYTES {
-            Body::Unreadable(ReadFailure {
-                pointer: String::new(),
-                rule: "size_limit",
-                message: format!(
-                    "record is {} bytes, over the limit of {MAX_RECORD_BYTES}",
-                    raw.len()
-                ),
-            })
-        } else if raw.len() <= RAW_KEEP_LIMIT {
-            // Parsed on the checking threads, and published as these bytes if valid.
-            Body::JsonText
-        } else {
-            parse_json_record(raw).into()
-        };
-        records.push(SourceRecord {
-            origin,
-            seq: seq as u64,
-            stream: None,
-            body,
-            raw: raw[..raw.len().min(RAW_KEEP_LIMIT)].to_vec(),
-        });
-    };
-    if !ndjson && first == Some(&b'[') {
-        let elements: Vec<&serde_json::value::RawValue> = serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("the body is not a JSON array: {e}")))?;
-        for (i, e) in elements.iter().enumerate() {
-            push(i, e.get().as_bytes());
+/// Reads a push body a frame at a time, within its limits, hashing what it reads.
+struct BodyReader {
+    body: axum::body::Body,
+    /// Longest wait for the next frame.
+    idle: Duration,
+    /// Most bytes of the body.
+    limit: u64,
+    received: u64,
+    digest: ring::digest::Context,
+}
+
+impl BodyReader {
+    /// The next bytes of the body, or `None` at its end; a refusal (naming what `push` has
+    /// taken so far) when the body stops arriving, breaks or passes the limit.
+    async fn next(&mut self, push: &Push) -> Result<Option<axum::body::Bytes>, ApiError> {
+        loop {
+            let frame = match tokio::time::timeout(self.idle, self.body.frame()).await {
+                Err(_) => {
+                    return Err(ApiError::new(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "timeout",
+                        format!(
+                            "no part of the body arrived for {} s (http.request_timeout); {}",
+                            self.idle.as_secs(),
+                            push.taken()
+                        ),
+                    ))
+                }
+                Ok(None) => return Ok(None),
+                Ok(Some(Err(e))) => {
+                    return Err(ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "unreadable_body",
+                        format!("the request body could not be read: {e}; {}", push.taken()),
+                    ))
+                }
+                Ok(Some(Ok(frame))) => frame,
+            };
+            let Ok(data) = frame.into_data() else {
+                continue; // trailers
+            };
+            self.received += data.len() as u64;
+            if self.received > self.limit {
+                return Err(too_large(self.limit, Some(push)));
+            }
+            self.digest.update(&data);
+            return Ok(Some(data));
         }
-    } else if ndjson || first == Some(&b'{') {
-        let lines = body
-            .split(|b| *b == b'\n')
-            .filter(|l| !l.iter().all(u8::is_ascii_whitespace));
-        for (i, line) in lines.enumerate() {
-            push(i, line.strip_suffix(b"\r").unwrap_or(line));
-        }
-    } else {
-        return Err(ApiError::bad_request(
-            "the body must be a JSON array of records, or NDJSON with Content-Type application/x-ndjson",
-        ));
     }
-    Ok(records)
+}
+
+/// The Idempotency-Key header, if given: 1 to 128 visible ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    headers
+        .get("idempotency-key")
+        .map(|v| {
+            v.to_str()
+                .ok()
+                .filter(|k| {
+                    !k.is_empty() && k.len() <= 128 && k.bytes().all(|b| b.is_ascii_graphic())
+                })
+                .map(str::to_owned)
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "Idempotency-Key must be 1 to 128 visible ASCII characters",
+                    )
+                    .with_field("Idempotency-Key")
+                })
+        })
+        .transpose()
+}
+
+/// A body that is neither an array nor NDJSON: refused whole, before any record was taken.
+fn not_records(e: bohai_connectors::push::FramingError) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()).with_pointer("")
+}
+
+fn too_large(limit: u64, push: Option<&Push>) -> ApiError {
+    let mut error = ApiError::payload_too_large(limit, "http.max_push_bytes");
+    if let Some(push) = push {
+        error = ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!(
+                "the request body is over the limit of {limit} bytes (http.max_push_bytes); {}",
+                push.taken()
+            ),
+        )
+        .with_limit(limit);
+    }
+    error
+}
+
+/// One push request on its way: what was committed of it, and its answer so far.
+struct Push {
+    ingestor: Ingestor,
+    registry: Arc<bohai_schemas::Registry>,
+    dataset: String,
+    stream: String,
+    keyed: bool,
+    /// Records a first attempt committed (a retry with the same key skips them).
+    resume_after: u64,
+    /// The sequence number of the next record found in the body.
+    next_seq: u64,
+    response: PushResponse,
+}
+
+impl Push {
+    /// What was ingested so far, for an answer that cuts the request short.
+    fn taken(&self) -> String {
+        format!(
+            "its first {} records were ingested as request `{}`",
+            self.response.accepted + self.response.rejected,
+            self.stream
+        )
+    }
+
+    /// Checks, delivers and commits the records of `pieces`; `last` for the body's last, with
+    /// the SHA-256 of the whole body.
+    async fn ingest(
+        &mut self,
+        pieces: Vec<Piece>,
+        last: bool,
+        body_sha256: Option<&[u8]>,
+    ) -> Result<(), ApiError> {
+        let first_seq = self.next_seq;
+        self.next_seq += pieces.len() as u64;
+        let skip = usize::try_from(self.resume_after.saturating_sub(first_seq))
+            .unwrap_or(usize::MAX)
+            .min(pieces.len());
+        if skip == pieces.len() && !last {
+            return Ok(());
+        }
+        let ingestor = self.ingestor.clone();
+        let registry = Arc::clone(&self.registry);
+        let dataset = self.dataset.clone();
+        let stream = self.stream.clone();
+        let checked = tokio::task::spawn_blocking(move || {
+            let records = pieces
+                .into_iter()
+                .enumerate()
+                .skip(skip)
+                .map(|(i, piece)| {
+                    let seq = first_seq + i as u64;
+                    piece.into_record(seq, format!("{stream} record {seq}"), MAX_RECORD_BYTES)
+                })
+                .collect();
+            let batch = Batch {
+                stream,
+                records,
+                checkpoint: Value::Null,
+            };
+            registry
+                .dataset(&dataset)
+                .map(|dataset| ingestor.check(dataset, batch))
+        })
+        .await
+        .map_err(|e| ApiError::internal(&e))?
+        .ok_or_else(|| ApiError::not_found(format!("no dataset `{}`", self.dataset)))?;
+        self.deliver(&checked).await?;
+        self.response.accepted += checked.accepted();
+        self.response.rejected += checked.rejected.len();
+        let room = MAX_LISTED_REJECTS.saturating_sub(self.response.rejects.len());
+        self.response.rejects.extend(
+            checked
+                .rejected
+                .iter()
+                .take(room)
+                .map(|r: &Rejection| serde_json::to_value(r).unwrap_or_default()),
+        );
+        let response = self
+            .keyed
+            .then(|| serde_json::to_value(&self.response).unwrap_or_default());
+        let progress = response.as_ref().map(|response| PushProgress {
+            response,
+            records: self.next_seq,
+            complete: last,
+            body_sha256,
+        });
+        self.ingestor
+            .commit(&checked, SOURCE, Commit::Push { progress })
+            .await
+            .map_err(ApiError::from)
+    }
+
+    async fn deliver(&self, checked: &Checked) -> Result<(), ApiError> {
+        match tokio::time::timeout(DELIVERY_TIMEOUT, self.ingestor.deliver(checked, SOURCE)).await
+        {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                format!(
+                    "the broker did not acknowledge in time; retry with the same Idempotency-Key ({})",
+                    self.taken()
+                ),
+            )),
+        }
+    }
 }

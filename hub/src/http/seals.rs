@@ -2,7 +2,7 @@
 //! signature, the CRL, the seal list, one seal with its certificate chain and image, and the
 //! coverage of the registry's departments.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::caller::Caller;
+use super::extract::{is_json, parse_json, JsonBody, Path, RawBody};
 use super::{ApiError, AppState};
 use crate::auth::Scope;
 use crate::seals::service::{hex_decode, hex_lower, sha256};
@@ -41,6 +42,7 @@ fn api_error(e: SealsError) -> ApiError {
 #[serde(deny_unknown_fields)]
 pub(crate) struct SignRequest {
     /// SHA-256 of the document, 64 hex digits.
+    #[schema(pattern = "^[0-9a-fA-F]{64}$")]
     sha256: String,
 }
 
@@ -66,10 +68,16 @@ pub(crate) struct SignResponse {
     path = "/api/v1/seals/{id}/sign",
     tag = "seals",
     params(("id" = String, Path, description = "Seal id, e.g. market-regulation-5f3a…")),
-    request_body(content = SignRequest, description = "The document bytes, or JSON with its SHA-256", content_type = "application/json"),
+    request_body(
+        description = "The document bytes (any type but JSON), or JSON with its SHA-256",
+        content(
+            (SignRequest = "application/json"),
+            (Vec<u8> = "application/octet-stream"),
+        ),
+    ),
     responses(
         (status = 200, description = "The detached seal signature", body = SignResponse),
-        (status = 400, description = "Malformed JSON or hash", body = super::ErrorBody),
+        (status = 400, description = "Malformed JSON or hash, or an empty document", body = super::ErrorBody),
         (status = 401, description = "No valid bearer token", body = super::ErrorBody),
         (status = 403, description = "The seal belongs to another department", body = super::ErrorBody),
         (status = 404, description = "No such seal", body = super::ErrorBody),
@@ -82,7 +90,7 @@ pub(super) async fn sign_with_seal(
     caller: Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Json<SignResponse>, ApiError> {
     caller.require(Scope::Issue)?;
     let now = Utc::now();
@@ -98,15 +106,16 @@ pub(super) async fn sign_with_seal(
             ),
         ));
     }
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    let digest = if is_json {
-        let request: SignRequest = serde_json::from_slice(&body).map_err(|e| {
-            ApiError::bad_request(format!("expected {{\"sha256\": \"<hex>\"}}: {e}"))
-        })?;
+    let digest = if is_json(&headers) {
+        let request: SignRequest = parse_json(&body)?;
         parse_sha256(&request.sha256)?
+    } else if body.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the document to seal is empty: send its bytes, or {\"sha256\": \"<hex>\"} as JSON",
+        )
+        .with_pointer(""));
     } else {
         sha256(&body)
     };
@@ -121,8 +130,11 @@ pub(super) async fn sign_with_seal(
     }))
 }
 
+/// 64 hexadecimal digits, nothing around them (as the document's `pattern` says).
 fn parse_sha256(text: &str) -> Result<[u8; 32], ApiError> {
-    hex_decode(text)
+    Some(text)
+        .filter(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+        .and_then(hex_decode)
         .and_then(|b| <[u8; 32]>::try_from(b).ok())
         .ok_or_else(|| ApiError::bad_request("sha256 must be 64 hexadecimal digits"))
 }
@@ -132,6 +144,7 @@ fn parse_sha256(text: &str) -> Result<[u8; 32], ApiError> {
 #[serde(deny_unknown_fields)]
 pub(crate) struct VerifyRequest {
     /// SHA-256 of the document, 64 hex digits (or give `document`).
+    #[schema(pattern = "^[0-9a-fA-F]{64}$")]
     document_sha256: Option<String>,
     /// The document, base64 (or give `document_sha256`).
     document: Option<String>,
@@ -158,7 +171,7 @@ pub(crate) struct VerifyRequest {
 )]
 pub(super) async fn verify_signature(
     State(state): State<AppState>,
-    Json(request): Json<VerifyRequest>,
+    JsonBody(request): JsonBody<VerifyRequest>,
 ) -> Result<Json<bohai_certs::Report>, ApiError> {
     let b64 = base64::engine::general_purpose::STANDARD;
     let digest = match (&request.document_sha256, &request.document) {

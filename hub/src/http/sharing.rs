@@ -1,6 +1,6 @@
 //! Data sharing: the catalogue, access requests and their decisions, and masked reads.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::Utc;
@@ -8,6 +8,7 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::caller::Caller;
+use super::extract::{JsonBody, OptionalJsonBody, Path, Query};
 use super::{ApiError, AppState};
 use crate::auth::Scope;
 use crate::sharing::catalogue::{self, CatalogueEntry};
@@ -25,6 +26,10 @@ fn api_error(e: SharingError) -> ApiError {
             ApiError::not_found(e.to_string())
         }
         SharingError::BadRequest(_) => ApiError::bad_request(e.to_string()),
+        SharingError::BadParameter { name, .. } => {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_parameter", e.to_string())
+                .with_field(name)
+        }
         SharingError::KeyMasked { .. } => {
             ApiError::new(StatusCode::BAD_REQUEST, "key_masked", e.to_string())
         }
@@ -86,11 +91,9 @@ pub(super) async fn get_catalogue(
 pub(super) async fn request_subscription(
     State(state): State<AppState>,
     caller: Caller,
-    body: axum::body::Bytes,
+    JsonBody(request): JsonBody<SubscriptionRequest>,
 ) -> Result<(StatusCode, Json<Subscription>), ApiError> {
     caller.require(Scope::Read)?;
-    let request: SubscriptionRequest = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("request body: {e}")))?;
     let sub = subscriptions::request(
         &state.db,
         &state.registry,
@@ -182,6 +185,16 @@ pub(super) async fn show_subscription(
     Ok(Json(shown(&state, sub)))
 }
 
+/// What the owner decides on a request.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Decision {
+    /// Grant the requested fields for the requested period.
+    Approve,
+    /// Refuse, with a reason.
+    Reject,
+}
+
 /// A decision on a request.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -200,9 +213,9 @@ pub(crate) struct DecisionRequest {
     tag = "sharing",
     params(
         ("id" = uuid::Uuid, Path, description = "Subscription id"),
-        ("decision" = String, Path, description = "`approve` or `reject`"),
+        ("decision" = inline(Decision), Path, description = "`approve` or `reject`"),
     ),
-    request_body = DecisionRequest,
+    request_body(content = Option<DecisionRequest>, description = "Optional for an approval; a rejection needs a reason", content_type = "application/json"),
     responses(
         (status = 200, description = "The decided subscription", body = Subscription),
         (status = 400, description = "A rejection without a reason", body = super::ErrorBody),
@@ -216,28 +229,14 @@ pub(crate) struct DecisionRequest {
 pub(super) async fn decide_subscription(
     State(state): State<AppState>,
     caller: Caller,
-    Path((id, decision)): Path<(uuid::Uuid, String)>,
-    body: axum::body::Bytes,
+    Path((id, decision)): Path<(uuid::Uuid, Decision)>,
+    OptionalJsonBody(request): OptionalJsonBody<DecisionRequest>,
 ) -> Result<Json<Subscription>, ApiError> {
-    let approve = match decision.as_str() {
-        "approve" => true,
-        "reject" => false,
-        other => {
-            return Err(ApiError::not_found(format!(
-                "no decision `{other}`; approve or reject"
-            )))
-        }
-    };
+    let approve = matches!(decision, Decision::Approve);
     let admin = caller.has(Scope::Admin);
     if !admin {
         caller.require(Scope::Publish)?;
     }
-    let request: DecisionRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        DecisionRequest::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request(format!("request body: {e}")))?
-    };
     let decider = Decider::Department {
         code: caller.department.clone(),
         admin,
@@ -260,7 +259,11 @@ pub(super) async fn decide_subscription(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct WithdrawalRequest {
-    /// Why access ends.
+    /// Why access ends (not all blank).
+    #[schema(
+        min_length = 1,
+        pattern = "[^\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+    )]
     reason: String,
 }
 
@@ -291,7 +294,7 @@ pub(super) async fn withdraw_subscription(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<uuid::Uuid>,
-    body: axum::body::Bytes,
+    JsonBody(request): JsonBody<WithdrawalRequest>,
 ) -> Result<Json<Subscription>, ApiError> {
     let admin = caller.has(Scope::Admin);
     if !admin {
@@ -306,8 +309,6 @@ pub(super) async fn withdraw_subscription(
             caller.require(Scope::Publish)?;
         }
     }
-    let request: WithdrawalRequest = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("request body: {e}")))?;
     let by = Decider::Department {
         code: caller.department.clone(),
         admin,

@@ -185,6 +185,7 @@ pub struct LicenceView {
 pub struct IssueRequest {
     /// Licence type id, e.g. `driving-licence`.
     #[serde(rename = "type")]
+    #[schema(min_length = 1)]
     pub licence_type: String,
     /// The holder, as the type's schema describes.
     #[schema(value_type = Object)]

@@ -110,11 +110,39 @@ fn broker_hint(error: &KafkaError) -> &'static str {
 pub enum Commit<'a> {
     /// A connector: its checkpoint (the batch's) is stored under its name.
     Connector,
-    /// An HTTP push; `remember` is the answer to store for its Idempotency-Key, if it had one.
+    /// A piece of an HTTP push; `progress` is what to store for its Idempotency-Key, if it
+    /// had one.
     Push {
-        /// The answer to give a retry of the same request.
-        remember: Option<&'a Value>,
+        /// The request's progress after this piece.
+        progress: Option<PushProgress<'a>>,
     },
+}
+
+/// How far an HTTP push with an Idempotency-Key got: stored with each committed piece of
+/// it, read back by a retry (`http_push_requests`).
+#[derive(Debug, Clone, Copy)]
+pub struct PushProgress<'a> {
+    /// The answer so far (the whole answer once `complete`).
+    pub response: &'a Value,
+    /// How many of its records are committed: a retry resumes after them.
+    pub records: u64,
+    /// Whether the whole body was read and committed.
+    pub complete: bool,
+    /// SHA-256 of the whole body, once `complete`: a retry must send the same.
+    pub body_sha256: Option<&'a [u8]>,
+}
+
+/// A stored [`PushProgress`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredPush {
+    /// The answer so far.
+    pub response: Value,
+    /// How many of its records are committed.
+    pub records: u64,
+    /// Whether the request was finished.
+    pub complete: bool,
+    /// SHA-256 of the finished request's body.
+    pub body_sha256: Option<Vec<u8>>,
 }
 
 /// A record that passed every check.
@@ -494,6 +522,25 @@ impl Ingestor {
         }
     }
 
+    /// How far the HTTP push request `stream` (one with an Idempotency-Key) got, if it was
+    /// seen before.
+    pub async fn push_progress(&self, stream: &str) -> Result<Option<StoredPush>, IngestError> {
+        let row: Option<(Value, i64, bool, Option<Vec<u8>>)> = sqlx::query_as(
+            "SELECT response, records, complete, body_sha256 FROM http_push_requests WHERE stream = $1",
+        )
+        .bind(stream)
+        .fetch_optional(&self.db)
+        .await?;
+        Ok(
+            row.map(|(response, records, complete, body_sha256)| StoredPush {
+                response,
+                records: u64::try_from(records).unwrap_or_default(),
+                complete,
+                body_sha256,
+            }),
+        )
+    }
+
     /// Records a delivered batch: the rejected records, the feed's counts, its audit entry
     /// and, for a connector, its checkpoint (for an idempotent push, its answer), in one
     /// transaction.
@@ -505,15 +552,22 @@ impl Ingestor {
     ) -> Result<(), IngestError> {
         let mut tx = self.db.begin().await?;
         if let Commit::Push {
-            remember: Some(response),
+            progress: Some(progress),
         } = kind
         {
             sqlx::query(
-                "INSERT INTO http_push_requests (stream, dataset, response) VALUES ($1, $2, $3)",
+                "INSERT INTO http_push_requests (stream, dataset, response, records, complete, body_sha256)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (stream) DO UPDATE SET response = EXCLUDED.response,
+                   records = EXCLUDED.records, complete = EXCLUDED.complete,
+                   body_sha256 = EXCLUDED.body_sha256",
             )
             .bind(&checked.stream)
             .bind(&checked.dataset)
-            .bind(response)
+            .bind(progress.response)
+            .bind(i64::try_from(progress.records).unwrap_or(i64::MAX))
+            .bind(progress.complete)
+            .bind(progress.body_sha256)
             .execute(&mut *tx)
             .await?;
         }

@@ -26,6 +26,14 @@ pub enum SharingError {
     /// The request is malformed; the message says what to change.
     #[error("{0}")]
     BadRequest(String),
+    /// A parameter of the request is refused; the message says why.
+    #[error("`{name}` {why}")]
+    BadParameter {
+        /// The parameter's name.
+        name: &'static str,
+        /// What is wrong with it.
+        why: String,
+    },
     /// A filter on a key the caller sees only masked (it would tell whether a raw value
     /// exists).
     #[error("records of dataset `{dataset}` are keyed by `{field}`, which you see masked; `key` takes only keys you can see")]

@@ -27,6 +27,7 @@ pub struct ReadQuery {
     /// same dataset and department).
     pub cursor: Option<String>,
     /// Records per page, 1 to 1000; default 100.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// Only the record with this primary key (as stored: the key field's value, or a JSON
     /// array of the values of a composite key). Only for a caller who sees the key unmasked
@@ -80,9 +81,10 @@ struct Cursors {
 
 /// What a refused cursor is told.
 fn bad_cursor() -> SharingError {
-    SharingError::BadRequest(
-        "`cursor` is not a cursor this API returned to you for this dataset".to_owned(),
-    )
+    SharingError::BadParameter {
+        name: "cursor",
+        why: "is not a cursor this API returned to you for this dataset".to_owned(),
+    }
 }
 
 impl Cursors {
@@ -166,9 +168,10 @@ pub async fn read(
     };
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(SharingError::BadRequest(format!(
-            "`limit` must be between 1 and {MAX_LIMIT}"
-        )));
+        return Err(SharingError::BadParameter {
+            name: "limit",
+            why: format!("must be between 1 and {MAX_LIMIT}"),
+        });
     }
     // A key filter on a key the reader sees masked would answer whether a raw value exists.
     if let (Some(_), Some(_)) = (&grant, &query.key) {

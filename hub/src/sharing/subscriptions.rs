@@ -25,8 +25,14 @@ pub struct SubscriptionRequest {
     /// The dataset, e.g. `business-registrations`.
     pub dataset: String,
     /// The fields wanted (top-level properties of the dataset's schema).
+    #[schema(min_items = 1)]
     pub fields: Vec<String>,
-    /// Why the data is needed; recorded with every read.
+    /// Why the data is needed, 1 to 2000 characters, not all blank; recorded with every read.
+    #[schema(
+        min_length = 1,
+        max_length = 2000,
+        pattern = "[^\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+    )]
     pub purpose: String,
     /// The end of the requested period (RFC 3339), at most three years ahead.
     pub until: DateTime<Utc>,
@@ -129,7 +135,7 @@ pub async fn request(
         ));
     }
     let purpose = request.purpose.trim();
-    if purpose.is_empty() || purpose.chars().count() > MAX_PURPOSE {
+    if purpose.is_empty() || request.purpose.chars().count() > MAX_PURPOSE {
         return Err(SharingError::BadRequest(format!(
             "`purpose` must say why the data is needed, in 1 to {MAX_PURPOSE} characters"
         )));
