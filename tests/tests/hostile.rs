@@ -598,3 +598,90 @@ async fn a_topic_that_refuses_the_hubs_records_stops_its_feed_with_the_fix_and_l
     assert_eq!((s.rows, s.valid, s.rejected), (3, 6, 0), "{s:?}");
     assert!(s.reconciled, "{s:?}");
 }
+
+/// The broker refuses one record while later batches of the same feed are already on their
+/// way: none of those may reach the topic ahead of the refused batch's innocent records, or
+/// the sink would take the innocent ones, sent again later, for records it already applied.
+#[tokio::test]
+async fn a_refused_batch_with_later_batches_in_flight_loses_no_record_once_the_topic_is_fixed() {
+    let config = prepared_config().await.unwrap();
+    let db = bohai_hub::database::pool(&config.database).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config_file = write_config(&config, dir.path()).unwrap();
+    tighten_topic(&config, "business-registrations", 4096).await;
+    let registry = bohai_hub::registry::load(&config.registry).unwrap();
+    let dataset = registry.dataset("business-registrations").unwrap();
+    let mut generator = bohai_hub::gen::Generator::new(dataset, 23, 0.0).unwrap();
+    let mut records: Vec<Value> = (0..3000)
+        .map(|_| Value::Object(generator.next_record().record))
+        .collect();
+    // In the third batch of 50: many batches follow it, several of them in flight when the
+    // broker refuses it.
+    records[120]["business_scope"] = Value::from("经营".repeat(1000));
+    let keys: HashSet<String> = records
+        .iter()
+        .map(|r| r["credit_code"].as_str().unwrap().to_owned())
+        .collect();
+    let file = dir.path().join("many.jsonl");
+    let lines: Vec<String> = records.iter().map(Value::to_string).collect();
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let connector = dir.path().join("many.toml");
+    std::fs::write(
+        &connector,
+        format!(
+            "name = \"many\"\ndataset = \"business-registrations\"\nbatch_size = 50\n[source]\nkind = \"file\"\npath = \"{}\"\nformat = \"jsonl\"\n",
+            file.display()
+        ),
+    )
+    .unwrap();
+
+    // Run inside `serve`, whose producer and sink go on after the connector stops.
+    let mut serving = config.clone();
+    serving.pipeline.connectors = vec![connector.clone()];
+    let hub = RunningHub::start(serving).await.unwrap();
+    let stopped = eventually(
+        Duration::from_secs(60),
+        "the connector stopped with the fix in its reason",
+        || async {
+            sqlx::query_scalar::<_, Option<String>>(
+                "SELECT error FROM ops_connector_runs WHERE connector = 'many' AND state = 'failed'",
+            )
+            .fetch_optional(&db)
+            .await
+            .unwrap()
+            .flatten()
+        },
+    )
+    .await;
+    assert!(stopped.contains("max.message.bytes"), "{stopped}");
+    // Whatever reached the topic is applied before the hub stops.
+    let mut last = None;
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let s = stats(&db, "business-registrations").await;
+        let applied = (s.inserted, s.duplicates_skipped);
+        if last == Some(applied) {
+            break;
+        }
+        last = Some(applied);
+    }
+    drop(hub);
+
+    tighten_topic(&config, "business-registrations", 3 << 20).await;
+    bohai_ok(
+        &config_file,
+        &["connect", "run", connector.to_str().unwrap()],
+    );
+    let _hub = RunningHub::start(config.clone()).await.unwrap();
+    let s = eventually(
+        Duration::from_secs(120),
+        "the feed in the repository",
+        || async {
+            let s = stats(&db, "business-registrations").await;
+            (s.pending == 0 && s.valid == 3000).then_some(s)
+        },
+    )
+    .await;
+    assert_eq!(s.rows, i64::try_from(keys.len()).unwrap(), "{s:?}");
+    assert!(s.reconciled, "{s:?}");
+}

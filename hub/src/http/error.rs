@@ -141,6 +141,7 @@ impl From<crate::pipeline::ingest::IngestError> for ApiError {
         let what = match &e {
             IngestError::Broker(_) => "broker",
             IngestError::Database(_) => "database",
+            IngestError::Stopped => "ingest",
         };
         match e.class() {
             crate::failure::Failure::Transient => Self::unavailable(what, &e),

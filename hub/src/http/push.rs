@@ -401,7 +401,22 @@ impl Push {
     }
 
     async fn deliver(&self, checked: &Checked) -> Result<(), ApiError> {
-        match tokio::time::timeout(DELIVERY_TIMEOUT, self.ingestor.deliver(checked, SOURCE)).await
+        // A failure that passes (the producer replaced after another feed's record was
+        // refused, say) is delivered again within the time the request has: the same records
+        // with the same positions, so what already arrived is skipped by the sink.
+        let delivered = async {
+            let mut backoff = crate::pipeline::Backoff::default();
+            loop {
+                match self.ingestor.deliver(checked, SOURCE).await {
+                    Err(e) if e.class() == crate::failure::Failure::Transient => {
+                        tracing::warn!(error = %e, "a pushed piece was not acknowledged; delivering it again");
+                        backoff.wait().await;
+                    }
+                    other => return other,
+                }
+            }
+        };
+        match tokio::time::timeout(DELIVERY_TIMEOUT, delivered).await
         {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(e.into()),

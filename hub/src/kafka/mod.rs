@@ -244,6 +244,12 @@ impl<C: ProducerContext + 'static> PolledProducer<C> {
         self.producer.send(record)
     }
 
+    /// The fatal error the producer met, if it met one: it then delivers nothing more (its
+    /// queued records fail) and must be replaced.
+    pub fn fatal_error(&self) -> Option<(RDKafkaErrorCode, String)> {
+        self.producer.client().fatal_error()
+    }
+
     /// Asks the cluster for the metadata of `topic`, waiting for a broker to be up.
     ///
     /// Besides filling the producer's metadata cache, every metadata answer makes an

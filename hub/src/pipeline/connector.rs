@@ -171,6 +171,10 @@ pub async fn run(
 /// Most batches handed to the broker and not yet committed.
 const MAX_IN_FLIGHT: usize = 8;
 
+/// How long a batch waits for the broker's acknowledgements before the wait is logged and
+/// counted as a retry (the producer itself never gives up on a record).
+const ACK_STALL: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Checked batches on their way to the broker and into the database, in source order.
 ///
 /// Three things overlap: the checking of the next batch (on the blocking pool), handing the
@@ -178,6 +182,11 @@ const MAX_IN_FLIGHT: usize = 8;
 /// database (a task of their own, [`record_delivered`], one batch after another so that
 /// checkpoints and counts advance in order). Recording took a quarter of a run's time when
 /// this loop waited for it.
+///
+/// When a batch fails, no later batch may reach the broker before it is delivered again: the
+/// sink skips a stream's records at or below the last one it applied, so a record sent again
+/// after later ones would be taken for one already applied. The [`SendGate`] keeps handing
+/// over and repairing apart.
 struct Handoff<'a> {
     config: &'a ConnectorConfig,
     ingestor: &'a Ingestor,
@@ -189,6 +198,8 @@ struct Handoff<'a> {
     to_record: tokio::sync::mpsc::Sender<(Checked, InFlight)>,
     /// From the recording task: batches committed, in order, or why it stopped.
     recorded: tokio::sync::mpsc::UnboundedReceiver<Result<Recorded, IngestError>>,
+    /// Held while a batch is handed over, and by the recording task while it repairs.
+    gate: Arc<SendGate>,
     /// Batches handed to the recording task and not yet back.
     recording: usize,
     /// The recording task: stopped with the handoff, so that a connector stopped from
@@ -197,6 +208,10 @@ struct Handoff<'a> {
     /// What the committed batches held.
     summary: RunSummary,
 }
+
+/// Handing batches over and delivering failed ones again exclude each other; `true` once the
+/// recording task stopped (nothing more may be handed over).
+type SendGate = tokio::sync::Mutex<bool>;
 
 /// Aborts a task when dropped.
 #[derive(Debug)]
@@ -221,9 +236,11 @@ impl<'a> Handoff<'a> {
     fn new(config: &'a ConnectorConfig, ingestor: &'a Ingestor) -> Self {
         let (to_record, queue) = tokio::sync::mpsc::channel(MAX_IN_FLIGHT - 1);
         let (done, recorded) = tokio::sync::mpsc::unbounded_channel();
+        let gate = Arc::new(SendGate::new(false));
         let recorder = AbortOnDrop(tokio::spawn(record_delivered(
             config.name.clone(),
             ingestor.clone(),
+            Arc::clone(&gate),
             queue,
             done,
         )));
@@ -233,6 +250,7 @@ impl<'a> Handoff<'a> {
             checked_last: None,
             to_record,
             recorded,
+            gate,
             recording: 0,
             _recorder: recorder,
             summary: RunSummary::default(),
@@ -255,20 +273,53 @@ impl<'a> Handoff<'a> {
             return Ok(false);
         };
         let (name, ingestor) = (&self.config.name, self.ingestor);
-        let sent = retry(name, Stage::Produce, || ingestor.send(&checked, name))
-            .await
-            .map_err(|source| ConnectorError::Ingest {
-                connector: name.clone(),
-                source,
-            })?;
-        if self.to_record.send((checked, sent)).await.is_err() {
-            panic!("connector `{name}`: the task that records delivered batches stopped");
+        // A place in the queue first, so that the gate is never held while waiting for one
+        // (the recording task may need the gate to empty the queue).
+        let Ok(place) = self.to_record.clone().reserve_owned().await else {
+            return Err(self.stopped(source).await);
+        };
+        let stopped = {
+            let gate = self.gate.lock().await;
+            if *gate {
+                true
+            } else {
+                let sent = retry(name, Stage::Produce, || ingestor.send(&checked, name))
+                    .await
+                    .map_err(|source| ConnectorError::Ingest {
+                        connector: name.clone(),
+                        source,
+                    })?;
+                place.send((checked, sent));
+                false
+            }
+        };
+        if stopped {
+            return Err(self.stopped(source).await);
         }
         self.recording += 1;
         while let Ok(recorded) = self.recorded.try_recv() {
             self.finish(recorded, source).await?;
         }
         Ok(true)
+    }
+
+    /// Why the recording task stopped, after finishing the batches it recorded before.
+    async fn stopped(&mut self, source: &mut dyn bohai_connectors::Source) -> ConnectorError {
+        loop {
+            match self.recorded.recv().await {
+                Some(recorded) => {
+                    if let Err(e) = self.finish(recorded, source).await {
+                        return e;
+                    }
+                }
+                None => {
+                    return ConnectorError::Ingest {
+                        connector: self.config.name.clone(),
+                        source: IngestError::Stopped,
+                    }
+                }
+            }
+        }
     }
 
     /// Waits until every batch handed over is recorded, and finishes each.
@@ -278,10 +329,7 @@ impl<'a> Handoff<'a> {
     ) -> Result<(), ConnectorError> {
         while self.recording > 0 {
             let Some(recorded) = self.recorded.recv().await else {
-                panic!(
-                    "connector `{}`: the task that records delivered batches stopped",
-                    self.config.name
-                );
+                return Err(self.stopped(source).await);
             };
             self.finish(recorded, source).await?;
         }
@@ -294,7 +342,7 @@ impl<'a> Handoff<'a> {
         recorded: Result<Recorded, IngestError>,
         source: &mut dyn bohai_connectors::Source,
     ) -> Result<(), ConnectorError> {
-        self.recording -= 1;
+        self.recording = self.recording.saturating_sub(1);
         let name = &self.config.name;
         let recorded = recorded.map_err(|source| ConnectorError::Ingest {
             connector: name.clone(),
@@ -324,42 +372,116 @@ impl<'a> Handoff<'a> {
     }
 }
 
-/// The recording task: for each batch in order, waits for the broker's acknowledgements
-/// (delivering it again if they failed), then commits it (rejects, counts, audit entry and
-/// checkpoint in one transaction), retrying both until they succeed. Ends when the handoff
-/// is dropped, after the batches already queued.
+/// The recording task: for each batch in order, waits for the broker's acknowledgements,
+/// then commits it (rejects, counts, audit entry and checkpoint in one transaction),
+/// retrying while the database is away. Ends when the handoff is dropped, after the batches
+/// already queued, or at the first failure waiting does not mend (the gate then says so).
+///
+/// A batch the broker failed is repaired under the gate: no batch is handed over meanwhile;
+/// every batch already handed over is waited for; then the failed batches are delivered
+/// again, oldest first, each before the next. In each partition what the broker took of them
+/// is a prefix of what was sent (the producer fails every record after a refused one), so
+/// what the sink already applied is exactly what it skips.
 async fn record_delivered(
     name: String,
     ingestor: Ingestor,
+    gate: Arc<SendGate>,
     mut queue: tokio::sync::mpsc::Receiver<(Checked, InFlight)>,
     done: tokio::sync::mpsc::UnboundedSender<Result<Recorded, IngestError>>,
 ) {
     while let Some((checked, sent)) = queue.recv().await {
-        let recorded = async {
-            if let Err(e) = sent.delivered().await {
-                tracing::warn!(connector = %name, error = %e, "a batch was not acknowledged; delivering it again");
-                PIPELINE.retried(Component::Connector, Stage::Produce);
-                retry(&name, Stage::Produce, || ingestor.deliver(&checked, &name)).await?;
+        let result = match acknowledged(&name, &sent).await {
+            Ok(()) => commit(&name, &ingestor, &checked).await,
+            Err(failure) => {
+                let mut stopped = gate.lock().await;
+                // Every batch handed over is in the queue now: none is handed over while the
+                // gate is held.
+                let mut later = Vec::new();
+                while let Ok(next) = queue.try_recv() {
+                    later.push(next);
+                }
+                let mut failures = vec![Err(failure)];
+                for (_, sent) in &later {
+                    failures.push(acknowledged(&name, sent).await);
+                }
+                let batches = std::iter::once(&checked).chain(later.iter().map(|(c, _)| c));
+                let mut ended = false;
+                for (checked, first) in batches.zip(failures) {
+                    let result = match first {
+                        Ok(()) => commit(&name, &ingestor, checked).await,
+                        Err(e) => deliver_again(&name, &ingestor, checked, e).await,
+                    };
+                    ended = result.is_err();
+                    // The handoff is gone when its run ended (the task is then aborted).
+                    let _ = done.send(result);
+                    if ended {
+                        break;
+                    }
+                }
+                if ended {
+                    *stopped = true;
+                    return;
+                }
+                continue;
             }
-            retry(&name, Stage::Commit, || {
-                ingestor.commit(&checked, &name, Commit::Connector)
-            })
-            .await?;
-            Ok(Recorded {
-                checkpoint: checked.checkpoint().clone(),
-                read: checked.read() as u64,
-                valid: checked.accepted() as u64,
-                rejected: checked.rejected.len() as u64,
-            })
+        };
+        let ended = result.is_err();
+        if ended {
+            *gate.lock().await = true;
         }
-        .await;
-        let stopped = recorded.is_err();
-        // The handoff is gone when its run ended (the task is then aborted with it).
-        let _ = done.send(recorded);
-        if stopped {
+        let _ = done.send(result);
+        if ended {
             return;
         }
     }
+}
+
+/// Waits for the broker's answer for every record of a batch, saying so while it waits.
+async fn acknowledged(name: &str, sent: &InFlight) -> Result<(), IngestError> {
+    loop {
+        match tokio::time::timeout(ACK_STALL, sent.delivered()).await {
+            Ok(result) => return result,
+            Err(_) => {
+                tracing::warn!(connector = name, waiting = sent.waiting(), "the broker has not acknowledged a batch yet; waiting (the producer never drops a record)");
+                PIPELINE.retried(Component::Connector, Stage::Produce);
+            }
+        }
+    }
+}
+
+/// Delivers a failed batch again (while its failure passes) and commits it.
+async fn deliver_again(
+    name: &str,
+    ingestor: &Ingestor,
+    checked: &Checked,
+    failure: IngestError,
+) -> Result<Recorded, IngestError> {
+    if failure.class() != Failure::Transient {
+        tracing::error!(connector = name, error = %failure, "stopping: retrying cannot mend this");
+        return Err(failure);
+    }
+    tracing::warn!(connector = name, error = %failure, "a batch was not acknowledged; delivering it again");
+    PIPELINE.retried(Component::Connector, Stage::Produce);
+    retry(name, Stage::Produce, || ingestor.deliver(checked, name)).await?;
+    commit(name, ingestor, checked).await
+}
+
+/// Commits a delivered batch, retrying while the database is away.
+async fn commit(
+    name: &str,
+    ingestor: &Ingestor,
+    checked: &Checked,
+) -> Result<Recorded, IngestError> {
+    retry(name, Stage::Commit, || {
+        ingestor.commit(checked, name, Commit::Connector)
+    })
+    .await?;
+    Ok(Recorded {
+        checkpoint: checked.checkpoint().clone(),
+        read: checked.read() as u64,
+        valid: checked.accepted() as u64,
+        rejected: checked.rejected.len() as u64,
+    })
 }
 
 /// Retries `op` while it fails for a reason that passes (a broker or database that is away),

@@ -78,6 +78,9 @@ pub enum IngestError {
     /// The database did not record the batch.
     #[error("recording the batch in the database failed: {0}")]
     Database(#[from] sqlx::Error),
+    /// The task recording delivered batches ended without saying why (it was aborted).
+    #[error("the task recording delivered batches stopped")]
+    Stopped,
 }
 
 impl IngestError {
@@ -91,6 +94,7 @@ impl IngestError {
         match self {
             IngestError::Broker(e) => Failure::of_broker_for_own_record(e),
             IngestError::Database(e) => Failure::of_database(e),
+            IngestError::Stopped => Failure::Component,
         }
     }
 }
@@ -217,22 +221,31 @@ impl std::fmt::Debug for InFlight {
 
 impl InFlight {
     /// Waits until the broker acknowledged every record of the batch; the first failure, if
-    /// any (every failed record is counted in the produce-error metric).
-    pub async fn delivered(self) -> Result<(), IngestError> {
+    /// any (every failed record is counted in the produce-error metric, once). The producer
+    /// never gives up on a record by itself (no local timeout): while the brokers are away
+    /// this waits, and a caller that wants to say so wraps it in a timeout and waits again.
+    pub async fn delivered(&self) -> Result<(), IngestError> {
         self.acks.all_acknowledged().await;
         let failed = self.acks.failed.load(Ordering::Acquire);
         if failed == 0 {
             return Ok(());
         }
-        PIPELINE.produce_failed(&self.dataset, failed as u64);
-        let first = self
+        let mut first = self
             .acks
             .first_error
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take()
-            .unwrap_or(KafkaError::Canceled);
-        Err(IngestError::Broker(first))
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !self.acks.counted.swap(true, Ordering::AcqRel) {
+            PIPELINE.produce_failed(&self.dataset, failed as u64);
+        }
+        Err(IngestError::Broker(
+            first.get_or_insert(KafkaError::Canceled).clone(),
+        ))
+    }
+
+    /// How many of the batch's records the broker has not answered for yet.
+    pub fn waiting(&self) -> usize {
+        self.acks.waiting()
     }
 }
 
@@ -245,6 +258,8 @@ struct BatchAcks {
     /// still being handed over.
     waiting: AtomicUsize,
     failed: AtomicUsize,
+    /// Whether the failures were counted in the metrics.
+    counted: std::sync::atomic::AtomicBool,
     first_error: std::sync::Mutex<Option<KafkaError>>,
     done: tokio::sync::Notify,
 }
@@ -311,10 +326,44 @@ impl ProducerContext for AckContext {
     }
 }
 
+/// The ingest producer, replaced when it fails fatally.
+struct IngestProducer {
+    config: rdkafka::ClientConfig,
+    current: std::sync::RwLock<Arc<PolledProducer<AckContext>>>,
+}
+
+impl IngestProducer {
+    /// The producer to hand records to: the current one, or a new one if the current one
+    /// met a fatal error (it delivers nothing more). Records of a batch are handed to one
+    /// producer, so that their order within each partition is the order they were sent in.
+    fn get(&self) -> Result<Arc<PolledProducer<AckContext>>, IngestError> {
+        let current = Arc::clone(
+            &self
+                .current
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        let Some((code, reason)) = current.fatal_error() else {
+            return Ok(current);
+        };
+        let mut slot = self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if Arc::ptr_eq(&slot, &current) {
+            tracing::warn!(error = %reason, code = ?code, "the ingest producer failed; a new one takes over (the records it had not delivered are failed to their batches, which deliver them again in order)");
+            let fresh = PolledProducer::new(&self.config, AckContext)
+                .map_err(|e| IngestError::Broker(KafkaError::ClientCreation(e.to_string())))?;
+            *slot = Arc::new(fresh);
+        }
+        Ok(Arc::clone(&slot))
+    }
+}
+
 /// Validation, delivery and recording of batches.
 #[derive(Clone)]
 pub struct Ingestor {
-    producer: Arc<PolledProducer<AckContext>>,
+    producer: Arc<IngestProducer>,
     kafka: Arc<KafkaConfig>,
     db: PgPool,
     registry: Arc<Registry>,
@@ -340,7 +389,17 @@ impl Ingestor {
             .set("linger.ms", "20")
             .set("batch.num.messages", "10000")
             .set("queue.buffering.max.messages", "1000000")
-            .set("message.timeout.ms", "120000")
+            // Never give up on a record locally. A record the producer times out leaves a
+            // gap: the records queued after it in its partition may still be written, and the
+            // sink, which skips a stream's records at or below the last one it applied, would
+            // then take the timed-out record, sent again, for one it already has. Waiting for
+            // the brokers is what the connectors do anyway; HTTP push answers 503 after its
+            // own timeout and leaves its records to be delivered.
+            .set("message.timeout.ms", "0")
+            // A refused record fails every record queued after it (the producer then stops
+            // and is replaced), never just itself: in each partition, what reached the topic
+            // is a prefix of what was sent, which is what the sink's skipping relies on.
+            .set("enable.gapless.guarantee", "true")
             // Connect to every broker as soon as it is known: an idempotent producer sends
             // nothing until it holds a producer id, and it asks for one only from a broker it
             // is already connected to (librdkafka retries every 500 ms), so with the default
@@ -351,7 +410,12 @@ impl Ingestor {
             // create it on a broker that would.
             .set("allow.auto.create.topics", "false");
         Ok(Self {
-            producer: Arc::new(PolledProducer::new(&config, AckContext)?),
+            producer: Arc::new(IngestProducer {
+                current: std::sync::RwLock::new(Arc::new(PolledProducer::new(
+                    &config, AckContext,
+                )?)),
+                config,
+            }),
             kafka: Arc::new(kafka.clone()),
             db,
             registry,
@@ -370,8 +434,14 @@ impl Ingestor {
             Some(d) => topics::dataset_topic(&self.kafka, d),
             None => topics::dead_letter_topic(&self.kafka),
         };
-        if let Err(e) = self
-            .producer
+        let producer = match self.producer.get() {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "no ingest producer");
+                return;
+            }
+        };
+        if let Err(e) = producer
             .fetch_metadata(&topic, &self.kafka.brokers, self.kafka.request_timeout)
             .await
         {
@@ -460,6 +530,7 @@ impl Ingestor {
         let dead_letter = topics::dead_letter_topic(&self.kafka);
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let stream = checked.stream.as_str();
+        let producer = self.producer.get()?;
         let acks = BatchAcks::new();
         // The position's text is written into one buffer again and again: the producer copies
         // each header.
@@ -479,7 +550,7 @@ impl Ingestor {
                 .key(a.key.as_str())
                 .payload(a.payload.as_slice())
                 .headers(headers_for(a.seq, a.stream.as_deref().unwrap_or(stream), 0));
-            self.enqueue(record, &checked.dataset).await?;
+            Self::enqueue(&producer, record, &checked.dataset).await?;
         }
         for r in &checked.rejected {
             let reasons = serde_json::to_string(&r.reasons).unwrap_or_default();
@@ -492,7 +563,7 @@ impl Ingestor {
                         .insert(h(header::ORIGIN, &r.origin))
                         .insert(h(header::REASONS, &reasons)),
                 );
-            self.enqueue(record, &checked.dataset).await?;
+            Self::enqueue(&producer, record, &checked.dataset).await?;
         }
         acks.handed_over();
         Ok(InFlight {
@@ -503,12 +574,12 @@ impl Ingestor {
 
     /// Queues one record, waiting while the producer's queue is full.
     async fn enqueue<'a>(
-        &self,
+        producer: &PolledProducer<AckContext>,
         mut record: BaseRecord<'a, str, [u8], Arc<BatchAcks>>,
         dataset: &str,
     ) -> Result<(), IngestError> {
         loop {
-            match self.producer.send(record) {
+            match producer.send(record) {
                 Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     record = back;
