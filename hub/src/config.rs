@@ -231,6 +231,10 @@ pub struct PipelineConfig {
     /// takes the workers over within this time. Default 30 s.
     #[serde(with = "humantime_serde")]
     pub worker_hold: Duration,
+    /// How often a periodic duty stopped by a failure that needs someone (a permission
+    /// denied, an unreadable master key) tries again: at least its own period. Default 5 min.
+    #[serde(with = "humantime_serde")]
+    pub stopped_duty_retry: Duration,
 }
 
 impl Default for PipelineConfig {
@@ -239,6 +243,7 @@ impl Default for PipelineConfig {
             connectors: Vec::new(),
             sink: true,
             worker_hold: Duration::from_secs(30),
+            stopped_duty_retry: Duration::from_secs(300),
         }
     }
 }

@@ -2,7 +2,8 @@
 //! city CRL's reissue and the ops samples. Each round's failure is classed
 //! ([`crate::failure::Failure`]): one that passes is logged, counted and tried again after a
 //! back-off no longer than the duty's period; one that needs someone stops that duty, recorded
-//! for `bohai status`, `/api/v1/ops/feeds` and the dashboard, and leaves the others running.
+//! for `bohai status`, `/api/v1/ops/feeds` and the dashboard, leaves the others running, and
+//! is tried again only slowly (`pipeline.stopped_duty_retry`, 5 minutes unless configured) until it works.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -44,6 +45,9 @@ pub struct Duty {
     pub component: &'static str,
     /// Time between the starts of two rounds.
     pub period: Duration,
+    /// How often the duty tries again once stopped (`pipeline.stopped_duty_retry`); at least
+    /// its period.
+    pub stopped_retry: Duration,
 }
 
 /// Licence expiry: records the expiry of every licence whose validity ended, every minute.
@@ -54,8 +58,15 @@ pub const CRL_REISSUE: &str = "crl-reissue";
 pub const OPS_SAMPLES: &str = "ops-samples";
 
 impl Duty {
-    /// Runs `round` every period until the task is dropped, or until a round fails in a way
-    /// that needs someone. A round that succeeds after failures clears the duty's record.
+    /// How long a stopped duty waits before it tries again: its period at least.
+    fn retry_when_stopped(&self) -> Duration {
+        self.period.max(self.stopped_retry)
+    }
+
+    /// Runs `round` every period until the task is dropped. A round that fails in a way that
+    /// needs someone records the duty as stopped (for `bohai status`, `/api/v1/ops/feeds` and
+    /// the dashboard) and the duty tries again only every [`Self::retry_when_stopped`]; a round
+    /// that succeeds after failures clears the duty's record.
     pub async fn run<F, Fut, E>(self, db: PgPool, instance: Arc<str>, mut round: F)
     where
         F: FnMut() -> Fut,
@@ -67,13 +78,19 @@ impl Duty {
         // Until the first round succeeds: the duty may have been recorded as stopped by an
         // earlier run.
         let mut failing = true;
+        // Whether the duty is recorded as stopped (a failure that needs someone).
+        let mut stopped = false;
         loop {
             let started = tokio::time::Instant::now();
             match round().await {
                 Ok(()) => {
                     if failing {
+                        if stopped {
+                            tracing::info!(duty = component, "the duty works again");
+                        }
                         components::clear_failure(&db, component).await;
                         failing = false;
+                        stopped = false;
                     }
                     backoff = Backoff::default();
                     tokio::time::sleep_until(started + self.period).await;
@@ -85,9 +102,17 @@ impl Duty {
                     tokio::time::timeout(self.period, backoff.wait()).await.ok();
                 }
                 Err(e) => {
-                    tracing::error!(duty = component, error = %e, "the duty stopped: it cannot work until this is fixed");
-                    components::record_failure(&db, component, &instance, &e.to_string()).await;
-                    return;
+                    // Stopped, and shown so, until someone mends the cause; tried again slowly
+                    // meanwhile, because a duty that never runs again (the CRL's reissue
+                    // above all: once the CRL expires, every seal of the city verifies
+                    // INDETERMINATE) costs more than a round that fails again.
+                    if !stopped {
+                        tracing::error!(duty = component, error = %e, "the duty stopped: it cannot work until this is fixed; trying again every {} s", self.retry_when_stopped().as_secs());
+                        components::record_failure(&db, component, &instance, &e.to_string()).await;
+                        stopped = true;
+                    }
+                    failing = true;
+                    tokio::time::sleep(self.retry_when_stopped()).await;
                 }
             }
         }
@@ -100,11 +125,13 @@ pub fn spawn(
     state: &crate::http::AppState,
     instance: &Arc<str>,
 ) {
+    let stopped_retry = state.config.pipeline.stopped_duty_retry;
     let db = state.db.clone();
     tasks.spawn(
         Duty {
             component: LICENCE_EXPIRY,
             period: Duration::from_secs(60),
+            stopped_retry,
         }
         .run(state.db.clone(), Arc::clone(instance), move || {
             let db = db.clone();
@@ -122,6 +149,7 @@ pub fn spawn(
         Duty {
             component: CRL_REISSUE,
             period: crate::seals::service::crl_check_period(&pki),
+            stopped_retry,
         }
         .run(state.db.clone(), Arc::clone(instance), move || {
             let (db, pki) = (db.clone(), pki.clone());
@@ -139,6 +167,7 @@ pub fn spawn(
         Duty {
             component: OPS_SAMPLES,
             period: ops.sample_interval,
+            stopped_retry,
         }
         .run(state.db.clone(), Arc::clone(instance), move || {
             let db = db.clone();

@@ -166,7 +166,7 @@ pub async fn prepared_config() -> anyhow::Result<Config> {
 pub fn write_config(config: &Config, dir: &Path) -> anyhow::Result<PathBuf> {
     let path = dir.join("bohai.toml");
     let text = format!(
-        "[http]\naddr = \"{}\"\n[kafka]\nbrokers = \"{}\"\ntopic_prefix = \"{}\"\npartitions = {}\n[database]\nurl = \"{}\"\n[pipeline]\nsink = {}\nworker_hold = \"{}ms\"\n",
+        "[http]\naddr = \"{}\"\n[kafka]\nbrokers = \"{}\"\ntopic_prefix = \"{}\"\npartitions = {}\n[database]\nurl = \"{}\"\n[pipeline]\nsink = {}\nworker_hold = \"{}ms\"\nstopped_duty_retry = \"{}ms\"\n",
         config.http.addr,
         config.kafka.brokers,
         config.kafka.topic_prefix,
@@ -174,6 +174,7 @@ pub fn write_config(config: &Config, dir: &Path) -> anyhow::Result<PathBuf> {
         config.database.url,
         config.pipeline.sink,
         config.pipeline.worker_hold.as_millis(),
+        config.pipeline.stopped_duty_retry.as_millis(),
     );
     std::fs::write(&path, text)?;
     Ok(path)

@@ -387,7 +387,9 @@ async fn a_record_the_repository_refuses_is_dead_lettered_and_the_rest_is_writte
 
 #[tokio::test]
 async fn a_component_that_cannot_work_stops_alone_and_says_why() {
-    let config = prepared_config().await.unwrap();
+    let mut config = prepared_config().await.unwrap();
+    // A stopped duty tries again this often (minutes by default).
+    config.pipeline.stopped_duty_retry = Duration::from_secs(1);
     let db = bohai_hub::database::pool(&config.database).unwrap();
     // The repository sink may not write the repository, and the ops-samples duty may not
     // keep its samples: permissions an operator took away.
@@ -482,6 +484,27 @@ async fn a_component_that_cannot_work_stops_alone_and_says_why() {
     assert_eq!(stopped, ["ops-samples", "repository-sink"]);
     let s = stats(&db, "business-registrations").await;
     assert_eq!((s.valid, s.rows, s.pending), (10, 0, 10), "{s:?}");
+
+    // A stopped duty is tried again: once the permission is back it works and leaves STOPPED
+    // (a CRL that was never reissued again would stop every seal of the city).
+    sqlx::query("GRANT INSERT ON ops_feed_samples TO CURRENT_USER")
+        .execute(&db)
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(60),
+        "ops-samples working again",
+        || async {
+            let stopped: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM ops_component_failures WHERE component = 'ops-samples'",
+            )
+            .fetch_one(&db)
+            .await
+            .unwrap();
+            (stopped == 0).then_some(())
+        },
+    )
+    .await;
 }
 
 /// Sets `dataset`'s topic's `max.message.bytes` (the topic's other settings return to the
