@@ -867,14 +867,26 @@ pub fn key_text<V: std::borrow::Borrow<Value>>(parts: &[V]) -> String {
     }
 }
 
+/// 2^63, exactly.
+const I64_BOUND: f64 = 9_223_372_036_854_775_808.0;
+/// 2^64, exactly.
+const U64_BOUND: f64 = 18_446_744_073_709_551_616.0;
+
 /// `value` with a number that is whole written as an integer (`100.0` and `1e2` as `100`);
 /// anything else as it is.
 fn canonical_number(value: &Value) -> Value {
     match value {
         Value::Number(n) if n.is_f64() => match n.as_f64() {
-            // Whole and within i64, so the conversion is exact (-0.0 is 0).
+            // Whole and within i64 (-2^63 <= f < 2^63), so the conversion is exact (-0.0 is 0).
             #[allow(clippy::cast_possible_truncation)]
-            Some(f) if f.fract() == 0.0 && f.abs() < 9.0e18 => Value::from(f as i64),
+            Some(f) if f.fract() == 0.0 && (-I64_BOUND..I64_BOUND).contains(&f) => {
+                Value::from(f as i64)
+            }
+            // Whole and within u64: the integer spelling of such a number is taken too.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            Some(f) if f.fract() == 0.0 && (0.0..U64_BOUND).contains(&f) => Value::from(f as u64),
+            // Beyond u64 only a spelling with a point or an exponent is accepted at ingest,
+            // and every such spelling of one double is printed alike.
             _ => value.clone(),
         },
         other => other.clone(),
@@ -899,6 +911,21 @@ mod tests {
         let v: Value = serde_json::from_str("100.5").unwrap();
         assert_eq!(key_text(&[&v]), "100.5");
         assert_eq!(key_text(&[&json!("100.0")]), "100.0");
+        // Whole numbers beyond 9e18: the same key as their integer spelling, where one is
+        // accepted (up to 2^64).
+        for (float, integer) in [
+            ("9.1e18", "9100000000000000000"),
+            ("-9.223372036854775808e18", "-9223372036854775808"),
+            ("1e19", "10000000000000000000"),
+            ("1.8446744073709550e19", "18446744073709549568"),
+        ] {
+            let f: Value = serde_json::from_str(float).unwrap();
+            let i: Value = serde_json::from_str(integer).unwrap();
+            assert_eq!(key_text(&[&f]), key_text(&[&i]), "{float}");
+            assert_eq!(key_text(&[&f]), integer, "{float}");
+        }
+        let v: Value = serde_json::from_str("1e20").unwrap();
+        assert_eq!(key_text(&[&v]), "1e+20");
     }
 
     #[test]
