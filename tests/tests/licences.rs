@@ -814,6 +814,49 @@ async fn a_licence_issued_elsewhere_a_moment_ago_verifies_valid_at_once() {
     }
 }
 
+/// Remaking the status list reads every stored version (seconds at a city's scale): while
+/// one request checks or remakes it, the others are answered with the list in memory, not
+/// held up behind it. Here the database check is blocked outright (a lock on the events table
+/// it reads): a verification still answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verifications_are_not_held_up_while_the_status_list_is_remade() {
+    let f = Fixture::new().await;
+    let (status, issued) = f.issue(&f.police_token, "driving-licence", 0).await;
+    assert_eq!(status, 201, "{issued}");
+    let document = issued["document"].as_str().unwrap().to_owned();
+    assert_eq!(f.verify(&document).await["overall"], "VALID");
+
+    let mut blocker = f.db.begin().await.unwrap();
+    sqlx::query("LOCK TABLE licence_events IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    // Past the second within which the list is used without a database check.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let checking = {
+        let (http, url, document) = (
+            f.http.clone(),
+            f.hub.url("/api/v1/licences/verify"),
+            document.clone(),
+        );
+        tokio::spawn(async move {
+            http.post(url)
+                .json(&json!({"licence": document}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        })
+    };
+    // Let that request take the check (and block on the lock).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let answered = tokio::time::timeout(Duration::from_secs(20), f.verify(&document)).await;
+    drop(blocker);
+    let report = answered.expect("a verification waited for the status list's remaking");
+    assert_eq!(report["overall"], "VALID", "{report:#}");
+    assert_eq!(checking.await.unwrap(), 200);
+}
+
 /// Issue 15, item 2: a licence (holder name, identity number in the sealed document) is read
 /// only by its issuing department or an operator; anyone else cannot even tell it exists, and
 /// every read is audited.

@@ -6,7 +6,8 @@
 //! the last check the in-memory list is used as it is, so that a burst of verifications costs
 //! no database round trip; statuses are always reported "as of" the list's time. A caller
 //! that finds the list too short for a licence (issued a moment ago by the CLI or another hub
-//! process) asks for [`Recheck::Now`].
+//! process) asks for [`Recheck::Now`]. One request at a time checks the database or remakes
+//! the list; meanwhile the others are answered with the list in memory (see [`StatusCache`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -51,9 +52,33 @@ pub enum Recheck {
 }
 
 /// The hub's current status list, shared by every request.
+///
+/// Remaking a list reads every stored version (2.44 million at the reference city's scale)
+/// and takes seconds: it is done by one request at a time, without holding up the others,
+/// which are answered with the list in memory ("as of" its time) while it is still within
+/// its maximum age and no change made here since asks for a newer one.
 #[derive(Debug, Default)]
 pub struct StatusCache {
-    current: Mutex<Option<CurrentList>>,
+    current: std::sync::Mutex<Cached>,
+    /// Held by the one request that checks the database and remakes the list.
+    remaking: Mutex<()>,
+}
+
+#[derive(Debug, Default)]
+struct Cached {
+    list: Option<CurrentList>,
+    /// Bumped by [`StatusCache::invalidate`].
+    invalidations: u64,
+    /// The value of `invalidations` the list reflects.
+    reflects: u64,
+}
+
+impl Cached {
+    fn fresh(&self) -> Option<&CurrentList> {
+        self.list
+            .as_ref()
+            .filter(|_| self.reflects == self.invalidations)
+    }
 }
 
 /// What making a list needs.
@@ -103,9 +128,16 @@ async fn build_list(db: &sqlx::PgPool, max_index: i64) -> Result<StatusList, Lic
 }
 
 impl StatusCache {
-    /// Forgets the in-memory list: the next request looks at the database.
+    /// Forgets the in-memory list (a status changed here): the next request waits for a list
+    /// that reflects the change.
     pub async fn invalidate(&self) {
-        *self.current.lock().await = None;
+        self.cached().invalidations += 1;
+    }
+
+    fn cached(&self) -> std::sync::MutexGuard<'_, Cached> {
+        self.current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The current list, remade when needed.
@@ -116,16 +148,61 @@ impl StatusCache {
         now: DateTime<Utc>,
         recheck: Recheck,
     ) -> Result<CurrentList, LicenceError> {
-        let mut slot = self.current.lock().await;
+        let asked = Instant::now();
         let half_age = chrono::Duration::from_std(maker.max_age / 2).unwrap_or_default();
-        if let Some(c) = slot.as_ref() {
-            if recheck == Recheck::IfDue
-                && c.checked.elapsed() < RECHECK_AFTER
-                && now - c.issued_at < half_age
-            {
-                return Ok(c.clone());
+        let max_age = chrono::Duration::from_std(maker.max_age).unwrap_or_default();
+        // The list in memory, if a request may be answered with it while another remakes.
+        let servable = {
+            let cached = self.cached();
+            match cached.fresh() {
+                Some(c) if recheck == Recheck::IfDue => {
+                    if c.checked.elapsed() < RECHECK_AFTER && now - c.issued_at < half_age {
+                        return Ok(c.clone());
+                    }
+                    (now - c.issued_at < max_age && c.issued_at <= now).then(|| c.clone())
+                }
+                _ => None,
             }
-        }
+        };
+        let _remaking = match servable {
+            Some(c) => match self.remaking.try_lock() {
+                Ok(guard) => guard,
+                // Another request is checking or remaking: this one is answered as of the
+                // list it has.
+                Err(_) => return Ok(c),
+            },
+            None => self.remaking.lock().await,
+        };
+        // Checked or remade while this request waited: that is the answer to an `IfDue`.
+        let reflects = {
+            let cached = self.cached();
+            if let Some(c) = cached.fresh() {
+                if recheck == Recheck::IfDue && c.checked >= asked {
+                    return Ok(c.clone());
+                }
+            }
+            cached.invalidations
+        };
+        let result = self
+            .check_or_remake(db, maker, now, recheck, half_age)
+            .await?;
+        let mut cached = self.cached();
+        cached.list = Some(result.clone());
+        cached.reflects = reflects;
+        Ok(result)
+    }
+
+    /// Looks at the database: keeps the list in memory if nothing changed since it was made,
+    /// takes a fresh one another process stored, or makes and stores a new one.
+    async fn check_or_remake(
+        &self,
+        db: &sqlx::PgPool,
+        maker: &ListMaker<'_>,
+        now: DateTime<Utc>,
+        recheck: Recheck,
+        half_age: chrono::Duration,
+    ) -> Result<CurrentList, LicenceError> {
+        let in_memory = self.cached().list.clone();
         let newest = store::newest_event_id(db).await?;
         let highest_index = match recheck {
             Recheck::IfDue => None,
@@ -140,10 +217,10 @@ impl StatusCache {
                     .and_then(|i| u64::try_from(i).ok())
                     .is_none_or(|i| list.get(i).is_some())
         };
-        if let Some(c) = slot.as_mut() {
+        if let Some(mut c) = in_memory {
             if current(c.changes_through, c.issued_at) && covers(&c.verified) {
                 c.checked = Instant::now();
-                return Ok(c.clone());
+                return Ok(c);
             }
         }
         let seals = SealsService::public(db, maker.pki);
@@ -156,15 +233,13 @@ impl StatusCache {
                         .ok()
                         .filter(|v| covers(v))
                 {
-                    let c = CurrentList {
+                    return Ok(CurrentList {
                         token: token.into(),
                         verified: Arc::new(verified),
                         issued_at,
                         changes_through,
                         checked: Instant::now(),
-                    };
-                    *slot = Some(c.clone());
-                    return Ok(c);
+                    });
                 }
             }
         }
@@ -184,14 +259,12 @@ impl StatusCache {
             verify_status_list(&token, &trust, maker.authority_credit_code).map_err(|e| {
                 LicenceError::Stored(format!("the list just signed does not verify: {e}"))
             })?;
-        let c = CurrentList {
+        Ok(CurrentList {
             token: token.into(),
             verified: Arc::new(verified),
             issued_at,
             changes_through: newest,
             checked: Instant::now(),
-        };
-        *slot = Some(c.clone());
-        Ok(c)
+        })
     }
 }
