@@ -858,10 +858,11 @@ async fn verifications_are_not_held_up_while_the_status_list_is_remade() {
 }
 
 /// Issue 15, item 2: a licence (holder name, identity number in the sealed document) is read
-/// only by its issuing department or an operator; anyone else cannot even tell it exists, and
-/// every read is audited.
+/// only by its issuing department, an operator, or a department whose subscription to its
+/// type the issuer approved (then only the granted fields, masked); anyone else cannot even
+/// tell it exists, and every read is audited.
 #[tokio::test]
-async fn only_the_issuing_department_or_an_operator_reads_a_licence() {
+async fn a_licence_is_read_by_its_issuer_an_operator_or_an_approved_subscriber_only() {
     let f = Fixture::new().await;
     let holder = f.dir.path().join("holder.json");
     std::fs::write(&holder, example("driving-licence", 0).to_string()).unwrap();
@@ -914,4 +915,102 @@ async fn only_the_issuing_department_or_an_operator_reads_a_licence() {
     .await
     .unwrap();
     assert_eq!(readers, ["traffic-police", "data-administration"]);
+
+    // The holder's service: a department asks for the type's licences with a purpose; until
+    // the issuing department approves, the licence does not exist for it.
+    let request = |fields: Value| {
+        let (http, url, token) = (
+            f.http.clone(),
+            f.hub.url("/api/v1/subscriptions"),
+            education.clone(),
+        );
+        async move {
+            let until = (chrono::Utc::now() + chrono::Duration::days(30)).to_rfc3339();
+            let r = http
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({"licence_type": "driving-licence", "fields": fields,
+                               "purpose": "入学资格核验 (checking a student's driving licence)",
+                               "until": until}))
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, refused) = request(json!(["holder_id"])).await;
+    assert_eq!(status, 400, "{refused}");
+    let (status, sub) = request(json!(["holder_name"])).await;
+    assert_eq!(status, 201, "{sub}");
+    assert_eq!(
+        (&sub["kind"], &sub["status"]),
+        (&json!("licence_type"), &json!("pending"))
+    );
+    let (status, _) = get(number.clone(), education.clone()).await;
+    assert_eq!(status, 404);
+    let police_publisher =
+        auth::create_scoped_token(&f.db, "traffic-police", &[auth::Scope::Publish], None)
+            .await
+            .unwrap()
+            .secret;
+    let decide = |token: String| {
+        let (http, url) = (
+            f.http.clone(),
+            f.hub.url(&format!(
+                "/api/v1/subscriptions/{}/approve",
+                sub["id"].as_str().unwrap()
+            )),
+        );
+        async move {
+            let r = http.post(url).bearer_auth(token).send().await.unwrap();
+            r.status().as_u16()
+        }
+    };
+    // Only the issuing department decides.
+    let education_publisher =
+        auth::create_scoped_token(&f.db, "education", &[auth::Scope::Publish], None)
+            .await
+            .unwrap()
+            .secret;
+    assert_eq!(decide(education_publisher).await, 403);
+    assert_eq!(decide(police_publisher).await, 200);
+
+    // Approved for the holder's name only: partly masked, no sealed document (it carries the
+    // identity number), no names of officers; the read audited with the subscription.
+    let (status, body) = get(number.clone(), education.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    let shown: Value = serde_json::from_str(&body).unwrap();
+    let version = &shown["versions"][0];
+    assert_eq!(version["state"], "valid", "{body}");
+    assert!(version.get("document").is_none(), "{body}");
+    assert!(!body.contains(&document), "{body}");
+    let name = holder_name.unwrap();
+    assert_eq!(
+        version["holder_name"],
+        bohai_hub::sharing::mask::partial(&name)
+    );
+    assert_ne!(version["holder_name"], name.as_str());
+    assert!(
+        shown["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e.get("actor").is_none()),
+        "{body}"
+    );
+    let purpose: String = sqlx::query_scalar(
+        "SELECT purpose FROM audit_log WHERE action = 'licence_read' AND actor = 'education'",
+    )
+    .fetch_one(&f.db)
+    .await
+    .unwrap();
+    assert!(
+        purpose.starts_with(&format!("subscription {}", sub["id"].as_str().unwrap())),
+        "{purpose}"
+    );
+    // A licence of another type stays unknown to it.
+    let (status, other) = f.issue(&f.market_token, "business-licence", 0).await;
+    assert_eq!(status, 201, "{other}");
+    let (status, _) = get(other["number"].as_str().unwrap().to_owned(), education).await;
+    assert_eq!(status, 404);
 }

@@ -170,7 +170,7 @@ pub(super) async fn run(config: &Config, command: &SubCommand) -> anyhow::Result
                 status: status.as_deref(),
                 overdue: *overdue,
             };
-            let subs: Vec<Subscription> = subscriptions::list(&db, &filter, now)
+            let subs: Vec<Subscription> = subscriptions::list(&db, &registry, &filter, now)
                 .await?
                 .into_iter()
                 .map(|s| delivery::with_topic(s, &config.kafka))

@@ -200,7 +200,7 @@ pub(super) async fn issue_batch(
     responses(
         (status = 200, description = "The licence", body = LicenceView),
         (status = 401, description = "No valid bearer token", body = super::ErrorBody),
-        (status = 404, description = "No such licence, or not the caller's to read (only the issuing department and operators read a licence; every read is audited)", body = super::ErrorBody),
+        (status = 404, description = "No such licence, or not the caller's to read (the issuing department, operators, and departments with an approved subscription to its type read a licence; every read is audited)", body = super::ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -208,31 +208,101 @@ pub(super) async fn show_licence(
     State(state): State<AppState>,
     caller: Caller,
     Path(number): Path<String>,
-) -> Result<Json<LicenceView>, ApiError> {
+) -> Result<Json<serde_json::Value>, ApiError> {
     if !caller.has(Scope::Admin) {
         caller.require(Scope::Read)?;
     }
+    let now = Utc::now();
     let view = service(&state, false)?
-        .show(&number, Utc::now())
+        .show(&number, now)
         .await
         .map_err(api_error)?;
-    // A licence carries its holder's name and identity number: only its issuing department
-    // and operators read it. Anyone else is answered exactly as for a number never issued,
-    // so that numbers cannot be enumerated.
-    let issuer = view.versions.first().map(|v| v.department.as_str());
-    let purpose = if issuer == Some(caller.department.as_str()) {
-        "issuing department"
+    // A licence carries its holder's name and identity number: its issuing department and
+    // operators read it whole; a department with an approved subscription to its type reads
+    // what the subscription grants. Anyone else is answered exactly as for a number never
+    // issued, so that numbers cannot be enumerated.
+    let first = view.versions.first();
+    let issuer = first.map(|v| v.department.as_str());
+    let (purpose, shown) = if issuer == Some(caller.department.as_str()) {
+        ("issuing department".to_owned(), LicenceShown::Whole)
     } else if caller.has(Scope::Admin) {
-        "hub operator"
+        ("hub operator".to_owned(), LicenceShown::Whole)
     } else {
-        return Err(api_error(LicenceError::UnknownLicence(number)));
+        let licence_type = first.map(|v| v.licence_type.as_str()).unwrap_or_default();
+        match crate::sharing::subscriptions::grant_for_read(
+            &state.db,
+            &caller.department,
+            (
+                crate::sharing::subscriptions::Kind::LicenceType,
+                licence_type,
+            ),
+            None,
+            now,
+        )
+        .await
+        {
+            Ok(sub) => (
+                format!("subscription {}: {}", sub.id, sub.purpose),
+                LicenceShown::Granted(sub.fields),
+            ),
+            Err(crate::sharing::SharingError::Database(e)) => return Err(e.into()),
+            Err(_) => return Err(api_error(LicenceError::UnknownLicence(number))),
+        }
     };
     crate::audit::Entry::new(&caller.department, "licence_read")
         .subject(&number)
-        .purpose(purpose)
+        .purpose(&purpose)
         .append_to(&state.db)
         .await?;
-    Ok(Json(view))
+    Ok(Json(shown.project(&view)))
+}
+
+/// How much of a licence a reader sees.
+enum LicenceShown {
+    /// Everything: the issuing department or an operator.
+    Whole,
+    /// A subscriber to its type: the granted fields of
+    /// [`crate::sharing::subscriptions::LICENCE_FIELDS`], the holder's name partly masked.
+    Granted(Vec<String>),
+}
+
+impl LicenceShown {
+    fn project(&self, view: &LicenceView) -> serde_json::Value {
+        let mut value = serde_json::to_value(view).unwrap_or_default();
+        let LicenceShown::Granted(fields) = self else {
+            return value;
+        };
+        let granted = |f: &str| fields.iter().any(|g| g == f);
+        // Who acted on it names people (`cli:USER`): not for a subscriber.
+        let events = value
+            .get_mut("events")
+            .and_then(serde_json::Value::as_array_mut);
+        for event in events.into_iter().flatten() {
+            if let Some(event) = event.as_object_mut() {
+                event.remove("actor");
+            }
+        }
+        let versions = value
+            .get_mut("versions")
+            .and_then(serde_json::Value::as_array_mut);
+        for version in versions.into_iter().flatten() {
+            let Some(version) = version.as_object_mut() else {
+                continue;
+            };
+            if !granted("document") {
+                version.remove("document");
+            }
+            match version.remove("holder_name") {
+                Some(name) if granted("holder_name") => {
+                    // One masking rule: a dataset's `partial` fields are shown the same way.
+                    let masked = crate::sharing::mask::partial(name.as_str().unwrap_or_default());
+                    version.insert("holder_name".to_owned(), masked.into());
+                }
+                _ => {}
+            }
+        }
+        value
+    }
 }
 
 /// A lifecycle action on a licence.

@@ -22,9 +22,9 @@ fn api_error(e: SharingError) -> ApiError {
     let forbidden =
         |code: &str, e: &SharingError| ApiError::new(StatusCode::FORBIDDEN, code, e.to_string());
     match e {
-        SharingError::UnknownDataset(_) | SharingError::UnknownSubscription(_) => {
-            ApiError::not_found(e.to_string())
-        }
+        SharingError::UnknownDataset(_)
+        | SharingError::UnknownLicenceType(_)
+        | SharingError::UnknownSubscription(_) => ApiError::not_found(e.to_string()),
         SharingError::BadRequest(_) => ApiError::bad_request(e.to_string()),
         SharingError::BadParameter { name, .. } => {
             ApiError::new(StatusCode::BAD_REQUEST, "invalid_parameter", e.to_string())
@@ -69,11 +69,12 @@ pub(super) async fn get_catalogue(
     ))
 }
 
-/// Request access to fields of another department's dataset.
+/// Request access to fields of another department's dataset, or of the licences of another
+/// department's licence type (`licence_type`: fields `holder_name`, `document`).
 ///
 /// Unconditional datasets are approved at once; conditional ones wait for the owner, who
 /// must answer within `sharing.reply_days` (past that the request is flagged overdue);
-/// not-shared ones are refused.
+/// not-shared ones are refused. Licence types are always decided by their issuing department.
 #[utoipa::path(
     post,
     path = "/api/v1/subscriptions",
@@ -81,10 +82,10 @@ pub(super) async fn get_catalogue(
     request_body = SubscriptionRequest,
     responses(
         (status = 201, description = "The request, `approved` for an unconditional dataset, else `pending`", body = Subscription),
-        (status = 400, description = "Unknown field, empty purpose, period out of range, or the caller's own dataset", body = super::ErrorBody),
+        (status = 400, description = "Not exactly one of `dataset` and `licence_type`, unknown field, empty purpose, period out of range, or the caller's own dataset or licence type", body = super::ErrorBody),
         (status = 401, description = "No valid bearer token (code says why)", body = super::ErrorBody),
         (status = 403, description = "The token lacks scope `read` (`wrong_scope`), or the dataset is not shared (`not_shared`)", body = super::ErrorBody),
-        (status = 404, description = "No such dataset", body = super::ErrorBody),
+        (status = 404, description = "No such dataset or licence type", body = super::ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -147,7 +148,7 @@ pub(super) async fn list_subscriptions(
         status: q.status.as_deref(),
         overdue: q.overdue,
     };
-    let subs = subscriptions::list(&state.db, &filter, Utc::now()).await?;
+    let subs = subscriptions::list(&state.db, &state.registry, &filter, Utc::now()).await?;
     Ok(Json(subs.into_iter().map(|s| shown(&state, s)).collect()))
 }
 

@@ -123,7 +123,9 @@ pub struct LicenceVersion {
     pub licence_type: String,
     /// Issuing department.
     pub department: String,
-    /// Holder's name.
+    /// Holder's name; for a reader by subscription, partly masked, and absent unless the
+    /// subscription grants `holder_name`.
+    #[schema(required = false)]
     pub holder_name: String,
     /// `valid`, `revoked`, `suspended` or `superseded`, or `expired` when its validity
     /// ended while it was valid or suspended.
@@ -144,7 +146,10 @@ pub struct LicenceVersion {
     pub supersedes: Option<String>,
     /// The version that replaced or renewed it (`NUMBER/vN`).
     pub successor: Option<String>,
-    /// The sealed licence (compact JWS).
+    /// The sealed licence (compact JWS); for a reader by subscription, absent unless the
+    /// subscription grants `document` (it carries the holder's identity number and cannot be
+    /// masked without breaking its seal).
+    #[schema(required = false)]
     pub document: String,
 }
 
@@ -160,7 +165,8 @@ pub struct EventView {
     /// What happened.
     pub event: LicenceEvent,
     /// Who did it: `dept:CODE` for a token, `cli:USER` for the command line, `hub` for
-    /// automatic expiry.
+    /// automatic expiry; absent for a reader by subscription.
+    #[schema(required = false)]
     pub actor: String,
     /// The reason given, if any.
     pub reason: Option<String>,

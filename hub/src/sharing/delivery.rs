@@ -220,7 +220,8 @@ impl Worker {
         self.delete_withdrawn().await?;
         let active: Vec<Active> = sqlx::query_as(
             "SELECT id, dataset, department, fields, purpose FROM subscriptions
-             WHERE status = 'approved' AND valid_until > now() ORDER BY decided_at, id",
+             WHERE status = 'approved' AND valid_until > now() AND kind = 'dataset'
+             ORDER BY decided_at, id",
         )
         .fetch_all(&self.db)
         .await?;

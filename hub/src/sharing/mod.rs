@@ -20,6 +20,9 @@ pub enum SharingError {
     /// No such dataset.
     #[error("no dataset `{0}`")]
     UnknownDataset(String),
+    /// No such licence type.
+    #[error("no licence type `{0}`")]
+    UnknownLicenceType(String),
     /// No such subscription.
     #[error("no subscription {0}")]
     UnknownSubscription(uuid::Uuid),

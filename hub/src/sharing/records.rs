@@ -162,8 +162,14 @@ pub async fn read(
         None
     } else {
         Some(
-            subscriptions::grant_for_read(db, department, &dataset.id, query.subscription, now)
-                .await?,
+            subscriptions::grant_for_read(
+                db,
+                department,
+                (subscriptions::Kind::Dataset, &dataset.id),
+                query.subscription,
+                now,
+            )
+            .await?,
         )
     };
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);

@@ -1,6 +1,8 @@
 //! Access requests (subscriptions): a department asks for fields of another department's
-//! dataset with a purpose and a period; the owner (or a hub operator) approves or rejects
-//! with a reason; unconditional datasets are granted at once and not-shared ones refused.
+//! dataset, or of the licences of another department's licence type, with a purpose and a
+//! period; the owner (or a hub operator) approves or rejects with a reason; unconditional
+//! datasets are granted at once and not-shared ones refused. Licence types are always decided
+//! by their issuing department: a licence carries its holder's identity.
 
 use bohai_schemas::{Registry, Sharing};
 use chrono::{DateTime, Duration, Utc};
@@ -18,13 +20,48 @@ const MAX_PURPOSE: usize = 2000;
 /// Who decides automatically for unconditional datasets.
 const POLICY: &str = "policy:unconditional";
 
-/// A request for access.
+/// What a subscription is to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::Type)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum Kind {
+    /// A dataset of the shared repository.
+    Dataset,
+    /// The licences of a licence type.
+    LicenceType,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Dataset => "dataset",
+            Kind::LicenceType => "licence_type",
+        }
+    }
+}
+
+/// The fields of a licence a subscriber to its type may be granted; the rest of a licence
+/// (number, type, department, state, validity, seal, history) is shown to every granted
+/// reader. `holder_name` is shown partly masked (like a `partial` field of a dataset);
+/// `document`, the sealed licence, carries the holder's identity number and cannot be masked
+/// without breaking its seal: it is shown whole or not at all.
+pub const LICENCE_FIELDS: [&str; 2] = ["holder_name", "document"];
+
+/// A request for access: to a dataset (`dataset`) or to the licences of a licence type
+/// (`licence_type`), exactly one of them.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubscriptionRequest {
     /// The dataset, e.g. `business-registrations`.
-    pub dataset: String,
-    /// The fields wanted (top-level properties of the dataset's schema).
+    #[serde(default)]
+    #[schema(min_length = 1)]
+    pub dataset: Option<String>,
+    /// The licence type, e.g. `driving-licence`; its fields are `holder_name` and `document`.
+    #[serde(default)]
+    #[schema(min_length = 1)]
+    pub licence_type: Option<String>,
+    /// The fields wanted (top-level properties of the dataset's schema; for a licence type,
+    /// `holder_name` and/or `document`).
     #[schema(min_items = 1)]
     pub fields: Vec<String>,
     /// Why the data is needed, 1 to 2000 characters, not all blank; recorded with every read.
@@ -43,7 +80,9 @@ pub struct SubscriptionRequest {
 pub struct Subscription {
     /// Its id.
     pub id: uuid::Uuid,
-    /// The dataset.
+    /// What it is to: `dataset` or `licence_type`.
+    pub kind: Kind,
+    /// The dataset, or the licence type when `kind` is `licence_type`.
     pub dataset: String,
     /// The requesting department.
     pub department: String,
@@ -91,7 +130,8 @@ impl Subscription {
     }
 }
 
-const COLUMNS: &str = "id, dataset, department, fields, purpose, status, requested_at, reply_due,
+const COLUMNS: &str =
+    "id, kind, dataset, department, fields, purpose, status, requested_at, reply_due,
     valid_until, decided_at, decided_by, reason, withdrawn_at, withdrawn_by, withdrawal_reason";
 
 /// Checks `request` by `department` against the registry and records it; an unconditional
@@ -104,25 +144,22 @@ pub async fn request(
     request: SubscriptionRequest,
     now: DateTime<Utc>,
 ) -> Result<Subscription, SharingError> {
-    let ds = registry
-        .dataset(&request.dataset)
-        .ok_or_else(|| SharingError::UnknownDataset(request.dataset.clone()))?;
-    if ds.sharing == Sharing::NotShared {
-        return Err(SharingError::NotShared(ds.id.clone()));
+    let target = Target::of(registry, &request)?;
+    if target.sharing == Sharing::NotShared {
+        return Err(SharingError::NotShared(target.id.to_owned()));
     }
-    if ds.department == department {
+    if target.owner == department {
         return Err(SharingError::BadRequest(format!(
-            "dataset `{}` is your own department's; it reads it without a request",
-            ds.id
+            "{} `{}` is your own department's; it reads it without a request",
+            target.what, target.id
         )));
     }
-    let properties = ds.schema.get("properties").and_then(|p| p.as_object());
     let mut fields: Vec<String> = Vec::new();
     for f in &request.fields {
-        if !properties.is_some_and(|p| p.contains_key(f)) {
+        if !target.fields.contains(&f.as_str()) {
             return Err(SharingError::BadRequest(format!(
-                "dataset `{}` has no field `{f}`; the catalogue lists its fields",
-                ds.id
+                "{} `{}` has no field `{f}`; {}",
+                target.what, target.id, target.fields_hint
             )));
         }
         if !fields.contains(f) {
@@ -145,17 +182,17 @@ pub async fn request(
             "`until` must be in the future and at most {MAX_PERIOD_DAYS} days ahead"
         )));
     }
-    let unconditional = ds.sharing == Sharing::Unconditional;
+    let unconditional = target.sharing == Sharing::Unconditional;
     let id = uuid::Uuid::new_v4();
     let mut tx = db.begin().await?;
     // Safe: only the constant COLUMNS is formatted in; every value is bound.
     let sub: Subscription = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO subscriptions (id, dataset, department, fields, purpose, status,
-             requested_at, reply_due, valid_until, decided_at, decided_by, reason)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {COLUMNS}"
+             requested_at, reply_due, valid_until, decided_at, decided_by, reason, kind)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING {COLUMNS}"
     )))
     .bind(id)
-    .bind(&ds.id)
+    .bind(target.id)
     .bind(department)
     .bind(&fields)
     .bind(purpose)
@@ -166,10 +203,11 @@ pub async fn request(
     .bind(unconditional.then_some(now))
     .bind(unconditional.then_some(POLICY))
     .bind(unconditional.then_some("the dataset is shared unconditionally"))
+    .bind(target.kind.as_str())
     .fetch_one(&mut *tx)
     .await?;
     Entry::new(department, "subscription.request")
-        .dataset(&ds.id)
+        .dataset(target.id)
         .subject(id)
         .purpose(purpose)
         .detail(&serde_json::json!({"fields": fields, "until": request.until}))
@@ -177,13 +215,80 @@ pub async fn request(
         .await?;
     if unconditional {
         Entry::new(POLICY, "subscription.approve")
-            .dataset(&ds.id)
+            .dataset(target.id)
             .subject(id)
             .append(&mut tx)
             .await?;
     }
     tx.commit().await?;
     Ok(sub.with_flags(now))
+}
+
+/// What a request names, as the registry describes it.
+struct Target<'a> {
+    kind: Kind,
+    id: &'a str,
+    /// `dataset` or `licence type`, for messages.
+    what: &'static str,
+    owner: &'a str,
+    sharing: Sharing,
+    fields: Vec<&'a str>,
+    fields_hint: &'static str,
+}
+
+impl<'a> Target<'a> {
+    fn of(registry: &'a Registry, request: &'a SubscriptionRequest) -> Result<Self, SharingError> {
+        match (&request.dataset, &request.licence_type) {
+            (Some(dataset), None) => {
+                let ds = registry
+                    .dataset(dataset)
+                    .ok_or_else(|| SharingError::UnknownDataset(dataset.clone()))?;
+                Ok(Target {
+                    kind: Kind::Dataset,
+                    id: &ds.id,
+                    what: "dataset",
+                    owner: &ds.department,
+                    sharing: ds.sharing,
+                    fields: ds
+                        .schema
+                        .get("properties")
+                        .and_then(|p| p.as_object())
+                        .map(|p| p.keys().map(String::as_str).collect())
+                        .unwrap_or_default(),
+                    fields_hint: "the catalogue lists its fields",
+                })
+            }
+            (None, Some(licence_type)) => {
+                let t = registry
+                    .licence_type(licence_type)
+                    .ok_or_else(|| SharingError::UnknownLicenceType(licence_type.clone()))?;
+                Ok(Target {
+                    kind: Kind::LicenceType,
+                    id: &t.id,
+                    what: "licence type",
+                    owner: &t.department,
+                    // A licence carries its holder's identity: its issuer decides each request.
+                    sharing: Sharing::Conditional,
+                    fields: LICENCE_FIELDS.to_vec(),
+                    fields_hint: "a licence type's fields are `holder_name` and `document`",
+                })
+            }
+            _ => Err(SharingError::BadRequest(
+                "name exactly one of `dataset` and `licence_type`".to_owned(),
+            )),
+        }
+    }
+}
+
+/// The department that decides subscriptions to `sub`'s dataset or licence type.
+fn owner_of(registry: &Registry, sub: &Subscription) -> String {
+    match sub.kind {
+        Kind::Dataset => registry.dataset(&sub.dataset).map(|d| d.department.clone()),
+        Kind::LicenceType => registry
+            .licence_type(&sub.dataset)
+            .map(|t| t.department.clone()),
+    }
+    .unwrap_or_default()
 }
 
 /// Who decides or withdraws a request.
@@ -223,10 +328,7 @@ async fn locked(
     .fetch_optional(&mut *tx)
     .await?
     .ok_or(SharingError::UnknownSubscription(id))?;
-    let owner = registry
-        .dataset(&sub.dataset)
-        .map(|d| d.department.clone())
-        .unwrap_or_default();
+    let owner = owner_of(registry, &sub);
     Ok((sub, owner))
 }
 
@@ -357,7 +459,8 @@ pub async fn withdraw(
 /// Which subscriptions a listing shows.
 #[derive(Debug, Clone, Default)]
 pub struct Filter<'a> {
-    /// Only those a department requested or owns the dataset of; `None` for all.
+    /// Only those a department requested or owns the dataset (or licence type) of; `None`
+    /// for all.
     pub department: Option<&'a str>,
     /// Only those of this dataset.
     pub dataset: Option<&'a str>,
@@ -370,14 +473,24 @@ pub struct Filter<'a> {
 /// The subscriptions `filter` selects, newest first.
 pub async fn list(
     db: &PgPool,
+    registry: &Registry,
     filter: &Filter<'_>,
     now: DateTime<Utc>,
 ) -> Result<Vec<Subscription>, sqlx::Error> {
+    // The licence types the department issues: the registry's, not a table's.
+    let issued_types: Vec<&str> = registry
+        .licence_types
+        .iter()
+        .filter(|t| Some(t.department.as_str()) == filter.department)
+        .map(|t| t.id.as_str())
+        .collect();
     // Safe: only the constant COLUMNS is formatted in; every value is bound.
     let rows: Vec<Subscription> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM subscriptions s
          WHERE ($1::text IS NULL OR s.department = $1
-                OR s.dataset IN (SELECT id FROM datasets WHERE department = $1))
+                OR (s.kind = 'dataset'
+                    AND s.dataset IN (SELECT id FROM datasets WHERE department = $1))
+                OR (s.kind = 'licence_type' AND s.dataset = ANY($6)))
            AND ($2::text IS NULL OR s.dataset = $2)
            AND ($3::text IS NULL OR s.status = $3)
            AND (NOT $4 OR (s.status = 'pending' AND s.reply_due < $5))
@@ -388,6 +501,7 @@ pub async fn list(
     .bind(filter.status)
     .bind(filter.overdue)
     .bind(now)
+    .bind(&issued_types)
     .fetch_all(db)
     .await?;
     Ok(rows.into_iter().map(|s| s.with_flags(now)).collect())
@@ -410,12 +524,13 @@ pub async fn get(
         .ok_or(SharingError::UnknownSubscription(id))
 }
 
-/// The subscription `department` reads `dataset` under at `now`: the one named, or the most
-/// recently approved active one. Refused without an approval or after it expired.
+/// The subscription `department` reads `dataset` (of `kind`) under at `now`: the one named,
+/// or the most recently approved active one. Refused without an approval or after it
+/// expired.
 pub async fn grant_for_read(
     db: &PgPool,
     department: &str,
-    dataset: &str,
+    (kind, dataset): (Kind, &str),
     named: Option<uuid::Uuid>,
     now: DateTime<Utc>,
 ) -> Result<Subscription, SharingError> {
@@ -424,12 +539,13 @@ pub async fn grant_for_read(
     let granted: Vec<Subscription> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM subscriptions
          WHERE department = $1 AND dataset = $2 AND status IN ('approved', 'withdrawn')
-           AND ($3::uuid IS NULL OR id = $3)
+           AND ($3::uuid IS NULL OR id = $3) AND kind = $4
          ORDER BY status = 'approved' DESC, valid_until DESC, decided_at DESC"
     )))
     .bind(department)
     .bind(dataset)
     .bind(named)
+    .bind(kind.as_str())
     .fetch_all(db)
     .await?;
     let first = granted
