@@ -916,8 +916,32 @@ async fn a_licence_is_read_by_its_issuer_an_operator_or_an_approved_subscriber_o
     .unwrap();
     assert_eq!(readers, ["traffic-police", "data-administration"]);
 
-    // The holder's service: a department asks for the type's licences with a purpose; until
-    // the issuing department approves, the licence does not exist for it.
+    // The holder's service finds the type, who issues it and what it may ask for...
+    let types: Value = f
+        .http
+        .get(f.hub.url("/api/v1/licence-types"))
+        .bearer_auth(&education)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let driving = types
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == "driving-licence")
+        .unwrap();
+    assert_eq!(driving["department"], "traffic-police", "{driving}");
+    assert_eq!(
+        driving["subscriber_fields"],
+        json!(["holder_name", "document"])
+    );
+    let cli: Value = serde_json::from_str(&ok(&f.file, &["licence", "types", "--json"])).unwrap();
+    assert_eq!(&cli, &types);
+    // ...and asks for the type's licences with a purpose; until the issuing department
+    // approves, the licence does not exist for it.
     let request = |fields: Value| {
         let (http, url, token) = (
             f.http.clone(),

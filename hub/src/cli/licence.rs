@@ -160,6 +160,13 @@ pub enum LicenceCommand {
     /// Record the expiry of every licence whose validity ended (`bohai serve` does this
     /// every minute).
     Expire,
+    /// List the licence types: issuer, number prefix, holder kind, default validity, and the
+    /// fields a subscription to the type may be granted.
+    Types {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Runs a licence command.
@@ -172,6 +179,9 @@ pub(super) async fn run(config: &Config, command: &LicenceCommand) -> anyhow::Re
     } = command
     {
         return generate(config, licence_type, *count, output, *seed);
+    }
+    if let LicenceCommand::Types { json } = command {
+        return list_types(config, *json);
     }
     if let LicenceCommand::Verify {
         file,
@@ -324,12 +334,33 @@ pub(super) async fn run(config: &Config, command: &LicenceCommand) -> anyhow::Re
             println!("{n} licence(s) expired");
         }
         // Answered above, without the database.
-        LicenceCommand::Gen { .. } => {}
+        LicenceCommand::Gen { .. } | LicenceCommand::Types { .. } => {}
     }
     Ok(())
 }
 
 /// Writes `count` generated licence requests of one type.
+/// `bohai licence types`.
+fn list_types(config: &Config, json: bool) -> anyhow::Result<()> {
+    let registry = crate::registry::load(&config.registry)?;
+    let types = crate::licences::types::views(&registry);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&types)?);
+        return Ok(());
+    }
+    println!(
+        "{:<26} {:<6} {:<26} {:<12} {:<10} TITLE",
+        "TYPE", "PREFIX", "ISSUER", "HOLDER", "VALIDITY"
+    );
+    for t in &types {
+        println!(
+            "{:<26} {:<6} {:<26} {:<12} {:<10} {}",
+            t.id, t.number_prefix, t.department, t.holder_kind, t.default_validity, t.title_zh
+        );
+    }
+    Ok(())
+}
+
 fn generate(
     config: &Config,
     licence_type: &str,

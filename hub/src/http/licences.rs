@@ -191,6 +191,28 @@ pub(super) async fn issue_batch(
     }))
 }
 
+/// Every licence type: who issues it, its number prefix, holder kind and default validity,
+/// and the fields a subscription to it may be granted (request one with
+/// `POST /api/v1/subscriptions` and `licence_type`).
+#[utoipa::path(
+    get,
+    path = "/api/v1/licence-types",
+    tag = "licences",
+    responses(
+        (status = 200, description = "Every licence type, sorted by id", body = [crate::licences::types::LicenceTypeView]),
+        (status = 401, description = "No valid bearer token (code says why)", body = super::ErrorBody),
+        (status = 403, description = "The token lacks scope `read`", body = super::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(super) async fn list_licence_types(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<crate::licences::types::LicenceTypeView>>, ApiError> {
+    caller.require(Scope::Read)?;
+    Ok(Json(crate::licences::types::views(&state.registry)))
+}
+
 /// A licence with every version and its history.
 #[utoipa::path(
     get,

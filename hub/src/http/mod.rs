@@ -228,6 +228,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(licences::verify_licences))
         .routes(routes!(licences::status_list))
         .routes(routes!(licences::trust_bundle))
+        .routes(routes!(licences::list_licence_types))
         .routes(routes!(licences::show_licence))
         .routes(routes!(licences::licence_action))
         .routes(routes!(sharing::get_catalogue))

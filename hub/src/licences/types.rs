@@ -50,3 +50,59 @@ pub fn judge(
 pub fn describe(v: &Violation) -> String {
     format!("{} ({}): {}", v.pointer, v.rule, v.message)
 }
+
+/// A licence type as the registry declares it, for the departments and services that look
+/// for one to verify or to subscribe to (`GET /api/v1/licence-types`, `bohai licence types`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct LicenceTypeView {
+    /// Type id, e.g. `driving-licence`.
+    pub id: String,
+    /// Code of the issuing department: the only one that issues it, and the one that decides
+    /// requests to read its licences.
+    pub department: String,
+    /// The issuing department's Chinese name.
+    pub department_name_zh: String,
+    /// Chinese title, as printed on the licence.
+    pub title_zh: String,
+    /// English title.
+    pub title_en: String,
+    /// What the licence is.
+    pub description: String,
+    /// The letters every licence number of the type starts with, e.g. `DL`.
+    pub number_prefix: String,
+    /// `person` or `organisation`.
+    pub holder_kind: String,
+    /// Validity of a new licence unless its issuer says otherwise, e.g. `6years`.
+    pub default_validity: String,
+    /// Version of the subject schema.
+    pub schema_version: u32,
+    /// The fields a subscription to the type may be granted.
+    pub subscriber_fields: Vec<String>,
+}
+
+/// Every licence type of the registry, sorted by id.
+pub fn views(registry: &Registry) -> Vec<LicenceTypeView> {
+    registry
+        .licence_types
+        .iter()
+        .map(|t| LicenceTypeView {
+            id: t.id.clone(),
+            department: t.department.clone(),
+            department_name_zh: registry
+                .department(&t.department)
+                .map(|d| d.name_zh.clone())
+                .unwrap_or_default(),
+            title_zh: t.title_zh.clone(),
+            title_en: t.title_en.clone(),
+            description: t.description.clone(),
+            number_prefix: t.number_prefix.clone(),
+            holder_kind: t.holder_kind.as_str().to_owned(),
+            default_validity: humantime::format_duration(t.default_validity).to_string(),
+            schema_version: t.schema_version,
+            subscriber_fields: crate::sharing::subscriptions::LICENCE_FIELDS
+                .iter()
+                .map(|f| (*f).to_owned())
+                .collect(),
+        })
+        .collect()
+}
