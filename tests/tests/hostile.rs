@@ -599,8 +599,26 @@ async fn a_topic_that_refuses_the_hubs_records_stops_its_feed_with_the_fix_and_l
         "{body}"
     );
     assert_eq!(stats(&db, "business-registrations").await.read, 0);
+    // Without an Idempotency-Key: the answer names the key the request was given, to send
+    // it again with.
+    let answer = reqwest::Client::new()
+        .post(hub.url("/api/v1/datasets/business-registrations/records"))
+        .bearer_auth(&token)
+        .json(&[&small[0], &large, &small[2]])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 503);
+    let body: Value = answer.json().await.unwrap();
+    let message = body["message"].as_str().unwrap();
+    let given = message
+        .split("Idempotency-Key: ")
+        .nth(1)
+        .and_then(|rest| rest.split('`').next())
+        .unwrap_or_else(|| panic!("no key to send again with: {body}"))
+        .to_owned();
 
-    // Once the topic takes what the hub sends, the same run and the same request deliver
+    // Once the topic takes what the hub sends, the same run and the same requests deliver
     // everything, once.
     tighten_topic(&config, "business-registrations", 3 << 20).await;
     bohai_ok(
@@ -609,16 +627,28 @@ async fn a_topic_that_refuses_the_hubs_records_stops_its_feed_with_the_fix_and_l
     );
     let answer: Value = push().await.unwrap().json().await.unwrap();
     assert_eq!(answer["accepted"], 3, "{answer}");
+    let answer: Value = reqwest::Client::new()
+        .post(hub.url("/api/v1/datasets/business-registrations/records"))
+        .bearer_auth(&token)
+        .header("Idempotency-Key", &given)
+        .json(&[&small[0], &large, &small[2]])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["accepted"], 3, "{answer}");
     let s = eventually(
         Duration::from_secs(60),
-        "both feeds in the repository",
+        "the three feeds in the repository",
         || async {
             let s = stats(&db, "business-registrations").await;
-            (s.pending == 0 && s.read == 6).then_some(s)
+            (s.pending == 0 && s.read == 9).then_some(s)
         },
     )
     .await;
-    assert_eq!((s.rows, s.valid, s.rejected), (3, 6, 0), "{s:?}");
+    assert_eq!((s.rows, s.valid, s.rejected), (3, 9, 0), "{s:?}");
     assert!(s.reconciled, "{s:?}");
 }
 

@@ -80,6 +80,13 @@ impl ApiError {
         self
     }
 
+    /// The error with `hint` added to its message (what the client can do about it).
+    pub fn with_hint(mut self, hint: &str) -> Self {
+        self.body.message.push_str("; ");
+        self.body.message.push_str(hint);
+        self
+    }
+
     /// The status of this answer.
     pub fn status(&self) -> StatusCode {
         self.status

@@ -117,12 +117,12 @@ pub(super) async fn push_records(
         )
     })?;
     let key = idempotency_key(&headers)?;
-    let stream = format!(
-        "http:{}:{}",
-        caller.department,
-        key.clone()
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
-    );
+    // Without a key of the client's, the request gets one: an answer that cuts it short
+    // (503) names it, and the same body sent again with it is recognised record by record.
+    let stream_key = key
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let stream = format!("http:{}:{stream_key}", caller.department);
     let limit = state.config.http.max_push_bytes;
     if let Some(length) = headers
         .get(header::CONTENT_LENGTH)
@@ -139,6 +139,7 @@ pub(super) async fn push_records(
         dataset: id,
         stream: stream.clone(),
         keyed: key.is_some(),
+        key: stream_key,
         resume_after: 0,
         next_seq: 0,
         response: PushResponse {
@@ -205,13 +206,16 @@ pub(super) async fn push_records(
         piece_bytes += pieces[before..].iter().map(|p| p.raw.len()).sum::<usize>();
         if pieces.len() >= PIECE_RECORDS || piece_bytes >= PIECE_BYTES {
             push.ingest(std::mem::take(&mut pieces), false, None)
-                .await?;
+                .await
+                .map_err(|e| push.resumable(e))?;
             piece_bytes = 0;
         }
     }
     splitter.finish(&mut pieces).map_err(not_records)?;
     let digest = reader.digest.finish();
-    push.ingest(pieces, true, Some(digest.as_ref())).await?;
+    push.ingest(pieces, true, Some(digest.as_ref()))
+        .await
+        .map_err(|e| push.resumable(e))?;
     Ok(Json(push.response))
 }
 
@@ -315,6 +319,8 @@ struct Push {
     dataset: String,
     stream: String,
     keyed: bool,
+    /// The Idempotency-Key of the request: the client's, or one made for it.
+    key: String,
     /// Records a first attempt committed (a retry with the same key skips them).
     resume_after: u64,
     /// The sequence number of the next record found in the body.
@@ -330,6 +336,18 @@ impl Push {
             self.response.accepted + self.response.rejected,
             self.stream
         )
+    }
+
+    /// `error` of a request sent without an Idempotency-Key, naming the key it was given
+    /// where sending it again is the remedy (503): part of it may have reached the broker.
+    fn resumable(&self, error: ApiError) -> ApiError {
+        if self.keyed || error.status() != StatusCode::SERVICE_UNAVAILABLE {
+            return error;
+        }
+        error.with_hint(&format!(
+            "part of this request may have been taken: send the same body again with the header `Idempotency-Key: {}`, and what arrived is not stored twice",
+            self.key
+        ))
     }
 
     /// Checks, delivers and commits the records of `pieces`; `last` for the body's last, with
