@@ -126,6 +126,11 @@ reason_codes! {
     /// department sealing a licence in another's name.
     SealNotOfIssuer = "SEAL_NOT_OF_ISSUER", "印章不属于证照所称的签发部门（与登记的统一社会信用代码不符）",
         "the seal is not the named issuing department's (its credit code differs from the registry's)";
+    /// The seal certificate chains to a trust anchor but is not one the registry holds: made
+    /// by a CA outside the registry's knowledge (a department's own CA minting a certificate
+    /// in another's name, or a new one for a revoked seal).
+    SealNotRegistered = "SEAL_NOT_REGISTERED", "印章证书未在印章登记中",
+        "the seal certificate is not one the registry holds";
     /// The status list binds the licence's index to another licence serial: a forgery that
     /// reused the index of a licence that is valid.
     StatusIndexMismatch = "STATUS_INDEX_MISMATCH", "证照状态列表中该位置属于其他证照编号，证照可能为伪造",

@@ -41,6 +41,10 @@ impl LicenceTypes for Types {
         // it does not issue reaches the type's check.
         matches!(department, "market-regulation" | "public-security").then_some(CREDIT)
     }
+    fn seal_department(&self, _: &[u8; 32]) -> Option<&str> {
+        // The test seal is the only certificate here: held for market-regulation.
+        Some("market-regulation")
+    }
 }
 
 /// The same types, in a registry that binds `market-regulation` to another credit code than
@@ -54,6 +58,9 @@ impl LicenceTypes for OtherRegistry {
 
     fn credit_code(&self, department: &str) -> Option<&str> {
         (department == "market-regulation").then_some("11211100052825450R")
+    }
+    fn seal_department(&self, leaf: &[u8; 32]) -> Option<&str> {
+        Types.seal_department(leaf)
     }
 }
 
@@ -357,6 +364,49 @@ fn a_licence_in_another_departments_name_is_invalid_whatever_it_claims() {
     let jws = seal_licence(&f.key, l, entry(3)).unwrap();
     let report = verify(&v, &jws, Some(&list), now());
     assert_eq!(code(&report, "issuer"), ReasonCode::SealNotOfIssuer);
+}
+
+/// The same types and codes, in a registry that holds the test seal's certificate for no
+/// department, or for another one: a certificate its CA made outside the registry.
+struct SealHeldBy(Option<&'static str>);
+
+impl LicenceTypes for SealHeldBy {
+    fn judge(&self, licence_type: &str, dept: &str, subject: &Value) -> TypeVerdict {
+        Types.judge(licence_type, dept, subject)
+    }
+
+    fn credit_code(&self, department: &str) -> Option<&str> {
+        Types.credit_code(department)
+    }
+
+    fn seal_department(&self, _: &[u8; 32]) -> Option<&str> {
+        self.0
+    }
+}
+
+#[test]
+fn a_seal_certificate_the_registry_does_not_hold_for_the_issuer_seals_nothing() {
+    let f = fixture();
+    let jws = seal_licence(&f.key, licence(1), entry(3)).unwrap();
+    let list = status(&f.key, &f.pki, &[], now());
+    let v = verifier(&f.pki, vec![f.crl.clone()]);
+    for (held_by, expected) in [
+        (None, ReasonCode::SealNotRegistered),
+        (Some("public-security"), ReasonCode::SealNotOfIssuer),
+    ] {
+        let (report, verified) = v.verify(
+            &jws,
+            LicenceInputs {
+                status: Some(&list),
+                types: &SealHeldBy(held_by),
+                at: now(),
+            },
+        );
+        assert_eq!(report.overall, Verdict::Invalid, "{report:#?}");
+        assert_eq!(code(&report, "issuer"), expected);
+        assert!(verified.is_none());
+    }
+    assert_eq!(verify(&v, &jws, Some(&list), now()).overall, Verdict::Valid);
 }
 
 #[test]

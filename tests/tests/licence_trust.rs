@@ -274,3 +274,104 @@ async fn offline_trust_ends_by_the_verifiers_clock_and_with_the_authoritys_revoc
         .unwrap_err();
     assert!(refused.contains("revocation"), "{refused}");
 }
+
+/// A department trusted with a CA of its own (an operator anchor) makes seal certificates as
+/// it likes: one in traffic police's name (their credit code), sealing a driving licence that
+/// reuses a real licence's number and index with another holder. It chains to a configured
+/// anchor, its CA's CRL does not list it, and the credit codes agree: only the registry knows
+/// the certificate is not a seal it holds for traffic police.
+#[tokio::test]
+async fn a_department_ca_cannot_mint_a_seal_in_another_departments_name() {
+    use bohai_certs::{import_seal, ImportRequest, SealType, TrustAnchors};
+    let f = Fixture::new().await;
+    let (real, real_claims) = f.real_licence();
+    let d = f.dir.path().join("ps-ca");
+    std::fs::create_dir_all(&d).unwrap();
+    let ca = bohai_certs_testkit::DeptCa::new(&d, "/C=CN/O=盘锦市公安局/CN=盘锦市公安局印章CA");
+    let crl = ca.crl("dept.crl");
+    let ca_pem = d.join("ca.pem");
+    // The operator configures the department's CA and its CRL, as for an imported seal.
+    let mut config = f.config.clone();
+    config.pki.trust_anchors = vec![ca_pem.clone()];
+    config.pki.crls = vec![crl.clone()];
+    let mut text = std::fs::read_to_string(&f.file).unwrap();
+    text.push_str(&format!(
+        "trust_anchors = [\"{}\"]\ncrls = [\"{}\"]\n",
+        ca_pem.display(),
+        crl.display()
+    ));
+    std::fs::write(&f.file, text).unwrap();
+
+    let traffic = f.registry.department("traffic-police").unwrap();
+    let minted = ca.issue_seal(
+        "tp",
+        &format!(
+            "/C=CN/O=盘锦市公安局交通警察支队/organizationIdentifier={}/CN=盘锦市公安局交通警察支队公章",
+            traffic.credit_code
+        ),
+    );
+    // Sealing needs only the key and certificate; the seal record is the forger's own.
+    let forger = bohai_certs::init_city_ca(&bohai_certs::CaNames::for_city("伪", "伪"), Utc::now())
+        .unwrap()
+        .issuing;
+    let key = import_seal(
+        &forger,
+        &ImportRequest {
+            cert_pem: std::fs::read_to_string(d.join(&minted.cert)).unwrap(),
+            key_pem: std::fs::read_to_string(d.join(&minted.key_pkcs8)).unwrap(),
+            chain_pem: vec![],
+            dept_code: "traffic-police".to_owned(),
+            seal_type: SealType::Official,
+            image_digest: [0; 32],
+        },
+        &TrustAnchors::from_pem(&std::fs::read_to_string(&ca_pem).unwrap()).unwrap(),
+        Utc::now(),
+    )
+    .unwrap()
+    .into_seal_key()
+    .unwrap();
+    let mut forged = real_claims.licence.clone();
+    forged.holder["name"] = json!("冒名顶替");
+    // Sealed now, after the certificate was made (it is judged at the licence's issuance).
+    forged.issued_at =
+        bohai_hub::licences::service::whole_seconds(Utc::now()) + Duration::seconds(1);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let forgery = seal_licence(&key, forged, real_claims.status.status_list.clone()).unwrap();
+
+    let hub = RunningHub::start(config.clone()).await.unwrap();
+    assert_eq!(verify_online(&hub, &real).await["overall"], "VALID");
+    let report = verify_online(&hub, &forgery).await;
+    assert_eq!(report["overall"], "INVALID", "{report:#}");
+    assert_eq!(problems(&report), ["SEAL_NOT_REGISTERED"], "{report:#}");
+
+    // Offline, the verifier pinning the city root and the department's CA: the same.
+    let state = LicenceState::default();
+    let service = LicenceService::new(&f.db, &f.registry, &config, &state, true).unwrap();
+    let bundle = service.bundle(Utc::now()).await.unwrap();
+    let roots = format!(
+        "{}{}",
+        f.root_pem,
+        std::fs::read_to_string(&ca_pem).unwrap()
+    );
+    let authority = f.registry.department("data-administration").unwrap();
+    let offline = OfflineVerifier::load(
+        &bundle,
+        &roots,
+        &authority.credit_code,
+        LicencePolicy::default(),
+        Utc::now(),
+    )
+    .unwrap();
+    let verdict = |document: &str| {
+        let report = serde_json::to_value(offline.verify(document, Utc::now())).unwrap();
+        (
+            report["overall"].as_str().unwrap().to_owned(),
+            problems(&report),
+        )
+    };
+    assert_eq!(verdict(&real), ("VALID".to_owned(), vec![]));
+    assert_eq!(
+        verdict(&forgery),
+        ("INVALID".to_owned(), vec!["SEAL_NOT_REGISTERED".to_owned()])
+    );
+}

@@ -70,6 +70,9 @@ impl LicenceTypes for NoTypes {
     fn credit_code(&self, _: &str) -> Option<&str> {
         None
     }
+    fn seal_department(&self, _: &[u8; 32]) -> Option<&str> {
+        None
+    }
 }
 
 /// Holds no seal.

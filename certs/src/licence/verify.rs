@@ -79,6 +79,13 @@ pub trait LicenceTypes: Sync {
     /// The unified social credit code the registry binds to `department`, `None` for a
     /// department it does not know. A seal certificate names its department only by this code.
     fn credit_code(&self, department: &str) -> Option<&str>;
+    /// The department the registry holds the seal certificate with this SHA-256 (of its DER)
+    /// for, `None` for a certificate it does not hold. A certificate that chains to a trust
+    /// anchor and names a department's credit code is still only its CA's word: a department
+    /// trusted with a CA of its own could make one in another's name, or a fresh one for a
+    /// seal the registry revoked. Only a certificate the registry holds for the licence's
+    /// department seals its licences.
+    fn seal_department(&self, cert_sha256: &[u8; 32]) -> Option<&str>;
 }
 
 /// Verification policy.
@@ -135,6 +142,8 @@ struct SealSide {
     chain: Vec<Vec<u8>>,
     facts: Result<CertFacts, String>,
     chain_key: [u8; 32],
+    /// SHA-256 of the seal certificate (DER).
+    leaf_sha256: [u8; 32],
 }
 
 impl SealSide {
@@ -149,6 +158,7 @@ impl SealSide {
         Self {
             kid,
             chain_key: chain_key(&chain),
+            leaf_sha256: sha256(chain.first().map_or(&[][..], Vec::as_slice)),
             chain,
             facts,
         }
@@ -356,7 +366,13 @@ impl LicenceVerifier {
         let mut checks = Vec::with_capacity(1 + AFTER_PARSE.len());
         checks.push(Check::pass(PARSE));
         self.seal_checks(&sealed, facts, inputs.at, &mut checks);
-        licence_checks(&sealed.claims, facts, inputs, self.policy, &mut checks);
+        licence_checks(
+            &sealed.claims,
+            (facts, &seal.leaf_sha256),
+            inputs,
+            self.policy,
+            &mut checks,
+        );
         let mut report = Report::from_checks(inputs.at, checks);
         report.status_as_of = inputs.status.map(VerifiedStatusList::issued_at);
         let verified = report.is_valid().then(|| VerifiedLicence {
@@ -483,7 +499,7 @@ impl LicenceVerifier {
 /// The checks that concern the licence itself.
 fn licence_checks(
     claims: &LicenceClaims,
-    facts: &CertFacts,
+    (facts, leaf_sha256): (&CertFacts, &[u8; 32]),
     inputs: LicenceInputs<'_>,
     policy: LicencePolicy,
     checks: &mut Vec<Check>,
@@ -527,6 +543,25 @@ fn licence_checks(
                     l.licence_type, l.issuer.department
                 ),
             )
+        } else if let Some(problem) = match inputs.types.seal_department(leaf_sha256) {
+            Some(d) if d == l.issuer.department => None,
+            Some(other) => Some((
+                ReasonCode::SealNotOfIssuer,
+                format!(
+                    "the registry holds this seal certificate for {other}, not {}",
+                    l.issuer.department
+                ),
+            )),
+            None => Some((
+                ReasonCode::SealNotRegistered,
+                format!(
+                    "the registry holds no seal certificate with SHA-256 {} (for {} or any department)",
+                    crate::cert_facts::hex_lower(leaf_sha256),
+                    l.issuer.department
+                ),
+            )),
+        } {
+            Check::fail(ISSUER, problem.0, problem.1)
         } else {
             Check::pass(ISSUER)
         },

@@ -141,6 +141,8 @@ pub fn seal_entry(kid_source: &[u8], department: &str, chain: &[Vec<u8>]) -> Bun
 pub struct BundleTypes {
     types: Vec<(BundleType, RecordValidator)>,
     departments: Vec<BundleDepartment>,
+    /// The bundle's seal certificates, by SHA-256: their departments.
+    seals: super::types::SealRegister,
 }
 
 impl LicenceTypes for BundleTypes {
@@ -149,6 +151,10 @@ impl LicenceTypes for BundleTypes {
             .iter()
             .find(|d| d.code == department)
             .map(|d| d.credit_code.as_str())
+    }
+
+    fn seal_department(&self, cert_sha256: &[u8; 32]) -> Option<&str> {
+        self.seals.get(cert_sha256).map(String::as_str)
     }
 
     fn judge(&self, licence_type: &str, issuer_department: &str, subject: &Value) -> TypeVerdict {
@@ -257,6 +263,23 @@ impl OfflineVerifier {
                     .ok_or_else(|| bad(format!("revoked seal `{hex}` is not a SHA-256 in hex")))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        // The seal certificates the bundle holds, each for its department: only these seal
+        // licences (a certificate that merely chains to an anchor does not).
+        let register = bundle
+            .seals
+            .iter()
+            .map(|seal| {
+                let leaf = seal
+                    .chain
+                    .first()
+                    .and_then(|c| STANDARD.decode(c).ok())
+                    .ok_or_else(|| bad(format!("seal {}: no certificate", seal.kid)))?;
+                Ok((
+                    crate::seals::service::sha256(&leaf),
+                    seal.department.clone(),
+                ))
+            })
+            .collect::<Result<super::types::SealRegister, BundleError>>()?;
         Ok(Self {
             bundle_issued_at: bundle.issued_at,
             verifier: LicenceVerifier::new(anchors, crls, policy).with_revoked_seals(revoked),
@@ -264,6 +287,7 @@ impl OfflineVerifier {
             types: BundleTypes {
                 types,
                 departments: bundle.departments,
+                seals: register,
             },
             seals: bundle.seals,
         })

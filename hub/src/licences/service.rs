@@ -22,7 +22,7 @@ use tokio::sync::Mutex;
 
 use super::status::{CurrentList, ListMaker, Recheck, StatusCache};
 use super::store::{self, NewVersion};
-use super::types::RegistryTypes;
+use super::types::{RegistryTypes, SealRegister};
 use super::{IssueRequest, IssuedLicence, LicenceError, LicenceEvent, LicenceVersion, LicenceView};
 use crate::config::Config;
 use crate::seals::SealsService;
@@ -37,15 +37,34 @@ pub struct LicenceState {
     /// The current signed status list.
     pub status: StatusCache,
     keys: Mutex<HashMap<String, Arc<SealKey>>>,
-    verifier: Mutex<Option<(Instant, Arc<LicenceVerifier>)>>,
+    verifier: Mutex<Option<OnlineVerifier>>,
+    /// When a verification last remade the verifier for a seal it did not know: at most once
+    /// a second, so that forged licences cannot make the hub reload its seals on every request.
+    forced_reload: std::sync::Mutex<Option<Instant>>,
 }
 
 impl LicenceState {
+    /// Whether a verification may remake the verifier now (see `forced_reload`).
+    fn may_force_reload(&self) -> bool {
+        let mut last = self
+            .forced_reload
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.is_some_and(|at| at.elapsed() < Duration::from_secs(1)) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        true
+    }
+
     /// Drops the online verifier, e.g. after a seal was revoked.
     pub async fn reload_verifier(&self) {
         *self.verifier.lock().await = None;
     }
 }
+
+/// The online verifier, the seals the hub holds, and when they were read.
+type OnlineVerifier = (Instant, Arc<LicenceVerifier>, Arc<SealRegister>);
 
 /// Who acts: a department through its token, or an operator at the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -745,11 +764,13 @@ impl<'a> LicenceService<'a> {
     }
 
     /// The online verifier (trust anchors and the newest CRL), reloaded every few seconds.
-    async fn verifier(&self) -> Result<Arc<LicenceVerifier>, LicenceError> {
+    /// The online verifier and the seals the hub holds, remade every [`VERIFIER_REFRESH`]
+    /// (or at once after a change here, see [`LicenceState::reload_verifier`]).
+    async fn verifier(&self) -> Result<(Arc<LicenceVerifier>, Arc<SealRegister>), LicenceError> {
         let mut slot = self.state.verifier.lock().await;
-        if let Some((made, v)) = slot.as_ref() {
+        if let Some((made, v, seals)) = slot.as_ref() {
             if made.elapsed() < VERIFIER_REFRESH {
-                return Ok(v.clone());
+                return Ok((v.clone(), seals.clone()));
             }
         }
         let trust = self.seals.trust_anchors().await?;
@@ -763,8 +784,15 @@ impl<'a> LicenceService<'a> {
             ..LicencePolicy::default()
         };
         let v = Arc::new(LicenceVerifier::new(trust, crls, policy).with_revoked_seals(revoked));
-        *slot = Some((Instant::now(), v.clone()));
-        Ok(v)
+        let seals: Arc<SealRegister> = Arc::new(
+            crate::seals::store::list_seals(self.db)
+                .await?
+                .into_iter()
+                .map(|s| (crate::seals::service::sha256(&s.cert_der), s.department))
+                .collect(),
+        );
+        *slot = Some((Instant::now(), v.clone(), seals.clone()));
+        Ok((v, seals))
     }
 
     /// The compact (QR) form of a licence's newest version, sealed with the seal that sealed
@@ -885,13 +913,43 @@ impl<'a> LicenceService<'a> {
         documents: &[String],
         at: DateTime<Utc>,
     ) -> Result<Vec<Report>, LicenceError> {
-        let verifier = self.verifier().await?;
+        let (verifier, register) = self.verifier().await?;
+        let mut reports = self
+            .verify_with(&verifier, &register, documents, at)
+            .await?;
+        // A seal made a moment ago elsewhere (the CLI, another hub) is not in the register
+        // the hub holds yet: its licences are verified once more with a fresh one.
+        if reports.iter().any(|r| {
+            r.check("issuer")
+                .is_some_and(|c| c.code == bohai_certs::ReasonCode::SealNotRegistered)
+        }) && self.state.may_force_reload()
+        {
+            self.state.reload_verifier().await;
+            let (verifier, register) = self.verifier().await?;
+            reports = self
+                .verify_with(&verifier, &register, documents, at)
+                .await?;
+        }
+        Ok(reports)
+    }
+
+    /// One pass of [`Self::verify`] with `verifier` and the seals of `register`.
+    async fn verify_with(
+        &self,
+        verifier: &LicenceVerifier,
+        register: &SealRegister,
+        documents: &[String],
+        at: DateTime<Utc>,
+    ) -> Result<Vec<Report>, LicenceError> {
         let seals = if documents.iter().any(|d| d.trim().starts_with(QR_PREFIX)) {
             Some(self.seal_directory().await?)
         } else {
             None
         };
-        let types = RegistryTypes(self.registry);
+        let types = RegistryTypes {
+            registry: self.registry,
+            seals: register,
+        };
         let verify_one = |document: &str, list: &CurrentList| {
             let inputs = LicenceInputs {
                 status: Some(&list.verified),

@@ -4,23 +4,36 @@ use bohai_certs::licence::{LicenceTypes, TypeVerdict};
 use bohai_schemas::{LicenceType, Registry, Violation};
 use serde_json::Value;
 
-/// The verifier's view of the hub's registry.
+/// The seal certificates the hub holds (issued by the city CA or imported), by SHA-256 of
+/// their DER: the department each belongs to.
+pub type SealRegister = std::collections::HashMap<[u8; 32], String>;
+
+/// The verifier's view of the hub's registry and seal store.
 #[derive(Debug, Clone, Copy)]
-pub struct RegistryTypes<'a>(pub &'a Registry);
+pub struct RegistryTypes<'a> {
+    /// Departments and licence types.
+    pub registry: &'a Registry,
+    /// The seals held.
+    pub seals: &'a SealRegister,
+}
 
 impl LicenceTypes for RegistryTypes<'_> {
     fn credit_code(&self, department: &str) -> Option<&str> {
-        self.0
+        self.registry
             .department(department)
             .map(|d| d.credit_code.as_str())
     }
 
     fn judge(&self, licence_type: &str, issuer_department: &str, subject: &Value) -> TypeVerdict {
         judge(
-            self.0.licence_type(licence_type),
+            self.registry.licence_type(licence_type),
             issuer_department,
             subject,
         )
+    }
+
+    fn seal_department(&self, cert_sha256: &[u8; 32]) -> Option<&str> {
+        self.seals.get(cert_sha256).map(String::as_str)
     }
 }
 
