@@ -1,5 +1,5 @@
 //! The hub's periodic duties, run by the instance that holds the workers: licence expiry, the
-//! city CRL's reissue and the ops samples. Each round's failure is classed
+//! city CRL's reissue, the ops samples and the audit log's signed checkpoints. Each round's failure is classed
 //! ([`crate::failure::Failure`]): one that passes is logged, counted and tried again after a
 //! back-off no longer than the duty's period; one that needs someone stops that duty, recorded
 //! for `bohai status`, `/api/v1/ops/feeds` and the dashboard, and leaves the others running.
@@ -52,6 +52,8 @@ pub const LICENCE_EXPIRY: &str = "licence-expiry";
 pub const CRL_REISSUE: &str = "crl-reissue";
 /// Samples of the feed counts, for the rates of the dashboard.
 pub const OPS_SAMPLES: &str = "ops-samples";
+/// Signed checkpoints of the audit log.
+pub const AUDIT_CHECKPOINT: &str = "audit-checkpoint";
 
 impl Duty {
     /// Runs `round` every period until the task is dropped, or until a round fails in a way
@@ -132,6 +134,21 @@ pub fn spawn(
                     Err(e) => Err(e),
                 }
             }
+        }),
+    );
+    let (db, config, registry) = (
+        state.db.clone(),
+        Arc::clone(&state.config),
+        Arc::clone(&state.registry),
+    );
+    tasks.spawn(
+        Duty {
+            component: AUDIT_CHECKPOINT,
+            period: state.config.audit.checkpoint_interval,
+        }
+        .run(state.db.clone(), Arc::clone(instance), move || {
+            let (db, config, registry) = (db.clone(), Arc::clone(&config), Arc::clone(&registry));
+            async move { crate::audit::checkpoint::duty_round(&db, &config, &registry).await }
         }),
     );
     let (db, ops) = (state.db.clone(), state.config.ops.clone());

@@ -65,6 +65,11 @@ impl Actor {
         }
     }
 
+    /// The person behind the act, when known (none yet for licence actions).
+    pub fn person(&self) -> Option<&str> {
+        None
+    }
+
     /// The operator running this process.
     pub fn current_operator() -> Self {
         Actor::Operator(std::env::var("USER").unwrap_or_else(|_| "operator".to_owned()))
@@ -493,8 +498,16 @@ impl<'a> LicenceService<'a> {
         let issued = self
             .store_successor(&mut tx, actor, &latest, licence, LicenceEvent::Renewed, now)
             .await?;
-        crate::audit::licence_action(&mut tx, &actor.recorded(), "renewed", number, version, None)
-            .await?;
+        crate::audit::licence_action(
+            &mut tx,
+            &actor.recorded(),
+            actor.person(),
+            "renewed",
+            number,
+            version,
+            None,
+        )
+        .await?;
         store::set_status(
             &mut tx,
             (number, latest.version),
@@ -557,6 +570,7 @@ impl<'a> LicenceService<'a> {
         crate::audit::licence_action(
             &mut tx,
             &actor.recorded(),
+            actor.person(),
             "replaced",
             number,
             latest.version,
@@ -698,6 +712,7 @@ impl<'a> LicenceService<'a> {
         crate::audit::licence_action(
             &mut tx,
             &actor.recorded(),
+            actor.person(),
             event.as_str(),
             number,
             latest.version,

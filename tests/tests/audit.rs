@@ -1,0 +1,303 @@
+//! The audit log as an attacker inside the hub would try it: its own database role deleting,
+//! rewriting or cutting the chain (refused by the separate owner role, or found by a signed
+//! checkpoint), privileged acts left out of the log, and a department approving its own
+//! access request. See docs/security.md, "The audit log".
+
+#![allow(clippy::unwrap_used)] // a test that cannot unwrap should fail loudly
+
+use bohai_hub::audit::Entry;
+use bohai_tests::prepared_config;
+
+/// The SQLSTATE of "insufficient privilege".
+const PERMISSION_DENIED: &str = "42501";
+
+async fn sqlstate(db: &sqlx::PgPool, sql: &'static str) -> Option<String> {
+    match sqlx::query(sql).execute(db).await {
+        Ok(_) => None,
+        Err(e) => Some(
+            e.as_database_error()
+                .and_then(|d| d.code())
+                .map(|c| c.into_owned())
+                .unwrap_or_else(|| format!("not a database error: {e}")),
+        ),
+    }
+}
+
+#[tokio::test]
+async fn the_hubs_runtime_role_cannot_alter_the_audit_log() {
+    let config = prepared_config().await.unwrap();
+    // The role the hub serves with: what an attacker holding the hub's process has.
+    let db = bohai_hub::database::pool(&config.database).unwrap();
+    Entry::new("civil-affairs", "read")
+        .append_to(&db)
+        .await
+        .unwrap();
+    for sql in [
+        "ALTER TABLE audit_log DISABLE TRIGGER USER",
+        "ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only",
+        "DELETE FROM audit_log",
+        "UPDATE audit_log SET actor = 'someone-else'",
+        "TRUNCATE audit_log",
+        "DROP TABLE audit_log",
+        "DELETE FROM audit_checkpoints",
+    ] {
+        assert_eq!(
+            sqlstate(&db, sql).await.as_deref(),
+            Some(PERMISSION_DENIED),
+            "the hub's runtime role was not refused `{sql}`"
+        );
+    }
+    // And what it may do still works: read and append.
+    Entry::new("civil-affairs", "read")
+        .append_to(&db)
+        .await
+        .unwrap();
+    let v = bohai_hub::audit::verify(&db).await.unwrap();
+    assert!(v.intact);
+    assert_eq!(v.entries, 2);
+}
+
+/// A hub with a city CA and the status authority's seal, and `n` audit entries.
+struct Signed {
+    dir: tempfile::TempDir,
+    file: std::path::PathBuf,
+    root: std::path::PathBuf,
+    config: bohai_hub::config::Config,
+    db: sqlx::PgPool,
+}
+
+impl Signed {
+    async fn new(n: usize) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = prepared_config().await.unwrap();
+        config.pki.master_key_file = dir.path().join("state/master.key");
+        let file = bohai_tests::write_config_with_master_key(&config, dir.path()).unwrap();
+        let pems = bohai_tests::bohai_ok(&file, &["seal", "init-ca"]);
+        let root = dir.path().join("root.pem");
+        std::fs::write(
+            &root,
+            pems.split_inclusive("-----END CERTIFICATE-----\n")
+                .next()
+                .unwrap(),
+        )
+        .unwrap();
+        bohai_tests::bohai_ok(&file, &["seal", "issue", "data-administration"]);
+        let db = bohai_hub::database::pool(&config.database).unwrap();
+        for i in 0..n {
+            Entry::new("civil-affairs", "read")
+                .dataset("resident-registrations")
+                .keys(vec![format!("key-{i}")])
+                .append_to(&db)
+                .await
+                .unwrap();
+        }
+        Self {
+            dir,
+            file,
+            root,
+            config,
+            db,
+        }
+    }
+
+    /// `bohai audit checkpoint`: the checkpoint file and what it says.
+    fn checkpoint(&self) -> (std::path::PathBuf, serde_json::Value) {
+        let path = self
+            .dir
+            .path()
+            .join(format!("{}.jws", bohai_tests::unique("cp-")));
+        let out = bohai_tests::bohai_ok(
+            &self.file,
+            &[
+                "audit",
+                "checkpoint",
+                "--json",
+                "--out",
+                path.to_str().unwrap(),
+            ],
+        );
+        (path, serde_json::from_str(&out).unwrap())
+    }
+
+    /// `bohai audit verify [--against FILE --root ROOT] --json`: success and the report.
+    fn verify(&self, against: Option<&std::path::Path>) -> (bool, serde_json::Value) {
+        let mut args = vec!["audit", "verify", "--json"];
+        if let Some(f) = against {
+            args.extend(["--against", f.to_str().unwrap()]);
+            args.extend(["--root", self.root.to_str().unwrap()]);
+        }
+        let out = bohai_tests::bohai_run(&self.file, &args);
+        (
+            out.status.success(),
+            serde_json::from_slice(&out.stdout)
+                .unwrap_or_else(|_| panic!("no JSON: {}", String::from_utf8_lossy(&out.stderr))),
+        )
+    }
+
+    /// The database administrator's hand (or a hub with one role): the owner role, triggers
+    /// off, runs `sql`, triggers back on.
+    async fn as_owner(&self, sql: &[String]) {
+        let owner = bohai_tests::owner_pool(&self.config).await.unwrap();
+        let mut tx = owner.begin().await.unwrap();
+        sqlx::query("ALTER TABLE audit_log DISABLE TRIGGER USER")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        for s in sql {
+            sqlx::query(sqlx::AssertSqlSafe(s.clone()))
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+        }
+        sqlx::query("ALTER TABLE audit_log ENABLE TRIGGER USER")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_truncation_after_a_checkpoint_is_detected() {
+    let hub = Signed::new(5).await;
+    let (cp, made) = hub.checkpoint();
+    assert_eq!(made["seq"], 5, "{made}");
+    let topic = bohai_hub::audit::checkpoint::topic(&hub.config.kafka);
+    assert_eq!(made["published_to"], topic.as_str(), "{made}");
+    // The checkpoint is on the topic, where the database's owner cannot reach it.
+    let published = first_record(&hub.config.kafka, &topic).await;
+    assert_eq!(published.trim(), made["token"].as_str().unwrap());
+    let (ok, v) = hub.verify(Some(&cp));
+    assert!(ok, "{v}");
+    assert_eq!(v["checkpoint"]["seq"], 5);
+
+    // The last entries go. The chain that is left is still a valid chain...
+    hub.as_owner(&["DELETE FROM audit_log WHERE seq > 3".to_owned()])
+        .await;
+    let (ok, v) = hub.verify(None);
+    assert!(ok, "without a checkpoint a cut chain looks whole: {v}");
+    // ...but not the chain the checkpoint signed.
+    let (ok, v) = hub.verify(Some(&cp));
+    assert!(!ok, "{v}");
+    assert_eq!(v["intact"], false);
+    assert_eq!(v["first_broken"], 4, "{v}");
+    assert!(v["reason"].as_str().unwrap().contains("deleted"), "{v}");
+}
+
+#[tokio::test]
+async fn a_rewritten_chain_is_detected_by_a_checkpoint() {
+    use bohai_hub::audit::chain::{entry_hash, Content, GENESIS};
+    let hub = Signed::new(4).await;
+    let (cp, _) = hub.checkpoint();
+    // Entry 2 loses its key, and every hash from it on is recomputed: a consistent chain.
+    let rows: Vec<StoredRow> =
+        sqlx::query_as("SELECT seq, at, actor, action, dataset, keys FROM audit_log ORDER BY seq")
+            .fetch_all(&hub.db)
+            .await
+            .unwrap();
+    let mut prev = GENESIS;
+    let mut sql = Vec::new();
+    for (seq, at, actor, action, dataset, mut keys) in rows {
+        if seq == 2 {
+            keys.clear();
+        }
+        let content = Content {
+            at,
+            actor,
+            person: None,
+            action,
+            dataset,
+            subject: None,
+            count: i64::try_from(keys.len()).unwrap(),
+            keys,
+            purpose: None,
+            detail: "{}".to_owned(),
+        };
+        let hash = entry_hash(&prev, seq, &content);
+        let keys_sql = if content.keys.is_empty() {
+            "ARRAY[]::text[]".to_owned()
+        } else {
+            format!("ARRAY['{}']", content.keys.join("','"))
+        };
+        sql.push(format!(
+            "UPDATE audit_log SET keys = {keys_sql}, count = {}, prev_hash = '\\x{}', hash = '\\x{}' WHERE seq = {seq}",
+            content.count,
+            hex_of(&prev),
+            hex_of(&hash)
+        ));
+        prev = hash;
+    }
+    hub.as_owner(&sql).await;
+    let (ok, v) = hub.verify(None);
+    assert!(ok, "a recomputed chain verifies on its own: {v}");
+    let (ok, v) = hub.verify(Some(&cp));
+    assert!(!ok, "{v}");
+    assert_eq!(v["first_broken"], 4, "{v}");
+    assert!(v["reason"].as_str().unwrap().contains("rewritten"), "{v}");
+
+    // A checkpoint with a changed payload does not verify.
+    let token = std::fs::read_to_string(&cp).unwrap();
+    let parts: Vec<&str> = token.trim().split('.').collect();
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut claims: serde_json::Value =
+        serde_json::from_slice(&b64.decode(parts[1]).unwrap()).unwrap();
+    claims["hash"] = serde_json::Value::String(hex_of(&prev));
+    let forged = format!(
+        "{}.{}.{}",
+        parts[0],
+        b64.encode(serde_json::to_vec(&claims).unwrap()),
+        parts[2]
+    );
+    let forged_file = hub.dir.path().join("forged.jws");
+    std::fs::write(&forged_file, forged).unwrap();
+    let out = bohai_tests::bohai_run(
+        &hub.file,
+        &[
+            "audit",
+            "verify",
+            "--against",
+            forged_file.to_str().unwrap(),
+            "--root",
+            hub.root.to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("signature"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// seq, at, actor, action, dataset, keys of an entry.
+type StoredRow = (
+    i64,
+    chrono::DateTime<chrono::Utc>,
+    String,
+    String,
+    Option<String>,
+    Vec<String>,
+);
+
+fn hex_of(h: &[u8]) -> String {
+    h.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The first record's value on `topic`.
+async fn first_record(kafka: &bohai_hub::config::KafkaConfig, topic: &str) -> String {
+    use rdkafka::consumer::{Consumer, StreamConsumer};
+    use rdkafka::message::Message;
+    let consumer: StreamConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &kafka.brokers)
+        .set("group.id", bohai_tests::unique("cp-check-"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let m = tokio::time::timeout(std::time::Duration::from_secs(30), consumer.recv())
+        .await
+        .expect("a checkpoint on the topic within 30 s")
+        .unwrap();
+    String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned()
+}
