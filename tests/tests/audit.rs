@@ -301,3 +301,123 @@ async fn first_record(kafka: &bohai_hub::config::KafkaConfig, topic: &str) -> St
         .unwrap();
     String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned()
 }
+
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let resp = client
+        .post(url)
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+#[tokio::test]
+async fn an_admin_cannot_approve_its_own_departments_request_alone() {
+    use bohai_hub::auth::{self, Scope};
+    let config = prepared_config().await.unwrap();
+    let db = bohai_hub::database::pool(&config.database).unwrap();
+    let hub = bohai_tests::RunningHub::start(config).await.unwrap();
+    let client = reqwest::Client::new();
+    // Two admins of civil-affairs, and the one who asks.
+    let admin = auth::create_scoped_token(&db, "civil-affairs", &[Scope::Read, Scope::Admin], None)
+        .await
+        .unwrap()
+        .secret;
+    let until = chrono::Utc::now() + chrono::Duration::days(30);
+    let (status, sub) = post(
+        &client,
+        &hub.url("/api/v1/subscriptions"),
+        &admin,
+        &serde_json::json!({"dataset": "business-registrations", "fields": ["credit_code"],
+            "purpose": "minimum-living-allowance checks", "until": until}),
+    )
+    .await;
+    assert_eq!(status, 201, "{sub}");
+    let id = sub["id"].as_str().unwrap().to_owned();
+    let approve = hub.url(&format!("/api/v1/subscriptions/{id}/approve"));
+    // The requesting department's admin token approves its own request: refused.
+    let (status, body) = post(&client, &approve, &admin, &serde_json::json!({})).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["code"], "self_approval", "{body}");
+
+    // With persons named: the one who asked never approves; two other admins of the
+    // department do, one after the other.
+    let token = |person: &'static str| {
+        let db = db.clone();
+        async move {
+            auth::create_token_for(
+                &db,
+                "civil-affairs",
+                &[Scope::Read, Scope::Admin],
+                None,
+                Some(person),
+            )
+            .await
+            .unwrap()
+            .secret
+        }
+    };
+    let (asker, first, second) = (
+        token("zhang.san").await,
+        token("li.wei").await,
+        token("wang.fang").await,
+    );
+    let (status, sub) = post(
+        &client,
+        &hub.url("/api/v1/subscriptions"),
+        &asker,
+        &serde_json::json!({"dataset": "business-registrations", "fields": ["credit_code"],
+            "purpose": "minimum-living-allowance checks", "until": until}),
+    )
+    .await;
+    assert_eq!(status, 201, "{sub}");
+    assert_eq!(sub["requested_by"], "zhang.san");
+    let id = sub["id"].as_str().unwrap().to_owned();
+    let approve = hub.url(&format!("/api/v1/subscriptions/{id}/approve"));
+    let (status, body) = post(&client, &approve, &asker, &serde_json::json!({})).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("self_approval")),
+        "{body}"
+    );
+    let (status, body) = post(&client, &approve, &first, &serde_json::json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "pending", "one admin is not enough: {body}");
+    assert_eq!(body["first_approved_by"], "civil-affairs/li.wei");
+    let (status, body) = post(&client, &approve, &first, &serde_json::json!({})).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("self_approval")),
+        "{body}"
+    );
+    let (status, body) = post(&client, &approve, &second, &serde_json::json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "approved", "{body}");
+
+    // The log names each person besides the department.
+    let people: Vec<(String, String, Option<String>)> = sqlx::query_as(
+        "SELECT action, actor, person FROM audit_log WHERE subject = $1 ORDER BY seq",
+    )
+    .bind(&id)
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    let expect = |a: &str, p: &str| (a.to_owned(), "civil-affairs".to_owned(), Some(p.to_owned()));
+    assert_eq!(
+        people,
+        vec![
+            expect("subscription.request", "zhang.san"),
+            expect("subscription.approve.first", "li.wei"),
+            expect("subscription.approve", "wang.fang"),
+        ]
+    );
+    assert!(bohai_hub::audit::verify(&db).await.unwrap().intact);
+}

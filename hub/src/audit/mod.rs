@@ -26,6 +26,20 @@ pub const MAX_KEYS: usize = 10_000;
 /// The actor of commands run on the hub's own machine.
 pub const OPERATOR: &str = "operator";
 
+/// The person behind this process's [`OPERATOR`] acts (`bohai --actor`), set once at start.
+static OPERATOR_PERSON: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Names the person running this command: every entry by [`OPERATOR`] records them. The
+/// first call wins.
+pub fn set_operator_person(person: &str) {
+    let _ = OPERATOR_PERSON.set(person.to_owned());
+}
+
+/// The person set by [`set_operator_person`], if any.
+pub fn operator_person() -> Option<&'static str> {
+    OPERATOR_PERSON.get().map(String::as_str)
+}
+
 /// A new entry; see [`Content`] for the fields. Build with [`Entry::new`] and the setters.
 #[derive(Debug, Clone)]
 pub struct Entry(Content);
@@ -36,7 +50,10 @@ impl Entry {
         Entry(Content {
             at: chain::truncate(Utc::now()),
             actor: actor.to_owned(),
-            person: None,
+            person: (actor == OPERATOR)
+                .then(operator_person)
+                .flatten()
+                .map(str::to_owned),
             action: action.to_owned(),
             dataset: None,
             subject: None,

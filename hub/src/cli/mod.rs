@@ -37,6 +37,11 @@ pub struct Cli {
     /// when set, overrides both.
     #[arg(long, short, global = true)]
     pub verbose: bool,
+    /// The person running this command: the audit log records them with every act of the
+    /// operator (seal and CA operations, token and request decisions, licence actions).
+    /// Default: $BOHAI_ACTOR, else $USER.
+    #[arg(long, global = true, value_name = "PERSON")]
+    pub actor: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -141,6 +146,15 @@ fn load_config_with(cli: &Cli, env: impl Fn(&str) -> Option<String>) -> anyhow::
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Some(person) = cli
+        .actor
+        .clone()
+        .or_else(|| env("BOHAI_ACTOR"))
+        .or_else(|| env("USER"))
+        .filter(|p| !p.trim().is_empty())
+    {
+        crate::audit::set_operator_person(person.trim());
+    }
     match &cli.command {
         Command::Serve => {
             let config = load_config(&cli)?;

@@ -59,6 +59,11 @@ impl Caller {
         ))
     }
 
+    /// The person holding the token, if it names one.
+    pub(crate) fn person(&self) -> Option<&str> {
+        self.token.actor.as_deref()
+    }
+
     /// Whether the token holds `scope`.
     pub(crate) fn has(&self, scope: Scope) -> bool {
         self.token.has(scope)

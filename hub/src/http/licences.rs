@@ -228,6 +228,7 @@ pub(super) async fn show_licence(
         return Err(api_error(LicenceError::UnknownLicence(number)));
     };
     crate::audit::Entry::new(&caller.department, "licence_read")
+        .person(caller.person())
         .subject(&number)
         .purpose(purpose)
         .append_to(&state.db)

@@ -65,9 +65,13 @@ impl Actor {
         }
     }
 
-    /// The person behind the act, when known (none yet for licence actions).
+    /// The person behind the act, when known: the operator named by `bohai --actor` (a
+    /// department's token names its person in the entries of the HTTP handlers).
     pub fn person(&self) -> Option<&str> {
-        None
+        match self {
+            Actor::Department(_) => None,
+            Actor::Operator(_) => crate::audit::operator_person(),
+        }
     }
 
     /// The operator running this process.
@@ -401,6 +405,7 @@ impl<'a> LicenceService<'a> {
             // One audit entry per batch, naming every licence it issued.
             let numbers: Vec<&str> = versions.iter().map(|v| v.number).collect();
             crate::audit::Entry::new(&actor.recorded(), "licence.issued")
+                .person(actor.person())
                 .subject(numbers.first().copied().unwrap_or_default())
                 .count(numbers.len())
                 .detail(&serde_json::json!({"department": department, "numbers": numbers}))

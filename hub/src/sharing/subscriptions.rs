@@ -71,6 +71,11 @@ pub struct Subscription {
     pub withdrawn_by: Option<String>,
     /// Why it was withdrawn.
     pub withdrawal_reason: Option<String>,
+    /// The person who asked (the requesting token's actor), if named.
+    pub requested_by: Option<String>,
+    /// The first of the two admins needed when the requesting department approves its own
+    /// request (`DEPARTMENT/PERSON`), while it waits for the second.
+    pub first_approved_by: Option<String>,
     /// Pending past its reply deadline.
     #[sqlx(default)]
     pub overdue: bool,
@@ -92,7 +97,8 @@ impl Subscription {
 }
 
 const COLUMNS: &str = "id, dataset, department, fields, purpose, status, requested_at, reply_due,
-    valid_until, decided_at, decided_by, reason, withdrawn_at, withdrawn_by, withdrawal_reason";
+    valid_until, decided_at, decided_by, reason, withdrawn_at, withdrawn_by, withdrawal_reason,
+    requested_by, first_approved_by";
 
 /// Checks `request` by `department` against the registry and records it; an unconditional
 /// dataset is approved at once.
@@ -101,6 +107,7 @@ pub async fn request(
     registry: &Registry,
     reply_days: u32,
     department: &str,
+    person: Option<&str>,
     request: SubscriptionRequest,
     now: DateTime<Utc>,
 ) -> Result<Subscription, SharingError> {
@@ -151,8 +158,8 @@ pub async fn request(
     // Safe: only the constant COLUMNS is formatted in; every value is bound.
     let sub: Subscription = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO subscriptions (id, dataset, department, fields, purpose, status,
-             requested_at, reply_due, valid_until, decided_at, decided_by, reason)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {COLUMNS}"
+             requested_at, reply_due, valid_until, decided_at, decided_by, reason, requested_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING {COLUMNS}"
     )))
     .bind(id)
     .bind(&ds.id)
@@ -166,9 +173,11 @@ pub async fn request(
     .bind(unconditional.then_some(now))
     .bind(unconditional.then_some(POLICY))
     .bind(unconditional.then_some("the dataset is shared unconditionally"))
+    .bind(person)
     .fetch_one(&mut *tx)
     .await?;
     Entry::new(department, "subscription.request")
+        .person(person)
         .dataset(&ds.id)
         .subject(id)
         .purpose(purpose)
@@ -195,6 +204,8 @@ pub enum Decider {
         code: String,
         /// Whether it may decide for any dataset.
         admin: bool,
+        /// The person holding the token, if it names one.
+        person: Option<String>,
     },
     /// `bohai sub approve|reject` on the hub's machine.
     Operator,
@@ -206,6 +217,58 @@ impl Decider {
             Decider::Department { code, .. } => code,
             Decider::Operator => OPERATOR,
         }
+    }
+
+    fn person(&self) -> Option<&str> {
+        match self {
+            Decider::Department { person, .. } => person.as_deref(),
+            Decider::Operator => None,
+        }
+    }
+}
+
+/// What the rule "approving is a different person from requesting" makes of an approval of
+/// `sub` by `decider`.
+#[derive(Debug, PartialEq, Eq)]
+enum Approval {
+    /// It approves the request.
+    Approves,
+    /// It is the first of the two admins the requesting department needs: recorded as
+    /// `DEPARTMENT/PERSON`, the request stays pending.
+    First(String),
+}
+
+/// The rule, pure: nobody approves a request they made; a token of the requesting department
+/// (only an admin one can decide it at all) approves only as one of two admins naming two
+/// different persons, neither of them the requester. The owning department and the hub's
+/// operator approve alone, as before.
+fn judge_approval(sub: &Subscription, decider: &Decider) -> Result<Approval, SharingError> {
+    let Decider::Department { code, person, .. } = decider else {
+        return Ok(Approval::Approves);
+    };
+    if *code != sub.department {
+        return Ok(Approval::Approves);
+    }
+    let Some(person) = person.as_deref() else {
+        return Err(SharingError::SelfApproval(format!(
+            "subscription {} was requested by your own department `{code}`: approving it takes two admins named by their tokens (`bohai dept token create --actor`), and this token names nobody",
+            sub.id
+        )));
+    };
+    if sub.requested_by.as_deref() == Some(person) {
+        return Err(SharingError::SelfApproval(format!(
+            "subscription {} was requested by `{person}`, who cannot approve it",
+            sub.id
+        )));
+    }
+    let me = format!("{code}/{person}");
+    match sub.first_approved_by.as_deref() {
+        None => Ok(Approval::First(me)),
+        Some(first) if first == me => Err(SharingError::SelfApproval(format!(
+            "subscription {} already has your approval: a second admin, another person, must approve it",
+            sub.id
+        ))),
+        Some(_) => Ok(Approval::Approves),
     }
 }
 
@@ -248,7 +311,10 @@ pub async fn decide(
     }
     let mut tx = db.begin().await?;
     let (sub, owner) = locked(&mut tx, registry, id).await?;
-    if let Decider::Department { code, admin: false } = decider {
+    if let Decider::Department {
+        code, admin: false, ..
+    } = decider
+    {
         if *code != owner {
             return Err(SharingError::Forbidden(format!(
                 "subscription {id} is for dataset `{}` of department `{owner}`; only that department or a hub operator decides it",
@@ -262,6 +328,22 @@ pub async fn decide(
             status: sub.status,
             allowed: "only a pending request can be decided",
         });
+    }
+    if approve {
+        if let Approval::First(me) = judge_approval(&sub, decider)? {
+            // Safe: only the constant COLUMNS is formatted in; every value is bound.
+            let sub: Subscription = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "UPDATE subscriptions SET first_approved_by = $2, first_approved_at = $3
+                 WHERE id = $1 RETURNING {COLUMNS}"
+            )))
+            .bind(id)
+            .bind(&me)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            return audit_and_commit(tx, decider, "subscription.approve.first", sub, reason, now)
+                .await;
+        }
     }
     let status = if approve { "approved" } else { "rejected" };
     // Safe: only the constant COLUMNS is formatted in; every value is bound.
@@ -294,6 +376,7 @@ async fn audit_and_commit(
     now: DateTime<Utc>,
 ) -> Result<Subscription, SharingError> {
     Entry::new(by.name(), action)
+        .person(by.person())
         .dataset(&sub.dataset)
         .subject(sub.id)
         .detail(&serde_json::json!({"reason": reason, "requester": sub.department}))
@@ -323,7 +406,10 @@ pub async fn withdraw(
     }
     let mut tx = db.begin().await?;
     let (sub, owner) = locked(&mut tx, registry, id).await?;
-    if let Decider::Department { code, admin: false } = by {
+    if let Decider::Department {
+        code, admin: false, ..
+    } = by
+    {
         if *code != owner && *code != sub.department {
             return Err(SharingError::Forbidden(format!(
                 "subscription {id} is `{}`'s request for dataset `{}` of department `{owner}`; only those two departments or a hub operator withdraw it",
