@@ -64,6 +64,8 @@ struct Signed {
     root: std::path::PathBuf,
     config: bohai_hub::config::Config,
     db: sqlx::PgPool,
+    /// Entries before the `n` made for the test (the CA's and the seal's).
+    base: i64,
 }
 
 impl Signed {
@@ -83,6 +85,7 @@ impl Signed {
         .unwrap();
         bohai_tests::bohai_ok(&file, &["seal", "issue", "data-administration"]);
         let db = bohai_hub::database::pool(&config.database).unwrap();
+        let base = bohai_hub::audit::checkpoint::tail(&db).await.unwrap().0;
         for i in 0..n {
             Entry::new("civil-affairs", "read")
                 .dataset("resident-registrations")
@@ -97,6 +100,7 @@ impl Signed {
             root,
             config,
             db,
+            base,
         }
     }
 
@@ -161,7 +165,8 @@ impl Signed {
 async fn a_truncation_after_a_checkpoint_is_detected() {
     let hub = Signed::new(5).await;
     let (cp, made) = hub.checkpoint();
-    assert_eq!(made["seq"], 5, "{made}");
+    let signed = hub.base + 5;
+    assert_eq!(made["seq"], signed, "{made}");
     let topic = bohai_hub::audit::checkpoint::topic(&hub.config.kafka);
     assert_eq!(made["published_to"], topic.as_str(), "{made}");
     // The checkpoint is on the topic, where the database's owner cannot reach it.
@@ -169,18 +174,21 @@ async fn a_truncation_after_a_checkpoint_is_detected() {
     assert_eq!(published.trim(), made["token"].as_str().unwrap());
     let (ok, v) = hub.verify(Some(&cp));
     assert!(ok, "{v}");
-    assert_eq!(v["checkpoint"]["seq"], 5);
+    assert_eq!(v["checkpoint"]["seq"], signed);
 
     // The last entries go. The chain that is left is still a valid chain...
-    hub.as_owner(&["DELETE FROM audit_log WHERE seq > 3".to_owned()])
-        .await;
+    hub.as_owner(&[format!(
+        "DELETE FROM audit_log WHERE seq > {}",
+        hub.base + 3
+    )])
+    .await;
     let (ok, v) = hub.verify(None);
     assert!(ok, "without a checkpoint a cut chain looks whole: {v}");
     // ...but not the chain the checkpoint signed.
     let (ok, v) = hub.verify(Some(&cp));
     assert!(!ok, "{v}");
     assert_eq!(v["intact"], false);
-    assert_eq!(v["first_broken"], 4, "{v}");
+    assert_eq!(v["first_broken"], hub.base + 4, "{v}");
     assert!(v["reason"].as_str().unwrap().contains("deleted"), "{v}");
 }
 
@@ -189,29 +197,36 @@ async fn a_rewritten_chain_is_detected_by_a_checkpoint() {
     use bohai_hub::audit::chain::{entry_hash, Content, GENESIS};
     let hub = Signed::new(4).await;
     let (cp, _) = hub.checkpoint();
-    // Entry 2 loses its key, and every hash from it on is recomputed: a consistent chain.
-    let rows: Vec<StoredRow> =
-        sqlx::query_as("SELECT seq, at, actor, action, dataset, keys FROM audit_log ORDER BY seq")
-            .fetch_all(&hub.db)
-            .await
-            .unwrap();
+    // One read entry loses its key, and every hash from it on is recomputed: a consistent
+    // chain.
+    let changed = hub.base + 2;
+    let rows: Vec<StoredRow> = sqlx::query_as(
+        "SELECT seq, at, actor, person, action, dataset, subject, keys, count, purpose, detail
+         FROM audit_log ORDER BY seq",
+    )
+    .fetch_all(&hub.db)
+    .await
+    .unwrap();
     let mut prev = GENESIS;
     let mut sql = Vec::new();
-    for (seq, at, actor, action, dataset, mut keys) in rows {
-        if seq == 2 {
+    for (seq, at, actor, person, action, dataset, subject, mut keys, mut count, purpose, detail) in
+        rows
+    {
+        if seq == changed {
             keys.clear();
+            count = 0;
         }
         let content = Content {
             at,
             actor,
-            person: None,
+            person,
             action,
             dataset,
-            subject: None,
-            count: i64::try_from(keys.len()).unwrap(),
+            subject,
             keys,
-            purpose: None,
-            detail: "{}".to_owned(),
+            count,
+            purpose,
+            detail,
         };
         let hash = entry_hash(&prev, seq, &content);
         let keys_sql = if content.keys.is_empty() {
@@ -232,7 +247,7 @@ async fn a_rewritten_chain_is_detected_by_a_checkpoint() {
     assert!(ok, "a recomputed chain verifies on its own: {v}");
     let (ok, v) = hub.verify(Some(&cp));
     assert!(!ok, "{v}");
-    assert_eq!(v["first_broken"], 4, "{v}");
+    assert_eq!(v["first_broken"], hub.base + 4, "{v}");
     assert!(v["reason"].as_str().unwrap().contains("rewritten"), "{v}");
 
     // A checkpoint with a changed payload does not verify.
@@ -270,14 +285,19 @@ async fn a_rewritten_chain_is_detected_by_a_checkpoint() {
     );
 }
 
-/// seq, at, actor, action, dataset, keys of an entry.
+/// seq, at, actor, person, action, dataset, subject, keys, count, purpose, detail of an entry.
 type StoredRow = (
     i64,
     chrono::DateTime<chrono::Utc>,
     String,
+    Option<String>,
     String,
     Option<String>,
+    Option<String>,
     Vec<String>,
+    i64,
+    Option<String>,
+    String,
 );
 
 fn hex_of(h: &[u8]) -> String {
@@ -420,4 +440,160 @@ async fn an_admin_cannot_approve_its_own_departments_request_alone() {
         ]
     );
     assert!(bohai_hub::audit::verify(&db).await.unwrap().intact);
+}
+
+/// `(action, actor, person, subject)` of every entry whose action starts with `prefix`.
+async fn entries(
+    db: &sqlx::PgPool,
+    prefix: &str,
+) -> Vec<(String, String, Option<String>, Option<String>)> {
+    sqlx::query_as(
+        "SELECT action, actor, person, subject FROM audit_log
+         WHERE starts_with(action, $1) ORDER BY seq",
+    )
+    .bind(prefix)
+    .fetch_all(db)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn seal_ca_and_licence_acts_are_audited_with_the_person() {
+    use bohai_hub::auth::{self, Scope};
+    use bohai_tests::bohai_ok as ok;
+    let hub = Signed::new(0).await;
+    let file = &hub.file;
+    // The CA was made and a seal issued by `Signed::new` (as $USER): both on the log.
+    let ca = entries(&hub.db, "ca.").await;
+    assert!(
+        ca.iter().any(|e| e.0 == "ca.init" && e.1 == "operator"),
+        "{ca:?}"
+    );
+    let out = ok(
+        file,
+        &[
+            "--actor",
+            "chen.jie",
+            "seal",
+            "issue",
+            "traffic-police",
+            "--json",
+        ],
+    );
+    let seal: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let seal_id = seal["seal_id"].as_str().unwrap().to_owned();
+    let issued = entries(&hub.db, "seal.issue").await;
+    assert!(
+        issued.contains(&(
+            "seal.issue".to_owned(),
+            "operator".to_owned(),
+            Some("chen.jie".to_owned()),
+            Some(seal_id.clone())
+        )),
+        "{issued:?}"
+    );
+
+    // A department signs through the API: its person is on the entry.
+    let signer = auth::create_token_for(
+        &hub.db,
+        "traffic-police",
+        &[Scope::Issue, Scope::Read],
+        None,
+        Some("liu.yang"),
+    )
+    .await
+    .unwrap()
+    .secret;
+    let running = bohai_tests::RunningHub::start(hub.config.clone())
+        .await
+        .unwrap();
+    let client = reqwest::Client::new();
+    let (status, body) = post(
+        &client,
+        &running.url(&format!("/api/v1/seals/{seal_id}/sign")),
+        &signer,
+        &serde_json::json!({"sha256": "ab".repeat(32)}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let signed = entries(&hub.db, "seal.sign").await;
+    assert_eq!(
+        signed,
+        vec![(
+            "seal.sign".to_owned(),
+            "traffic-police".to_owned(),
+            Some("liu.yang".to_owned()),
+            Some(seal_id.clone())
+        )]
+    );
+
+    // A licence read names the reader.
+    let subject = std::fs::read_to_string(
+        bohai_schemas::registry::builtin_dir()
+            .join("licences/driving-licence/examples/valid.jsonl"),
+    )
+    .unwrap();
+    let holder = hub.dir.path().join("holder.json");
+    std::fs::write(&holder, subject.lines().next().unwrap()).unwrap();
+    let out = hub.dir.path().join("dl.jws");
+    ok(
+        file,
+        &[
+            "licence",
+            "issue",
+            "--type",
+            "driving-licence",
+            "--holder",
+            holder.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    );
+    let number: String = sqlx::query_scalar("SELECT number FROM licences LIMIT 1")
+        .fetch_one(&hub.db)
+        .await
+        .unwrap();
+    let resp = client
+        .get(running.url(&format!("/api/v1/licences/{number}")))
+        .bearer_auth(&signer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let reads = entries(&hub.db, "licence_read").await;
+    assert_eq!(
+        reads,
+        vec![(
+            "licence_read".to_owned(),
+            "traffic-police".to_owned(),
+            Some("liu.yang".to_owned()),
+            Some(number)
+        )]
+    );
+
+    // Revoking the seal is on the log, with the person.
+    ok(
+        file,
+        &[
+            "--actor",
+            "chen.jie",
+            "seal",
+            "revoke",
+            &seal_id,
+            "--reason",
+            "key_compromise",
+        ],
+    );
+    let revoked = entries(&hub.db, "seal.revoke").await;
+    assert_eq!(
+        revoked,
+        vec![(
+            "seal.revoke".to_owned(),
+            "operator".to_owned(),
+            Some("chen.jie".to_owned()),
+            Some(seal_id)
+        )]
+    );
+    let (ok_, v) = hub.verify(None);
+    assert!(ok_, "{v}");
 }
