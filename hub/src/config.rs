@@ -907,6 +907,25 @@ mod tests {
     }
 
     #[test]
+    fn the_owner_url_is_optional_and_checked() {
+        let c = Config::load(None, no_env).unwrap();
+        assert_eq!(c.database.owner_url, None);
+        let env =
+            |k: &str| (k == DATABASE_OWNER_URL_ENV).then(|| "postgres://owner@db/x".to_owned());
+        let c = Config::load(None, env).unwrap();
+        assert_eq!(
+            c.database.owner_url.as_deref(),
+            Some("postgres://owner@db/x")
+        );
+        let f = file_with(
+            "[database]\nowner_url = \"mysql://x\"\n[audit]\ncheckpoint_interval = \"1s\"\n",
+        );
+        let err = Config::load(Some(f.path()), no_env).unwrap_err();
+        let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["database.owner_url", "audit.checkpoint_interval"]);
+    }
+
+    #[test]
     fn every_problem_is_reported_at_once_with_file_and_key() {
         let f = file_with(
             "[http]\naddr = \"nonsense\"\n[kafka]\npartitions = 0\nbrokrs = \"x\"\n[database]\nurl = \"mysql://x\"\nmax_conections = 3\n[metrics]\nx = 1\n",
