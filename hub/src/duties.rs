@@ -129,8 +129,14 @@ pub fn spawn(
             let (db, pki) = (db.clone(), pki.clone());
             async move {
                 match crate::seals::service::reissue_if_due(&db, &pki, chrono::Utc::now()).await {
-                    // No city CA yet: nothing to reissue.
-                    Ok(_) | Err(crate::seals::SealsError::NoCa) => Ok(()),
+                    Ok(true) => {
+                        crate::audit::Entry::new(crate::audit::HUB, "ca.crl_reissue")
+                            .append_to(&db)
+                            .await?;
+                        Ok(())
+                    }
+                    // Not due, or no city CA yet: nothing to reissue.
+                    Ok(false) | Err(crate::seals::SealsError::NoCa) => Ok(()),
                     Err(e) => Err(e),
                 }
             }

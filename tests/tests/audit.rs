@@ -539,6 +539,8 @@ async fn seal_ca_and_licence_acts_are_audited_with_the_person() {
     ok(
         file,
         &[
+            "--actor",
+            "chen.jie",
             "licence",
             "issue",
             "--type",
@@ -567,8 +569,29 @@ async fn seal_ca_and_licence_acts_are_audited_with_the_person() {
             "licence_read".to_owned(),
             "traffic-police".to_owned(),
             Some("liu.yang".to_owned()),
-            Some(number)
+            Some(number.clone())
         )]
+    );
+    // Licence actions name the person, at the command line and through the API.
+    let (status, body) = post(
+        &client,
+        &running.url(&format!("/api/v1/licences/{number}/suspend")),
+        &signer,
+        &serde_json::json!({"reason": "暂扣：核查中"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let acts: Vec<(String, Option<String>)> = entries(&hub.db, "licence.")
+        .await
+        .into_iter()
+        .map(|e| (e.0, e.2))
+        .collect();
+    assert_eq!(
+        acts,
+        vec![
+            ("licence.issued".to_owned(), Some("chen.jie".to_owned())),
+            ("licence.suspended".to_owned(), Some("liu.yang".to_owned())),
+        ]
     );
 
     // Revoking the seal is on the log, with the person.

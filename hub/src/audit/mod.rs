@@ -25,6 +25,8 @@ pub const MAX_KEYS: usize = 10_000;
 
 /// The actor of commands run on the hub's own machine.
 pub const OPERATOR: &str = "operator";
+/// The actor of what the hub does by itself (its periodic duties).
+pub const HUB: &str = "hub";
 
 /// The person behind this process's [`OPERATOR`] acts (`bohai --actor`), set once at start.
 static OPERATOR_PERSON: std::sync::OnceLock<String> = std::sync::OnceLock::new();

@@ -51,7 +51,12 @@ impl LicenceState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {
     /// A department's token; it may act only on its own licence types and licences.
-    Department(String),
+    Department {
+        /// The department.
+        code: String,
+        /// The person holding the token, if it names one.
+        person: Option<String>,
+    },
     /// An operator of the hub (`bohai licence ...`), acting on any licence.
     Operator(String),
 }
@@ -60,16 +65,16 @@ impl Actor {
     /// The recorded form: `dept:CODE` or `cli:USER`.
     pub fn recorded(&self) -> String {
         match self {
-            Actor::Department(d) => format!("dept:{d}"),
+            Actor::Department { code, .. } => format!("dept:{code}"),
             Actor::Operator(u) => format!("cli:{u}"),
         }
     }
 
-    /// The person behind the act, when known: the operator named by `bohai --actor` (a
-    /// department's token names its person in the entries of the HTTP handlers).
+    /// The person behind the act, when known: the token's holder, or the operator named by
+    /// `bohai --actor`.
     pub fn person(&self) -> Option<&str> {
         match self {
-            Actor::Department(_) => None,
+            Actor::Department { person, .. } => person.as_deref(),
             Actor::Operator(_) => crate::audit::operator_person(),
         }
     }
@@ -81,7 +86,7 @@ impl Actor {
 
     fn may_act_for(&self, department: &str) -> bool {
         match self {
-            Actor::Department(d) => d == department,
+            Actor::Department { code, .. } => code == department,
             Actor::Operator(_) => true,
         }
     }
@@ -445,7 +450,7 @@ impl<'a> LicenceService<'a> {
         if !actor.may_act_for(&latest.department) {
             return Err(LicenceError::NotAllowed {
                 department: match actor {
-                    Actor::Department(d) => d.clone(),
+                    Actor::Department { code, .. } => code.clone(),
                     Actor::Operator(u) => u.clone(),
                 },
                 action: format!("{action} `{number}`"),

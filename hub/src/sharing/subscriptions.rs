@@ -541,3 +541,78 @@ pub async fn grant_for_read(
     }
     Ok(first.with_flags(now))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(requested_by: Option<&str>, first: Option<&str>) -> Subscription {
+        let now = DateTime::UNIX_EPOCH;
+        Subscription {
+            id: uuid::Uuid::nil(),
+            dataset: "business-registrations".to_owned(),
+            department: "civil-affairs".to_owned(),
+            fields: vec!["credit_code".to_owned()],
+            purpose: "checks".to_owned(),
+            status: "pending".to_owned(),
+            requested_at: now,
+            reply_due: now,
+            valid_until: now,
+            decided_at: None,
+            decided_by: None,
+            reason: None,
+            withdrawn_at: None,
+            withdrawn_by: None,
+            withdrawal_reason: None,
+            requested_by: requested_by.map(str::to_owned),
+            first_approved_by: first.map(str::to_owned),
+            overdue: false,
+            active: false,
+            topic: None,
+        }
+    }
+
+    fn admin(code: &str, person: Option<&str>) -> Decider {
+        Decider::Department {
+            code: code.to_owned(),
+            admin: true,
+            person: person.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn the_requesting_department_needs_two_other_persons() {
+        let refused =
+            |r: Result<Approval, SharingError>| matches!(r, Err(SharingError::SelfApproval(_)));
+        let sub = pending(Some("zhang"), None);
+        // Its own admin: not without a person, never the requester, else first of two.
+        assert!(refused(judge_approval(&sub, &admin("civil-affairs", None))));
+        assert!(refused(judge_approval(
+            &sub,
+            &admin("civil-affairs", Some("zhang"))
+        )));
+        assert_eq!(
+            judge_approval(&sub, &admin("civil-affairs", Some("li"))).ok(),
+            Some(Approval::First("civil-affairs/li".to_owned()))
+        );
+        let sub = pending(Some("zhang"), Some("civil-affairs/li"));
+        assert!(refused(judge_approval(
+            &sub,
+            &admin("civil-affairs", Some("li"))
+        )));
+        assert_eq!(
+            judge_approval(&sub, &admin("civil-affairs", Some("wang"))).ok(),
+            Some(Approval::Approves)
+        );
+        // The owner, another department's admin and the operator approve alone.
+        let sub = pending(Some("zhang"), None);
+        assert_eq!(
+            judge_approval(&sub, &admin("market-regulation", None)).ok(),
+            Some(Approval::Approves)
+        );
+        assert_eq!(
+            judge_approval(&sub, &Decider::Operator).ok(),
+            Some(Approval::Approves)
+        );
+    }
+}
