@@ -45,6 +45,9 @@ BEGIN
         RAISE EXCEPTION 'the runtime role % is a member of the owner role %: it could act as the owner',
             runtime, current_user;
     END IF;
+    -- Two grants at once (a command starting while the hub starts) would collide on the
+    -- catalogue rows ("tuple concurrently updated"): one at a time.
+    PERFORM pg_advisory_xact_lock(hashtext('bohai_grant_runtime'));
     EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', current_schema(), runtime);
     FOR t IN
         SELECT c.relname FROM pg_class c
