@@ -22,6 +22,8 @@ const PREFIX: &str = "bohai_";
 const MAX_TOKEN_LEN: usize = 128;
 /// Longest validity a token can be given.
 pub const MAX_DAYS: u32 = 3660;
+/// Longest name of a token's actor, in characters.
+pub const MAX_ACTOR: usize = 200;
 
 /// What a token allows.
 #[derive(
@@ -99,6 +101,9 @@ pub enum TokenError {
     /// The validity is out of range.
     #[error("--days must be between 1 and {MAX_DAYS}, found {0}")]
     BadDays(u32),
+    /// The actor's name is too long.
+    #[error("--actor must be at most {MAX_ACTOR} characters")]
+    BadActor,
     /// No token has this id.
     #[error("no token with id {0}")]
     UnknownToken(uuid::Uuid),
@@ -128,13 +133,31 @@ pub async fn create_token(db: &PgPool, department: &str) -> Result<NewToken, Tok
     .await
 }
 
-/// Creates a token for `department` with `scopes`, valid for `days` days (or until revoked).
+/// Creates a token for `department` with `scopes`, valid for `days` days (or until revoked),
+/// naming no person.
 pub async fn create_scoped_token(
     db: &PgPool,
     department: &str,
     scopes: &[Scope],
     days: Option<u32>,
 ) -> Result<NewToken, TokenError> {
+    create_token_for(db, department, scopes, days, None).await
+}
+
+/// Creates a token for `department` with `scopes`, valid for `days` days (or until revoked),
+/// held by the person `actor`: audit entries of its acts name that person, and the rule that
+/// approving is a different person from requesting is judged by it.
+pub async fn create_token_for(
+    db: &PgPool,
+    department: &str,
+    scopes: &[Scope],
+    days: Option<u32>,
+    actor: Option<&str>,
+) -> Result<NewToken, TokenError> {
+    let actor = actor.map(str::trim).filter(|a| !a.is_empty());
+    if actor.is_some_and(|a| a.chars().count() > MAX_ACTOR) {
+        return Err(TokenError::BadActor);
+    }
     if scopes.is_empty() {
         return Err(TokenError::NoScope);
     }
@@ -164,14 +187,15 @@ pub async fn create_scoped_token(
     let names: BTreeSet<&str> = scopes.iter().map(|s| s.as_str()).collect();
     let names: Vec<&str> = names.into_iter().collect();
     sqlx::query(
-        "INSERT INTO department_tokens (id, department, token_hash, scopes, expires_at)
-         VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO department_tokens (id, department, token_hash, scopes, expires_at, actor)
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(id)
     .bind(department)
     .bind(hash(&secret))
     .bind(&names)
     .bind(expires_at)
+    .bind(actor)
     .execute(db)
     .await?;
     Ok(NewToken {
@@ -196,6 +220,9 @@ pub struct TokenRecord {
     pub expires_at: Option<DateTime<Utc>>,
     /// When it was revoked, if it was.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// The person who holds it, if named (`bohai dept token create --actor`).
+    #[sqlx(default)]
+    pub actor: Option<String>,
 }
 
 /// Why a presented token may not make a call. Each maps to a 401 or 403 with its own code.
@@ -290,7 +317,7 @@ pub async fn authenticate(
         return Ok(Err(Refusal::Unknown));
     }
     let record: Option<TokenRecord> = sqlx::query_as(
-        "SELECT id, department, scopes, created_at, expires_at, revoked_at
+        "SELECT id, department, scopes, created_at, expires_at, revoked_at, actor
          FROM department_tokens WHERE token_hash = $1",
     )
     .bind(hash(secret))
@@ -316,7 +343,7 @@ pub async fn list_tokens(
     department: Option<&str>,
 ) -> Result<Vec<TokenRecord>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, department, scopes, created_at, expires_at, revoked_at
+        "SELECT id, department, scopes, created_at, expires_at, revoked_at, actor
          FROM department_tokens WHERE $1::text IS NULL OR department = $1
          ORDER BY created_at DESC, id",
     )
@@ -329,7 +356,7 @@ pub async fn list_tokens(
 pub async fn revoke_token(db: &PgPool, id: uuid::Uuid) -> Result<TokenRecord, TokenError> {
     sqlx::query_as(
         "UPDATE department_tokens SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1
-         RETURNING id, department, scopes, created_at, expires_at, revoked_at",
+         RETURNING id, department, scopes, created_at, expires_at, revoked_at, actor",
     )
     .bind(id)
     .fetch_optional(db)
@@ -349,6 +376,7 @@ mod tests {
             created_at: DateTime::UNIX_EPOCH,
             expires_at: None,
             revoked_at: None,
+            actor: None,
         }
     }
 

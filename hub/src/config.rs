@@ -19,6 +19,8 @@ pub const CONFIG_ENV: &str = "BOHAI_CONFIG";
 pub const KAFKA_BROKERS_ENV: &str = "BOHAI_KAFKA_BROKERS";
 /// Environment override for [`DatabaseConfig::url`].
 pub const DATABASE_URL_ENV: &str = "DATABASE_URL";
+/// Environment override for [`DatabaseConfig::owner_url`].
+pub const DATABASE_OWNER_URL_ENV: &str = "BOHAI_DATABASE_OWNER_URL";
 /// Environment override for [`HttpConfig::addr`].
 pub const HTTP_ADDR_ENV: &str = "BOHAI_HTTP_ADDR";
 
@@ -45,6 +47,26 @@ pub struct Config {
     pub sharing: SharingConfig,
     /// `[ops]`: feed health thresholds, rate sampling and the dashboard.
     pub ops: OpsConfig,
+    /// `[audit]`: signed checkpoints of the audit log.
+    pub audit: AuditConfig,
+}
+
+/// `[audit]` section: the signed checkpoints that anchor the audit log's hash chain.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct AuditConfig {
+    /// How often `bohai serve` signs a checkpoint of the audit log (when it grew), stores it
+    /// and publishes it to the `<prefix>audit-checkpoints` topic. Default `1h`.
+    #[serde(with = "humantime_serde")]
+    pub checkpoint_interval: Duration,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            checkpoint_interval: Duration::from_secs(3600),
+        }
+    }
 }
 
 /// `[sharing]` section: access requests, approvals and masked reads.
@@ -355,9 +377,15 @@ fn default_brokers() -> String {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct DatabaseConfig {
-    /// PostgreSQL URL. Default `postgres://bohai:bohai@127.0.0.1:5432/bohai?sslmode=disable`
-    /// (the local stack, on loopback); env `DATABASE_URL`.
+    /// PostgreSQL URL of the role the hub runs as (serving, commands). Default
+    /// `postgres://bohai:bohai@127.0.0.1:5432/bohai?sslmode=disable` (the local stack, on
+    /// loopback); env `DATABASE_URL`.
     pub url: String,
+    /// PostgreSQL URL of the role that owns the schema: migrations run as it, and it grants
+    /// the role of `url` what the hub needs, which excludes changing or deleting audit
+    /// entries. Default none: migrations run as the role of `url`, which then owns the audit
+    /// log and could rewrite it (the hub warns); env `BOHAI_DATABASE_OWNER_URL`.
+    pub owner_url: Option<String>,
     /// Largest number of pooled connections. Default 10.
     pub max_connections: u32,
     /// How long to wait for a connection before calling the database unreachable.
@@ -370,6 +398,7 @@ impl Default for DatabaseConfig {
     fn default() -> Self {
         Self {
             url: default_database_url(),
+            owner_url: None,
             max_connections: 10,
             connect_timeout: Duration::from_secs(5),
         }
@@ -531,11 +560,12 @@ impl Config {
                     section_into(&origin, &section, value, &mut config.sharing, problems)
                 }
                 "ops" => section_into(&origin, &section, value, &mut config.ops, problems),
+                "audit" => section_into(&origin, &section, value, &mut config.audit, problems),
                 _ => problems.push(ConfigProblem {
                     origin: origin.clone(),
                     key: section.clone(),
                     message:
-                        "unknown section; known: http, kafka, database, log, registry, pipeline, pki, licences, sharing, ops"
+                        "unknown section; known: http, kafka, database, log, registry, pipeline, pki, licences, sharing, ops, audit"
                             .to_owned(),
                 }),
             }
@@ -553,6 +583,9 @@ impl Config {
         }
         if let Some(v) = env(DATABASE_URL_ENV).filter(|v| !v.is_empty()) {
             self.database.url = v;
+        }
+        if let Some(v) = env(DATABASE_OWNER_URL_ENV).filter(|v| !v.is_empty()) {
+            self.database.owner_url = Some(v);
         }
         if let Some(v) = env(HTTP_ADDR_ENV).filter(|v| !v.is_empty()) {
             match v.parse() {
@@ -644,12 +677,28 @@ impl Config {
                 ),
             );
         }
-        if !(self.database.url.starts_with("postgres://")
-            || self.database.url.starts_with("postgresql://"))
-        {
+        let is_pg = |u: &str| u.starts_with("postgres://") || u.starts_with("postgresql://");
+        if !is_pg(&self.database.url) {
             bad(
                 "database.url",
                 "must be a PostgreSQL URL starting with postgres:// or postgresql://".to_owned(),
+            );
+        }
+        if self
+            .database
+            .owner_url
+            .as_deref()
+            .is_some_and(|u| !is_pg(u))
+        {
+            bad(
+                "database.owner_url",
+                "must be a PostgreSQL URL starting with postgres:// or postgresql://".to_owned(),
+            );
+        }
+        if self.audit.checkpoint_interval < Duration::from_secs(10) {
+            bad(
+                "audit.checkpoint_interval",
+                "must be at least 10s".to_owned(),
             );
         }
         if self.http.max_push_bytes < 1024 * 1024 {
@@ -860,6 +909,25 @@ mod tests {
         assert_eq!(c.kafka.brokers, "elsewhere:9092");
         assert_eq!(c.database.url, "postgres://u@db/x");
         assert_eq!(c.http.addr.port(), 1234);
+    }
+
+    #[test]
+    fn the_owner_url_is_optional_and_checked() {
+        let c = Config::load(None, no_env).unwrap();
+        assert_eq!(c.database.owner_url, None);
+        let env =
+            |k: &str| (k == DATABASE_OWNER_URL_ENV).then(|| "postgres://owner@db/x".to_owned());
+        let c = Config::load(None, env).unwrap();
+        assert_eq!(
+            c.database.owner_url.as_deref(),
+            Some("postgres://owner@db/x")
+        );
+        let f = file_with(
+            "[database]\nowner_url = \"mysql://x\"\n[audit]\ncheckpoint_interval = \"1s\"\n",
+        );
+        let err = Config::load(Some(f.path()), no_env).unwrap_err();
+        let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["database.owner_url", "audit.checkpoint_interval"]);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The hub's periodic duties, run by the instance that holds the workers: licence expiry, the
-//! city CRL's reissue and the ops samples. Each round's failure is classed
+//! city CRL's reissue, the ops samples and the audit log's signed checkpoints. Each round's failure is classed
 //! ([`crate::failure::Failure`]): one that passes is logged, counted and tried again after a
 //! back-off no longer than the duty's period; one that needs someone stops that duty, recorded
 //! for `bohai status`, `/api/v1/ops/feeds` and the dashboard, leaves the others running, and
@@ -56,6 +56,8 @@ pub const LICENCE_EXPIRY: &str = "licence-expiry";
 pub const CRL_REISSUE: &str = "crl-reissue";
 /// Samples of the feed counts, for the rates of the dashboard.
 pub const OPS_SAMPLES: &str = "ops-samples";
+/// Signed checkpoints of the audit log.
+pub const AUDIT_CHECKPOINT: &str = "audit-checkpoint";
 
 impl Duty {
     /// How long a stopped duty waits before it tries again: its period at least.
@@ -155,11 +157,33 @@ pub fn spawn(
             let (db, pki) = (db.clone(), pki.clone());
             async move {
                 match crate::seals::service::reissue_if_due(&db, &pki, chrono::Utc::now()).await {
-                    // No city CA yet: nothing to reissue.
-                    Ok(_) | Err(crate::seals::SealsError::NoCa) => Ok(()),
+                    Ok(true) => {
+                        crate::audit::Entry::new(crate::audit::HUB, "ca.crl_reissue")
+                            .append_to(&db)
+                            .await?;
+                        Ok(())
+                    }
+                    // Not due, or no city CA yet: nothing to reissue.
+                    Ok(false) | Err(crate::seals::SealsError::NoCa) => Ok(()),
                     Err(e) => Err(e),
                 }
             }
+        }),
+    );
+    let (db, config, registry) = (
+        state.db.clone(),
+        Arc::clone(&state.config),
+        Arc::clone(&state.registry),
+    );
+    tasks.spawn(
+        Duty {
+            component: AUDIT_CHECKPOINT,
+            period: state.config.audit.checkpoint_interval,
+            stopped_retry,
+        }
+        .run(state.db.clone(), Arc::clone(instance), move || {
+            let (db, config, registry) = (db.clone(), Arc::clone(&config), Arc::clone(&registry));
+            async move { crate::audit::checkpoint::duty_round(&db, &config, &registry).await }
         }),
     );
     let (db, ops) = (state.db.clone(), state.config.ops.clone());

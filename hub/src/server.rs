@@ -117,7 +117,12 @@ impl BoundHub {
 /// workers of the database (see [`crate::workers`]), create the topics and run the repository
 /// sink, the configured connectors and the duties. Each waits out outages by itself.
 async fn run_workers(state: AppState, connectors: Vec<ConnectorConfig>, me: Instance) {
-    prepare_database(state.db.clone(), Arc::clone(&state.registry)).await;
+    prepare_database(
+        state.config.database.clone(),
+        state.db.clone(),
+        Arc::clone(&state.registry),
+    )
+    .await;
     let hold = state.config.pipeline.worker_hold;
     loop {
         let taken_at = wait_for_hold(&state.db, &me, hold).await;
@@ -264,15 +269,24 @@ async fn spawn_workers(
     tasks
 }
 
-/// Applies the migrations and copies the registry into the database, waiting and retrying
-/// while the database is unreachable.
-async fn prepare_database(db: sqlx::PgPool, registry: Arc<Registry>) {
+/// Applies the migrations (as the owner role when one is configured) and copies the registry
+/// into the database, waiting and retrying while the database is unreachable.
+async fn prepare_database(
+    config: crate::config::DatabaseConfig,
+    db: sqlx::PgPool,
+    registry: Arc<Registry>,
+) {
     let mut wait = Duration::from_millis(500);
     loop {
-        let result = match database::migrate(&db).await {
-            Ok(()) => registry::sync(&db, &registry)
-                .await
-                .map_err(|e| e.to_string()),
+        let result = match database::prepare_schema(&config).await {
+            Ok(separation) => {
+                if let Some(warning) = separation.warning() {
+                    tracing::warn!("{warning}");
+                }
+                registry::sync(&db, &registry)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
             Err(e) => Err(e.to_string()),
         };
         match result {

@@ -20,9 +20,18 @@ pub fn brokers() -> String {
         .expect("BOHAI_KAFKA_BROKERS is not set: run the tests with scripts/test")
 }
 
-/// The stack's database URL, from `DATABASE_URL`.
+/// The stack's database URL, from `DATABASE_URL`: the hub's runtime role.
 pub fn database_url() -> String {
     std::env::var("DATABASE_URL").expect("DATABASE_URL is not set: run the tests with scripts/test")
+}
+
+/// The URL of the stack's owner role, from `BOHAI_DATABASE_OWNER_URL` (`scripts/stack env`
+/// prints it), else `DATABASE_URL` (one role for everything).
+pub fn owner_database_url() -> String {
+    std::env::var("BOHAI_DATABASE_OWNER_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(database_url)
 }
 
 /// A short random suffix for names of topics and databases.
@@ -31,10 +40,11 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}{}", &id[..12])
 }
 
-/// Creates an empty database with a fresh name on the stack's server and returns its URL.
-/// `scripts/test` drops the test databases of earlier runs.
+/// Creates an empty database with a fresh name on the stack's server, owned by the owner
+/// role, and returns its URL as that role. `scripts/test` drops the test databases of earlier
+/// runs.
 pub async fn fresh_database() -> anyhow::Result<String> {
-    let base = database_url();
+    let base = owner_database_url();
     let name = unique("bohai_test_");
     let mut conn = PgConnection::connect(&base)
         .await
@@ -72,7 +82,16 @@ pub async fn test_config() -> anyhow::Result<Config> {
     config.kafka.partitions = 2;
     // Generous: the shared local broker is busy while other tests feed it.
     config.kafka.request_timeout = Duration::from_secs(30);
-    config.database.url = fresh_database().await?;
+    // The hub runs as the stack's runtime role; migrations as its owner role.
+    let owner_url = fresh_database().await?;
+    let name = owner_url
+        .split('?')
+        .next()
+        .and_then(|u| u.rsplit('/').next())
+        .unwrap_or_default()
+        .to_owned();
+    config.database.url = replace_database(&database_url(), &name);
+    config.database.owner_url = (config.database.url != owner_url).then_some(owner_url);
     config.http.addr = SocketAddr::from(([127, 0, 0, 1], 0));
     Ok(config)
 }
@@ -153,13 +172,27 @@ impl Drop for RunningHub {
 /// [`test_config`], with the migrations applied, the registry loaded and the topics created.
 pub async fn prepared_config() -> anyhow::Result<Config> {
     let config = test_config().await?;
+    bohai_hub::database::prepare_schema(&config.database).await?;
     let pool = bohai_hub::database::pool(&config.database)?;
-    bohai_hub::database::migrate(&pool).await?;
     let registry = bohai_hub::registry::load(&config.registry)?;
     bohai_hub::registry::sync(&pool, &registry).await?;
     bohai_hub::pipeline::topics::ensure(&config.kafka, &registry).await?;
     pool.close().await;
     Ok(config)
+}
+
+/// A pool connected as the owner role of `config`'s database (`database.owner_url`, else
+/// `database.url`): what a database administrator, or a hub with one role, holds.
+pub async fn owner_pool(config: &Config) -> anyhow::Result<sqlx::PgPool> {
+    let url = config
+        .database
+        .owner_url
+        .as_deref()
+        .unwrap_or(&config.database.url);
+    Ok(sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect(url)
+        .await?)
 }
 
 /// Writes `config` as a TOML file the `bohai` binary can read.
@@ -176,6 +209,13 @@ pub fn write_config(config: &Config, dir: &Path) -> anyhow::Result<PathBuf> {
         config.pipeline.worker_hold.as_millis(),
         config.pipeline.stopped_duty_retry.as_millis(),
     );
+    let text = match &config.database.owner_url {
+        Some(owner) => text.replace(
+            "[database]\n",
+            &format!("[database]\nowner_url = \"{owner}\"\n"),
+        ),
+        None => text,
+    };
     std::fs::write(&path, text)?;
     Ok(path)
 }
@@ -217,6 +257,7 @@ pub fn bohai(config_file: &Path) -> std::process::Command {
         .arg(config_file)
         .env_remove("BOHAI_KAFKA_BROKERS")
         .env_remove("DATABASE_URL")
+        .env_remove("BOHAI_DATABASE_OWNER_URL")
         .env_remove("BOHAI_HTTP_ADDR")
         .env("RUST_LOG", "warn");
     c

@@ -575,8 +575,10 @@ async fn the_pipeline_waits_out_the_broker_going_away() {
     let mut broker = PrivateBroker::start().await.unwrap();
     let mut config = bohai_tests::test_config().await.unwrap();
     config.kafka.brokers = broker.brokers();
+    bohai_hub::database::prepare_schema(&config.database)
+        .await
+        .unwrap();
     let db = pool(&config).await;
-    bohai_hub::database::migrate(&db).await.unwrap();
     let registry = Registry::load(&config.registry.dir).unwrap();
     bohai_hub::registry::sync(&db, &registry).await.unwrap();
     topics::ensure(&config.kafka, &registry).await.unwrap();

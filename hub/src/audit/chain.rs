@@ -8,6 +8,10 @@
 //!                || subject || keys || count || purpose || detail)
 //! ```
 //!
+//! An entry that names the person behind the act (`person`) is hashed with the tag
+//! `bohai-audit-v2` and the person, as text, right after `actor`; the two tags keep the two
+//! forms apart, and entries written before persons were recorded keep their hashes.
+//!
 //! Integers are 8 bytes big-endian (`at` in microseconds since the Unix epoch, the precision
 //! PostgreSQL keeps); text is its length (8 bytes) and its UTF-8 bytes; an absent optional
 //! field is one byte 0, a present one byte 1 and the text; `keys` is the count and each key.
@@ -24,6 +28,9 @@ pub struct Content {
     pub at: DateTime<Utc>,
     /// Who: a department code, or `operator` for the command line.
     pub actor: String,
+    /// The person who acted for `actor` (the token's actor, or `--actor` at the command
+    /// line), when known.
+    pub person: Option<String>,
     /// What, e.g. `publish`, `read`, `subscription.request`, `token.create`, `licence.revoke`.
     pub action: String,
     /// The dataset concerned, if any.
@@ -69,11 +76,17 @@ fn put_opt(ctx: &mut ring::digest::Context, s: Option<&str>) {
 /// The hash of entry `seq` with `content`, chained to `prev`.
 pub fn entry_hash(prev: &[u8; 32], seq: i64, content: &Content) -> [u8; 32] {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    ctx.update(b"bohai-audit-v1");
+    ctx.update(match content.person {
+        None => b"bohai-audit-v1",
+        Some(_) => b"bohai-audit-v2",
+    });
     ctx.update(prev);
     ctx.update(&seq.to_be_bytes());
     ctx.update(&micros(content.at).to_be_bytes());
     put_text(&mut ctx, &content.actor);
+    if let Some(person) = &content.person {
+        put_text(&mut ctx, person);
+    }
     put_text(&mut ctx, &content.action);
     put_opt(&mut ctx, content.dataset.as_deref());
     put_opt(&mut ctx, content.subject.as_deref());
@@ -120,6 +133,18 @@ pub enum Break {
     /// The content does not hash to the stored hash: the entry was changed.
     #[error("entry {0}: its content does not match its hash (the entry was changed)")]
     Content(i64),
+    /// The log ends before the last entry a signed checkpoint covers: entries were deleted.
+    #[error("the log ends at entry {ends}, but a signed checkpoint covers {signed} entries: entries {first} to {signed} were deleted", first = ends + 1)]
+    Truncated {
+        /// The last entry found.
+        ends: i64,
+        /// The last entry the checkpoint signed.
+        signed: i64,
+    },
+    /// The entries up to a signed checkpoint hash to another value: they were rewritten
+    /// (the chain was recomputed after a change, so no single entry breaks it).
+    #[error("entries 1 to {0} do not hash to the signed checkpoint: the log was rewritten before entry {0}")]
+    Rewritten(i64),
 }
 
 impl Break {
@@ -127,7 +152,8 @@ impl Break {
     pub fn seq(&self) -> i64 {
         match self {
             Break::Gap { found, .. } => *found,
-            Break::Link(s) | Break::Content(s) => *s,
+            Break::Link(s) | Break::Content(s) | Break::Rewritten(s) => *s,
+            Break::Truncated { ends, .. } => *ends + 1,
         }
     }
 }
@@ -159,6 +185,27 @@ pub fn verify<'a>(
     Ok((last_seq, last_hash))
 }
 
+/// Checks a chain already verified up to `reached` (the last entry and its hash; `None` when
+/// the log ended before the checkpoint) against a signed checkpoint of entry `signed_seq`
+/// with `signed_hash`.
+pub fn against_checkpoint(
+    signed_seq: i64,
+    signed_hash: &[u8; 32],
+    reached: (i64, [u8; 32]),
+) -> Result<(), Break> {
+    let (seq, hash) = reached;
+    if seq < signed_seq {
+        Err(Break::Truncated {
+            ends: seq,
+            signed: signed_seq,
+        })
+    } else if seq == signed_seq && &hash == signed_hash {
+        Ok(())
+    } else {
+        Err(Break::Rewritten(signed_seq))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,6 +214,7 @@ mod tests {
         Content {
             at: truncate(Utc::now()),
             actor: actor.to_owned(),
+            person: None,
             action: "read".to_owned(),
             dataset: Some("business-registrations".to_owned()),
             subject: None,
@@ -263,5 +311,41 @@ mod tests {
             entry_hash(&GENESIS, 1, &none),
             entry_hash(&GENESIS, 1, &empty)
         );
+        // A person is hashed, and never runs into the actor.
+        let mut with = content("ab", &[]);
+        with.person = Some("c".to_owned());
+        let mut other = with.clone();
+        other.actor = "a".to_owned();
+        other.person = Some("bc".to_owned());
+        assert_ne!(
+            entry_hash(&GENESIS, 1, &with),
+            entry_hash(&GENESIS, 1, &other)
+        );
+        let mut without = with.clone();
+        without.person = None;
+        assert_ne!(
+            entry_hash(&GENESIS, 1, &with),
+            entry_hash(&GENESIS, 1, &without)
+        );
+    }
+
+    #[test]
+    fn a_checkpoint_finds_truncation_and_rewrite() {
+        let entries = chain(vec![
+            content("a", &[]),
+            content("b", &[]),
+            content("c", &[]),
+        ]);
+        let at2: [u8; 32] = entries[1].hash.clone().try_into().unwrap_or(GENESIS);
+        assert_eq!(against_checkpoint(2, &at2, (2, at2)), Ok(()));
+        assert_eq!(
+            against_checkpoint(2, &at2, (1, GENESIS)),
+            Err(Break::Truncated { ends: 1, signed: 2 })
+        );
+        assert_eq!(
+            against_checkpoint(2, &at2, (2, [7; 32])),
+            Err(Break::Rewritten(2))
+        );
+        assert_eq!(against_checkpoint(0, &GENESIS, (0, GENESIS)), Ok(()));
     }
 }

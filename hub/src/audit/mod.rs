@@ -7,6 +7,7 @@
 //! change and its entry commit together.
 
 pub mod chain;
+pub mod checkpoint;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -24,6 +25,22 @@ pub const MAX_KEYS: usize = 10_000;
 
 /// The actor of commands run on the hub's own machine.
 pub const OPERATOR: &str = "operator";
+/// The actor of what the hub does by itself (its periodic duties).
+pub const HUB: &str = "hub";
+
+/// The person behind this process's [`OPERATOR`] acts (`bohai --actor`), set once at start.
+static OPERATOR_PERSON: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Names the person running this command: every entry by [`OPERATOR`] records them. The
+/// first call wins.
+pub fn set_operator_person(person: &str) {
+    let _ = OPERATOR_PERSON.set(person.to_owned());
+}
+
+/// The person set by [`set_operator_person`], if any.
+pub fn operator_person() -> Option<&'static str> {
+    OPERATOR_PERSON.get().map(String::as_str)
+}
 
 /// A new entry; see [`Content`] for the fields. Build with [`Entry::new`] and the setters.
 #[derive(Debug, Clone)]
@@ -35,6 +52,10 @@ impl Entry {
         Entry(Content {
             at: chain::truncate(Utc::now()),
             actor: actor.to_owned(),
+            person: (actor == OPERATOR)
+                .then(operator_person)
+                .flatten()
+                .map(str::to_owned),
             action: action.to_owned(),
             dataset: None,
             subject: None,
@@ -43,6 +64,12 @@ impl Entry {
             purpose: None,
             detail: "{}".to_owned(),
         })
+    }
+
+    /// The person who acted for the actor (a token's actor, `--actor`), when known.
+    pub fn person(mut self, person: Option<&str>) -> Self {
+        self.0.person = person.filter(|p| !p.is_empty()).map(str::to_owned);
+        self
     }
 
     /// The dataset concerned.
@@ -103,8 +130,8 @@ impl Entry {
         let hash = chain::entry_hash(&prev_hash, seq, c);
         sqlx::query(
             "INSERT INTO audit_log (seq, at, actor, action, dataset, subject, keys, count, purpose,
-                 detail, prev_hash, hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                 detail, prev_hash, hash, person)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(seq)
         .bind(c.at)
@@ -118,6 +145,7 @@ impl Entry {
         .bind(&c.detail)
         .bind(prev_hash.as_slice())
         .bind(hash.as_slice())
+        .bind(&c.person)
         .execute(&mut *tx)
         .await?;
         Ok(seq)
@@ -132,18 +160,21 @@ impl Entry {
     }
 }
 
-/// Records a licence action (`issued`, `renewed`, `revoked`, ...) by `actor` on licence
-/// `number` version `version`, in the licence service's transaction, so that the action and
-/// its entry commit together.
+/// Records a licence action (`issued`, `renewed`, `revoked`, ...) by `actor` (and `person`)
+/// on licence `number` version `version`, in the licence service's transaction, so that the
+/// action and its entry commit together.
+#[allow(clippy::too_many_arguments)]
 pub async fn licence_action(
     tx: &mut PgConnection,
     actor: &str,
+    person: Option<&str>,
     event: &str,
     number: &str,
     version: i32,
     reason: Option<&str>,
 ) -> Result<i64, sqlx::Error> {
     Entry::new(actor, &format!("licence.{event}"))
+        .person(person)
         .subject(number)
         .count(1)
         .detail(&serde_json::json!({"version": version, "reason": reason}))
@@ -162,6 +193,8 @@ pub struct Verification {
     pub first_broken: Option<i64>,
     /// Why it is broken.
     pub reason: Option<String>,
+    /// The signed checkpoint it was checked against (`--against`), if any.
+    pub checkpoint: Option<checkpoint::CheckpointSummary>,
 }
 
 type Row = (
@@ -177,16 +210,46 @@ type Row = (
     String,
     Vec<u8>,
     Vec<u8>,
+    Option<String>,
 );
 
 /// Recomputes the whole chain, page by page, and names the first broken entry.
 pub async fn verify(db: &PgPool) -> Result<Verification, sqlx::Error> {
+    verify_up_to(db, None).await
+}
+
+/// Recomputes the whole chain as [`verify`] does, then checks it against a signed
+/// checkpoint: the entries up to the checkpoint's must still be there and hash to its hash,
+/// so a truncation or a rewrite (even one that recomputed every hash) before it is found.
+pub async fn verify_against(
+    db: &PgPool,
+    checkpoint: &checkpoint::VerifiedCheckpoint,
+) -> Result<Verification, sqlx::Error> {
+    let mut v = verify_up_to(db, Some(checkpoint)).await?;
+    v.checkpoint = Some(checkpoint.summary());
+    Ok(v)
+}
+
+async fn verify_up_to(
+    db: &PgPool,
+    checkpoint: Option<&checkpoint::VerifiedCheckpoint>,
+) -> Result<Verification, sqlx::Error> {
     let mut state = (0i64, chain::GENESIS);
     let mut checked = 0i64;
+    // The chain's state at the checkpoint's entry, once reached.
+    let signed_seq = checkpoint.map(|c| c.seq());
+    let mut at_checkpoint = (signed_seq == Some(0)).then_some((0, chain::GENESIS));
+    let broken = |checked: i64, b: chain::Break| Verification {
+        entries: checked,
+        intact: false,
+        first_broken: Some(b.seq()),
+        reason: Some(b.to_string()),
+        checkpoint: None,
+    };
     loop {
         let rows: Vec<Row> = sqlx::query_as(
             "SELECT seq, at, actor, action, dataset, subject, keys, count, purpose, detail,
-                    prev_hash, hash
+                    prev_hash, hash, person
              FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2",
         )
         .bind(state.0)
@@ -203,6 +266,7 @@ pub async fn verify(db: &PgPool) -> Result<Verification, sqlx::Error> {
                 content: Content {
                     at: r.1,
                     actor: r.2,
+                    person: r.12,
                     action: r.3,
                     dataset: r.4,
                     subject: r.5,
@@ -215,19 +279,25 @@ pub async fn verify(db: &PgPool) -> Result<Verification, sqlx::Error> {
                 hash: r.11,
             })
             .collect();
-        match chain::verify(state, &entries) {
-            Ok(next) => {
-                checked += i64::try_from(entries.len()).unwrap_or(i64::MAX);
-                state = next;
+        // Up to the checkpoint's entry, then the rest, so that its state is seen.
+        let split = signed_seq.map_or(0, |s| entries.partition_point(|e| e.seq <= s));
+        for part in [&entries[..split], &entries[split..]] {
+            match chain::verify(state, part) {
+                Ok(next) => {
+                    checked += i64::try_from(part.len()).unwrap_or(i64::MAX);
+                    state = next;
+                    if signed_seq == Some(state.0) && at_checkpoint.is_none() {
+                        at_checkpoint = Some(state);
+                    }
+                }
+                Err(b) => return Ok(broken(checked + (b.seq() - state.0), b)),
             }
-            Err(b) => {
-                return Ok(Verification {
-                    entries: checked + (b.seq() - state.0),
-                    intact: false,
-                    first_broken: Some(b.seq()),
-                    reason: Some(b.to_string()),
-                })
-            }
+        }
+    }
+    if let Some(c) = checkpoint {
+        let reached = at_checkpoint.unwrap_or(state);
+        if let Err(b) = chain::against_checkpoint(c.seq(), c.hash(), reached) {
+            return Ok(broken(checked, b));
         }
     }
     Ok(Verification {
@@ -235,6 +305,7 @@ pub async fn verify(db: &PgPool) -> Result<Verification, sqlx::Error> {
         intact: true,
         first_broken: None,
         reason: None,
+        checkpoint: None,
     })
 }
 

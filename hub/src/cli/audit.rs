@@ -1,4 +1,7 @@
-//! `bohai audit verify|who-received`: the hash-chained audit log.
+//! `bohai audit verify|checkpoint|who-received`: the hash-chained audit log and its signed
+//! checkpoints.
+
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Subcommand;
@@ -12,6 +15,26 @@ use crate::config::Config;
 pub enum AuditCommand {
     /// Recompute the hash chain; name the first broken entry (exit 1 if any).
     Verify {
+        /// A signed checkpoint (from `bohai audit checkpoint` or the audit-checkpoints topic):
+        /// also check that the entries it covers are all there and hash to what it signed, so
+        /// that a truncation or a rewrite before it is found.
+        #[arg(long, value_name = "CHECKPOINT_FILE")]
+        against: Option<PathBuf>,
+        /// PEM file of the root(s) the checkpoint's signer must chain to. Default: the trust
+        /// anchors this hub's database holds (pin the city root to not trust the database).
+        #[arg(long, value_name = "PEM", requires = "against")]
+        root: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sign a checkpoint of the audit log now with the status authority's seal, store it and
+    /// publish it to the audit-checkpoints topic (`bohai serve` does so every
+    /// `audit.checkpoint_interval`).
+    Checkpoint {
+        /// Also write the signed checkpoint (compact JWS) to this file.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -33,12 +56,51 @@ pub enum AuditCommand {
 pub(super) async fn run(config: &Config, command: &AuditCommand) -> anyhow::Result<()> {
     let (db, registry) = prepare(config).await?;
     match command {
-        AuditCommand::Verify { json } => {
-            let v = audit::verify(&db).await?;
+        AuditCommand::Verify {
+            against,
+            root,
+            json,
+        } => {
+            let v = match against {
+                None => audit::verify(&db).await?,
+                Some(file) => {
+                    let token = std::fs::read_to_string(file)
+                        .with_context(|| format!("cannot read {}", file.display()))?;
+                    let trust = match root {
+                        Some(pem) => {
+                            let text = std::fs::read_to_string(pem)
+                                .with_context(|| format!("cannot read {}", pem.display()))?;
+                            bohai_certs::TrustAnchors::from_pem(&text)
+                                .with_context(|| format!("{}", pem.display()))?
+                        }
+                        None => {
+                            crate::seals::SealsService::public(&db, &config.pki)
+                                .trust_anchors()
+                                .await?
+                        }
+                    };
+                    let authority = &config.licences.status_authority;
+                    let credit_code = registry
+                        .department(authority)
+                        .map(|d| d.credit_code.clone())
+                        .with_context(|| {
+                            format!("licences.status_authority `{authority}` is not a department of the registry")
+                        })?;
+                    let checkpoint = audit::checkpoint::verify(&token, &trust, &credit_code)
+                        .with_context(|| format!("{}", file.display()))?;
+                    audit::verify_against(&db, &checkpoint).await?
+                }
+            };
             if *json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else if v.intact {
                 println!("the audit log is intact: {} entries verified", v.entries);
+                if let Some(c) = &v.checkpoint {
+                    println!(
+                        "it holds the {} entries of the checkpoint signed by {} at {}",
+                        c.seq, c.authority, c.issued_at
+                    );
+                }
             } else {
                 println!(
                     "the audit log is BROKEN at entry {}: {}",
@@ -51,6 +113,30 @@ pub(super) async fn run(config: &Config, command: &AuditCommand) -> anyhow::Resu
                     "audit chain broken at entry {}",
                     v.first_broken.unwrap_or_default()
                 );
+            }
+        }
+        AuditCommand::Checkpoint { out, json } => {
+            let mut made =
+                audit::checkpoint::make(&db, config, &registry, chrono::Utc::now()).await?;
+            if let Some(path) = out {
+                std::fs::write(path, format!("{}\n", made.token))
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            audit::checkpoint::publish(&config.kafka, &mut made).await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&made)?);
+            } else {
+                println!(
+                    "checkpoint of entry {} (hash {}) signed by {} at {}, published to {}",
+                    made.summary.seq,
+                    made.summary.hash,
+                    made.summary.authority,
+                    made.summary.issued_at,
+                    made.published_to.as_deref().unwrap_or("-")
+                );
+                if out.is_none() {
+                    println!("{}", made.token);
+                }
             }
         }
         AuditCommand::WhoReceived { dataset, key, json } => {

@@ -31,6 +31,11 @@ pub enum TokenCommand {
         /// Days until it expires (default: until revoked).
         #[arg(long)]
         days: Option<u32>,
+        /// The person who will hold it: audit entries of its acts name them, and the rule
+        /// that approving is a different person from requesting is judged by it (an admin
+        /// approving its own department's request needs it).
+        #[arg(long = "holder", value_name = "PERSON")]
+        holder: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -62,20 +67,21 @@ pub(super) async fn run(config: &Config, command: &DeptCommand) -> anyhow::Resul
             dept,
             scopes,
             days,
+            holder,
             json,
         } => {
-            let token = auth::create_scoped_token(&db, dept, scopes, *days).await?;
+            let token = auth::create_token_for(&db, dept, scopes, *days, holder.as_deref()).await?;
             let names: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
             Entry::new(OPERATOR, "token.create")
                 .subject(token.id)
-                .detail(&serde_json::json!({"department": dept, "scopes": names, "expires_at": token.expires_at}))
+                .detail(&serde_json::json!({"department": dept, "scopes": names, "expires_at": token.expires_at, "holder": holder}))
                 .append_to(&db)
                 .await?;
             if *json {
                 println!(
                     "{}",
                     serde_json::json!({"id": token.id, "department": dept, "scopes": names,
-                        "expires_at": token.expires_at, "token": token.secret})
+                        "expires_at": token.expires_at, "holder": holder, "token": token.secret})
                 );
             } else {
                 println!("{}", token.secret);

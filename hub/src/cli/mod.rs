@@ -37,6 +37,11 @@ pub struct Cli {
     /// when set, overrides both.
     #[arg(long, short, global = true)]
     pub verbose: bool,
+    /// The person running this command: the audit log records them with every act of the
+    /// operator (seal and CA operations, token and request decisions, licence actions).
+    /// Default: $BOHAI_ACTOR, else $USER.
+    #[arg(long, global = true, value_name = "PERSON")]
+    pub actor: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -141,6 +146,15 @@ fn load_config_with(cli: &Cli, env: impl Fn(&str) -> Option<String>) -> anyhow::
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Some(person) = cli
+        .actor
+        .clone()
+        .or_else(|| env("BOHAI_ACTOR"))
+        .or_else(|| env("USER"))
+        .filter(|p| !p.trim().is_empty())
+    {
+        crate::audit::set_operator_person(person.trim());
+    }
     match &cli.command {
         Command::Serve => {
             let config = load_config(&cli)?;
@@ -150,12 +164,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Up(args) => up::run(&cli, args).await?,
         Command::Migrate => {
             let config = load_config(&cli)?;
-            let (_, registry) = prepare(&config).await?;
+            let (db, registry) = prepare(&config).await?;
             println!(
                 "database schema is up to date; registry loaded ({} departments, {} datasets)",
                 registry.departments.len(),
                 registry.datasets.len()
             );
+            match database::separation(&db).await? {
+                database::Separation::Separate { runtime } => println!(
+                    "the hub's role `{runtime}` owns nothing: it may read and append the audit log, never change it"
+                ),
+                single => {
+                    if let Some(w) = single.warning() {
+                        println!("WARNING: {w}");
+                    }
+                }
+            }
         }
         Command::Openapi => println!("{}", crate::http::openapi_json()),
         Command::Dataset(command) => dataset::run(&load_config(&cli)?, command).await?,
@@ -177,8 +201,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 /// command that writes needs first.
 async fn prepare(config: &Config) -> anyhow::Result<(sqlx::PgPool, bohai_schemas::Registry)> {
     let registry = registry::load(&config.registry)?;
+    let separation = database::prepare_schema(&config.database).await?;
+    if let Some(warning) = separation.warning() {
+        tracing::warn!("{warning}");
+    }
     let pool = database::pool(&config.database)?;
-    database::migrate(&pool).await?;
     registry::sync(&pool, &registry).await?;
     Ok((pool, registry))
 }

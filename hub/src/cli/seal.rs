@@ -184,6 +184,21 @@ fn read_image(path: Option<&PathBuf>) -> anyhow::Result<Option<SealImage>> {
     .transpose()
 }
 
+/// Records the operator's seal or CA act `action` on `subject` (a seal id) in the audit log,
+/// with the person running the command (`bohai --actor`).
+async fn record(
+    db: &sqlx::PgPool,
+    action: &str,
+    subject: Option<&str>,
+    detail: serde_json::Value,
+) -> Result<i64, sqlx::Error> {
+    let mut entry = crate::audit::Entry::new(crate::audit::OPERATOR, action).detail(&detail);
+    if let Some(s) = subject {
+        entry = entry.subject(s);
+    }
+    entry.append_to(db).await
+}
+
 pub(super) async fn run(config: &Config, command: &SealCommand) -> anyhow::Result<()> {
     let (db, registry) = prepare(config).await?;
     let pki = &config.pki;
@@ -206,6 +221,13 @@ pub(super) async fn run(config: &Config, command: &SealCommand) -> anyhow::Resul
             let made = SealsService::with_key(&db, pki, master)
                 .init_ca(*force, now)
                 .await?;
+            record(
+                &db,
+                "ca.init",
+                None,
+                serde_json::json!({"force": force, "crl_number": made.crl_number}),
+            )
+            .await?;
             print!("{}{}", made.root_pem, made.issuing_pem);
             eprintln!(
                 "city root and issuing CA made; CRL {} issued",
@@ -217,6 +239,13 @@ pub(super) async fn run(config: &Config, command: &SealCommand) -> anyhow::Resul
             let pem = service.export_root_key(false).await?;
             write_private_file(output, pem.expose_secret())
                 .with_context(|| format!("cannot write {}", output.display()))?;
+            record(
+                &db,
+                "ca.export_root_key",
+                None,
+                serde_json::json!({"removed": remove, "to": output}),
+            )
+            .await?;
             if *remove {
                 service.export_root_key(true).await?;
                 eprintln!(
@@ -247,6 +276,13 @@ pub(super) async fn run(config: &Config, command: &SealCommand) -> anyhow::Resul
                     now,
                 )
                 .await?;
+            record(
+                &db,
+                "seal.issue",
+                Some(&seal.seal_id),
+                serde_json::json!({"department": dept.code}),
+            )
+            .await?;
             if *json {
                 println!("{}", serde_json::to_string_pretty(&seal)?);
             } else {
@@ -282,6 +318,13 @@ pub(super) async fn run(config: &Config, command: &SealCommand) -> anyhow::Resul
                     now,
                 )
                 .await?;
+            record(
+                &db,
+                "seal.import",
+                Some(&seal.seal_id),
+                serde_json::json!({"department": dept.code}),
+            )
+            .await?;
             if *json {
                 println!("{}", serde_json::to_string_pretty(&seal)?);
             } else {
@@ -337,7 +380,15 @@ pub(super) async fn run(config: &Config, command: &SealCommand) -> anyhow::Resul
             let dept = department(dept)?;
             let service = SealsService::with_master_key(&db, pki)?;
             let seal_id = service.newest_valid_seal(&dept.code, now).await?;
-            let sig = service.sign(&seal_id, sha256(&read(file)?), now).await?;
+            let digest = sha256(&read(file)?);
+            let sig = service.sign(&seal_id, digest, now).await?;
+            record(
+                &db,
+                "seal.sign",
+                Some(&seal_id),
+                serde_json::json!({"department": dept.code, "document_sha256": crate::seals::service::hex_lower(&digest)}),
+            )
+            .await?;
             let output = output.clone().unwrap_or_else(|| {
                 let mut name = file.as_os_str().to_owned();
                 name.push(".sig");
@@ -372,10 +423,18 @@ pub(super) async fn run(config: &Config, command: &SealCommand) -> anyhow::Resul
             exit_with_report(&report, *json)?;
         }
         SealCommand::Revoke { seal, reason } => {
+            let reason_text = reason;
             let reason = crate::seals::service::parse_reason(reason)?;
             let crl = SealsService::with_master_key(&db, pki)?
                 .revoke(seal, reason, now)
                 .await?;
+            record(
+                &db,
+                "seal.revoke",
+                Some(seal),
+                serde_json::json!({"reason": reason_text, "crl_number": crl.number}),
+            )
+            .await?;
             println!("revoked {seal}; CRL {} issued", crl.number);
         }
         SealCommand::Coverage { json } => {

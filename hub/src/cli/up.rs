@@ -10,7 +10,7 @@ use std::process::Command;
 use anyhow::{bail, Context};
 
 use super::{load_config_with, Cli};
-use crate::config::{DATABASE_URL_ENV, KAFKA_BROKERS_ENV};
+use crate::config::{DATABASE_OWNER_URL_ENV, DATABASE_URL_ENV, KAFKA_BROKERS_ENV};
 use crate::database;
 use crate::server::{shutdown_signal, BoundHub};
 
@@ -180,15 +180,23 @@ pub(super) async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
         std::env::var(key).ok().or_else(|| {
             stack_env
                 .iter()
-                .find(|(k, _)| k == key && (k == KAFKA_BROKERS_ENV || k == DATABASE_URL_ENV))
+                .find(|(k, _)| {
+                    k == key
+                        && (k == KAFKA_BROKERS_ENV
+                            || k == DATABASE_URL_ENV
+                            || k == DATABASE_OWNER_URL_ENV)
+                })
                 .map(|(_, v)| v.clone())
         })
     })?;
     let mut config = config;
-    let pool = database::pool(&config.database)?;
-    database::migrate(&pool)
+    let separation = database::prepare_schema(&config.database)
         .await
         .context("migrating the database")?;
+    if let Some(warning) = separation.warning() {
+        eprintln!("warning: {warning}");
+    }
+    let pool = database::pool(&config.database)?;
     let mut licences = Vec::new();
     if !args.no_samples {
         let samples = sample_feeds(&config, &args.samples_dir(), args.sample_records)?;

@@ -59,6 +59,19 @@ impl Caller {
         ))
     }
 
+    /// The person holding the token, if it names one.
+    pub(crate) fn person(&self) -> Option<&str> {
+        self.token.actor.as_deref()
+    }
+
+    /// The caller as the licence service's actor: its department and person.
+    pub(crate) fn licence_actor(&self) -> crate::licences::service::Actor {
+        crate::licences::service::Actor::Department {
+            code: self.department.clone(),
+            person: self.token.actor.clone(),
+        }
+    }
+
     /// Whether the token holds `scope`.
     pub(crate) fn has(&self, scope: Scope) -> bool {
         self.token.has(scope)

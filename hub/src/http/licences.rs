@@ -14,7 +14,6 @@ use super::caller::Caller;
 use super::extract::{JsonBody, OptionalJsonBody, Path};
 use super::{ApiError, AppState};
 use crate::auth::Scope;
-use crate::licences::service::Actor;
 use crate::licences::status::Recheck;
 use crate::licences::{
     IssueRequest, IssuedLicence, LicenceError, LicenceEvent, LicenceService, LicenceVersion,
@@ -88,7 +87,7 @@ pub(super) async fn issue_licence(
     caller.require(Scope::Issue)?;
     let issued = service(&state, true)?
         .issue(
-            &Actor::Department(caller.department.clone()),
+            &caller.licence_actor(),
             &caller.department,
             request,
             Utc::now(),
@@ -161,7 +160,7 @@ pub(super) async fn issue_batch(
     }
     let results = service(&state, true)?
         .issue_many(
-            &Actor::Department(caller.department.clone()),
+            &caller.licence_actor(),
             &caller.department,
             request.licences,
             Utc::now(),
@@ -272,6 +271,7 @@ pub(super) async fn show_licence(
         }
     };
     crate::audit::Entry::new(&caller.department, "licence_read")
+        .person(caller.person())
         .subject(&number)
         .purpose(&purpose)
         .append_to(&state.db)
@@ -401,7 +401,7 @@ pub(super) async fn licence_action(
         LicenceError::NotAllowed { .. } => api_error(LicenceError::UnknownLicence(number.clone())),
         e => api_error(e),
     };
-    let actor = Actor::Department(caller.department);
+    let actor = caller.licence_actor();
     let svc = service(&state, matches!(action, Action::Renew | Action::Replace))?;
     let now = Utc::now();
     let reason = request.reason.as_deref();

@@ -121,6 +121,12 @@ pub(super) async fn sign_with_seal(
     };
     let service = SealsService::with_master_key(&state.db, &state.config.pki).map_err(api_error)?;
     let sig = service.sign(&id, digest, now).await.map_err(api_error)?;
+    crate::audit::Entry::new(&caller.department, "seal.sign")
+        .person(caller.person())
+        .subject(&id)
+        .detail(&serde_json::json!({"document_sha256": hex_lower(&digest)}))
+        .append_to(&state.db)
+        .await?;
     let signature_pem = sig.to_pem().map_err(|e| ApiError::internal(&e))?;
     Ok(Json(SignResponse {
         seal_id: id,

@@ -35,6 +35,7 @@ fn api_error(e: SharingError) -> ApiError {
         }
         SharingError::NotShared(_) => forbidden("not_shared", &e),
         SharingError::Forbidden(_) => forbidden("forbidden", &e),
+        SharingError::SelfApproval(_) => forbidden("self_approval", &e),
         SharingError::NotApproved { .. } => forbidden("not_approved", &e),
         SharingError::Expired { .. } => forbidden("subscription_expired", &e),
         SharingError::Withdrawn { .. } => forbidden("subscription_withdrawn", &e),
@@ -100,6 +101,7 @@ pub(super) async fn request_subscription(
         &state.registry,
         state.config.sharing.reply_days,
         &caller.department,
+        caller.person(),
         request,
         Utc::now(),
     )
@@ -241,6 +243,7 @@ pub(super) async fn decide_subscription(
     let decider = Decider::Department {
         code: caller.department.clone(),
         admin,
+        person: caller.person().map(str::to_owned),
     };
     let sub = subscriptions::decide(
         &state.db,
@@ -313,6 +316,7 @@ pub(super) async fn withdraw_subscription(
     let by = Decider::Department {
         code: caller.department.clone(),
         admin,
+        person: caller.person().map(str::to_owned),
     };
     let sub = subscriptions::withdraw(
         &state.db,

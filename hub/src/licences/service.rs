@@ -70,7 +70,12 @@ type OnlineVerifier = (Instant, Arc<LicenceVerifier>, Arc<SealRegister>);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {
     /// A department's token; it may act only on its own licence types and licences.
-    Department(String),
+    Department {
+        /// The department.
+        code: String,
+        /// The person holding the token, if it names one.
+        person: Option<String>,
+    },
     /// An operator of the hub (`bohai licence ...`), acting on any licence.
     Operator(String),
 }
@@ -79,8 +84,17 @@ impl Actor {
     /// The recorded form: `dept:CODE` or `cli:USER`.
     pub fn recorded(&self) -> String {
         match self {
-            Actor::Department(d) => format!("dept:{d}"),
+            Actor::Department { code, .. } => format!("dept:{code}"),
             Actor::Operator(u) => format!("cli:{u}"),
+        }
+    }
+
+    /// The person behind the act, when known: the token's holder, or the operator named by
+    /// `bohai --actor`.
+    pub fn person(&self) -> Option<&str> {
+        match self {
+            Actor::Department { person, .. } => person.as_deref(),
+            Actor::Operator(_) => crate::audit::operator_person(),
         }
     }
 
@@ -91,7 +105,7 @@ impl Actor {
 
     fn may_act_for(&self, department: &str) -> bool {
         match self {
-            Actor::Department(d) => d == department,
+            Actor::Department { code, .. } => code == department,
             Actor::Operator(_) => true,
         }
     }
@@ -415,6 +429,7 @@ impl<'a> LicenceService<'a> {
             // One audit entry per batch, naming every licence it issued.
             let numbers: Vec<&str> = versions.iter().map(|v| v.number).collect();
             crate::audit::Entry::new(&actor.recorded(), "licence.issued")
+                .person(actor.person())
                 .subject(numbers.first().copied().unwrap_or_default())
                 .count(numbers.len())
                 .detail(&serde_json::json!({"department": department, "numbers": numbers}))
@@ -454,7 +469,7 @@ impl<'a> LicenceService<'a> {
         if !actor.may_act_for(&latest.department) {
             return Err(LicenceError::NotAllowed {
                 department: match actor {
-                    Actor::Department(d) => d.clone(),
+                    Actor::Department { code, .. } => code.clone(),
                     Actor::Operator(u) => u.clone(),
                 },
                 action: format!("{action} `{number}`"),
@@ -512,8 +527,16 @@ impl<'a> LicenceService<'a> {
         let issued = self
             .store_successor(&mut tx, actor, &latest, licence, LicenceEvent::Renewed, now)
             .await?;
-        crate::audit::licence_action(&mut tx, &actor.recorded(), "renewed", number, version, None)
-            .await?;
+        crate::audit::licence_action(
+            &mut tx,
+            &actor.recorded(),
+            actor.person(),
+            "renewed",
+            number,
+            version,
+            None,
+        )
+        .await?;
         store::set_status(
             &mut tx,
             (number, latest.version),
@@ -576,6 +599,7 @@ impl<'a> LicenceService<'a> {
         crate::audit::licence_action(
             &mut tx,
             &actor.recorded(),
+            actor.person(),
             "replaced",
             number,
             latest.version,
@@ -717,6 +741,7 @@ impl<'a> LicenceService<'a> {
         crate::audit::licence_action(
             &mut tx,
             &actor.recorded(),
+            actor.person(),
             event.as_str(),
             number,
             latest.version,

@@ -1,5 +1,6 @@
 //! The hub's topics: one per dataset (valid records, key = primary key), one dead-letter
-//! topic (rejected records with their reasons) and the licence-events topic.
+//! topic (rejected records with their reasons), the licence-events topic and the
+//! audit-checkpoints topic.
 
 use bohai_schemas::Registry;
 
@@ -25,6 +26,7 @@ pub fn all(config: &KafkaConfig, registry: &Registry) -> Vec<String> {
         .collect();
     topics.push(dead_letter_topic(config));
     topics.push(crate::licences::events::topic(config));
+    topics.push(crate::audit::checkpoint::topic(config));
     topics
 }
 

@@ -52,6 +52,10 @@ pub enum SharingError {
     /// The caller may not do this (another department's dataset or request).
     #[error("{0}")]
     Forbidden(String),
+    /// An approval that the rule "approving is a different person from requesting"
+    /// refuses (docs/security.md).
+    #[error("{0}")]
+    SelfApproval(String),
     /// The caller has no approved subscription for the dataset.
     #[error("department `{department}` has no approved subscription to dataset `{dataset}`; request one with POST /api/v1/subscriptions")]
     NotApproved {

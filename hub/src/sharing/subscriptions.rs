@@ -110,6 +110,11 @@ pub struct Subscription {
     pub withdrawn_by: Option<String>,
     /// Why it was withdrawn.
     pub withdrawal_reason: Option<String>,
+    /// The person who asked (the requesting token's actor), if named.
+    pub requested_by: Option<String>,
+    /// The first of the two admins needed when the requesting department approves its own
+    /// request (`DEPARTMENT/PERSON`), while it waits for the second.
+    pub first_approved_by: Option<String>,
     /// Pending past its reply deadline.
     #[sqlx(default)]
     pub overdue: bool,
@@ -132,7 +137,8 @@ impl Subscription {
 
 const COLUMNS: &str =
     "id, kind, dataset, department, fields, purpose, status, requested_at, reply_due,
-    valid_until, decided_at, decided_by, reason, withdrawn_at, withdrawn_by, withdrawal_reason";
+    valid_until, decided_at, decided_by, reason, withdrawn_at, withdrawn_by, withdrawal_reason,
+    requested_by, first_approved_by";
 
 /// Checks `request` by `department` against the registry and records it; an unconditional
 /// dataset is approved at once.
@@ -141,6 +147,7 @@ pub async fn request(
     registry: &Registry,
     reply_days: u32,
     department: &str,
+    person: Option<&str>,
     request: SubscriptionRequest,
     now: DateTime<Utc>,
 ) -> Result<Subscription, SharingError> {
@@ -188,8 +195,9 @@ pub async fn request(
     // Safe: only the constant COLUMNS is formatted in; every value is bound.
     let sub: Subscription = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO subscriptions (id, dataset, department, fields, purpose, status,
-             requested_at, reply_due, valid_until, decided_at, decided_by, reason, kind)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING {COLUMNS}"
+             requested_at, reply_due, valid_until, decided_at, decided_by, reason, requested_by,
+             kind)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING {COLUMNS}"
     )))
     .bind(id)
     .bind(target.id)
@@ -203,10 +211,12 @@ pub async fn request(
     .bind(unconditional.then_some(now))
     .bind(unconditional.then_some(POLICY))
     .bind(unconditional.then_some("the dataset is shared unconditionally"))
+    .bind(person)
     .bind(target.kind.as_str())
     .fetch_one(&mut *tx)
     .await?;
     Entry::new(department, "subscription.request")
+        .person(person)
         .dataset(target.id)
         .subject(id)
         .purpose(purpose)
@@ -300,6 +310,8 @@ pub enum Decider {
         code: String,
         /// Whether it may decide for any dataset.
         admin: bool,
+        /// The person holding the token, if it names one.
+        person: Option<String>,
     },
     /// `bohai sub approve|reject` on the hub's machine.
     Operator,
@@ -311,6 +323,58 @@ impl Decider {
             Decider::Department { code, .. } => code,
             Decider::Operator => OPERATOR,
         }
+    }
+
+    fn person(&self) -> Option<&str> {
+        match self {
+            Decider::Department { person, .. } => person.as_deref(),
+            Decider::Operator => None,
+        }
+    }
+}
+
+/// What the rule "approving is a different person from requesting" makes of an approval of
+/// `sub` by `decider`.
+#[derive(Debug, PartialEq, Eq)]
+enum Approval {
+    /// It approves the request.
+    Approves,
+    /// It is the first of the two admins the requesting department needs: recorded as
+    /// `DEPARTMENT/PERSON`, the request stays pending.
+    First(String),
+}
+
+/// The rule, pure: nobody approves a request they made; a token of the requesting department
+/// (only an admin one can decide it at all) approves only as one of two admins naming two
+/// different persons, neither of them the requester. The owning department and the hub's
+/// operator approve alone, as before.
+fn judge_approval(sub: &Subscription, decider: &Decider) -> Result<Approval, SharingError> {
+    let Decider::Department { code, person, .. } = decider else {
+        return Ok(Approval::Approves);
+    };
+    if *code != sub.department {
+        return Ok(Approval::Approves);
+    }
+    let Some(person) = person.as_deref() else {
+        return Err(SharingError::SelfApproval(format!(
+            "subscription {} was requested by your own department `{code}`: approving it takes two admins named by their tokens (`bohai dept token create --actor`), and this token names nobody",
+            sub.id
+        )));
+    };
+    if sub.requested_by.as_deref() == Some(person) {
+        return Err(SharingError::SelfApproval(format!(
+            "subscription {} was requested by `{person}`, who cannot approve it",
+            sub.id
+        )));
+    }
+    let me = format!("{code}/{person}");
+    match sub.first_approved_by.as_deref() {
+        None => Ok(Approval::First(me)),
+        Some(first) if first == me => Err(SharingError::SelfApproval(format!(
+            "subscription {} already has your approval: a second admin, another person, must approve it",
+            sub.id
+        ))),
+        Some(_) => Ok(Approval::Approves),
     }
 }
 
@@ -350,7 +414,10 @@ pub async fn decide(
     }
     let mut tx = db.begin().await?;
     let (sub, owner) = locked(&mut tx, registry, id).await?;
-    if let Decider::Department { code, admin: false } = decider {
+    if let Decider::Department {
+        code, admin: false, ..
+    } = decider
+    {
         if *code != owner {
             return Err(SharingError::Forbidden(format!(
                 "subscription {id} is for dataset `{}` of department `{owner}`; only that department or a hub operator decides it",
@@ -364,6 +431,22 @@ pub async fn decide(
             status: sub.status,
             allowed: "only a pending request can be decided",
         });
+    }
+    if approve {
+        if let Approval::First(me) = judge_approval(&sub, decider)? {
+            // Safe: only the constant COLUMNS is formatted in; every value is bound.
+            let sub: Subscription = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "UPDATE subscriptions SET first_approved_by = $2, first_approved_at = $3
+                 WHERE id = $1 RETURNING {COLUMNS}"
+            )))
+            .bind(id)
+            .bind(&me)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            return audit_and_commit(tx, decider, "subscription.approve.first", sub, reason, now)
+                .await;
+        }
     }
     let status = if approve { "approved" } else { "rejected" };
     // Safe: only the constant COLUMNS is formatted in; every value is bound.
@@ -396,6 +479,7 @@ async fn audit_and_commit(
     now: DateTime<Utc>,
 ) -> Result<Subscription, SharingError> {
     Entry::new(by.name(), action)
+        .person(by.person())
         .dataset(&sub.dataset)
         .subject(sub.id)
         .detail(&serde_json::json!({"reason": reason, "requester": sub.department}))
@@ -425,7 +509,10 @@ pub async fn withdraw(
     }
     let mut tx = db.begin().await?;
     let (sub, owner) = locked(&mut tx, registry, id).await?;
-    if let Decider::Department { code, admin: false } = by {
+    if let Decider::Department {
+        code, admin: false, ..
+    } = by
+    {
         if *code != owner && *code != sub.department {
             return Err(SharingError::Forbidden(format!(
                 "subscription {id} is `{}`'s request for dataset `{}` of department `{owner}`; only those two departments or a hub operator withdraw it",
@@ -570,4 +657,80 @@ pub async fn grant_for_read(
         });
     }
     Ok(first.with_flags(now))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(requested_by: Option<&str>, first: Option<&str>) -> Subscription {
+        let now = DateTime::UNIX_EPOCH;
+        Subscription {
+            id: uuid::Uuid::nil(),
+            kind: Kind::Dataset,
+            dataset: "business-registrations".to_owned(),
+            department: "civil-affairs".to_owned(),
+            fields: vec!["credit_code".to_owned()],
+            purpose: "checks".to_owned(),
+            status: "pending".to_owned(),
+            requested_at: now,
+            reply_due: now,
+            valid_until: now,
+            decided_at: None,
+            decided_by: None,
+            reason: None,
+            withdrawn_at: None,
+            withdrawn_by: None,
+            withdrawal_reason: None,
+            requested_by: requested_by.map(str::to_owned),
+            first_approved_by: first.map(str::to_owned),
+            overdue: false,
+            active: false,
+            topic: None,
+        }
+    }
+
+    fn admin(code: &str, person: Option<&str>) -> Decider {
+        Decider::Department {
+            code: code.to_owned(),
+            admin: true,
+            person: person.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn the_requesting_department_needs_two_other_persons() {
+        let refused =
+            |r: Result<Approval, SharingError>| matches!(r, Err(SharingError::SelfApproval(_)));
+        let sub = pending(Some("zhang"), None);
+        // Its own admin: not without a person, never the requester, else first of two.
+        assert!(refused(judge_approval(&sub, &admin("civil-affairs", None))));
+        assert!(refused(judge_approval(
+            &sub,
+            &admin("civil-affairs", Some("zhang"))
+        )));
+        assert_eq!(
+            judge_approval(&sub, &admin("civil-affairs", Some("li"))).ok(),
+            Some(Approval::First("civil-affairs/li".to_owned()))
+        );
+        let sub = pending(Some("zhang"), Some("civil-affairs/li"));
+        assert!(refused(judge_approval(
+            &sub,
+            &admin("civil-affairs", Some("li"))
+        )));
+        assert_eq!(
+            judge_approval(&sub, &admin("civil-affairs", Some("wang"))).ok(),
+            Some(Approval::Approves)
+        );
+        // The owner, another department's admin and the operator approve alone.
+        let sub = pending(Some("zhang"), None);
+        assert_eq!(
+            judge_approval(&sub, &admin("market-regulation", None)).ok(),
+            Some(Approval::Approves)
+        );
+        assert_eq!(
+            judge_approval(&sub, &Decider::Operator).ok(),
+            Some(Approval::Approves)
+        );
+    }
 }
