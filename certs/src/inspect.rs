@@ -20,6 +20,9 @@ const MAX_CERT_LEN: usize = 64 * 1024;
 pub struct CertificateInfo {
     /// Subject name, e.g. `C=CN, O=盘锦市市场监督管理局, 2.5.4.97=…, CN=…电子公章`.
     pub subject: String,
+    /// The subject's organizationIdentifier (2.5.4.97): for a seal certificate, the unified
+    /// social credit code of the department it names.
+    pub organization_identifier: Option<String>,
     /// Issuer name.
     pub issuer: String,
     /// Serial number, lowercase hex of the DER INTEGER content.
@@ -133,8 +136,16 @@ impl CertificateInfo {
                 _ => None,
             })
             .collect();
+        let organization_identifier = cert
+            .subject()
+            .iter_attributes()
+            .find(|a| {
+                a.attr_type().to_id_string() == crate::cert_facts::OID_ORGANIZATION_IDENTIFIER
+            })
+            .and_then(|a| a.as_str().ok().map(str::to_owned));
         Ok(Self {
             subject: cert.subject().to_string(),
+            organization_identifier,
             issuer: cert.issuer().to_string(),
             serial_hex: hex_lower(cert.raw_serial()),
             not_before: time(cert.validity().not_before.timestamp())?,

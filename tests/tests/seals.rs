@@ -658,6 +658,30 @@ async fn a_seal_made_under_an_operator_anchor_is_imported_only_when_the_anchor_i
     let imported: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(imported["imported"], true);
     assert_eq!(imported["name"], "盘锦市公安局公章");
+    // The same CA's certificate naming another department's credit code (traffic police's)
+    // is not public security's seal: refused, whatever CA made it.
+    let registry = bohai_hub::registry::load(&config.registry).unwrap();
+    let traffic = &registry.department("traffic-police").unwrap().credit_code;
+    let other = ca.issue_seal(
+        "other",
+        &format!("/C=CN/O=盘锦市公安局交通警察支队/organizationIdentifier={traffic}/CN=交警公章"),
+    );
+    let refused = bohai(&file)
+        .current_dir(d)
+        .args([
+            "seal",
+            "import",
+            "public-security",
+            "--cert",
+            &other.cert,
+            "--key",
+            &other.key_pkcs8,
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(stderr.contains("not that department's seal"), "{stderr}");
     assert_eq!(imported["image_media_type"], "image/svg+xml");
     assert!(imported["seal_id"]
         .as_str()

@@ -44,6 +44,16 @@ pub enum SealsError {
         reason: String,
     },
     /// The department is not in the registry.
+    /// An imported certificate names another department's credit code.
+    #[error("the certificate names credit code {named} (organizationIdentifier), not {credit_code} of department `{department}`: it is not that department's seal")]
+    NotTheDepartments {
+        /// The importing department.
+        department: String,
+        /// Its credit code in the registry.
+        credit_code: String,
+        /// The code the certificate names.
+        named: String,
+    },
     #[error("no department `{0}` in the registry")]
     UnknownDepartment(String),
     /// No seal with this id.
