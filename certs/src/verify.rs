@@ -460,29 +460,54 @@ pub(crate) fn check_signer_revocation(
     from_issuer.sort_by_key(|c| std::cmp::Reverse(c.this_update));
 
     // Intermediates: checked against CRLs of their own issuers when given; unknown allowed.
-    if !others.is_empty() {
-        let list: Vec<&CertRevocationList<'_>> = others.iter().map(|c| &c.webpki).collect();
-        if let Ok(builder) = RevocationOptionsBuilder::new(&list) {
+    // Per issuer, the newest CRL that verifies decides: an older one of the same issuer (or one
+    // that only names it, signed by another key) must not hide a revocation, so each is tried
+    // alone, newest first, until one is usable.
+    let mut issuers: Vec<Vec<&ParsedCrl<'_>>> = Vec::new();
+    for crl in &others {
+        match issuers
+            .iter_mut()
+            .find(|group| group[0].issuer_raw == crl.issuer_raw)
+        {
+            Some(group) => group.push(crl),
+            None => issuers.push(vec![crl]),
+        }
+    }
+    for group in &mut issuers {
+        group.sort_by_key(|c| std::cmp::Reverse(c.this_update));
+        for crl in group.iter() {
+            let list = [&crl.webpki];
+            let Ok(builder) = RevocationOptionsBuilder::new(&list) else {
+                continue;
+            };
             let options = builder
                 .with_depth(RevocationCheckDepth::Chain)
                 .with_status_policy(UnknownStatusPolicy::Allow)
                 .with_expiration_policy(ExpirationPolicy::Ignore)
                 .build();
-            let result = ctx.trust.verify_document_signer(
+            match ctx.trust.verify_document_signer(
                 signer_cert_der,
                 intermediates,
                 signing_time,
                 Some(options),
-            );
-            if matches!(result, Err(webpki::Error::CertRevoked)) {
-                return (
-                    Check::fail(
-                        REVOCATION,
-                        ReasonCode::CertRevoked,
-                        "an intermediate CA certificate of the chain is revoked",
-                    ),
-                    i64::MAX,
-                );
+            ) {
+                Err(webpki::Error::CertRevoked) => {
+                    return (
+                        Check::fail(
+                            REVOCATION,
+                            ReasonCode::CertRevoked,
+                            format!(
+                                "an intermediate CA certificate of the chain is revoked (CRL #{})",
+                                crl.crl_number.as_deref().unwrap_or("?")
+                            ),
+                        ),
+                        i64::MAX,
+                    );
+                }
+                // The newest usable CRL of this issuer does not list it.
+                Ok(()) => break,
+                // Not usable (its signature does not verify, say): the next older one.
+                Err(_) => {}
             }
         }
     }

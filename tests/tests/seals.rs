@@ -986,8 +986,31 @@ async fn an_operator_pki_of_root_issuing_ca_and_seal_needs_only_its_root_and_hon
 
     // The root revokes the issuing CA and publishes its new CRL: the seal's signatures are
     // INVALID, the revocation found on the CA.
+    let old_root_crl = d.join("root-old.crl");
+    std::fs::copy(&root_crl, &old_root_crl).unwrap();
+    // CRL times have whole seconds: the new one is later.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     root.revoke("issuing.pem");
     root.crl("root.crl");
+    let (overall, codes) = verify();
+    assert_eq!(
+        (overall.as_str(), codes),
+        ("INVALID", vec!["CERT_REVOKED".to_owned()])
+    );
+    // The root's older CRL, from before the revocation, configured first: the newest of the
+    // root's CRLs decides, the revocation is not hidden.
+    with_pki(
+        &file,
+        &base,
+        &master,
+        &format!(
+            "trust_anchors = [\"{}\"]\ncrls = [\"{}\", \"{}\", \"{}\"]\n",
+            d.join("ca.pem").display(),
+            old_root_crl.display(),
+            root_crl.display(),
+            issuing_crl.display()
+        ),
+    );
     let (overall, codes) = verify();
     assert_eq!(
         (overall.as_str(), codes),
