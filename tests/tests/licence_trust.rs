@@ -198,7 +198,7 @@ async fn a_departments_seal_cannot_mint_another_departments_licence_or_reuse_an_
 #[tokio::test]
 async fn offline_trust_ends_by_the_verifiers_clock_and_with_the_authoritys_revocation() {
     let f = Fixture::new().await;
-    f.real_licence();
+    let (real, _) = f.real_licence();
     let state = LicenceState::default();
     let service = f.service(&state);
     let now = Utc::now();
@@ -236,6 +236,37 @@ async fn offline_trust_ends_by_the_verifiers_clock_and_with_the_authoritys_revoc
     let endless = sign_bundle(&leaked, &endless).unwrap();
     let refused = f.offline(&endless, now).unwrap_err();
     assert!(refused.contains("longer than the 7 days"), "{refused}");
+    let mut backwards = payload(&bundle);
+    backwards.valid_until = now - Duration::hours(1);
+    let refused = f
+        .offline(&sign_bundle(&leaked, &backwards).unwrap(), now)
+        .unwrap_err();
+    assert!(refused.contains("before it was made"), "{refused}");
+    // A bundle loaded while good is not trusted past its end by a verifier that keeps it
+    // loaded: a licence verified after it is INDETERMINATE, though the status list inside is
+    // still within its own maximum age.
+    let mut short = payload(&bundle);
+    short.valid_until = short.issued_at + Duration::seconds(60);
+    let kept = OfflineVerifier::load(
+        &sign_bundle(&leaked, &short).unwrap(),
+        &f.root_pem,
+        &f.registry
+            .department("data-administration")
+            .unwrap()
+            .credit_code,
+        LicencePolicy {
+            clock_skew: Duration::seconds(10),
+            ..LicencePolicy::default()
+        },
+        now,
+    )
+    .unwrap();
+    let report = serde_json::to_value(kept.verify(&real, now)).unwrap();
+    assert_eq!(report["overall"], "VALID", "{report:#}");
+    let report =
+        serde_json::to_value(kept.verify(&real, short.issued_at + Duration::seconds(120))).unwrap();
+    assert_eq!(report["overall"], "INDETERMINATE", "{report:#}");
+    assert_eq!(problems(&report), ["STATUS_STALE"], "{report:#}");
 
     // The city revokes the leaked seal; the new CRL lists it. A bundle signed with the leaked
     // key after that, carrying the new CRL, is refused; carrying the old CRL (which does not

@@ -103,6 +103,11 @@ fn check_lifetime(
             "made at {}, later than this verifier's clock ({now})",
             bundle.issued_at
         ))
+    } else if bundle.valid_until < bundle.issued_at {
+        Err(format!(
+            "valid until {}, before it was made ({})",
+            bundle.valid_until, bundle.issued_at
+        ))
     } else if bundle.valid_until - bundle.issued_at > most {
         Err(format!(
             "valid from {} to {}: longer than the 7 days a verifier accepts",
@@ -180,6 +185,8 @@ impl LicenceTypes for BundleTypes {
 #[derive(Debug)]
 pub struct OfflineVerifier {
     bundle_issued_at: DateTime<Utc>,
+    valid_until: DateTime<Utc>,
+    policy: LicencePolicy,
     verifier: LicenceVerifier,
     status: VerifiedStatusList,
     types: BundleTypes,
@@ -282,6 +289,8 @@ impl OfflineVerifier {
             .collect::<Result<super::types::SealRegister, BundleError>>()?;
         Ok(Self {
             bundle_issued_at: bundle.issued_at,
+            valid_until: bundle.valid_until,
+            policy,
             verifier: LicenceVerifier::new(anchors, crls, policy).with_revoked_seals(revoked),
             status,
             types: BundleTypes {
@@ -305,10 +314,45 @@ impl OfflineVerifier {
             types: &self.types,
             at,
         };
-        if licence.trim().starts_with(bohai_certs::licence::QR_PREFIX) {
+        let report = if licence.trim().starts_with(bohai_certs::licence::QR_PREFIX) {
             self.verifier.verify_compact(licence, self, inputs).0
         } else {
             self.verifier.verify(licence, inputs).0
-        }
+        };
+        self.within_trust(report, at)
+    }
+
+    /// `report` as of `at`: a verification outside the bundle's lifetime (a verifier that
+    /// keeps a loaded bundle past its end, or asks about a time before it was made) cannot
+    /// rely on what the bundle says about status: INDETERMINATE, never VALID.
+    fn within_trust(&self, mut report: Report, at: DateTime<Utc>) -> Report {
+        let skew = self.policy.clock_skew;
+        let problem = if at - skew > self.valid_until {
+            Some(format!(
+                "the trust bundle expired at {} (verification time {at}): get a new bundle",
+                self.valid_until
+            ))
+        } else if at + skew < self.bundle_issued_at {
+            Some(format!(
+                "the trust bundle was made at {}, after the verification time {at}",
+                self.bundle_issued_at
+            ))
+        } else {
+            None
+        };
+        let Some(problem) = problem else {
+            return report;
+        };
+        let mut checks = std::mem::take(&mut report.checks);
+        checks.retain(|c| c.check != "status");
+        checks.push(bohai_certs::Check::indeterminate(
+            "status",
+            bohai_certs::ReasonCode::StatusStale,
+            problem,
+        ));
+        let status_as_of = report.status_as_of;
+        let mut report = Report::from_checks(at, checks);
+        report.status_as_of = status_as_of;
+        report
     }
 }
