@@ -36,6 +36,10 @@ pub const STATUS_LIST_TYP: &str = "statuslist+jwt";
 const BITS: u8 = 2;
 /// Largest decompressed list accepted: 64 MiB, 268 million entries.
 const MAX_LIST_BYTES: usize = 64 * 1024 * 1024;
+/// Most indexes a list binds to licence serials: 16,777,216, seven times the reference
+/// city's 2.44 million licences. Each bound entry is kept as 8 bytes: a hostile list (its
+/// signer's key leaked) of 64 MiB of one-byte entries would otherwise take 512 MiB.
+pub const MAX_BOUND_ENTRIES: usize = 1 << 24;
 
 /// The status of one licence version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -193,6 +197,13 @@ impl StatusList {
         let raw = unzlib_base64(lst, "serials")?;
         let capacity = usize::try_from(self.capacity()).unwrap_or(usize::MAX);
         let mut serials = Vec::new();
+        // Every entry takes at least one byte: more bytes than entries allowed is refused
+        // before anything is decoded.
+        if raw.len() > MAX_BOUND_ENTRIES * 10 {
+            return Err(StatusListError::Malformed(format!(
+                "serials: more than {MAX_BOUND_ENTRIES} entries"
+            )));
+        }
         let (mut highest, mut zigzag, mut shift) = (0u64, 0u64, 0u32);
         for byte in raw {
             if shift > 63 {
@@ -211,6 +222,11 @@ impl StatusList {
                 return Err(StatusListError::Malformed(
                     "serials: more entries than the list".to_owned(),
                 ));
+            }
+            if serials.len() == MAX_BOUND_ENTRIES {
+                return Err(StatusListError::Malformed(format!(
+                    "serials: more than {MAX_BOUND_ENTRIES} entries"
+                )));
             }
             serials.push(serial);
             highest = highest.max(serial);
@@ -447,6 +463,22 @@ mod tests {
         }
         let lst = list.encode();
         assert!(lst.len() < 100_000, "{} bytes", lst.len());
+    }
+
+    #[test]
+    fn a_hostile_list_of_serials_is_refused_before_it_takes_the_memory() {
+        // 64 MiB of one-byte entries compresses to a few kilobytes.
+        let mut list = StatusList::with_capacity(200_000_000);
+        let hostile = zlib_base64(&vec![0u8; MAX_BOUND_ENTRIES + 1]);
+        assert!(hostile.len() < 100_000, "{}", hostile.len());
+        let err = list.decode_serials(&hostile).unwrap_err();
+        assert!(
+            err.to_string().contains("more than 16777216 entries"),
+            "{err}"
+        );
+        let at_most = zlib_base64(&vec![0u8; 1000]);
+        list.decode_serials(&at_most).unwrap();
+        assert_eq!(list.serial(999), Some(1000));
     }
 
     #[test]
