@@ -128,6 +128,12 @@ pub struct OpsConfig {
     /// How often the dashboard reloads its data. Default `10s`.
     #[serde(with = "humantime_serde")]
     pub dashboard_refresh: Duration,
+    /// How long the operations overview behind `/metrics` and `/api/v1/ops/overview` is
+    /// reused (it asks the broker for every partition and the database for every feed): a
+    /// scraper, the dashboards and other clients at once cost one overview in this time.
+    /// Default 2 s; 0 makes one for every request.
+    #[serde(with = "humantime_serde")]
+    pub answer_cache: Duration,
 }
 
 impl Default for OpsConfig {
@@ -141,6 +147,7 @@ impl Default for OpsConfig {
             sample_retention: Duration::from_secs(24 * 3600),
             paused: Vec::new(),
             dashboard_refresh: Duration::from_secs(10),
+            answer_cache: Duration::from_secs(2),
         }
     }
 }

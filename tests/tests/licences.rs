@@ -863,6 +863,37 @@ async fn verifications_are_not_held_up_while_the_status_list_is_remade() {
     assert_eq!(checking.await.unwrap(), 200);
 }
 
+/// Issue 15, item 9: the trust bundle (every seal, CRL and the status list, signed) is not
+/// signed anew for every request: the same bytes while its status list is current, a new one
+/// as soon as a status changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trust_bundle_is_signed_once_while_its_status_list_is_current() {
+    let f = Fixture::new().await;
+    let (status, issued) = f.issue(&f.police_token, "driving-licence", 0).await;
+    assert_eq!(status, 201, "{issued}");
+    let bundle = || async {
+        let r = f
+            .http
+            .get(f.hub.url("/api/v1/licences/bundle"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        r.text().await.unwrap()
+    };
+    let first = bundle().await;
+    // Past the second within which the hub uses its list without looking (signatures are
+    // ES256 with a random nonce: a bundle signed anew differs byte for byte).
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(bundle().await, first);
+    let number = issued["number"].as_str().unwrap();
+    let (status, _) = f
+        .action(number, "suspend", &json!({"reason": "检查"}))
+        .await;
+    assert_eq!(status, 200);
+    assert_ne!(bundle().await, first);
+}
+
 /// Issue 15, item 2: a licence (holder name, identity number in the sealed document) is read
 /// only by its issuing department, an operator, or a department whose subscription to its
 /// type the issuer approved (then only the granted fields, masked); anyone else cannot even

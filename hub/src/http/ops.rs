@@ -24,6 +24,17 @@ impl From<OverviewError> for ApiError {
     }
 }
 
+/// The overview made at most `ops.answer_cache` ago, made by one request at a time.
+async fn recent_overview(state: &AppState) -> Result<overview::Overview, ApiError> {
+    Ok(state
+        .ops
+        .overview
+        .get_or_make(state.config.ops.answer_cache, || {
+            overview::gather(&state.config, &state.db, &state.registry)
+        })
+        .await?)
+}
+
 /// Prometheus metrics (text format 0.0.4): feed counts, repository rows, sink lag, connector
 /// state, seal coverage, licences, and HTTP requests by route template and status with a
 /// latency histogram.
@@ -37,7 +48,7 @@ impl From<OverviewError> for ApiError {
     )
 )]
 pub(super) async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    let overview = overview::gather(&state.config, &state.db, &state.registry).await?;
+    let overview = recent_overview(&state).await?;
     let text = metrics::render(&state.ops.http, overview).map_err(|e| ApiError::internal(&e))?;
     Ok(([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text))
 }
@@ -67,9 +78,7 @@ pub(super) async fn feeds(
     responses((status = 200, description = "The overview `bohai status` and the dashboard show", body = Overview))
 )]
 pub(super) async fn overview(State(state): State<AppState>) -> Result<Json<Overview>, ApiError> {
-    Ok(Json(
-        overview::gather(&state.config, &state.db, &state.registry).await?,
-    ))
+    Ok(Json(recent_overview(&state).await?))
 }
 
 /// Filters of the rate series.

@@ -41,7 +41,14 @@ pub struct LicenceState {
     /// When a verification last remade the verifier for a seal it did not know: at most once
     /// a second, so that forged licences cannot make the hub reload its seals on every request.
     forced_reload: std::sync::Mutex<Option<Instant>>,
+    /// The last signed trust bundle and the status list it carries: signing one reads every
+    /// seal and CRL, so it is reused while its list is the current one, for at most
+    /// [`BUNDLE_REUSE`].
+    bundle: crate::ops::recent::Recent<(Arc<str>, String)>,
 }
+
+/// Longest a signed trust bundle is handed out again.
+const BUNDLE_REUSE: Duration = Duration::from_secs(60);
 
 impl LicenceState {
     /// Whether a verification may remake the verifier now (see `forced_reload`).
@@ -60,6 +67,7 @@ impl LicenceState {
     /// Drops the online verifier, e.g. after a seal was revoked.
     pub async fn reload_verifier(&self) {
         *self.verifier.lock().await = None;
+        self.bundle.forget().await;
     }
 }
 
@@ -860,10 +868,31 @@ impl<'a> LicenceService<'a> {
 
     /// The signed offline trust bundle as of `now` (see [`super::bundle`]).
     pub async fn bundle(&self, now: DateTime<Utc>) -> Result<String, LicenceError> {
+        let list = self.status_list(now, Recheck::IfDue).await?;
+        // Reused while it carries the current list (a status change makes a new list, a seal
+        // change here forgets it), and for at most a minute.
+        let make = || async {
+            let bundle = self.sign_bundle(&list, now).await?;
+            Ok::<_, LicenceError>((Arc::clone(&list.token), bundle))
+        };
+        let (carried, bundle) = self.state.bundle.get_or_make(BUNDLE_REUSE, make).await?;
+        if carried == list.token {
+            return Ok(bundle);
+        }
+        self.state.bundle.forget().await;
+        let (_, bundle) = self.state.bundle.get_or_make(BUNDLE_REUSE, make).await?;
+        Ok(bundle)
+    }
+
+    /// Makes and signs the trust bundle carrying `list`.
+    async fn sign_bundle(
+        &self,
+        list: &CurrentList,
+        now: DateTime<Utc>,
+    ) -> Result<String, LicenceError> {
         use super::bundle::{
             seal_entry, sign_bundle, BundleDepartment, BundleType, TrustBundle, BUNDLE_VERSION,
         };
-        let list = self.status_list(now, Recheck::IfDue).await?;
         let seals = crate::seals::store::list_seals(self.db)
             .await?
             .into_iter()
