@@ -148,7 +148,7 @@ impl From<crate::pipeline::ingest::IngestError> for ApiError {
         let what = match &e {
             IngestError::Broker(_) => "broker",
             IngestError::Database(_) => "database",
-            IngestError::Stopped => "ingest",
+            IngestError::Stopped | IngestError::ProducerReplaced => "ingest",
         };
         match e.class() {
             crate::failure::Failure::Transient => Self::unavailable(what, &e),

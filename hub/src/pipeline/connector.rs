@@ -202,11 +202,22 @@ struct Handoff<'a> {
     gate: Arc<SendGate>,
     /// Batches handed to the recording task and not yet back.
     recording: usize,
+    /// The generation of the producer the last batch was handed to.
+    generation: Option<u64>,
     /// The recording task: stopped with the handoff, so that a connector stopped from
     /// outside (its task aborted) commits nothing more.
     _recorder: AbortOnDrop,
     /// What the committed batches held.
     summary: RunSummary,
+}
+
+/// What became of a batch to hand over.
+enum Handed {
+    Sent,
+    /// The recording task stopped.
+    Stopped,
+    /// The producer was replaced while batches were in flight.
+    Replaced,
 }
 
 /// Handing batches over and delivering failed ones again exclude each other; `true` once the
@@ -252,6 +263,7 @@ impl<'a> Handoff<'a> {
             recorded,
             gate,
             recording: 0,
+            generation: None,
             _recorder: recorder,
             summary: RunSummary::default(),
         }
@@ -269,32 +281,60 @@ impl<'a> Handoff<'a> {
         &mut self,
         source: &mut dyn bohai_connectors::Source,
     ) -> Result<bool, ConnectorError> {
-        let Some(checked) = self.checked_last.take() else {
+        let Some(batch) = self.checked_last.take() else {
             return Ok(false);
         };
-        let (name, ingestor) = (&self.config.name, self.ingestor);
-        // A place in the queue first, so that the gate is never held while waiting for one
-        // (the recording task may need the gate to empty the queue).
-        let Ok(place) = self.to_record.clone().reserve_owned().await else {
-            return Err(self.stopped(source).await);
-        };
-        let stopped = {
-            let gate = self.gate.lock().await;
-            if *gate {
-                true
-            } else {
-                let sent = retry(name, Stage::Produce, || ingestor.send(&checked, name))
-                    .await
-                    .map_err(|source| ConnectorError::Ingest {
-                        connector: name.clone(),
-                        source,
-                    })?;
-                place.send((checked, sent));
-                false
+        let mut checked = Some(batch);
+        let (name, ingestor) = (self.config.name.clone(), self.ingestor);
+        while let Some(batch) = checked.as_ref() {
+            // A place in the queue first, so that the gate is never held while waiting for
+            // one (the recording task may need the gate to empty the queue).
+            let Ok(place) = self.to_record.clone().reserve_owned().await else {
+                return Err(self.stopped(source).await);
+            };
+            // The producer the batches in flight went to: a batch handed to a newer one could
+            // overtake them if they failed with the old one.
+            let earlier = self.generation.filter(|_| self.recording > 0);
+            let outcome = {
+                let gate = self.gate.lock().await;
+                if *gate {
+                    Handed::Stopped
+                } else {
+                    let mut backoff = Backoff::default();
+                    loop {
+                        match ingestor.send_after(batch, &name, earlier).await {
+                            Ok(sent) => {
+                                // Queued under the gate: a repair started after this sees it.
+                                self.generation = Some(sent.generation());
+                                if let Some(batch) = checked.take() {
+                                    place.send((batch, sent));
+                                }
+                                break Handed::Sent;
+                            }
+                            Err(IngestError::ProducerReplaced) => break Handed::Replaced,
+                            Err(e) if e.class() == Failure::Transient => {
+                                tracing::warn!(connector = %name, error = %e, "retrying");
+                                PIPELINE.retried(Component::Connector, Stage::Produce);
+                                backoff.wait().await;
+                            }
+                            Err(source) => {
+                                tracing::error!(connector = %name, error = %source, "stopping: retrying cannot mend this");
+                                return Err(ConnectorError::Ingest {
+                                    connector: name,
+                                    source,
+                                });
+                            }
+                        }
+                    }
+                }
+            };
+            match outcome {
+                Handed::Sent => break,
+                Handed::Stopped => return Err(self.stopped(source).await),
+                // Every batch in flight is recorded first (delivered again if it failed with
+                // the old producer); then nothing can be overtaken.
+                Handed::Replaced => self.finish_all(source).await?,
             }
-        };
-        if stopped {
-            return Err(self.stopped(source).await);
         }
         self.recording += 1;
         while let Ok(recorded) = self.recorded.try_recv() {

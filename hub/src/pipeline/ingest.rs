@@ -81,6 +81,10 @@ pub enum IngestError {
     /// The task recording delivered batches ended without saying why (it was aborted).
     #[error("the task recording delivered batches stopped")]
     Stopped,
+    /// The producer was replaced while batches handed to the old one are still in flight:
+    /// they must be settled before more is sent.
+    #[error("the ingest producer was replaced while batches were in flight")]
+    ProducerReplaced,
 }
 
 impl IngestError {
@@ -95,6 +99,8 @@ impl IngestError {
             IngestError::Broker(e) => Failure::of_broker_for_own_record(e),
             IngestError::Database(e) => Failure::of_database(e),
             IngestError::Stopped => Failure::Component,
+            // Waiting for the batches in flight mends it (the connector does so).
+            IngestError::ProducerReplaced => Failure::Transient,
         }
     }
 }
@@ -211,6 +217,7 @@ impl Checked {
 pub struct InFlight {
     dataset: String,
     acks: Arc<BatchAcks>,
+    generation: u64,
 }
 
 impl std::fmt::Debug for InFlight {
@@ -241,6 +248,11 @@ impl InFlight {
         Err(IngestError::Broker(
             first.get_or_insert(KafkaError::Canceled).clone(),
         ))
+    }
+
+    /// The generation of the producer the batch was handed to.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// How many of the batch's records the broker has not answered for yet.
@@ -329,34 +341,34 @@ impl ProducerContext for AckContext {
 /// The ingest producer, replaced when it fails fatally.
 struct IngestProducer {
     config: rdkafka::ClientConfig,
-    current: std::sync::RwLock<Arc<PolledProducer<AckContext>>>,
+    /// The producer and its generation (raised at each replacement).
+    current: std::sync::RwLock<(u64, Arc<PolledProducer<AckContext>>)>,
 }
 
 impl IngestProducer {
     /// The producer to hand records to: the current one, or a new one if the current one
     /// met a fatal error (it delivers nothing more). Records of a batch are handed to one
     /// producer, so that their order within each partition is the order they were sent in.
-    fn get(&self) -> Result<Arc<PolledProducer<AckContext>>, IngestError> {
-        let current = Arc::clone(
-            &self
-                .current
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
+    fn get(&self) -> Result<(u64, Arc<PolledProducer<AckContext>>), IngestError> {
+        let (generation, current) = self
+            .current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
         let Some((code, reason)) = current.fatal_error() else {
-            return Ok(current);
+            return Ok((generation, current));
         };
         let mut slot = self
             .current
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if Arc::ptr_eq(&slot, &current) {
+        if Arc::ptr_eq(&slot.1, &current) {
             tracing::warn!(error = %reason, code = ?code, "the ingest producer failed; a new one takes over (the records it had not delivered are failed to their batches, which deliver them again in order)");
             let fresh = PolledProducer::new(&self.config, AckContext)
                 .map_err(|e| IngestError::Broker(KafkaError::ClientCreation(e.to_string())))?;
-            *slot = Arc::new(fresh);
+            *slot = (generation + 1, Arc::new(fresh));
         }
-        Ok(Arc::clone(&slot))
+        Ok(slot.clone())
     }
 }
 
@@ -411,9 +423,10 @@ impl Ingestor {
             .set("allow.auto.create.topics", "false");
         Ok(Self {
             producer: Arc::new(IngestProducer {
-                current: std::sync::RwLock::new(Arc::new(PolledProducer::new(
-                    &config, AckContext,
-                )?)),
+                current: std::sync::RwLock::new((
+                    0,
+                    Arc::new(PolledProducer::new(&config, AckContext)?),
+                )),
                 config,
             }),
             kafka: Arc::new(kafka.clone()),
@@ -435,7 +448,7 @@ impl Ingestor {
             None => topics::dead_letter_topic(&self.kafka),
         };
         let producer = match self.producer.get() {
-            Ok(p) => p,
+            Ok((_, p)) => p,
             Err(e) => {
                 tracing::warn!(error = %e, "no ingest producer");
                 return;
@@ -526,11 +539,27 @@ impl Ingestor {
     /// Hands the accepted records to the dataset's topic and the rejected ones to the
     /// dead-letter topic, without waiting for the broker: await [`InFlight::delivered`].
     pub async fn send(&self, checked: &Checked, source: &str) -> Result<InFlight, IngestError> {
+        self.send_after(checked, source, None).await
+    }
+
+    /// [`Self::send`], refused with [`IngestError::ProducerReplaced`] when the producer is no
+    /// longer of generation `earlier` (that of the caller's batches still in flight): records
+    /// handed to a new producer could reach their partitions before those batches, failed
+    /// with the old one, are delivered again.
+    pub async fn send_after(
+        &self,
+        checked: &Checked,
+        source: &str,
+        earlier: Option<u64>,
+    ) -> Result<InFlight, IngestError> {
         let topic = topics::dataset_topic(&self.kafka, &checked.dataset);
         let dead_letter = topics::dead_letter_topic(&self.kafka);
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let stream = checked.stream.as_str();
-        let producer = self.producer.get()?;
+        let (generation, producer) = self.producer.get()?;
+        if earlier.is_some_and(|g| g != generation) {
+            return Err(IngestError::ProducerReplaced);
+        }
         let acks = BatchAcks::new();
         // The position's text is written into one buffer again and again: the producer copies
         // each header.
@@ -569,6 +598,7 @@ impl Ingestor {
         Ok(InFlight {
             dataset: checked.dataset.clone(),
             acks,
+            generation,
         })
     }
 
