@@ -120,6 +120,15 @@ fn problems(report: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The overall verdict of `document` verified offline now, and the codes of its problems.
+fn offline_verdict(offline: &OfflineVerifier, document: &str) -> (String, Vec<String>) {
+    let report = serde_json::to_value(offline.verify(document, Utc::now())).unwrap();
+    (
+        report["overall"].as_str().unwrap().to_owned(),
+        problems(&report),
+    )
+}
+
 async fn verify_online(hub: &RunningHub, document: &str) -> Value {
     let resp = reqwest::Client::new()
         .post(hub.url("/api/v1/licences/verify"))
@@ -174,13 +183,7 @@ async fn a_departments_seal_cannot_mint_another_departments_licence_or_reuse_an_
     let state = LicenceState::default();
     let bundle = f.service(&state).bundle(Utc::now()).await.unwrap();
     let offline = f.offline(&bundle, Utc::now()).unwrap();
-    let verdict = |document: &str| {
-        let report = serde_json::to_value(offline.verify(document, Utc::now())).unwrap();
-        (
-            report["overall"].as_str().unwrap().to_owned(),
-            problems(&report),
-        )
-    };
+    let verdict = |document: &str| offline_verdict(&offline, document);
     assert_eq!(verdict(&real), ("VALID".to_owned(), vec![]));
     assert_eq!(
         verdict(&minted),
@@ -393,13 +396,7 @@ async fn a_department_ca_cannot_mint_a_seal_in_another_departments_name() {
         Utc::now(),
     )
     .unwrap();
-    let verdict = |document: &str| {
-        let report = serde_json::to_value(offline.verify(document, Utc::now())).unwrap();
-        (
-            report["overall"].as_str().unwrap().to_owned(),
-            problems(&report),
-        )
-    };
+    let verdict = |document: &str| offline_verdict(&offline, document);
     assert_eq!(verdict(&real), ("VALID".to_owned(), vec![]));
     assert_eq!(
         verdict(&forgery),
