@@ -36,7 +36,12 @@ async fn recent_overview(state: &AppState) -> Result<overview::Overview, ApiErro
         .ops
         .overview
         .get_or_make(state.config.ops.answer_cache, || {
-            overview::gather(&state.config, &state.db, &state.registry)
+            overview::gather(
+                &state.config,
+                &state.db,
+                &state.registry,
+                &state.ops.lag_client,
+            )
         })
         .await?)
 }
