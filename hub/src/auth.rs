@@ -50,11 +50,21 @@ pub enum Scope {
     Issue,
     /// Hub operators: decide any request, see every subscription.
     Admin,
+    /// The operations team: feed health, the overview, rates and the masked dead letters
+    /// (`/api/v1/ops/...`, the dashboard). Not implied by `admin`: it shows every
+    /// department's rejects and who reads what.
+    Ops,
 }
 
 impl Scope {
     /// Every scope.
-    pub const ALL: [Scope; 4] = [Scope::Publish, Scope::Read, Scope::Issue, Scope::Admin];
+    pub const ALL: [Scope; 5] = [
+        Scope::Publish,
+        Scope::Read,
+        Scope::Issue,
+        Scope::Admin,
+        Scope::Ops,
+    ];
 
     /// The name used on the command line, in the database and in messages.
     pub fn as_str(self) -> &'static str {
@@ -63,6 +73,7 @@ impl Scope {
             Scope::Read => "read",
             Scope::Issue => "issue",
             Scope::Admin => "admin",
+            Scope::Ops => "ops",
         }
     }
 
@@ -96,7 +107,7 @@ pub enum TokenError {
     #[error("no department `{0}` in the registry")]
     UnknownDepartment(String),
     /// No scope was asked for.
-    #[error("a token needs at least one scope (publish, read, issue, admin)")]
+    #[error("a token needs at least one scope (publish, read, issue, admin, ops)")]
     NoScope,
     /// The validity is out of range.
     #[error("--days must be between 1 and {MAX_DAYS}, found {0}")]

@@ -308,6 +308,18 @@ pub struct HttpConfig {
     /// long the hub waits for the next piece of the body (answered 408). Default `60s`.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
+    /// How long a client may take to send a request's line and headers, counted from when
+    /// the hub starts reading them; past it the connection is closed. A client that sends
+    /// its headers a byte at a time holds a connection no longer than this, and so does a
+    /// kept-alive connection that sends no next request. Default `20s`.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// Requests one token may make per minute, on average; past it (and its burst) the hub
+    /// answers 429 `rate_limited` with `Retry-After`. Default 3000 (50 a second).
+    pub token_requests_per_minute: u32,
+    /// Requests one token may make at once, above its average rate, before it is limited.
+    /// Default 300.
+    pub token_burst: u32,
 }
 
 impl Default for HttpConfig {
@@ -316,6 +328,9 @@ impl Default for HttpConfig {
             addr: default_http_addr(),
             max_push_bytes: 256 * 1024 * 1024,
             request_timeout: Duration::from_secs(60),
+            header_timeout: Duration::from_secs(20),
+            token_requests_per_minute: 3000,
+            token_burst: 300,
         }
     }
 }
@@ -393,8 +408,14 @@ pub struct DatabaseConfig {
     /// entries. Default none: migrations run as the role of `url`, which then owns the audit
     /// log and could rewrite it (the hub warns); env `BOHAI_DATABASE_OWNER_URL`.
     pub owner_url: Option<String>,
-    /// Largest number of pooled connections. Default 10.
+    /// Largest number of pooled connections for authenticated requests, the token checks
+    /// and the hub's own work. Default 10.
     pub max_connections: u32,
+    /// Largest number of connections of the separate pool that serves the requests made
+    /// without a token (readiness, dataset statistics, seals, CRLs, licence status and
+    /// verification, the trust bundle, `/metrics`): however many such requests arrive, they
+    /// hold at most these, and never one of `max_connections`. Default 3.
+    pub public_max_connections: u32,
     /// How long to wait for a connection before calling the database unreachable.
     /// Default `5s`.
     #[serde(with = "humantime_serde")]
@@ -407,6 +428,7 @@ impl Default for DatabaseConfig {
             url: default_database_url(),
             owner_url: None,
             max_connections: 10,
+            public_max_connections: 3,
             connect_timeout: Duration::from_secs(5),
         }
     }
@@ -722,6 +744,24 @@ impl Config {
         }
         if self.database.max_connections == 0 {
             bad("database.max_connections", "must be at least 1".to_owned());
+        }
+        if self.database.public_max_connections == 0 {
+            bad(
+                "database.public_max_connections",
+                "must be at least 1".to_owned(),
+            );
+        }
+        if self.http.header_timeout < Duration::from_millis(100) {
+            bad("http.header_timeout", "must be at least 100ms".to_owned());
+        }
+        if self.http.token_requests_per_minute == 0 {
+            bad(
+                "http.token_requests_per_minute",
+                "must be at least 1".to_owned(),
+            );
+        }
+        if self.http.token_burst == 0 {
+            bad("http.token_burst", "must be at least 1".to_owned());
         }
         if self.licences.status_max_age < Duration::from_secs(10) {
             bad(

@@ -88,10 +88,21 @@ impl Separation {
 /// Opens a pool to the configured database. The pool connects lazily, so the hub starts
 /// (and `/readyz` reports the database) even while PostgreSQL is away.
 pub fn pool(config: &DatabaseConfig) -> Result<PgPool, DatabaseError> {
+    sized_pool(config, config.max_connections)
+}
+
+/// The separate pool of `bohai serve` for requests made without a token, of
+/// `database.public_max_connections`, as the same role: such requests wait for one of these
+/// and never take a connection of [`pool`].
+pub fn public_pool(config: &DatabaseConfig) -> Result<PgPool, DatabaseError> {
+    sized_pool(config, config.public_max_connections)
+}
+
+fn sized_pool(config: &DatabaseConfig, size: u32) -> Result<PgPool, DatabaseError> {
     let options: PgConnectOptions = config.url.parse().map_err(DatabaseError::Url)?;
     let options = options.disable_statement_logging();
     Ok(PgPoolOptions::new()
-        .max_connections(config.max_connections)
+        .max_connections(size)
         .acquire_timeout(config.connect_timeout)
         .connect_lazy_with(options))
 }

@@ -57,6 +57,8 @@ impl BoundHub {
     /// Opens the pool and binds the HTTP address. Nothing is served yet.
     pub async fn bind(config: Config) -> Result<Self, ServeError> {
         let db = database::pool(&config.database)?;
+        let public_db = database::public_pool(&config.database)?;
+        let limits = Arc::new(http::TokenLimits::from_config(&config.http));
         let registry = Arc::new(registry::load(&config.registry)?);
         let ingestor = Ingestor::new(&config.kafka, db.clone(), Arc::clone(&registry))?;
         let connectors = config
@@ -74,6 +76,8 @@ impl BoundHub {
             state: AppState {
                 config: Arc::new(config),
                 db,
+                public_db,
+                limits,
                 registry,
                 ingestor: Some(ingestor),
                 licences: Arc::default(),
@@ -101,9 +105,9 @@ impl BoundHub {
         let me = Instance::this(self.local_addr());
         let db = self.state.db.clone();
         let workers = tokio::spawn(run_workers(self.state.clone(), self.connectors, me.clone()));
+        let header_timeout = self.state.config.http.header_timeout;
         let app = http::router(self.state);
-        let served = axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
+        let served = serve_http(self.listener, app, header_timeout, shutdown)
             .await
             .map_err(ServeError::Http);
         workers.abort();
@@ -111,6 +115,55 @@ impl BoundHub {
         workers::give_back(&db, &me).await;
         served
     }
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then lets the requests in progress
+/// finish. HTTP/1.1 with keep-alive, as `axum::serve` did, and a client that has not sent a
+/// request's head within `header_timeout` of the hub starting to read it is disconnected
+/// (`axum::serve` sets no such limit: one connection per slow client, for as long as it
+/// likes).
+async fn serve_http(
+    listener: TcpListener,
+    app: axum::Router,
+    header_timeout: Duration,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .keep_alive(true);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors, or a connection reset before it was taken:
+                    // the listener itself is fine.
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let connection =
+            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }
 
 /// The background work of a hub: prepare the database, then, while this instance holds the

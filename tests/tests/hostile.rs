@@ -413,6 +413,10 @@ async fn a_component_that_cannot_work_stops_alone_and_says_why() {
         .await
         .unwrap()
         .secret;
+    let ops = auth::create_scoped_token(&db, "data-administration", &[auth::Scope::Ops], None)
+        .await
+        .unwrap()
+        .secret;
     let valid = std::fs::read_to_string(
         bohai_schemas::registry::builtin_dir()
             .join("datasets/business-registrations/examples/valid.jsonl"),
@@ -456,6 +460,7 @@ async fn a_component_that_cannot_work_stops_alone_and_says_why() {
     // Every feed says why nothing reaches the repository.
     let feeds: Vec<Value> = client
         .get(hub.url("/api/v1/ops/feeds"))
+        .bearer_auth(&ops)
         .send()
         .await
         .unwrap()

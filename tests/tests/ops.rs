@@ -77,6 +77,8 @@ struct Fixture {
     http: reqwest::Client,
     db: sqlx::PgPool,
     market_token: String,
+    /// A token with the `ops` scope, for the operations endpoints and the dashboard.
+    ops_token: String,
     /// Invalid records in the connector's file.
     connector_invalid: i64,
 }
@@ -178,6 +180,11 @@ impl Fixture {
             .await
             .unwrap()
             .secret;
+        let ops_token =
+            auth::create_scoped_token(&db, "data-administration", &[auth::Scope::Ops], None)
+                .await
+                .unwrap()
+                .secret;
         let hub = RunningHub::start(config.clone()).await.unwrap();
         // Rates count from the first sample round: feed nothing before it.
         eventually(Duration::from_secs(60), "a first sample round", || async {
@@ -196,6 +203,7 @@ impl Fixture {
             http: reqwest::Client::new(),
             db,
             market_token,
+            ops_token,
             connector_invalid,
         }
     }
@@ -256,8 +264,14 @@ impl Fixture {
         .await;
     }
 
+    /// GET `path` with the ops token.
     async fn get(&self, path: &str) -> reqwest::Response {
-        self.http.get(self.hub.url(path)).send().await.unwrap()
+        self.http
+            .get(self.hub.url(path))
+            .bearer_auth(&self.ops_token)
+            .send()
+            .await
+            .unwrap()
     }
 }
 
@@ -610,6 +624,37 @@ async fn the_dashboard_shows_live_feeds_rates_masked_dead_letters_seals_and_lice
         .await
         .unwrap();
 
+    // It asks for a token; one without the `ops` scope is refused with the reason, and the
+    // page asks again; the ops token signs in.
+    let sign_in = |token: String| {
+        let browser = &browser;
+        async move {
+            eventually(Duration::from_secs(30), "the sign-in form", || async {
+                let shown = browser
+                    .eval("return !document.getElementById('sign-in').hidden;")
+                    .await
+                    .unwrap();
+                (shown == true).then_some(())
+            })
+            .await;
+            browser
+                .eval(&format!("document.getElementById('token').value = {}; document.getElementById('sign-in').requestSubmit(); return null;", json!(token)))
+                .await
+                .unwrap();
+        }
+    };
+    sign_in(fx.market_token.clone()).await;
+    let refused = eventually(Duration::from_secs(30), "the refusal", || async {
+        let why = browser
+            .eval("const e = document.getElementById('sign-in-error'); return e.hidden ? null : e.textContent;")
+            .await
+            .unwrap();
+        why.as_str().map(str::to_owned)
+    })
+    .await;
+    assert!(refused.contains("`ops`"), "{refused}");
+    sign_in(fx.ops_token.clone()).await;
+
     // The feed table: every feed with its state.
     let feeds = eventually(Duration::from_secs(30), "the feed table", || async {
         let rows = browser.eval(READ_FEEDS).await.unwrap();
@@ -881,4 +926,134 @@ async fn hub_metrics(http: &reqwest::Client, hub: &RunningHub) -> String {
     let r = http.get(hub.url("/metrics")).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
     r.text().await.unwrap()
+}
+
+/// The operations endpoints.
+const OPS_PATHS: [&str; 4] = [
+    "/api/v1/ops/dead-letters",
+    "/api/v1/ops/overview",
+    "/api/v1/ops/feeds",
+    "/api/v1/ops/rates",
+];
+
+/// Issue 15, item 6: the operations endpoints answered anyone, and the dead letters quoted
+/// rejected identity numbers in their reasons, nested PII fields in clear and departments'
+/// idempotency keys in their origins. Now: 401 without a token, 403 without the `ops` scope
+/// (a department's read or admin token), and with it reasons masked as the payload is.
+#[tokio::test]
+async fn operations_data_needs_an_ops_token_and_quotes_no_rejected_identity_number() {
+    use bohai_hub::auth::Scope;
+    let config = prepared_config().await.unwrap();
+    let db = bohai_hub::database::pool(&config.database).unwrap();
+    let hub = RunningHub::start(config).await.unwrap();
+    let http = reqwest::Client::new();
+    let token = |dept: &'static str, scopes: &'static [Scope]| {
+        let db = db.clone();
+        async move {
+            auth::create_scoped_token(&db, dept, scopes, None)
+                .await
+                .unwrap()
+                .secret
+        }
+    };
+    let publish = token("market-regulation", &[Scope::Publish]).await;
+
+    // A rejected record: the identity number of the wrong type (the reason quotes it), a
+    // nested copy of the PII fields, pushed under an idempotency key.
+    const ID_NUMBER: &str = "211102195001209203";
+    const NESTED_ID: &str = "21110219500120920X";
+    const NESTED_NAME: &str = "欧阳明华";
+    const KEY: &str = "mr-batch-secret-4711";
+    let mut bad = example("business-registrations", 0);
+    bad["legal_rep_id_number"] = json!(211_102_195_001_209_203_u64);
+    bad["previous"] = json!({"legal_rep_id_number": NESTED_ID, "legal_rep_name": NESTED_NAME});
+    let r = http
+        .post(hub.url("/api/v1/datasets/business-registrations/records"))
+        .bearer_auth(&publish)
+        .header("Idempotency-Key", KEY)
+        .json(&json!([bad]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(answer["rejected"], 1, "{answer}");
+
+    // Without a token: 401, on every operations endpoint.
+    for path in OPS_PATHS {
+        let r = http.get(hub.url(path)).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 401, "{path}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["code"], "token_missing", "{path}: {body}");
+    }
+    // A department's tokens, even admin: 403.
+    for scopes in [&[Scope::Read, Scope::Publish][..], &[Scope::Admin][..]] {
+        let t = token("market-regulation", scopes).await;
+        for path in OPS_PATHS {
+            let r = http
+                .get(hub.url(path))
+                .bearer_auth(&t)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 403, "{path} with {scopes:?}");
+            let body: Value = r.json().await.unwrap();
+            assert_eq!(body["code"], "wrong_scope", "{path}: {body}");
+        }
+    }
+
+    // With the ops scope: the reject, its reasons and origin masked like its payload.
+    let ops = token("data-administration", &[Scope::Ops]).await;
+    for path in OPS_PATHS {
+        let r = http
+            .get(hub.url(path))
+            .bearer_auth(&ops)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+    }
+    let dead: Vec<Value> = eventually(Duration::from_secs(30), "the dead letter", || async {
+        let dead: Vec<Value> = http
+            .get(hub.url("/api/v1/ops/dead-letters"))
+            .bearer_auth(&ops)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (!dead.is_empty()).then_some(dead)
+    })
+    .await;
+    assert_eq!(dead.len(), 1, "{dead:#?}");
+    let d = &dead[0];
+    let reasons = d["reasons"].to_string();
+    assert!(reasons.contains("/legal_rep_id_number"), "{reasons}");
+    let text = serde_json::to_string(&dead).unwrap();
+    for secret in [ID_NUMBER, NESTED_ID, NESTED_NAME, KEY] {
+        assert!(!text.contains(secret), "`{secret}` shown in clear: {text}");
+    }
+    // The payload's masked identity number is what the reason quotes instead.
+    let payload: Value = serde_json::from_str(d["payload"].as_str().unwrap()).unwrap();
+    let masked = payload["legal_rep_id_number"].as_str().unwrap();
+    assert!(masked.starts_with("hash:"), "{payload}");
+    assert!(
+        reasons.contains(masked),
+        "{reasons} does not quote {masked}"
+    );
+    assert_eq!(payload["previous"]["legal_rep_name"], "欧**华", "{payload}");
+    assert!(
+        payload["previous"]["legal_rep_id_number"]
+            .as_str()
+            .unwrap()
+            .starts_with("hash:"),
+        "{payload}"
+    );
+    // The origin still tells which push it was, by a masked key.
+    let origin = d["origin"].as_str().unwrap();
+    assert!(
+        origin.starts_with("http:market-regulation:hash:"),
+        "{origin}"
+    );
 }

@@ -758,31 +758,66 @@ async fn a_subscription_topic_carries_the_approved_fields_masked_until_access_is
     // Nothing made the withdrawn subscription's topic again.
     assert!(!topic_exists(&topic), "{topic} is back");
 
-    // /metrics tells the same: civil-affairs got 3 + 1 records and has no active subscription
-    // left; taxation got its 3 and the later change, and is active.
-    let metrics_url = hub.url("/metrics");
+    // The ops overview tells the same: civil-affairs got 3 + 1 records and has no active
+    // subscription left; taxation got its 3 and the later change, and is active. Who reads
+    // what is for the ops scope: /metrics, open to scrapers, counts by dataset only (issue
+    // 15, item 6).
+    let ops = auth::create_scoped_token(&db, "data-administration", &[Scope::Ops], None)
+        .await
+        .unwrap()
+        .secret;
+    let overview_url = hub.url("/api/v1/ops/overview");
+    let http = reqwest::Client::new();
     bohai_tests::eventually(
         std::time::Duration::from_secs(30),
-        "the delivery counts in /metrics",
+        "the delivery counts in the ops overview",
         || async {
-            let text = reqwest::get(&metrics_url).await.ok()?.text().await.ok()?;
-            let value = |metric: &str, dept: &str| {
-                let series = format!("{metric}{{dataset=\"{DATASET}\",department=\"{dept}\"}} ");
-                text.lines()
-                    .find_map(|l| l.strip_prefix(&series))
-                    .and_then(|v| v.parse::<f64>().ok())
+            let overview: Value = http
+                .get(&overview_url)
+                .bearer_auth(&ops)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            let of = |dept: &str| {
+                overview["subscriptions"]
+                    .as_array()?
+                    .iter()
+                    .find(|s| s["dataset"] == DATASET && s["department"] == dept)
+                    .map(|s| (s["delivered_total"].as_i64(), s["active"].as_i64()))
             };
-            (value(
-                "bohai_subscription_records_delivered_total",
-                "civil-affairs",
-            ) == Some(4.0)
-                && value("bohai_subscriptions_active", "civil-affairs") == Some(0.0)
-                && value("bohai_subscription_records_delivered_total", "taxation") == Some(4.0)
-                && value("bohai_subscriptions_active", "taxation") == Some(1.0))
+            (of("civil-affairs") == Some((Some(4), Some(0)))
+                && of("taxation") == Some((Some(4), Some(1))))
             .then_some(())
         },
     )
     .await;
+    let text = reqwest::get(hub.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |metric: &str| {
+        let series = format!("{metric}{{dataset=\"{DATASET}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&series))
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    assert_eq!(
+        value("bohai_subscription_records_delivered_total"),
+        Some(8.0),
+        "{text}"
+    );
+    assert_eq!(value("bohai_subscriptions_active"), Some(1.0), "{text}");
+    for line in text.lines().filter(|l| l.starts_with("bohai_subscription")) {
+        assert!(
+            !line.contains("department="),
+            "/metrics tells who reads what: {line}"
+        );
+    }
 
     // The CLI shows the withdrawal.
     let out = bohai_ok(&config_file, &["sub", "show", &id]);

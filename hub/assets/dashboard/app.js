@@ -1,6 +1,35 @@
 // The Bohai operations dashboard: plain JavaScript, no dependencies. It reads the ops API
-// and redraws itself every `data-refresh-ms` milliseconds.
+// and redraws itself every `data-refresh-ms` milliseconds. The ops API needs a token with
+// the `ops` scope: the page asks for it, keeps it in this tab's session storage and sends it
+// as a bearer token; refused (401, 403), it forgets it and asks again.
 "use strict";
+
+const TOKEN_KEY = "bohai.ops.token";
+
+class SignInNeeded extends Error {}
+
+function token() {
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+function showSignIn(message) {
+  document.getElementById("main").hidden = true;
+  document.getElementById("sign-out").hidden = true;
+  document.getElementById("sign-in").hidden = false;
+  const error = document.getElementById("sign-in-error");
+  error.textContent = message || "";
+  error.hidden = !message;
+  document.body.dataset.signedIn = "false";
+  document.getElementById("updated").textContent = "signed out";
+  document.getElementById("token").focus();
+}
+
+function showMain() {
+  document.getElementById("sign-in").hidden = true;
+  document.getElementById("main").hidden = false;
+  document.getElementById("sign-out").hidden = false;
+  document.body.dataset.signedIn = "true";
+}
 
 const refreshMs = Number(document.body.dataset.refreshMs) || 10000;
 const state = { refreshes: 0, registry: null };
@@ -28,7 +57,19 @@ function fmtNum(n, digits) {
 }
 
 async function getJson(path) {
-  const r = await fetch(path, { headers: { accept: "application/json" }, cache: "no-store" });
+  const headers = { accept: "application/json" };
+  const t = token();
+  if (t) headers.authorization = "Bearer " + t;
+  const r = await fetch(path, { headers, cache: "no-store" });
+  if (r.status === 401 || r.status === 403) {
+    let why = path + " answered " + r.status;
+    try {
+      why = (await r.json()).message || why;
+    } catch (_) {
+      // not the JSON error body: keep the status
+    }
+    throw new SignInNeeded(why);
+  }
   if (!r.ok) throw new Error(path + " answered " + r.status);
   return r.json();
 }
@@ -202,6 +243,10 @@ function renderSeals(s) {
 
 async function refresh() {
   const updated = document.getElementById("updated");
+  if (!token()) {
+    if (document.getElementById("sign-in").hidden) showSignIn("");
+    return;
+  }
   try {
     if (!state.registry) await loadRegistry();
     const [overview, rates, dead] = await Promise.all([
@@ -216,11 +261,17 @@ async function refresh() {
     renderDeadLetters(dead);
     renderLicences(overview.licences);
     renderSeals(overview.seals);
+    showMain();
     state.refreshes += 1;
     document.body.dataset.refreshes = state.refreshes;
     updated.className = "muted";
     updated.textContent = "updated " + fmtTime(overview.at) + " · refreshes every " + refreshMs / 1000 + " s";
   } catch (e) {
+    if (e instanceof SignInNeeded) {
+      sessionStorage.removeItem(TOKEN_KEY);
+      showSignIn(e.message);
+      return;
+    }
     updated.className = "error";
     updated.textContent = "cannot refresh: " + e.message;
   }
@@ -235,6 +286,19 @@ function onFilter() {
   refresh();
 }
 
+document.getElementById("sign-in").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const input = document.getElementById("token");
+  const t = input.value.trim();
+  input.value = "";
+  if (!t) return;
+  sessionStorage.setItem(TOKEN_KEY, t);
+  refresh();
+});
+document.getElementById("sign-out").addEventListener("click", () => {
+  sessionStorage.removeItem(TOKEN_KEY);
+  showSignIn("");
+});
 document.getElementById("filter-department").addEventListener("change", onFilter);
 document.getElementById("filter-dataset").addEventListener("change", onFilter);
 refresh();

@@ -25,7 +25,8 @@ pub enum TokenCommand {
         dept: String,
         /// What it allows (repeat for several): publish (push records, decide requests for
         /// the department's datasets), read (catalogue, requests, reads), issue (licences,
-        /// seal signatures), admin (hub operators).
+        /// seal signatures), admin (decide any access request), ops (the operations
+        /// endpoints and the dashboard).
         #[arg(long = "scope", value_enum, required = true)]
         scopes: Vec<Scope>,
         /// Days until it expires (default: until revoked).

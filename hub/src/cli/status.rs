@@ -18,7 +18,8 @@ pub struct StatusArgs {
 pub(super) async fn run(config: &Config, args: &StatusArgs) -> anyhow::Result<()> {
     let registry = registry::load(&config.registry)?;
     let db = database::pool(&config.database)?;
-    let overview = overview::gather(config, &db, &registry).await?;
+    let overview =
+        overview::gather(config, &db, &registry, &overview::LagClient::default()).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&overview)?);
     } else {

@@ -206,7 +206,7 @@ pub(super) async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
     let hub = BoundHub::bind(config).await?;
     let base = format!("http://{}", hub.local_addr());
     println!("Bohai is up.");
-    println!("  dashboard:  {base}/");
+    println!("  dashboard:  {base}/ (sign in with a token of scope ops: `bohai dept token create data-administration --scope ops`)");
     println!("  metrics:    {base}/metrics");
     println!("  API:        {base}/api/v1/");
     println!("  OpenAPI:    {base}/api/v1/openapi.json");

@@ -3,7 +3,8 @@
 //!
 //! Every refusal is an [`ApiError`] with a stable code: 401 `token_missing`,
 //! `token_malformed`, `token_unknown`, `token_revoked`, `token_expired`; 403 `wrong_scope`
-//! and `forbidden` (another department's resource).
+//! and `forbidden` (another department's resource); 429 `rate_limited` (the token's rate,
+//! `limits.rs`).
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -108,6 +109,10 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or(Refusal::Malformed)?;
         let token = auth::authenticate(&state.db, token.trim(), Utc::now()).await??;
+        state
+            .limits
+            .check(token.id)
+            .map_err(ApiError::rate_limited)?;
         Ok(Caller {
             department: token.department.clone(),
             token,

@@ -42,6 +42,9 @@ pub struct ErrorBody {
 pub struct ApiError {
     status: StatusCode,
     body: ErrorBody,
+    /// Seconds for the `Retry-After` header, if the answer says when to come back (a u16
+    /// fits beside the status, so that the error stays small).
+    retry_after: Option<u16>,
 }
 
 impl ApiError {
@@ -56,7 +59,30 @@ impl ApiError {
                 pointer: None,
                 limit: None,
             },
+            retry_after: None,
         }
+    }
+
+    /// The same answer with `Retry-After: SECONDS`.
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(u16::try_from(seconds).unwrap_or(u16::MAX));
+        self
+    }
+
+    /// 429 with code `rate_limited`: the caller's token made more requests than its rate
+    /// allows; `wait` is how long until the next one is let through.
+    pub fn rate_limited(wait: Duration) -> Self {
+        // Whole seconds, rounded up: a client that waits as told is let through.
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let seconds = seconds.max(1);
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "this token made more requests than its rate allows (http.token_requests_per_minute, http.token_burst); retry in {seconds} s"
+            ),
+        )
+        .with_retry_after(seconds)
     }
 
     /// The same answer, naming the parameter at fault.
@@ -166,7 +192,13 @@ impl From<crate::pipeline::ingest::IngestError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(self.body)).into_response()
+        let mut response = (self.status, Json(self.body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
     }
 }
 

@@ -9,6 +9,7 @@ mod error;
 mod extract;
 mod health;
 mod licences;
+mod limits;
 mod ops;
 mod push;
 mod seals;
@@ -27,6 +28,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use error::{ApiError, ErrorBody};
+pub use limits::TokenLimits;
 
 use bohai_schemas::Registry;
 
@@ -41,8 +43,13 @@ pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
 pub struct AppState {
     /// The loaded configuration.
     pub config: Arc<Config>,
-    /// The PostgreSQL pool.
+    /// The PostgreSQL pool. In the state of the routes that need no token it is the
+    /// small pool of `database.public_max_connections` (see [`router`]).
     pub db: PgPool,
+    /// The pool for requests made without a token (`database.public_max_connections`).
+    pub public_db: PgPool,
+    /// The per-token rate limits.
+    pub limits: Arc<TokenLimits>,
     /// The departments and datasets.
     pub registry: Arc<Registry>,
     /// The ingest step for HTTP push.
@@ -76,7 +83,7 @@ struct ApiDoc;
 
 /// Declares on every operation the answers of the error boundary that its handler does not
 /// declare itself: 400 for an operation with parameters or a body, 413 and 415 for one with
-/// a JSON body, 401 and 403 for one that needs a token, and 503 for all (a dependency away,
+/// a JSON body, 401, 403 and 429 for one that needs a token, and 503 for all (a dependency away,
 /// or `http.request_timeout` passed). Applied to the document once every route is in it.
 struct BoundaryAnswers;
 
@@ -150,6 +157,27 @@ impl utoipa::Modify for BoundaryAnswers {
                     "503",
                     "A dependency is away (`unavailable`) or the request took longer than `http.request_timeout` (`timeout`); retry later",
                 );
+                if secured {
+                    let mut limited = answer(
+                        "The token made more requests than `http.token_requests_per_minute` and `http.token_burst` allow (`rate_limited`); retry after `Retry-After` seconds",
+                    );
+                    limited.headers.insert(
+                        "Retry-After".to_owned(),
+                        utoipa::openapi::HeaderBuilder::new()
+                            .schema(
+                                utoipa::openapi::ObjectBuilder::new()
+                                    .schema_type(utoipa::openapi::Type::Integer)
+                                    .minimum(Some(1)),
+                            )
+                            .description(Some("Seconds until the token may call again"))
+                            .build(),
+                    );
+                    operation
+                        .responses
+                        .responses
+                        .entry("429".to_owned())
+                        .or_insert_with(|| limited.into());
+                }
             }
         }
     }
@@ -206,7 +234,16 @@ async fn openapi_document() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], openapi_json())
 }
 
+/// Every route and the whole document.
 fn api_router() -> OpenApiRouter<AppState> {
+    open_routes().merge(token_routes())
+}
+
+/// The routes that need no token. They are served with the small database pool of
+/// `database.public_max_connections`, so that however many such requests arrive (each may
+/// hold a connection for as long as its query takes), they never take a connection that a
+/// department's request or the hub's own work needs.
+fn open_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(openapi_document))
         .routes(routes!(health::healthz))
@@ -214,20 +251,27 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(datasets::list_datasets))
         .routes(routes!(datasets::show_dataset))
         .routes(routes!(datasets::dataset_stats))
-        .routes(routes!(push::push_records, sharing::read_records))
         .routes(routes!(seals::list_seals))
         .routes(routes!(seals::seal_coverage))
         .routes(routes!(seals::show_seal))
         .routes(routes!(seals::seal_certificate))
         .routes(routes!(seals::seal_image))
-        .routes(routes!(seals::sign_with_seal))
         .routes(routes!(seals::verify_signature))
         .routes(routes!(seals::crl))
-        .routes(routes!(licences::issue_licence))
-        .routes(routes!(licences::issue_batch))
         .routes(routes!(licences::verify_licences))
         .routes(routes!(licences::status_list))
         .routes(routes!(licences::trust_bundle))
+        .routes(routes!(ops::metrics))
+}
+
+/// The routes whose handlers take a [`caller::Caller`]: a token checked, and rate limited,
+/// before the handler runs.
+fn token_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(push::push_records, sharing::read_records))
+        .routes(routes!(seals::sign_with_seal))
+        .routes(routes!(licences::issue_licence))
+        .routes(routes!(licences::issue_batch))
         .routes(routes!(licences::list_licence_types))
         .routes(routes!(licences::show_licence))
         .routes(routes!(licences::licence_action))
@@ -239,7 +283,6 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(sharing::show_subscription))
         .routes(routes!(sharing::decide_subscription))
         .routes(routes!(sharing::withdraw_subscription))
-        .routes(routes!(ops::metrics))
         .routes(routes!(ops::feeds))
         .routes(routes!(ops::overview))
         .routes(routes!(ops::rates))
@@ -248,11 +291,19 @@ fn api_router() -> OpenApiRouter<AppState> {
 
 /// The complete router of the hub.
 pub fn router(state: AppState) -> Router {
-    let (router, _) = api_router().split_for_parts();
     let http_metrics = state.ops.http.clone();
     let time_limit = state.config.http.request_timeout;
-    router
+    let public = AppState {
+        db: state.public_db.clone(),
+        ..state.clone()
+    };
+    let open: Router = open_routes()
+        .split_for_parts()
+        .0
         .merge(dashboard::routes())
+        .with_state(public);
+    let with_token: Router = token_routes().split_for_parts().0.with_state(state);
+    open.merge(with_token)
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::no_method)
         .layer(DefaultBodyLimit::max(extract::MAX_JSON_BODY))
@@ -265,7 +316,6 @@ pub fn router(state: AppState) -> Router {
             crate::ops::metrics::track,
         ))
         .layer(TraceLayer::new_for_http())
-        .with_state(state)
 }
 
 #[cfg(test)]

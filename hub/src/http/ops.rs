@@ -1,5 +1,9 @@
 //! Operations endpoints: Prometheus metrics, feed health, the overview, rates over time and
 //! the dead-letter viewer's masked rejects. The dashboard (`dashboard.rs`) reads these.
+//!
+//! Everything under `/api/v1/ops/` needs a token with the `ops` scope: it shows every
+//! department's rejected records and which department reads which dataset. `/metrics` stays
+//! open for scrapers and says neither (see `ops/metrics.rs`).
 
 use axum::extract::State;
 use axum::http::header;
@@ -8,8 +12,10 @@ use axum::Json;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use super::caller::Caller;
 use super::extract::Query;
 use super::{ApiError, AppState};
+use crate::auth::Scope;
 use crate::ops::dead_letters::{self, DeadLetter};
 use crate::ops::overview::{self, FeedHealth, Overview, OverviewError};
 use crate::ops::samples::{self, RatePoint, SeriesFilter};
@@ -30,7 +36,12 @@ async fn recent_overview(state: &AppState) -> Result<overview::Overview, ApiErro
         .ops
         .overview
         .get_or_make(state.config.ops.answer_cache, || {
-            overview::gather(&state.config, &state.db, &state.registry)
+            overview::gather(
+                &state.config,
+                &state.db,
+                &state.registry,
+                &state.ops.lag_client,
+            )
         })
         .await?)
 }
@@ -60,11 +71,18 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Result<impl IntoRe
     get,
     path = "/api/v1/ops/feeds",
     tag = "ops",
-    responses((status = 200, description = "Every feed, by dataset and source", body = [FeedHealth]))
+    responses(
+        (status = 200, description = "Every feed, by dataset and source", body = [FeedHealth]),
+        (status = 401, description = "No valid bearer token (the code says why)", body = super::ErrorBody),
+        (status = 403, description = "The token lacks scope `ops` (`wrong_scope`)", body = super::ErrorBody),
+    ),
+    security(("bearer" = []))
 )]
 pub(super) async fn feeds(
     State(state): State<AppState>,
+    caller: Caller,
 ) -> Result<Json<Vec<FeedHealth>>, ApiError> {
+    caller.require(Scope::Ops)?;
     Ok(Json(
         overview::feeds(&state.db, &state.registry, &state.config.ops).await?,
     ))
@@ -75,9 +93,18 @@ pub(super) async fn feeds(
     get,
     path = "/api/v1/ops/overview",
     tag = "ops",
-    responses((status = 200, description = "The overview `bohai status` and the dashboard show", body = Overview))
+    responses(
+        (status = 200, description = "The overview `bohai status` and the dashboard show", body = Overview),
+        (status = 401, description = "No valid bearer token (the code says why)", body = super::ErrorBody),
+        (status = 403, description = "The token lacks scope `ops` (`wrong_scope`)", body = super::ErrorBody),
+    ),
+    security(("bearer" = []))
 )]
-pub(super) async fn overview(State(state): State<AppState>) -> Result<Json<Overview>, ApiError> {
+pub(super) async fn overview(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Overview>, ApiError> {
+    caller.require(Scope::Ops)?;
     Ok(Json(recent_overview(&state).await?))
 }
 
@@ -134,12 +161,19 @@ fn non_empty(s: &Option<String>) -> Option<String> {
     path = "/api/v1/ops/rates",
     tag = "ops",
     params(RatesQuery),
-    responses((status = 200, description = "The points, oldest first", body = [RatePoint]))
+    responses(
+        (status = 200, description = "The points, oldest first", body = [RatePoint]),
+        (status = 401, description = "No valid bearer token (the code says why)", body = super::ErrorBody),
+        (status = 403, description = "The token lacks scope `ops` (`wrong_scope`)", body = super::ErrorBody),
+    ),
+    security(("bearer" = []))
 )]
 pub(super) async fn rates(
     State(state): State<AppState>,
+    caller: Caller,
     Query(q): Query<RatesQuery>,
 ) -> Result<Json<Vec<RatePoint>>, ApiError> {
+    caller.require(Scope::Ops)?;
     let minutes = limit(q.limit, 60, 1440)?;
     let window = std::time::Duration::from_secs(u64::from(minutes) * 60);
     let filter = SeriesFilter {
@@ -157,12 +191,19 @@ pub(super) async fn rates(
     path = "/api/v1/ops/dead-letters",
     tag = "ops",
     params(DeadLettersQuery),
-    responses((status = 200, description = "The rejects, newest first", body = [DeadLetter]))
+    responses(
+        (status = 200, description = "The rejects, newest first", body = [DeadLetter]),
+        (status = 401, description = "No valid bearer token (the code says why)", body = super::ErrorBody),
+        (status = 403, description = "The token lacks scope `ops` (`wrong_scope`)", body = super::ErrorBody),
+    ),
+    security(("bearer" = []))
 )]
 pub(super) async fn dead_letters(
     State(state): State<AppState>,
+    caller: Caller,
     Query(q): Query<DeadLettersQuery>,
 ) -> Result<Json<Vec<DeadLetter>>, ApiError> {
+    caller.require(Scope::Ops)?;
     let filter = dead_letters::Filter {
         dataset: non_empty(&q.dataset),
         department: non_empty(&q.department),

@@ -1,5 +1,6 @@
-//! The latest rejected records for the dashboard's dead-letter viewer: reasons as stored,
-//! payloads masked by the dataset's PII rules (`mask`).
+//! The latest rejected records for the dashboard's dead-letter viewer: payloads masked by the
+//! dataset's PII rules (`mask`), and the reasons and origins, which quote the record, masked
+//! alike.
 
 use bohai_schemas::Registry;
 use chrono::{DateTime, Utc};
@@ -20,9 +21,11 @@ pub struct DeadLetter {
     pub department: String,
     /// The connector's name, or `http-push`.
     pub source: String,
-    /// Where in the source it was (file and line, table row, request).
+    /// Where in the source it was (file and line, table row, request), with the values the
+    /// payload masks masked and an HTTP push's idempotency key as its keyed hash.
     pub origin: String,
-    /// Every reason, as `{pointer, rule, message}` objects.
+    /// Every reason, as `{pointer, rule, message}` objects; the messages with every value
+    /// the payload masks masked as the payload shows it.
     #[schema(value_type = Vec<Object>)]
     pub reasons: serde_json::Value,
     /// The payload, masked.
@@ -91,20 +94,16 @@ pub async fn latest(
         .map(|r| {
             let (text, _) = decode_raw(&r.raw);
             // A dataset unknown to the registry has no rules: mask everything.
-            let masked = match registry.dataset(&r.dataset) {
-                Some(d) => mask::mask_payload(&text, &d.pii, key),
-                None => mask::Masked {
-                    text: mask::mask_every_field(&text),
-                    masking: Masking::AllFields,
-                },
-            };
+            let rules = registry.dataset(&r.dataset).map(|d| &d.pii);
+            let (masked, reasons, origin) =
+                mask::mask_reject(&text, &r.reasons, &r.origin, rules, key);
             DeadLetter {
                 id: r.id,
                 dataset: r.dataset,
                 department: r.department,
                 source: r.source,
-                origin: r.origin,
-                reasons: r.reasons,
+                origin,
+                reasons,
                 payload: masked.text,
                 masking: masked.masking,
                 rejected_at: r.rejected_at,

@@ -41,37 +41,215 @@ pub fn mask_payload(
     rules: &BTreeMap<String, MaskRule>,
     key: &ring::hmac::Key,
 ) -> Masked {
-    if let Ok(Value::Object(mut object)) = serde_json::from_str::<Value>(raw) {
-        for (field, rule) in rules {
-            let Some(value) = object.get(field) else {
-                continue;
-            };
-            let text = match value {
-                Value::Null => continue,
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            match rule {
-                MaskRule::Drop => {
-                    object.remove(field);
-                }
-                MaskRule::Partial => {
-                    object.insert(field.clone(), Value::String(partial(&text)));
-                }
-                MaskRule::Hash => {
-                    object.insert(field.clone(), Value::String(keyed_hash(&text, key)));
-                }
+    mask_with_replacements(raw, Some(rules), key).0
+}
+
+/// What a value was shown as: its text in the record and the text that replaced it.
+#[derive(Debug, Clone, Default)]
+pub struct Replacements(Vec<(String, String)>);
+
+/// What a dropped value is shown as where a text quotes it.
+const DROPPED: &str = "[dropped]";
+
+impl Replacements {
+    fn add(&mut self, original: String, shown: String) {
+        // One character tells nothing, and replacing it would garble the text around it.
+        if original.chars().count() >= 2 && original != shown {
+            self.0.push((original, shown));
+        }
+    }
+
+    /// `text` with every value masked in the payload replaced by what the payload shows
+    /// instead: the same rule applied to the texts that quote the record (reasons, origins).
+    pub fn apply(&self, text: &str) -> String {
+        let mut pairs: Vec<&(String, String)> = self.0.iter().collect();
+        // Longest first, so that a value containing another is replaced whole.
+        pairs.sort_by_key(|(original, _)| std::cmp::Reverse(original.len()));
+        let mut out = text.to_owned();
+        for (original, shown) in pairs {
+            if out.contains(original.as_str()) {
+                out = out.replace(original.as_str(), shown);
             }
         }
-        return Masked {
-            text: Value::Object(object).to_string(),
-            masking: Masking::PiiFields,
+        out
+    }
+}
+
+/// Masks `raw` by `rules` (`None`: a dataset without rules, every field masked), and says
+/// which texts were replaced by what, so that the texts quoting the record can be masked
+/// alike ([`mask_reject`]).
+fn mask_with_replacements(
+    raw: &str,
+    rules: Option<&BTreeMap<String, MaskRule>>,
+    key: &ring::hmac::Key,
+) -> (Masked, Replacements) {
+    let mut replaced = Replacements::default();
+    if let (Some(rules), Ok(Value::Object(mut object))) =
+        (rules, serde_json::from_str::<Value>(raw))
+    {
+        mask_object(&mut object, rules, key, &mut replaced);
+        return (
+            Masked {
+                text: Value::Object(object).to_string(),
+                masking: Masking::PiiFields,
+            },
+            replaced,
+        );
+    }
+    (
+        Masked {
+            text: mask_fields(raw, &mut replaced),
+            masking: Masking::AllFields,
+        },
+        replaced,
+    )
+}
+
+/// Masks the PII fields of `object` by their rules, at any depth: a rejected record may have
+/// its fields in the wrong place, nested in an object or a list.
+fn mask_object(
+    object: &mut serde_json::Map<String, Value>,
+    rules: &BTreeMap<String, MaskRule>,
+    key: &ring::hmac::Key,
+    replaced: &mut Replacements,
+) {
+    let fields: Vec<String> = object.keys().cloned().collect();
+    for field in fields {
+        let Some(rule) = rules.get(&field) else {
+            if let Some(value) = object.get_mut(&field) {
+                mask_nested(value, rules, key, replaced);
+            }
+            continue;
         };
+        let Some(value) = object.get(&field) else {
+            continue;
+        };
+        if value.is_null() {
+            continue;
+        }
+        let shown = masked_value(*rule, value, key, replaced);
+        match shown {
+            None => {
+                object.remove(&field);
+            }
+            Some(shown) => {
+                object.insert(field, Value::String(shown));
+            }
+        }
     }
-    Masked {
-        text: mask_every_field(raw),
-        masking: Masking::AllFields,
+}
+
+fn mask_nested(
+    value: &mut Value,
+    rules: &BTreeMap<String, MaskRule>,
+    key: &ring::hmac::Key,
+    replaced: &mut Replacements,
+) {
+    match value {
+        Value::Object(inner) => mask_object(inner, rules, key, replaced),
+        Value::Array(items) => {
+            for item in items {
+                mask_nested(item, rules, key, replaced);
+            }
+        }
+        _ => {}
     }
+}
+
+/// `value` masked by `rule` (`None`: dropped); records what replaced its text, and the
+/// texts of the values inside it when it is an object or a list.
+fn masked_value(
+    rule: MaskRule,
+    value: &Value,
+    key: &ring::hmac::Key,
+    replaced: &mut Replacements,
+) -> Option<String> {
+    let apply = |text: &str| match rule {
+        MaskRule::Drop => None,
+        MaskRule::Partial => Some(partial(text)),
+        MaskRule::Hash => Some(keyed_hash(text, key)),
+    };
+    let text = match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let shown = apply(&text);
+    replaced.add(text, shown.clone().unwrap_or_else(|| DROPPED.to_owned()));
+    if let Value::Object(_) | Value::Array(_) = value {
+        let mut leaves = Vec::new();
+        leaf_texts(value, &mut leaves);
+        for leaf in leaves {
+            let shown = apply(&leaf).unwrap_or_else(|| DROPPED.to_owned());
+            replaced.add(leaf, shown);
+        }
+    }
+    shown
+}
+
+fn leaf_texts(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Null => {}
+        Value::String(s) => out.push(s.clone()),
+        Value::Object(map) => map.values().for_each(|v| leaf_texts(v, out)),
+        Value::Array(items) => items.iter().for_each(|v| leaf_texts(v, out)),
+        other => out.push(other.to_string()),
+    }
+}
+
+/// A rejected record as the ops team sees it: its payload masked by `rules` (`None`: every
+/// field), and its reasons and origin, which quote the record, with every value that the
+/// payload masks replaced by what the payload shows; an HTTP push's idempotency key in the
+/// origin (`http:DEPT:KEY record N`) shown as its keyed hash.
+pub fn mask_reject(
+    raw: &str,
+    reasons: &Value,
+    origin: &str,
+    rules: Option<&BTreeMap<String, MaskRule>>,
+    key: &ring::hmac::Key,
+) -> (Masked, Value, String) {
+    let (masked, replaced) = mask_with_replacements(raw, rules, key);
+    let reasons = mask_texts(reasons, &replaced);
+    let origin = replaced.apply(&mask_push_origin(origin, key));
+    (masked, reasons, origin)
+}
+
+/// Every string of `reasons` but the pointers and rule names, masked by `replaced`.
+fn mask_texts(value: &Value, replaced: &Replacements) -> Value {
+    match value {
+        Value::String(s) => Value::String(replaced.apply(s)),
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|v| mask_texts(v, replaced)).collect())
+        }
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let shown = if k == "pointer" || k == "rule" {
+                        v.clone()
+                    } else {
+                        mask_texts(v, replaced)
+                    };
+                    (k.clone(), shown)
+                })
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// `http:DEPT:KEY record N` with KEY (the department's idempotency key, or the id the hub
+/// gave the push) as its keyed hash; any other origin as it is.
+fn mask_push_origin(origin: &str, key: &ring::hmac::Key) -> String {
+    let Some(rest) = origin.strip_prefix("http:") else {
+        return origin.to_owned();
+    };
+    let Some((department, rest)) = rest.split_once(':') else {
+        return origin.to_owned();
+    };
+    let (push_key, tail) = match rest.rsplit_once(" record ") {
+        Some((k, seq)) => (k, format!(" record {seq}")),
+        None => (rest, String::new()),
+    };
+    format!("http:{department}:{}{tail}", keyed_hash(push_key, key))
 }
 
 /// Keeps the first and last character and stars the rest (`张*三`, `2***************X`); one
@@ -105,21 +283,31 @@ pub fn keyed_hash(value: &str, key: &ring::hmac::Key) -> String {
 /// Masks every field of a delimited line (`,`, `;`, tab, `|`) partially, keeping the
 /// delimiters, quotes and line ends so that the shape of the record stays visible.
 pub fn mask_every_field(raw: &str) -> String {
+    mask_fields(raw, &mut Replacements::default())
+}
+
+fn mask_fields(raw: &str, replaced: &mut Replacements) -> String {
     let mut out = String::with_capacity(raw.len());
     let mut field = String::new();
+    let mut flush = |field: &mut String, out: &mut String| {
+        let value = field.trim();
+        let shown = partial(value);
+        out.push_str(&shown);
+        replaced.add(value.to_owned(), shown);
+        field.clear();
+    };
     for c in raw.chars() {
         if matches!(
             c,
             ',' | ';' | '\t' | '|' | '\n' | '\r' | '"' | '{' | '}' | '[' | ']' | ':'
         ) {
-            out.push_str(&partial(field.trim()));
-            field.clear();
+            flush(&mut field, &mut out);
             out.push(c);
         } else {
             field.push(c);
         }
     }
-    out.push_str(&partial(field.trim()));
+    flush(&mut field, &mut out);
     out
 }
 
@@ -195,5 +383,56 @@ mod tests {
         // A JSON value that is not an object has no field names either.
         let m = mask_payload("42", &rules(), &key());
         assert_eq!(m.text, "4*");
+    }
+
+    #[test]
+    fn reasons_and_origins_quote_the_record_masked_as_its_payload() {
+        let raw = r#"{"legal_rep_id_number":211102195001209203,"legal_rep_name":"王小明","contact_mobile":"13912345678","previous":[{"legal_rep_id_number":"21110219500120920X"}]}"#;
+        let reasons = serde_json::json!([
+            {"pointer": "/legal_rep_id_number", "rule": "type", "message": "211102195001209203 is not of type \"string\""},
+            {"pointer": "/contact_mobile", "rule": "pattern", "message": "\"13912345678\" does not match"},
+            {"pointer": "/previous/0/legal_rep_id_number", "rule": "format", "message": "\"21110219500120920X\" is not a \"cn-resident-id\""},
+        ]);
+        let (m, shown, origin) = mask_reject(
+            raw,
+            &reasons,
+            "http:market-regulation:batch-7 record 3",
+            Some(&rules()),
+            &key(),
+        );
+        let payload: Value = serde_json::from_str(&m.text).unwrap();
+        let hashed = payload["legal_rep_id_number"].as_str().unwrap();
+        let nested = payload["previous"][0]["legal_rep_id_number"]
+            .as_str()
+            .unwrap();
+        assert!(nested.starts_with("hash:"), "{payload}");
+        let text = shown.to_string();
+        for secret in ["211102195001209203", "21110219500120920X", "13912345678"] {
+            assert!(!text.contains(secret), "{text}");
+        }
+        assert_eq!(
+            shown[0]["message"],
+            format!("{hashed} is not of type \"string\"")
+        );
+        assert_eq!(shown[1]["message"], "\"[dropped]\" does not match");
+        assert!(shown[2]["message"].as_str().unwrap().contains(nested));
+        assert_eq!(shown[2]["pointer"], "/previous/0/legal_rep_id_number");
+        assert_eq!(
+            origin,
+            format!(
+                "http:market-regulation:{} record 3",
+                keyed_hash("batch-7", &key())
+            )
+        );
+        // A CSV line: every field masked, and so is every reason quoting one.
+        let (_, shown, origin) = mask_reject(
+            "91211100MA0XXXXX1,王小明,21110219900101123X",
+            &serde_json::json!([{"pointer": "", "rule": "csv", "message": "`21110219900101123X` in column 3"}]),
+            "feed.csv line 4",
+            None,
+            &key(),
+        );
+        assert_eq!(shown[0]["message"], "`2****************X` in column 3");
+        assert_eq!(origin, "feed.csv line 4");
     }
 }

@@ -6,6 +6,7 @@
 //! [`Overview`] at every scrape (the counts live in PostgreSQL, so every hub process reports
 //! the same totals and a restart loses nothing).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -484,27 +485,32 @@ impl Collector for OverviewCollector {
                 .iter()
                 .map(|(k, n)| (vec![("event", k.clone())], *n as f64)),
         )?;
-        let reader = |s: &super::overview::SubscriptionDeliveries| -> Labels {
-            vec![
-                ("dataset", s.dataset.clone()),
-                ("department", s.department.clone()),
-            ]
-        };
+        // By dataset only: which department reads which dataset is for the ops scope
+        // (`/api/v1/ops/overview`), and /metrics answers anyone who can reach it.
+        let mut by_dataset: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
+        for s in &o.subscriptions {
+            let entry = by_dataset.entry(s.dataset.as_str()).or_default();
+            entry.0 += s.active as f64;
+            entry.1 += s.delivered_total as f64;
+        }
+        let dataset = |d: &str| -> Labels { vec![("dataset", d.to_owned())] };
         family(
             &mut e,
             "bohai_subscriptions_active",
-            "Approved, unexpired subscriptions, by dataset and reading department",
+            "Approved, unexpired subscriptions, by dataset (all reading departments together)",
             G,
-            o.subscriptions.iter().map(|s| (reader(s), s.active as f64)),
+            by_dataset
+                .iter()
+                .map(|(d, (active, _))| (dataset(d), *active)),
         )?;
         family(
             &mut e,
             "bohai_subscription_records_delivered",
-            "Records put on subscription topics, by dataset and reading department",
+            "Records put on subscription topics, by dataset (all reading departments together)",
             C,
-            o.subscriptions
+            by_dataset
                 .iter()
-                .map(|s| (reader(s), s.delivered_total as f64)),
+                .map(|(d, (_, delivered))| (dataset(d), *delivered)),
         )?;
         Ok(())
     }

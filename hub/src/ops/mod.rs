@@ -26,6 +26,8 @@ pub struct OpsState {
     pub mask_key: ring::hmac::Key,
     /// The overview behind `/metrics` and `/api/v1/ops/overview`, kept `ops.answer_cache`.
     pub overview: recent::Recent<overview::Overview>,
+    /// The broker client the overview reads watermarks with, kept between overviews.
+    pub lag_client: overview::LagClient,
 }
 
 impl Default for OpsState {
@@ -34,6 +36,7 @@ impl Default for OpsState {
             http: metrics::HttpMetrics::default(),
             mask_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &rand::random::<[u8; 32]>()),
             overview: recent::Recent::default(),
+            lag_client: overview::LagClient::default(),
         }
     }
 }

@@ -4,6 +4,7 @@
 //! dashboard all show this one value.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bohai_schemas::Registry;
@@ -335,13 +336,45 @@ pub async fn licence_stats(db: &PgPool) -> Result<LicenceStats, sqlx::Error> {
     Ok(stats)
 }
 
+/// The broker client that reads topic metadata and watermarks for the sink lag, made on first
+/// use and kept: a process that makes the overview again and again (`/metrics` scraped every
+/// few seconds) connects to the broker once, not at every scrape.
+#[derive(Default)]
+pub struct LagClient(std::sync::Mutex<Option<Arc<rdkafka::consumer::BaseConsumer>>>);
+
+impl std::fmt::Debug for LagClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LagClient")
+    }
+}
+
+impl LagClient {
+    /// The kept client, made from `config` if there is none yet.
+    fn client(
+        &self,
+        config: &rdkafka::ClientConfig,
+    ) -> Result<Arc<rdkafka::consumer::BaseConsumer>, String> {
+        let mut slot = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(client) = slot.as_ref() {
+            return Ok(Arc::clone(client));
+        }
+        let client = Arc::new(config.create().map_err(|e| e.to_string())?);
+        *slot = Some(Arc::clone(&client));
+        Ok(client)
+    }
+}
+
 /// The sink's lag in every partition of every dataset topic: the broker's high watermarks
 /// against the offsets the sink stored with its rows, and the age of the oldest record it has
-/// not written.
+/// not written. `lag_client` keeps the broker client between calls.
 pub async fn sink_lag(
     kafka: &KafkaConfig,
     db: &PgPool,
     registry: &Registry,
+    lag_client: &LagClient,
 ) -> Result<Vec<PartitionLag>, String> {
     let stored: HashMap<(String, i32), i64> = sqlx::query_as::<_, (String, i32, i64)>(
         "SELECT topic, partition, next_offset FROM sink_offsets",
@@ -360,21 +393,24 @@ pub async fn sink_lag(
     let client_config = crate::kafka::client_config(kafka);
     // A scrape must not hang on an absent broker for long.
     let timeout = kafka.request_timeout.min(Duration::from_secs(3));
-    tokio::task::spawn_blocking(move || broker_lag(&client_config, &topics, &stored, timeout))
-        .await
-        .map_err(|e| e.to_string())?
+    let consumer = lag_client.client(&client_config)?;
+    tokio::task::spawn_blocking(move || {
+        broker_lag(&consumer, &client_config, &topics, &stored, timeout)
+    })
+    .await
+    .map_err(|e| e.to_string())?
 }
 
 /// The blocking part of [`sink_lag`]: watermarks of every partition of `topics`, and the
 /// timestamp of the first unwritten record of each lagging one.
 fn broker_lag(
+    consumer: &rdkafka::consumer::BaseConsumer,
     client_config: &rdkafka::ClientConfig,
     topics: &[(String, String)],
     stored: &HashMap<(String, i32), i64>,
     timeout: Duration,
 ) -> Result<Vec<PartitionLag>, String> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    let consumer: BaseConsumer = client_config.create().map_err(|e| e.to_string())?;
+    use rdkafka::consumer::Consumer;
     let metadata = consumer
         .fetch_metadata(None, timeout)
         .map_err(|e| format!("broker metadata: {e}"))?;
@@ -460,6 +496,7 @@ pub async fn gather(
     config: &Config,
     db: &PgPool,
     registry: &Registry,
+    lag_client: &LagClient,
 ) -> Result<Overview, OverviewError> {
     let feeds = feeds(db, registry, &config.ops).await?;
     let datasets = stats::dataset_stats(db, None).await?;
@@ -471,7 +508,7 @@ pub async fn gather(
     let subscriptions = subscription_deliveries(db).await?;
     let workers = crate::workers::holder(db).await?;
     let stopped_components = super::components::failures(db).await?;
-    let (sink_lag, sink_lag_error) = match sink_lag(&config.kafka, db, registry).await {
+    let (sink_lag, sink_lag_error) = match sink_lag(&config.kafka, db, registry, lag_client).await {
         Ok(l) => (l, None),
         Err(e) => (Vec::new(), Some(e)),
     };
@@ -506,4 +543,20 @@ pub enum OverviewError {
     /// Seal coverage failed.
     #[error("seal coverage: {0}")]
     Seals(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lag_client_is_made_once_and_kept() {
+        let lag = LagClient::default();
+        let mut config = rdkafka::ClientConfig::new();
+        // Made without connecting: no broker is needed to make it.
+        config.set("bootstrap.servers", "127.0.0.1:1");
+        let first = lag.client(&config).unwrap();
+        let second = lag.client(&config).unwrap();
+        assert!(Arc::ptr_eq(&first, &second), "a new client was made");
+    }
 }
