@@ -131,7 +131,7 @@ reason_codes! {
     /// in another's name, or a new one for a revoked seal).
     SealNotRegistered = "SEAL_NOT_REGISTERED", "印章证书未在印章登记中",
         "the seal certificate is not one the registry holds";
-    /// The status list binds the licence's index to another licence serial: a forgery that
+    /// The status list binds the licence's index to another licence number: a forgery that
     /// reused the index of a licence that is valid.
     StatusIndexMismatch = "STATUS_INDEX_MISMATCH", "证照状态列表中该位置属于其他证照编号，证照可能为伪造",
         "the status list entry at this index belongs to another licence number; the licence may be forged";

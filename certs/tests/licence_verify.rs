@@ -422,6 +422,22 @@ fn a_forgery_reusing_another_licences_index_is_invalid_and_a_new_index_is_unknow
     let report = verify(&v, &jws, Some(&list), now());
     assert_eq!(report.overall, Verdict::Invalid, "{report:#?}");
     assert_eq!(code(&report, "status"), ReasonCode::StatusIndexMismatch);
+    // The same serial in a number of another type (or year): not index 3's licence either.
+    for number in ["FB-2026-00000007", "BL-2025-00000007", "BL-2026-7"] {
+        let mut other = licence(1);
+        other.number = number.to_owned();
+        let jws = seal_licence(&f.key, other, entry(3)).unwrap();
+        let report = verify(&v, &jws, Some(&list), now());
+        assert_eq!(
+            code(&report, "status"),
+            ReasonCode::StatusIndexMismatch,
+            "{number}"
+        );
+    }
+    let mut same = licence(1);
+    same.number = "BL-2026-00000007".to_owned();
+    let jws = seal_licence(&f.key, same, entry(3)).unwrap();
+    assert_eq!(verify(&v, &jws, Some(&list), now()).overall, Verdict::Valid);
     // An index the list has no licence at yet: issued after the list, a newer one may tell.
     let jws = seal_licence(&f.key, licence(1), entry(4)).unwrap();
     let report = verify(&v, &jws, Some(&list), now());

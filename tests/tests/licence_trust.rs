@@ -60,21 +60,27 @@ impl Fixture {
 
     /// A driving licence issued by traffic police through the hub: the document and its claims.
     fn real_licence(&self) -> (String, LicenceClaims) {
-        let holder = self.dir.path().join("holder.json");
+        self.issue("driving-licence")
+    }
+
+    /// A licence of `licence_type` issued through the hub (its issuing department must have a
+    /// seal) for its first valid example: the document and its claims.
+    fn issue(&self, licence_type: &str) -> (String, LicenceClaims) {
+        let holder = self.dir.path().join(format!("{licence_type}.holder.json"));
         let text = std::fs::read_to_string(
             bohai_schemas::registry::builtin_dir()
-                .join("licences/driving-licence/examples/valid.jsonl"),
+                .join(format!("licences/{licence_type}/examples/valid.jsonl")),
         )
         .unwrap();
         std::fs::write(&holder, text.lines().next().unwrap()).unwrap();
-        let out = self.dir.path().join("real.jws");
+        let out = self.dir.path().join(format!("{licence_type}.jws"));
         ok(
             &self.file,
             &[
                 "licence",
                 "issue",
                 "--type",
-                "driving-licence",
+                licence_type,
                 "--holder",
                 holder.to_str().unwrap(),
                 "-o",
@@ -193,6 +199,58 @@ async fn a_departments_seal_cannot_mint_another_departments_licence_or_reuse_an_
             vec!["STATUS_INDEX_MISMATCH".to_owned()]
         )
     );
+}
+
+/// A licence serial is unique across the city, but only the whole number names a licence: a
+/// department may seal a licence of its own type whose number ends in another department's
+/// licence's serial, and give it that licence's status index. Bound by serial alone, the
+/// index's status (VALID for ever, as the other department never revokes its own licence) was
+/// the forgery's, and the registry could never revoke it.
+#[tokio::test]
+async fn a_licence_of_another_type_cannot_take_an_index_by_sharing_its_serial() {
+    let f = Fixture::new().await;
+    ok(&f.file, &["seal", "issue", "market-regulation"]);
+    let (real, real_claims) = f.real_licence();
+    let (_, business) = f.issue("business-licence");
+    let serial = real_claims.licence.number.rsplit('-').next().unwrap();
+    let year = real_claims.licence.number.split('-').nth(1).unwrap();
+
+    // Market regulation seals a business licence of its own, off the registry, numbered with
+    // the driving licence's year and serial, at the driving licence's index.
+    let mut own_type = business.licence.clone();
+    own_type.number = format!("BL-{year}-{serial}");
+    own_type.holder["name"] = json!("影子公司");
+    let forgery = seal_licence(
+        &f.stolen_key("market-regulation").await,
+        own_type,
+        real_claims.status.status_list.clone(),
+    )
+    .unwrap();
+
+    let hub = RunningHub::start(f.config.clone()).await.unwrap();
+    assert_eq!(verify_online(&hub, &real).await["overall"], "VALID");
+    let report = verify_online(&hub, &forgery).await;
+    assert_eq!(report["overall"], "INVALID", "{report:#}");
+    assert_eq!(problems(&report), ["STATUS_INDEX_MISMATCH"], "{report:#}");
+    let detail = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "status")
+        .unwrap()["message_en"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(detail.contains(&real_claims.licence.number), "{detail}");
+
+    let state = LicenceState::default();
+    let bundle = f.service(&state).bundle(Utc::now()).await.unwrap();
+    let offline = f.offline(&bundle, Utc::now()).unwrap();
+    let report = serde_json::to_value(offline.verify(&forgery, Utc::now())).unwrap();
+    assert_eq!(report["overall"], "INVALID", "{report:#}");
+    assert_eq!(problems(&report), ["STATUS_INDEX_MISMATCH"], "{report:#}");
+    let report = serde_json::to_value(offline.verify(&real, Utc::now())).unwrap();
+    assert_eq!(report["overall"], "VALID", "{report:#}");
 }
 
 #[tokio::test]

@@ -689,21 +689,23 @@ fn status_check(
             ),
         );
     }
-    match list.serial(entry.idx) {
+    match list.bound(entry.idx) {
         // Not bound to a licence yet: issued after the list was made.
-        Some(0) => {
+        Some(None) => {
             return Check::indeterminate(
                 STATUS,
                 ReasonCode::StatusUnknown,
                 format!("no licence at index {} yet ({as_of})", entry.idx),
             )
         }
-        Some(serial) if Some(serial) != super::status::licence_serial(number) => {
+        // The whole number: a serial is unique, but a licence of another type (or year)
+        // ending in the same serial is not this index's licence.
+        Some(Some(bound)) if !bound.is(number) => {
             return Check::fail(
                 STATUS,
                 ReasonCode::StatusIndexMismatch,
                 format!(
-                    "index {} belongs to licence serial {serial}, this licence is {number} ({as_of})",
+                    "index {} belongs to licence {bound}, this licence is {number} ({as_of})",
                     entry.idx
                 ),
             )

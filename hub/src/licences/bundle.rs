@@ -61,8 +61,10 @@ pub struct BundleDepartment {
     pub credit_code: String,
 }
 
-/// The bundle format version this hub writes and reads.
-pub const BUNDLE_VERSION: u32 = 2;
+/// The bundle format version this hub writes and reads. 3: its status list binds each index
+/// to a whole licence number (type prefix, year and serial), not to the serial alone; a
+/// verifier reading version 2 would take a licence of another type sharing a serial.
+pub const BUNDLE_VERSION: u32 = 3;
 
 /// The bundle's payload.
 #[derive(Debug, Clone, Serialize, Deserialize)]
