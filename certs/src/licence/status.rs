@@ -284,11 +284,8 @@ impl StatusList {
                 long.chars().take(16).collect::<String>()
             ));
         }
-        let raw = unzlib_base64(&encoded.stem_lst, "stem_lst")?;
         // A stem's position takes at most 2 bytes: anything longer is refused undecoded.
-        if raw.len() > self.serials.len() * 2 {
-            return malformed("stem_lst: more entries than serials".to_owned());
-        }
+        let raw = unzlib_base64(&encoded.stem_lst, "stem_lst", self.serials.len() * 2)?;
         let mut stem_of = Vec::with_capacity(self.serials.len());
         let (mut value, mut shift) = (0u64, 0u32);
         for byte in raw {
@@ -337,16 +334,12 @@ impl StatusList {
 
     /// Reads the serials' `lst` into this list, refusing more entries than it has.
     fn decode_serials(&mut self, lst: &str) -> Result<(), StatusListError> {
-        let raw = unzlib_base64(lst, "serials")?;
         let capacity = usize::try_from(self.capacity()).unwrap_or(usize::MAX);
-        let mut serials = Vec::new();
-        // Every entry takes at least one byte: more bytes than entries allowed is refused
-        // before anything is decoded.
-        if raw.len() > MAX_BOUND_ENTRIES * 10 {
-            return Err(StatusListError::Malformed(format!(
-                "serials: more than {MAX_BOUND_ENTRIES} entries"
-            )));
-        }
+        // An entry takes one to ten bytes: more bytes than ten for each entry allowed (by the
+        // list's length and by MAX_BOUND_ENTRIES) are refused as they are decompressed.
+        let allowed = capacity.min(MAX_BOUND_ENTRIES);
+        let raw = unzlib_base64(lst, "serials", allowed.saturating_mul(10))?;
+        let mut serials = Vec::with_capacity(raw.len().min(allowed));
         let (mut highest, mut zigzag, mut shift) = (0u64, 0u64, 0u32);
         for byte in raw {
             if shift > 63 {
@@ -399,7 +392,7 @@ impl StatusList {
     /// Reads `lst`, refusing lists that decompress beyond 64 MiB. No index is bound.
     pub fn decode(lst: &str) -> Result<Self, StatusListError> {
         Ok(Self {
-            bytes: unzlib_base64(lst, "lst")?,
+            bytes: unzlib_base64(lst, "lst", MAX_LIST_BYTES)?,
             serials: Vec::new(),
             stem_of: Vec::new(),
             stems: Vec::new(),
@@ -431,20 +424,23 @@ fn zlib_base64(raw: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(compressed)
 }
 
-/// The bytes of a base64url zlib `lst`, refusing more than 64 MiB.
-fn unzlib_base64(lst: &str, what: &str) -> Result<Vec<u8>, StatusListError> {
+/// The bytes of a base64url zlib `lst`, refusing more than `max` (itself at most 64 MiB):
+/// decompression stops one byte beyond it, so a hostile list takes no more memory than a
+/// list of its size may.
+fn unzlib_base64(lst: &str, what: &str, max: usize) -> Result<Vec<u8>, StatusListError> {
+    let max = max.min(MAX_LIST_BYTES);
     let compressed = URL_SAFE_NO_PAD
         .decode(lst)
         .map_err(|e| StatusListError::Malformed(format!("{what} is not base64url: {e}")))?;
     let mut bytes = Vec::new();
-    let limit = u64::try_from(MAX_LIST_BYTES).unwrap_or(u64::MAX) + 1;
+    let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
     flate2::read::ZlibDecoder::new(compressed.as_slice())
         .take(limit)
         .read_to_end(&mut bytes)
         .map_err(|e| StatusListError::Malformed(format!("{what} is not zlib data: {e}")))?;
-    if bytes.len() > MAX_LIST_BYTES {
+    if bytes.len() > max {
         return Err(StatusListError::Malformed(format!(
-            "{what} decompresses to more than 64 MiB"
+            "{what} decompresses to more than {max} bytes"
         )));
     }
     Ok(bytes)
@@ -641,6 +637,13 @@ mod tests {
         let at_most = zlib_base64(&vec![0u8; 1000]);
         list.decode_serials(&at_most).unwrap();
         assert_eq!(list.serials[999], 1000);
+        // A short list: its serials are refused as soon as they outgrow what it can bind,
+        // never decompressed further.
+        let mut short = StatusList::with_capacity(100);
+        let err = short
+            .decode_serials(&zlib_base64(&vec![0u8; 50_000_000]))
+            .unwrap_err();
+        assert!(err.to_string().contains("more than 1000 bytes"), "{err}");
     }
 
     fn bindings(lst: &[u8], stems: &[&str], stem_lst: &[u8]) -> EncodedSerials {
@@ -670,7 +673,7 @@ mod tests {
         };
         // Megabytes of positions for three serials: refused by their size, undecoded.
         let err = refused(&["DL-2026-"], &vec![0; 10_000_000]);
-        assert!(err.contains("more entries than serials"), "{err}");
+        assert!(err.contains("decompresses to more than 6 bytes"), "{err}");
         let many: Vec<String> = (0..=MAX_STEMS).map(|i| format!("X{i}-")).collect();
         let many: Vec<&str> = many.iter().map(String::as_str).collect();
         assert!(refused(&many, &[0, 0, 0]).contains("more than 4096 stems"));
