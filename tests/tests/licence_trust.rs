@@ -11,6 +11,7 @@ use bohai_certs::SealKey;
 use bohai_hub::licences::bundle::{sign_bundle, OfflineVerifier, TrustBundle};
 use bohai_hub::licences::service::{LicenceService, LicenceState};
 use bohai_hub::seals::SealsService;
+use bohai_tests::trust::{licence_claims, problem_codes as problems, seal_key_made_by};
 use bohai_tests::{bohai_ok as ok, prepared_config, write_config_with_master_key, RunningHub};
 use chrono::{Duration, Utc};
 use serde_json::{json, Value};
@@ -109,21 +110,7 @@ impl Fixture {
 }
 
 fn claims(jws: &str) -> LicenceClaims {
-    let payload = jws.split('.').nth(1).unwrap();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .unwrap();
-    serde_json::from_slice(&bytes).unwrap()
-}
-
-fn problems(report: &Value) -> Vec<String> {
-    report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["result"] != "pass")
-        .map(|c| c["code"].as_str().unwrap().to_owned())
-        .collect()
+    licence_claims(jws).unwrap()
 }
 
 async fn verify_online(hub: &RunningHub, document: &str) -> Value {
@@ -371,7 +358,6 @@ async fn offline_trust_ends_by_the_verifiers_clock_and_with_the_authoritys_revoc
 /// the certificate is not a seal it holds for traffic police.
 #[tokio::test]
 async fn a_department_ca_cannot_mint_a_seal_in_another_departments_name() {
-    use bohai_certs::{import_seal, ImportRequest, SealType, TrustAnchors};
     let f = Fixture::new().await;
     let (real, real_claims) = f.real_licence();
     let d = f.dir.path().join("ps-ca");
@@ -399,26 +385,8 @@ async fn a_department_ca_cannot_mint_a_seal_in_another_departments_name() {
             traffic.credit_code
         ),
     );
-    // Sealing needs only the key and certificate; the seal record is the forger's own.
-    let forger = bohai_certs::init_city_ca(&bohai_certs::CaNames::for_city("伪", "伪"), Utc::now())
-        .unwrap()
-        .issuing;
-    let key = import_seal(
-        &forger,
-        &ImportRequest {
-            cert_pem: std::fs::read_to_string(d.join(&minted.cert)).unwrap(),
-            key_pem: std::fs::read_to_string(d.join(&minted.key_pkcs8)).unwrap(),
-            chain_pem: vec![],
-            dept_code: "traffic-police".to_owned(),
-            seal_type: SealType::Official,
-            image_digest: [0; 32],
-        },
-        &TrustAnchors::from_pem(&std::fs::read_to_string(&ca_pem).unwrap()).unwrap(),
-        Utc::now(),
-    )
-    .unwrap()
-    .into_seal_key()
-    .unwrap();
+    // Sealing needs only the key and certificate.
+    let key = seal_key_made_by(&ca, &minted, "traffic-police").unwrap();
     let mut forged = real_claims.licence.clone();
     forged.holder["name"] = json!("冒名顶替");
     // Sealed now, after the certificate was made (it is judged at the licence's issuance).

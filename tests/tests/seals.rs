@@ -13,6 +13,7 @@ use std::process::Output;
 use bohai_certs_testkit::{DeptCa, Openssl};
 use bohai_hub::auth;
 use bohai_hub::seals::service::{hex_lower, reissue_if_due, sha256};
+use bohai_tests::trust::problem_codes as codes;
 use bohai_tests::{bohai, prepared_config, write_config, write_config_with_master_key, RunningHub};
 use serde_json::{json, Value};
 
@@ -51,16 +52,6 @@ fn base64(bytes: &[u8]) -> String {
         }
     }
     out
-}
-
-fn codes(report: &Value) -> Vec<String> {
-    report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["result"] != "pass")
-        .map(|c| c["code"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 // Multi-threaded: the in-process hub must keep running (its registry sync holds locks)
@@ -901,6 +892,32 @@ async fn revoking_an_imported_seal_reaches_seal_and_licence_verification_online_
         assert_eq!(
             (overall.as_str(), codes),
             ("INVALID", vec!["CERT_REVOKED".to_owned()])
+        );
+    }
+
+    // The department's CA, still an operator anchor, makes itself a fresh certificate for the
+    // revoked seal's department and seals a permit with it. It chains, its CA's CRL does not
+    // list it and its credit code is the department's: only the registry knows it is no seal.
+    let fresh = ca.issue_seal(
+        "fresh",
+        &format!("/C=CN/O=盘锦市公安局/organizationIdentifier={code}/CN=盘锦市公安局公章"),
+    );
+    let key = bohai_tests::trust::seal_key_made_by(&ca, &fresh, "public-security").unwrap();
+    let real =
+        bohai_tests::trust::licence_claims(&std::fs::read_to_string(&permit).unwrap()).unwrap();
+    let mut again = real.licence.clone();
+    // Sealed after the certificate was made (the chain is judged at issuance); within the
+    // clock skew of the verification.
+    again.issued_at = bohai_hub::licences::service::whole_seconds(chrono::Utc::now())
+        + chrono::Duration::seconds(2);
+    let resealed =
+        bohai_certs::licence::seal_licence(&key, again, real.status.status_list).unwrap();
+    std::fs::write(&permit, resealed).unwrap();
+    let [_, online, offline] = verdicts();
+    for (overall, codes) in [online, offline] {
+        assert_eq!(
+            (overall.as_str(), codes),
+            ("INVALID", vec!["SEAL_NOT_REGISTERED".to_owned()])
         );
     }
 }
