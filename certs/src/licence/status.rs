@@ -689,8 +689,7 @@ mod tests {
 
     #[test]
     fn serials_round_trip_and_a_city_of_them_is_small() {
-        // Five licence types, issued in batches of a type at a time, as the city's
-        // departments issue them, over two years.
+        // Five licence types, issued in runs of 64 of a type (batches), over two years.
         let prefixes = ["DL", "BL", "RP", "RE", "FB"];
         let number = |i: u64, serial: u64| {
             let year = if i < 1_220_000 { 2025 } else { 2026 };
