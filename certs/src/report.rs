@@ -137,6 +137,11 @@ reason_codes! {
         "the status list entry at this index belongs to another licence number; the licence may be forged";
     /// The licence type is not known to the verifier.
     LicenceTypeUnknown = "LICENCE_TYPE_UNKNOWN", "未知的证照类型", "unknown licence type";
+    /// The licence number is not of its type's form (`{prefix}-{YYYY}-{serial:08}` with the
+    /// type's prefix): a licence of one type carrying another type's number, to take the
+    /// status of that number's index.
+    LicenceNumberNotOfType = "LICENCE_NUMBER_NOT_OF_TYPE", "证照编号与该类证照的编号格式不符",
+        "the licence number is not of its type's form";
     /// The licence's holder or fields break its type's schema.
     LicenceFieldsInvalid = "LICENCE_FIELDS_INVALID", "证照内容不符合该类证照的数据规范",
         "licence content does not conform to its type's schema";

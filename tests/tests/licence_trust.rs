@@ -194,7 +194,7 @@ async fn a_departments_seal_cannot_mint_another_departments_licence_or_reuse_an_
 /// index's status (VALID for ever, as the other department never revokes its own licence) was
 /// the forgery's, and the registry could never revoke it.
 #[tokio::test]
-async fn a_licence_of_another_type_cannot_take_an_index_by_sharing_its_serial() {
+async fn a_licence_of_another_type_cannot_take_an_index_by_sharing_its_serial_or_number() {
     let f = Fixture::new().await;
     ok(&f.file, &["seal", "issue", "market-regulation"]);
     let (real, real_claims) = f.real_licence();
@@ -230,12 +230,37 @@ async fn a_licence_of_another_type_cannot_take_an_index_by_sharing_its_serial() 
         .to_owned();
     assert!(detail.contains(&real_claims.licence.number), "{detail}");
 
+    // The driving licence's very number on the business licence: the index's number, but
+    // not a number of the business licence's type.
+    let mut same_number = business.licence.clone();
+    same_number.number = real_claims.licence.number.clone();
+    let copied = seal_licence(
+        &f.stolen_key("market-regulation").await,
+        same_number,
+        real_claims.status.status_list.clone(),
+    )
+    .unwrap();
+    let report = verify_online(&hub, &copied).await;
+    assert_eq!(report["overall"], "INVALID", "{report:#}");
+    assert_eq!(
+        problems(&report),
+        ["LICENCE_NUMBER_NOT_OF_TYPE"],
+        "{report:#}"
+    );
+
     let state = LicenceState::default();
     let bundle = f.service(&state).bundle(Utc::now()).await.unwrap();
     let offline = f.offline(&bundle, Utc::now()).unwrap();
     let report = serde_json::to_value(offline.verify(&forgery, Utc::now())).unwrap();
     assert_eq!(report["overall"], "INVALID", "{report:#}");
     assert_eq!(problems(&report), ["STATUS_INDEX_MISMATCH"], "{report:#}");
+    let report = serde_json::to_value(offline.verify(&copied, Utc::now())).unwrap();
+    assert_eq!(report["overall"], "INVALID", "{report:#}");
+    assert_eq!(
+        problems(&report),
+        ["LICENCE_NUMBER_NOT_OF_TYPE"],
+        "{report:#}"
+    );
     let report = serde_json::to_value(offline.verify(&real, Utc::now())).unwrap();
     assert_eq!(report["overall"], "VALID", "{report:#}");
 }

@@ -114,6 +114,16 @@ pub fn split_licence_number(number: &str) -> Option<(&str, u64)> {
     Some((stem, serial))
 }
 
+/// Whether `number` is of the form the hub numbers licences of a type with prefix `prefix`
+/// in: `{prefix}-{YYYY}-{serial:08}` (see [`split_licence_number`]).
+pub fn is_number_of_type(number: &str, prefix: &str) -> bool {
+    split_licence_number(number)
+        .and_then(|(stem, _)| stem.strip_prefix(prefix))
+        .and_then(|rest| rest.strip_prefix('-'))
+        .and_then(|rest| rest.strip_suffix('-'))
+        .is_some_and(|year| year.len() == 4 && year.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// The licence number a list binds to an index (see the module's documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BoundNumber<'a> {
@@ -772,6 +782,18 @@ mod tests {
             Some(("DL-2026-", 123_456_789))
         );
         assert_eq!(split_licence_number("DL-2026-0123456789"), None);
+        assert!(is_number_of_type("DL-2026-00000005", "DL"));
+        assert!(is_number_of_type("DL-2026-123456789", "DL"));
+        for (number, prefix) in [
+            ("DL-2026-00000005", "BL"),
+            ("DL-2026-00000005", "D"),
+            ("XDL-2026-00000005", "DL"),
+            ("DL-26-00000005", "DL"),
+            ("DL-2026-5", "DL"),
+            ("DL2026-00000005", "DL"),
+        ] {
+            assert!(!is_number_of_type(number, prefix), "{number} {prefix}");
+        }
     }
 
     #[test]

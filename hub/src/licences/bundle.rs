@@ -47,6 +47,8 @@ pub struct BundleType {
     pub id: String,
     /// The department that issues it.
     pub department: String,
+    /// Its licence numbers' prefix (`DL`).
+    pub number_prefix: String,
     /// JSON Schema of the licence subject.
     pub schema: Value,
 }
@@ -62,8 +64,9 @@ pub struct BundleDepartment {
 }
 
 /// The bundle format version this hub writes and reads. 3: its status list binds each index
-/// to a whole licence number (type prefix, year and serial), not to the serial alone; a
-/// verifier reading version 2 would take a licence of another type sharing a serial.
+/// to a whole licence number (type prefix, year and serial), not to the serial alone, and its
+/// licence types carry their number prefixes; a verifier reading version 2 would take a
+/// licence of another type sharing a serial or a number.
 pub const BUNDLE_VERSION: u32 = 3;
 
 /// The bundle's payload.
@@ -183,6 +186,13 @@ impl LicenceTypes for BundleTypes {
 
     fn seal_department(&self, cert_sha256: &[u8; 32]) -> Option<&str> {
         self.seals.get(cert_sha256).map(String::as_str)
+    }
+
+    fn number_prefix(&self, licence_type: &str) -> Option<&str> {
+        self.types
+            .iter()
+            .find(|(t, _)| t.id == licence_type)
+            .map(|(t, _)| t.number_prefix.as_str())
     }
 
     fn judge(&self, licence_type: &str, issuer_department: &str, subject: &Value) -> TypeVerdict {
