@@ -131,12 +131,17 @@ reason_codes! {
     /// in another's name, or a new one for a revoked seal).
     SealNotRegistered = "SEAL_NOT_REGISTERED", "印章证书未在印章登记中",
         "the seal certificate is not one the registry holds";
-    /// The status list binds the licence's index to another licence serial: a forgery that
+    /// The status list binds the licence's index to another licence number: a forgery that
     /// reused the index of a licence that is valid.
     StatusIndexMismatch = "STATUS_INDEX_MISMATCH", "证照状态列表中该位置属于其他证照编号，证照可能为伪造",
         "the status list entry at this index belongs to another licence number; the licence may be forged";
     /// The licence type is not known to the verifier.
     LicenceTypeUnknown = "LICENCE_TYPE_UNKNOWN", "未知的证照类型", "unknown licence type";
+    /// The licence number is not of its type's form (`{prefix}-{YYYY}-{serial:08}` with the
+    /// type's prefix): a licence of one type carrying another type's number, to take the
+    /// status of that number's index.
+    LicenceNumberNotOfType = "LICENCE_NUMBER_NOT_OF_TYPE", "证照编号与该类证照的编号格式不符",
+        "the licence number is not of its type's form";
     /// The licence's holder or fields break its type's schema.
     LicenceFieldsInvalid = "LICENCE_FIELDS_INVALID", "证照内容不符合该类证照的数据规范",
         "licence content does not conform to its type's schema";

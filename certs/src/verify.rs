@@ -423,6 +423,19 @@ fn parse_crl(der: &[u8]) -> Option<ParsedCrl<'_>> {
     })
 }
 
+/// Orders CRLs of one issuer newest first: by thisUpdate, then (the same second) by CRL
+/// number, so that neither an older CRL nor a lower-numbered one of the same moment, configured
+/// first, decides before the newest.
+fn newest_first(a: &ParsedCrl<'_>, b: &ParsedCrl<'_>) -> std::cmp::Ordering {
+    // Decimal CRL numbers compare by length, then digit by digit.
+    fn number<'c>(c: &'c ParsedCrl<'_>) -> Option<(usize, &'c str)> {
+        c.crl_number.as_deref().map(|n| (n.len(), n))
+    }
+    b.this_update
+        .cmp(&a.this_update)
+        .then_with(|| number(b).cmp(&number(a)))
+}
+
 /// The revocation check of a signer certificate (and, where their issuers' CRLs are given,
 /// of the intermediates), with the time until which its answer holds (the deciding CRL's
 /// nextUpdate; `i64::MAX` when no CRL decided).
@@ -457,7 +470,7 @@ pub(crate) fn check_signer_revocation(
     let (mut from_issuer, others): (Vec<_>, Vec<_>) = crls
         .into_iter()
         .partition(|c| c.issuer_raw == signer.issuer_raw);
-    from_issuer.sort_by_key(|c| std::cmp::Reverse(c.this_update));
+    from_issuer.sort_by(newest_first);
 
     // Intermediates: checked against CRLs of their own issuers when given; unknown allowed.
     // Per issuer, the newest CRL that verifies decides: an older one of the same issuer (or one
@@ -474,7 +487,7 @@ pub(crate) fn check_signer_revocation(
         }
     }
     for group in &mut issuers {
-        group.sort_by_key(|c| std::cmp::Reverse(c.this_update));
+        group.sort_by(|a, b| newest_first(a, b));
         for crl in group.iter() {
             let list = [&crl.webpki];
             let Ok(builder) = RevocationOptionsBuilder::new(&list) else {

@@ -45,6 +45,14 @@ impl LicenceTypes for Types {
         // The test seal is the only certificate here: held for market-regulation.
         Some("market-regulation")
     }
+    fn number_prefix(&self, licence_type: &str) -> Option<&str> {
+        match licence_type {
+            "business-licence" => Some("BL"),
+            "food-business-permit" => Some("FB"),
+            "driving-licence" => Some("DL"),
+            _ => None,
+        }
+    }
 }
 
 /// The same types, in a registry that binds `market-regulation` to another credit code than
@@ -61,6 +69,9 @@ impl LicenceTypes for OtherRegistry {
     }
     fn seal_department(&self, leaf: &[u8; 32]) -> Option<&str> {
         Types.seal_department(leaf)
+    }
+    fn number_prefix(&self, licence_type: &str) -> Option<&str> {
+        Types.number_prefix(licence_type)
     }
 }
 
@@ -382,6 +393,9 @@ impl LicenceTypes for SealHeldBy {
     fn seal_department(&self, _: &[u8; 32]) -> Option<&str> {
         self.0
     }
+    fn number_prefix(&self, licence_type: &str) -> Option<&str> {
+        Types.number_prefix(licence_type)
+    }
 }
 
 #[test]
@@ -422,11 +436,53 @@ fn a_forgery_reusing_another_licences_index_is_invalid_and_a_new_index_is_unknow
     let report = verify(&v, &jws, Some(&list), now());
     assert_eq!(report.overall, Verdict::Invalid, "{report:#?}");
     assert_eq!(code(&report, "status"), ReasonCode::StatusIndexMismatch);
+    // The same serial in a number of another type (or year): not index 3's licence either.
+    for number in ["FB-2026-00000007", "BL-2025-00000007", "BL-2026-7"] {
+        let mut other = licence(1);
+        other.number = number.to_owned();
+        let jws = seal_licence(&f.key, other, entry(3)).unwrap();
+        let report = verify(&v, &jws, Some(&list), now());
+        assert_eq!(
+            code(&report, "status"),
+            ReasonCode::StatusIndexMismatch,
+            "{number}"
+        );
+    }
+    let mut same = licence(1);
+    same.number = "BL-2026-00000007".to_owned();
+    let jws = seal_licence(&f.key, same, entry(3)).unwrap();
+    assert_eq!(verify(&v, &jws, Some(&list), now()).overall, Verdict::Valid);
     // An index the list has no licence at yet: issued after the list, a newer one may tell.
     let jws = seal_licence(&f.key, licence(1), entry(4)).unwrap();
     let report = verify(&v, &jws, Some(&list), now());
     assert_eq!(code(&report, "status"), ReasonCode::StatusUnknown);
     assert!(authentic_with_status_unknown(&report));
+}
+
+/// A business licence carrying a driving licence's very number, at that number's index: the
+/// index is bound to the number, but the number is not of a business licence's form.
+#[test]
+fn a_licence_carrying_another_types_number_is_not_of_its_type() {
+    let f = fixture();
+    let v = verifier(&f.pki, vec![f.crl.clone()]);
+    let mut list = StatusList::with_capacity(16);
+    list.bind(3, "DL-2026-00000007").unwrap();
+    list.bind(4, "BL-2026-00000008").unwrap();
+    let token = sign_status_list(&f.key, URI, &list, now(), 300).unwrap();
+    let list = verify_status_list(&token, &trust(&f.pki), CREDIT).unwrap();
+    let mut copied = licence(1);
+    copied.number = "DL-2026-00000007".to_owned();
+    let jws = seal_licence(&f.key, copied, entry(3)).unwrap();
+    let report = verify(&v, &jws, Some(&list), now());
+    assert_eq!(report.overall, Verdict::Invalid, "{report:#?}");
+    assert_eq!(
+        report.problem_codes(),
+        vec![ReasonCode::LicenceNumberNotOfType]
+    );
+    let mut own = licence(1);
+    own.number = "BL-2026-00000008".to_owned();
+    let jws = seal_licence(&f.key, own, entry(4)).unwrap();
+    assert_eq!(verify(&v, &jws, Some(&list), now()).overall, Verdict::Valid);
 }
 
 #[test]

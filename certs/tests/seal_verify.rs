@@ -260,6 +260,115 @@ fn revoked_intermediate_is_invalid_when_the_root_crl_is_given() {
     assert_eq!(report.problem_codes(), vec![ReasonCode::CertRevoked]);
 }
 
+/// A CRL of `issuer` listing `revoked`, numbered `number`, made `days_ago`.
+fn crl_of(
+    issuer: &bohai_certs::CaCert,
+    revoked: &[Vec<u8>],
+    number: u64,
+    days_ago: i64,
+) -> Vec<u8> {
+    let entries: Vec<bohai_certs::RevokedSeal> = revoked
+        .iter()
+        .map(|serial| bohai_certs::RevokedSeal {
+            serial: serial.clone(),
+            revoked_at: now() - Duration::days(days_ago),
+            reason: bohai_certs::RevocationReason::KeyCompromise,
+        })
+        .collect();
+    let this_update = now() - Duration::days(days_ago);
+    bohai_certs::issue_crl(
+        issuer,
+        &entries,
+        number,
+        this_update,
+        now() + Duration::days(6),
+    )
+    .expect("a CRL")
+}
+
+/// The serial number of a certificate (DER), as CRLs list it.
+fn serial_of(der: &[u8]) -> Vec<u8> {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    X509Certificate::from_der(der)
+        .expect("a certificate")
+        .1
+        .raw_serial()
+        .to_vec()
+}
+
+/// Per issuer, the newest CRL whose signature verifies under that issuer's key decides: an
+/// older CRL of the same issuer, one that merely names the issuer (signed by another key,
+/// newer still), or one of the same date with a lower CRL number, configured first, cannot
+/// hide a revocation, of the issuing CA or of the seal.
+#[test]
+fn the_newest_crl_that_verifies_decides_whatever_is_configured_before_it() {
+    let pki = city();
+    // The same names, other keys: CRLs "of" the city's CAs that the city never signed.
+    let impostor = bohai_certs::init_city_ca(
+        &bohai_certs::CaNames::for_city("盘锦市", "盘锦市人民政府"),
+        now() - Duration::days(30),
+    )
+    .unwrap();
+    let issued = seal(&pki);
+    let seal_serial = serial_of(&issued.cert_der);
+    let issuing_serial = serial_of(pki.issuing.cert_der());
+    let der = sign(&issued.into_seal_key().unwrap(), now())
+        .to_der()
+        .unwrap();
+    let judge = |crls: Vec<Vec<u8>>| {
+        verify_with(
+            &trust(&pki),
+            &crls,
+            now(),
+            VerifyPolicy::default(),
+            DOCUMENT,
+            &der,
+        )
+        .0
+    };
+    let issuing_ok = crl_of(&pki.issuing, &[], 1, 1);
+
+    // The issuing CA, revoked by the root.
+    let revoking = crl_of(&pki.root, std::slice::from_ref(&issuing_serial), 2, 2);
+    for (case, hiding) in [
+        ("older", crl_of(&pki.root, &[], 1, 3)),
+        ("newer, another key", crl_of(&impostor.root, &[], 9, 0)),
+        ("the same day, a lower number", crl_of(&pki.root, &[], 1, 2)),
+    ] {
+        let report = judge(vec![issuing_ok.clone(), hiding.clone(), revoking.clone()]);
+        assert_eq!(
+            report.problem_codes(),
+            vec![ReasonCode::CertRevoked],
+            "{case}: {report:#?}"
+        );
+        // Only the hiding CRL: the revocation is not known (intermediates: allowed).
+        let report = judge(vec![issuing_ok.clone(), hiding]);
+        assert_eq!(report.overall, Verdict::Valid, "{report:#?}");
+    }
+
+    // The seal, revoked by the issuing CA.
+    let revoking = crl_of(&pki.issuing, &[seal_serial], 2, 2);
+    for (case, hiding) in [
+        ("older", crl_of(&pki.issuing, &[], 1, 3)),
+        ("newer, another key", crl_of(&impostor.issuing, &[], 9, 0)),
+        (
+            "the same day, a lower number",
+            crl_of(&pki.issuing, &[], 1, 2),
+        ),
+    ] {
+        let report = judge(vec![hiding, revoking.clone()]);
+        assert_eq!(
+            report.problem_codes(),
+            vec![ReasonCode::CertRevoked],
+            "{case}: {report:#?}"
+        );
+    }
+    // Only an impostor's CRL: no usable CRL, the revocation is unknown.
+    let report = judge(vec![crl_of(&impostor.issuing, &[], 9, 0)]);
+    assert_eq!(report.overall, Verdict::Indeterminate, "{report:#?}");
+    assert_eq!(report.problem_codes(), vec![ReasonCode::RevocationUnknown]);
+}
+
 #[test]
 fn missing_crl_follows_the_revocation_policy() {
     let pki = city();

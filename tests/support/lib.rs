@@ -369,6 +369,7 @@ where
 
 pub mod broker;
 pub mod proxy;
+pub mod trust;
 pub mod webdriver;
 
 /// The MariaDB/MySQL server the table-connector tests use, from `BOHAI_TEST_MYSQL_URL`

@@ -11,6 +11,7 @@ use bohai_certs::SealKey;
 use bohai_hub::licences::bundle::{sign_bundle, OfflineVerifier, TrustBundle};
 use bohai_hub::licences::service::{LicenceService, LicenceState};
 use bohai_hub::seals::SealsService;
+use bohai_tests::trust::{licence_claims, problem_codes as problems, seal_key_made_by};
 use bohai_tests::{bohai_ok as ok, prepared_config, write_config_with_master_key, RunningHub};
 use chrono::{Duration, Utc};
 use serde_json::{json, Value};
@@ -60,21 +61,27 @@ impl Fixture {
 
     /// A driving licence issued by traffic police through the hub: the document and its claims.
     fn real_licence(&self) -> (String, LicenceClaims) {
-        let holder = self.dir.path().join("holder.json");
+        self.issue("driving-licence")
+    }
+
+    /// A licence of `licence_type` issued through the hub (its issuing department must have a
+    /// seal) for its first valid example: the document and its claims.
+    fn issue(&self, licence_type: &str) -> (String, LicenceClaims) {
+        let holder = self.dir.path().join(format!("{licence_type}.holder.json"));
         let text = std::fs::read_to_string(
             bohai_schemas::registry::builtin_dir()
-                .join("licences/driving-licence/examples/valid.jsonl"),
+                .join(format!("licences/{licence_type}/examples/valid.jsonl")),
         )
         .unwrap();
         std::fs::write(&holder, text.lines().next().unwrap()).unwrap();
-        let out = self.dir.path().join("real.jws");
+        let out = self.dir.path().join(format!("{licence_type}.jws"));
         ok(
             &self.file,
             &[
                 "licence",
                 "issue",
                 "--type",
-                "driving-licence",
+                licence_type,
                 "--holder",
                 holder.to_str().unwrap(),
                 "-o",
@@ -103,21 +110,7 @@ impl Fixture {
 }
 
 fn claims(jws: &str) -> LicenceClaims {
-    let payload = jws.split('.').nth(1).unwrap();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .unwrap();
-    serde_json::from_slice(&bytes).unwrap()
-}
-
-fn problems(report: &Value) -> Vec<String> {
-    report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["result"] != "pass")
-        .map(|c| c["code"].as_str().unwrap().to_owned())
-        .collect()
+    licence_claims(jws).unwrap()
 }
 
 /// The overall verdict of `document` verified offline now, and the codes of its problems.
@@ -196,6 +189,83 @@ async fn a_departments_seal_cannot_mint_another_departments_licence_or_reuse_an_
             vec!["STATUS_INDEX_MISMATCH".to_owned()]
         )
     );
+}
+
+/// A licence serial is unique across the city, but only the whole number names a licence: a
+/// department may seal a licence of its own type whose number ends in another department's
+/// licence's serial, and give it that licence's status index. Bound by serial alone, the
+/// index's status (VALID for ever, as the other department never revokes its own licence) was
+/// the forgery's, and the registry could never revoke it.
+#[tokio::test]
+async fn a_licence_of_another_type_cannot_take_an_index_by_sharing_its_serial_or_number() {
+    let f = Fixture::new().await;
+    ok(&f.file, &["seal", "issue", "market-regulation"]);
+    let (real, real_claims) = f.real_licence();
+    let (_, business) = f.issue("business-licence");
+    let serial = real_claims.licence.number.rsplit('-').next().unwrap();
+    let year = real_claims.licence.number.split('-').nth(1).unwrap();
+
+    // Market regulation seals a business licence of its own, off the registry, numbered with
+    // the driving licence's year and serial, at the driving licence's index.
+    let mut own_type = business.licence.clone();
+    own_type.number = format!("BL-{year}-{serial}");
+    own_type.holder["name"] = json!("影子公司");
+    let forgery = seal_licence(
+        &f.stolen_key("market-regulation").await,
+        own_type,
+        real_claims.status.status_list.clone(),
+    )
+    .unwrap();
+
+    let hub = RunningHub::start(f.config.clone()).await.unwrap();
+    assert_eq!(verify_online(&hub, &real).await["overall"], "VALID");
+    let report = verify_online(&hub, &forgery).await;
+    assert_eq!(report["overall"], "INVALID", "{report:#}");
+    assert_eq!(problems(&report), ["STATUS_INDEX_MISMATCH"], "{report:#}");
+    let detail = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "status")
+        .unwrap()["message_en"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(detail.contains(&real_claims.licence.number), "{detail}");
+
+    // The driving licence's very number on the business licence: the index's number, but
+    // not a number of the business licence's type.
+    let mut same_number = business.licence.clone();
+    same_number.number = real_claims.licence.number.clone();
+    let copied = seal_licence(
+        &f.stolen_key("market-regulation").await,
+        same_number,
+        real_claims.status.status_list.clone(),
+    )
+    .unwrap();
+    let report = verify_online(&hub, &copied).await;
+    assert_eq!(report["overall"], "INVALID", "{report:#}");
+    assert_eq!(
+        problems(&report),
+        ["LICENCE_NUMBER_NOT_OF_TYPE"],
+        "{report:#}"
+    );
+
+    let state = LicenceState::default();
+    let bundle = f.service(&state).bundle(Utc::now()).await.unwrap();
+    let offline = f.offline(&bundle, Utc::now()).unwrap();
+    let report = serde_json::to_value(offline.verify(&forgery, Utc::now())).unwrap();
+    assert_eq!(report["overall"], "INVALID", "{report:#}");
+    assert_eq!(problems(&report), ["STATUS_INDEX_MISMATCH"], "{report:#}");
+    let report = serde_json::to_value(offline.verify(&copied, Utc::now())).unwrap();
+    assert_eq!(report["overall"], "INVALID", "{report:#}");
+    assert_eq!(
+        problems(&report),
+        ["LICENCE_NUMBER_NOT_OF_TYPE"],
+        "{report:#}"
+    );
+    let report = serde_json::to_value(offline.verify(&real, Utc::now())).unwrap();
+    assert_eq!(report["overall"], "VALID", "{report:#}");
 }
 
 #[tokio::test]
@@ -316,7 +386,6 @@ async fn offline_trust_ends_by_the_verifiers_clock_and_with_the_authoritys_revoc
 /// the certificate is not a seal it holds for traffic police.
 #[tokio::test]
 async fn a_department_ca_cannot_mint_a_seal_in_another_departments_name() {
-    use bohai_certs::{import_seal, ImportRequest, SealType, TrustAnchors};
     let f = Fixture::new().await;
     let (real, real_claims) = f.real_licence();
     let d = f.dir.path().join("ps-ca");
@@ -344,26 +413,8 @@ async fn a_department_ca_cannot_mint_a_seal_in_another_departments_name() {
             traffic.credit_code
         ),
     );
-    // Sealing needs only the key and certificate; the seal record is the forger's own.
-    let forger = bohai_certs::init_city_ca(&bohai_certs::CaNames::for_city("伪", "伪"), Utc::now())
-        .unwrap()
-        .issuing;
-    let key = import_seal(
-        &forger,
-        &ImportRequest {
-            cert_pem: std::fs::read_to_string(d.join(&minted.cert)).unwrap(),
-            key_pem: std::fs::read_to_string(d.join(&minted.key_pkcs8)).unwrap(),
-            chain_pem: vec![],
-            dept_code: "traffic-police".to_owned(),
-            seal_type: SealType::Official,
-            image_digest: [0; 32],
-        },
-        &TrustAnchors::from_pem(&std::fs::read_to_string(&ca_pem).unwrap()).unwrap(),
-        Utc::now(),
-    )
-    .unwrap()
-    .into_seal_key()
-    .unwrap();
+    // Sealing needs only the key and certificate.
+    let key = seal_key_made_by(&ca, &minted, "traffic-police").unwrap();
     let mut forged = real_claims.licence.clone();
     forged.holder["name"] = json!("冒名顶替");
     // Sealed now, after the certificate was made (it is judged at the licence's issuance).

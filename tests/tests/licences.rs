@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bohai_hub::auth;
+use bohai_tests::trust::problem_codes as problems;
 use bohai_tests::{bohai, prepared_config, write_config_with_master_key, RunningHub};
 use rdkafka::consumer::{Consumer as _, StreamConsumer};
 use rdkafka::Message as _;
@@ -30,16 +31,6 @@ fn example(licence_type: &str, n: usize) -> Value {
             .unwrap(),
     )
     .unwrap()
-}
-
-fn problems(report: &Value) -> Vec<String> {
-    report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["result"] != "pass")
-        .map(|c| c["code"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 struct Fixture {
@@ -647,13 +638,10 @@ fn bohai_tests_other_root() -> String {
 
 /// The licence number in a licence JWS's payload, read without verification.
 fn claims_number(document: &str) -> String {
-    let payload = document.split('.').nth(1).unwrap();
-    use base64::Engine as _;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .unwrap();
-    let v: Value = serde_json::from_slice(&bytes).unwrap();
-    v["sub"].as_str().unwrap().to_owned()
+    bohai_tests::trust::licence_claims(document)
+        .unwrap()
+        .licence
+        .number
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@ use std::process::Output;
 use bohai_certs_testkit::{DeptCa, Openssl};
 use bohai_hub::auth;
 use bohai_hub::seals::service::{hex_lower, reissue_if_due, sha256};
+use bohai_tests::trust::problem_codes as codes;
 use bohai_tests::{bohai, prepared_config, write_config, write_config_with_master_key, RunningHub};
 use serde_json::{json, Value};
 
@@ -51,16 +52,6 @@ fn base64(bytes: &[u8]) -> String {
         }
     }
     out
-}
-
-fn codes(report: &Value) -> Vec<String> {
-    report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["result"] != "pass")
-        .map(|c| c["code"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 // Multi-threaded: the in-process hub must keep running (its registry sync holds locks)
@@ -623,10 +614,15 @@ async fn a_seal_made_under_an_operator_anchor_is_imported_only_when_the_anchor_i
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // A department CA and seal made with the openssl command line.
-    let ca = DeptCa::new(d, "/C=CN/O=盘锦市公安局/CN=盘锦市公安局印章CA");
-    let seal = ca.issue_seal("seal", "/C=CN/O=盘锦市公安局/CN=盘锦市公安局公章");
-
     let mut config = prepared_config().await.unwrap();
+    let registry = bohai_hub::registry::load(&config.registry).unwrap();
+    let code = &registry.department("public-security").unwrap().credit_code;
+    let ca = DeptCa::new(d, "/C=CN/O=盘锦市公安局/CN=盘锦市公安局印章CA");
+    let seal = ca.issue_seal(
+        "seal",
+        &format!("/C=CN/O=盘锦市公安局/organizationIdentifier={code}/CN=盘锦市公安局公章"),
+    );
+
     let master = d.join("master.key");
     config.pki.master_key_file = master.clone();
     let file = write_config(&config, d).unwrap();
@@ -659,29 +655,35 @@ async fn a_seal_made_under_an_operator_anchor_is_imported_only_when_the_anchor_i
     assert_eq!(imported["imported"], true);
     assert_eq!(imported["name"], "盘锦市公安局公章");
     // The same CA's certificate naming another department's credit code (traffic police's)
-    // is not public security's seal: refused, whatever CA made it.
-    let registry = bohai_hub::registry::load(&config.registry).unwrap();
+    // is not public security's seal: refused, whatever CA made it; nor is one naming no
+    // credit code (a name alone is no checkable identity).
     let traffic = &registry.department("traffic-police").unwrap().credit_code;
     let other = ca.issue_seal(
         "other",
         &format!("/C=CN/O=盘锦市公安局交通警察支队/organizationIdentifier={traffic}/CN=交警公章"),
     );
-    let refused = bohai(&file)
-        .current_dir(d)
-        .args([
-            "seal",
-            "import",
-            "public-security",
-            "--cert",
-            &other.cert,
-            "--key",
-            &other.key_pkcs8,
-        ])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(!refused.status.success(), "{stderr}");
-    assert!(stderr.contains("not that department's seal"), "{stderr}");
+    let nameless = ca.issue_seal("nameless", "/C=CN/O=盘锦市公安局交通警察支队/CN=交警公章");
+    for (files, says) in [
+        (&other, "not that department's seal"),
+        (&nameless, "names no credit code"),
+    ] {
+        let refused = bohai(&file)
+            .current_dir(d)
+            .args([
+                "seal",
+                "import",
+                "public-security",
+                "--cert",
+                &files.cert,
+                "--key",
+                &files.key_pkcs8,
+            ])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(!refused.status.success(), "{says}: {stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+    }
     assert_eq!(imported["image_media_type"], "image/svg+xml");
     assert!(imported["seal_id"]
         .as_str()
@@ -903,6 +905,32 @@ async fn revoking_an_imported_seal_reaches_seal_and_licence_verification_online_
             ("INVALID", vec!["CERT_REVOKED".to_owned()])
         );
     }
+
+    // The department's CA, still an operator anchor, makes itself a fresh certificate for the
+    // revoked seal's department and seals a permit with it. It chains, its CA's CRL does not
+    // list it and its credit code is the department's: only the registry knows it is no seal.
+    let fresh = ca.issue_seal(
+        "fresh",
+        &format!("/C=CN/O=盘锦市公安局/organizationIdentifier={code}/CN=盘锦市公安局公章"),
+    );
+    let key = bohai_tests::trust::seal_key_made_by(&ca, &fresh, "public-security").unwrap();
+    let real =
+        bohai_tests::trust::licence_claims(&std::fs::read_to_string(&permit).unwrap()).unwrap();
+    let mut again = real.licence.clone();
+    // Sealed after the certificate was made (the chain is judged at issuance); within the
+    // clock skew of the verification.
+    again.issued_at = bohai_hub::licences::service::whole_seconds(chrono::Utc::now())
+        + chrono::Duration::seconds(2);
+    let resealed =
+        bohai_certs::licence::seal_licence(&key, again, real.status.status_list).unwrap();
+    std::fs::write(&permit, resealed).unwrap();
+    let [_, online, offline] = verdicts();
+    for (overall, codes) in [online, offline] {
+        assert_eq!(
+            (overall.as_str(), codes),
+            ("INVALID", vec!["SEAL_NOT_REGISTERED".to_owned()])
+        );
+    }
 }
 
 #[tokio::test]
@@ -916,8 +944,13 @@ async fn an_operator_pki_of_root_issuing_ca_and_seal_needs_only_its_root_and_hon
         &d.join("issuing"),
         "/C=CN/O=盘锦市公安局/CN=盘锦市公安局印章签发CA",
     );
-    let seal = issuing.issue_seal("seal", "/C=CN/O=盘锦市公安局/CN=盘锦市公安局公章");
     let mut config = prepared_config().await.unwrap();
+    let registry = bohai_hub::registry::load(&config.registry).unwrap();
+    let code = &registry.department("public-security").unwrap().credit_code;
+    let seal = issuing.issue_seal(
+        "seal",
+        &format!("/C=CN/O=盘锦市公安局/organizationIdentifier={code}/CN=盘锦市公安局公章"),
+    );
     let master = d.join("master.key");
     config.pki.master_key_file = master.clone();
     let file = write_config(&config, d).unwrap();

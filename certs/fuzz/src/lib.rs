@@ -73,6 +73,9 @@ impl LicenceTypes for NoTypes {
     fn seal_department(&self, _: &[u8; 32]) -> Option<&str> {
         None
     }
+    fn number_prefix(&self, _: &str) -> Option<&str> {
+        None
+    }
 }
 
 /// Holds no seal.

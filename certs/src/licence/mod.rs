@@ -30,8 +30,9 @@ pub use document::{
 pub use jws::{key_id, JwsError, ParsedJws};
 pub use signer::{check_signed_by, check_signed_by_unrevoked};
 pub use status::{
-    licence_serial, sign_status_list, verify_status_list, LicenceStatus, StatusList,
-    StatusListError, VerifiedStatusList, STATUS_LIST_TYP,
+    is_number_of_type, sign_status_list, split_licence_number, verify_status_list, BoundNumber,
+    EncodedSerials, LicenceStatus, StatusList, StatusListError, VerifiedStatusList,
+    STATUS_LIST_TYP,
 };
 pub use verify::{
     authentic_with_status_unknown, LicenceInputs, LicencePolicy, LicenceTypes, LicenceVerifier,

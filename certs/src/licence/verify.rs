@@ -86,6 +86,10 @@ pub trait LicenceTypes: Sync {
     /// seal the registry revoked. Only a certificate the registry holds for the licence's
     /// department seals its licences.
     fn seal_department(&self, cert_sha256: &[u8; 32]) -> Option<&str>;
+    /// The number prefix of `licence_type` (`DL`), `None` for a type it does not know. A
+    /// licence's number must be of its type's form: the status list binds an index to a
+    /// number, and a licence of another type carrying that number must not take its status.
+    fn number_prefix(&self, licence_type: &str) -> Option<&str>;
 }
 
 /// Verification policy.
@@ -566,6 +570,18 @@ fn licence_checks(
             Check::pass(ISSUER)
         },
     );
+    let number_problem = match inputs.types.number_prefix(&l.licence_type) {
+        _ if matches!(verdict, TypeVerdict::Unknown) => None,
+        Some(prefix) if super::status::is_number_of_type(&l.number, prefix) => None,
+        Some(prefix) => Some(format!(
+            "number {} is not of {}'s form {prefix}-YYYY-NNNNNNNN",
+            l.number, l.licence_type
+        )),
+        None => Some(format!(
+            "the registry gives {} no number prefix",
+            l.licence_type
+        )),
+    };
     match verdict {
         TypeVerdict::Unknown => {
             checks.push(Check::fail(
@@ -580,7 +596,7 @@ fn licence_checks(
             ));
         }
         TypeVerdict::Invalid(violations) => {
-            checks.push(Check::pass(LICENCE_TYPE));
+            checks.push(type_check(number_problem));
             checks.push(Check::fail(
                 FIELDS,
                 ReasonCode::LicenceFieldsInvalid,
@@ -588,7 +604,7 @@ fn licence_checks(
             ));
         }
         TypeVerdict::Valid | TypeVerdict::WrongIssuer { .. } => {
-            checks.push(Check::pass(LICENCE_TYPE));
+            checks.push(type_check(number_problem));
             checks.push(Check::pass(FIELDS));
         }
     }
@@ -628,6 +644,14 @@ fn licence_checks(
         inputs.status,
         at,
     ));
+}
+
+/// The `licence_type` line of a known type: its number must be of the type's form.
+fn type_check(number_problem: Option<String>) -> Check {
+    match number_problem {
+        None => Check::pass(LICENCE_TYPE),
+        Some(problem) => Check::fail(LICENCE_TYPE, ReasonCode::LicenceNumberNotOfType, problem),
+    }
 }
 
 /// True when `report`, made by [`LicenceVerifier`], found the licence authentic (its
@@ -689,21 +713,23 @@ fn status_check(
             ),
         );
     }
-    match list.serial(entry.idx) {
+    match list.bound(entry.idx) {
         // Not bound to a licence yet: issued after the list was made.
-        Some(0) => {
+        Some(None) => {
             return Check::indeterminate(
                 STATUS,
                 ReasonCode::StatusUnknown,
                 format!("no licence at index {} yet ({as_of})", entry.idx),
             )
         }
-        Some(serial) if Some(serial) != super::status::licence_serial(number) => {
+        // The whole number: a serial is unique, but a licence of another type (or year)
+        // ending in the same serial is not this index's licence.
+        Some(Some(bound)) if !bound.is(number) => {
             return Check::fail(
                 STATUS,
                 ReasonCode::StatusIndexMismatch,
                 format!(
-                    "index {} belongs to licence serial {serial}, this licence is {number} ({as_of})",
+                    "index {} belongs to licence {bound}, this licence is {number} ({as_of})",
                     entry.idx
                 ),
             )

@@ -60,7 +60,8 @@ pub enum SealCommand {
         json: bool,
     },
     /// Import a department's own seal certificate and key (PEM, PKCS#8), made by a CA that
-    /// chains to a configured trust anchor.
+    /// chains to a configured trust anchor. The certificate must name the department's
+    /// registered credit code as its organizationIdentifier.
     Import {
         /// Department code.
         dept: String,

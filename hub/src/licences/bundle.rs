@@ -47,6 +47,8 @@ pub struct BundleType {
     pub id: String,
     /// The department that issues it.
     pub department: String,
+    /// Its licence numbers' prefix (`DL`).
+    pub number_prefix: String,
     /// JSON Schema of the licence subject.
     pub schema: Value,
 }
@@ -61,8 +63,11 @@ pub struct BundleDepartment {
     pub credit_code: String,
 }
 
-/// The bundle format version this hub writes and reads.
-pub const BUNDLE_VERSION: u32 = 2;
+/// The bundle format version this hub writes and reads. 3: its status list binds each index
+/// to a whole licence number (type prefix, year and serial), not to the serial alone, and its
+/// licence types carry their number prefixes; a verifier reading version 2 would take a
+/// licence of another type sharing a serial or a number.
+pub const BUNDLE_VERSION: u32 = 3;
 
 /// The bundle's payload.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -123,6 +128,27 @@ fn check_lifetime(
     }
 }
 
+/// Why a bundle made at `issued_at` and good until `valid_until` cannot speak for `at` (with
+/// the clock skew), `None` when it can: a verifier that keeps a bundle loaded is held to its
+/// end at every verification, not only when it loaded it.
+fn outside_lifetime(
+    (issued_at, valid_until): (DateTime<Utc>, DateTime<Utc>),
+    skew: chrono::Duration,
+    at: DateTime<Utc>,
+) -> Option<String> {
+    if at - skew > valid_until {
+        Some(format!(
+            "the trust bundle expired at {valid_until} (verification time {at}): get a new bundle"
+        ))
+    } else if at + skew < issued_at {
+        Some(format!(
+            "the trust bundle was made at {issued_at}, after the verification time {at}"
+        ))
+    } else {
+        None
+    }
+}
+
 /// Signs a bundle with the authority's seal.
 pub fn sign_bundle(
     authority: &bohai_certs::SealKey,
@@ -160,6 +186,13 @@ impl LicenceTypes for BundleTypes {
 
     fn seal_department(&self, cert_sha256: &[u8; 32]) -> Option<&str> {
         self.seals.get(cert_sha256).map(String::as_str)
+    }
+
+    fn number_prefix(&self, licence_type: &str) -> Option<&str> {
+        self.types
+            .iter()
+            .find(|(t, _)| t.id == licence_type)
+            .map(|(t, _)| t.number_prefix.as_str())
     }
 
     fn judge(&self, licence_type: &str, issuer_department: &str, subject: &Value) -> TypeVerdict {
@@ -326,21 +359,8 @@ impl OfflineVerifier {
     /// keeps a loaded bundle past its end, or asks about a time before it was made) cannot
     /// rely on what the bundle says about status: INDETERMINATE, never VALID.
     fn within_trust(&self, mut report: Report, at: DateTime<Utc>) -> Report {
-        let skew = self.policy.clock_skew;
-        let problem = if at - skew > self.valid_until {
-            Some(format!(
-                "the trust bundle expired at {} (verification time {at}): get a new bundle",
-                self.valid_until
-            ))
-        } else if at + skew < self.bundle_issued_at {
-            Some(format!(
-                "the trust bundle was made at {}, after the verification time {at}",
-                self.bundle_issued_at
-            ))
-        } else {
-            None
-        };
-        let Some(problem) = problem else {
+        let lifetime = (self.bundle_issued_at, self.valid_until);
+        let Some(problem) = outside_lifetime(lifetime, self.policy.clock_skew, at) else {
             return report;
         };
         let mut checks = std::mem::take(&mut report.checks);
@@ -354,5 +374,99 @@ impl OfflineVerifier {
         let mut report = Report::from_checks(at, checks);
         report.status_as_of = status_as_of;
         report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{Duration, TimeZone as _};
+
+    fn bundle(issued_at: DateTime<Utc>, valid_until: DateTime<Utc>) -> TrustBundle {
+        TrustBundle {
+            bundle_version: BUNDLE_VERSION,
+            issued_at,
+            valid_until,
+            departments: vec![],
+            seals: vec![],
+            crls: vec![],
+            revoked_seals: vec![],
+            status_list: String::new(),
+            licence_types: vec![],
+        }
+    }
+
+    fn made() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, 5, 8, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn a_bundle_is_used_from_its_making_to_its_end_by_the_verifiers_clock() {
+        let policy = LicencePolicy::default();
+        let day = bundle(made(), made() + Duration::hours(24));
+        for now in [
+            made(),
+            made() + Duration::hours(23),
+            made() - Duration::minutes(4),
+        ] {
+            assert_eq!(check_lifetime(&day, now, policy), Ok(()), "{now}");
+        }
+        // Within the clock skew of its end, then past it.
+        assert_eq!(
+            check_lifetime(
+                &day,
+                made() + Duration::hours(24) + Duration::minutes(4),
+                policy
+            ),
+            Ok(())
+        );
+        let late = check_lifetime(&day, made() + Duration::hours(25), policy).unwrap_err();
+        assert!(late.contains("expired"), "{late}");
+        let early = check_lifetime(&day, made() - Duration::hours(1), policy).unwrap_err();
+        assert!(
+            early.contains("later than this verifier's clock"),
+            "{early}"
+        );
+    }
+
+    #[test]
+    fn a_bundle_ending_before_its_making_or_lasting_too_long_is_refused() {
+        let policy = LicencePolicy::default();
+        // Ends two minutes before it was made: refused as such, also within the clock skew of
+        // its end, where "expired" would not say so yet.
+        let backwards = bundle(made(), made() - Duration::minutes(2));
+        for now in [
+            made(),
+            made() + Duration::minutes(1),
+            made() + Duration::days(1),
+        ] {
+            let refused = check_lifetime(&backwards, now, policy).unwrap_err();
+            assert!(refused.contains("before it was made"), "{now}: {refused}");
+        }
+        let endless = bundle(made(), made() + Duration::days(3650));
+        let refused = check_lifetime(&endless, made(), policy).unwrap_err();
+        assert!(refused.contains("longer than the 7 days"), "{refused}");
+        let week = bundle(made(), made() + Duration::days(7));
+        assert_eq!(check_lifetime(&week, made(), policy), Ok(()));
+    }
+
+    #[test]
+    fn a_loaded_bundle_speaks_only_for_times_within_its_lifetime() {
+        let lifetime = (made(), made() + Duration::hours(1));
+        let skew = Duration::minutes(5);
+        for at in [
+            made(),
+            made() + Duration::minutes(64),
+            made() - Duration::minutes(4),
+        ] {
+            assert_eq!(outside_lifetime(lifetime, skew, at), None, "{at}");
+        }
+        let late = outside_lifetime(lifetime, skew, made() + Duration::minutes(66)).unwrap();
+        assert!(
+            late.contains("expired at 2026-12-05 09:00:00 UTC"),
+            "{late}"
+        );
+        let early = outside_lifetime(lifetime, skew, made() - Duration::minutes(6)).unwrap();
+        assert!(early.contains("after the verification time"), "{early}");
     }
 }

@@ -923,6 +923,7 @@ impl<'a> LicenceService<'a> {
             .map(|t| BundleType {
                 id: t.id.clone(),
                 department: t.department.clone(),
+                number_prefix: t.number_prefix.clone(),
                 schema: t.schema.clone(),
             })
             .collect();

@@ -32,6 +32,12 @@ impl LicenceTypes for RegistryTypes<'_> {
         )
     }
 
+    fn number_prefix(&self, licence_type: &str) -> Option<&str> {
+        self.registry
+            .licence_type(licence_type)
+            .map(|t| t.number_prefix.as_str())
+    }
+
     fn seal_department(&self, cert_sha256: &[u8; 32]) -> Option<&str> {
         self.seals.get(cert_sha256).map(String::as_str)
     }

@@ -43,7 +43,6 @@ pub enum SealsError {
         /// Why.
         reason: String,
     },
-    /// The department is not in the registry.
     /// An imported certificate names another department's credit code.
     #[error("the certificate names credit code {named} (organizationIdentifier), not {credit_code} of department `{department}`: it is not that department's seal")]
     NotTheDepartments {
@@ -54,6 +53,16 @@ pub enum SealsError {
         /// The code the certificate names.
         named: String,
     },
+    /// An imported certificate names no credit code: it says whose seal it is by no name a
+    /// verifier can check.
+    #[error("the certificate names no credit code (organizationIdentifier); a seal of department `{department}` must name {credit_code}")]
+    NoCreditCode {
+        /// The importing department.
+        department: String,
+        /// Its credit code in the registry.
+        credit_code: String,
+    },
+    /// The department is not in the registry.
     #[error("no department `{0}` in the registry")]
     UnknownDepartment(String),
     /// No seal with this id.

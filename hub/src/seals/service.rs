@@ -428,16 +428,25 @@ impl<'a> SealsService<'a> {
             image_digest: image.digest(),
         };
         let issued = import_seal_with_image(&maker, &request, &trust, &image, now)?;
-        // A seal certificate names its department by credit code: one naming another's is
-        // not this department's seal, whatever CA made it.
+        // A seal certificate names its department by credit code only: one naming another's,
+        // or none, is not this department's seal, whatever CA made it.
         let named =
             bohai_certs::CertificateInfo::from_der(&issued.cert_der)?.organization_identifier;
-        if let Some(code) = named.filter(|code| *code != dept.credit_code) {
-            return Err(SealsError::NotTheDepartments {
-                department: dept.code.clone(),
-                credit_code: dept.credit_code.clone(),
-                named: code,
-            });
+        match named {
+            Some(code) if code == dept.credit_code => {}
+            Some(code) => {
+                return Err(SealsError::NotTheDepartments {
+                    department: dept.code.clone(),
+                    credit_code: dept.credit_code.clone(),
+                    named: code,
+                })
+            }
+            None => {
+                return Err(SealsError::NoCreditCode {
+                    department: dept.code.clone(),
+                    credit_code: dept.credit_code.clone(),
+                })
+            }
         }
         self.store_seal(&dept.code, issued, seal_type, &image, true, now)
             .await
