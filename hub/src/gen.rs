@@ -20,6 +20,8 @@ const GIVEN: &[&str] = &[
     "伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明",
     "超", "秀", "霞", "平", "刚", "桂", "英", "华", "玉", "海", "波", "宁", "建", "国", "志", "红",
 ];
+/// The furthest back (in days, about 20 years) a record's example dates are moved.
+const MAX_DAY_SHIFT: i64 = 7305;
 /// Panjin's county-level divisions: 双台子区, 兴隆台区, 大洼区, 盘山县.
 const PANJIN_COUNTIES: &[&str] = &["211102", "211103", "211104", "211122"];
 
@@ -53,9 +55,15 @@ pub struct Generator<'a> {
     validator: &'a RecordValidator,
     /// The field a broken record loses: a dataset's first primary-key field.
     key_field: Option<&'a str>,
+    /// Fields an `if` of the schema reads (a credit entry's `subject_type`): they keep the
+    /// example's value, so that the fields their condition asks for are the ones present.
+    conditions: Vec<&'a str>,
     templates: Vec<Map<String, Value>>,
     rng: StdRng,
     invalid_ratio: f64,
+    /// Days every example date of the record being made moves by: one shift per record, so
+    /// a record's dates keep their order and spacing (a list date stays before its end date).
+    day_shift: i64,
 }
 
 impl<'a> Generator<'a> {
@@ -110,17 +118,24 @@ impl<'a> Generator<'a> {
             schema,
             validator,
             key_field: None,
+            conditions: condition_fields(schema),
             templates,
             rng: StdRng::seed_from_u64(seed),
             invalid_ratio: invalid_ratio.clamp(0.0, 1.0),
+            day_shift: 0,
         })
     }
 
     /// The next record.
     pub fn next_record(&mut self) -> Generated {
         let template = self.templates[self.rng.random_range(0..self.templates.len())].clone();
+        self.day_shift = self.rng.random_range(-MAX_DAY_SHIFT..=0);
         let mut record = Map::with_capacity(template.len());
         for (field, example) in &template {
+            if self.conditions.contains(&field.as_str()) {
+                record.insert(field.clone(), example.clone());
+                continue;
+            }
             let prop = self
                 .schema
                 .get("properties")
@@ -198,7 +213,16 @@ impl<'a> Generator<'a> {
                 let rest: u64 = self.rng.random_range(0..1_000_000_000);
                 return Value::String(format!("1{second}{rest:09}"));
             }
-            Some("date") => return Value::String(self.date(1995, 2024)),
+            Some("date") => {
+                let shifted = example
+                    .as_str()
+                    .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+                    .and_then(|d| d.checked_add_signed(chrono::TimeDelta::days(self.day_shift)));
+                return Value::String(match shifted {
+                    Some(d) => d.format("%Y-%m-%d").to_string(),
+                    None => self.date(1995, 2024),
+                });
+            }
             Some("date-time") => {
                 return Value::String(format!(
                     "{}T{:02}:{:02}:{:02}+08:00",
@@ -388,6 +412,30 @@ impl<'a> Generator<'a> {
     }
 }
 
+/// The top-level fields that the schema's conditions (`if`, at the top or in `allOf`) read.
+fn condition_fields(schema: &Value) -> Vec<&str> {
+    let top = std::iter::once(schema);
+    let all_of = schema
+        .get("allOf")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten();
+    let mut fields: Vec<&str> = top
+        .chain(all_of)
+        .filter_map(|s| s.get("if"))
+        .flat_map(|c| {
+            let read = c.get("properties").and_then(Value::as_object);
+            let required = c.get("required").and_then(Value::as_array);
+            read.into_iter()
+                .flat_map(|p| p.keys().map(String::as_str))
+                .chain(required.into_iter().flatten().filter_map(Value::as_str))
+        })
+        .collect();
+    fields.sort_unstable();
+    fields.dedup();
+    fields
+}
+
 fn with_id_check(first17: &str) -> String {
     const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
     let sum: u32 = first17
@@ -452,6 +500,53 @@ mod tests {
                 "{}: only {} distinct keys in 1000",
                 ds.id,
                 keys.len()
+            );
+        }
+    }
+
+    #[test]
+    fn fields_a_condition_reads_keep_the_example_value() {
+        let registry = Registry::load_builtin().unwrap();
+        let ds = registry.dataset("credit-black-list").unwrap();
+        assert_eq!(condition_fields(&ds.schema), vec!["subject_type"]);
+        let mut g = Generator::new(ds, 3, 0.0).unwrap();
+        let types: std::collections::HashSet<String> = (0..200)
+            .map(|_| {
+                let r = g.next_record();
+                let t = r.record["subject_type"].as_str().unwrap().to_owned();
+                // A natural person is identified by a resident identity number only.
+                assert_eq!(
+                    t == "自然人",
+                    r.record.contains_key("subject_id_number"),
+                    "{:?}",
+                    r.record
+                );
+                t
+            })
+            .collect();
+        assert!(types.len() >= 3, "{types:?}");
+    }
+
+    #[test]
+    fn a_record_s_dates_keep_their_order() {
+        let registry = Registry::load_builtin().unwrap();
+        for id in ["credit-commitments", "credit-red-list", "credit-black-list"] {
+            let ds = registry.dataset(id).unwrap();
+            let mut g = Generator::new(ds, 11, 0.0).unwrap();
+            let mut list_dates = std::collections::HashSet::new();
+            for _ in 0..300 {
+                let r = g.next_record();
+                let date = |f: &str| r.record.get(f).and_then(Value::as_str).map(str::to_owned);
+                let list = date("list_date").unwrap();
+                if let Some(end) = date("end_date") {
+                    assert!(list <= end, "{id}: listed {list}, ends {end}");
+                }
+                list_dates.insert(list);
+            }
+            assert!(
+                list_dates.len() > 200,
+                "{id}: {} list dates",
+                list_dates.len()
             );
         }
     }

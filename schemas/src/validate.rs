@@ -85,6 +85,13 @@ impl RecordValidator {
                         Some(Err(why)) => format!("{format}: {why}"),
                         _ => e.to_string(),
                     },
+                    // `{"not": {}}` forbids a field where a condition on other fields holds
+                    // (a natural person has no credit code); "{} is not allowed" says nothing.
+                    (jsonschema::error::ValidationErrorKind::Not { schema }, _)
+                        if schema.as_object().is_some_and(|o| o.is_empty()) =>
+                    {
+                        "must be absent: a condition of the schema on this record's other fields (such as its subject type) rules this field out".to_owned()
+                    }
                     _ => e.to_string(),
                 };
                 Violation {
@@ -152,6 +159,30 @@ mod tests {
             "{}",
             id.message
         );
+    }
+
+    #[test]
+    fn a_field_a_condition_forbids_says_so() {
+        let v = RecordValidator::new(&json!({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "type": "object",
+            "properties": {"kind": {"type": "string"}, "credit_code": {"type": "string"}},
+            "if": {"properties": {"kind": {"const": "person"}}, "required": ["kind"]},
+            "then": {"properties": {"credit_code": {"not": {}}}}
+        }))
+        .unwrap();
+        let violations = v.validate(&json!({"kind": "person", "credit_code": "x"}));
+        assert_eq!(violations.len(), 1, "{violations:?}");
+        assert_eq!(violations[0].pointer, "/credit_code");
+        assert_eq!(violations[0].rule, "not");
+        assert!(
+            violations[0].message.starts_with("must be absent"),
+            "{}",
+            violations[0].message
+        );
+        assert!(v
+            .validate(&json!({"kind": "firm", "credit_code": "x"}))
+            .is_empty());
     }
 
     #[test]

@@ -21,6 +21,9 @@ fn the_registry_covers_the_reference_city() {
         "driving-licences",
         "real-estate-registrations",
         "administrative-penalties",
+        "credit-commitments",
+        "credit-red-list",
+        "credit-black-list",
     ] {
         assert!(registry.dataset(id).is_some(), "dataset {id} missing");
     }
