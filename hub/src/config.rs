@@ -370,6 +370,11 @@ pub struct KafkaConfig {
     /// Default `5s`.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
+    /// Most records, in MiB, each department's ingest producer holds that the brokers have
+    /// not taken yet (librdkafka's `queue.buffering.max.kbytes`). A department whose records
+    /// are not taken waits when its queue is full (HTTP push answers 503); the other
+    /// departments, each with a producer of its own, go on. Default 128, at most 16384.
+    pub producer_queue_mib: u32,
     /// Extra librdkafka client properties passed as they are, for example
     /// `"security.protocol" = "SASL_SSL"`, `"sasl.mechanisms" = "SCRAM-SHA-512"`.
     pub options: BTreeMap<String, String>,
@@ -386,6 +391,7 @@ impl Default for KafkaConfig {
             retention: Duration::from_secs(30 * 24 * 3600),
             compression: "producer".to_owned(),
             request_timeout: Duration::from_secs(5),
+            producer_queue_mib: 128,
             options: BTreeMap::new(),
         }
     }
@@ -741,6 +747,15 @@ impl Config {
         }
         if self.http.request_timeout < Duration::from_secs(1) {
             bad("http.request_timeout", "must be at least 1s".to_owned());
+        }
+        if !(1..=16384).contains(&self.kafka.producer_queue_mib) {
+            bad(
+                "kafka.producer_queue_mib",
+                format!(
+                    "must be from 1 to 16384 (MiB), found {}",
+                    self.kafka.producer_queue_mib
+                ),
+            );
         }
         if self.database.max_connections == 0 {
             bad("database.max_connections", "must be at least 1".to_owned());

@@ -271,8 +271,15 @@ async fn spawn_workers(
     }
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(ingestor) = state.ingestor.clone() {
-        // Beside the workers, not before them.
-        tasks.spawn(async move { ingestor.connect(None).await });
+        // Beside the workers, not before them: the producers of the departments whose
+        // connectors run here (a department that only pushes has its producer made at its
+        // first push).
+        let datasets: Vec<String> = connectors.iter().map(|c| c.dataset.clone()).collect();
+        tasks.spawn(async move {
+            for dataset in datasets {
+                ingestor.connect(&dataset).await;
+            }
+        });
     }
     let instance: Arc<str> = me.id.as_str().into();
     crate::duties::spawn(&mut tasks, state, &instance);

@@ -748,3 +748,92 @@ async fn a_refused_batch_with_later_batches_in_flight_loses_no_record_once_the_t
     assert_eq!(s.rows, i64::try_from(keys.len()).unwrap(), "{s:?}");
     assert!(s.reconciled, "{s:?}");
 }
+
+/// Failed records of `dataset` counted in the hub's `/metrics`.
+async fn produce_errors(hub: &RunningHub, dataset: &str) -> f64 {
+    hub.metric(&format!(
+        "bohai_pipeline_produce_errors_total{{dataset=\"{dataset}\"}}"
+    ))
+    .await
+    .unwrap_or(0.0)
+}
+
+/// A topic refusing one department's records (an operator's mistake, an ACL taken away)
+/// stops that department's sending; another department's feed, with batches on their way at
+/// that moment, is not touched: none of its records is failed and sent again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_refusing_one_departments_records_fails_no_record_of_another_department() {
+    let config = prepared_config().await.unwrap();
+    let db = bohai_hub::database::pool(&config.database).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    tighten_topic(&config, "business-registrations", 4096).await;
+    let registry = bohai_hub::registry::load(&config.registry).unwrap();
+    let residents = registry.dataset("resident-registrations").unwrap();
+    let mut generator = bohai_hub::gen::Generator::new(residents, 29, 0.0).unwrap();
+    let lines: Vec<String> = (0..40_000)
+        .map(|_| Value::Object(generator.next_record().record).to_string())
+        .collect();
+    let file = dir.path().join("residents.jsonl");
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let connector = dir.path().join("residents.toml");
+    std::fs::write(
+        &connector,
+        format!(
+            "name = \"residents\"\ndataset = \"resident-registrations\"\nbatch_size = 200\n[source]\nkind = \"file\"\npath = \"{}\"\nformat = \"jsonl\"\n",
+            file.display()
+        ),
+    )
+    .unwrap();
+    let mut serving = config.clone();
+    serving.pipeline.connectors = vec![connector];
+    let before = {
+        // The counter is the process's: read it through a hub of its own first.
+        let hub = RunningHub::start(config.clone()).await.unwrap();
+        produce_errors(&hub, "resident-registrations").await
+    };
+    let hub = RunningHub::start(serving).await.unwrap();
+    let token = auth::create_token(&db, "market-regulation")
+        .await
+        .unwrap()
+        .secret;
+    let examples = std::fs::read_to_string(
+        bohai_schemas::registry::builtin_dir()
+            .join("datasets/business-registrations/examples/valid.jsonl"),
+    )
+    .unwrap();
+    let mut large: Value = serde_json::from_str(examples.lines().next().unwrap()).unwrap();
+    large["business_scope"] = Value::from("经营".repeat(1000));
+    // While the residents' feed runs, market-regulation pushes a record its topic refuses.
+    let mut refused = 0;
+    loop {
+        let answer = reqwest::Client::new()
+            .post(hub.url("/api/v1/datasets/business-registrations/records"))
+            .bearer_auth(&token)
+            .json(&[&large])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 503);
+        refused += 1;
+        if stats(&db, "resident-registrations").await.read == 40_000 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(refused > 1, "the feed ended before the second refusal");
+    let s = eventually(
+        Duration::from_secs(120),
+        "the residents' feed in the repository",
+        || async {
+            let s = stats(&db, "resident-registrations").await;
+            (s.pending == 0 && s.valid == 40_000).then_some(s)
+        },
+    )
+    .await;
+    assert!(s.reconciled, "{s:?}");
+    assert_eq!(
+        produce_errors(&hub, "resident-registrations").await,
+        before,
+        "records of public-security's feed were failed by market-regulation's refusal"
+    );
+}

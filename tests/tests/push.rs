@@ -312,12 +312,27 @@ async fn a_push_over_the_request_limit_is_answered_413_naming_the_limit() {
 /// POSTs `body` as NDJSON in chunks of 64 KiB, without announcing its length; the status and
 /// the JSON of the answer.
 async fn chunked_post(url: &str, token: &str, body: &[u8]) -> (u16, Value) {
+    raw_push(url, token, None, body, true).await
+}
+
+/// POSTs `body` as NDJSON in chunks of 64 KiB without announcing its length, with
+/// `Idempotency-Key: key` if given, and its end if `finish` (else the body stops arriving);
+/// the status and the JSON of the answer.
+async fn raw_push(
+    url: &str,
+    token: &str,
+    key: Option<&str>,
+    body: &[u8],
+    finish: bool,
+) -> (u16, Value) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let rest = url.strip_prefix("http://").unwrap();
     let (host, path) = rest.split_at(rest.find('/').unwrap());
     let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
     let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n{}\r\n",
+        key.map(|k| format!("Idempotency-Key: {k}\r\n"))
+            .unwrap_or_default()
     );
     stream.write_all(head.as_bytes()).await.unwrap();
     for chunk in body.chunks(64 * 1024) {
@@ -327,7 +342,9 @@ async fn chunked_post(url: &str, token: &str, body: &[u8]) -> (u16, Value) {
             break;
         }
     }
-    let _ = stream.write_all(b"0\r\n\r\n").await;
+    if finish {
+        let _ = stream.write_all(b"0\r\n\r\n").await;
+    }
     let mut answer = Vec::new();
     let _ = stream.read_to_end(&mut answer).await;
     let text = String::from_utf8_lossy(&answer);
@@ -337,4 +354,116 @@ async fn chunked_post(url: &str, token: &str, body: &[u8]) -> (u16, Value) {
         status,
         serde_json::from_str(json).unwrap_or(Value::String(json.to_owned())),
     )
+}
+
+/// An Idempotency-Key names one request: the same key for another dataset, or for another
+/// body after the first attempt was cut short, is refused (409) rather than answered with
+/// what another request did; and a retry sent while the first attempt still runs waits for it
+/// instead of ingesting the same records beside it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotency_key_names_one_request_of_one_dataset() {
+    let mut config = prepared_config().await.unwrap();
+    config.http.request_timeout = Duration::from_secs(3);
+    let (hub, db, token, config) = push_hub(config).await;
+    let business = hub.url("/api/v1/datasets/business-registrations/records");
+    let penalties = hub.url("/api/v1/datasets/administrative-penalties/records");
+    let client = reqwest::Client::new();
+    let post = |url: &str, key: &str, body: Value| {
+        client
+            .post(url)
+            .bearer_auth(&token)
+            .header("idempotency-key", key)
+            .json(&body)
+            .send()
+    };
+
+    // One key, two datasets.
+    let r = post(&business, "key-1", json!([valid_business(0)]))
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    // The same request sent to another dataset: not answered with what the first one did.
+    let r = post(&penalties, "key-1", json!([valid_business(0)]))
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 409);
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(answer["code"], "idempotency_key_reused", "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("business-registrations"),
+        "{answer}"
+    );
+
+    // A request of 12,000 records whose body stops arriving after 11,000: the first piece
+    // (the first 10,000 records and those that came with them) is ingested, then the request
+    // times out.
+    let registry = bohai_hub::registry::load(&config.registry).unwrap();
+    let dataset = registry.dataset("business-registrations").unwrap();
+    let mut generator = bohai_hub::gen::Generator::new(dataset, 31, 0.0).unwrap();
+    let lines: Vec<String> = (0..12_000)
+        .map(|_| Value::Object(generator.next_record().record).to_string())
+        .collect();
+    let whole = lines.join("\n") + "\n";
+    let first_part = lines[..11_000].join("\n") + "\n";
+    let cut_short = {
+        let (url, token, body) = (business.clone(), token.clone(), first_part.clone());
+        tokio::spawn(
+            async move { raw_push(&url, &token, Some("key-2"), body.as_bytes(), false).await },
+        )
+    };
+    let stream = "http:market-regulation:key-2";
+    eventually(
+        Duration::from_secs(60),
+        "the first piece committed",
+        || async {
+            sqlx::query_scalar::<_, i64>("SELECT records FROM http_push_requests WHERE stream = $1")
+                .bind(stream)
+                .fetch_optional(&db)
+                .await
+                .unwrap()
+                .filter(|&n| n >= 10_000)
+        },
+    )
+    .await;
+    // While it waits for the rest of its body: the same key with another body (one record of
+    // the committed part changed) waits for it, then is refused.
+    let mut other = lines.clone();
+    other[5] = Value::Object(generator.next_record().record).to_string();
+    let (status, answer) = raw_push(
+        &business,
+        &token,
+        Some("key-2"),
+        (other.join("\n") + "\n").as_bytes(),
+        true,
+    )
+    .await;
+    assert_eq!(status, 409, "{answer}");
+    assert_eq!(answer["code"], "idempotency_key_reused", "{answer}");
+    let (status, answer) = cut_short.await.unwrap();
+    assert_eq!(status, 408, "{answer}");
+    // The same body again: resumed after the committed piece, the answer counts all 12,000.
+    let (status, answer) = raw_push(&business, &token, Some("key-2"), whole.as_bytes(), true).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["accepted"], 12_000, "{answer}");
+    let s = eventually(
+        Duration::from_secs(60),
+        "the sink to write the pushed records",
+        || async {
+            let s = dataset_stats(&db, Some("business-registrations"))
+                .await
+                .unwrap()
+                .remove(0);
+            (s.pending == 0 && s.read == 12_001).then_some(s)
+        },
+    )
+    .await;
+    assert!(s.reconciled, "{s:?}");
+    let s = dataset_stats(&db, Some("administrative-penalties"))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(s.read, 0, "{s:?}");
 }

@@ -38,7 +38,7 @@ pub(super) async fn run(config: &Config, command: &ConnectCommand) -> anyhow::Re
     // The producer first: it reaches the brokers while the topics are created.
     let ingestor = Ingestor::new(&config.kafka, db.clone(), Arc::clone(&registry))?;
     topics::ensure(&config.kafka, &registry).await?;
-    ingestor.connect(Some(&connector.dataset)).await;
+    ingestor.connect(&connector.dataset).await;
     // On standard error, and only when it is a terminal: `--json` output on standard output
     // stays clean, and a benchmark run by hand still shows its progress.
     let bar = ProgressBar::new_spinner();

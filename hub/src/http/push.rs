@@ -25,6 +25,7 @@ use super::extract::Path;
 use super::{ApiError, AppState};
 use crate::auth::Scope;
 use crate::pipeline::ingest::{Checked, Commit, Ingestor, PushProgress, Rejection};
+use crate::pipeline::leases::StreamLease;
 
 /// The route of HTTP push (and of reading records, with GET).
 pub(crate) const PATH: &str = "/api/v1/datasets/{id}/records";
@@ -67,7 +68,9 @@ pub(crate) struct PushResponse {
 /// and the answer counts both and lists the first 1,000 rejects with their reasons. With an
 /// `Idempotency-Key` header, a retried request is answered from the first attempt instead of
 /// being ingested twice; a retry of an attempt cut short resumes after the records it had
-/// committed.
+/// committed, which it must send again unchanged. A key names one request of one dataset: used
+/// for another dataset or another body it is refused (409), and a retry sent while an earlier
+/// attempt is still being ingested waits for it.
 #[utoipa::path(
     post,
     path = "/api/v1/datasets/{id}/records",
@@ -89,7 +92,7 @@ pub(crate) struct PushResponse {
         (status = 401, description = "No valid bearer token", body = super::ErrorBody),
         (status = 403, description = "The token lacks scope `publish` (`wrong_scope`), or the dataset belongs to another department (`forbidden`)", body = super::ErrorBody),
         (status = 404, description = "No such dataset", body = super::ErrorBody),
-        (status = 409, description = "The Idempotency-Key was used before for another body (`idempotency_key_reused`)", body = super::ErrorBody),
+        (status = 409, description = "The Idempotency-Key was used before for another dataset or another body (`idempotency_key_reused`), or an earlier request with it is still being ingested (`request_in_progress`, with Retry-After)", body = super::ErrorBody),
         (status = 408, description = "No part of the body arrived for `http.request_timeout` (`timeout`); the records before were ingested", body = super::ErrorBody),
         (status = 413, description = "The body is over `http.max_push_bytes` (`payload_too_large`, with `limit`); the records before the limit were ingested", body = super::ErrorBody),
         (status = 503, description = "The broker or database is away; retry with the same Idempotency-Key", body = super::ErrorBody),
@@ -123,6 +126,21 @@ pub(super) async fn push_records(
         .clone()
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let stream = format!("http:{}:{stream_key}", caller.department);
+    // One attempt of a request at a time: a retry sent while an earlier attempt still reads
+    // its body, or while the broker still holds records the earlier one sent, waits for it.
+    let lease_wait = state.config.http.request_timeout + DELIVERY_TIMEOUT;
+    let lease = ingestor.lease(&stream, lease_wait).await.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "request_in_progress",
+            format!(
+                "an earlier request with this Idempotency-Key (`{stream}`) is still being ingested after {} s; send it again later",
+                lease_wait.as_secs()
+            ),
+        )
+        .with_field("Idempotency-Key")
+        .with_retry_after(DELIVERY_TIMEOUT.as_secs())
+    })?;
     let limit = state.config.http.max_push_bytes;
     if let Some(length) = headers
         .get(header::CONTENT_LENGTH)
@@ -140,7 +158,10 @@ pub(super) async fn push_records(
         stream: stream.clone(),
         keyed: key.is_some(),
         key: stream_key,
+        lease,
         resume_after: 0,
+        committed_records_sha256: None,
+        records_digest: ring::digest::Context::new(&ring::digest::SHA256),
         next_seq: 0,
         response: PushResponse {
             request: stream.clone(),
@@ -160,6 +181,12 @@ pub(super) async fn push_records(
             .await
             .map_err(|e| ApiError::unavailable("database", &e))?;
         if let Some(earlier) = earlier {
+            if earlier.dataset != push.dataset {
+                return Err(key_reused(
+                    &push.stream,
+                    &format!("for dataset `{}`", earlier.dataset),
+                ));
+            }
             let response: PushResponse =
                 serde_json::from_value(earlier.response).map_err(|e| ApiError::internal(&e))?;
             if earlier.complete {
@@ -168,20 +195,15 @@ pub(super) async fn push_records(
                 while reader.next(&push).await?.is_some() {}
                 let digest = reader.digest.finish();
                 return match earlier.body_sha256 {
-                    Some(first) if first != digest.as_ref() => Err(ApiError::new(
-                        StatusCode::CONFLICT,
-                        "idempotency_key_reused",
-                        format!(
-                            "Idempotency-Key was used for a request with another body (`{}`); use a new key for new records",
-                            push.stream
-                        ),
-                    )
-                    .with_field("Idempotency-Key")),
+                    Some(first) if first != digest.as_ref() => {
+                        Err(key_reused(&push.stream, "with another body"))
+                    }
                     _ => Ok(Json(response)),
                 };
             }
             push.response = response;
             push.resume_after = earlier.records;
+            push.committed_records_sha256 = earlier.records_sha256;
         }
     }
     let ndjson = headers
@@ -291,6 +313,18 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
         .transpose()
 }
 
+/// The Idempotency-Key of `stream` was used for another request (`how` it differs).
+fn key_reused(stream: &str, how: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "idempotency_key_reused",
+        format!(
+            "Idempotency-Key was used for a request {how} (`{stream}`); use a new key for new records"
+        ),
+    )
+    .with_field("Idempotency-Key")
+}
+
 /// A body that is neither an array nor NDJSON: refused whole, before any record was taken.
 fn not_records(e: bohai_connectors::push::FramingError) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()).with_pointer("")
@@ -312,6 +346,18 @@ fn too_large(limit: u64, push: Option<&Push>) -> ApiError {
     error
 }
 
+/// What became of a piece of a push.
+enum PieceOutcome {
+    /// Checked, to deliver and commit.
+    Checked(Checked),
+    /// Every record of it was committed by an earlier attempt.
+    Committed,
+    /// Its records differ from those an earlier attempt committed.
+    Differs,
+    /// The dataset is gone from the registry.
+    NoDataset,
+}
+
 /// One push request on its way: what was committed of it, and its answer so far.
 struct Push {
     ingestor: Ingestor,
@@ -321,8 +367,16 @@ struct Push {
     keyed: bool,
     /// The Idempotency-Key of the request: the client's, or one made for it.
     key: String,
+    /// The request's stream, held until the broker answered for all the request sent.
+    lease: StreamLease,
     /// Records a first attempt committed (a retry with the same key skips them).
     resume_after: u64,
+    /// The SHA-256 of those records, if the first attempt stored it: the retry's first
+    /// `resume_after` records must hash the same.
+    committed_records_sha256: Option<Vec<u8>>,
+    /// The SHA-256 of the records found so far (each one's size, 8 bytes big-endian, then its
+    /// kept bytes).
+    records_digest: ring::digest::Context,
     /// The sequence number of the next record found in the body.
     next_seq: u64,
     response: PushResponse,
@@ -363,14 +417,43 @@ impl Push {
         let skip = usize::try_from(self.resume_after.saturating_sub(first_seq))
             .unwrap_or(usize::MAX)
             .min(pieces.len());
-        if skip == pieces.len() && !last {
-            return Ok(());
-        }
         let ingestor = self.ingestor.clone();
         let registry = Arc::clone(&self.registry);
         let dataset = self.dataset.clone();
         let stream = self.stream.clone();
-        let checked = tokio::task::spawn_blocking(move || {
+        let mut digest = std::mem::replace(
+            &mut self.records_digest,
+            ring::digest::Context::new(&ring::digest::SHA256),
+        );
+        // The digest of the records the first attempt committed, when this piece holds the
+        // last of them (or the body ended before it).
+        let resume_after = self.resume_after;
+        let committed = self
+            .committed_records_sha256
+            .clone()
+            .filter(|_| resume_after > first_seq && (resume_after <= self.next_seq || last));
+        let keyed = self.keyed;
+        let (digest, checked) = tokio::task::spawn_blocking(move || {
+            let mut same = true;
+            // Only a request with a key of the client's can be resumed.
+            for (i, piece) in pieces.iter().enumerate().filter(|_| keyed) {
+                digest.update(&(piece.size as u64).to_be_bytes());
+                digest.update(&piece.raw);
+                if first_seq + i as u64 + 1 == resume_after {
+                    if let Some(committed) = &committed {
+                        same = digest.clone().finish().as_ref() == committed.as_slice();
+                    }
+                }
+            }
+            if committed.is_some() && first_seq + (pieces.len() as u64) < resume_after {
+                same = false; // the body ended before the records committed
+            }
+            if !same {
+                return (digest, PieceOutcome::Differs);
+            }
+            if skip == pieces.len() && !last {
+                return (digest, PieceOutcome::Committed);
+            }
             let records = pieces
                 .into_iter()
                 .enumerate()
@@ -385,13 +468,34 @@ impl Push {
                 records,
                 checkpoint: Value::Null,
             };
-            registry
+            let checked = registry
                 .dataset(&dataset)
-                .map(|dataset| ingestor.check(dataset, batch))
+                .map_or(PieceOutcome::NoDataset, |dataset| {
+                    PieceOutcome::Checked(ingestor.check(dataset, batch))
+                });
+            (digest, checked)
         })
         .await
-        .map_err(|e| ApiError::internal(&e))?
-        .ok_or_else(|| ApiError::not_found(format!("no dataset `{}`", self.dataset)))?;
+        .map_err(|e| ApiError::internal(&e))?;
+        let records_sha256 = digest.clone().finish();
+        self.records_digest = digest;
+        let mut checked = match checked {
+            PieceOutcome::Checked(checked) => checked,
+            PieceOutcome::Committed => return Ok(()),
+            PieceOutcome::Differs => {
+                return Err(key_reused(
+                    &self.stream,
+                    "with other records before the point it was cut short at",
+                ))
+            }
+            PieceOutcome::NoDataset => {
+                return Err(ApiError::not_found(format!(
+                    "no dataset `{}`",
+                    self.dataset
+                )))
+            }
+        };
+        checked.hold(self.lease.clone());
         self.deliver(&checked).await?;
         self.response.accepted += checked.accepted();
         self.response.rejected += checked.rejected.len();
@@ -411,6 +515,7 @@ impl Push {
             records: self.next_seq,
             complete: last,
             body_sha256,
+            records_sha256: Some(records_sha256.as_ref()),
         });
         self.ingestor
             .commit(&checked, SOURCE, Commit::Push { progress })

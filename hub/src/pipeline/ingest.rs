@@ -22,6 +22,7 @@ use serde_json::Value;
 use sqlx::PgPool;
 use utoipa::ToSchema;
 
+use super::leases::{StreamLease, StreamLeases};
 use super::topics;
 use crate::config::KafkaConfig;
 use crate::failure::Failure;
@@ -140,11 +141,16 @@ pub struct PushProgress<'a> {
     pub complete: bool,
     /// SHA-256 of the whole body, once `complete`: a retry must send the same.
     pub body_sha256: Option<&'a [u8]>,
+    /// SHA-256 of the `records` committed records (see migration 0015): a retry resuming
+    /// after them must send the same ones.
+    pub records_sha256: Option<&'a [u8]>,
 }
 
 /// A stored [`PushProgress`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredPush {
+    /// The dataset the request was for.
+    pub dataset: String,
     /// The answer so far.
     pub response: Value,
     /// How many of its records are committed.
@@ -153,6 +159,8 @@ pub struct StoredPush {
     pub complete: bool,
     /// SHA-256 of the finished request's body.
     pub body_sha256: Option<Vec<u8>>,
+    /// SHA-256 of the committed records, if stored.
+    pub records_sha256: Option<Vec<u8>>,
 }
 
 /// A record that passed every check.
@@ -194,6 +202,8 @@ pub struct Checked {
     accepted: Vec<Accepted>,
     /// The rejected records.
     pub rejected: Vec<Rejection>,
+    /// Held until the broker answered for every record of the batch.
+    lease: Option<StreamLease>,
 }
 
 impl Checked {
@@ -211,13 +221,26 @@ impl Checked {
     pub fn checkpoint(&self) -> &Value {
         &self.checkpoint
     }
+
+    /// Has every delivery of the batch hold `lease` until the broker answered for all its
+    /// records, whether or not anyone still waits for that answer.
+    pub fn hold(&mut self, lease: StreamLease) {
+        self.lease = Some(lease);
+    }
 }
+
+/// How often a batch waiting for the broker's acknowledgements looks whether its producer
+/// failed.
+const FATAL_CHECK: Duration = Duration::from_secs(5);
 
 /// The broker's acknowledgements a delivered batch waits for.
 pub struct InFlight {
     dataset: String,
+    department: String,
     acks: Arc<BatchAcks>,
     generation: u64,
+    /// To replace the department's producer should it fail while nothing else sends.
+    producers: Arc<IngestProducers>,
 }
 
 impl std::fmt::Debug for InFlight {
@@ -232,7 +255,16 @@ impl InFlight {
     /// never gives up on a record by itself (no local timeout): while the brokers are away
     /// this waits, and a caller that wants to say so wraps it in a timeout and waits again.
     pub async fn delivered(&self) -> Result<(), IngestError> {
-        self.acks.all_acknowledged().await;
+        // A producer that met a fatal error fails what it holds when it is replaced, and
+        // sending is what replaces it: while nothing is sent, the wait does it.
+        while tokio::time::timeout(FATAL_CHECK, self.acks.all_acknowledged())
+            .await
+            .is_err()
+        {
+            if let Err(e) = self.producers.get(&self.department) {
+                tracing::warn!(error = %e, "cannot replace a failed ingest producer yet");
+            }
+        }
         let failed = self.acks.failed.load(Ordering::Acquire);
         if failed == 0 {
             return Ok(());
@@ -274,12 +306,18 @@ struct BatchAcks {
     counted: std::sync::atomic::AtomicBool,
     first_error: std::sync::Mutex<Option<KafkaError>>,
     done: tokio::sync::Notify,
+    /// The batch's stream lease, if it has one: let go when the last record is answered
+    /// for (every record handed to the producer holds the batch).
+    _lease: Option<StreamLease>,
 }
 
 impl BatchAcks {
     /// A batch about to be handed over (its count held open until [`Self::handed_over`]).
-    fn new() -> Arc<Self> {
-        let acks = Self::default();
+    fn new(lease: Option<StreamLease>) -> Arc<Self> {
+        let acks = Self {
+            _lease: lease,
+            ..Self::default()
+        };
         acks.waiting.store(1, Ordering::Release);
         Arc::new(acks)
     }
@@ -338,9 +376,13 @@ impl ProducerContext for AckContext {
     }
 }
 
-/// The ingest producer, replaced when it fails fatally.
+/// One department's ingest producer, replaced when it fails fatally.
+///
+/// Each department has its own: a topic that refuses one department's records (an ACL taken
+/// away, a topic misconfigured) makes its producer fail every record queued after the refused
+/// one, which must not touch another department's feeds; and a department whose records the
+/// brokers are slow to take fills its own queue (`kafka.producer_queue_mib`), not the city's.
 struct IngestProducer {
-    config: rdkafka::ClientConfig,
     /// The producer and its generation (raised at each replacement).
     current: std::sync::RwLock<(u64, Arc<PolledProducer<AckContext>>)>,
 }
@@ -349,7 +391,11 @@ impl IngestProducer {
     /// The producer to hand records to: the current one, or a new one if the current one
     /// met a fatal error (it delivers nothing more). Records of a batch are handed to one
     /// producer, so that their order within each partition is the order they were sent in.
-    fn get(&self) -> Result<(u64, Arc<PolledProducer<AckContext>>), IngestError> {
+    fn get(
+        &self,
+        config: &rdkafka::ClientConfig,
+        department: &str,
+    ) -> Result<(u64, Arc<PolledProducer<AckContext>>), IngestError> {
         let (generation, current) = self
             .current
             .read()
@@ -363,19 +409,73 @@ impl IngestProducer {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if Arc::ptr_eq(&slot.1, &current) {
-            tracing::warn!(error = %reason, code = ?code, "the ingest producer failed; a new one takes over (the records it had not delivered are failed to their batches, which deliver them again in order)");
-            let fresh = PolledProducer::new(&self.config, AckContext)
+            tracing::warn!(department, error = %reason, code = ?code, "a department's ingest producer failed; a new one takes over (the records it had not delivered are failed to their batches, which deliver them again in order)");
+            let fresh = PolledProducer::new(config, AckContext)
                 .map_err(|e| IngestError::Broker(KafkaError::ClientCreation(e.to_string())))?;
-            *slot = (generation + 1, Arc::new(fresh));
+            let old = std::mem::replace(&mut *slot, (generation + 1, Arc::new(fresh)));
+            retire(old.1);
         }
         Ok(slot.clone())
+    }
+}
+
+/// Drops a replaced producer once no sender holds it, on a thread of its own: dropping it
+/// fails what it still holds and waits for its threads, which must not block the runtime.
+fn retire(producer: Arc<PolledProducer<AckContext>>) {
+    let spawned = std::thread::Builder::new()
+        .name("retired producer".into())
+        .spawn(move || {
+            let mut producer = producer;
+            loop {
+                match Arc::try_unwrap(producer) {
+                    Ok(last) => return drop(last),
+                    Err(shared) => producer = shared,
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start a thread to drop a replaced producer; it is kept");
+    }
+}
+
+/// The ingest producers, one per department, made at its first batch.
+struct IngestProducers {
+    config: rdkafka::ClientConfig,
+    by_department: std::sync::Mutex<std::collections::HashMap<String, Arc<IngestProducer>>>,
+}
+
+impl IngestProducers {
+    /// The producer for `department`'s records and its generation.
+    fn get(&self, department: &str) -> Result<(u64, Arc<PolledProducer<AckContext>>), IngestError> {
+        let producer = {
+            let mut all = self
+                .by_department
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match all.get(department) {
+                Some(p) => Arc::clone(p),
+                None => {
+                    let fresh = PolledProducer::new(&self.config, AckContext).map_err(|e| {
+                        IngestError::Broker(KafkaError::ClientCreation(e.to_string()))
+                    })?;
+                    let p = Arc::new(IngestProducer {
+                        current: std::sync::RwLock::new((0, Arc::new(fresh))),
+                    });
+                    all.insert(department.to_owned(), Arc::clone(&p));
+                    p
+                }
+            }
+        };
+        producer.get(&self.config, department)
     }
 }
 
 /// Validation, delivery and recording of batches.
 #[derive(Clone)]
 pub struct Ingestor {
-    producer: Arc<IngestProducer>,
+    producers: Arc<IngestProducers>,
+    leases: Arc<StreamLeases>,
     kafka: Arc<KafkaConfig>,
     db: PgPool,
     registry: Arc<Registry>,
@@ -421,33 +521,39 @@ impl Ingestor {
             // topic that is not there (a connector naming an unknown dataset) must not
             // create it on a broker that would.
             .set("allow.auto.create.topics", "false");
+        // Each department's producer queues at most this much; a department whose records the
+        // brokers do not take waits when its queue is full, the others go on.
+        config.set(
+            "queue.buffering.max.kbytes",
+            (u64::from(kafka.producer_queue_mib) * 1024).to_string(),
+        );
+        // A configuration librdkafka refuses is said now, not at the first batch.
+        drop(PolledProducer::new(&config, AckContext)?);
         Ok(Self {
-            producer: Arc::new(IngestProducer {
-                current: std::sync::RwLock::new((
-                    0,
-                    Arc::new(PolledProducer::new(&config, AckContext)?),
-                )),
+            producers: Arc::new(IngestProducers {
                 config,
+                by_department: std::sync::Mutex::default(),
             }),
+            leases: Arc::default(),
             kafka: Arc::new(kafka.clone()),
             db,
             registry,
         })
     }
 
-    /// Connects the producer: waits for a broker and fetches the metadata of `dataset`'s
-    /// topic (of the dead-letter topic with `None`), which also has the idempotent producer
-    /// take its producer id now rather than at its next retry. Call it once the producer has
-    /// had a moment to reach the cluster's brokers (after the topics are ensured, say).
+    /// Connects the producer of `dataset`'s department: waits for a broker and fetches the
+    /// metadata of the dataset's topic, which also has the idempotent producer take its
+    /// producer id now rather than at its next retry. Call it once the producer has had a
+    /// moment to reach the cluster's brokers (after the topics are ensured, say).
     ///
     /// A broker that does not answer is only logged: the first batch then waits for it, as
     /// any later batch would.
-    pub async fn connect(&self, dataset: Option<&str>) {
-        let topic = match dataset {
-            Some(d) => topics::dataset_topic(&self.kafka, d),
-            None => topics::dead_letter_topic(&self.kafka),
+    pub async fn connect(&self, dataset: &str) {
+        let Some(department) = self.registry.dataset(dataset).map(|d| d.department.clone()) else {
+            return;
         };
-        let producer = match self.producer.get() {
+        let topic = topics::dataset_topic(&self.kafka, dataset);
+        let producer = match self.producers.get(&department) {
             Ok((_, p)) => p,
             Err(e) => {
                 tracing::warn!(error = %e, "no ingest producer");
@@ -528,6 +634,7 @@ impl Ingestor {
             read,
             accepted,
             rejected,
+            lease: None,
         }
     }
 
@@ -556,11 +663,11 @@ impl Ingestor {
         let dead_letter = topics::dead_letter_topic(&self.kafka);
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let stream = checked.stream.as_str();
-        let (generation, producer) = self.producer.get()?;
+        let (generation, producer) = self.producers.get(&checked.department)?;
         if earlier.is_some_and(|g| g != generation) {
             return Err(IngestError::ProducerReplaced);
         }
-        let acks = BatchAcks::new();
+        let acks = BatchAcks::new(checked.lease.clone());
         // The position's text is written into one buffer again and again: the producer copies
         // each header.
         let mut position = String::new();
@@ -597,8 +704,10 @@ impl Ingestor {
         acks.handed_over();
         Ok(InFlight {
             dataset: checked.dataset.clone(),
+            department: checked.department.clone(),
             acks,
             generation,
+            producers: Arc::clone(&self.producers),
         })
     }
 
@@ -623,23 +732,33 @@ impl Ingestor {
         }
     }
 
+    /// The lease of `stream` in this process, waiting up to `wait` for its holder (an
+    /// earlier attempt of the same request, or its batches still with the broker).
+    pub async fn lease(&self, stream: &str, wait: Duration) -> Option<StreamLease> {
+        self.leases.acquire(stream, wait).await
+    }
+
     /// How far the HTTP push request `stream` (one with an Idempotency-Key) got, if it was
     /// seen before.
     pub async fn push_progress(&self, stream: &str) -> Result<Option<StoredPush>, IngestError> {
-        let row: Option<(Value, i64, bool, Option<Vec<u8>>)> = sqlx::query_as(
-            "SELECT response, records, complete, body_sha256 FROM http_push_requests WHERE stream = $1",
+        type Row = (String, Value, i64, bool, Option<Vec<u8>>, Option<Vec<u8>>);
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT dataset, response, records, complete, body_sha256, records_sha256
+             FROM http_push_requests WHERE stream = $1",
         )
         .bind(stream)
         .fetch_optional(&self.db)
         .await?;
-        Ok(
-            row.map(|(response, records, complete, body_sha256)| StoredPush {
+        Ok(row.map(
+            |(dataset, response, records, complete, body_sha256, records_sha256)| StoredPush {
+                dataset,
                 response,
                 records: u64::try_from(records).unwrap_or_default(),
                 complete,
                 body_sha256,
-            }),
-        )
+                records_sha256,
+            },
+        ))
     }
 
     /// Records a delivered batch: the rejected records, the feed's counts, its audit entry
@@ -657,11 +776,11 @@ impl Ingestor {
         } = kind
         {
             sqlx::query(
-                "INSERT INTO http_push_requests (stream, dataset, response, records, complete, body_sha256)
-                 VALUES ($1, $2, $3, $4, $5, $6)
+                "INSERT INTO http_push_requests (stream, dataset, response, records, complete, body_sha256, records_sha256)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
                  ON CONFLICT (stream) DO UPDATE SET response = EXCLUDED.response,
                    records = EXCLUDED.records, complete = EXCLUDED.complete,
-                   body_sha256 = EXCLUDED.body_sha256",
+                   body_sha256 = EXCLUDED.body_sha256, records_sha256 = EXCLUDED.records_sha256",
             )
             .bind(&checked.stream)
             .bind(&checked.dataset)
@@ -669,6 +788,7 @@ impl Ingestor {
             .bind(i64::try_from(progress.records).unwrap_or(i64::MAX))
             .bind(progress.complete)
             .bind(progress.body_sha256)
+            .bind(progress.records_sha256)
             .execute(&mut *tx)
             .await?;
         }

@@ -3,6 +3,7 @@
 //! - `topics`: the names of the hub's topics, and creating them;
 //! - `ingest`: validate a batch, deliver it (valid → dataset topic, rejected → dead-letter
 //!   topic), record it (counts, rejects, checkpoint) — shared by connectors and HTTP push;
+//! - `leases`: one HTTP push request of a stream at a time;
 //! - `connector`: runs one connector from its TOML file, from its stored checkpoint;
 //! - `sink`: consumes the dataset topics into `repository_records`, storing offsets in the
 //!   same transaction;
@@ -10,6 +11,7 @@
 
 pub mod connector;
 pub mod ingest;
+pub mod leases;
 pub mod sink;
 pub mod stats;
 pub mod topics;
