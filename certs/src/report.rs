@@ -135,6 +135,12 @@ reason_codes! {
     /// reused the index of a licence that is valid.
     StatusIndexMismatch = "STATUS_INDEX_MISMATCH", "证照状态列表中该位置属于其他证照编号，证照可能为伪造",
         "the status list entry at this index belongs to another licence number; the licence may be forged";
+    /// Online only: the registry holds no licence of this number and version with these
+    /// contents. Sealed with the issuer's own registered seal (its key misused or stolen), the
+    /// document agrees with everything it can be checked against offline; the issuing
+    /// department's record of what it issued is what it contradicts.
+    LicenceNotOnRecord = "LICENCE_NOT_ON_RECORD", "登记中没有内容一致的此编号此版本证照，证照可能为伪造",
+        "the registry holds no licence of this number and version with these contents; the licence may be forged";
     /// The licence type is not known to the verifier.
     LicenceTypeUnknown = "LICENCE_TYPE_UNKNOWN", "未知的证照类型", "unknown licence type";
     /// The licence number is not of its type's form (`{prefix}-{YYYY}-{serial:08}` with the
@@ -268,6 +274,13 @@ impl Report {
             checks,
             status_as_of: None,
         }
+    }
+
+    /// Adds a check made beside the verifier's (an online verifier's own), deriving the
+    /// verdict again.
+    pub fn add_check(&mut self, check: Check) {
+        self.checks.push(check);
+        self.overall = verdict_of(&self.checks);
     }
 
     /// True when the verdict is VALID.

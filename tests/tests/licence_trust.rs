@@ -454,3 +454,54 @@ async fn a_department_ca_cannot_mint_a_seal_in_another_departments_name() {
         ("INVALID".to_owned(), vec!["SEAL_NOT_REGISTERED".to_owned()])
     );
 }
+
+/// The issuing department's own registered seal key, used outside the hub (an insider, or a
+/// thief): a licence with the number and status index of one the department issued, its
+/// holder changed. Everything the document can be checked against agrees (the seal is the
+/// issuer's, the index is bound to the number, the status is valid); only the record of what
+/// was issued says otherwise. Online it is INVALID with LICENCE_NOT_ON_RECORD, as is a
+/// version the hub never issued; offline, with no record, it cannot be told apart (see
+/// docs/security.md).
+#[tokio::test]
+async fn a_licence_sealed_with_the_issuers_own_key_but_never_issued_is_refused_online() {
+    let f = Fixture::new().await;
+    let (real, real_claims) = f.real_licence();
+    let hub = RunningHub::start(f.config.clone()).await.unwrap();
+    let key = f.stolen_key("traffic-police").await;
+    let status = real_claims.status.status_list.clone();
+
+    let mut altered = real_claims.licence.clone();
+    altered.holder["name"] = json!("冒名顶替");
+    let minted = seal_licence(&key, altered, status.clone()).unwrap();
+    let report = verify_online(&hub, &minted).await;
+    assert_eq!(report["overall"], "INVALID", "{report:#}");
+    assert_eq!(problems(&report), ["LICENCE_NOT_ON_RECORD"], "{report:#}");
+
+    let mut later = real_claims.licence.clone();
+    later.version = 7;
+    let unissued_version = seal_licence(&key, later, status.clone()).unwrap();
+    let report = verify_online(&hub, &unissued_version).await;
+    assert_eq!(report["overall"], "INVALID", "{report:#}");
+    assert_eq!(problems(&report), ["LICENCE_NOT_ON_RECORD"], "{report:#}");
+
+    // The licence as issued, and the same claims sealed again (an ES256 signature differs
+    // each time): what was issued, so VALID.
+    let report = verify_online(&hub, &real).await;
+    assert_eq!(report["overall"], "VALID", "{report:#}");
+    assert_eq!(
+        report["checks"].as_array().unwrap().last().unwrap()["check"],
+        "record"
+    );
+    let resealed = seal_licence(&key, real_claims.licence.clone(), status).unwrap();
+    assert_ne!(resealed, real);
+    assert_eq!(verify_online(&hub, &resealed).await["overall"], "VALID");
+
+    // Offline there is no record to compare with.
+    let state = LicenceState::default();
+    let bundle = f.service(&state).bundle(Utc::now()).await.unwrap();
+    let offline = f.offline(&bundle, Utc::now()).unwrap();
+    assert_eq!(
+        offline_verdict(&offline, &minted),
+        ("VALID".to_owned(), vec![])
+    );
+}

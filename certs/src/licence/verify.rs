@@ -130,6 +130,10 @@ impl VerifiedLicence {
     pub fn key_id(&self) -> &str {
         &self.key_id
     }
+    /// The claims it was sealed with, to compare with the registry's record of the licence.
+    pub fn claims(&self) -> &LicenceClaims {
+        &self.claims
+    }
 }
 
 /// Where a compact (QR) licence's seal certificate chain is found by key id.

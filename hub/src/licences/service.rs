@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use bohai_certs::licence::{
     authentic_with_status_unknown, seal_licence, Issuer, Licence, LicenceClaims, LicenceInputs,
-    LicencePolicy, LicenceRef, LicenceVerifier, ParsedJws, SealDirectory, StatusListRef, QR_PREFIX,
+    LicencePolicy, LicenceRef, LicenceVerifier, ParsedJws, SealDirectory, StatusListRef,
+    VerifiedLicence, QR_PREFIX,
 };
-use bohai_certs::{Report, SealKey};
+use bohai_certs::{Check, ReasonCode, Report, SealKey};
 use bohai_schemas::{HolderKind, LicenceType, Registry};
 use chrono::{DateTime, TimeZone as _, Utc};
 use serde_json::Value;
@@ -1013,20 +1014,23 @@ impl<'a> LicenceService<'a> {
             };
             match &seals {
                 Some(seals) if document.trim().starts_with(QR_PREFIX) => {
-                    verifier.verify_compact(document, seals, inputs).0
+                    verifier.verify_compact(document, seals, inputs)
                 }
-                _ => verifier.verify(document, inputs).0,
+                _ => verifier.verify(document, inputs),
             }
         };
         // The list is the current one whatever `at` asks: a verification "as of" a later
         // time sees it as stale, as an offline verifier would.
         let list = self.status_list(Utc::now(), Recheck::IfDue).await?;
-        let mut reports: Vec<Report> = documents.iter().map(|d| verify_one(d, &list)).collect();
-        if reports.iter().any(authentic_with_status_unknown) {
+        let mut reports: Vec<_> = documents.iter().map(|d| verify_one(d, &list)).collect();
+        if reports
+            .iter()
+            .any(|(r, _)| authentic_with_status_unknown(r))
+        {
             match self.status_list(Utc::now(), Recheck::Now).await {
                 Ok(list) => {
                     for (report, document) in reports.iter_mut().zip(documents) {
-                        if authentic_with_status_unknown(report) {
+                        if authentic_with_status_unknown(&report.0) {
                             *report = verify_one(document, &list);
                         }
                     }
@@ -1035,9 +1039,71 @@ impl<'a> LicenceService<'a> {
                 Err(e) => tracing::warn!(error = %e, "cannot recheck the status list"),
             }
         }
-        Ok(reports)
+        self.confirm_on_record(reports).await
+    }
+
+    /// Online, a licence that passed every check is also compared with the hub's record of
+    /// what was issued: the stored document of its number and version must carry the same
+    /// claims. A licence sealed outside the hub with the issuer's own registered seal (its key
+    /// misused or stolen) passes every other check; this one makes it INVALID with
+    /// `LICENCE_NOT_ON_RECORD` (check `record`). Offline verifiers have no record to compare
+    /// with.
+    async fn confirm_on_record(
+        &self,
+        verified: Vec<(Report, Option<VerifiedLicence>)>,
+    ) -> Result<Vec<Report>, LicenceError> {
+        let version_of = |v: &VerifiedLicence| {
+            let licence = v.licence();
+            (
+                licence.number.clone(),
+                i32::try_from(licence.version).unwrap_or(i32::MAX),
+            )
+        };
+        let wanted: Vec<(String, i32)> = verified
+            .iter()
+            .filter_map(|(_, v)| v.as_ref().map(version_of))
+            .collect();
+        let stored = if wanted.is_empty() {
+            HashMap::new()
+        } else {
+            store::documents(self.db, &wanted).await?
+        };
+        Ok(verified
+            .into_iter()
+            .map(|(mut report, verified)| {
+                let Some(verified) = verified else {
+                    return report;
+                };
+                let (number, version) = version_of(&verified);
+                let check = match stored.get(&(number.clone(), version)).map(|d| claims_of(d)) {
+                    Some(Ok(claims)) if &claims == verified.claims() => Check::pass(RECORD_CHECK),
+                    Some(Ok(_)) => Check::fail(
+                        RECORD_CHECK,
+                        ReasonCode::LicenceNotOnRecord,
+                        format!("{number} version {version} was issued with other contents"),
+                    ),
+                    Some(Err(e)) => Check::indeterminate(
+                        RECORD_CHECK,
+                        ReasonCode::LicenceNotOnRecord,
+                        format!(
+                            "the stored document of {number} version {version} cannot be read: {e}"
+                        ),
+                    ),
+                    None => Check::fail(
+                        RECORD_CHECK,
+                        ReasonCode::LicenceNotOnRecord,
+                        format!("no licence {number} version {version} was issued"),
+                    ),
+                };
+                report.add_check(check);
+                report
+            })
+            .collect())
     }
 }
+
+/// The name of the online check against the hub's record of issued licences.
+const RECORD_CHECK: &str = "record";
 
 /// Seal chains by key id.
 #[derive(Debug)]

@@ -1,5 +1,7 @@
 //! The licence tables (migration `0005_licences.sql`): versions, events, status lists.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, Transaction};
 
@@ -158,6 +160,28 @@ impl sqlx::FromRow<'_, sqlx::postgres::PgRow> for LicenceVersion {
             document: row.try_get("document")?,
         })
     }
+}
+
+/// The stored documents of the licence versions `wanted` (number, version) that exist.
+pub async fn documents(
+    db: &PgPool,
+    wanted: &[(String, i32)],
+) -> Result<HashMap<(String, i32), String>, sqlx::Error> {
+    let (numbers, versions): (Vec<&str>, Vec<i32>) =
+        wanted.iter().map(|(n, v)| (n.as_str(), *v)).unzip();
+    let rows: Vec<(String, i32, String)> = sqlx::query_as(
+        "SELECT l.number, l.version, l.document FROM licences l
+         JOIN UNNEST($1::text[], $2::int[]) AS w(number, version)
+           ON l.number = w.number AND l.version = w.version",
+    )
+    .bind(&numbers)
+    .bind(&versions)
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(number, version, document)| ((number, version), document))
+        .collect())
 }
 
 /// Every version of a licence, newest first, locked for update when `tx` is a transaction.
