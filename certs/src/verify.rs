@@ -423,6 +423,53 @@ fn parse_crl(der: &[u8]) -> Option<ParsedCrl<'_>> {
     })
 }
 
+/// A CA certificate on the path from a seal to its anchor, named for reports.
+struct CaOnPath {
+    issuer_raw: Vec<u8>,
+    subject: String,
+    issuer: String,
+}
+
+/// The CA certificates carried with a seal that are on its path to an anchor, from the seal's
+/// issuer up to (not including) an anchor: anchors are trusted as configured, and no CRL
+/// speaks for them. A carried certificate off the path is not asked about.
+fn cas_on_path(
+    signer_issuer: &[u8],
+    intermediates: &[CertificateDer<'_>],
+    trust: &TrustAnchors,
+) -> Vec<CaOnPath> {
+    use x509_parser::certificate::X509Certificate;
+    let anchors: Vec<Vec<u8>> = trust
+        .certs()
+        .iter()
+        .filter_map(|c| X509Certificate::from_der(c).ok())
+        .map(|(_, c)| c.subject().as_raw().to_vec())
+        .collect();
+    let carried: Vec<X509Certificate<'_>> = intermediates
+        .iter()
+        .filter_map(|c| X509Certificate::from_der(c).ok().map(|(_, c)| c))
+        .collect();
+    let mut path = Vec::new();
+    let mut wanted = signer_issuer.to_vec();
+    while path.len() < carried.len() && !anchors.contains(&wanted) {
+        let Some(ca) = carried.iter().find(|c| c.subject().as_raw() == wanted) else {
+            break;
+        };
+        let issuer_raw = ca.issuer().as_raw().to_vec();
+        let self_issued = issuer_raw == wanted;
+        path.push(CaOnPath {
+            issuer_raw: issuer_raw.clone(),
+            subject: ca.subject().to_string(),
+            issuer: ca.issuer().to_string(),
+        });
+        if self_issued {
+            break;
+        }
+        wanted = issuer_raw;
+    }
+    path
+}
+
 /// Orders CRLs of one issuer newest first: by thisUpdate, then (the same second) by CRL
 /// number, so that neither an older CRL nor a lower-numbered one of the same moment, configured
 /// first, decides before the newest.
@@ -472,23 +519,23 @@ pub(crate) fn check_signer_revocation(
         .partition(|c| c.issuer_raw == signer.issuer_raw);
     from_issuer.sort_by(newest_first);
 
-    // Intermediates: checked against CRLs of their own issuers when given; unknown allowed.
-    // Per issuer, the newest CRL that verifies decides: an older one of the same issuer (or one
-    // that only names it, signed by another key) must not hide a revocation, so each is tried
-    // alone, newest first, until one is usable.
-    let mut issuers: Vec<Vec<&ParsedCrl<'_>>> = Vec::new();
-    for crl in &others {
-        match issuers
-            .iter_mut()
-            .find(|group| group[0].issuer_raw == crl.issuer_raw)
-        {
-            Some(group) => group.push(crl),
-            None => issuers.push(vec![crl]),
-        }
-    }
-    for group in &mut issuers {
+    // Each CA certificate of the path below the anchor: checked against its own issuer's
+    // CRL (RFC 5280 §6.3). Per issuer, the newest CRL that verifies decides: an older one of
+    // the same issuer (or one that only names it, signed by another key) must not hide a
+    // revocation, so each is tried alone, newest first, until one is usable. A CA whose
+    // issuer gave no usable CRL, or whose deciding CRL is past its nextUpdate, leaves the
+    // seal's status unknown, and the line names it.
+    let mut until = i64::MAX;
+    let mut unknown_cas = Vec::new();
+    let mut stale_cas = Vec::new();
+    for ca in cas_on_path(&signer.issuer_raw, intermediates, ctx.trust) {
+        let mut group: Vec<&ParsedCrl<'_>> = others
+            .iter()
+            .filter(|c| c.issuer_raw == ca.issuer_raw)
+            .collect();
         group.sort_by(|a, b| newest_first(a, b));
-        for crl in group.iter() {
+        let mut decided = None;
+        for crl in group {
             let list = [&crl.webpki];
             let Ok(builder) = RevocationOptionsBuilder::new(&list) else {
                 continue;
@@ -510,21 +557,82 @@ pub(crate) fn check_signer_revocation(
                             REVOCATION,
                             ReasonCode::CertRevoked,
                             format!(
-                                "an intermediate CA certificate of the chain is revoked (CRL #{})",
-                                crl.crl_number.as_deref().unwrap_or("?")
+                                "the CA {} of the chain is revoked (CRL #{} of {})",
+                                ca.subject,
+                                crl.crl_number.as_deref().unwrap_or("?"),
+                                ca.issuer
                             ),
                         ),
                         i64::MAX,
                     );
                 }
                 // The newest usable CRL of this issuer does not list it.
-                Ok(()) => break,
+                Ok(()) => {
+                    decided = Some(crl);
+                    break;
+                }
                 // Not usable (its signature does not verify, say): the next older one.
                 Err(_) => {}
             }
         }
+        match decided.and_then(|crl| crl.next_update.map(|next| (crl, next))) {
+            None if decided.is_none() => unknown_cas.push(format!(
+                "no usable CRL from {} for the CA {}",
+                ca.issuer, ca.subject
+            )),
+            None => {}
+            Some((crl, next)) if next < ctx.at.timestamp() => stale_cas.push(format!(
+                "CRL #{} of {} (for the CA {}) passed nextUpdate ({next}) before {}",
+                crl.crl_number.as_deref().unwrap_or("?"),
+                ca.issuer,
+                ca.subject,
+                ctx.at
+            )),
+            Some((_, next)) => until = until.min(next),
+        }
     }
+    let (check, signer_until) = signer_check(
+        ctx,
+        signer_cert_der,
+        signer,
+        intermediates,
+        signing_time,
+        from_issuer,
+        unreadable,
+    );
+    let check = match check.result {
+        CheckResult::Fail => return (check, signer_until),
+        _ if !stale_cas.is_empty() => {
+            Check::indeterminate(REVOCATION, ReasonCode::CrlExpired, stale_cas.join("; "))
+        }
+        CheckResult::Pass if !unknown_cas.is_empty() => match ctx.policy.revocation {
+            RevocationPolicy::RequireCrl => Check::indeterminate(
+                REVOCATION,
+                ReasonCode::RevocationUnknown,
+                unknown_cas.join("; "),
+            ),
+            RevocationPolicy::AllowUnknown => Check::skipped(
+                REVOCATION,
+                ReasonCode::RevocationUnknown,
+                unknown_cas.join("; "),
+            ),
+        },
+        _ => check,
+    };
+    (check, until.min(signer_until))
+}
 
+/// The signer certificate's own revocation line: the newest CRL of its issuer that verifies
+/// decides.
+fn signer_check(
+    ctx: &VerifyContext<'_>,
+    signer_cert_der: &[u8],
+    signer: &CertFacts,
+    intermediates: &[CertificateDer<'_>],
+    signing_time: DateTime<Utc>,
+    from_issuer: Vec<ParsedCrl<'_>>,
+    unreadable: usize,
+) -> (Check, i64) {
     // The signer certificate: the newest CRL of its issuer that verifies decides.
     let mut problems = Vec::new();
     for crl in &from_issuer {

@@ -150,14 +150,14 @@ fn code(report: &Report, check: &str) -> ReasonCode {
 struct Fixture {
     pki: bohai_certs::CityPki,
     key: SealKey,
-    crl: Vec<u8>,
+    crls: Vec<Vec<u8>>,
 }
 
 fn fixture() -> Fixture {
     let pki = city();
     let key = seal(&pki).into_seal_key().unwrap();
-    let crl = crl(&pki.issuing, &[]);
-    Fixture { pki, key, crl }
+    let crls = crls(&pki, &[]);
+    Fixture { pki, key, crls }
 }
 
 #[test]
@@ -165,7 +165,7 @@ fn sealed_licence_verifies_with_every_check_passed() {
     let f = fixture();
     let jws = seal_licence(&f.key, licence(1), entry(3)).unwrap();
     let list = status(&f.key, &f.pki, &[], now());
-    let v = verifier(&f.pki, vec![f.crl.clone()]);
+    let v = verifier(&f.pki, f.crls.clone());
     let (report, verified) = v.verify(
         &jws,
         LicenceInputs {
@@ -188,7 +188,7 @@ fn sealed_licence_verifies_with_every_check_passed() {
 fn statuses_in_the_list_decide() {
     let f = fixture();
     let jws = seal_licence(&f.key, licence(1), entry(5)).unwrap();
-    let v = verifier(&f.pki, vec![f.crl.clone()]);
+    let v = verifier(&f.pki, f.crls.clone());
     for (s, expected) in [
         (LicenceStatus::Revoked, ReasonCode::LicenceRevoked),
         (LicenceStatus::Suspended, ReasonCode::LicenceSuspended),
@@ -205,7 +205,7 @@ fn statuses_in_the_list_decide() {
 fn a_stale_or_missing_status_list_is_indeterminate_never_valid_or_invalid() {
     let f = fixture();
     let jws = seal_licence(&f.key, licence(1), entry(5)).unwrap();
-    let v = verifier(&f.pki, vec![f.crl.clone()]);
+    let v = verifier(&f.pki, f.crls.clone());
     // Made 10 minutes ago with a 5-minute maximum age, and even though it says "revoked".
     let old = status(
         &f.key,
@@ -236,7 +236,7 @@ fn validity_is_judged_at_the_verification_time_with_bounded_skew() {
     let mut l = licence(1);
     l.valid_until = now() + Duration::days(2);
     let jws = seal_licence(&f.key, l.clone(), entry(0)).unwrap();
-    let v = verifier(&f.pki, vec![f.crl.clone()]);
+    let v = verifier(&f.pki, f.crls.clone());
     // Within the skew: still valid; beyond it: expired / not yet valid.
     let list_late = status(&f.key, &f.pki, &[], l.valid_until + Duration::minutes(4));
     let at = l.valid_until + Duration::minutes(4);
@@ -259,7 +259,7 @@ fn validity_is_judged_at_the_verification_time_with_bounded_skew() {
 #[test]
 fn tampered_forged_and_wrong_issuer_licences_are_invalid() {
     let f = fixture();
-    let v = verifier(&f.pki, vec![f.crl.clone()]);
+    let v = verifier(&f.pki, f.crls.clone());
     let list = status(&f.key, &f.pki, &[], now());
     let jws = seal_licence(&f.key, licence(1), entry(0)).unwrap();
 
@@ -326,8 +326,7 @@ fn tampered_forged_and_wrong_issuer_licences_are_invalid() {
 #[test]
 fn a_revoked_seal_certificate_invalidates_its_licences() {
     let f = fixture();
-    let crl = crl(&f.pki.issuing, &[f.key.serial().to_vec()]);
-    let v = verifier(&f.pki, vec![crl]);
+    let v = verifier(&f.pki, crls(&f.pki, &[f.key.serial().to_vec()]));
     let jws = seal_licence(&f.key, licence(1), entry(0)).unwrap();
     let list = status(&f.key, &f.pki, &[], now());
     let report = verify(&v, &jws, Some(&list), now());
@@ -357,7 +356,7 @@ fn a_licence_in_another_departments_name_is_invalid_whatever_it_claims() {
     let f = fixture();
     let jws = seal_licence(&f.key, licence(1), entry(3)).unwrap();
     let list = status(&f.key, &f.pki, &[], now());
-    let v = verifier(&f.pki, vec![f.crl.clone()]);
+    let v = verifier(&f.pki, f.crls.clone());
     let (report, verified) = v.verify(
         &jws,
         LicenceInputs {
@@ -403,7 +402,7 @@ fn a_seal_certificate_the_registry_does_not_hold_for_the_issuer_seals_nothing() 
     let f = fixture();
     let jws = seal_licence(&f.key, licence(1), entry(3)).unwrap();
     let list = status(&f.key, &f.pki, &[], now());
-    let v = verifier(&f.pki, vec![f.crl.clone()]);
+    let v = verifier(&f.pki, f.crls.clone());
     for (held_by, expected) in [
         (None, ReasonCode::SealNotRegistered),
         (Some("public-security"), ReasonCode::SealNotOfIssuer),
@@ -426,7 +425,7 @@ fn a_seal_certificate_the_registry_does_not_hold_for_the_issuer_seals_nothing() 
 #[test]
 fn a_forgery_reusing_another_licences_index_is_invalid_and_a_new_index_is_unknown() {
     let f = fixture();
-    let v = verifier(&f.pki, vec![f.crl.clone()]);
+    let v = verifier(&f.pki, f.crls.clone());
     let mut list = StatusList::with_capacity(16);
     list.bind(3, "BL-2026-00000007").unwrap();
     let token = sign_status_list(&f.key, URI, &list, now(), 300).unwrap();
@@ -464,7 +463,7 @@ fn a_forgery_reusing_another_licences_index_is_invalid_and_a_new_index_is_unknow
 #[test]
 fn a_licence_carrying_another_types_number_is_not_of_its_type() {
     let f = fixture();
-    let v = verifier(&f.pki, vec![f.crl.clone()]);
+    let v = verifier(&f.pki, f.crls.clone());
     let mut list = StatusList::with_capacity(16);
     list.bind(3, "DL-2026-00000007").unwrap();
     list.bind(4, "BL-2026-00000008").unwrap();
@@ -488,7 +487,7 @@ fn a_licence_carrying_another_types_number_is_not_of_its_type() {
 #[test]
 fn a_status_list_from_the_future_or_with_an_endless_age_does_not_last() {
     let f = fixture();
-    let v = verifier(&f.pki, vec![f.crl.clone()]);
+    let v = verifier(&f.pki, f.crls.clone());
     let jws = seal_licence(&f.key, licence(1), entry(3)).unwrap();
     // Made a day after the verification time: never "fresh".
     let future = status(&f.key, &f.pki, &[], now() + Duration::days(1));
@@ -562,7 +561,7 @@ impl bohai_certs::licence::SealDirectory for OneSeal {
 fn the_compact_qr_form_verifies_with_a_key_id_and_fits_a_phone_qr_code() {
     use bohai_certs::licence::{key_id, seal_compact, QR_PREFIX};
     let f = fixture();
-    let v = verifier(&f.pki, vec![f.crl.clone()]);
+    let v = verifier(&f.pki, f.crls.clone());
     let list = status(&f.key, &f.pki, &[], now());
     // A realistic licence: a driving licence's holder and fields in Chinese.
     let mut l = licence(1);

@@ -46,7 +46,7 @@ fn sign_then_verify_is_valid_with_every_check_passed() {
     let key = seal(&pki).into_seal_key().unwrap();
     let sig = sign(&key, now());
     let der = sig.to_der().unwrap();
-    let crls = vec![crl(&pki.issuing, &[vec![0x42; 16]])];
+    let crls = crls(&pki, &[vec![0x42; 16]]);
     let (report, verified) = verify_with(
         &trust(&pki),
         &crls,
@@ -85,7 +85,7 @@ fn tampered_document_is_invalid() {
     let pki = city();
     let key = seal(&pki).into_seal_key().unwrap();
     let der = sign(&key, now()).to_der().unwrap();
-    let crls = vec![crl(&pki.issuing, &[])];
+    let crls = crls(&pki, &[]);
     let (report, verified) = verify_with(
         &trust(&pki),
         &crls,
@@ -122,7 +122,7 @@ fn tampered_tbs_byte_is_signature_invalid() {
     tampered[pos] ^= 0x01;
     let mut tampered_hash = hash;
     tampered_hash[0] ^= 0x01;
-    let crls = vec![crl(&pki.issuing, &[])];
+    let crls = crls(&pki, &[]);
     let ctx = VerifyContext {
         trust: &trust(&pki),
         crls: &crls,
@@ -168,7 +168,7 @@ fn signing_outside_certificate_validity() {
     let pki = city();
     let key = seal(&pki).into_seal_key().unwrap();
     let trust = trust(&pki);
-    let crls = vec![crl(&pki.issuing, &[])];
+    let crls = crls(&pki, &[]);
 
     let early = now() - Duration::days(20);
     let der = sign(&key, early).to_der().unwrap();
@@ -204,7 +204,7 @@ fn signing_time_in_the_future_is_rejected() {
     let pki = city();
     let key = seal(&pki).into_seal_key().unwrap();
     let der = sign(&key, now() + Duration::days(2)).to_der().unwrap();
-    let crls = vec![crl(&pki.issuing, &[])];
+    let crls = crls(&pki, &[]);
     let (report, _) = verify_with(
         &trust(&pki),
         &crls,
@@ -224,7 +224,7 @@ fn revoked_seal_is_invalid() {
     let pki = city();
     let key = seal(&pki).into_seal_key().unwrap();
     let der = sign(&key, now()).to_der().unwrap();
-    let crls = vec![crl(&pki.issuing, &[vec![0x42; 16], key.serial().to_vec()])];
+    let crls = crls(&pki, &[vec![0x42; 16], key.serial().to_vec()]);
     let (report, verified) = verify_with(
         &trust(&pki),
         &crls,
@@ -341,9 +341,19 @@ fn the_newest_crl_that_verifies_decides_whatever_is_configured_before_it() {
             vec![ReasonCode::CertRevoked],
             "{case}: {report:#?}"
         );
-        // Only the hiding CRL: the revocation is not known (intermediates: allowed).
+        // Only the hiding CRL: the root's own (older, or the same day) does not list the
+        // issuing CA, and is what the verifier knows; one the root never signed says nothing,
+        // so the issuing CA's status is unknown.
         let report = judge(vec![issuing_ok.clone(), hiding]);
-        assert_eq!(report.overall, Verdict::Valid, "{report:#?}");
+        if case == "newer, another key" {
+            assert_eq!(
+                report.problem_codes(),
+                vec![ReasonCode::RevocationUnknown],
+                "{report:#?}"
+            );
+        } else {
+            assert_eq!(report.overall, Verdict::Valid, "{report:#?}");
+        }
     }
 
     // The seal, revoked by the issuing CA.
@@ -405,7 +415,7 @@ fn expired_crl_is_indeterminate() {
     let pki = city();
     let key = seal(&pki).into_seal_key().unwrap();
     let der = sign(&key, now()).to_der().unwrap();
-    let crls = vec![crl(&pki.issuing, &[])];
+    let crls = crls(&pki, &[]);
     let (report, _) = verify_with(
         &trust(&pki),
         &crls,
@@ -447,7 +457,7 @@ fn certificate_without_non_repudiation_is_key_usage_missing() {
         vec![doc_document_signing()],
     );
     let der = sign(&key, now()).to_der().unwrap();
-    let crls = vec![crl(&pki.issuing, &[])];
+    let crls = crls(&pki, &[]);
     let (report, _) = verify_with(
         &trust(&pki),
         &crls,
@@ -467,7 +477,7 @@ fn certificate_without_document_signing_eku_is_eku_missing() {
     for ekus in [vec![], vec![Eku::ClientAuth]] {
         let key = custom_seal(&pki, ku.clone(), ekus);
         let der = sign(&key, now()).to_der().unwrap();
-        let crls = vec![crl(&pki.issuing, &[])];
+        let crls = crls(&pki, &[]);
         let (report, _) = verify_with(
             &trust(&pki),
             &crls,
@@ -485,7 +495,7 @@ fn certificate_without_document_signing_eku_is_eku_missing() {
     // Control: the same construction with the EKU verifies.
     let key = custom_seal(&pki, ku, vec![doc_document_signing()]);
     let der = sign(&key, now()).to_der().unwrap();
-    let crls = vec![crl(&pki.issuing, &[])];
+    let crls = crls(&pki, &[]);
     let (report, _) = verify_with(
         &trust(&pki),
         &crls,
@@ -513,7 +523,7 @@ fn record_from_an_untrusted_maker_is_seal_record_invalid() {
     )
     .unwrap();
     let der = sign(&key, now()).to_der().unwrap();
-    let crls = vec![crl(&pki.issuing, &[])];
+    let crls = crls(&pki, &[]);
     let (report, _) = verify_with(
         &trust(&pki),
         &crls,
@@ -592,7 +602,7 @@ fn the_seal_image_is_checked_against_the_record_when_given() {
     assert_eq!(issued.record.info().picture_digest, image.digest());
     let key = issued.into_seal_key().unwrap();
     let der = sign(&key, now()).to_der().unwrap();
-    let crls = vec![crl(&pki.issuing, &[])];
+    let crls = crls(&pki, &[]);
     let trust = trust(&pki);
     let ctx = VerifyContext {
         trust: &trust,
@@ -639,10 +649,10 @@ fn the_seal_image_is_checked_against_the_record_when_given() {
 // with rcgen; each case changes one thing of a seal that otherwise verifies, so the reason
 // code asserted is the only problem in the report unless the case says otherwise.
 
-/// Verifies `der` over [`DOCUMENT`] at `now()` against the city root, with a fresh CRL of the
-/// city issuing CA that lists nothing.
+/// Verifies `der` over [`DOCUMENT`] at `now()` against the city root, with fresh CRLs of the
+/// city's CAs that list nothing.
 fn verify_city(pki: &bohai_certs::CityPki, der: &[u8]) -> Report {
-    let crls = vec![crl(&pki.issuing, &[])];
+    let crls = crls(pki, &[]);
     verify_with(
         &trust(pki),
         &crls,
@@ -944,5 +954,70 @@ fn seal_certificate_issuing_another_is_ca_constraint_violated() {
     assert_eq!(
         report.problem_codes(),
         vec![ReasonCode::CaConstraintViolated]
+    );
+}
+
+/// The subject of `der` as the verifier names it.
+fn subject_of(der: &[u8]) -> String {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    X509Certificate::from_der(der)
+        .expect("a certificate")
+        .1
+        .subject()
+        .to_string()
+}
+
+/// RFC 5280 §6.3: each certificate of the path is checked against its issuer's CRL. With the
+/// issuing CA's CRL but none from the root (which alone says whether the issuing CA was
+/// revoked), or with the root's past its nextUpdate, the seal's status is not known: the
+/// verdict is INDETERMINATE, naming the CA whose status is unknown.
+#[test]
+fn a_missing_or_stale_crl_of_a_ca_above_the_seal_is_indeterminate_naming_that_ca() {
+    let pki = city();
+    let key = seal(&pki).into_seal_key().unwrap();
+    let der = sign(&key, now()).to_der().unwrap();
+    let judge = |crls: Vec<Vec<u8>>, policy: VerifyPolicy| {
+        verify_with(&trust(&pki), &crls, now(), policy, DOCUMENT, &der).0
+    };
+    let issuing_ca = subject_of(pki.issuing.cert_der());
+
+    let report = judge(vec![crl(&pki.issuing, &[])], VerifyPolicy::default());
+    assert_eq!(report.overall, Verdict::Indeterminate, "{report:#?}");
+    assert_eq!(report.problem_codes(), vec![ReasonCode::RevocationUnknown]);
+    let line = report.check("revocation").unwrap();
+    assert!(line.message_en.contains(&issuing_ca), "{line:?}");
+
+    // The root's CRL made ten days ago, past its nextUpdate three days ago.
+    let stale = bohai_certs::issue_crl(
+        &pki.root,
+        &[],
+        1,
+        now() - Duration::days(10),
+        now() - Duration::days(3),
+    )
+    .unwrap();
+    let report = judge(vec![crl(&pki.issuing, &[]), stale], VerifyPolicy::default());
+    assert_eq!(report.overall, Verdict::Indeterminate, "{report:#?}");
+    assert_eq!(report.problem_codes(), vec![ReasonCode::CrlExpired]);
+    assert!(report
+        .check("revocation")
+        .unwrap()
+        .message_en
+        .contains(&issuing_ca));
+
+    // Both current: VALID.
+    let report = judge(crls(&pki, &[]), VerifyPolicy::default());
+    assert_eq!(report.overall, Verdict::Valid, "{report:#?}");
+
+    // A verifier that allows an unknown status still says the root's status is unknown.
+    let allow = VerifyPolicy {
+        revocation: RevocationPolicy::AllowUnknown,
+        ..VerifyPolicy::default()
+    };
+    let report = judge(vec![crl(&pki.issuing, &[])], allow);
+    assert_eq!(report.overall, Verdict::Valid, "{report:#?}");
+    assert_eq!(
+        report.check("revocation").unwrap().result,
+        CheckResult::Skipped
     );
 }

@@ -219,6 +219,12 @@ pub struct PkiConfig {
     /// once half of this has passed. Default `7d`.
     #[serde(with = "humantime_serde")]
     pub crl_validity: Duration,
+    /// How long a CRL of the city root is valid. `bohai serve` reissues it once half of this
+    /// has passed while the root key is in the hub; with the key kept off the hub, `bohai
+    /// seal root-crl --root-key FILE` makes it there. Every seal verifies INDETERMINATE once
+    /// the root's CRL is past its next update. Default `365d`, at least `1d`.
+    #[serde(with = "humantime_serde")]
+    pub root_crl_validity: Duration,
     /// URL of the CRL written as the CRL distribution point of new seal certificates.
     /// Default none.
     pub crl_url: Option<String>,
@@ -235,6 +241,7 @@ impl Default for PkiConfig {
             trust_anchors: Vec::new(),
             crls: Vec::new(),
             crl_validity: Duration::from_secs(7 * 24 * 3600),
+            root_crl_validity: Duration::from_secs(365 * 24 * 3600),
             crl_url: None,
             city_zh: "盘锦市".to_owned(),
             government_zh: "盘锦市人民政府".to_owned(),
@@ -747,6 +754,9 @@ impl Config {
         }
         if self.http.request_timeout < Duration::from_secs(1) {
             bad("http.request_timeout", "must be at least 1s".to_owned());
+        }
+        if self.pki.root_crl_validity < Duration::from_secs(24 * 3600) {
+            bad("pki.root_crl_validity", "must be at least 1d".to_owned());
         }
         if !(1..=16384).contains(&self.kafka.producer_queue_mib) {
             bad(

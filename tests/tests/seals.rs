@@ -13,6 +13,7 @@ use std::process::Output;
 use bohai_certs_testkit::{DeptCa, Openssl};
 use bohai_hub::auth;
 use bohai_hub::seals::service::{hex_lower, reissue_if_due, sha256};
+use bohai_hub::seals::SealsService;
 use bohai_tests::trust::problem_codes as codes;
 use bohai_tests::{bohai, prepared_config, write_config, write_config_with_master_key, RunningHub};
 use serde_json::{json, Value};
@@ -1017,6 +1018,47 @@ async fn an_operator_pki_of_root_issuing_ca_and_seal_needs_only_its_root_and_hon
     };
     assert_eq!(verify(), ("VALID".to_owned(), vec![]));
 
+    // Without the root's CRL, whether the issuing CA was revoked is not known (RFC 5280
+    // §6.3): INDETERMINATE, naming the issuing CA.
+    with_pki(
+        &file,
+        &base,
+        &master,
+        &format!(
+            "trust_anchors = [\"{}\"]\ncrls = [\"{}\"]\n",
+            d.join("ca.pem").display(),
+            issuing_crl.display()
+        ),
+    );
+    let out = run(
+        &file,
+        &[
+            "seal",
+            "verify",
+            doc.to_str().unwrap(),
+            d.join("doc.txt.sig").to_str().unwrap(),
+            "--json",
+        ],
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["overall"], "INDETERMINATE", "{report:#}");
+    assert_eq!(codes(&report), ["REVOCATION_UNKNOWN"], "{report:#}");
+    assert!(
+        report.to_string().contains("盘锦市公安局印章签发CA"),
+        "{report:#}"
+    );
+    with_pki(
+        &file,
+        &base,
+        &master,
+        &format!(
+            "trust_anchors = [\"{}\"]\ncrls = [\"{}\", \"{}\"]\n",
+            d.join("ca.pem").display(),
+            root_crl.display(),
+            issuing_crl.display()
+        ),
+    );
+
     // The root revokes the issuing CA and publishes its new CRL: the seal's signatures are
     // INVALID, the revocation found on the CA.
     let old_root_crl = d.join("root-old.crl");
@@ -1049,4 +1091,116 @@ async fn an_operator_pki_of_root_issuing_ca_and_seal_needs_only_its_root_and_hon
         (overall.as_str(), codes),
         ("INVALID", vec!["CERT_REVOKED".to_owned()])
     );
+}
+
+/// The city root's CRL says whether the issuing CA was revoked: made with the CA, published at
+/// `/api/v1/pki/root-crl`, and made where the root key is kept once the key has left the hub.
+/// A root CRL past its next update leaves every seal INDETERMINATE, naming the issuing CA,
+/// until a new one is made.
+#[tokio::test]
+async fn the_city_roots_crl_is_published_and_a_stale_one_leaves_seals_indeterminate_until_remade() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = prepared_config().await.unwrap();
+    config.pki.master_key_file = dir.path().join("state/master.key");
+    config.pki.root_crl_validity = std::time::Duration::from_secs(24 * 3600);
+    let file = write_config_with_master_key(&config, dir.path()).unwrap();
+    let db = bohai_hub::database::pool(&config.database).unwrap();
+    ok(&file, &["seal", "init-ca"]);
+    ok(&file, &["seal", "issue", "market-regulation"]);
+    let doc = dir.path().join("doc.txt");
+    std::fs::write(&doc, "关于某事项的批复").unwrap();
+    ok(
+        &file,
+        &[
+            "seal",
+            "sign",
+            "--dept",
+            "market-regulation",
+            doc.to_str().unwrap(),
+        ],
+    );
+    let sig = dir.path().join("doc.txt.sig");
+    let verify = || {
+        let out = run(
+            &file,
+            &[
+                "seal",
+                "verify",
+                doc.to_str().unwrap(),
+                sig.to_str().unwrap(),
+                "--json",
+            ],
+        );
+        serde_json::from_slice::<Value>(&out.stdout)
+            .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)))
+    };
+    assert_eq!(verify()["overall"], "VALID");
+
+    let hub = RunningHub::start(config.clone()).await.unwrap();
+    let r = reqwest::get(hub.url("/api/v1/pki/root-crl")).await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.headers()["content-type"], "application/pkix-crl");
+    let der = r.bytes().await.unwrap();
+    let crl = std::process::Command::new("openssl")
+        .args([
+            "crl", "-inform", "DER", "-noout", "-issuer", "-nameopt", "utf8",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write as _;
+            child.stdin.take().unwrap().write_all(&der)?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    let issuer = String::from_utf8_lossy(&crl.stdout).to_string();
+    assert!(issuer.contains("根"), "{issuer}");
+
+    // The root key leaves the hub; a root CRL made two days ago (valid one day) is the newest.
+    let key_file = dir.path().join("root.key");
+    ok(
+        &file,
+        &[
+            "seal",
+            "export-root-key",
+            "-o",
+            key_file.to_str().unwrap(),
+            "--remove",
+        ],
+    );
+    let key_pem = std::fs::read_to_string(&key_file).unwrap();
+    SealsService::public(&db, &config.pki)
+        .reissue_root_crl(
+            chrono::Utc::now() - chrono::Duration::days(2),
+            Some(&key_pem),
+        )
+        .await
+        .unwrap();
+    let report = verify();
+    assert_eq!(report["overall"], "INDETERMINATE", "{report:#}");
+    assert_eq!(codes(&report), ["CRL_EXPIRED"], "{report:#}");
+    assert!(report.to_string().contains("签发"), "{report:#}");
+
+    // Without the key the hub cannot make one; with the key kept off the hub, it is made.
+    let refused = run(&file, &["seal", "root-crl"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("root CA key is not in the hub"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let made: Value = serde_json::from_str(&ok(
+        &file,
+        &[
+            "seal",
+            "root-crl",
+            "--root-key",
+            key_file.to_str().unwrap(),
+            "--json",
+        ],
+    ))
+    .unwrap();
+    assert!(made["crl_number"].as_i64().unwrap() > 1, "{made}");
+    assert_eq!(verify()["overall"], "VALID");
 }

@@ -105,6 +105,12 @@ pub fn crl(issuer: &CaCert, revoked: &[Vec<u8>]) -> Vec<u8> {
     .unwrap()
 }
 
+/// Current CRLs of the whole path of a city seal: the issuing CA's, listing `revoked`, and
+/// the root's, listing nothing.
+pub fn crls(pki: &CityPki, revoked: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    vec![crl(&pki.issuing, revoked), crl(&pki.root, &[])]
+}
+
 /// A seal of the city (the market regulator's) with the intermediates `chain` carried.
 pub fn city_seal_carrying(pki: &CityPki, chain: Vec<Vec<u8>>) -> SealKey {
     let issued = seal(pki);

@@ -38,6 +38,17 @@ pub enum SealCommand {
         #[arg(long)]
         remove: bool,
     },
+    /// Issue a new CRL of the city root (valid `pki.root_crl_validity`), with the root key the
+    /// hub keeps or, where the key is kept off the hub, with `--root-key`. `bohai serve`
+    /// reissues it by itself only while the hub has the key.
+    RootCrl {
+        /// The root key (PKCS#8 PEM, as `export-root-key` wrote it).
+        #[arg(long, value_name = "FILE")]
+        root_key: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Issue a seal certificate and seal record for a department.
     Issue {
         /// Department code, e.g. market-regulation.
@@ -255,6 +266,49 @@ pub(super) async fn run(config: &Config, command: &SealCommand) -> anyhow::Resul
                 );
             } else {
                 eprintln!("root key written to {}", output.display());
+            }
+        }
+        SealCommand::RootCrl { root_key, json } => {
+            let key = root_key
+                .as_ref()
+                .map(|path| {
+                    std::fs::read(path)
+                        .map(bohai_certs::secret::SecretBytes::new)
+                        .with_context(|| format!("cannot read {}", path.display()))
+                })
+                .transpose()?;
+            let key_pem = key
+                .as_ref()
+                .map(|k| std::str::from_utf8(k.expose_secret()))
+                .transpose()
+                .context("the root key file is not PEM text")?;
+            let service = match key_pem {
+                Some(_) => SealsService::public(&db, pki),
+                None => SealsService::with_master_key(&db, pki)?,
+            };
+            let crl = service.reissue_root_crl(now, key_pem).await?;
+            record(
+                &db,
+                "ca.root_crl",
+                None,
+                serde_json::json!({"crl_number": crl.number, "next_update": crl.next_update, "offline_key": key_pem.is_some()}),
+            )
+            .await?;
+            if *json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "crl_number": crl.number,
+                        "this_update": crl.this_update,
+                        "next_update": crl.next_update,
+                    })
+                );
+            } else {
+                println!(
+                    "root CRL {} issued, valid until {}",
+                    crl.number,
+                    crl.next_update.to_rfc3339()
+                );
             }
         }
         SealCommand::Issue {

@@ -258,6 +258,7 @@ fn open_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(seals::seal_image))
         .routes(routes!(seals::verify_signature))
         .routes(routes!(seals::crl))
+        .routes(routes!(seals::root_crl))
         .routes(routes!(licences::verify_licences))
         .routes(routes!(licences::status_list))
         .routes(routes!(licences::trust_bundle))

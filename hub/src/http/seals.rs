@@ -240,19 +240,52 @@ pub(super) async fn crl(
         .await
         .map_err(api_error)?
         .ok_or_else(|| ApiError::not_found("no CRL yet: run `bohai seal init-ca`"))?;
+    Ok(crl_response(&headers, crl.der))
+}
+
+/// The newest CRL of the city root: the revocation status of the issuing CA, which every
+/// verification of a city seal needs beside the issuing CA's CRL (RFC 5280 §6.3). DER, or
+/// PEM with `Accept: application/x-pem-file`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/pki/root-crl",
+    tag = "seals",
+    responses(
+        (status = 200, description = "The root's CRL", content_type = "application/pkix-crl"),
+        (status = 404, description = "No root CRL yet (no city CA, or one made before root CRLs and not reissued since)", body = super::ErrorBody),
+    )
+)]
+pub(super) async fn root_crl(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let crl = SealsService::public(&state.db, &state.config.pki)
+        .latest_root_crl()
+        .await
+        .map_err(api_error)?
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "no root CRL yet: run `bohai seal root-crl` (with `--root-key` where the root key is kept off the hub)",
+            )
+        })?;
+    Ok(crl_response(&headers, crl.der))
+}
+
+/// A CRL as DER, or as PEM when the client asks for `application/x-pem-file`.
+fn crl_response(headers: &HeaderMap, der: Vec<u8>) -> Response {
     let wants_pem = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("application/x-pem-file"));
-    Ok(if wants_pem {
+    if wants_pem {
         (
             [(header::CONTENT_TYPE, "application/x-pem-file")],
-            bohai_certs::crl_to_pem(&crl.der),
+            bohai_certs::crl_to_pem(&der),
         )
             .into_response()
     } else {
-        ([(header::CONTENT_TYPE, "application/pkix-crl")], crl.der).into_response()
-    })
+        ([(header::CONTENT_TYPE, "application/pkix-crl")], der).into_response()
+    }
 }
 
 /// Every seal (never a key).

@@ -15,7 +15,7 @@ use bohai_schemas::registry::Department;
 use chrono::{DateTime, Duration, Utc};
 use sqlx::PgPool;
 
-use super::store::{self, StoredCa, StoredCrl, StoredSeal};
+use super::store::{self, CrlIssuer, StoredCa, StoredCrl, StoredSeal};
 use super::{
     Coverage, CoverageState, DepartmentCoverage, ImageDetails, RecordDetails, SealDetails,
     SealState, SealSummary, SealsError,
@@ -311,6 +311,7 @@ impl<'a> SealsService<'a> {
         store::replace_ca(&mut tx, &stored).await?;
         tx.commit().await?;
         let crl = self.reissue_crl(now).await?;
+        self.reissue_root_crl(now, None).await?;
         Ok(CaMade {
             root_pem: pki.root.cert_pem(),
             issuing_pem: pki.issuing.cert_pem(),
@@ -337,6 +338,24 @@ impl<'a> SealsService<'a> {
     pub async fn root_pem(&self) -> Result<String, SealsError> {
         let ca = self.stored_ca().await?;
         Ok(pem_block("CERTIFICATE", &ca.root_cert_der))
+    }
+
+    /// The city root with its key: the one the hub keeps, or `offline_key_pem` (PKCS#8 PEM,
+    /// kept off the hub) when given.
+    async fn root(&self, offline_key_pem: Option<&str>) -> Result<CaCert, SealsError> {
+        let ca = self.stored_ca().await?;
+        match offline_key_pem {
+            Some(pem) => Ok(CaCert::from_pem(
+                &pem_block("CERTIFICATE", &ca.root_cert_der),
+                pem,
+            )?),
+            None => {
+                let encrypted = ca.root_key_encrypted.ok_or(SealsError::RootKeyAbsent)?;
+                let key =
+                    parse_encrypted(&encrypted, "root key")?.decrypt(self.master()?, LABEL_ROOT)?;
+                Ok(CaCert::from_parts(ca.root_cert_der, key)?)
+            }
+        }
     }
 
     async fn issuing(&self) -> Result<CaCert, SealsError> {
@@ -677,13 +696,13 @@ impl<'a> SealsService<'a> {
             .collect())
     }
 
-    /// The CRLs every verification uses: the newest city CRL and those of `pki.crls`.
+    /// The CRLs every verification uses: the newest CRL of each city CA (the issuing CA's for
+    /// the seals, the root's for the issuing CA) and those of `pki.crls`.
     pub async fn crls(&self) -> Result<Vec<Vec<u8>>, SealsError> {
-        let mut crls: Vec<Vec<u8>> = store::latest_crl(self.db)
-            .await?
-            .map(|c| c.der)
-            .into_iter()
-            .collect();
+        let mut crls: Vec<Vec<u8>> = Vec::new();
+        for issuer in [CrlIssuer::Issuing, CrlIssuer::Root] {
+            crls.extend(store::latest_crl(self.db, issuer).await?.map(|c| c.der));
+        }
         crls.extend(configured_crls(self.config));
         Ok(crls)
     }
@@ -744,30 +763,50 @@ impl<'a> SealsService<'a> {
                 reason: parse_reason(&reason).unwrap_or(RevocationReason::Unspecified),
             });
         }
-        let number = store::next_crl_number(&mut tx).await?;
-        let next_update = now + validity;
-        let der = issue_crl(
+        let crl = sign_crl(
+            &mut tx,
+            CrlIssuer::Issuing,
             &issuing,
             &revoked,
-            u64::try_from(number).unwrap_or(1),
             now,
-            next_update,
-        )?;
-        let crl = StoredCrl {
-            number,
-            der,
-            this_update: now,
-            next_update,
-        };
-        store::insert_crl(&mut tx, &crl).await?;
+            now + validity,
+        )
+        .await?;
         tx.commit().await?;
-        tracing::info!(crl_number = number, revoked = revoked.len(), "issued a CRL");
+        tracing::info!(crl_number = crl.number, revoked = revoked.len(), "issued a CRL");
         Ok(crl)
     }
 
-    /// The newest CRL.
+    /// Issues a new CRL of the city root, valid `pki.root_crl_validity` from `now`, signed
+    /// with the root key the hub keeps or with `offline_key_pem` (the key kept off the hub).
+    /// It lists no certificate: the city never revokes its issuing CA in place (a compromised
+    /// issuing CA is replaced with `seal init-ca --force`).
+    pub async fn reissue_root_crl(
+        &self,
+        now: DateTime<Utc>,
+        offline_key_pem: Option<&str>,
+    ) -> Result<StoredCrl, SealsError> {
+        let root = self.root(offline_key_pem).await?;
+        let validity = Duration::from_std(self.config.root_crl_validity)
+            .unwrap_or_else(|_| Duration::days(365));
+        let mut tx = self.db.begin().await?;
+        if !store::lock_ca(&mut tx).await? {
+            return Err(SealsError::NoCa);
+        }
+        let crl = sign_crl(&mut tx, CrlIssuer::Root, &root, &[], now, now + validity).await?;
+        tx.commit().await?;
+        tracing::info!(crl_number = crl.number, next_update = %crl.next_update, "issued the root's CRL");
+        Ok(crl)
+    }
+
+    /// The newest CRL of the issuing CA.
     pub async fn latest_crl(&self) -> Result<Option<StoredCrl>, SealsError> {
-        Ok(store::latest_crl(self.db).await?)
+        Ok(store::latest_crl(self.db, CrlIssuer::Issuing).await?)
+    }
+
+    /// The newest CRL of the root.
+    pub async fn latest_root_crl(&self) -> Result<Option<StoredCrl>, SealsError> {
+        Ok(store::latest_crl(self.db, CrlIssuer::Root).await?)
     }
 
     /// Seal coverage of every department of the registry at `at`.
@@ -776,6 +815,34 @@ impl<'a> SealsService<'a> {
         let seals = store::list_seals(self.db).await?;
         Ok(coverage_of(&departments, &seals, at))
     }
+}
+
+/// Signs the next CRL of `ca` (`issuer` in the store), listing `revoked`, and stores it in `tx`
+/// (which holds the CA's lock).
+async fn sign_crl(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    issuer: CrlIssuer,
+    ca: &CaCert,
+    revoked: &[RevokedSeal],
+    this_update: DateTime<Utc>,
+    next_update: DateTime<Utc>,
+) -> Result<StoredCrl, SealsError> {
+    let number = store::next_crl_number(tx).await?;
+    let der = issue_crl(
+        ca,
+        revoked,
+        u64::try_from(number).unwrap_or(1),
+        this_update,
+        next_update,
+    )?;
+    let crl = StoredCrl {
+        number,
+        der,
+        this_update,
+        next_update,
+    };
+    store::insert_crl(tx, issuer, &crl).await?;
+    Ok(crl)
 }
 
 /// The seal id prefix for a department: its whole registry code (up to 32 characters,
@@ -856,7 +923,7 @@ pub async fn reissue_if_due(
     }
     let validity = config.crl_validity.max(StdDuration::from_secs(60));
     let half = Duration::from_std(validity / 2).unwrap_or_else(|_| Duration::days(1));
-    let due = match store::latest_crl(db).await? {
+    let due = match store::latest_crl(db, CrlIssuer::Issuing).await? {
         Some(crl) => now >= crl.this_update + half,
         None => true,
     };
@@ -864,6 +931,31 @@ pub async fn reissue_if_due(
         SealsService::with_master_key(db, config)?
             .reissue_crl(now)
             .await?;
+    }
+    let root_half =
+        Duration::from_std(config.root_crl_validity / 2).unwrap_or_else(|_| Duration::days(180));
+    let root_crl = store::latest_crl(db, CrlIssuer::Root).await?;
+    let root_due = root_crl
+        .as_ref()
+        .is_none_or(|crl| now >= crl.this_update + root_half);
+    if root_due {
+        match SealsService::with_master_key(db, config)?
+            .reissue_root_crl(now, None)
+            .await
+        {
+            Ok(_) => {}
+            // The root key is kept off the hub: its CRL is made there (`bohai seal root-crl
+            // --root-key FILE`). Said while it is due; every seal verifies INDETERMINATE
+            // once it has passed its nextUpdate (or if there is none).
+            Err(SealsError::RootKeyAbsent) => {
+                let until = root_crl.map(|c| c.next_update);
+                tracing::warn!(
+                    next_update = ?until,
+                    "the root's CRL is due and the root key is not in the hub: run `bohai seal root-crl --root-key FILE` where the key is kept, before the CRL's next update (after it, every seal verifies INDETERMINATE)"
+                );
+            }
+            Err(e) => return Err(e),
+        }
     }
     Ok(due)
 }

@@ -257,26 +257,50 @@ pub async fn next_crl_number(tx: &mut Transaction<'_, Postgres>) -> Result<i64, 
     Ok(n)
 }
 
-/// Stores a CRL.
+/// Which city CA signed a CRL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrlIssuer {
+    /// The issuing CA: its CRL lists revoked seals.
+    Issuing,
+    /// The root: its CRL lists revoked CA certificates (the issuing CA).
+    Root,
+}
+
+impl CrlIssuer {
+    fn as_str(self) -> &'static str {
+        match self {
+            CrlIssuer::Issuing => "issuing",
+            CrlIssuer::Root => "root",
+        }
+    }
+}
+
+/// Stores a CRL `issuer` signed.
 pub async fn insert_crl(
     tx: &mut Transaction<'_, Postgres>,
+    issuer: CrlIssuer,
     crl: &StoredCrl,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO crls (number, der, this_update, next_update) VALUES ($1, $2, $3, $4)")
-        .bind(crl.number)
+    sqlx::query(
+        "INSERT INTO crls (number, der, this_update, next_update, issuer) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(crl.number)
         .bind(&crl.der)
         .bind(crl.this_update)
-        .bind(crl.next_update)
-        .execute(&mut **tx)
-        .await?;
+    .bind(crl.next_update)
+    .bind(issuer.as_str())
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
-/// The newest CRL.
-pub async fn latest_crl(db: &PgPool) -> Result<Option<StoredCrl>, sqlx::Error> {
+/// The newest CRL `issuer` signed.
+pub async fn latest_crl(db: &PgPool, issuer: CrlIssuer) -> Result<Option<StoredCrl>, sqlx::Error> {
     sqlx::query_as::<_, StoredCrl>(
-        "SELECT number, der, this_update, next_update FROM crls ORDER BY number DESC LIMIT 1",
+        "SELECT number, der, this_update, next_update FROM crls WHERE issuer = $1
+         ORDER BY number DESC LIMIT 1",
     )
+    .bind(issuer.as_str())
     .fetch_optional(db)
     .await
 }
