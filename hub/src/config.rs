@@ -380,7 +380,9 @@ pub struct KafkaConfig {
     /// Most records, in MiB, each department's ingest producer holds that the brokers have
     /// not taken yet (librdkafka's `queue.buffering.max.kbytes`). A department whose records
     /// are not taken waits when its queue is full (HTTP push answers 503); the other
-    /// departments, each with a producer of its own, go on. Default 128, at most 16384.
+    /// departments, each with a producer of its own, go on. While the brokers are away, the
+    /// hub may hold this much for every department that sends. Default 64, from 4 (above the
+    /// largest record batch, 3 MiB) to 16384.
     pub producer_queue_mib: u32,
     /// Extra librdkafka client properties passed as they are, for example
     /// `"security.protocol" = "SASL_SSL"`, `"sasl.mechanisms" = "SCRAM-SHA-512"`.
@@ -398,7 +400,7 @@ impl Default for KafkaConfig {
             retention: Duration::from_secs(30 * 24 * 3600),
             compression: "producer".to_owned(),
             request_timeout: Duration::from_secs(5),
-            producer_queue_mib: 128,
+            producer_queue_mib: 64,
             options: BTreeMap::new(),
         }
     }
@@ -758,11 +760,11 @@ impl Config {
         if self.pki.root_crl_validity < Duration::from_secs(24 * 3600) {
             bad("pki.root_crl_validity", "must be at least 1d".to_owned());
         }
-        if !(1..=16384).contains(&self.kafka.producer_queue_mib) {
+        if !(4..=16384).contains(&self.kafka.producer_queue_mib) {
             bad(
                 "kafka.producer_queue_mib",
                 format!(
-                    "must be from 1 to 16384 (MiB), found {}",
+                    "must be from 4 to 16384 (MiB), found {}",
                     self.kafka.producer_queue_mib
                 ),
             );

@@ -569,10 +569,11 @@ async fn the_pipeline_waits_out_the_hub_database_going_away() {
     assert!(waits >= 1.0, "no retry counted:\n{metrics}");
 }
 
-#[tokio::test]
-async fn the_pipeline_waits_out_the_broker_going_away() {
-    use bohai_tests::broker::PrivateBroker;
-    let mut broker = PrivateBroker::start().await.unwrap();
+/// A configuration on a fresh database with the hub's topics on `broker`, its pool and
+/// registry.
+async fn with_private_broker(
+    broker: &bohai_tests::broker::PrivateBroker,
+) -> (Config, PgPool, Registry) {
     let mut config = bohai_tests::test_config().await.unwrap();
     config.kafka.brokers = broker.brokers();
     bohai_hub::database::prepare_schema(&config.database)
@@ -582,6 +583,14 @@ async fn the_pipeline_waits_out_the_broker_going_away() {
     let registry = Registry::load(&config.registry.dir).unwrap();
     bohai_hub::registry::sync(&db, &registry).await.unwrap();
     topics::ensure(&config.kafka, &registry).await.unwrap();
+    (config, db, registry)
+}
+
+#[tokio::test]
+async fn the_pipeline_waits_out_the_broker_going_away() {
+    use bohai_tests::broker::PrivateBroker;
+    let mut broker = PrivateBroker::start().await.unwrap();
+    let (mut config, db, _registry) = with_private_broker(&broker).await;
     let dir = tempfile::tempdir().unwrap();
     let feed = outage_feed(&config, dir.path(), "psb-broker-away", 20_000);
     config.pipeline.connectors = vec![feed.connector.clone()];
@@ -595,4 +604,58 @@ async fn the_pipeline_waits_out_the_broker_going_away() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     broker.resume().await.unwrap();
     feed.reconciles(&db, &config).await;
+}
+
+/// A push answered 503 while the broker is away leaves its records with the producer, to be
+/// delivered once the broker is back, whether or not the request committed them. A retry
+/// with the same Idempotency-Key but other records must be refused, not answered 200 while
+/// the sink skips its records as ones it already applied; the same records are taken once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_503_must_send_the_records_the_first_attempt_left_with_the_broker() {
+    use bohai_tests::broker::PrivateBroker;
+    let mut broker = PrivateBroker::start().await.unwrap();
+    let (mut config, db, registry) = with_private_broker(&broker).await;
+    config.http.request_timeout = Duration::from_secs(1);
+    config.pipeline.sink = true;
+    let hub = bohai_tests::RunningHub::start(config.clone())
+        .await
+        .unwrap();
+    let token = bohai_hub::auth::create_token(&db, "market-regulation")
+        .await
+        .unwrap()
+        .secret;
+    let dataset = registry.dataset("business-registrations").unwrap();
+    let mut generator = bohai_hub::gen::Generator::new(dataset, 37, 0.0).unwrap();
+    let first: Vec<Value> = (0..50)
+        .map(|_| Value::Object(generator.next_record().record))
+        .collect();
+    let mut other = first.clone();
+    other[3] = Value::Object(generator.next_record().record);
+    let push = |body: &Vec<Value>| {
+        reqwest::Client::new()
+            .post(hub.url("/api/v1/datasets/business-registrations/records"))
+            .bearer_auth(&token)
+            .header("Idempotency-Key", "left-with-the-broker")
+            .json(body)
+            .send()
+    };
+
+    broker.kill();
+    let answer = push(&first).await.unwrap();
+    assert_eq!(answer.status(), 503);
+    broker.resume().await.unwrap();
+    // Waits for the first attempt's records to be delivered, then compares.
+    let answer = push(&other).await.unwrap();
+    let status = answer.status();
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["code"], "idempotency_key_reused", "{body}");
+    let answer = push(&first).await.unwrap();
+    let status = answer.status();
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["accepted"], 50, "{body}");
+    let s = caught_up(&db, "business-registrations", 50).await;
+    assert_eq!((s.rows, s.valid), (50, 50), "{s:?}");
+    assert!(s.reconciled, "{s:?}");
 }

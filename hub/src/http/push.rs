@@ -126,6 +126,16 @@ pub(super) async fn push_records(
         .clone()
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let stream = format!("http:{}:{stream_key}", caller.department);
+    let limit = state.config.http.max_push_bytes;
+    if let Some(length) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        if length > limit {
+            return Err(too_large(limit, None));
+        }
+    }
     // One attempt of a request at a time: a retry sent while an earlier attempt still reads
     // its body, or while the broker still holds records the earlier one sent, waits for it.
     let lease_wait = state.config.http.request_timeout + DELIVERY_TIMEOUT;
@@ -141,16 +151,6 @@ pub(super) async fn push_records(
         .with_field("Idempotency-Key")
         .with_retry_after(DELIVERY_TIMEOUT.as_secs())
     })?;
-    let limit = state.config.http.max_push_bytes;
-    if let Some(length) = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        if length > limit {
-            return Err(too_large(limit, None));
-        }
-    }
     let mut push = Push {
         ingestor: ingestor.clone(),
         registry: Arc::clone(&state.registry),
@@ -160,7 +160,7 @@ pub(super) async fn push_records(
         key: stream_key,
         lease,
         resume_after: 0,
-        committed_records_sha256: None,
+        sent_before: None,
         records_digest: ring::digest::Context::new(&ring::digest::SHA256),
         next_seq: 0,
         response: PushResponse {
@@ -203,7 +203,9 @@ pub(super) async fn push_records(
             }
             push.response = response;
             push.resume_after = earlier.records;
-            push.committed_records_sha256 = earlier.records_sha256;
+            push.sent_before = earlier
+                .sent_sha256
+                .map(|digest| (earlier.sent_records, digest));
         }
     }
     let ndjson = headers
@@ -371,9 +373,10 @@ struct Push {
     lease: StreamLease,
     /// Records a first attempt committed (a retry with the same key skips them).
     resume_after: u64,
-    /// The SHA-256 of those records, if the first attempt stored it: the retry's first
-    /// `resume_after` records must hash the same.
-    committed_records_sha256: Option<Vec<u8>>,
+    /// How many records earlier attempts handed to the broker, and their SHA-256: the
+    /// retry's first that many records must hash the same (they may be in the repository
+    /// whether or not they were committed).
+    sent_before: Option<(u64, Vec<u8>)>,
     /// The SHA-256 of the records found so far (each one's size, 8 bytes big-endian, then its
     /// kept bytes).
     records_digest: ring::digest::Context,
@@ -425,13 +428,13 @@ impl Push {
             &mut self.records_digest,
             ring::digest::Context::new(&ring::digest::SHA256),
         );
-        // The digest of the records the first attempt committed, when this piece holds the
-        // last of them (or the body ended before it).
-        let resume_after = self.resume_after;
-        let committed = self
-            .committed_records_sha256
+        // The digest of the records earlier attempts sent, when this piece holds the last of
+        // them (or the body ended before it).
+        let next_seq = self.next_seq;
+        let sent_before = self
+            .sent_before
             .clone()
-            .filter(|_| resume_after > first_seq && (resume_after <= self.next_seq || last));
+            .filter(|(sent, _)| *sent > first_seq && (*sent <= next_seq || last));
         let keyed = self.keyed;
         let (digest, checked) = tokio::task::spawn_blocking(move || {
             let mut same = true;
@@ -439,14 +442,17 @@ impl Push {
             for (i, piece) in pieces.iter().enumerate().filter(|_| keyed) {
                 digest.update(&(piece.size as u64).to_be_bytes());
                 digest.update(&piece.raw);
-                if first_seq + i as u64 + 1 == resume_after {
-                    if let Some(committed) = &committed {
-                        same = digest.clone().finish().as_ref() == committed.as_slice();
+                if let Some((sent, before)) = &sent_before {
+                    if first_seq + i as u64 + 1 == *sent {
+                        same = digest.clone().finish().as_ref() == before.as_slice();
                     }
                 }
             }
-            if committed.is_some() && first_seq + (pieces.len() as u64) < resume_after {
-                same = false; // the body ended before the records committed
+            if sent_before
+                .as_ref()
+                .is_some_and(|(sent, _)| first_seq + (pieces.len() as u64) < *sent)
+            {
+                same = false; // the body ended before the records sent
             }
             if !same {
                 return (digest, PieceOutcome::Differs);
@@ -477,7 +483,7 @@ impl Push {
         })
         .await
         .map_err(|e| ApiError::internal(&e))?;
-        let records_sha256 = digest.clone().finish();
+        let sent_sha256 = digest.clone().finish();
         self.records_digest = digest;
         let mut checked = match checked {
             PieceOutcome::Checked(checked) => checked,
@@ -496,6 +502,21 @@ impl Push {
             }
         };
         checked.hold(self.lease.clone());
+        if self.keyed {
+            // Before the broker has any of it: the key is this dataset's, and a retry must
+            // send these records first.
+            let response = serde_json::to_value(&self.response).unwrap_or_default();
+            self.ingestor
+                .push_sending(
+                    &self.stream,
+                    &self.dataset,
+                    &response,
+                    self.next_seq,
+                    sent_sha256.as_ref(),
+                )
+                .await
+                .map_err(ApiError::from)?;
+        }
         self.deliver(&checked).await?;
         self.response.accepted += checked.accepted();
         self.response.rejected += checked.rejected.len();
@@ -515,7 +536,6 @@ impl Push {
             records: self.next_seq,
             complete: last,
             body_sha256,
-            records_sha256: Some(records_sha256.as_ref()),
         });
         self.ingestor
             .commit(&checked, SOURCE, Commit::Push { progress })

@@ -244,6 +244,11 @@ impl<C: ProducerContext + 'static> PolledProducer<C> {
         self.producer.send(record)
     }
 
+    /// How many records the producer holds that the brokers have not answered for.
+    pub fn in_flight_count(&self) -> i32 {
+        self.producer.in_flight_count()
+    }
+
     /// The fatal error the producer met, if it met one: it then delivers nothing more (its
     /// queued records fail) and must be replaced.
     pub fn fatal_error(&self) -> Option<(RDKafkaErrorCode, String)> {

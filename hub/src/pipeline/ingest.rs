@@ -141,9 +141,6 @@ pub struct PushProgress<'a> {
     pub complete: bool,
     /// SHA-256 of the whole body, once `complete`: a retry must send the same.
     pub body_sha256: Option<&'a [u8]>,
-    /// SHA-256 of the `records` committed records (see migration 0015): a retry resuming
-    /// after them must send the same ones.
-    pub records_sha256: Option<&'a [u8]>,
 }
 
 /// A stored [`PushProgress`].
@@ -159,8 +156,10 @@ pub struct StoredPush {
     pub complete: bool,
     /// SHA-256 of the finished request's body.
     pub body_sha256: Option<Vec<u8>>,
-    /// SHA-256 of the committed records, if stored.
-    pub records_sha256: Option<Vec<u8>>,
+    /// How many of its records were handed to the broker (committed or not).
+    pub sent_records: u64,
+    /// SHA-256 of those records (migration 0015), if stored.
+    pub sent_sha256: Option<Vec<u8>>,
 }
 
 /// A record that passed every check.
@@ -229,18 +228,11 @@ impl Checked {
     }
 }
 
-/// How often a batch waiting for the broker's acknowledgements looks whether its producer
-/// failed.
-const FATAL_CHECK: Duration = Duration::from_secs(5);
-
 /// The broker's acknowledgements a delivered batch waits for.
 pub struct InFlight {
     dataset: String,
-    department: String,
     acks: Arc<BatchAcks>,
     generation: u64,
-    /// To replace the department's producer should it fail while nothing else sends.
-    producers: Arc<IngestProducers>,
 }
 
 impl std::fmt::Debug for InFlight {
@@ -255,16 +247,9 @@ impl InFlight {
     /// never gives up on a record by itself (no local timeout): while the brokers are away
     /// this waits, and a caller that wants to say so wraps it in a timeout and waits again.
     pub async fn delivered(&self) -> Result<(), IngestError> {
-        // A producer that met a fatal error fails what it holds when it is replaced, and
-        // sending is what replaces it: while nothing is sent, the wait does it.
-        while tokio::time::timeout(FATAL_CHECK, self.acks.all_acknowledged())
-            .await
-            .is_err()
-        {
-            if let Err(e) = self.producers.get(&self.department) {
-                tracing::warn!(error = %e, "cannot replace a failed ingest producer yet");
-            }
-        }
+        // A producer that met a fatal error fails what it holds when it is replaced, which
+        // the producers' keeper does within KEEPER_ROUND whether or not anything is sent.
+        self.acks.all_acknowledged().await;
         let failed = self.acks.failed.load(Ordering::Acquire);
         if failed == 0 {
             return Ok(());
@@ -385,6 +370,8 @@ impl ProducerContext for AckContext {
 struct IngestProducer {
     /// The producer and its generation (raised at each replacement).
     current: std::sync::RwLock<(u64, Arc<PolledProducer<AckContext>>)>,
+    /// When a sender last asked for it (seconds since the epoch).
+    last_used: std::sync::atomic::AtomicI64,
 }
 
 impl IngestProducer {
@@ -392,6 +379,17 @@ impl IngestProducer {
     /// met a fatal error (it delivers nothing more). Records of a batch are handed to one
     /// producer, so that their order within each partition is the order they were sent in.
     fn get(
+        &self,
+        config: &rdkafka::ClientConfig,
+        department: &str,
+    ) -> Result<(u64, Arc<PolledProducer<AckContext>>), IngestError> {
+        self.last_used
+            .store(chrono::Utc::now().timestamp(), Ordering::Relaxed);
+        self.mend(config, department)
+    }
+
+    /// The current producer, replaced first if it met a fatal error.
+    fn mend(
         &self,
         config: &rdkafka::ClientConfig,
         department: &str,
@@ -445,29 +443,112 @@ struct IngestProducers {
     by_department: std::sync::Mutex<std::collections::HashMap<String, Arc<IngestProducer>>>,
 }
 
+/// How often the producers' keeper replaces failed producers and closes idle ones.
+const KEEPER_ROUND: Duration = Duration::from_secs(5);
+
+/// A department's producer unused this long, with nothing in flight, is closed (its threads
+/// and broker connections with it); its next batch makes a new one.
+const PRODUCER_IDLE: i64 = 600;
+
 impl IngestProducers {
     /// The producer for `department`'s records and its generation.
     fn get(&self, department: &str) -> Result<(u64, Arc<PolledProducer<AckContext>>), IngestError> {
+        if let Some(p) = self.of(department) {
+            return p.get(&self.config, department);
+        }
+        // Made outside the lock: making a client starts its threads.
+        let fresh =
+            Arc::new(IngestProducer {
+                current: std::sync::RwLock::new((
+                    0,
+                    Arc::new(PolledProducer::new(&self.config, AckContext).map_err(|e| {
+                        IngestError::Broker(KafkaError::ClientCreation(e.to_string()))
+                    })?),
+                )),
+                last_used: std::sync::atomic::AtomicI64::new(chrono::Utc::now().timestamp()),
+            });
         let producer = {
             let mut all = self
                 .by_department
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            match all.get(department) {
-                Some(p) => Arc::clone(p),
-                None => {
-                    let fresh = PolledProducer::new(&self.config, AckContext).map_err(|e| {
-                        IngestError::Broker(KafkaError::ClientCreation(e.to_string()))
-                    })?;
-                    let p = Arc::new(IngestProducer {
-                        current: std::sync::RwLock::new((0, Arc::new(fresh))),
-                    });
-                    all.insert(department.to_owned(), Arc::clone(&p));
-                    p
+            Arc::clone(
+                all.entry(department.to_owned())
+                    .or_insert_with(|| Arc::clone(&fresh)),
+            )
+        };
+        if !Arc::ptr_eq(&producer, &fresh) {
+            // Another sender made one first.
+            let (_, unused) = fresh
+                .current
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
+            retire(unused);
+        }
+        producer.get(&self.config, department)
+    }
+
+    fn of(&self, department: &str) -> Option<Arc<IngestProducer>> {
+        self.by_department
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(department)
+            .cloned()
+    }
+
+    /// One round of the keeper: every producer that met a fatal error is replaced (what it
+    /// held is then failed to its batches, which deliver it again), whether or not anything
+    /// is being sent; a producer idle for [`PRODUCER_IDLE`] with nothing in flight is closed.
+    fn keep(&self) {
+        let now = chrono::Utc::now().timestamp();
+        let all: Vec<(String, Arc<IngestProducer>)> = self
+            .by_department
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|(d, p)| (d.clone(), Arc::clone(p)))
+            .collect();
+        for (department, producer) in all {
+            match producer.mend(&self.config, &department) {
+                Ok((_, current)) => {
+                    let idle = now - producer.last_used.load(Ordering::Relaxed) > PRODUCER_IDLE;
+                    if idle && current.in_flight_count() == 0 {
+                        let mut all = self
+                            .by_department
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
+                        // Asked for since: kept.
+                        if now - producer.last_used.load(Ordering::Relaxed) > PRODUCER_IDLE {
+                            all.remove(&department);
+                            drop(all);
+                            tracing::info!(department, "closed an idle ingest producer");
+                            retire(current);
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(department, error = %e, "cannot replace a failed ingest producer yet");
                 }
             }
-        };
-        producer.get(&self.config, department)
+        }
+    }
+}
+
+/// Keeps the producers while the ingestor they belong to lives.
+fn spawn_keeper(producers: &Arc<IngestProducers>) {
+    let producers = Arc::downgrade(producers);
+    let spawned = std::thread::Builder::new()
+        .name("producer keeper".into())
+        .spawn(move || loop {
+            std::thread::sleep(KEEPER_ROUND);
+            match producers.upgrade() {
+                Some(p) => p.keep(),
+                None => return,
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the producer keeper: failed producers are replaced at their next batch only");
     }
 }
 
@@ -529,11 +610,13 @@ impl Ingestor {
         );
         // A configuration librdkafka refuses is said now, not at the first batch.
         drop(PolledProducer::new(&config, AckContext)?);
+        let producers = Arc::new(IngestProducers {
+            config,
+            by_department: std::sync::Mutex::default(),
+        });
+        spawn_keeper(&producers);
         Ok(Self {
-            producers: Arc::new(IngestProducers {
-                config,
-                by_department: std::sync::Mutex::default(),
-            }),
+            producers,
             leases: Arc::default(),
             kafka: Arc::new(kafka.clone()),
             db,
@@ -704,10 +787,8 @@ impl Ingestor {
         acks.handed_over();
         Ok(InFlight {
             dataset: checked.dataset.clone(),
-            department: checked.department.clone(),
             acks,
             generation,
-            producers: Arc::clone(&self.producers),
         })
     }
 
@@ -741,24 +822,64 @@ impl Ingestor {
     /// How far the HTTP push request `stream` (one with an Idempotency-Key) got, if it was
     /// seen before.
     pub async fn push_progress(&self, stream: &str) -> Result<Option<StoredPush>, IngestError> {
-        type Row = (String, Value, i64, bool, Option<Vec<u8>>, Option<Vec<u8>>);
+        type Row = (
+            String,
+            Value,
+            i64,
+            bool,
+            Option<Vec<u8>>,
+            i64,
+            Option<Vec<u8>>,
+        );
         let row: Option<Row> = sqlx::query_as(
-            "SELECT dataset, response, records, complete, body_sha256, records_sha256
+            "SELECT dataset, response, records, complete, body_sha256, sent_records, sent_sha256
              FROM http_push_requests WHERE stream = $1",
         )
         .bind(stream)
         .fetch_optional(&self.db)
         .await?;
         Ok(row.map(
-            |(dataset, response, records, complete, body_sha256, records_sha256)| StoredPush {
+            |(dataset, response, records, complete, body_sha256, sent, sent_sha256)| StoredPush {
                 dataset,
                 response,
                 records: u64::try_from(records).unwrap_or_default(),
                 complete,
                 body_sha256,
-                records_sha256,
+                sent_records: u64::try_from(sent).unwrap_or_default(),
+                sent_sha256,
             },
         ))
+    }
+
+    /// Records, before a piece of the HTTP push request `stream` is handed to the broker,
+    /// that the request is `dataset`'s and that its first `sent_records` records (SHA-256
+    /// `sent_sha256`) are being sent: whatever becomes of the attempt, a retry must send the
+    /// same ones. A new row starts with nothing committed and the answer `response`; an
+    /// existing one keeps its progress, and the furthest point sent.
+    pub async fn push_sending(
+        &self,
+        stream: &str,
+        dataset: &str,
+        response: &Value,
+        sent_records: u64,
+        sent_sha256: &[u8],
+    ) -> Result<(), IngestError> {
+        sqlx::query(
+            "INSERT INTO http_push_requests (stream, dataset, response, records, complete, sent_records, sent_sha256)
+             VALUES ($1, $2, $3, 0, false, $4, $5)
+             ON CONFLICT (stream) DO UPDATE SET
+               sent_sha256 = CASE WHEN EXCLUDED.sent_records > http_push_requests.sent_records
+                             THEN EXCLUDED.sent_sha256 ELSE http_push_requests.sent_sha256 END,
+               sent_records = GREATEST(EXCLUDED.sent_records, http_push_requests.sent_records)",
+        )
+        .bind(stream)
+        .bind(dataset)
+        .bind(response)
+        .bind(i64::try_from(sent_records).unwrap_or(i64::MAX))
+        .bind(sent_sha256)
+        .execute(&self.db)
+        .await?;
+        Ok(())
     }
 
     /// Records a delivered batch: the rejected records, the feed's counts, its audit entry
@@ -776,11 +897,11 @@ impl Ingestor {
         } = kind
         {
             sqlx::query(
-                "INSERT INTO http_push_requests (stream, dataset, response, records, complete, body_sha256, records_sha256)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                "INSERT INTO http_push_requests (stream, dataset, response, records, complete, body_sha256)
+                 VALUES ($1, $2, $3, $4, $5, $6)
                  ON CONFLICT (stream) DO UPDATE SET response = EXCLUDED.response,
                    records = EXCLUDED.records, complete = EXCLUDED.complete,
-                   body_sha256 = EXCLUDED.body_sha256, records_sha256 = EXCLUDED.records_sha256",
+                   body_sha256 = EXCLUDED.body_sha256",
             )
             .bind(&checked.stream)
             .bind(&checked.dataset)
@@ -788,7 +909,6 @@ impl Ingestor {
             .bind(i64::try_from(progress.records).unwrap_or(i64::MAX))
             .bind(progress.complete)
             .bind(progress.body_sha256)
-            .bind(progress.records_sha256)
             .execute(&mut *tx)
             .await?;
         }

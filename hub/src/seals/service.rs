@@ -773,7 +773,11 @@ impl<'a> SealsService<'a> {
         )
         .await?;
         tx.commit().await?;
-        tracing::info!(crl_number = crl.number, revoked = revoked.len(), "issued a CRL");
+        tracing::info!(
+            crl_number = crl.number,
+            revoked = revoked.len(),
+            "issued a CRL"
+        );
         Ok(crl)
     }
 
