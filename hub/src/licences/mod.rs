@@ -5,6 +5,7 @@
 
 pub mod bundle;
 pub mod events;
+pub mod on_record;
 pub mod qr;
 pub mod service;
 pub mod status;

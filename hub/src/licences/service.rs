@@ -21,6 +21,7 @@ use serde_json::Value;
 use sqlx::PgPool;
 use tokio::sync::Mutex;
 
+use super::on_record::claims_digest;
 use super::status::{CurrentList, ListMaker, Recheck, StatusCache};
 use super::store::{self, NewVersion};
 use super::types::{RegistryTypes, SealRegister};
@@ -46,6 +47,8 @@ pub struct LicenceState {
     /// seal and CRL, so it is reused while its list is the current one, for at most
     /// [`BUNDLE_REUSE`].
     bundle: crate::ops::recent::Recent<(Arc<str>, String)>,
+    /// What was issued, as online verification compares it, learnt from the store.
+    issued: super::on_record::IssuedClaims,
 }
 
 /// Longest a signed trust bundle is handed out again.
@@ -1059,41 +1062,52 @@ impl<'a> LicenceService<'a> {
                 i32::try_from(licence.version).unwrap_or(i32::MAX),
             )
         };
+        // The versions not learnt yet are read from the store, all at once.
         let wanted: Vec<(String, i32)> = verified
             .iter()
             .filter_map(|(_, v)| v.as_ref().map(version_of))
+            .filter(|key| self.state.issued.get(key).is_none())
             .collect();
-        let stored = if wanted.is_empty() {
-            HashMap::new()
-        } else {
-            store::documents(self.db, &wanted).await?
-        };
+        let mut unreadable = HashMap::new();
+        if !wanted.is_empty() {
+            for (key, document) in store::documents(self.db, &wanted).await? {
+                match claims_of(&document) {
+                    Ok(claims) => self.state.issued.learn(key, claims_digest(&claims)),
+                    Err(e) => {
+                        unreadable.insert(key, e.to_string());
+                    }
+                }
+            }
+        }
         Ok(verified
             .into_iter()
             .map(|(mut report, verified)| {
                 let Some(verified) = verified else {
                     return report;
                 };
-                let (number, version) = version_of(&verified);
-                let check = match stored.get(&(number.clone(), version)).map(|d| claims_of(d)) {
-                    Some(Ok(claims)) if &claims == verified.claims() => Check::pass(RECORD_CHECK),
-                    Some(Ok(_)) => Check::fail(
+                let key = version_of(&verified);
+                let (number, version) = (&key.0, key.1);
+                let check = match self.state.issued.get(&key) {
+                    Some(issued) if issued == claims_digest(verified.claims()) => {
+                        Check::pass(RECORD_CHECK)
+                    }
+                    Some(_) => Check::fail(
                         RECORD_CHECK,
                         ReasonCode::LicenceNotOnRecord,
                         format!("{number} version {version} was issued with other contents"),
                     ),
-                    Some(Err(e)) => Check::indeterminate(
-                        RECORD_CHECK,
-                        ReasonCode::LicenceNotOnRecord,
-                        format!(
-                            "the stored document of {number} version {version} cannot be read: {e}"
+                    None => match unreadable.get(&key) {
+                        Some(e) => Check::indeterminate(
+                            RECORD_CHECK,
+                            ReasonCode::LicenceNotOnRecord,
+                            format!("the stored document of {number} version {version} cannot be read: {e}"),
                         ),
-                    ),
-                    None => Check::fail(
-                        RECORD_CHECK,
-                        ReasonCode::LicenceNotOnRecord,
-                        format!("no licence {number} version {version} was issued"),
-                    ),
+                        None => Check::fail(
+                            RECORD_CHECK,
+                            ReasonCode::LicenceNotOnRecord,
+                            format!("no licence {number} version {version} was issued"),
+                        ),
+                    },
                 };
                 report.add_check(check);
                 report
