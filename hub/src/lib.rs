@@ -17,11 +17,12 @@
 //! - `registry`: the departments and datasets, loaded from `schemas/` and copied to the database;
 //! - `server`: `bohai serve`, the process that runs the API and the workers;
 //! - `telemetry`: logging;
-//! - `workers`: which `bohai serve` of a hub database runs the workers (the hold).
+//! - `cluster`: the instances of a hub database, and which one holds which duty (leases);
 
 pub mod audit;
 pub mod auth;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod database;
 pub mod duties;
@@ -37,4 +38,3 @@ pub mod seals;
 pub mod server;
 pub mod sharing;
 pub mod telemetry;
-pub mod workers;
