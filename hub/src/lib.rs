@@ -15,9 +15,9 @@
 //! - `kafka/`: everything that speaks the Kafka protocol (admin, probes);
 //! - `database`: the PostgreSQL pool and the versioned migrations in `hub/migrations/`;
 //! - `registry`: the departments and datasets, loaded from `schemas/` and copied to the database;
-//! - `server`: `bohai serve`, the process that runs the API and the workers;
+//! - `server`: `bohai serve`, the process that runs the API and its share of the duties;
 //! - `telemetry`: logging;
-//! - `cluster`: the instances of a hub database, and which one holds which duty (leases);
+//! - `cluster/`: the instances of a hub database, and which one holds which duty (leases).
 
 pub mod audit;
 pub mod auth;
