@@ -233,12 +233,33 @@ async fn duties_spread_over_three_instances_and_a_killed_ones_move_on() {
             d.duty
         );
     }
+    // ... and within the bound: the next tick of a survivor after C's leases expired (a third
+    // of a lease), allowed a whole lease for a slow machine. Database times on both sides.
+    for d in after
+        .duties
+        .iter()
+        .filter(|d| c_duties.contains_key(&d.duty))
+    {
+        let late = d.since.unwrap() - c_duties[&d.duty];
+        eprintln!("{} taken over {late} after C's lease expired", d.duty);
+        assert!(
+            late <= chrono::Duration::from_std(config.cluster.lease).unwrap(),
+            "{} taken over {late} after C's lease expired",
+            d.duty
+        );
+    }
     let gone = after.instances.iter().find(|i| i.id == "hub-c").unwrap();
     assert!(!gone.live && gone.duties.is_empty(), "{after:#?}");
 
     // The sink runs on: records pushed now are written once too.
     assert_eq!(push(&a.base_url, &police, &lines[100..]).await, 100);
     written_once(&db, 200).await;
+
+    // A stops cleanly: it gives its duties back and leaves, and B runs them all.
+    a.signal("TERM");
+    let last = spread_over(&db, &["hub-b"]).await;
+    let left = last.instances.iter().find(|i| i.id == "hub-a").unwrap();
+    assert!(!left.live && left.duties.is_empty(), "{last:#?}");
 }
 
 /// Reads every committed record of `topic` from the beginning up to its end now.

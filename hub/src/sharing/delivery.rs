@@ -158,11 +158,20 @@ pub async fn run(
     lease: Lease,
 ) {
     let instance = Arc::clone(&lease.holder);
-    let producer = match make_producer(&db, &kafka, &lease).await {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::error!(error = %e, "subscription delivery: cannot make the producer");
-            return;
+    let mut backoff = crate::pipeline::Backoff::default();
+    let producer = loop {
+        match make_producer(&db, &kafka, &lease).await {
+            Ok(p) => break p,
+            Err(DeliveryError::Database(e)) if crate::cluster::is_lease_lost(&e) => return,
+            Err(e) if e.class() == Failure::Transient => {
+                tracing::warn!(error = %e, "subscription delivery: cannot make the producer yet");
+                backoff.wait().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "subscription delivery stopped: it cannot make its producer until this is fixed");
+                components::record_failure(&db, COMPONENT, &instance, &e.to_string()).await;
+                return;
+            }
         }
     };
     components::clear_failure(&db, COMPONENT).await;
