@@ -49,6 +49,33 @@ pub struct Config {
     pub ops: OpsConfig,
     /// `[audit]`: signed checkpoints of the audit log.
     pub audit: AuditConfig,
+    /// `[cluster]`: how the `bohai serve` instances of one hub share the duties.
+    pub cluster: ClusterConfig,
+}
+
+/// `[cluster]` section: several `bohai serve` instances on one hub database (see
+/// `docs/operations.md`, "Several instances").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ClusterConfig {
+    /// This instance's identity among the instances of the hub: unique per instance, stable
+    /// across its restarts. Default the host name and the HTTP port, `host:port`.
+    pub instance: Option<String>,
+    /// How long an instance's heartbeat and each lease on a duty last unless renewed (both
+    /// are renewed every third of it). A dead instance's duties run elsewhere within this time
+    /// plus a third of it; a holder that cannot renew stops its duties after two thirds of
+    /// it. Default `9s` (takeover within 12 s).
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            instance: None,
+            lease: Duration::from_secs(9),
+        }
+    }
 }
 
 /// `[audit]` section: the signed checkpoints that anchor the audit log's hash chain.
@@ -262,11 +289,6 @@ pub struct PipelineConfig {
     pub connectors: Vec<PathBuf>,
     /// Whether `bohai serve` runs the repository sink. Default true.
     pub sink: bool,
-    /// How long the hold of the instance that runs the workers lasts unless renewed (it is
-    /// renewed every third of it): after a crash, another `bohai serve` on the same database
-    /// takes the workers over within this time. Default 30 s.
-    #[serde(with = "humantime_serde")]
-    pub worker_hold: Duration,
     /// How often a periodic duty stopped by a failure that needs someone (a permission
     /// denied, an unreadable master key) tries again: at least its own period. Default 5 min.
     #[serde(with = "humantime_serde")]
@@ -278,7 +300,6 @@ impl Default for PipelineConfig {
         Self {
             connectors: Vec::new(),
             sink: true,
-            worker_hold: Duration::from_secs(30),
             stopped_duty_retry: Duration::from_secs(300),
         }
     }
@@ -605,11 +626,14 @@ impl Config {
                 }
                 "ops" => section_into(&origin, &section, value, &mut config.ops, problems),
                 "audit" => section_into(&origin, &section, value, &mut config.audit, problems),
+                "cluster" => {
+                    section_into(&origin, &section, value, &mut config.cluster, problems)
+                }
                 _ => problems.push(ConfigProblem {
                     origin: origin.clone(),
                     key: section.clone(),
                     message:
-                        "unknown section; known: http, kafka, database, log, registry, pipeline, pki, licences, sharing, ops, audit"
+                        "unknown section; known: http, kafka, database, log, registry, pipeline, pki, licences, sharing, ops, audit, cluster"
                             .to_owned(),
                 }),
             }
@@ -837,6 +861,30 @@ impl Config {
                 ),
             );
         }
+        if self.cluster.lease < Duration::from_secs(1)
+            || self.cluster.lease > Duration::from_secs(600)
+        {
+            bad(
+                "cluster.lease",
+                format!(
+                    "{} is out of range: between 1s and 10min",
+                    humantime::format_duration(self.cluster.lease)
+                ),
+            );
+        }
+        if let Some(id) = &self.cluster.instance {
+            if id.is_empty()
+                || id.len() > 200
+                || id.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                bad(
+                    "cluster.instance",
+                    format!(
+                        "`{id}` must be 1 to 200 characters without spaces or control characters"
+                    ),
+                );
+            }
+        }
         if self.ops.sample_interval < Duration::from_secs(1) {
             bad("ops.sample_interval", "must be at least 1s".to_owned());
         }
@@ -949,6 +997,21 @@ mod tests {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(text.as_bytes()).unwrap();
         f
+    }
+
+    #[test]
+    fn cluster_settings_are_checked_all_at_once() {
+        let c = Config::load(None, no_env).unwrap();
+        assert_eq!(c.cluster.lease, Duration::from_secs(9));
+        assert_eq!(c.cluster.instance, None);
+        let f = file_with("[cluster]\ninstance = \"hub a\"\nlease = \"500ms\"\n");
+        let e = Config::load(Some(f.path()), no_env).unwrap_err();
+        let keys: Vec<&str> = e.problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["cluster.lease", "cluster.instance"], "{e}");
+        let f = file_with("[cluster]\ninstance = \"hub-a\"\nlease = \"3s\"\n");
+        let c = Config::load(Some(f.path()), no_env).unwrap();
+        assert_eq!(c.cluster.instance.as_deref(), Some("hub-a"));
+        assert_eq!(c.cluster.lease, Duration::from_secs(3));
     }
 
     #[test]

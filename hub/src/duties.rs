@@ -1,4 +1,4 @@
-//! The hub's periodic duties, run by the instance that holds the workers: licence expiry, the
+//! The hub's periodic duties, each run by the instance that holds its lease ([`crate::cluster`]): licence expiry, the
 //! city CRL's reissue, the ops samples and the audit log's signed checkpoints. Each round's failure is classed
 //! ([`crate::failure::Failure`]): one that passes is logged, counted and tried again after a
 //! back-off no longer than the duty's period; one that needs someone stops that duty, recorded
@@ -121,81 +121,113 @@ impl Duty {
     }
 }
 
-/// Starts the periodic duties in `tasks`.
-pub fn spawn(
-    tasks: &mut tokio::task::JoinSet<()>,
-    state: &crate::http::AppState,
-    instance: &Arc<str>,
-) {
+/// The periodic duties, each held through its own lease ([`crate::cluster`]).
+pub const PERIODIC: [&str; 4] = [LICENCE_EXPIRY, CRL_REISSUE, OPS_SAMPLES, AUDIT_CHECKPOINT];
+
+/// Runs the periodic duty `lease` names until the task is dropped (when the lease is lost or
+/// given back); false at once when it names none. Licence expiry and the ops samples write
+/// through a transaction fenced by the lease; the CRL's reissue and the audit checkpoint check
+/// the lease before each round (their writes are not fenced yet).
+pub async fn run_periodic(state: &crate::http::AppState, lease: crate::cluster::Lease) -> bool {
     let stopped_retry = state.config.pipeline.stopped_duty_retry;
-    let db = state.db.clone();
-    tasks.spawn(
-        Duty {
-            component: LICENCE_EXPIRY,
-            period: Duration::from_secs(60),
-            stopped_retry,
-        }
-        .run(state.db.clone(), Arc::clone(instance), move || {
-            let db = db.clone();
-            async move {
-                let n = crate::licences::store::expire_due(&db, chrono::Utc::now()).await?;
-                if n > 0 {
-                    tracing::info!(licences = n, "licence expiry recorded");
-                }
-                Ok::<_, sqlx::Error>(())
+    let instance = Arc::clone(&lease.holder);
+    match &*lease.duty {
+        LICENCE_EXPIRY => {
+            let db = state.db.clone();
+            Duty {
+                component: LICENCE_EXPIRY,
+                period: Duration::from_secs(60),
+                stopped_retry,
             }
-        }),
-    );
-    let (db, pki) = (state.db.clone(), state.config.pki.clone());
-    tasks.spawn(
-        Duty {
-            component: CRL_REISSUE,
-            period: crate::seals::service::crl_check_period(&pki),
-            stopped_retry,
-        }
-        .run(state.db.clone(), Arc::clone(instance), move || {
-            let (db, pki) = (db.clone(), pki.clone());
-            async move {
-                match crate::seals::service::reissue_if_due(&db, &pki, chrono::Utc::now()).await {
-                    Ok(true) => {
-                        crate::audit::Entry::new(crate::audit::HUB, "ca.crl_reissue")
-                            .append_to(&db)
+            .run(state.db.clone(), instance, move || {
+                let (db, lease) = (db.clone(), lease.clone());
+                async move {
+                    let n =
+                        crate::licences::store::expire_due(&db, chrono::Utc::now(), Some(&lease))
                             .await?;
-                        Ok(())
+                    if n > 0 {
+                        tracing::info!(licences = n, "licence expiry recorded");
                     }
-                    // Not due, or no city CA yet: nothing to reissue.
-                    Ok(false) | Err(crate::seals::SealsError::NoCa) => Ok(()),
-                    Err(e) => Err(e),
+                    Ok::<_, sqlx::Error>(())
                 }
+            })
+            .await;
+        }
+        CRL_REISSUE => {
+            let (db, pki) = (state.db.clone(), state.config.pki.clone());
+            Duty {
+                component: CRL_REISSUE,
+                period: crate::seals::service::crl_check_period(&pki),
+                stopped_retry,
             }
-        }),
-    );
-    let (db, config, registry) = (
-        state.db.clone(),
-        Arc::clone(&state.config),
-        Arc::clone(&state.registry),
-    );
-    tasks.spawn(
-        Duty {
-            component: AUDIT_CHECKPOINT,
-            period: state.config.audit.checkpoint_interval,
-            stopped_retry,
+            .run(state.db.clone(), instance, move || {
+                let (db, pki, lease) = (db.clone(), pki.clone(), lease.clone());
+                async move {
+                    still_held(&db, &lease).await?;
+                    match crate::seals::service::reissue_if_due(&db, &pki, chrono::Utc::now()).await
+                    {
+                        Ok(true) => {
+                            crate::audit::Entry::new(crate::audit::HUB, "ca.crl_reissue")
+                                .append_to(&db)
+                                .await?;
+                            Ok(())
+                        }
+                        // Not due, or no city CA yet: nothing to reissue.
+                        Ok(false) | Err(crate::seals::SealsError::NoCa) => Ok(()),
+                        Err(e) => Err(e),
+                    }
+                }
+            })
+            .await;
         }
-        .run(state.db.clone(), Arc::clone(instance), move || {
-            let (db, config, registry) = (db.clone(), Arc::clone(&config), Arc::clone(&registry));
-            async move { crate::audit::checkpoint::duty_round(&db, &config, &registry).await }
-        }),
-    );
-    let (db, ops) = (state.db.clone(), state.config.ops.clone());
-    tasks.spawn(
-        Duty {
-            component: OPS_SAMPLES,
-            period: ops.sample_interval,
-            stopped_retry,
+        AUDIT_CHECKPOINT => {
+            let (db, config, registry) = (
+                state.db.clone(),
+                Arc::clone(&state.config),
+                Arc::clone(&state.registry),
+            );
+            Duty {
+                component: AUDIT_CHECKPOINT,
+                period: state.config.audit.checkpoint_interval,
+                stopped_retry,
+            }
+            .run(state.db.clone(), instance, move || {
+                let (db, config, registry, lease) = (
+                    db.clone(),
+                    Arc::clone(&config),
+                    Arc::clone(&registry),
+                    lease.clone(),
+                );
+                async move {
+                    still_held(&db, &lease).await?;
+                    crate::audit::checkpoint::duty_round(&db, &config, &registry).await
+                }
+            })
+            .await;
         }
-        .run(state.db.clone(), Arc::clone(instance), move || {
-            let db = db.clone();
-            async move { crate::ops::samples::sample_once(&db, ops.sample_retention).await }
-        }),
-    );
+        OPS_SAMPLES => {
+            let (db, ops) = (state.db.clone(), state.config.ops.clone());
+            Duty {
+                component: OPS_SAMPLES,
+                period: ops.sample_interval,
+                stopped_retry,
+            }
+            .run(state.db.clone(), instance, move || {
+                let (db, lease) = (db.clone(), lease.clone());
+                async move {
+                    crate::ops::samples::sample_once(&db, ops.sample_retention, Some(&lease)).await
+                }
+            })
+            .await;
+        }
+        _ => return false,
+    }
+    true
+}
+
+/// Fails (SQLSTATE [`crate::cluster::LEASE_LOST`]) unless `lease` is still held.
+async fn still_held(db: &PgPool, lease: &crate::cluster::Lease) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    lease.fence(&mut tx).await?;
+    tx.commit().await
 }

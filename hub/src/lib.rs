@@ -15,13 +15,14 @@
 //! - `kafka/`: everything that speaks the Kafka protocol (admin, probes);
 //! - `database`: the PostgreSQL pool and the versioned migrations in `hub/migrations/`;
 //! - `registry`: the departments and datasets, loaded from `schemas/` and copied to the database;
-//! - `server`: `bohai serve`, the process that runs the API and the workers;
+//! - `server`: `bohai serve`, the process that runs the API and its share of the duties;
 //! - `telemetry`: logging;
-//! - `workers`: which `bohai serve` of a hub database runs the workers (the hold).
+//! - `cluster/`: the instances of a hub database, and which one holds which duty (leases).
 
 pub mod audit;
 pub mod auth;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod database;
 pub mod duties;
@@ -37,4 +38,3 @@ pub mod seals;
 pub mod server;
 pub mod sharing;
 pub mod telemetry;
-pub mod workers;

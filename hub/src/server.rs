@@ -1,16 +1,19 @@
-//! `bohai serve`: the HTTP API plus the pipeline workers, in one process.
+//! `bohai serve`: the HTTP API plus this instance's share of the hub's duties, in one process.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 
+use crate::cluster::{self, Instance};
 use crate::config::Config;
 use crate::http::{self, AppState};
 use crate::pipeline::connector::{self, RunUntil};
 use crate::pipeline::ingest::Ingestor;
 use crate::pipeline::{sink, topics, Backoff};
-use crate::workers::{self, Instance, Taken};
+
+/// How long a stopping instance waits for its duties to stop and their leases to be given back.
+const LEAVE_LIMIT: Duration = Duration::from_secs(10);
 use crate::{database, registry};
 use bohai_connectors::ConnectorConfig;
 use bohai_schemas::Registry;
@@ -102,17 +105,32 @@ impl BoundHub {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
         tracing::info!(addr = %self.local_addr(), "serving the HTTP API");
-        let me = Instance::this(self.local_addr());
-        let db = self.state.db.clone();
-        let workers = tokio::spawn(run_workers(self.state.clone(), self.connectors, me.clone()));
+        let me = Instance::this(
+            self.local_addr(),
+            self.state.config.cluster.instance.as_deref(),
+        );
+        let (stop_workers, workers_stop) = tokio::sync::oneshot::channel();
+        let workers = tokio::spawn(run_workers(
+            self.state.clone(),
+            self.connectors,
+            me,
+            workers_stop,
+        ));
         let header_timeout = self.state.config.http.header_timeout;
         let app = http::router(self.state);
         let served = serve_http(self.listener, app, header_timeout, shutdown)
             .await
             .map_err(ServeError::Http);
-        workers.abort();
-        let _ = workers.await;
-        workers::give_back(&db, &me).await;
+        // The duties stop and their leases are given back, so that the other instances take
+        // them at once; a database that does not answer lets the leases expire instead.
+        let _ = stop_workers.send(());
+        let mut workers = workers;
+        if tokio::time::timeout(LEAVE_LIMIT, &mut workers)
+            .await
+            .is_err()
+        {
+            workers.abort();
+        }
         served
     }
 }
@@ -166,167 +184,140 @@ async fn serve_http(
     Ok(())
 }
 
-/// The background work of a hub: prepare the database, then, while this instance holds the
-/// workers of the database (see [`crate::workers`]), create the topics and run the repository
-/// sink, the configured connectors and the duties. Each waits out outages by itself.
-async fn run_workers(state: AppState, connectors: Vec<ConnectorConfig>, me: Instance) {
-    prepare_database(
-        state.config.database.clone(),
-        state.db.clone(),
-        Arc::clone(&state.registry),
-    )
-    .await;
-    let hold = state.config.pipeline.worker_hold;
-    loop {
-        let taken_at = wait_for_hold(&state.db, &me, hold).await;
-        tracing::info!(instance = %me.id, "this instance runs the workers of the hub database");
-        // The hold is kept from the moment it was taken, also while the workers start (the
-        // topics may wait for the broker longer than the hold lasts).
-        let keeper = keep_hold(&state.db, &me, hold, taken_at);
-        tokio::pin!(keeper);
-        let mut tasks = tokio::select! {
-            tasks = spawn_workers(&state, &connectors, &me) => tasks,
-            () = &mut keeper => {
-                tracing::error!(instance = %me.id, "this instance lost the hold on the workers while starting them; waiting to take them again");
-                continue;
-            }
-        };
-        keeper.await;
-        // Lost: nothing more may be done by these workers.
-        tasks.abort_all();
-        while tasks.join_next().await.is_some() {}
-        tracing::error!(instance = %me.id, "this instance lost the hold on the workers and stopped them; waiting to take them again");
-    }
-}
-
-/// Returns once this instance holds the workers, with when it took them. While another
-/// does, says who, once per holder.
-async fn wait_for_hold(db: &sqlx::PgPool, me: &Instance, hold: Duration) -> tokio::time::Instant {
-    let mut told: Option<String> = None;
-    let mut backoff = Backoff::default();
-    loop {
-        let asked_at = tokio::time::Instant::now();
-        match workers::take(db, me, hold).await {
-            Ok(Taken::Held) => return asked_at,
-            Ok(Taken::HeldBy(Some(h))) => {
-                if told.as_deref() != Some(h.instance.as_str()) {
-                    tracing::warn!(
-                        holder = %h.instance, host = %h.host, pid = h.pid, http = %h.http_addr, since = %h.since,
-                        "another bohai serve runs the workers of this hub database; this instance serves its HTTP API only and takes the workers over when that hold ends"
-                    );
-                    told = Some(h.instance);
-                }
-                tokio::time::sleep(hold / 3).await;
-            }
-            Ok(Taken::HeldBy(None)) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot take the workers' hold yet");
-                backoff.wait().await;
-            }
-        }
-    }
-}
-
-/// Renews the hold every third of its length; returns when it is lost, or at the latest two
-/// thirds of its length after the last renewal that succeeded (counted from when the request
-/// was sent), so that the workers stop before another instance may take them.
-async fn keep_hold(
-    db: &sqlx::PgPool,
-    me: &Instance,
-    hold: Duration,
-    taken_at: tokio::time::Instant,
+/// The background work of a hub: prepare the database and the topics, then take part in the
+/// cluster of the instances on this database ([`crate::cluster`]), running the duties this
+/// instance holds, until `stop` completes.
+async fn run_workers(
+    state: AppState,
+    connectors: Vec<ConnectorConfig>,
+    me: Instance,
+    stop: tokio::sync::oneshot::Receiver<()>,
 ) {
-    let mut renewed = taken_at;
-    loop {
-        let deadline = renewed + hold * 2 / 3;
-        let next = (tokio::time::Instant::now() + hold / 3).min(deadline);
-        tokio::time::sleep_until(next).await;
-        if tokio::time::Instant::now() >= deadline {
-            tracing::warn!("the workers' hold could not be renewed in time");
-            return;
-        }
-        let sent = tokio::time::Instant::now();
-        match tokio::time::timeout_at(deadline, workers::renew(db, me, hold)).await {
-            Ok(Ok(true)) => renewed = sent,
-            Ok(Ok(false)) => return,
-            Ok(Err(e)) => tracing::warn!(error = %e, "cannot renew the workers' hold"),
-            Err(_) => {
-                tracing::warn!("renewing the workers' hold timed out");
-                return;
-            }
-        }
-    }
-}
-
-/// Starts the workers: the topics first, then the sink, the connectors and the duties.
-async fn spawn_workers(
-    state: &AppState,
-    connectors: &[ConnectorConfig],
-    me: &Instance,
-) -> tokio::task::JoinSet<()> {
-    let mut backoff = Backoff::default();
-    while let Err(e) = topics::ensure(&state.config.kafka, &state.registry).await {
-        tracing::warn!(error = %e, "cannot create the pipeline topics yet");
-        backoff.wait().await;
-    }
-    let mut tasks = tokio::task::JoinSet::new();
-    if let Some(ingestor) = state.ingestor.clone() {
-        // Beside the workers, not before them: the producers of the departments whose
-        // connectors run here (a department that only pushes has its producer made at its
-        // first push).
-        let datasets: Vec<String> = connectors.iter().map(|c| c.dataset.clone()).collect();
-        tasks.spawn(async move {
-            for dataset in datasets {
-                ingestor.connect(&dataset).await;
-            }
-        });
-    }
-    let instance: Arc<str> = me.id.as_str().into();
-    crate::duties::spawn(&mut tasks, state, &instance);
-    tasks.spawn(crate::licences::events::run_publisher(
-        state.db.clone(),
-        state.config.kafka.clone(),
-        Arc::clone(&instance),
-    ));
-    tasks.spawn(crate::sharing::delivery::run(
-        state.db.clone(),
-        state.config.kafka.clone(),
-        state.config.sharing.clone(),
-        Arc::clone(&state.registry),
-        Arc::clone(&state.sharing),
-        Arc::clone(&instance),
-    ));
-    if state.config.pipeline.sink {
-        tasks.spawn(sink::run(
-            state.config.kafka.clone(),
+    let stop = async {
+        let _ = stop.await;
+    };
+    tokio::pin!(stop);
+    let ready = async {
+        prepare_database(
+            state.config.database.clone(),
             state.db.clone(),
             Arc::clone(&state.registry),
-            instance,
-        ));
+        )
+        .await;
+        let mut backoff = Backoff::default();
+        while let Err(e) = topics::ensure(&state.config.kafka, &state.registry).await {
+            tracing::warn!(error = %e, "cannot create the pipeline topics yet");
+            backoff.wait().await;
+        }
+    };
+    tokio::select! {
+        () = ready => {}
+        () = &mut stop => return,
     }
-    if let Some(ingestor) = state.ingestor.clone() {
-        for c in connectors.iter().cloned() {
-            let ingestor = ingestor.clone();
-            let db = state.db.clone();
-            tasks.spawn(async move {
-                use crate::ops::connectors::record;
-                use crate::ops::feeds::ConnectorState;
-                record(&db, &c.name, &c.dataset, ConnectorState::Running, None).await;
-                match connector::run(&c, &ingestor, &db, RunUntil::Finished, |_| {}).await {
-                    Ok(s) => {
-                        tracing::info!(connector = %c.name, read = s.read, valid = s.valid, rejected = s.rejected, "connector finished");
-                        record(&db, &c.name, &c.dataset, ConnectorState::Finished, None).await;
-                    }
-                    Err(e) => {
-                        tracing::error!(connector = %c.name, error = %e, "connector stopped");
-                        let error = e.to_string();
-                        record(&db, &c.name, &c.dataset, ConnectorState::Failed, Some(&error)).await;
+    let duties = duty_names(&state, &connectors);
+    tracing::info!(instance = %me.id, duties = duties.len(), "joining the instances of this hub database");
+    let lease = state.config.cluster.lease;
+    let starter = starter(state.clone(), connectors);
+    cluster::run(state.db.clone(), me, duties, lease, starter, stop).await;
+}
+
+/// The duties this instance can run, the most wanted first (given back last when the
+/// instance holds more than its share).
+fn duty_names(state: &AppState, connectors: &[ConnectorConfig]) -> Vec<String> {
+    let mut duties = Vec::new();
+    if state.config.pipeline.sink {
+        duties.push(cluster::SINK.to_owned());
+    }
+    duties.push(crate::licences::events::COMPONENT.to_owned());
+    duties.push(crate::sharing::delivery::COMPONENT.to_owned());
+    duties.extend(connectors.iter().map(|c| cluster::connector_duty(&c.name)));
+    duties.extend(crate::duties::PERIODIC.iter().map(|d| (*d).to_owned()));
+    duties
+}
+
+/// What runs each duty, under its lease.
+fn starter(state: AppState, connectors: Vec<ConnectorConfig>) -> cluster::DutyStarter {
+    let connectors = Arc::new(connectors);
+    Arc::new(move |lease: cluster::Lease| {
+        let state = state.clone();
+        let connectors = Arc::clone(&connectors);
+        Box::pin(async move {
+            let duty = Arc::clone(&lease.duty);
+            let instance = Arc::clone(&lease.holder);
+            match &*duty {
+                cluster::SINK => {
+                    sink::run(
+                        state.config.kafka.clone(),
+                        state.db.clone(),
+                        Arc::clone(&state.registry),
+                        instance,
+                    )
+                    .await;
+                }
+                crate::licences::events::COMPONENT => {
+                    crate::licences::events::run_publisher(
+                        state.db.clone(),
+                        state.config.kafka.clone(),
+                        lease,
+                    )
+                    .await;
+                }
+                crate::sharing::delivery::COMPONENT => {
+                    crate::sharing::delivery::run(
+                        state.db.clone(),
+                        state.config.kafka.clone(),
+                        state.config.sharing.clone(),
+                        Arc::clone(&state.registry),
+                        Arc::clone(&state.sharing),
+                        lease,
+                    )
+                    .await;
+                }
+                name => {
+                    if let Some(connector) = name
+                        .strip_prefix(cluster::CONNECTOR_PREFIX)
+                        .and_then(|n| connectors.iter().find(|c| c.name == n))
+                    {
+                        run_connector(&state, connector).await;
+                    } else if !crate::duties::run_periodic(&state, lease).await {
+                        tracing::error!(duty = name, "this instance does not know the duty");
                     }
                 }
-            });
+            }
+        })
+    })
+}
+
+/// Runs connector `c` until it finishes or fails, recording its state.
+async fn run_connector(state: &AppState, c: &ConnectorConfig) {
+    use crate::ops::connectors::record;
+    use crate::ops::feeds::ConnectorState;
+    let Some(ingestor) = state.ingestor.clone() else {
+        return;
+    };
+    // The department's producer is made before the connector reads (a department that only
+    // pushes has its producer made at its first push).
+    ingestor.connect(&c.dataset).await;
+    let db = &state.db;
+    record(db, &c.name, &c.dataset, ConnectorState::Running, None).await;
+    match connector::run(c, &ingestor, db, RunUntil::Finished, |_| {}).await {
+        Ok(s) => {
+            tracing::info!(connector = %c.name, read = s.read, valid = s.valid, rejected = s.rejected, "connector finished");
+            record(db, &c.name, &c.dataset, ConnectorState::Finished, None).await;
+        }
+        Err(e) => {
+            tracing::error!(connector = %c.name, error = %e, "connector stopped");
+            let error = e.to_string();
+            record(
+                db,
+                &c.name,
+                &c.dataset,
+                ConnectorState::Failed,
+                Some(&error),
+            )
+            .await;
         }
     }
-    tasks
 }
 
 /// Applies the migrations (as the owner role when one is configured) and copies the registry

@@ -216,16 +216,21 @@ pub async fn owner_pool(config: &Config) -> anyhow::Result<sqlx::PgPool> {
 pub fn write_config(config: &Config, dir: &Path) -> anyhow::Result<PathBuf> {
     let path = dir.join("bohai.toml");
     let text = format!(
-        "[http]\naddr = \"{}\"\n[kafka]\nbrokers = \"{}\"\ntopic_prefix = \"{}\"\npartitions = {}\n[database]\nurl = \"{}\"\n[pipeline]\nsink = {}\nworker_hold = \"{}ms\"\nstopped_duty_retry = \"{}ms\"\n",
+        "[http]\naddr = \"{}\"\n[kafka]\nbrokers = \"{}\"\ntopic_prefix = \"{}\"\npartitions = {}\n[database]\nurl = \"{}\"\n[pipeline]\nsink = {}\nstopped_duty_retry = \"{}ms\"\n[cluster]\nlease = \"{}ms\"\n",
         config.http.addr,
         config.kafka.brokers,
         config.kafka.topic_prefix,
         config.kafka.partitions,
         config.database.url,
         config.pipeline.sink,
-        config.pipeline.worker_hold.as_millis(),
         config.pipeline.stopped_duty_retry.as_millis(),
+        config.cluster.lease.as_millis(),
     );
+    // `[cluster]` is the last section: its identity, when set, goes at the end.
+    let text = match &config.cluster.instance {
+        Some(id) => format!("{text}instance = \"{id}\"\n"),
+        None => text,
+    };
     let text = match &config.database.owner_url {
         Some(owner) => text.replace(
             "[database]\n",
@@ -384,6 +389,7 @@ where
 
 pub mod broker;
 pub mod proxy;
+pub mod serve;
 pub mod trust;
 pub mod webdriver;
 

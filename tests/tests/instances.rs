@@ -1,22 +1,73 @@
-//! One `bohai serve` per hub database runs the workers: a second one serves its HTTP API,
-//! says who holds the workers, and takes them over when that instance stops (at once) or
-//! crashes (once its hold expires); records pushed to any instance are written once.
+//! Several `bohai serve` instances on one hub database share the duties: each duty is held by
+//! one instance through its lease, the duties are spread over the instances, a killed
+//! instance's duties move on, and a holder that lost a lease (paused past it) writes nothing
+//! for that duty afterwards.
 
 #![allow(clippy::unwrap_used)] // a test that cannot unwrap should fail loudly
 
-use std::net::{SocketAddr, TcpListener};
-use std::process::Stdio;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use bohai_hub::auth;
+use bohai_hub::cluster::{self, ClusterView, Instance, Lease};
+use bohai_hub::config::Config;
 use bohai_hub::pipeline::stats::dataset_stats;
-use bohai_hub::workers::{holder, Holder};
-use bohai_tests::{bohai, command_ok, eventually, kill, prepared_config, write_config, RunningHub};
-use serde_json::Value;
+use bohai_tests::serve::ServeProcess;
+use bohai_tests::{bohai, bohai_ok, command_ok, eventually, prepared_config};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::FutureRecord;
+use rdkafka::{Message, Offset, TopicPartitionList};
+use serde_json::{json, Value};
 use sqlx::PgPool;
 
-async fn holder_now(db: &PgPool) -> Option<Holder> {
-    holder(db).await.unwrap()
+/// The duties of a hub without connectors: the sink, licence events, subscription delivery
+/// and the four periodic duties.
+const DUTIES: usize = 7;
+
+/// A prepared hub with short leases and a master key of its own.
+async fn cluster_config(dir: &std::path::Path) -> Config {
+    let mut config = prepared_config().await.unwrap();
+    config.cluster.lease = Duration::from_secs(2);
+    config.pki.master_key_file = dir.join("state/master.key");
+    config
+}
+
+async fn view(db: &PgPool) -> ClusterView {
+    cluster::view(db).await.unwrap()
+}
+
+/// Who holds which duty (only unexpired leases).
+fn holders(v: &ClusterView) -> BTreeMap<String, String> {
+    v.duties
+        .iter()
+        .filter_map(|d| d.holder.clone().map(|h| (d.duty.clone(), h)))
+        .collect()
+}
+
+/// Waits until exactly `live` instances are live, every duty is held by one of them and each
+/// holds at least one.
+async fn spread_over(db: &PgPool, live: &[&str]) -> ClusterView {
+    let live: BTreeSet<String> = live.iter().map(|s| (*s).to_owned()).collect();
+    eventually(
+        Duration::from_secs(60),
+        &format!("the duties to be spread over {live:?}"),
+        || async {
+            let v = view(db).await;
+            let now_live: BTreeSet<String> = v
+                .instances
+                .iter()
+                .filter(|i| i.live)
+                .map(|i| i.id.clone())
+                .collect();
+            let h = holders(&v);
+            let every_duty_held = v.duties.len() == DUTIES
+                && h.len() == DUTIES
+                && h.values().all(|holder| live.contains(holder));
+            let each_works = live.iter().all(|i| h.values().any(|holder| holder == i));
+            (now_live == live && every_duty_held && each_works).then_some(v)
+        },
+    )
+    .await
 }
 
 /// Pushes `lines` (NDJSON) to the hub at `base` as `token`; how many were accepted.
@@ -55,24 +106,39 @@ async fn written_once(db: &PgPool, valid: i64) {
     assert!(s.reconciled, "{s:?}");
 }
 
-#[tokio::test]
-async fn a_second_instance_waits_for_the_workers_and_takes_them_over() {
-    let mut config = prepared_config().await.unwrap();
-    config.pipeline.worker_hold = Duration::from_secs(3);
+/// Waits until `instance` is up (its HTTP API answers).
+async fn answering(instance: &ServeProcess) {
+    eventually(
+        Duration::from_secs(30),
+        &format!("{} to answer", instance.instance),
+        || async {
+            reqwest::get(instance.url("/healthz"))
+                .await
+                .ok()
+                .filter(|r| r.status().is_success())
+                .map(|_| ())
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duties_spread_over_three_instances_and_a_killed_ones_move_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = cluster_config(dir.path()).await;
     let db = bohai_hub::database::pool(&config.database).unwrap();
     let police = auth::create_token(&db, "public-security")
         .await
         .unwrap()
         .secret;
-    let dir = tempfile::tempdir().unwrap();
     let feed = dir.path().join("residents.jsonl");
-    let config_file = write_config(&config, dir.path()).unwrap();
+    let a = ServeProcess::start(&config, "hub-a").unwrap();
     command_ok(
-        bohai(&config_file)
+        bohai(&a.config_file)
             .args([
                 "gen",
                 "resident-registrations",
-                "300",
+                "200",
                 "--invalid-ratio",
                 "0",
                 "-o",
@@ -85,87 +151,407 @@ async fn a_second_instance_waits_for_the_workers_and_takes_them_over() {
         .map(str::to_owned)
         .collect();
 
-    // A takes the workers.
-    let a = RunningHub::start(config.clone()).await.unwrap();
-    let a_port = a.base_url.rsplit(':').next().unwrap().to_owned();
-    let held_by_a = eventually(Duration::from_secs(30), "A to take the workers", || async {
-        holder_now(&db)
-            .await
-            .filter(|h| h.http_addr.ends_with(&format!(":{a_port}")))
-    })
-    .await;
+    // Alone, A holds every duty.
+    spread_over(&db, &["hub-a"]).await;
+    // B and C join: the duties spread over the three, each holding some.
+    let b = ServeProcess::start(&config, "hub-b").unwrap();
+    let mut c = ServeProcess::start(&config, "hub-c").unwrap();
+    let spread = spread_over(&db, &["hub-a", "hub-b", "hub-c"]).await;
+    for i in spread.instances.iter().filter(|i| i.live) {
+        assert!(
+            !i.duties.is_empty() && i.duties.len() <= DUTIES.div_ceil(3),
+            "{spread:#?}"
+        );
+    }
 
-    // B, started on the same database, serves HTTP only and says who holds the workers.
-    let b_addr: SocketAddr = TcpListener::bind("127.0.0.1:0")
+    // Records pushed to any instance are written once, by the sink's holder.
+    answering(&b).await;
+    assert_eq!(push(&b.base_url, &police, &lines[..100]).await, 100);
+    written_once(&db, 100).await;
+
+    // `bohai status --json`, the ops overview and /metrics show the instances and who holds
+    // which duty.
+    let status: Value = serde_json::from_slice(&command_ok(
+        bohai(&a.config_file).args(["status", "--json"]),
+    ))
+    .unwrap();
+    let listed: BTreeSet<&str> = status["cluster"]["instances"]
+        .as_array()
         .unwrap()
-        .local_addr()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        listed,
+        BTreeSet::from(["hub-a", "hub-b", "hub-c"]),
+        "{status}"
+    );
+    assert_eq!(
+        status["cluster"]["duties"].as_array().unwrap().len(),
+        DUTIES
+    );
+    let text = String::from_utf8(command_ok(bohai(&a.config_file).arg("status"))).unwrap();
+    assert!(text.contains("INSTANCES  3 live of 3"), "{text}");
+    let metrics = reqwest::get(b.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
         .unwrap();
-    let mut b_config = config.clone();
-    b_config.http.addr = b_addr;
-    let b_dir = tempfile::tempdir().unwrap();
-    let b_file = write_config(&b_config, b_dir.path()).unwrap();
-    let b_log = b_dir.path().join("serve.log");
-    let mut b = bohai(&b_file)
-        .env("RUST_LOG", "info")
-        .arg("serve")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&b_log).unwrap())
-        .spawn()
+    assert!(
+        metrics.contains("bohai_cluster_instance_heartbeat_timestamp_seconds{instance=\"hub-c\"}"),
+        "{metrics}"
+    );
+    let held_series = metrics
+        .lines()
+        .filter(|l| l.starts_with("bohai_cluster_duty_held{") && l.ends_with(" 1.0"))
+        .count();
+    assert_eq!(held_series, DUTIES, "{metrics}");
+
+    // C is killed: its duties run elsewhere once its leases expired, never before.
+    let before = view(&db).await;
+    let c_duties: BTreeMap<String, chrono::DateTime<chrono::Utc>> = before
+        .duties
+        .iter()
+        .filter(|d| d.holder.as_deref() == Some("hub-c"))
+        .map(|d| (d.duty.clone(), d.expires_at))
+        .collect();
+    assert!(!c_duties.is_empty());
+    c.kill();
+    let after = spread_over(&db, &["hub-a", "hub-b"]).await;
+    for d in after
+        .duties
+        .iter()
+        .filter(|d| c_duties.contains_key(&d.duty))
+    {
+        let taken_at = d.since.unwrap();
+        let c_expired_at = c_duties[&d.duty];
+        // C's last renewal may have landed after the view above was read: allow one renewal.
+        assert!(
+            taken_at + chrono::Duration::from_std(config.cluster.lease).unwrap() >= c_expired_at,
+            "{} was taken at {taken_at}, while C's lease ran until {c_expired_at}",
+            d.duty
+        );
+    }
+    // ... and within the bound: the next tick of a survivor after C's leases expired (a third
+    // of a lease), allowed a whole lease for a slow machine. Database times on both sides.
+    for d in after
+        .duties
+        .iter()
+        .filter(|d| c_duties.contains_key(&d.duty))
+    {
+        let late = d.since.unwrap() - c_duties[&d.duty];
+        eprintln!("{} taken over {late} after C's lease expired", d.duty);
+        assert!(
+            late <= chrono::Duration::from_std(config.cluster.lease).unwrap(),
+            "{} taken over {late} after C's lease expired",
+            d.duty
+        );
+    }
+    let gone = after.instances.iter().find(|i| i.id == "hub-c").unwrap();
+    assert!(!gone.live && gone.duties.is_empty(), "{after:#?}");
+
+    // The sink runs on: records pushed now are written once too.
+    assert_eq!(push(&a.base_url, &police, &lines[100..]).await, 100);
+    written_once(&db, 200).await;
+
+    // A stops cleanly: it gives its duties back and leaves, and B runs them all.
+    a.signal("TERM");
+    let last = spread_over(&db, &["hub-b"]).await;
+    let left = last.instances.iter().find(|i| i.id == "hub-a").unwrap();
+    assert!(!left.live && left.duties.is_empty(), "{last:#?}");
+}
+
+/// Reads every committed record of `topic` from the beginning up to its end now.
+fn read_to_end(config: &Config, topic: &str) -> Vec<Value> {
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &config.kafka.brokers)
+        .set("group.id", bohai_tests::unique("instances-"))
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .create()
         .unwrap();
-    let b_url = format!("http://{b_addr}");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
+    let partitions: Vec<i32> = metadata.topics()[0]
+        .partitions()
+        .iter()
+        .map(|p| p.id())
+        .collect();
+    let mut list = TopicPartitionList::new();
+    let mut ends = BTreeMap::new();
+    for p in &partitions {
+        list.add_partition_offset(topic, *p, Offset::Beginning)
+            .unwrap();
+        let (_, high) = consumer
+            .fetch_watermarks(topic, *p, Duration::from_secs(10))
+            .unwrap();
+        ends.insert(*p, high);
+    }
+    consumer.assign(&list).unwrap();
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let position = consumer.position().unwrap();
+        let done = ends.iter().all(|(p, high)| {
+            *high == 0
+                || matches!(position.find_partition(topic, *p).map(|e| e.offset()), Some(Offset::Offset(o)) if o >= *high)
+        });
+        if done {
+            return seen;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{topic} not read to its end"
+        );
+        if let Some(m) = consumer.poll(Duration::from_millis(500)) {
+            let m = m.unwrap();
+            seen.push(serde_json::from_slice(m.payload().unwrap()).unwrap());
+        }
+    }
+}
+
+/// Issues `n` driving licences through `instance`; their numbers.
+async fn issue(instance: &ServeProcess, token: &str, n: usize) -> Vec<String> {
+    let path = bohai_schemas::registry::builtin_dir()
+        .join("licences/driving-licence/examples/valid.jsonl");
+    let text = std::fs::read_to_string(path).unwrap();
+    let subject: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    let mut numbers = Vec::new();
+    for _ in 0..n {
+        let r = reqwest::Client::new()
+            .post(instance.url("/api/v1/licences"))
+            .bearer_auth(token)
+            .json(&json!({"type": "driving-licence", "holder": subject["holder"], "fields": subject["fields"]}))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(status, 201, "{body}");
+        numbers.push(body["number"].as_str().unwrap().to_owned());
+    }
+    numbers
+}
+
+/// Waits until no licence event waits to be published; returns how many there are.
+async fn all_published(db: &PgPool) -> i64 {
     eventually(
-        Duration::from_secs(30),
-        "B to say who holds the workers",
+        Duration::from_secs(60),
+        "every licence event to be published",
         || async {
-            let log = std::fs::read_to_string(&b_log).unwrap_or_default();
-            (log.contains("another bohai serve runs the workers")
-                && log.contains(&held_by_a.instance))
-            .then_some(())
+            let (total, unpublished): (i64, i64) = sqlx::query_as(
+                "SELECT count(*), count(*) FILTER (WHERE published_at IS NULL) FROM licence_events",
+            )
+            .fetch_one(db)
+            .await
+            .unwrap();
+            (unpublished == 0).then_some(total)
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_holder_publishes_no_licence_event_it_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = cluster_config(dir.path()).await;
+    let db = bohai_hub::database::pool(&config.database).unwrap();
+    let a = ServeProcess::start(&config, "hub-a").unwrap();
+    bohai_ok(&a.config_file, &["seal", "init-ca"]);
+    bohai_ok(&a.config_file, &["seal", "issue", "traffic-police"]);
+    let police = auth::create_token(&db, "traffic-police")
+        .await
+        .unwrap()
+        .secret;
+    spread_over(&db, &["hub-a"]).await;
+    let b = ServeProcess::start(&config, "hub-b").unwrap();
+    let v = spread_over(&db, &["hub-a", "hub-b"]).await;
+    answering(&a).await;
+    answering(&b).await;
+    let (holder, other) = if holders(&v)["licence-events"] == "hub-a" {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
+
+    let mut numbers = issue(other, &police, 3).await;
+    all_published(&db).await;
+
+    // A backlog of events keeps the holder publishing batch after batch; it is paused in the
+    // middle of that work, past its lease: the other instance takes the duty over and
+    // publishes the rest, including whatever batch the paused one was in the middle of.
+    const BACKLOG: i64 = 30_000;
+    sqlx::query(
+        "INSERT INTO licence_events (number, version, event, actor, at)
+         SELECT number, version, 'renewed', 'test-backlog', now()
+         FROM licences, generate_series(1, $1 / 3)",
+    )
+    .bind(BACKLOG)
+    .execute(&db)
+    .await
+    .unwrap();
+    eventually(
+        Duration::from_secs(60),
+        "the holder to be publishing the backlog",
+        || async {
+            let unpublished: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM licence_events WHERE published_at IS NULL",
+            )
+            .fetch_one(&db)
+            .await
+            .unwrap();
+            (unpublished > 0 && unpublished < BACKLOG).then_some(())
         },
     )
     .await;
-    assert_eq!(holder_now(&db).await.unwrap().instance, held_by_a.instance);
-
-    // Records pushed to B are written once, by A's sink.
-    assert_eq!(push(&b_url, &police, &lines[..100]).await, 100);
-    written_once(&db, 100).await;
-
-    // A stops cleanly: B takes the workers over at once (within its polling, a third of the
-    // hold), not after the hold expires.
-    drop(a);
-    let held_by_b = eventually(Duration::from_secs(10), "B to take the workers", || async {
-        holder_now(&db)
-            .await
-            .filter(|h| h.http_addr == b_addr.to_string())
-    })
+    holder.signal("STOP");
+    eventually(
+        Duration::from_secs(30),
+        "the licence events to move to the other instance",
+        || async {
+            (holders(&view(&db).await).get("licence-events") == Some(&other.instance)).then_some(())
+        },
+    )
     .await;
-    assert_ne!(held_by_b.instance, held_by_a.instance);
-    assert_eq!(push(&b_url, &police, &lines[100..200]).await, 100);
-    written_once(&db, 200).await;
+    all_published(&db).await;
 
-    // B crashes: C waits for B's hold to expire, then takes the workers.
-    let crashed_at = chrono::Utc::now();
-    let b_expires_at = holder_now(&db).await.unwrap().expires_at;
-    kill(&mut b);
-    let c = RunningHub::start(config.clone()).await.unwrap();
-    let c_port = c.base_url.rsplit(':').next().unwrap().to_owned();
-    let held_by_c = eventually(Duration::from_secs(30), "C to take the workers", || async {
-        holder_now(&db)
-            .await
-            .filter(|h| h.http_addr.ends_with(&format!(":{c_port}")))
-    })
+    // Resumed, the old holder finds its lease gone and publishes nothing more; events issued
+    // through it are published (once) by the new holder.
+    holder.signal("CONT");
+    eventually(
+        Duration::from_secs(30),
+        "the resumed instance to find that it lost its leases",
+        || async {
+            let log = holder.log();
+            (log.contains("could not be renewed in time") || log.contains("was lost")).then_some(())
+        },
+    )
     .await;
+    numbers.extend(issue(holder, &police, 3).await);
+    let total = all_published(&db).await;
+    assert_eq!(total, BACKLOG + 6);
+
+    let topic = bohai_hub::licences::events::topic(&config.kafka);
+    let events = read_to_end(&config, &topic);
+    let mut by_id: BTreeMap<i64, usize> = BTreeMap::new();
+    for e in &events {
+        *by_id.entry(e["id"].as_i64().unwrap()).or_default() += 1;
+    }
+    let twice: Vec<(&i64, &usize)> = by_id.iter().filter(|(_, n)| **n > 1).collect();
     assert!(
-        held_by_c.since >= b_expires_at,
-        "C took the workers at {} although B's hold ran until {b_expires_at} (B killed at {crashed_at})",
-        held_by_c.since
+        twice.is_empty(),
+        "{} events published more than once, e.g. {:?}",
+        twice.len(),
+        &twice[..twice.len().min(5)]
     );
-    assert_eq!(push(&c.base_url, &police, &lines[200..]).await, 100);
-    written_once(&db, 300).await;
+    assert_eq!(by_id.len(), usize::try_from(total).unwrap());
+    let issued: BTreeSet<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "issued")
+        .map(|e| e["number"].as_str().unwrap())
+        .collect();
+    assert_eq!(issued, numbers.iter().map(String::as_str).collect());
+}
 
-    // `bohai status` names the holder.
-    let status: Value =
-        serde_json::from_slice(&command_ok(bohai(&config_file).args(["status", "--json"])))
-            .unwrap();
-    assert_eq!(status["workers"]["instance"], held_by_c.instance.as_str());
+/// Two instances of the test, as the cluster sees them.
+fn instance(id: &str) -> Instance {
+    Instance::this("127.0.0.1:1".parse().unwrap(), Some(id))
+}
+
+/// Waits until `me` takes `duty` (free, or its lease expired).
+async fn take(db: &PgPool, me: &Instance, duty: &str, lease: Duration) -> Lease {
+    let (duty, epoch) = eventually(Duration::from_secs(30), "the duty to be taken", || async {
+        cluster::store::take(db, me, &[duty.to_owned()], 1, lease)
+            .await
+            .unwrap()
+            .pop()
+    })
+    .await;
+    Lease {
+        duty: duty.as_str().into(),
+        holder: me.id.as_str().into(),
+        epoch,
+        idle_limit: lease,
+    }
+}
+
+#[tokio::test]
+async fn a_holder_whose_lease_moved_on_can_write_nothing_for_the_duty() {
+    let config = prepared_config().await.unwrap();
+    let db = bohai_hub::database::pool(&config.database).unwrap();
+    let duty = bohai_hub::duties::LICENCE_EXPIRY;
+    cluster::store::declare(&db, &[duty.to_owned()])
+        .await
+        .unwrap();
+    let (old, new) = (instance("old"), instance("new"));
+    // The old holder's lease lapses (it was paused, or cut off) and the new one takes it.
+    let old_lease = take(&db, &old, duty, Duration::from_secs(1)).await;
+    let new_lease = take(&db, &new, duty, Duration::from_secs(30)).await;
+    assert_eq!(new_lease.epoch, old_lease.epoch + 1);
+    assert!(cluster::store::renew(
+        &db,
+        &old,
+        &[(duty.to_owned(), old_lease.epoch)],
+        Duration::from_secs(30)
+    )
+    .await
+    .unwrap()
+    .is_empty());
+
+    // The old holder's write fails inside its transaction; the new holder's goes through.
+    let now = chrono::Utc::now();
+    let stale = bohai_hub::licences::store::expire_due(&db, now, Some(&old_lease)).await;
+    assert!(
+        stale.as_ref().is_err_and(cluster::is_lease_lost),
+        "a stale holder wrote: {stale:?}"
+    );
+    bohai_hub::licences::store::expire_due(&db, now, Some(&new_lease))
+        .await
+        .unwrap();
+    let stale =
+        bohai_hub::ops::samples::sample_once(&db, Duration::from_secs(60), Some(&old_lease)).await;
+    assert!(stale.is_err_and(|e| cluster::is_lease_lost(&e)));
+}
+
+#[tokio::test]
+async fn a_fenced_producer_makes_nothing_visible() {
+    let config = prepared_config().await.unwrap();
+    let topic = bohai_hub::licences::events::topic(&config.kafka);
+    bohai_hub::kafka::ensure_topics(&config.kafka, std::slice::from_ref(&topic))
+        .await
+        .unwrap();
+    use bohai_hub::kafka::fenced;
+    // The old holder began a batch; the new holder makes its producer before the old one
+    // commits (the old one was paused in between).
+    let old = fenced::producer(&config.kafka, "licence-events")
+        .await
+        .unwrap();
+    fenced::begin(&old).await.unwrap();
+    let sent = old
+        .send_result(FutureRecord::to(&topic).key("k").payload(r#"{"id": 1}"#))
+        .map_err(|(e, _)| e)
+        .unwrap();
+    let _ = sent.await;
+    let new = fenced::producer(&config.kafka, "licence-events")
+        .await
+        .unwrap();
+    assert!(
+        fenced::commit(&old).await.is_err(),
+        "a fenced producer committed"
+    );
+    fenced::begin(&new).await.unwrap();
+    new.send_result(FutureRecord::to(&topic).key("k").payload(r#"{"id": 2}"#))
+        .map_err(|(e, _)| e)
+        .unwrap()
+        .await
+        .unwrap()
+        .unwrap();
+    fenced::commit(&new).await.unwrap();
+    let seen: Vec<i64> = read_to_end(&config, &topic)
+        .iter()
+        .map(|v| v["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seen, [2]);
 }

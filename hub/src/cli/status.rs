@@ -40,21 +40,38 @@ fn render(o: &Overview) -> String {
         .iter()
         .map(|(s, n)| format!("{n} {s}"))
         .collect();
-    match &o.workers {
-        Some(h) => {
-            let _ = writeln!(
-                out,
-                "WORKERS  run by {} (http {}) since {}, hold renewed {}",
-                h.instance,
-                h.http_addr,
-                h.since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                h.renewed_at
-                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-            );
-        }
-        None => {
-            let _ = writeln!(out, "WORKERS  no bohai serve runs them");
-        }
+    let secs =
+        |t: &chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let live = o.cluster.instances.iter().filter(|i| i.live).count();
+    let _ = writeln!(
+        out,
+        "INSTANCES  {live} live of {}",
+        o.cluster.instances.len()
+    );
+    for i in &o.cluster.instances {
+        let _ = writeln!(
+            out,
+            "  {:<28} {:<5} http {:<21} heartbeat {}  duties: {}",
+            i.id,
+            if i.live { "live" } else { "gone" },
+            i.http_addr,
+            secs(&i.heartbeat_at),
+            if i.duties.is_empty() {
+                "-".to_owned()
+            } else {
+                i.duties.join(", ")
+            }
+        );
+    }
+    let free: Vec<&str> = o
+        .cluster
+        .duties
+        .iter()
+        .filter(|d| d.holder.is_none())
+        .map(|d| d.duty.as_str())
+        .collect();
+    if !free.is_empty() {
+        let _ = writeln!(out, "  not held: {}", free.join(", "));
     }
     for c in &o.stopped_components {
         let _ = writeln!(

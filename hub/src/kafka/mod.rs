@@ -4,6 +4,8 @@
 //! as one KRaft node, a production hub points `kafka.brokers` at any Kafka cluster. Topics
 //! are created through the admin API because a broker may not create them on first use.
 
+pub mod fenced;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;

@@ -771,7 +771,7 @@ impl<'a> LicenceService<'a> {
 
     /// Records the expiry of every licence whose validity ended by `now`.
     pub async fn expire_due(&self, now: DateTime<Utc>) -> Result<u64, LicenceError> {
-        Ok(store::expire_due(self.db, now).await?)
+        Ok(store::expire_due(self.db, now, None).await?)
     }
 
     /// A licence with every version and event; `expired` replaces `valid`/`suspended` for a

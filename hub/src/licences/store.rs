@@ -255,7 +255,15 @@ pub async fn set_status(
 
 /// Marks versions whose validity ended by `now` as expired and records an `expired` event
 /// for each; returns how many.
-pub async fn expire_due(db: &PgPool, now: DateTime<Utc>) -> Result<u64, sqlx::Error> {
+pub async fn expire_due(
+    db: &PgPool,
+    now: DateTime<Utc>,
+    lease: Option<&crate::cluster::Lease>,
+) -> Result<u64, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    if let Some(lease) = lease {
+        lease.fence(&mut tx).await?;
+    }
     let done = sqlx::query(
         "WITH due AS (UPDATE licences SET expired_at = $1 \
            WHERE expired_at IS NULL AND valid_until <= $1 AND status IN ('valid', 'suspended') \
@@ -264,8 +272,9 @@ pub async fn expire_due(db: &PgPool, now: DateTime<Utc>) -> Result<u64, sqlx::Er
          SELECT number, version, 'expired', 'hub', $1 FROM due",
     )
     .bind(now)
-    .execute(db)
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(done.rows_affected())
 }
 
@@ -345,7 +354,10 @@ pub struct OutboxEvent {
 }
 
 /// Unpublished events, oldest first.
-pub async fn unpublished_events(db: &PgPool, limit: i64) -> Result<Vec<OutboxEvent>, sqlx::Error> {
+pub async fn unpublished_events(
+    db: &mut sqlx::PgConnection,
+    limit: i64,
+) -> Result<Vec<OutboxEvent>, sqlx::Error> {
     sqlx::query_as(
         "SELECT e.id, e.number, e.version, e.event, e.actor, e.reason, e.at, l.licence_type, \
          l.department FROM licence_events e JOIN licences l USING (number, version) \
@@ -356,16 +368,50 @@ pub async fn unpublished_events(db: &PgPool, limit: i64) -> Result<Vec<OutboxEve
     .await
 }
 
+/// Where the publisher stands on each partition of the licence-events topic: the offset after
+/// the last event it recorded there.
+pub async fn event_positions(
+    db: &mut sqlx::PgConnection,
+) -> Result<std::collections::BTreeMap<i32, i64>, sqlx::Error> {
+    let rows: Vec<(i32, i64)> =
+        sqlx::query_as("SELECT partition, next_offset FROM licence_event_positions")
+            .fetch_all(db)
+            .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Records that the events up to these offsets (exclusive) are on the topic.
+pub async fn advance_event_positions(
+    db: &mut sqlx::PgConnection,
+    positions: &std::collections::BTreeMap<i32, i64>,
+) -> Result<(), sqlx::Error> {
+    let (partitions, offsets): (Vec<i32>, Vec<i64>) =
+        positions.iter().map(|(p, o)| (*p, *o)).unzip();
+    sqlx::query(
+        "INSERT INTO licence_event_positions (partition, next_offset)
+         SELECT * FROM unnest($1::int[], $2::bigint[])
+         ON CONFLICT (partition) DO UPDATE
+           SET next_offset = GREATEST(licence_event_positions.next_offset, EXCLUDED.next_offset)",
+    )
+    .bind(&partitions)
+    .bind(&offsets)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
 /// Marks events published.
 pub async fn mark_published(
-    db: &PgPool,
+    db: &mut sqlx::PgConnection,
     ids: &[i64],
     at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE licence_events SET published_at = $2 WHERE id = ANY($1)")
-        .bind(ids)
-        .bind(at)
-        .execute(db)
-        .await?;
+    sqlx::query(
+        "UPDATE licence_events SET published_at = $2 WHERE id = ANY($1) AND published_at IS NULL",
+    )
+    .bind(ids)
+    .bind(at)
+    .execute(db)
+    .await?;
     Ok(())
 }

@@ -269,6 +269,40 @@ impl Collector for OverviewCollector {
         use MetricType::{Counter as C, Gauge as G};
         family(
             &mut e,
+            "bohai_cluster_instance_heartbeat_timestamp_seconds",
+            "The last heartbeat of a bohai serve instance of the hub (Unix time)",
+            G,
+            o.cluster.instances.iter().filter_map(|i| {
+                ts(Some(i.heartbeat_at)).map(|t| (vec![("instance", i.id.clone())], t))
+            }),
+        )?;
+        family(
+            &mut e,
+            "bohai_cluster_instance_live",
+            "1 when an instance's heartbeat is fresh, 0 when it stopped or died",
+            G,
+            o.cluster.instances.iter().map(|i| {
+                (
+                    vec![("instance", i.id.clone())],
+                    f64::from(u8::from(i.live)),
+                )
+            }),
+        )?;
+        family(
+            &mut e,
+            "bohai_cluster_duty_held",
+            "1 for the instance that holds a duty's lease; a duty nobody holds has instance=\"\" and 0",
+            G,
+            o.cluster.duties.iter().map(|d| {
+                let labels = vec![
+                    ("duty", d.duty.clone()),
+                    ("instance", d.holder.clone().unwrap_or_default()),
+                ];
+                (labels, if d.holder.is_some() { 1.0 } else { 0.0 })
+            }),
+        )?;
+        family(
+            &mut e,
             "bohai_feed_records_read",
             "Records read by a feed",
             C,

@@ -112,8 +112,8 @@ pub struct Overview {
     pub licences: LicenceStats,
     /// What the subscription topics carry, by dataset and reading department.
     pub subscriptions: Vec<SubscriptionDeliveries>,
-    /// The `bohai serve` instance that runs the workers; none when no instance holds them.
-    pub workers: Option<crate::workers::Holder>,
+    /// The `bohai serve` instances of the hub, and which holds which duty.
+    pub cluster: crate::cluster::ClusterView,
     /// Components stopped by a failure that needs someone, with the reason.
     pub stopped_components: Vec<super::components::ComponentFailure>,
 }
@@ -506,7 +506,7 @@ pub async fn gather(
         .map_err(|e| OverviewError::Seals(e.to_string()))?;
     let licences = licence_stats(db).await?;
     let subscriptions = subscription_deliveries(db).await?;
-    let workers = crate::workers::holder(db).await?;
+    let cluster = crate::cluster::view(db).await?;
     let stopped_components = super::components::failures(db).await?;
     let (sink_lag, sink_lag_error) = match sink_lag(&config.kafka, db, registry, lag_client).await {
         Ok(l) => (l, None),
@@ -529,7 +529,7 @@ pub async fn gather(
         seals,
         licences,
         subscriptions,
-        workers,
+        cluster,
         stopped_components,
     })
 }

@@ -9,9 +9,16 @@ use sqlx::PgPool;
 use utoipa::ToSchema;
 
 /// Copies every feed's totals into `ops_feed_samples` under one time, and forgets samples
-/// older than `retention`.
-pub async fn sample_once(db: &PgPool, retention: std::time::Duration) -> Result<(), sqlx::Error> {
+/// older than `retention`; under `lease` when the `ops-samples` duty takes it.
+pub async fn sample_once(
+    db: &PgPool,
+    retention: std::time::Duration,
+    lease: Option<&crate::cluster::Lease>,
+) -> Result<(), sqlx::Error> {
     let mut tx = db.begin().await?;
+    if let Some(lease) = lease {
+        lease.fence(&mut tx).await?;
+    }
     sqlx::query(
         "INSERT INTO ops_feed_samples (at, dataset, source, read_total, valid_total, rejected_total)
          SELECT now(), dataset, source, read_total, valid_total, rejected_total FROM feed_counts

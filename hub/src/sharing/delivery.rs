@@ -33,9 +33,10 @@ use super::mask::{self, Salt, View};
 use super::subscriptions::Subscription;
 use super::SharingState;
 use crate::audit::Entry;
+use crate::cluster::Lease;
 use crate::config::{KafkaConfig, SharingConfig};
 use crate::failure::Failure;
-use crate::kafka::{self, client_config};
+use crate::kafka;
 use crate::ops::components;
 use crate::ops::metrics::{Component, Stage, PIPELINE};
 
@@ -154,16 +155,23 @@ pub async fn run(
     config: SharingConfig,
     registry: Arc<Registry>,
     state: Arc<SharingState>,
-    instance: Arc<str>,
+    lease: Lease,
 ) {
-    let producer: FutureProducer = match client_config(&kafka)
-        .set("enable.idempotence", "true")
-        .create()
-    {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::error!(error = %e, "subscription delivery: cannot create the producer");
-            return;
+    let instance = Arc::clone(&lease.holder);
+    let mut backoff = crate::pipeline::Backoff::default();
+    let producer = loop {
+        match make_producer(&db, &kafka, &lease).await {
+            Ok(p) => break p,
+            Err(DeliveryError::Database(e)) if crate::cluster::is_lease_lost(&e) => return,
+            Err(e) if e.class() == Failure::Transient => {
+                tracing::warn!(error = %e, "subscription delivery: cannot make the producer yet");
+                backoff.wait().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "subscription delivery stopped: it cannot make its producer until this is fixed");
+                components::record_failure(&db, COMPONENT, &instance, &e.to_string()).await;
+                return;
+            }
         }
     };
     components::clear_failure(&db, COMPONENT).await;
@@ -172,6 +180,7 @@ pub async fn run(
         kafka,
         registry,
         producer,
+        lease,
         created: HashSet::new(),
         undeletable: HashSet::new(),
     };
@@ -187,6 +196,12 @@ pub async fn run(
         match worker.round(&salt).await {
             Ok(0) => tokio::time::sleep(config.delivery_interval).await,
             Ok(n) => tracing::debug!(records = n, "subscription topics filled"),
+            Err(DeliveryError::Database(e)) if crate::cluster::is_lease_lost(&e) => {
+                tracing::warn!(
+                    "subscription delivery: the lease on the duty moved on; stopping here"
+                );
+                return;
+            }
             Err(e) if e.class() == Failure::Transient => {
                 tracing::warn!(error = %e, "subscription delivery failed; retrying");
                 PIPELINE.retried(Component::SubscriptionDelivery, e.stage());
@@ -201,11 +216,31 @@ pub async fn run(
     }
 }
 
+/// The duty's transactional producer, made under `lease` (which fences the earlier holder's).
+async fn make_producer(
+    db: &PgPool,
+    kafka: &KafkaConfig,
+    lease: &Lease,
+) -> Result<FutureProducer, DeliveryError> {
+    let mut tx = db.begin().await?;
+    lease.fence(&mut tx).await?;
+    tx.commit().await?;
+    kafka::fenced::producer(kafka, COMPONENT)
+        .await
+        .map_err(|error| DeliveryError::Produce {
+            topic: "(transactional producer)".to_owned(),
+            error,
+        })
+}
+
 struct Worker {
     db: PgPool,
     kafka: KafkaConfig,
     registry: Arc<Registry>,
+    /// Transactional: a later holder of the duty fences it.
     producer: FutureProducer,
+    /// The lease on the duty, which every write is fenced with.
+    lease: Lease,
     /// Subscriptions whose topic this worker made sure of.
     created: HashSet<uuid::Uuid>,
     /// Withdrawn subscriptions whose topic the broker refused to delete: said once, not
@@ -239,6 +274,9 @@ impl Worker {
             };
             match delivered {
                 Ok(n) => produced += n,
+                Err(DeliveryError::Database(e)) if crate::cluster::is_lease_lost(&e) => {
+                    return Err(e.into());
+                }
                 Err(e) => {
                     tracing::warn!(subscription = %sub.id, error = %e, "subscription delivery failed; retrying");
                     PIPELINE.retried(Component::SubscriptionDelivery, e.stage());
@@ -348,7 +386,7 @@ impl Worker {
 
     /// Produces the next batch of `sub` (or the batch a crash interrupted); how many records.
     async fn deliver_batch(
-        &self,
+        &mut self,
         sub: &Active,
         dataset: &Dataset,
         salt: &Salt,
@@ -385,6 +423,7 @@ impl Worker {
             }
             None => {
                 let mut tx = self.db.begin().await?;
+                self.lease.fence(&mut tx).await?;
                 // Access may have ended since the round began: nothing more goes out then.
                 // The lock keeps a withdrawal from committing until this batch is marked.
                 if !still_active(&mut tx, sub.id).await? {
@@ -430,7 +469,10 @@ impl Worker {
                 (rows, end)
             }
         };
-        self.produce(sub, dataset, &rows, salt, &name).await?;
+        self.produce_fenced(sub, dataset, &rows, salt, &name)
+            .await?;
+        let mut tx = self.db.begin().await?;
+        self.lease.fence(&mut tx).await?;
         sqlx::query(
             "UPDATE subscription_deliveries SET last_xid = pending_xid, last_pk = pending_pk,
                  pending_xid = NULL, pending_pk = NULL,
@@ -441,8 +483,9 @@ impl Worker {
         .bind(i64::try_from(rows.len()).unwrap_or(i64::MAX))
         .bind(&end.xid)
         .bind(&end.pk)
-        .execute(&self.db)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(rows.len())
     }
 
@@ -467,6 +510,36 @@ impl Worker {
         .bind(&end.pk)
         .fetch_all(&self.db)
         .await
+    }
+
+    /// [`Self::produce`] in a transaction of the duty's producer: the records become visible
+    /// only if this producer was not fenced by a later holder of the duty. A failed
+    /// transaction leaves the producer unusable: a new one is made, under the lease.
+    async fn produce_fenced(
+        &mut self,
+        sub: &Active,
+        dataset: &Dataset,
+        rows: &[Row],
+        salt: &Salt,
+        name: &str,
+    ) -> Result<(), DeliveryError> {
+        let failed = |error| DeliveryError::Produce {
+            topic: name.to_owned(),
+            error,
+        };
+        let result = async {
+            kafka::fenced::begin(&self.producer).await.map_err(failed)?;
+            if let Err(e) = self.produce(sub, dataset, rows, salt, name).await {
+                kafka::fenced::abort(&self.producer).await;
+                return Err(e);
+            }
+            kafka::fenced::commit(&self.producer).await.map_err(failed)
+        }
+        .await;
+        if result.is_err() {
+            self.producer = make_producer(&self.db, &self.kafka, &self.lease).await?;
+        }
+        result
     }
 
     /// Produces `rows` as `sub` may see them and waits until the broker has every one.
