@@ -613,3 +613,54 @@ async fn a_holder_that_lost_its_lease_issues_no_crl_and_no_checkpoint() {
     );
     assert_eq!(checkpoint::latest_seq(&db).await.unwrap(), None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connector_whose_lease_moved_on_commits_no_checkpoint() {
+    use bohai_hub::pipeline::connector::{self, RunUntil};
+    let config = prepared_config().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = bohai_tests::write_config(&config, dir.path()).unwrap();
+    let feed = dir.path().join("residents.jsonl");
+    command_ok(
+        bohai(&file)
+            .args(["gen", "resident-registrations", "20", "-o"])
+            .arg(&feed),
+    );
+    let connector_file = dir.path().join("stale.toml");
+    std::fs::write(
+        &connector_file,
+        format!(
+            "name = \"stale\"\ndataset = \"resident-registrations\"\n[source]\nkind = \"file\"\npath = \"{}\"\nformat = \"jsonl\"\n",
+            feed.display()
+        ),
+    )
+    .unwrap();
+    let c = bohai_connectors::ConnectorConfig::load(&connector_file).unwrap();
+    let db = bohai_hub::database::pool(&config.database).unwrap();
+    let registry = std::sync::Arc::new(bohai_hub::registry::load(&config.registry).unwrap());
+    let ingestor =
+        bohai_hub::pipeline::ingest::Ingestor::new(&config.kafka, db.clone(), registry).unwrap();
+    let duty = cluster::connector_duty("stale");
+    cluster::store::declare(&db, std::slice::from_ref(&duty))
+        .await
+        .unwrap();
+    let (old, new) = (instance("old"), instance("new"));
+    let old_lease = take(&db, &old, &duty, Duration::from_secs(1)).await;
+    take(&db, &new, &duty, Duration::from_secs(30)).await;
+
+    let run = connector::run(
+        &c,
+        &ingestor,
+        &db,
+        RunUntil::Finished,
+        Some(&old_lease),
+        |_| {},
+    )
+    .await;
+    assert!(
+        run.as_ref()
+            .is_err_and(connector::ConnectorError::is_lease_lost),
+        "a stale holder ran the connector: {run:?}"
+    );
+    assert_eq!(bohai_tests::connector_position(&db, "stale").await, None);
+}
