@@ -125,9 +125,8 @@ impl Duty {
 pub const PERIODIC: [&str; 4] = [LICENCE_EXPIRY, CRL_REISSUE, OPS_SAMPLES, AUDIT_CHECKPOINT];
 
 /// Runs the periodic duty `lease` names until the task is dropped (when the lease is lost or
-/// given back); false at once when it names none. Licence expiry and the ops samples write
-/// through a transaction fenced by the lease; the CRL's reissue and the audit checkpoint check
-/// the lease before each round (their writes are not fenced yet).
+/// given back); false at once when it names none. Each writes through transactions fenced by
+/// the lease, so that a holder that lost it writes nothing.
 pub async fn run_periodic(state: &crate::http::AppState, lease: crate::cluster::Lease) -> bool {
     let stopped_retry = state.config.pipeline.stopped_duty_retry;
     let instance = Arc::clone(&lease.holder);
@@ -163,8 +162,13 @@ pub async fn run_periodic(state: &crate::http::AppState, lease: crate::cluster::
             .run(state.db.clone(), instance, move || {
                 let (db, pki, lease) = (db.clone(), pki.clone(), lease.clone());
                 async move {
-                    still_held(&db, &lease).await?;
-                    match crate::seals::service::reissue_if_due(&db, &pki, chrono::Utc::now()).await
+                    match crate::seals::service::reissue_if_due(
+                        &db,
+                        &pki,
+                        chrono::Utc::now(),
+                        Some(&lease),
+                    )
+                    .await
                     {
                         Ok(true) => {
                             crate::audit::Entry::new(crate::audit::HUB, "ca.crl_reissue")
@@ -199,8 +203,7 @@ pub async fn run_periodic(state: &crate::http::AppState, lease: crate::cluster::
                     lease.clone(),
                 );
                 async move {
-                    still_held(&db, &lease).await?;
-                    crate::audit::checkpoint::duty_round(&db, &config, &registry).await
+                    crate::audit::checkpoint::duty_round(&db, &config, &registry, &lease).await
                 }
             })
             .await;
@@ -223,11 +226,4 @@ pub async fn run_periodic(state: &crate::http::AppState, lease: crate::cluster::
         _ => return false,
     }
     true
-}
-
-/// Fails (SQLSTATE [`crate::cluster::LEASE_LOST`]) unless `lease` is still held.
-async fn still_held(db: &PgPool, lease: &crate::cluster::Lease) -> Result<(), sqlx::Error> {
-    let mut tx = db.begin().await?;
-    lease.fence(&mut tx).await?;
-    tx.commit().await
 }

@@ -278,7 +278,7 @@ fn starter(state: AppState, connectors: Vec<ConnectorConfig>) -> cluster::DutySt
                         .strip_prefix(cluster::CONNECTOR_PREFIX)
                         .and_then(|n| connectors.iter().find(|c| c.name == n))
                     {
-                        run_connector(&state, connector).await;
+                        run_connector(&state, connector, &lease).await;
                     } else if !crate::duties::run_periodic(&state, lease).await {
                         tracing::error!(duty = name, "this instance does not know the duty");
                     }
@@ -289,7 +289,7 @@ fn starter(state: AppState, connectors: Vec<ConnectorConfig>) -> cluster::DutySt
 }
 
 /// Runs connector `c` until it finishes or fails, recording its state.
-async fn run_connector(state: &AppState, c: &ConnectorConfig) {
+async fn run_connector(state: &AppState, c: &ConnectorConfig, lease: &cluster::Lease) {
     use crate::ops::connectors::record;
     use crate::ops::feeds::ConnectorState;
     let Some(ingestor) = state.ingestor.clone() else {
@@ -300,10 +300,14 @@ async fn run_connector(state: &AppState, c: &ConnectorConfig) {
     ingestor.connect(&c.dataset).await;
     let db = &state.db;
     record(db, &c.name, &c.dataset, ConnectorState::Running, None).await;
-    match connector::run(c, &ingestor, db, RunUntil::Finished, |_| {}).await {
+    match connector::run(c, &ingestor, db, RunUntil::Finished, Some(lease), |_| {}).await {
         Ok(s) => {
             tracing::info!(connector = %c.name, read = s.read, valid = s.valid, rejected = s.rejected, "connector finished");
             record(db, &c.name, &c.dataset, ConnectorState::Finished, None).await;
+        }
+        // Another instance runs it now: its state is that instance's to record.
+        Err(e) if e.is_lease_lost() => {
+            tracing::warn!(connector = %c.name, "the connector's lease moved on; stopped here");
         }
         Err(e) => {
             tracing::error!(connector = %c.name, error = %e, "connector stopped");

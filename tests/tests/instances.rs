@@ -555,3 +555,112 @@ async fn a_fenced_producer_makes_nothing_visible() {
         .collect();
     assert_eq!(seen, [2]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_that_lost_its_lease_issues_no_crl_and_no_checkpoint() {
+    use bohai_hub::audit::checkpoint::{self, CheckpointError};
+    use bohai_hub::seals::SealsError;
+    let dir = tempfile::tempdir().unwrap();
+    let config = cluster_config(dir.path()).await;
+    let file = bohai_tests::write_config_with_master_key(&config, dir.path()).unwrap();
+    bohai_ok(&file, &["seal", "init-ca"]);
+    bohai_ok(&file, &["seal", "issue", &config.licences.status_authority]);
+    let db = bohai_hub::database::pool(&config.database).unwrap();
+    let registry = bohai_hub::registry::load(&config.registry).unwrap();
+    let (crl, audit) = (
+        bohai_hub::duties::CRL_REISSUE,
+        bohai_hub::duties::AUDIT_CHECKPOINT,
+    );
+    cluster::store::declare(&db, &[crl.to_owned(), audit.to_owned()])
+        .await
+        .unwrap();
+    let (old, new) = (instance("old"), instance("new"));
+    let old_crl = take(&db, &old, crl, Duration::from_secs(1)).await;
+    let old_audit = take(&db, &old, audit, Duration::from_secs(1)).await;
+    take(&db, &new, crl, Duration::from_secs(30)).await;
+    take(&db, &new, audit, Duration::from_secs(30)).await;
+
+    let crls_before: i64 = sqlx::query_scalar("SELECT count(*) FROM crls")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    // Due: a year on, half the CRL's validity has surely passed.
+    let later = chrono::Utc::now() + chrono::Duration::days(365);
+    let stale =
+        bohai_hub::seals::service::reissue_if_due(&db, &config.pki, later, Some(&old_crl)).await;
+    assert!(
+        matches!(&stale, Err(SealsError::Database(e)) if cluster::is_lease_lost(e)),
+        "a stale holder reissued the CRL: {stale:?}"
+    );
+    let crls_after: i64 = sqlx::query_scalar("SELECT count(*) FROM crls")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(crls_after, crls_before);
+
+    let stale = checkpoint::make(
+        &db,
+        &config,
+        &registry,
+        chrono::Utc::now(),
+        Some(&old_audit),
+    )
+    .await;
+    assert!(
+        matches!(&stale, Err(CheckpointError::Database(e)) if cluster::is_lease_lost(e)),
+        "a stale holder stored a checkpoint: {:?}",
+        stale.map(|m| m.summary)
+    );
+    assert_eq!(checkpoint::latest_seq(&db).await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connector_whose_lease_moved_on_commits_no_checkpoint() {
+    use bohai_hub::pipeline::connector::{self, RunUntil};
+    let config = prepared_config().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = bohai_tests::write_config(&config, dir.path()).unwrap();
+    let feed = dir.path().join("residents.jsonl");
+    command_ok(
+        bohai(&file)
+            .args(["gen", "resident-registrations", "20", "-o"])
+            .arg(&feed),
+    );
+    let connector_file = dir.path().join("stale.toml");
+    std::fs::write(
+        &connector_file,
+        format!(
+            "name = \"stale\"\ndataset = \"resident-registrations\"\n[source]\nkind = \"file\"\npath = \"{}\"\nformat = \"jsonl\"\n",
+            feed.display()
+        ),
+    )
+    .unwrap();
+    let c = bohai_connectors::ConnectorConfig::load(&connector_file).unwrap();
+    let db = bohai_hub::database::pool(&config.database).unwrap();
+    let registry = std::sync::Arc::new(bohai_hub::registry::load(&config.registry).unwrap());
+    let ingestor =
+        bohai_hub::pipeline::ingest::Ingestor::new(&config.kafka, db.clone(), registry).unwrap();
+    let duty = cluster::connector_duty("stale");
+    cluster::store::declare(&db, std::slice::from_ref(&duty))
+        .await
+        .unwrap();
+    let (old, new) = (instance("old"), instance("new"));
+    let old_lease = take(&db, &old, &duty, Duration::from_secs(1)).await;
+    take(&db, &new, &duty, Duration::from_secs(30)).await;
+
+    let run = connector::run(
+        &c,
+        &ingestor,
+        &db,
+        RunUntil::Finished,
+        Some(&old_lease),
+        |_| {},
+    )
+    .await;
+    assert!(
+        run.as_ref()
+            .is_err_and(connector::ConnectorError::is_lease_lost),
+        "a stale holder ran the connector: {run:?}"
+    );
+    assert_eq!(bohai_tests::connector_position(&db, "stale").await, None);
+}

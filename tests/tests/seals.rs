@@ -579,10 +579,10 @@ async fn seals_are_made_used_verified_revoked_and_published() {
         n
     };
     let before = latest(db.clone()).await;
-    assert!(!reissue_if_due(&db, &config.pki, now).await.unwrap());
+    assert!(!reissue_if_due(&db, &config.pki, now, None).await.unwrap());
     assert_eq!(latest(db.clone()).await, before);
     let later = now + std::time::Duration::from_secs(4 * 24 * 3600);
-    assert!(reissue_if_due(&db, &config.pki, later).await.unwrap());
+    assert!(reissue_if_due(&db, &config.pki, later, None).await.unwrap());
     assert_eq!(latest(db.clone()).await, before + 1);
 
     // init-ca --force replaces the CA: the old seals no longer verify.

@@ -214,12 +214,14 @@ pub async fn latest_seq(db: &PgPool) -> Result<Option<i64>, sqlx::Error> {
 }
 
 /// Signs a checkpoint of the log as it is now, with the status authority's seal, and stores
-/// it.
+/// it; under `lease` when the `audit-checkpoint` duty makes it (a holder that lost the duty
+/// stores nothing).
 pub async fn make(
     db: &PgPool,
     config: &Config,
     registry: &bohai_schemas::Registry,
     now: DateTime<Utc>,
+    lease: Option<&crate::cluster::Lease>,
 ) -> Result<MadeCheckpoint, CheckpointError> {
     let authority = &config.licences.status_authority;
     registry
@@ -240,6 +242,10 @@ pub async fn make(
         authority: authority.clone(),
     };
     let token = sign(&key, &claims)?;
+    let mut tx = db.begin().await?;
+    if let Some(lease) = lease {
+        lease.fence(&mut tx).await?;
+    }
     sqlx::query(
         "INSERT INTO audit_checkpoints (seq, hash, issued_at, token) VALUES ($1, $2, $3, $4)",
     )
@@ -247,8 +253,9 @@ pub async fn make(
     .bind(hash.as_slice())
     .bind(claims.issued_at)
     .bind(&token)
-    .execute(db)
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(MadeCheckpoint {
         summary: CheckpointSummary {
             seq,
@@ -293,12 +300,13 @@ pub async fn duty_round(
     db: &PgPool,
     config: &Config,
     registry: &bohai_schemas::Registry,
+    lease: &crate::cluster::Lease,
 ) -> Result<(), CheckpointError> {
     let (seq, _) = tail(db).await?;
     if latest_seq(db).await?.is_some_and(|s| s >= seq) {
         return Ok(());
     }
-    let mut made = match make(db, config, registry, Utc::now()).await {
+    let mut made = match make(db, config, registry, Utc::now(), Some(lease)).await {
         Ok(m) => m,
         Err(CheckpointError::Seal(SealsError::NoCa | SealsError::NoValidSeal(_))) => {
             tracing::debug!("no seal of the status authority: no audit checkpoint yet");

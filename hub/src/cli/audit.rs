@@ -117,7 +117,7 @@ pub(super) async fn run(config: &Config, command: &AuditCommand) -> anyhow::Resu
         }
         AuditCommand::Checkpoint { out, json } => {
             let mut made =
-                audit::checkpoint::make(&db, config, &registry, chrono::Utc::now()).await?;
+                audit::checkpoint::make(&db, config, &registry, chrono::Utc::now(), None).await?;
             if let Some(path) = out {
                 std::fs::write(path, format!("{}\n", made.token))
                     .with_context(|| format!("cannot write {}", path.display()))?;

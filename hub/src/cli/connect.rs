@@ -53,7 +53,7 @@ pub(super) async fn run(config: &Config, command: &ConnectCommand) -> anyhow::Re
         RunUntil::Finished
     };
     let started = std::time::Instant::now();
-    let summary = connector::run(&connector, &ingestor, &db, until, |s| {
+    let summary = connector::run(&connector, &ingestor, &db, until, None, |s| {
         let rate = s.read as f64 / bar.elapsed().as_secs_f64().max(0.001);
         bar.set_message(format!(
             "{}: read {} valid {} rejected {} ({rate:.0} records/s)",

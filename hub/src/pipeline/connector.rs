@@ -55,6 +55,20 @@ pub enum ConnectorError {
     },
 }
 
+impl ConnectorError {
+    /// Whether the run stopped because its lease on the connector's duty moved on (another
+    /// instance runs the connector now).
+    pub fn is_lease_lost(&self) -> bool {
+        matches!(
+            self,
+            ConnectorError::Ingest {
+                source: IngestError::Database(e),
+                ..
+            } if crate::cluster::is_lease_lost(e)
+        )
+    }
+}
+
 /// What one run did.
 #[derive(Debug, Default, Clone, Copy, Serialize)]
 pub struct RunSummary {
@@ -75,12 +89,15 @@ pub enum RunUntil {
     Finished,
 }
 
-/// Runs `config` until `until`; `progress` is called after every committed batch.
+/// Runs `config` until `until`; `progress` is called after every committed batch. Under
+/// `lease` (the connector's duty in `bohai serve`), each batch's checkpoint is committed only
+/// while the lease holds ([`crate::cluster::Lease::fence`]).
 pub async fn run(
     config: &ConnectorConfig,
     ingestor: &Ingestor,
     db: &PgPool,
     until: RunUntil,
+    lease: Option<&crate::cluster::Lease>,
     mut progress: impl FnMut(&RunSummary),
 ) -> Result<RunSummary, ConnectorError> {
     let registry = Arc::clone(ingestor.registry());
@@ -118,7 +135,7 @@ pub async fn run(
         })
         .map_err(source_error)?;
     let mut backoff = Backoff::default();
-    let mut handoff = Handoff::new(config, ingestor);
+    let mut handoff = Handoff::new(config, ingestor, lease.cloned());
     // The batch read while the one before it was checked.
     let mut read_ahead = None;
     loop {
@@ -244,13 +261,18 @@ struct Recorded {
 }
 
 impl<'a> Handoff<'a> {
-    fn new(config: &'a ConnectorConfig, ingestor: &'a Ingestor) -> Self {
+    fn new(
+        config: &'a ConnectorConfig,
+        ingestor: &'a Ingestor,
+        lease: Option<crate::cluster::Lease>,
+    ) -> Self {
         let (to_record, queue) = tokio::sync::mpsc::channel(MAX_IN_FLIGHT - 1);
         let (done, recorded) = tokio::sync::mpsc::unbounded_channel();
         let gate = Arc::new(SendGate::new(false));
         let recorder = AbortOnDrop(tokio::spawn(record_delivered(
             config.name.clone(),
             ingestor.clone(),
+            lease,
             Arc::clone(&gate),
             queue,
             done,
@@ -425,13 +447,14 @@ impl<'a> Handoff<'a> {
 async fn record_delivered(
     name: String,
     ingestor: Ingestor,
+    lease: Option<crate::cluster::Lease>,
     gate: Arc<SendGate>,
     mut queue: tokio::sync::mpsc::Receiver<(Checked, InFlight)>,
     done: tokio::sync::mpsc::UnboundedSender<Result<Recorded, IngestError>>,
 ) {
     while let Some((checked, sent)) = queue.recv().await {
         let result = match acknowledged(&name, &sent).await {
-            Ok(()) => commit(&name, &ingestor, &checked).await,
+            Ok(()) => commit(&name, &ingestor, &checked, lease.as_ref()).await,
             Err(failure) => {
                 let mut stopped = gate.lock().await;
                 // Every batch handed over is in the queue now: none is handed over while the
@@ -448,8 +471,8 @@ async fn record_delivered(
                 let mut ended = false;
                 for (checked, first) in batches.zip(failures) {
                     let result = match first {
-                        Ok(()) => commit(&name, &ingestor, checked).await,
-                        Err(e) => deliver_again(&name, &ingestor, checked, e).await,
+                        Ok(()) => commit(&name, &ingestor, checked, lease.as_ref()).await,
+                        Err(e) => deliver_again(&name, &ingestor, checked, e, lease.as_ref()).await,
                     };
                     ended = result.is_err();
                     // The handoff is gone when its run ended (the task is then aborted).
@@ -495,6 +518,7 @@ async fn deliver_again(
     ingestor: &Ingestor,
     checked: &Checked,
     failure: IngestError,
+    lease: Option<&crate::cluster::Lease>,
 ) -> Result<Recorded, IngestError> {
     if failure.class() != Failure::Transient {
         tracing::error!(connector = name, error = %failure, "stopping: retrying cannot mend this");
@@ -503,7 +527,7 @@ async fn deliver_again(
     tracing::warn!(connector = name, error = %failure, "a batch was not acknowledged; delivering it again");
     PIPELINE.retried(Component::Connector, Stage::Produce);
     retry(name, Stage::Produce, || ingestor.deliver(checked, name)).await?;
-    commit(name, ingestor, checked).await
+    commit(name, ingestor, checked, lease).await
 }
 
 /// Commits a delivered batch, retrying while the database is away.
@@ -511,9 +535,10 @@ async fn commit(
     name: &str,
     ingestor: &Ingestor,
     checked: &Checked,
+    lease: Option<&crate::cluster::Lease>,
 ) -> Result<Recorded, IngestError> {
     retry(name, Stage::Commit, || {
-        ingestor.commit(checked, name, Commit::Connector)
+        ingestor.commit(checked, name, Commit::Connector { lease })
     })
     .await?;
     Ok(Recorded {
@@ -525,7 +550,8 @@ async fn commit(
 }
 
 /// Retries `op` while it fails for a reason that passes (a broker or database that is away),
-/// counting each retry under `stage`; any other failure is returned.
+/// counting each retry under `stage`; any other failure is returned, and so is a lease that
+/// moved on (no retry can mend it).
 async fn retry<T, F, Fut>(connector: &str, stage: Stage, mut op: F) -> Result<T, IngestError>
 where
     F: FnMut() -> Fut,
@@ -535,6 +561,13 @@ where
     loop {
         match op().await {
             Ok(v) => return Ok(v),
+            Err(IngestError::Database(e)) if crate::cluster::is_lease_lost(&e) => {
+                tracing::warn!(
+                    connector,
+                    "the lease on the connector moved on; stopping here"
+                );
+                return Err(IngestError::Database(e));
+            }
             Err(e) if e.class() == Failure::Transient => {
                 tracing::warn!(connector, error = %e, "retrying");
                 PIPELINE.retried(Component::Connector, stage);

@@ -119,8 +119,12 @@ fn broker_hint(error: &KafkaError) -> &'static str {
 /// What a committed batch came from.
 #[derive(Debug, Clone, Copy)]
 pub enum Commit<'a> {
-    /// A connector: its checkpoint (the batch's) is stored under its name.
-    Connector,
+    /// A connector: its checkpoint (the batch's) is stored under its name, under `lease`
+    /// when it runs as a duty of `bohai serve` (a holder that lost it commits nothing).
+    Connector {
+        /// The connector's lease on its duty.
+        lease: Option<&'a crate::cluster::Lease>,
+    },
     /// A piece of an HTTP push; `progress` is what to store for its Idempotency-Key, if it
     /// had one.
     Push {
@@ -892,6 +896,9 @@ impl Ingestor {
         kind: Commit<'_>,
     ) -> Result<(), IngestError> {
         let mut tx = self.db.begin().await?;
+        if let Commit::Connector { lease: Some(lease) } = kind {
+            lease.fence(&mut tx).await?;
+        }
         if let Commit::Push {
             progress: Some(progress),
         } = kind
@@ -912,7 +919,7 @@ impl Ingestor {
             .execute(&mut *tx)
             .await?;
         }
-        if let Commit::Connector = kind {
+        if let Commit::Connector { .. } = kind {
             sqlx::query(
                 "INSERT INTO connector_checkpoints (connector, dataset, position) VALUES ($1, $2, $3)
                  ON CONFLICT (connector) DO UPDATE SET position = EXCLUDED.position, dataset = EXCLUDED.dataset, updated_at = now()",

@@ -744,10 +744,23 @@ impl<'a> SealsService<'a> {
     /// Issues a new CRL listing every revoked seal of the city CA, valid
     /// `pki.crl_validity` from `now`.
     pub async fn reissue_crl(&self, now: DateTime<Utc>) -> Result<StoredCrl, SealsError> {
+        self.reissue_crl_under(now, None).await
+    }
+
+    /// [`Self::reissue_crl`], under `lease` when the `crl-reissue` duty reissues (a holder
+    /// that lost the duty issues nothing).
+    async fn reissue_crl_under(
+        &self,
+        now: DateTime<Utc>,
+        lease: Option<&crate::cluster::Lease>,
+    ) -> Result<StoredCrl, SealsError> {
         let issuing = self.issuing().await?;
         let validity = Duration::from_std(self.config.crl_validity.max(StdDuration::from_secs(60)))
             .unwrap_or_else(|_| Duration::days(7));
         let mut tx = self.db.begin().await?;
+        if let Some(lease) = lease {
+            lease.fence(&mut tx).await?;
+        }
         if !store::lock_ca(&mut tx).await? {
             return Err(SealsError::NoCa);
         }
@@ -921,6 +934,7 @@ pub async fn reissue_if_due(
     db: &PgPool,
     config: &PkiConfig,
     now: DateTime<Utc>,
+    lease: Option<&crate::cluster::Lease>,
 ) -> Result<bool, SealsError> {
     if store::load_ca(db).await?.is_none() {
         return Err(SealsError::NoCa);
@@ -933,7 +947,7 @@ pub async fn reissue_if_due(
     };
     if due {
         SealsService::with_master_key(db, config)?
-            .reissue_crl(now)
+            .reissue_crl_under(now, lease)
             .await?;
     }
     let root_half =
