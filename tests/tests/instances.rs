@@ -598,6 +598,39 @@ async fn a_holder_that_lost_its_lease_issues_no_crl_and_no_checkpoint() {
         .unwrap();
     assert_eq!(crls_after, crls_before);
 
+    // The root's CRL alone due: the issuing CA's CRL is reissued at `later`, so that only
+    // the root's (half of a year's validity passed) is left for the old holder.
+    bohai_hub::seals::SealsService::with_master_key(&db, &config.pki)
+        .unwrap()
+        .reissue_crl(later)
+        .await
+        .unwrap();
+    let root_crls_before: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM crls WHERE issuer = 'root'")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    let stale = bohai_hub::seals::service::reissue_if_due(
+        &db,
+        &config.pki,
+        later + chrono::Duration::hours(1),
+        Some(&old_crl),
+    )
+    .await;
+    let root_crls_after: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM crls WHERE issuer = 'root'")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(
+        root_crls_after, root_crls_before,
+        "a stale holder reissued the root's CRL: {stale:?}"
+    );
+    assert!(
+        matches!(&stale, Err(SealsError::Database(e)) if cluster::is_lease_lost(e)),
+        "a stale holder's round succeeded: {stale:?}"
+    );
+
     let stale = checkpoint::make(
         &db,
         &config,

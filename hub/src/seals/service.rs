@@ -803,10 +803,24 @@ impl<'a> SealsService<'a> {
         now: DateTime<Utc>,
         offline_key_pem: Option<&str>,
     ) -> Result<StoredCrl, SealsError> {
+        self.reissue_root_crl_under(now, offline_key_pem, None)
+            .await
+    }
+
+    /// [`Self::reissue_root_crl`], under `lease` when the `crl-reissue` duty reissues.
+    async fn reissue_root_crl_under(
+        &self,
+        now: DateTime<Utc>,
+        offline_key_pem: Option<&str>,
+        lease: Option<&crate::cluster::Lease>,
+    ) -> Result<StoredCrl, SealsError> {
         let root = self.root(offline_key_pem).await?;
         let validity = Duration::from_std(self.config.root_crl_validity)
             .unwrap_or_else(|_| Duration::days(365));
         let mut tx = self.db.begin().await?;
+        if let Some(lease) = lease {
+            lease.fence(&mut tx).await?;
+        }
         if !store::lock_ca(&mut tx).await? {
             return Err(SealsError::NoCa);
         }
@@ -958,7 +972,7 @@ pub async fn reissue_if_due(
         .is_none_or(|crl| now >= crl.this_update + root_half);
     if root_due {
         match SealsService::with_master_key(db, config)?
-            .reissue_root_crl(now, None)
+            .reissue_root_crl_under(now, None, lease)
             .await
         {
             Ok(_) => {}
