@@ -108,6 +108,23 @@ impl Lease {
     pub async fn fence(&self, tx: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
         store::fence(tx, self).await
     }
+
+    /// Begins a transaction on `db` fenced by this lease ([`Self::fence`]): the one way a
+    /// duty that always holds a lease starts a writing transaction.
+    pub async fn begin(
+        &self,
+        db: &sqlx::PgPool,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        let mut tx = db.begin().await?;
+        self.fence(&mut tx).await?;
+        Ok(tx)
+    }
+
+    /// Fails with SQLSTATE [`LEASE_LOST`] unless this lease is still held (before work done
+    /// outside the database, such as making a transactional producer).
+    pub async fn check(&self, db: &sqlx::PgPool) -> Result<(), sqlx::Error> {
+        self.begin(db).await?.commit().await
+    }
 }
 
 /// Whether `error` says that a lease moved on ([`Lease::fence`]).

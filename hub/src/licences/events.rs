@@ -79,7 +79,7 @@ pub async fn run_publisher(db: PgPool, kafka: KafkaConfig, lease: Lease) {
     let mut cleared = false;
     loop {
         // Made only under a lease that holds now: making it fences the earlier holder's.
-        let made = match still_held(&db, &lease).await {
+        let made = match lease.check(&db).await {
             Ok(()) => fenced::producer(&kafka, COMPONENT)
                 .await
                 .map_err(PublishError::from),
@@ -171,8 +171,7 @@ async fn recover(
     lease: &Lease,
 ) -> Result<usize, PublishError> {
     let from = {
-        let mut tx = db.begin().await?;
-        lease.fence(&mut tx).await?;
+        let mut tx = lease.begin(db).await?;
         let from = store::event_positions(&mut tx).await?;
         tx.commit().await?;
         from
@@ -194,19 +193,11 @@ async fn recover(
             ids.push(id);
         }
     }
-    let mut tx = db.begin().await?;
-    lease.fence(&mut tx).await?;
+    let mut tx = lease.begin(db).await?;
     store::mark_published(&mut tx, &ids, Utc::now()).await?;
     store::advance_event_positions(&mut tx, &positions).await?;
     tx.commit().await?;
     Ok(ids.len())
-}
-
-/// Fails with the lease's SQLSTATE unless `lease` holds.
-async fn still_held(db: &PgPool, lease: &Lease) -> Result<(), sqlx::Error> {
-    let mut tx = db.begin().await?;
-    lease.fence(&mut tx).await?;
-    tx.commit().await
 }
 
 async fn publish_round(
@@ -216,8 +207,7 @@ async fn publish_round(
     lease: &Lease,
 ) -> Result<usize, PublishError> {
     let events = {
-        let mut tx = db.begin().await?;
-        lease.fence(&mut tx).await?;
+        let mut tx = lease.begin(db).await?;
         let events = store::unpublished_events(&mut tx, BATCH).await?;
         tx.commit().await?;
         events
@@ -237,8 +227,7 @@ async fn publish_round(
     // Visible to readers from here on, unless this producer was fenced meanwhile.
     fenced::commit(producer).await?;
     let ids: Vec<i64> = events.iter().map(|e| e.event.id).collect();
-    let mut tx = db.begin().await?;
-    lease.fence(&mut tx).await?;
+    let mut tx = lease.begin(db).await?;
     store::mark_published(&mut tx, &ids, Utc::now()).await?;
     store::advance_event_positions(&mut tx, &positions).await?;
     tx.commit().await?;

@@ -222,9 +222,7 @@ async fn make_producer(
     kafka: &KafkaConfig,
     lease: &Lease,
 ) -> Result<FutureProducer, DeliveryError> {
-    let mut tx = db.begin().await?;
-    lease.fence(&mut tx).await?;
-    tx.commit().await?;
+    lease.check(db).await?;
     kafka::fenced::producer(kafka, COMPONENT)
         .await
         .map_err(|error| DeliveryError::Produce {
@@ -422,8 +420,7 @@ impl Worker {
                 (self.rows_between(&sub.dataset, &last, &end).await?, end)
             }
             None => {
-                let mut tx = self.db.begin().await?;
-                self.lease.fence(&mut tx).await?;
+                let mut tx = self.lease.begin(&self.db).await?;
                 // Access may have ended since the round began: nothing more goes out then.
                 // The lock keeps a withdrawal from committing until this batch is marked.
                 if !still_active(&mut tx, sub.id).await? {
@@ -471,8 +468,7 @@ impl Worker {
         };
         self.produce_fenced(sub, dataset, &rows, salt, &name)
             .await?;
-        let mut tx = self.db.begin().await?;
-        self.lease.fence(&mut tx).await?;
+        let mut tx = self.lease.begin(&self.db).await?;
         sqlx::query(
             "UPDATE subscription_deliveries SET last_xid = pending_xid, last_pk = pending_pk,
                  pending_xid = NULL, pending_pk = NULL,
