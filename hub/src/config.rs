@@ -67,6 +67,11 @@ pub struct ClusterConfig {
     /// it. Default `9s` (takeover within 12 s).
     #[serde(with = "humantime_serde")]
     pub lease: Duration,
+    /// How long the Kafka consumer group of the repository sink waits for an instance that
+    /// stopped answering before its partitions go to the others (`session.timeout.ms`; the
+    /// brokers accept 6 s to 30 min unless configured otherwise). Default `10s`.
+    #[serde(with = "humantime_serde")]
+    pub sink_session: Duration,
 }
 
 impl Default for ClusterConfig {
@@ -74,6 +79,7 @@ impl Default for ClusterConfig {
         Self {
             instance: None,
             lease: Duration::from_secs(9),
+            sink_session: Duration::from_secs(10),
         }
     }
 }
@@ -872,6 +878,17 @@ impl Config {
                 ),
             );
         }
+        if self.cluster.sink_session < Duration::from_secs(1)
+            || self.cluster.sink_session > Duration::from_secs(1800)
+        {
+            bad(
+                "cluster.sink_session",
+                format!(
+                    "{} is out of range: between 1s and 30min",
+                    humantime::format_duration(self.cluster.sink_session)
+                ),
+            );
+        }
         if let Some(id) = &self.cluster.instance {
             if id.is_empty()
                 || id.len() > 200
@@ -1004,10 +1021,17 @@ mod tests {
         let c = Config::load(None, no_env).unwrap();
         assert_eq!(c.cluster.lease, Duration::from_secs(9));
         assert_eq!(c.cluster.instance, None);
-        let f = file_with("[cluster]\ninstance = \"hub a\"\nlease = \"500ms\"\n");
+        assert_eq!(c.cluster.sink_session, Duration::from_secs(10));
+        let f = file_with(
+            "[cluster]\ninstance = \"hub a\"\nlease = \"500ms\"\nsink_session = \"1h\"\n",
+        );
         let e = Config::load(Some(f.path()), no_env).unwrap_err();
         let keys: Vec<&str> = e.problems.iter().map(|p| p.key.as_str()).collect();
-        assert_eq!(keys, ["cluster.lease", "cluster.instance"], "{e}");
+        assert_eq!(
+            keys,
+            ["cluster.lease", "cluster.sink_session", "cluster.instance"],
+            "{e}"
+        );
         let f = file_with("[cluster]\ninstance = \"hub-a\"\nlease = \"3s\"\n");
         let c = Config::load(Some(f.path()), no_env).unwrap();
         assert_eq!(c.cluster.instance.as_deref(), Some("hub-a"));

@@ -214,20 +214,41 @@ async fn run_workers(
         () = ready => {}
         () = &mut stop => return,
     }
-    let duties = duty_names(&state, &connectors);
+    let duties = duty_names(&connectors);
     tracing::info!(instance = %me.id, duties = duties.len(), "joining the instances of this hub database");
+    // The repository sink runs on every instance, as a member of one consumer group; it stops
+    // (leaving the group, so that the others take its partitions at once) with the rest.
+    let sink = state.config.pipeline.sink.then(|| {
+        AbortOnDrop(tokio::spawn(sink::run(
+            state.config.kafka.clone(),
+            state.config.cluster.clone(),
+            state.db.clone(),
+            Arc::clone(&state.registry),
+            me.id.as_str().into(),
+        )))
+    });
     let lease = state.config.cluster.lease;
     let starter = starter(state.clone(), connectors);
     cluster::run(state.db.clone(), me, duties, lease, starter, stop).await;
+    if let Some(mut sink) = sink {
+        sink.0.abort();
+        let _ = (&mut sink.0).await;
+    }
+}
+
+/// Aborts a task when dropped (when the workers fail, as when they stop).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The duties this instance can run, the most wanted first (given back last when the
 /// instance holds more than its share).
-fn duty_names(state: &AppState, connectors: &[ConnectorConfig]) -> Vec<String> {
+fn duty_names(connectors: &[ConnectorConfig]) -> Vec<String> {
     let mut duties = Vec::new();
-    if state.config.pipeline.sink {
-        duties.push(cluster::SINK.to_owned());
-    }
     duties.push(crate::licences::events::COMPONENT.to_owned());
     duties.push(crate::sharing::delivery::COMPONENT.to_owned());
     duties.extend(connectors.iter().map(|c| cluster::connector_duty(&c.name)));
@@ -243,17 +264,7 @@ fn starter(state: AppState, connectors: Vec<ConnectorConfig>) -> cluster::DutySt
         let connectors = Arc::clone(&connectors);
         Box::pin(async move {
             let duty = Arc::clone(&lease.duty);
-            let instance = Arc::clone(&lease.holder);
             match &*duty {
-                cluster::SINK => {
-                    sink::run(
-                        state.config.kafka.clone(),
-                        state.db.clone(),
-                        Arc::clone(&state.registry),
-                        instance,
-                    )
-                    .await;
-                }
                 crate::licences::events::COMPONENT => {
                     crate::licences::events::run_publisher(
                         state.db.clone(),

@@ -216,7 +216,7 @@ pub async fn owner_pool(config: &Config) -> anyhow::Result<sqlx::PgPool> {
 pub fn write_config(config: &Config, dir: &Path) -> anyhow::Result<PathBuf> {
     let path = dir.join("bohai.toml");
     let text = format!(
-        "[http]\naddr = \"{}\"\n[kafka]\nbrokers = \"{}\"\ntopic_prefix = \"{}\"\npartitions = {}\n[database]\nurl = \"{}\"\n[pipeline]\nsink = {}\nstopped_duty_retry = \"{}ms\"\n[cluster]\nlease = \"{}ms\"\n",
+        "[http]\naddr = \"{}\"\n[kafka]\nbrokers = \"{}\"\ntopic_prefix = \"{}\"\npartitions = {}\n[database]\nurl = \"{}\"\n[pipeline]\nsink = {}\nstopped_duty_retry = \"{}ms\"\n[cluster]\nlease = \"{}ms\"\nsink_session = \"{}ms\"\n",
         config.http.addr,
         config.kafka.brokers,
         config.kafka.topic_prefix,
@@ -225,6 +225,7 @@ pub fn write_config(config: &Config, dir: &Path) -> anyhow::Result<PathBuf> {
         config.pipeline.sink,
         config.pipeline.stopped_duty_retry.as_millis(),
         config.cluster.lease.as_millis(),
+        config.cluster.sink_session.as_millis(),
     );
     // `[cluster]` is the last section: its identity, when set, goes at the end.
     let text = match &config.cluster.instance {
@@ -426,6 +427,7 @@ pub fn spawn_sink(config: &Config) -> tokio::task::JoinHandle<()> {
     let db = bohai_hub::database::pool(&config.database).expect("a pool");
     tokio::spawn(bohai_hub::pipeline::sink::run(
         config.kafka.clone(),
+        config.cluster.clone(),
         db,
         registry,
         "test-sink".into(),

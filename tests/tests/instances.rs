@@ -1,7 +1,8 @@
-//! Several `bohai serve` instances on one hub database share the duties: each duty is held by
-//! one instance through its lease, the duties are spread over the instances, a killed
-//! instance's duties move on, and a holder that lost a lease (paused past it) writes nothing
-//! for that duty afterwards.
+//! Several `bohai serve` instances on one hub database share the work: the repository sink's
+//! partitions are spread over them by its consumer group, each duty is held by one instance
+//! through its lease, the duties are spread over the instances, a killed or paused
+//! instance's partitions and duties move on, and a holder that lost a lease or a partition
+//! (paused past it) writes nothing for it afterwards.
 
 #![allow(clippy::unwrap_used)] // a test that cannot unwrap should fail loudly
 
@@ -20,14 +21,16 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
-/// The duties of a hub without connectors: the sink, licence events, subscription delivery
-/// and the four periodic duties.
-const DUTIES: usize = 7;
+/// The duties of a hub without connectors: licence events, subscription delivery and the
+/// four periodic duties.
+const DUTIES: usize = 6;
 
 /// A prepared hub with short leases and a master key of its own.
 async fn cluster_config(dir: &std::path::Path) -> Config {
     let mut config = prepared_config().await.unwrap();
     config.cluster.lease = Duration::from_secs(2);
+    // The least the brokers accept unless configured otherwise.
+    config.cluster.sink_session = Duration::from_secs(6);
     config.pki.master_key_file = dir.join("state/master.key");
     config
 }
@@ -65,6 +68,40 @@ async fn spread_over(db: &PgPool, live: &[&str]) -> ClusterView {
                 && h.values().all(|holder| live.contains(holder));
             let each_works = live.iter().all(|i| h.values().any(|holder| holder == i));
             (now_live == live && every_duty_held && each_works).then_some(v)
+        },
+    )
+    .await
+}
+
+/// How many partitions the dataset topics have in all.
+fn all_partitions(config: &Config) -> usize {
+    let registry = bohai_hub::registry::load(&config.registry).unwrap();
+    registry.datasets.len() * usize::try_from(config.kafka.partitions).unwrap()
+}
+
+/// Waits until the sink partitions are spread over exactly the instances `live`: every
+/// partition held by one of them (its last claim theirs), each holding some.
+async fn partitions_spread_over(db: &PgPool, config: &Config, live: &[&str]) -> ClusterView {
+    let all = all_partitions(config);
+    eventually(
+        Duration::from_secs(60),
+        &format!("the sink's partitions to be spread over {live:?}"),
+        || async {
+            let v = view(db).await;
+            let by: BTreeMap<&str, usize> = v
+                .instances
+                .iter()
+                .filter(|i| i.live)
+                .map(|i| (i.id.as_str(), i.sink_partitions))
+                .collect();
+            let spread = live.iter().all(|i| by.get(i).is_some_and(|n| *n > 0))
+                && live
+                    .iter()
+                    .map(|i| by.get(i).copied().unwrap_or(0))
+                    .sum::<usize>()
+                    == all
+                && v.partitions.len() == all;
+            spread.then_some(v)
         },
     )
     .await
@@ -164,7 +201,8 @@ async fn duties_spread_over_three_instances_and_a_killed_ones_move_on() {
         );
     }
 
-    // Records pushed to any instance are written once, by the sink's holder.
+    // The sink's partitions too; records pushed to any instance are written once.
+    partitions_spread_over(&db, &config, &["hub-a", "hub-b", "hub-c"]).await;
     answering(&b).await;
     assert_eq!(push(&b.base_url, &police, &lines[..100]).await, 100);
     written_once(&db, 100).await;
@@ -207,6 +245,17 @@ async fn duties_spread_over_three_instances_and_a_killed_ones_move_on() {
         .filter(|l| l.starts_with("bohai_cluster_duty_held{") && l.ends_with(" 1.0"))
         .count();
     assert_eq!(held_series, DUTIES, "{metrics}");
+    let partitions_series = metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("bohai_cluster_instance_sink_partitions{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>();
+    assert_eq!(
+        partitions_series,
+        all_partitions(&config) as f64,
+        "{metrics}"
+    );
+    assert!(text.contains("sink partitions: "), "{text}");
 
     // C is killed: its duties run elsewhere once its leases expired, never before.
     let before = view(&db).await;
@@ -217,8 +266,23 @@ async fn duties_spread_over_three_instances_and_a_killed_ones_move_on() {
         .map(|d| (d.duty.clone(), d.expires_at))
         .collect();
     assert!(!c_duties.is_empty());
+    let killed_at = chrono::Utc::now();
     c.kill();
     let after = spread_over(&db, &["hub-a", "hub-b"]).await;
+    // Its partitions are taken by the others within the group's session and a rebalance.
+    let moved = partitions_spread_over(&db, &config, &["hub-a", "hub-b"]).await;
+    let last_taken = moved
+        .partitions
+        .iter()
+        .filter_map(|p| p.since)
+        .max()
+        .unwrap();
+    let took = last_taken - killed_at;
+    eprintln!("C's sink partitions taken over {took} after it was killed");
+    assert!(
+        took <= chrono::Duration::from_std(config.cluster.sink_session * 3).unwrap(),
+        "C's partitions were taken over {took} after it was killed"
+    );
     for d in after
         .duties
         .iter()
@@ -255,9 +319,11 @@ async fn duties_spread_over_three_instances_and_a_killed_ones_move_on() {
     assert_eq!(push(&a.base_url, &police, &lines[100..]).await, 100);
     written_once(&db, 200).await;
 
-    // A stops cleanly: it gives its duties back and leaves, and B runs them all.
+    // A stops cleanly: it gives its duties and partitions back and leaves, and B runs them
+    // all.
     a.signal("TERM");
     let last = spread_over(&db, &["hub-b"]).await;
+    partitions_spread_over(&db, &config, &["hub-b"]).await;
     let left = last.instances.iter().find(|i| i.id == "hub-a").unwrap();
     assert!(!left.live && left.duties.is_empty(), "{last:#?}");
 }
@@ -696,4 +762,124 @@ async fn a_connector_whose_lease_moved_on_commits_no_checkpoint() {
         "a stale holder ran the connector: {run:?}"
     );
     assert_eq!(bohai_tests::connector_position(&db, "stale").await, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_that_lost_a_partition_commits_no_batch_for_it() {
+    use bohai_hub::pipeline::partitions;
+    let config = prepared_config().await.unwrap();
+    let db = bohai_hub::database::pool(&config.database).unwrap();
+    let topic = format!("{}fencing-test", config.kafka.topic_prefix);
+    let wanted = BTreeSet::from([(topic.clone(), 0)]);
+    let key = (topic.as_str(), 0);
+
+    // A takes the partition and starts writing a batch: its transaction holds the row.
+    let mut a = db.acquire().await.unwrap();
+    let taken = partitions::claim(&mut a, "hub-a", &wanted).await.unwrap();
+    let a_epoch = taken[&(topic.clone(), 0)].epoch;
+    let mut a_tx = db.begin().await.unwrap();
+    let moved = partitions::hold(&mut a_tx, "hub-a", &BTreeMap::from([(key, a_epoch)]))
+        .await
+        .unwrap();
+    assert!(moved.is_empty(), "{moved:?}");
+
+    // B is given the partition meanwhile: its claim waits for A's batch to end, and then
+    // resumes where that batch ended.
+    let (b_db, b_wanted) = (db.clone(), wanted.clone());
+    let b_claim = tokio::spawn(async move {
+        let mut b = b_db.acquire().await.unwrap();
+        partitions::claim(&mut b, "hub-b", &b_wanted).await.unwrap()
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !b_claim.is_finished(),
+        "B took the partition in the middle of A's batch"
+    );
+    partitions::advance(&mut a_tx, &BTreeMap::from([(key, 42)]))
+        .await
+        .unwrap();
+    a_tx.commit().await.unwrap();
+    let b_taken = b_claim.await.unwrap();
+    let b = &b_taken[&(topic.clone(), 0)];
+    assert_eq!((b.next_offset, b.epoch), (42, a_epoch + 1));
+
+    // A's next batch, at the epoch it took the partition at, is refused: nothing of it is
+    // written, whatever the timing.
+    let mut a_tx = db.begin().await.unwrap();
+    let moved = partitions::hold(&mut a_tx, "hub-a", &BTreeMap::from([(key, a_epoch)]))
+        .await
+        .unwrap();
+    assert_eq!(moved, BTreeSet::from([(topic.clone(), 0)]));
+    a_tx.rollback().await.unwrap();
+    // B's is not.
+    let mut b_tx = db.begin().await.unwrap();
+    let moved = partitions::hold(&mut b_tx, "hub-b", &BTreeMap::from([(key, b.epoch)]))
+        .await
+        .unwrap();
+    assert!(moved.is_empty(), "{moved:?}");
+    b_tx.rollback().await.unwrap();
+    // Nor does A get it back by claiming under B's name at B's epoch from a stale view: a
+    // claim always makes a new epoch.
+    let again = partitions::claim(&mut a, "hub-a", &wanted).await.unwrap();
+    assert_eq!(again[&(topic.clone(), 0)].epoch, b.epoch + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_instances_partitions_are_written_by_the_others_and_it_writes_nothing_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = cluster_config(dir.path()).await;
+    let db = bohai_hub::database::pool(&config.database).unwrap();
+    let police = auth::create_token(&db, "public-security")
+        .await
+        .unwrap()
+        .secret;
+    let feed = dir.path().join("residents.jsonl");
+    let a = ServeProcess::start(&config, "hub-a").unwrap();
+    let b = ServeProcess::start(&config, "hub-b").unwrap();
+    command_ok(
+        bohai(&a.config_file)
+            .args([
+                "gen",
+                "resident-registrations",
+                "600",
+                "--invalid-ratio",
+                "0",
+                "-o",
+            ])
+            .arg(&feed),
+    );
+    let lines: Vec<String> = std::fs::read_to_string(&feed)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    partitions_spread_over(&db, &config, &["hub-a", "hub-b"]).await;
+    answering(&a).await;
+    answering(&b).await;
+    assert_eq!(push(&a.base_url, &police, &lines[..200]).await, 200);
+    written_once(&db, 200).await;
+
+    // A is paused while records are being written: B takes its partitions (within the
+    // group's session and a rebalance) and writes them all, once.
+    assert_eq!(push(&b.base_url, &police, &lines[200..400]).await, 200);
+    a.signal("STOP");
+    let paused_at = std::time::Instant::now();
+    let v = partitions_spread_over(&db, &config, &["hub-b"]).await;
+    let took = paused_at.elapsed();
+    eprintln!("A's partitions taken over {took:?} after it was paused");
+    assert!(took <= config.cluster.sink_session * 3, "{took:?}");
+    assert!(
+        v.partitions
+            .iter()
+            .all(|p| p.owner.as_deref() == Some("hub-b")),
+        "{v:#?}"
+    );
+    written_once(&db, 400).await;
+
+    // A resumes: it wrote nothing stale, and it gets partitions back and writes again.
+    a.signal("CONT");
+    partitions_spread_over(&db, &config, &["hub-a", "hub-b"]).await;
+    answering(&a).await;
+    assert_eq!(push(&a.base_url, &police, &lines[400..]).await, 200);
+    written_once(&db, 600).await;
 }

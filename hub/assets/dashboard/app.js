@@ -241,6 +241,18 @@ function renderSeals(s) {
   document.querySelector("#seals tbody").replaceChildren(...rows);
 }
 
+function renderCluster(c) {
+  const rows = c.instances.map((i) => el("tr", { "data-instance": i.id, "data-live": String(i.live) },
+    el("td", {}, i.id),
+    el("td", {}, el("span", { class: "badge " + (i.live ? "seal-valid" : "seal-revoked") }, i.live ? "live" : "gone")),
+    el("td", {}, fmtTime(i.heartbeat_at)),
+    el("td", { class: "num" }, fmtNum(i.sink_partitions)),
+    el("td", {}, i.duties.length ? i.duties.join(", ") : "–")));
+  const free = c.duties.filter((d) => !d.holder).map((d) => d.duty);
+  if (free.length) rows.push(el("tr", { "data-free": "" }, el("td", { colSpan: 5, class: "error" }, "not held: " + free.join(", "))));
+  document.querySelector("#instances tbody").replaceChildren(...rows);
+}
+
 async function refresh() {
   const updated = document.getElementById("updated");
   if (!token()) {
@@ -261,6 +273,7 @@ async function refresh() {
     renderDeadLetters(dead);
     renderLicences(overview.licences);
     renderSeals(overview.seals);
+    renderCluster(overview.cluster);
     showMain();
     state.refreshes += 1;
     document.body.dataset.refreshes = state.refreshes;

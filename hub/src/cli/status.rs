@@ -51,11 +51,12 @@ fn render(o: &Overview) -> String {
     for i in &o.cluster.instances {
         let _ = writeln!(
             out,
-            "  {:<28} {:<5} http {:<21} heartbeat {}  duties: {}",
+            "  {:<28} {:<5} http {:<21} heartbeat {}  sink partitions: {}  duties: {}",
             i.id,
             if i.live { "live" } else { "gone" },
             i.http_addr,
             secs(&i.heartbeat_at),
+            i.sink_partitions,
             if i.duties.is_empty() {
                 "-".to_owned()
             } else {

@@ -4,8 +4,11 @@
 //!
 //! - every instance registers itself in `hub_instances` and renews its heartbeat every third
 //!   of `cluster.lease`; an instance whose heartbeat expired is dead for the others;
-//! - each duty (the repository sink, the licence-event publisher, subscription delivery, each
-//!   periodic duty, each connector configured in `serve`) is held by one instance at a time
+//! - the repository sink runs on every instance, as one Kafka consumer group that spreads the
+//!   dataset topics' partitions over them, each partition fenced by its own epoch
+//!   ([`crate::pipeline::partitions`]);
+//! - each duty (the licence-event publisher, subscription delivery, each periodic duty, each
+//!   connector configured in `serve`) is held by one instance at a time
 //!   through its own row of `duty_leases`, renewed with the heartbeat. Its `epoch` grows each
 //!   time the duty changes hands and fences the holder: a duty's writing transaction starts
 //!   with [`Lease::fence`], which fails once the lease moved on, so that a holder that was
@@ -29,13 +32,13 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::pipeline::partitions::PartitionOwner;
+
 pub use run::{run, DutyStarter};
 
 /// The SQLSTATE [`Lease::fence`] fails with when the lease moved on.
 pub const LEASE_LOST: &str = "BH001";
 
-/// The repository sink's duty.
-pub const SINK: &str = "sink";
 /// The prefix of a connector's duty: `connector:NAME`.
 pub const CONNECTOR_PREFIX: &str = "connector:";
 
@@ -152,12 +155,15 @@ pub struct InstanceView {
     /// The duties it holds.
     #[sqlx(skip)]
     pub duties: Vec<String>,
+    /// How many dataset topic partitions its repository sink holds (none once it is not live).
+    #[sqlx(skip)]
+    pub sink_partitions: usize,
 }
 
 /// A duty's lease, as `bohai status` and the ops overview show it.
 #[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
 pub struct DutyView {
-    /// The duty (`sink`, `licence-events`, `connector:NAME`, ...).
+    /// The duty (`licence-events`, `connector:NAME`, ...).
     pub duty: String,
     /// The instance that holds it; none when it is free or its lease expired.
     pub holder: Option<String>,
@@ -178,18 +184,32 @@ pub struct ClusterView {
     pub instances: Vec<InstanceView>,
     /// Every duty, by name.
     pub duties: Vec<DutyView>,
+    /// Every dataset topic partition the repository sink wrote, with the instance that last
+    /// took it.
+    pub partitions: Vec<PartitionOwner>,
 }
 
 /// The cluster as it is now.
 pub async fn view(db: &sqlx::PgPool) -> Result<ClusterView, sqlx::Error> {
     let duties = store::duties(db).await?;
     let mut instances = store::instances(db).await?;
+    let partitions = crate::pipeline::partitions::owners(db).await?;
     for i in &mut instances {
         i.duties = duties
             .iter()
             .filter(|d| d.holder.as_deref() == Some(i.id.as_str()))
             .map(|d| d.duty.clone())
             .collect();
+        if i.live {
+            i.sink_partitions = partitions
+                .iter()
+                .filter(|p| p.owner.as_deref() == Some(i.id.as_str()))
+                .count();
+        }
     }
-    Ok(ClusterView { instances, duties })
+    Ok(ClusterView {
+        instances,
+        duties,
+        partitions,
+    })
 }

@@ -290,6 +290,16 @@ impl Collector for OverviewCollector {
         )?;
         family(
             &mut e,
+            "bohai_cluster_instance_sink_partitions",
+            "How many dataset topic partitions an instance's repository sink holds",
+            G,
+            o.cluster
+                .instances
+                .iter()
+                .map(|i| (vec![("instance", i.id.clone())], i.sink_partitions as f64)),
+        )?;
+        family(
+            &mut e,
             "bohai_cluster_duty_held",
             "1 for the instance that holds a duty's lease; a duty nobody holds has instance=\"\" and 0",
             G,

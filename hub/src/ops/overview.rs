@@ -376,15 +376,11 @@ pub async fn sink_lag(
     registry: &Registry,
     lag_client: &LagClient,
 ) -> Result<Vec<PartitionLag>, String> {
-    let stored: HashMap<(String, i32), i64> = sqlx::query_as::<_, (String, i32, i64)>(
-        "SELECT topic, partition, next_offset FROM sink_offsets",
-    )
-    .fetch_all(db)
-    .await
-    .map_err(|e| format!("database: {e}"))?
-    .into_iter()
-    .map(|(t, p, o)| ((t, p), o))
-    .collect();
+    let stored: HashMap<(String, i32), i64> = crate::pipeline::partitions::next_offsets(db)
+        .await
+        .map_err(|e| format!("database: {e}"))?
+        .into_iter()
+        .collect();
     let topics: Vec<(String, String)> = registry
         .datasets
         .iter()

@@ -5,6 +5,8 @@
 //!   topic), record it (counts, rejects, checkpoint) — shared by connectors and HTTP push;
 //! - `leases`: one HTTP push request of a stream at a time;
 //! - `connector`: runs one connector from its TOML file, from its stored checkpoint;
+//! - `partitions`: which instance writes each dataset topic partition, at which epoch, and
+//!   where it resumes (`sink_offsets`);
 //! - `sink`: consumes the dataset topics into `repository_records`, storing offsets in the
 //!   same transaction;
 //! - `stats`: the reconciliation counts per dataset.
@@ -12,6 +14,7 @@
 pub mod connector;
 pub mod ingest;
 pub mod leases;
+pub mod partitions;
 pub mod sink;
 pub mod stats;
 pub mod topics;

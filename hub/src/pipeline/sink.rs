@@ -1,6 +1,13 @@
 //! The repository sink: consumes every dataset topic and keeps the latest version of each
 //! record in `repository_records`.
 //!
+//! Every instance runs the sink as a member of one Kafka consumer group, which spreads the
+//! partitions of the dataset topics over the instances and moves them on join, leave and
+//! failure (cooperative rebalancing, `cluster.sink_session`). An instance given a partition
+//! claims it in the database and reads from the offset stored there; every batch holds its
+//! partitions at the epochs they were claimed at ([`super::partitions`]), so that an instance
+//! that lost a partition never commits a batch for it afterwards.
+//!
 //! Exactly once: the consumer positions live in PostgreSQL (`sink_offsets`) and are written in
 //! the same transaction as the rows, so a crash at any moment resumes where the last committed
 //! batch ended. Records a connector delivered twice (it crashed after delivering and before
@@ -29,22 +36,27 @@
 //! shared, updated last, in dataset order, so that two lanes never wait for each other in a
 //! cycle.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bohai_schemas::Registry;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{
+    BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol, StreamConsumer,
+};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Offset, TopicPartitionList};
-use sqlx::PgPool;
-use tokio::sync::mpsc;
+use sqlx::{Connection, PgPool};
+use tokio::sync::{mpsc, watch};
 
 use super::ingest::header;
+use super::partitions::{self, Partition};
 use super::{topics, Backoff};
-use crate::config::KafkaConfig;
+use crate::config::{ClusterConfig, KafkaConfig};
 use crate::failure::Failure;
 use crate::kafka::{self, client_config};
 use crate::ops::components;
@@ -66,6 +78,8 @@ struct Delivered {
     topic: Arc<str>,
     partition: i32,
     offset: i64,
+    /// The epoch this instance held the partition at when it read the record.
+    epoch: i64,
     stream: String,
     seq: i64,
     source: String,
@@ -111,19 +125,25 @@ impl SinkError {
     }
 }
 
-/// Runs the sink until the task is dropped. Broker and database outages are waited out; a
-/// failure that needs someone (a missing table, a permission denied) stops the sink and is
-/// recorded for `bohai status`.
-pub async fn run(kafka: KafkaConfig, db: PgPool, registry: Arc<Registry>, instance: Arc<str>) {
+/// Runs the sink on this instance (`owner`, its identity in the cluster) until the task is
+/// dropped. Broker and database outages are waited out; a failure that needs someone (a
+/// missing table, a permission denied) stops the sink and is recorded for `bohai status`.
+pub async fn run(
+    kafka: KafkaConfig,
+    cluster: ClusterConfig,
+    db: PgPool,
+    registry: Arc<Registry>,
+    owner: Arc<str>,
+) {
     let mut backoff = Backoff::default();
     loop {
-        match run_once(&kafka, &db, &registry).await {
+        match run_once(&kafka, &cluster, &db, &registry, &owner).await {
             Ok(()) => return,
             // A record the database refuses is dealt with inside the batch; one that escapes
             // (a stream mark it cannot keep, say) would fail the same batch for ever: stop.
             Err(e) if e.class() != Failure::Transient => {
                 tracing::error!(error = %e, "repository sink stopped: it cannot work until this is fixed");
-                components::record_failure(&db, COMPONENT, &instance, &e.to_string()).await;
+                components::record_failure(&db, COMPONENT, &owner, &e.to_string()).await;
                 return;
             }
             Err(e) => {
@@ -167,7 +187,190 @@ impl Drop for AbortOnDrop {
     }
 }
 
-async fn run_once(kafka: &KafkaConfig, db: &PgPool, registry: &Registry) -> Result<(), RunError> {
+/// The partitions this instance holds, with the epoch it claimed each at; kept by the
+/// consumer's rebalance callback, read by the fetcher and the writers.
+#[derive(Debug, Default)]
+struct Held(Mutex<HashMap<String, HashMap<i32, i64>>>);
+
+impl Held {
+    fn epoch(&self, topic: &str, partition: i32) -> Option<i64> {
+        let held = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        held.get(topic)?.get(&partition).copied()
+    }
+
+    fn set(&self, topic: &str, partition: i32, epoch: Option<i64>) {
+        let mut held = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        match epoch {
+            Some(e) => {
+                held.entry(topic.to_owned())
+                    .or_default()
+                    .insert(partition, e);
+            }
+            None => {
+                if let Some(parts) = held.get_mut(topic) {
+                    parts.remove(&partition);
+                }
+            }
+        }
+    }
+
+    fn clear(&self) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    fn count(&self) -> usize {
+        let held = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        held.values().map(HashMap::len).sum()
+    }
+}
+
+/// The sink's consumer context: claims each partition the group gives this instance before it
+/// is read, from the offset stored with the rows.
+struct SinkContext {
+    db: PgPool,
+    owner: Arc<str>,
+    held: Arc<Held>,
+    /// How long a claim waits for a batch still written under an earlier epoch.
+    claim_wait: Duration,
+    /// Why a claim failed: the run ends (leaving the group) and starts again.
+    failed: watch::Sender<Option<String>>,
+}
+
+impl ClientContext for SinkContext {}
+
+impl ConsumerContext for SinkContext {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let wanted: BTreeSet<Partition> = tpl
+                    .elements()
+                    .iter()
+                    .map(|e| (e.topic().to_owned(), e.partition()))
+                    .collect();
+                let claimed = match self.claim(&wanted) {
+                    Ok(claimed) => claimed,
+                    Err(e) => {
+                        // Nothing is read from partitions not claimed: the run ends and the
+                        // group gives them to another instance (or to this one again).
+                        let _ = self.failed.send(Some(format!(
+                            "cannot claim the partitions the group gave this instance: {e}"
+                        )));
+                        return;
+                    }
+                };
+                if !cooperative {
+                    self.held.clear();
+                }
+                for ((topic, partition), c) in &claimed {
+                    if let Err(e) =
+                        tpl.set_partition_offset(topic, *partition, Offset::Offset(c.next_offset))
+                    {
+                        tracing::warn!(topic, partition, error = %e, "cannot set where to read the partition from");
+                    }
+                    self.held.set(topic, *partition, Some(c.epoch));
+                }
+                let assigned = if cooperative {
+                    consumer.incremental_assign(tpl)
+                } else {
+                    consumer.assign(tpl)
+                };
+                match assigned {
+                    Ok(()) => tracing::info!(
+                        taken = claimed.len(),
+                        held = self.held.count(),
+                        "the repository sink took partitions"
+                    ),
+                    Err(e) => {
+                        let _ = self
+                            .failed
+                            .send(Some(format!("cannot read the partitions taken: {e}")));
+                    }
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                for e in tpl.elements() {
+                    self.held.set(e.topic(), e.partition(), None);
+                }
+                if !cooperative {
+                    self.held.clear();
+                }
+                let unassigned = if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                };
+                if let Err(e) = unassigned {
+                    tracing::warn!(error = %e, "cannot give partitions back");
+                }
+                tracing::info!(
+                    given_back = tpl.count(),
+                    held = self.held.count(),
+                    "the repository sink gave partitions back"
+                );
+            }
+            other => {
+                tracing::error!(error = ?other, "the sink's consumer group failed to rebalance");
+            }
+        }
+    }
+}
+
+impl SinkContext {
+    /// [`partitions::claim`], from the consumer's callback (which must not wait on the
+    /// runtime it is called from): on a thread of its own, with a connection of its own.
+    fn claim(
+        &self,
+        wanted: &BTreeSet<Partition>,
+    ) -> Result<BTreeMap<Partition, partitions::Claimed>, sqlx::Error> {
+        let options = self.db.connect_options();
+        let wait_ms = self.claim_wait.as_millis().max(1).to_string();
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(sqlx::Error::Io)?;
+                    runtime.block_on(async {
+                        let mut conn = sqlx::PgConnection::connect_with(&options).await?;
+                        sqlx::query("SELECT set_config('lock_timeout', $1, false)")
+                            .bind(&wait_ms)
+                            .execute(&mut conn)
+                            .await?;
+                        let claimed = partitions::claim(&mut conn, &self.owner, wanted).await;
+                        let _ = conn.close().await;
+                        claimed
+                    })
+                })
+                .join()
+                .unwrap_or_else(|_| {
+                    Err(sqlx::Error::Protocol(
+                        "the claiming thread panicked".to_owned(),
+                    ))
+                })
+        })
+    }
+}
+
+async fn run_once(
+    kafka: &KafkaConfig,
+    cluster: &ClusterConfig,
+    db: &PgPool,
+    registry: &Registry,
+    owner: &Arc<str>,
+) -> Result<(), RunError> {
     topics::ensure(kafka, registry)
         .await
         .map_err(anyhow::Error::from)?;
@@ -181,13 +384,29 @@ async fn run_once(kafka: &KafkaConfig, db: &PgPool, registry: &Registry) -> Resu
             )
         })
         .collect();
-    let consumer: StreamConsumer = client_config(kafka)
+    let session = cluster.sink_session;
+    let held = Arc::new(Held::default());
+    let (failed, mut claim_failed) = watch::channel(None);
+    let context = SinkContext {
+        db: db.clone(),
+        owner: Arc::clone(owner),
+        held: Arc::clone(&held),
+        claim_wait: session * 2,
+        failed,
+    };
+    let consumer: StreamConsumer<SinkContext> = client_config(kafka)
         .set("group.id", kafka::topic_name(kafka, "repository-sink"))
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("session.timeout.ms", session.as_millis().to_string())
+        .set(
+            "heartbeat.interval.ms",
+            (session / 3).as_millis().clamp(100, 3000).to_string(),
+        )
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("fetch.wait.max.ms", "100")
-        .create()
+        .create_with_context(context)
         .map_err(anyhow::Error::from)?;
     let dead_letters = DeadLetters {
         producer: client_config(kafka)
@@ -202,55 +421,125 @@ async fn run_once(kafka: &KafkaConfig, db: &PgPool, registry: &Registry) -> Resu
             .map(|d| (d.id.clone(), d.department.clone()))
             .collect(),
     };
-    let assignment = assignment(&consumer, kafka, db, topic_to_dataset.keys()).await?;
-    consumer.assign(&assignment).map_err(anyhow::Error::from)?;
-    tracing::info!(partitions = assignment.count(), "repository sink assigned");
+    let subscribed: Vec<&str> = topic_to_dataset.keys().map(|t| &**t).collect();
+    consumer
+        .subscribe(&subscribed)
+        .map_err(anyhow::Error::from)?;
+    tracing::info!(instance = %owner, topics = subscribed.len(), "repository sink joined its consumer group");
     components::clear_failure(db, COMPONENT).await;
     let (lanes, nexts): (Vec<_>, Vec<_>) = (0..WRITERS)
         .map(|_| mpsc::channel::<Vec<Delivered>>(BATCHES_AHEAD))
         .unzip();
+    let fetch_held = Arc::clone(&held);
     let mut fetcher = AbortOnDrop(tokio::spawn(async move {
-        gather(&consumer, &topic_to_dataset, &lanes).await
+        gather(&consumer, &topic_to_dataset, &fetch_held, &lanes).await
     }));
     let dead_letters = Arc::new(dead_letters);
+    let writer = Writer {
+        db: db.clone(),
+        owner: Arc::clone(owner),
+        held,
+        dead_letters,
+        idle_limit: session,
+    };
     // Dropped (on a failure, or when the sink is stopped), the set aborts its writers: their
     // open transactions are rolled back.
     let mut writers = tokio::task::JoinSet::new();
+    let mut watching_claims = true;
     for mut next in nexts {
-        let (db, dead_letters) = (db.clone(), Arc::clone(&dead_letters));
+        let writer = writer.clone();
         writers.spawn(async move {
             while let Some(batch) = next.recv().await {
-                write_with_retries(&db, &dead_letters, &batch).await?;
+                writer.write_with_retries(batch).await?;
             }
             Ok::<(), RunError>(())
         });
     }
-    // A writer ends on a failure, or when the fetcher stopped.
-    while let Some(ended) = writers.join_next().await {
-        ended.map_err(anyhow::Error::from)??;
+    loop {
+        tokio::select! {
+            // A writer ends on a failure, or when the fetcher stopped.
+            ended = writers.join_next() => match ended {
+                Some(ended) => ended.map_err(anyhow::Error::from)??,
+                None => break,
+            },
+            changed = claim_failed.changed(), if watching_claims => match changed {
+                Ok(()) => {
+                    if let Some(why) = claim_failed.borrow().clone() {
+                        return Err(RunError::Other(anyhow::anyhow!(why)));
+                    }
+                }
+                // The consumer is gone (the fetcher stopped): the writers end next.
+                Err(_) => watching_claims = false,
+            },
+        }
     }
     // The fetcher stopped: say why.
     Ok((&mut fetcher.0).await.map_err(anyhow::Error::from)??)
 }
 
-/// Writes one batch, waiting out transient failures.
-async fn write_with_retries(
-    db: &PgPool,
-    dead_letters: &DeadLetters,
-    batch: &[Delivered],
-) -> Result<(), RunError> {
-    let mut backoff = Backoff::default();
-    loop {
-        match write_batch(db, dead_letters, batch).await {
-            Ok(()) => return Ok(()),
-            Err(e) if e.class() == Failure::Transient => {
-                tracing::warn!(error = %e, records = batch.len(), "cannot write the repository yet; retrying");
-                PIPELINE.retried(Component::Sink, Stage::RepositoryWrite);
-                backoff.wait().await;
+/// What a writer of the sink needs; one per lane.
+#[derive(Clone)]
+struct Writer {
+    db: PgPool,
+    owner: Arc<str>,
+    held: Arc<Held>,
+    dead_letters: Arc<DeadLetters>,
+    /// How long a writing transaction may sit idle or wait on a lock (`cluster.sink_session`):
+    /// a paused instance's open transaction would otherwise keep its partitions' rows locked,
+    /// and their new owner from claiming them.
+    idle_limit: Duration,
+}
+
+impl Writer {
+    /// Writes one batch, waiting out transient failures. Records of partitions this instance
+    /// no longer holds (or holds at a later epoch than when it read them) are left to their
+    /// owner.
+    async fn write_with_retries(&self, mut batch: Vec<Delivered>) -> Result<(), RunError> {
+        let mut backoff = Backoff::default();
+        loop {
+            let before = batch.len();
+            batch.retain(|d| self.held.epoch(&d.topic, d.partition) == Some(d.epoch));
+            if batch.len() < before {
+                tracing::info!(
+                    records = before - batch.len(),
+                    "records of partitions this instance gave up are left to their new owner"
+                );
             }
-            Err(e) => return Err(RunError::Write(e)),
+            if batch.is_empty() {
+                return Ok(());
+            }
+            match write_batch(self, &batch).await {
+                Ok(Written::All) => return Ok(()),
+                Ok(Written::NoneMoved(moved)) => {
+                    tracing::warn!(partitions = ?moved, "partitions moved to another instance before this batch was written: their records are left to it");
+                    // Not read any more (unless claimed again since, at a later epoch), even
+                    // before the group says so.
+                    for d in &batch {
+                        if moved.contains(&(d.topic.to_string(), d.partition))
+                            && self.held.epoch(&d.topic, d.partition) == Some(d.epoch)
+                        {
+                            self.held.set(&d.topic, d.partition, None);
+                        }
+                    }
+                    batch.retain(|d| !moved.contains(&(d.topic.to_string(), d.partition)));
+                }
+                Err(e) if e.class() == Failure::Transient => {
+                    tracing::warn!(error = %e, records = batch.len(), "cannot write the repository yet; retrying");
+                    PIPELINE.retried(Component::Sink, Stage::RepositoryWrite);
+                    backoff.wait().await;
+                }
+                Err(e) => return Err(RunError::Write(e)),
+            }
         }
     }
+}
+
+/// What became of a batch.
+enum Written {
+    /// Every record was written.
+    All,
+    /// Nothing was written: these partitions of the batch are no longer this instance's.
+    NoneMoved(BTreeSet<Partition>),
 }
 
 /// The dead-letter topic, for records the repository refused.
@@ -309,55 +598,31 @@ fn h<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a str> {
     }
 }
 
-/// Every partition of the dataset topics, at the position stored in the database.
-async fn assignment(
-    consumer: &StreamConsumer,
-    kafka: &KafkaConfig,
-    db: &PgPool,
-    topics: impl Iterator<Item = &Arc<str>>,
-) -> anyhow::Result<TopicPartitionList> {
-    let stored: HashMap<(String, i32), i64> = sqlx::query_as::<_, (String, i32, i64)>(
-        "SELECT topic, partition, next_offset FROM sink_offsets",
-    )
-    .fetch_all(db)
-    .await?
-    .into_iter()
-    .map(|(t, p, o)| ((t, p), o))
-    .collect();
-    let mut list = TopicPartitionList::new();
-    for topic in topics {
-        let metadata = consumer.fetch_metadata(Some(topic), kafka.request_timeout)?;
-        for t in metadata.topics() {
-            for p in t.partitions() {
-                let offset = match stored.get(&(topic.to_string(), p.id())) {
-                    Some(o) => Offset::Offset(*o),
-                    None => Offset::Beginning,
-                };
-                list.add_partition_offset(topic, p.id(), offset)?;
-            }
-        }
-    }
-    Ok(list)
-}
-
 /// Fetches for ever, in rounds: waits for a first record, then gathers more for up to
 /// [`GATHER`], each into the batch of its partition's lane; a batch of [`MAX_BATCH`] records
-/// goes to its writer at once, the others at the end of the round. Returns when a writer is
-/// gone.
+/// goes to its writer at once, the others at the end of the round. A record of a partition
+/// this instance does not hold (given back since it was fetched) is passed over. Returns when
+/// a writer is gone.
 async fn gather(
-    consumer: &StreamConsumer,
+    consumer: &StreamConsumer<SinkContext>,
     topic_to_dataset: &HashMap<Arc<str>, Arc<str>>,
+    held: &Held,
     lanes: &[mpsc::Sender<Vec<Delivered>>],
 ) -> anyhow::Result<()> {
     let lane_of = |d: &Delivered| usize::try_from(d.partition).unwrap_or(0) % lanes.len();
     let mut batches: Vec<Vec<Delivered>> = lanes.iter().map(|_| Vec::new()).collect();
     loop {
-        let first = own(&consumer.recv().await?, topic_to_dataset);
+        let Some(first) = own(&consumer.recv().await?, topic_to_dataset, held) else {
+            continue;
+        };
         batches[lane_of(&first)].push(first);
         let deadline = tokio::time::Instant::now() + GATHER;
         loop {
             let delivered = match tokio::time::timeout_at(deadline, consumer.recv()).await {
-                Ok(Ok(m)) => own(&m, topic_to_dataset),
+                Ok(Ok(m)) => match own(&m, topic_to_dataset, held) {
+                    Some(d) => d,
+                    None => continue,
+                },
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "consumer error");
                     break;
@@ -381,7 +646,14 @@ async fn gather(
     }
 }
 
-fn own(m: &BorrowedMessage<'_>, topic_to_dataset: &HashMap<Arc<str>, Arc<str>>) -> Delivered {
+/// The record `m`, owned, with the epoch its partition is held at; `None` when this instance
+/// does not hold the partition.
+fn own(
+    m: &BorrowedMessage<'_>,
+    topic_to_dataset: &HashMap<Arc<str>, Arc<str>>,
+    held: &Held,
+) -> Option<Delivered> {
+    let epoch = held.epoch(m.topic(), m.partition())?;
     let mut position = None;
     let mut stream = None;
     let mut seq = None;
@@ -419,10 +691,11 @@ fn own(m: &BorrowedMessage<'_>, topic_to_dataset: &HashMap<Arc<str>, Arc<str>>) 
         },
         None => (Err("empty payload".to_owned()), Vec::new()),
     };
-    Delivered {
+    Some(Delivered {
         dataset,
         partition: m.partition(),
         offset: m.offset(),
+        epoch,
         key: m
             .key()
             .map(|k| String::from_utf8_lossy(k).into_owned())
@@ -433,7 +706,7 @@ fn own(m: &BorrowedMessage<'_>, topic_to_dataset: &HashMap<Arc<str>, Arc<str>>) 
         seq,
         payload,
         raw,
-    }
+    })
 }
 
 /// The latest state of one primary key within a batch.
@@ -634,17 +907,29 @@ async fn upsert_dataset<'a>(
 /// Writes one batch in one transaction: the rows, the counts, the stream marks it advanced
 /// and the consumer offsets. Records the repository refuses go to the dead-letter topic
 /// before the transaction commits (at least once: a crash in between sends them again).
-async fn write_batch(
-    db: &PgPool,
-    dead_letters: &DeadLetters,
-    batch: &[Delivered],
-) -> Result<(), SinkError> {
-    let mut tx = db.begin().await?;
+async fn write_batch(writer: &Writer, batch: &[Delivered]) -> Result<Written, SinkError> {
+    let mut tx = writer.db.begin().await?;
+    let limit_ms = writer.idle_limit.as_millis().max(1).to_string();
+    sqlx::query(
+        "SELECT set_config('idle_in_transaction_session_timeout', $1, true),
+                set_config('lock_timeout', $1, true)",
+    )
+    .bind(limit_ms)
+    .execute(&mut *tx)
+    .await?;
+    let epochs: BTreeMap<(&str, i32), i64> = batch
+        .iter()
+        .map(|d| ((&*d.topic, d.partition), d.epoch))
+        .collect();
+    let moved = partitions::hold(&mut tx, &writer.owner, &epochs).await?;
+    if !moved.is_empty() {
+        return Ok(Written::NoneMoved(moved));
+    }
     let stored = load_marks(&mut tx, batch).await?;
     let mut marks: HashMap<MarkKey<'_>, i64> = HashMap::new();
     // dataset -> (pk -> upsert, order of first appearance), duplicates skipped
     let mut per_dataset: HashMap<&str, DatasetWrites<'_>> = HashMap::new();
-    let mut offsets: HashMap<(&str, i32), i64> = HashMap::new();
+    let mut offsets: BTreeMap<(&str, i32), i64> = BTreeMap::new();
     let mut refused: Vec<Refused<'_>> = Vec::new();
     for d in batch {
         offsets.insert((&d.topic, d.partition), d.offset + 1);
@@ -757,27 +1042,9 @@ async fn write_batch(
     .bind(&seqs)
     .execute(&mut *tx)
     .await?;
-    let (o_topics, o_parts, o_next): (Vec<&str>, Vec<i32>, Vec<i64>) = {
-        let mut a = (Vec::new(), Vec::new(), Vec::new());
-        for ((t, p), o) in &offsets {
-            a.0.push(*t);
-            a.1.push(*p);
-            a.2.push(*o);
-        }
-        a
-    };
-    sqlx::query(
-        "INSERT INTO sink_offsets (topic, partition, next_offset)
-         SELECT * FROM UNNEST($1::text[], $2::int[], $3::bigint[])
-         ON CONFLICT (topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset",
-    )
-    .bind(&o_topics)
-    .bind(&o_parts)
-    .bind(&o_next)
-    .execute(&mut *tx)
-    .await?;
+    partitions::advance(&mut tx, &offsets).await?;
     if !refused.is_empty() {
-        dead_letters.send(&refused).await?;
+        writer.dead_letters.send(&refused).await?;
     }
     // Last before the commit: another lane's batch of the same dataset waits for this row.
     for (dataset, inserted, updated, duplicates, refused_n) in counts {
@@ -800,5 +1067,5 @@ async fn write_batch(
         .await?;
     }
     tx.commit().await?;
-    Ok(())
+    Ok(Written::All)
 }
