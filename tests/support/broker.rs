@@ -1,6 +1,6 @@
-//! A Kafka node of a test's own, so that a test can kill it and start it again on the same
-//! ports and storage while the hub runs: Apache Kafka in KRaft mode, broker and controller in
-//! one JVM, its log folder in a temporary folder. The jars come from `BOHAI_KAFKA_HOME` and the
+//! A Kafka node (or a cluster of them) of a test's own, so that a test can kill a node and
+//! start it again on the same ports and storage while the hub runs: Apache Kafka in KRaft
+//! mode, broker and controller in one JVM per node, the log folders in a temporary folder. The jars come from `BOHAI_KAFKA_HOME` and the
 //! java from `BOHAI_JAVA` (default `java` on the path); `scripts/stack env` prints both, and
 //! `scripts/stack up` installs the jars.
 
@@ -31,21 +31,59 @@ const JVM_OPTIONS: &[&str] = &[
     "-Djava.awt.headless=true",
 ];
 
-/// A private single-node Kafka; killed when dropped, its storage removed with it.
+/// A private Kafka cluster of one or more nodes, each broker and controller in one JVM, all
+/// voters of one KRaft quorum; killed when dropped, its storage removed with it.
 #[derive(Debug)]
-pub struct PrivateBroker {
+pub struct PrivateCluster {
     java: PathBuf,
     /// `<BOHAI_KAFKA_HOME>/libs/*`: the JVM expands the wildcard itself.
     classpath: OsString,
     dir: tempfile::TempDir,
+    nodes: Vec<Node>,
+}
+
+/// One node of a [`PrivateCluster`].
+#[derive(Debug)]
+struct Node {
+    /// Its client address.
     addr: SocketAddr,
     child: Option<Child>,
 }
+
+/// A private single-node Kafka ([`PrivateCluster`] of one node).
+#[derive(Debug)]
+pub struct PrivateBroker(PrivateCluster);
 
 impl PrivateBroker {
     /// Formats storage for a new cluster in a temporary folder, starts the node on two free
     /// loopback ports (clients, controller) and waits until it serves clients.
     pub async fn start() -> anyhow::Result<Self> {
+        Ok(Self(PrivateCluster::start(1).await?))
+    }
+
+    /// `host:port` for `kafka.brokers`.
+    pub fn brokers(&self) -> String {
+        self.0.brokers()
+    }
+
+    /// Kills the node with SIGKILL, as a crash or a lost host would.
+    pub fn kill(&mut self) {
+        self.0.kill(0);
+    }
+
+    /// Starts the node again on the same ports and storage; see [`PrivateCluster::resume`].
+    pub async fn resume(&mut self) -> anyhow::Result<()> {
+        self.0.resume(0).await
+    }
+}
+
+impl PrivateCluster {
+    /// Formats storage for a new cluster of `n` nodes in a temporary folder, starts each on
+    /// two free loopback ports (clients, controller) and waits until every node serves clients
+    /// as a broker of the cluster. With three nodes or more, topics keep three replicas and a
+    /// write needs two in sync, as in production.
+    pub async fn start(n: usize) -> anyhow::Result<Self> {
+        anyhow::ensure!(n >= 1, "a cluster has at least one node");
         let home = std::env::var_os("BOHAI_KAFKA_HOME")
             .map(PathBuf::from)
             .ok_or_else(|| {
@@ -64,90 +102,131 @@ impl PrivateBroker {
             std::env::var_os("BOHAI_JAVA").map_or_else(|| PathBuf::from("java"), PathBuf::from);
         let mut classpath = libs.into_os_string();
         classpath.push("/*");
-        // Both ports are taken at once so that they differ, then given to Kafka.
-        let (addr, controller) = {
-            let a = TcpListener::bind("127.0.0.1:0")?;
-            let b = TcpListener::bind("127.0.0.1:0")?;
-            (a.local_addr()?, b.local_addr()?)
+        // Every port is taken at once so that they differ, then given to Kafka.
+        let ports = {
+            let listeners = (0..2 * n)
+                .map(|_| TcpListener::bind("127.0.0.1:0"))
+                .collect::<Result<Vec<_>, _>>()?;
+            listeners
+                .iter()
+                .map(TcpListener::local_addr)
+                .collect::<Result<Vec<_>, _>>()?
         };
-        let mut broker = Self {
+        let (addrs, controllers) = ports.split_at(n);
+        let cluster = Self {
             java,
             classpath,
             dir: tempfile::tempdir()?,
-            addr,
-            child: None,
+            nodes: addrs
+                .iter()
+                .map(|addr| Node {
+                    addr: *addr,
+                    child: None,
+                })
+                .collect(),
         };
-        broker.write_config(controller)?;
-        broker.format().await?;
-        broker.resume().await?;
-        Ok(broker)
+        let id = cluster_id();
+        for i in 0..n {
+            cluster.write_config(i, controllers)?;
+            cluster.format(i, &id).await?;
+        }
+        let mut cluster = cluster;
+        for i in 0..n {
+            cluster.spawn(i)?;
+        }
+        for i in 0..n {
+            cluster.wait_ready(i).await?;
+        }
+        Ok(cluster)
     }
 
-    /// `host:port` for `kafka.brokers`.
+    /// Every node's `host:port`, comma-separated, for `kafka.brokers`.
     pub fn brokers(&self) -> String {
-        self.addr.to_string()
+        self.nodes
+            .iter()
+            .map(|n| n.addr.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
-    /// Kills the node with SIGKILL, as a crash or a lost host would.
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
+    /// Kills node `i` with SIGKILL, as a crash or a lost host would.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.nodes[i].child.take() {
             crate::kill(&mut child);
         }
     }
 
-    /// Starts the node again on the same ports and storage (the same cluster) and waits until
-    /// it serves clients. After a kill, that includes waiting out the killed incarnation's
-    /// session with the controller (`broker.session.timeout.ms` below).
-    pub async fn resume(&mut self) -> anyhow::Result<()> {
+    /// Starts node `i` again on the same ports and storage (the same cluster) and waits until
+    /// it serves clients and the cluster names every node as a broker. After a kill, that
+    /// includes waiting out the killed incarnation's session with the controller
+    /// (`broker.session.timeout.ms` below).
+    pub async fn resume(&mut self, i: usize) -> anyhow::Result<()> {
+        self.spawn(i)?;
+        self.wait_ready(i).await
+    }
+
+    fn spawn(&mut self, i: usize) -> anyhow::Result<()> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.log())?;
+            .open(self.log(i))?;
         let child = Command::new(&self.java)
             .args(JVM_OPTIONS)
             .arg(self.log4j_option())
             .arg("-cp")
             .arg(&self.classpath)
             .arg("kafka.Kafka")
-            .arg(self.properties())
+            .arg(self.properties(i))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
             .with_context(|| format!("cannot run {} (BOHAI_JAVA)", self.java.display()))?;
-        self.child = Some(child);
+        self.nodes[i].child = Some(child);
+        Ok(())
+    }
+
+    async fn wait_ready(&mut self, i: usize) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + START_LIMIT;
         loop {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().transpose()) {
-                self.child = None;
+            if let Some(status) = self.nodes[i]
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().transpose())
+            {
+                self.nodes[i].child = None;
                 anyhow::bail!(
-                    "the private Kafka node exited while starting ({}):\n{}",
+                    "node {} of the private Kafka exited while starting ({}):\n{}",
+                    i + 1,
                     status?,
-                    self.log_tail()
+                    self.log_tail(i)
                 );
             }
-            if self.serves_clients().await {
+            if self.serves_clients(i).await {
                 return Ok(());
             }
             anyhow::ensure!(
                 tokio::time::Instant::now() < deadline,
-                "the private Kafka node on {} did not serve clients within {} s:\n{}",
-                self.addr,
+                "node {} of the private Kafka on {} did not serve clients within {} s:\n{}",
+                i + 1,
+                self.nodes[i].addr,
                 START_LIMIT.as_secs(),
-                self.log_tail()
+                self.log_tail(i)
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
-    /// True when the node names a live broker in its metadata: registered with its controller
-    /// and unfenced, so that topics can be created and written. A listening socket, or one that
-    /// answers ApiVersions, is not that far yet.
-    async fn serves_clients(&self) -> bool {
-        if tokio::net::TcpStream::connect(self.addr).await.is_err() {
+    /// True when node `i` names every node of the cluster as a live broker in its metadata:
+    /// registered with the controller and unfenced, so that topics can be created and written
+    /// with all their replicas. A listening socket, or one that answers ApiVersions, is not
+    /// that far yet.
+    async fn serves_clients(&self, i: usize) -> bool {
+        let addr = self.nodes[i].addr;
+        if tokio::net::TcpStream::connect(addr).await.is_err() {
             return false;
         }
-        let addr = self.addr.to_string();
+        let (addr, n) = (addr.to_string(), self.nodes.len());
         tokio::task::spawn_blocking(move || {
             let consumer: BaseConsumer = match rdkafka::ClientConfig::new()
                 .set("bootstrap.servers", &addr)
@@ -159,33 +238,46 @@ impl PrivateBroker {
             };
             consumer
                 .fetch_metadata(None, Duration::from_secs(2))
-                .is_ok_and(|m| !m.brokers().is_empty())
+                .is_ok_and(|m| m.brokers().len() >= n)
         })
         .await
         .unwrap_or(false)
     }
 
-    /// The node's settings: one KRaft node on loopback, its data in this broker's folder.
-    fn write_config(&self, controller: SocketAddr) -> anyhow::Result<()> {
-        let addr = self.addr;
-        let data = self.dir.path().join("data");
+    /// Node `i`'s settings: a KRaft node on loopback, voter of the quorum of `controllers`,
+    /// its data in its own folder.
+    fn write_config(&self, i: usize, controllers: &[SocketAddr]) -> anyhow::Result<()> {
+        let addr = self.nodes[i].addr;
+        let controller = controllers[i];
+        let voters = controllers
+            .iter()
+            .enumerate()
+            .map(|(k, c)| format!("{}@{c}", k + 1))
+            .collect::<Vec<_>>()
+            .join(",");
+        let (replicas, in_sync) = if self.nodes.len() >= 3 {
+            (3, 2)
+        } else {
+            (1, 1)
+        };
+        let data = self.dir.path().join(format!("data-{}", i + 1));
         let properties = format!(
             "process.roles=broker,controller\n\
-             node.id=1\n\
-             controller.quorum.voters=1@{controller}\n\
+             node.id={node}\n\
+             controller.quorum.voters={voters}\n\
              listeners=PLAINTEXT://{addr},CONTROLLER://{controller}\n\
              advertised.listeners=PLAINTEXT://{addr}\n\
              listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
              controller.listener.names=CONTROLLER\n\
              inter.broker.listener.name=PLAINTEXT\n\
              log.dirs={data}\n\
-             default.replication.factor=1\n\
-             min.insync.replicas=1\n\
-             offsets.topic.replication.factor=1\n\
-             transaction.state.log.replication.factor=1\n\
-             transaction.state.log.min.isr=1\n\
-             share.coordinator.state.topic.replication.factor=1\n\
-             share.coordinator.state.topic.min.isr=1\n\
+             default.replication.factor={replicas}\n\
+             min.insync.replicas={in_sync}\n\
+             offsets.topic.replication.factor={replicas}\n\
+             transaction.state.log.replication.factor={replicas}\n\
+             transaction.state.log.min.isr={in_sync}\n\
+             share.coordinator.state.topic.replication.factor={replicas}\n\
+             share.coordinator.state.topic.min.isr={in_sync}\n\
              group.initial.rebalance.delay.ms=0\n\
              auto.create.topics.enable=false\n\
              delete.topic.enable=true\n\
@@ -193,9 +285,10 @@ impl PrivateBroker {
              # one's session has expired: 3 s instead of 9 s, heartbeats to match.\n\
              broker.session.timeout.ms=3000\n\
              broker.heartbeat.interval.ms=500\n",
+            node = i + 1,
             data = data.display()
         );
-        std::fs::write(self.properties(), properties)?;
+        std::fs::write(self.properties(i), properties)?;
         // Warnings and errors only, to the node's log file (its standard output).
         let log4j = "rootLogger.level = WARN\n\
                      rootLogger.appenderRef.out.ref = out\n\
@@ -207,23 +300,24 @@ impl PrivateBroker {
         Ok(())
     }
 
-    /// Formats the storage once, for a new random cluster id; later starts reuse it.
-    async fn format(&self) -> anyhow::Result<()> {
+    /// Formats node `i`'s storage once, for the cluster `id`; later starts reuse it.
+    async fn format(&self, i: usize, id: &str) -> anyhow::Result<()> {
         let out = tokio::process::Command::new(&self.java)
             .args(["-Xmx256m", "-XX:TieredStopAtLevel=1"])
             .arg(self.log4j_option())
             .arg("-cp")
             .arg(&self.classpath)
             .arg("kafka.tools.StorageTool")
-            .args(["format", "--cluster-id", &cluster_id(), "--config"])
-            .arg(self.properties())
+            .args(["format", "--cluster-id", id, "--config"])
+            .arg(self.properties(i))
             .stdin(Stdio::null())
             .output()
             .await
             .with_context(|| format!("cannot run {} (BOHAI_JAVA)", self.java.display()))?;
         anyhow::ensure!(
             out.status.success(),
-            "formatting the private Kafka node's storage failed ({}):\n{}{}",
+            "formatting the storage of node {} of the private Kafka failed ({}):\n{}{}",
+            i + 1,
             out.status,
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
@@ -231,12 +325,12 @@ impl PrivateBroker {
         Ok(())
     }
 
-    fn properties(&self) -> PathBuf {
-        self.dir.path().join("server.properties")
+    fn properties(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("server-{}.properties", i + 1))
     }
 
-    fn log(&self) -> PathBuf {
-        self.dir.path().join("broker.log")
+    fn log(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("broker-{}.log", i + 1))
     }
 
     fn log4j_option(&self) -> OsString {
@@ -245,15 +339,17 @@ impl PrivateBroker {
         option
     }
 
-    /// The end of the node's log, for a failure message.
-    fn log_tail(&self) -> String {
-        tail(&self.log(), 30)
+    /// The end of node `i`'s log, for a failure message.
+    fn log_tail(&self, i: usize) -> String {
+        tail(&self.log(i), 30)
     }
 }
 
-impl Drop for PrivateBroker {
+impl Drop for PrivateCluster {
     fn drop(&mut self) {
-        self.kill();
+        for i in 0..self.nodes.len() {
+            self.kill(i);
+        }
     }
 }
 

@@ -574,8 +574,16 @@ async fn the_pipeline_waits_out_the_hub_database_going_away() {
 async fn with_private_broker(
     broker: &bohai_tests::broker::PrivateBroker,
 ) -> (Config, PgPool, Registry) {
+    with_brokers(broker.brokers(), 1).await
+}
+
+/// A configuration on a fresh database with the hub's topics on the private cluster at
+/// `brokers`, `replicas` copies of each (and, with three, two in sync to write).
+async fn with_brokers(brokers: String, replicas: i32) -> (Config, PgPool, Registry) {
     let mut config = bohai_tests::test_config().await.unwrap();
-    config.kafka.brokers = broker.brokers();
+    config.kafka.brokers = brokers;
+    config.kafka.replication_factor = replicas;
+    config.kafka.min_insync_replicas = replicas.min(2);
     bohai_hub::database::prepare_schema(&config.database)
         .await
         .unwrap();
@@ -586,23 +594,71 @@ async fn with_private_broker(
     (config, db, registry)
 }
 
+/// A hub running the sink and a file connector `name` of 20,000 residents (5 % invalid).
+async fn run_feed(
+    config: &mut Config,
+    dir: &Path,
+    name: &str,
+) -> (OutageFeed, bohai_tests::RunningHub) {
+    let feed = outage_feed(config, dir, name, 20_000);
+    config.pipeline.connectors = vec![feed.connector.clone()];
+    config.pipeline.sink = true;
+    let hub = bohai_tests::RunningHub::start(config.clone())
+        .await
+        .unwrap();
+    (feed, hub)
+}
+
 #[tokio::test]
 async fn the_pipeline_waits_out_the_broker_going_away() {
     use bohai_tests::broker::PrivateBroker;
     let mut broker = PrivateBroker::start().await.unwrap();
     let (mut config, db, _registry) = with_private_broker(&broker).await;
     let dir = tempfile::tempdir().unwrap();
-    let feed = outage_feed(&config, dir.path(), "psb-broker-away", 20_000);
-    config.pipeline.connectors = vec![feed.connector.clone()];
-    config.pipeline.sink = true;
-    let _hub = bohai_tests::RunningHub::start(config.clone())
-        .await
-        .unwrap();
+    let (feed, _hub) = run_feed(&mut config, dir.path(), "psb-broker-away").await;
 
     feed.started(&db).await;
     broker.kill();
     tokio::time::sleep(Duration::from_secs(3)).await;
     broker.resume().await.unwrap();
+    feed.reconciles(&db, &config).await;
+}
+
+/// With three brokers, replication factor 3 and two replicas in sync to write, losing one
+/// broker in the middle of a feed loses and doubles nothing: the feed goes on and the
+/// repository matches the source record by record once the broker is back.
+#[tokio::test]
+async fn one_of_three_brokers_killed_in_the_middle_of_a_feed_loses_and_doubles_nothing() {
+    use bohai_tests::broker::PrivateCluster;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let mut cluster = PrivateCluster::start(3).await.unwrap();
+    let (mut config, db, _registry) = with_brokers(cluster.brokers(), 3).await;
+    // Every topic the hub made keeps three replicas.
+    let client: BaseConsumer = bohai_hub::kafka::client_config(&config.kafka)
+        .create()
+        .unwrap();
+    let topic = topics::dataset_topic(&config.kafka, "resident-registrations");
+    let metadata = client
+        .fetch_metadata(Some(&topic), Duration::from_secs(10))
+        .unwrap();
+    let replicas: Vec<usize> = metadata.topics()[0]
+        .partitions()
+        .iter()
+        .map(|p| p.replicas().len())
+        .collect();
+    assert!(
+        !replicas.is_empty() && replicas.iter().all(|r| *r == 3),
+        "{replicas:?}"
+    );
+    drop(client);
+
+    let dir = tempfile::tempdir().unwrap();
+    let (feed, _hub) = run_feed(&mut config, dir.path(), "psb-one-broker-lost").await;
+
+    feed.started(&db).await;
+    cluster.kill(1);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    cluster.resume(1).await.unwrap();
     feed.reconciles(&db, &config).await;
 }
 
