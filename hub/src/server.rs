@@ -105,6 +105,12 @@ impl BoundHub {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
         tracing::info!(addr = %self.local_addr(), "serving the HTTP API");
+        if self.state.config.licences.status_list_url.is_none() {
+            tracing::warn!(
+                status_list = %self.state.config.status_list_url(),
+                "licences.status_list_url is not set: licences sealed here name this instance's own address as their status list, which verifiers elsewhere cannot reach and other instances do not serve as theirs; set it to the hub's public URL (docs/deployment.md)"
+            );
+        }
         let me = Instance::this(
             self.local_addr(),
             self.state.config.cluster.instance.as_deref(),

@@ -232,6 +232,13 @@ pub fn write_config(config: &Config, dir: &Path) -> anyhow::Result<PathBuf> {
         Some(id) => format!("{text}instance = \"{id}\"\n"),
         None => text,
     };
+    let text = match &config.licences.status_list_url {
+        Some(url) => text.replace(
+            "[cluster]\n",
+            &format!("[licences]\nstatus_list_url = \"{url}\"\n[cluster]\n"),
+        ),
+        None => text,
+    };
     let text = match &config.database.owner_url {
         Some(owner) => text.replace(
             "[database]\n",

@@ -380,6 +380,15 @@ fn read_to_end(config: &Config, topic: &str) -> Vec<Value> {
 
 /// Issues `n` driving licences through `instance`; their numbers.
 async fn issue(instance: &ServeProcess, token: &str, n: usize) -> Vec<String> {
+    issued(instance, token, n)
+        .await
+        .iter()
+        .map(|b| b["number"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Issues `n` driving licences through `instance`; the answers (number, document, ...).
+async fn issued(instance: &ServeProcess, token: &str, n: usize) -> Vec<Value> {
     let path = bohai_schemas::registry::builtin_dir()
         .join("licences/driving-licence/examples/valid.jsonl");
     let text = std::fs::read_to_string(path).unwrap();
@@ -396,7 +405,7 @@ async fn issue(instance: &ServeProcess, token: &str, n: usize) -> Vec<String> {
         let status = r.status().as_u16();
         let body: Value = r.json().await.unwrap();
         assert_eq!(status, 201, "{body}");
-        numbers.push(body["number"].as_str().unwrap().to_owned());
+        numbers.push(body);
     }
     numbers
 }
@@ -882,4 +891,90 @@ async fn a_paused_instances_partitions_are_written_by_the_others_and_it_writes_n
     answering(&a).await;
     assert_eq!(push(&a.base_url, &police, &lines[400..]).await, 200);
     written_once(&db, 600).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_give_identical_verification_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = cluster_config(dir.path()).await;
+    // The hub's public address, the same for every instance (docs/deployment.md): each
+    // instance's own would name itself in the licences it seals.
+    config.licences.status_list_url =
+        Some("https://licences.example.gov.cn/api/v1/licences/status-list".to_owned());
+    let db = bohai_hub::database::pool(&config.database).unwrap();
+    let a = ServeProcess::start(&config, "hub-a").unwrap();
+    let b = ServeProcess::start(&config, "hub-b").unwrap();
+    bohai_ok(&a.config_file, &["seal", "init-ca"]);
+    bohai_ok(&a.config_file, &["seal", "issue", "traffic-police"]);
+    bohai_ok(
+        &a.config_file,
+        &["seal", "issue", &config.licences.status_authority],
+    );
+    let police = auth::create_token(&db, "traffic-police")
+        .await
+        .unwrap()
+        .secret;
+    answering(&a).await;
+    answering(&b).await;
+
+    // Valid, revoked (through B), suspended (through A), and one altered after sealing.
+    let licences = issued(&a, &police, 3).await;
+    let document = |i: usize| licences[i]["document"].as_str().unwrap().to_owned();
+    let act = |instance: &ServeProcess, i: usize, action: &str| {
+        let url = instance.url(&format!(
+            "/api/v1/licences/{}/{action}",
+            licences[i]["number"].as_str().unwrap()
+        ));
+        let police = police.clone();
+        async move {
+            let r = reqwest::Client::new()
+                .post(url)
+                .bearer_auth(police)
+                .json(&json!({"reason": "test"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
+        }
+    };
+    act(&b, 1, "revoke").await;
+    act(&a, 2, "suspend").await;
+    let mut altered = document(0);
+    let cut = altered.rfind('.').unwrap();
+    altered.replace_range(cut + 1..cut + 3, "AA");
+    let cases = [document(0), document(1), document(2), altered];
+
+    // Asked in turn of A and B, at one instant: the same report, check by check.
+    let at = chrono::Utc::now() + chrono::Duration::seconds(1);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let verify = |instance: &ServeProcess, licence: &str| {
+        let url = instance.url("/api/v1/licences/verify");
+        let body = json!({"licence": licence, "at": at});
+        async move {
+            let r = reqwest::Client::new()
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 200);
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let mut overall = Vec::new();
+    for (i, licence) in cases.iter().enumerate() {
+        let (first, second) = if i % 2 == 0 { (&a, &b) } else { (&b, &a) };
+        let one = verify(first, licence).await;
+        let other = verify(second, licence).await;
+        assert_eq!(
+            one, other,
+            "case {i}: {} and {} differ",
+            first.instance, second.instance
+        );
+        overall.push(one["overall"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(overall[0], "VALID", "{overall:?}");
+    assert_eq!(overall[1], "INVALID", "{overall:?}");
+    assert_ne!(overall[2], "VALID", "{overall:?}");
+    assert_eq!(overall[3], "INVALID", "{overall:?}");
 }
