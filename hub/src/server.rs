@@ -222,23 +222,59 @@ async fn run_workers(
     }
     let duties = duty_names(&connectors);
     tracing::info!(instance = %me.id, duties = duties.len(), "joining the instances of this hub database");
-    // The repository sink runs on every instance, as a member of one consumer group; it stops
-    // (leaving the group, so that the others take its partitions at once) with the rest.
+    // The repository sink runs on every instance, as a member of one consumer group, while
+    // the instance is a member in good standing of the cluster: one cut off from the database
+    // (or refused its identity) leaves the group, so that the others take its partitions. It
+    // stops (leaving the group at once) with the rest.
+    let (standing, standing_now) = tokio::sync::watch::channel(false);
     let sink = state.config.pipeline.sink.then(|| {
-        AbortOnDrop(tokio::spawn(sink::run(
-            state.config.kafka.clone(),
-            state.config.cluster.clone(),
-            state.db.clone(),
-            Arc::clone(&state.registry),
+        AbortOnDrop(tokio::spawn(run_sink(
+            state.clone(),
             me.id.as_str().into(),
+            standing_now,
         )))
     });
     let lease = state.config.cluster.lease;
     let starter = starter(state.clone(), connectors);
-    cluster::run(state.db.clone(), me, duties, lease, starter, stop).await;
+    cluster::run(state.db.clone(), me, duties, lease, starter, standing, stop).await;
     if let Some(mut sink) = sink {
         sink.0.abort();
         let _ = (&mut sink.0).await;
+    }
+}
+
+/// Runs the repository sink whenever `standing` says this instance is a member in good
+/// standing of the cluster, and stops it (leaving its consumer group) whenever it is not.
+async fn run_sink(
+    state: AppState,
+    owner: Arc<str>,
+    mut standing: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let joined = standing.wait_for(|ok| *ok).await.is_ok();
+        if !joined {
+            return;
+        }
+        tracing::info!(instance = %owner, "the repository sink starts on this instance");
+        let mut running = AbortOnDrop(tokio::spawn(sink::run(
+            state.config.kafka.clone(),
+            state.config.cluster.clone(),
+            state.db.clone(),
+            Arc::clone(&state.registry),
+            Arc::clone(&owner),
+        )));
+        tokio::select! {
+            // Stopped by itself (a failure that needs someone): it stays stopped.
+            _ = &mut running.0 => return,
+            lost = async { standing.wait_for(|ok| !*ok).await.is_ok() } => {
+                running.0.abort();
+                let _ = (&mut running.0).await;
+                if !lost {
+                    return;
+                }
+                tracing::warn!(instance = %owner, "this instance is not a member of the cluster in good standing (its heartbeat is not taken): its repository sink left the consumer group for the others to write its partitions");
+            }
+        }
     }
 }
 

@@ -978,3 +978,77 @@ async fn two_instances_give_identical_verification_reports() {
     assert_ne!(overall[2], "VALID", "{overall:?}");
     assert_eq!(overall[3], "INVALID", "{overall:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_cut_off_from_the_database_hands_over_and_writes_nothing_stale() {
+    use bohai_tests::proxy::TcpProxy;
+    let dir = tempfile::tempdir().unwrap();
+    let config = cluster_config(dir.path()).await;
+    let db = bohai_hub::database::pool(&config.database).unwrap();
+    let police = auth::create_token(&db, "public-security")
+        .await
+        .unwrap()
+        .secret;
+    // A reaches PostgreSQL through a proxy the test cuts; B and the test do not.
+    let mut url = reqwest::Url::parse(&config.database.url).unwrap();
+    let target = tokio::net::lookup_host(format!(
+        "{}:{}",
+        url.host_str().unwrap(),
+        url.port().unwrap_or(5432)
+    ))
+    .await
+    .unwrap()
+    .next()
+    .unwrap();
+    let proxy = TcpProxy::start(target).await.unwrap();
+    url.set_port(Some(proxy.addr().port())).unwrap();
+    let mut a_config = config.clone();
+    a_config.database.url = url.to_string();
+    let a = ServeProcess::start(&a_config, "hub-a").unwrap();
+    let b = ServeProcess::start(&config, "hub-b").unwrap();
+    let feed = dir.path().join("residents.jsonl");
+    command_ok(
+        bohai(&b.config_file)
+            .args([
+                "gen",
+                "resident-registrations",
+                "600",
+                "--invalid-ratio",
+                "0",
+                "-o",
+            ])
+            .arg(&feed),
+    );
+    let lines: Vec<String> = std::fs::read_to_string(&feed)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    spread_over(&db, &["hub-a", "hub-b"]).await;
+    partitions_spread_over(&db, &config, &["hub-a", "hub-b"]).await;
+    answering(&b).await;
+    assert_eq!(push(&b.base_url, &police, &lines[..200]).await, 200);
+    written_once(&db, 200).await;
+
+    // A is cut off from the database: its duties move to B once its leases expire, and its
+    // sink, unable to write what reaches its partitions, leaves the group, so that B writes
+    // them too.
+    proxy.cut();
+    let cut_at = std::time::Instant::now();
+    assert_eq!(push(&b.base_url, &police, &lines[200..400]).await, 200);
+    spread_over(&db, &["hub-b"]).await;
+    partitions_spread_over(&db, &config, &["hub-b"]).await;
+    written_once(&db, 400).await;
+    eprintln!(
+        "A's duties and partitions ran on B and the records pushed meanwhile were written {:?} after the cut",
+        cut_at.elapsed()
+    );
+
+    // A comes back: it takes part again and writes nothing stale.
+    proxy.restore();
+    spread_over(&db, &["hub-a", "hub-b"]).await;
+    partitions_spread_over(&db, &config, &["hub-a", "hub-b"]).await;
+    answering(&a).await;
+    assert_eq!(push(&a.base_url, &police, &lines[400..]).await, 200);
+    written_once(&db, 600).await;
+}

@@ -33,6 +33,7 @@ pub async fn run(
     duties: Vec<String>,
     lease: Duration,
     starter: DutyStarter,
+    standing: tokio::sync::watch::Sender<bool>,
     stop: impl Future<Output = ()>,
 ) {
     let holder: Arc<str> = me.id.as_str().into();
@@ -47,6 +48,8 @@ pub async fn run(
         held: HashMap::new(),
         renewed: Instant::now(),
         refused: false,
+        beat: None,
+        standing,
     };
     if let Err(e) = store::declare(&member.db, &member.duties).await {
         tracing::warn!(error = %e, "cannot declare the duties yet; retrying at the next tick");
@@ -76,6 +79,12 @@ struct Member {
     renewed: Instant,
     /// Whether the heartbeat was refused (another process with this identity is alive).
     refused: bool,
+    /// When the last heartbeat that was taken was sent.
+    beat: Option<Instant>,
+    /// Whether this instance is a member in good standing: its heartbeat taken within two
+    /// thirds of a lease, and its identity its own. Work that is not a duty (the repository
+    /// sink) runs only while it is.
+    standing: tokio::sync::watch::Sender<bool>,
 }
 
 impl Member {
@@ -108,6 +117,13 @@ impl Member {
             tracing::error!(instance = %self.me.id, "the duties' leases could not be renewed in time: stopping them");
             self.stop_all().await;
         }
+        let now = Instant::now();
+        let ok = !self.refused && self.beat.is_some_and(|b| now < b + self.lease * 2 / 3);
+        self.standing.send_if_modified(|was| {
+            let changed = *was != ok;
+            *was = ok;
+            changed
+        });
     }
 
     async fn round(&mut self, sent: Instant) -> Result<(), sqlx::Error> {
@@ -120,6 +136,7 @@ impl Member {
             return Ok(());
         }
         self.refused = false;
+        self.beat = Some(sent);
         store::declare(&self.db, &self.duties).await?;
         if !self.held.is_empty() {
             let held: Vec<(String, i64)> = self

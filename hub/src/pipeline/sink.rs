@@ -486,7 +486,8 @@ struct Writer {
     dead_letters: Arc<DeadLetters>,
     /// How long a writing transaction may sit idle or wait on a lock (`cluster.sink_session`):
     /// a paused instance's open transaction would otherwise keep its partitions' rows locked,
-    /// and their new owner from claiming them.
+    /// and their new owner from claiming them. Also how long writes may fail before the sink
+    /// leaves the group.
     idle_limit: Duration,
 }
 
@@ -494,8 +495,13 @@ impl Writer {
     /// Writes one batch, waiting out transient failures. Records of partitions this instance
     /// no longer holds (or holds at a later epoch than when it read them) are left to their
     /// owner.
+    ///
+    /// A database this instance cannot write to for `idle_limit` (cut off from it, say) ends
+    /// the run: the sink leaves the consumer group, so that instances that can write take its
+    /// partitions, and joins again after a back-off.
     async fn write_with_retries(&self, mut batch: Vec<Delivered>) -> Result<(), RunError> {
         let mut backoff = Backoff::default();
+        let mut failing_since: Option<tokio::time::Instant> = None;
         loop {
             let before = batch.len();
             batch.retain(|d| self.held.epoch(&d.topic, d.partition) == Some(d.epoch));
@@ -524,6 +530,13 @@ impl Writer {
                     batch.retain(|d| !moved.contains(&(d.topic.to_string(), d.partition)));
                 }
                 Err(e) if e.class() == Failure::Transient => {
+                    let since = *failing_since.get_or_insert_with(tokio::time::Instant::now);
+                    if since.elapsed() >= self.idle_limit {
+                        return Err(RunError::Other(anyhow::anyhow!(
+                            "cannot write the repository for {:.0?} ({e}): leaving the consumer group so that other instances write this instance's partitions",
+                            since.elapsed()
+                        )));
+                    }
                     tracing::warn!(error = %e, records = batch.len(), "cannot write the repository yet; retrying");
                     PIPELINE.retried(Component::Sink, Stage::RepositoryWrite);
                     backoff.wait().await;
