@@ -107,6 +107,22 @@ async fn partitions_spread_over(db: &PgPool, config: &Config, live: &[&str]) -> 
     .await
 }
 
+/// Generates `n` valid resident registrations into `feed` with `instance`'s configuration;
+/// their lines.
+fn residents(instance: &ServeProcess, feed: &std::path::Path, n: usize) -> Vec<String> {
+    command_ok(
+        bohai(&instance.config_file)
+            .args(["gen", "resident-registrations", &n.to_string()])
+            .args(["--invalid-ratio", "0", "-o"])
+            .arg(feed),
+    );
+    std::fs::read_to_string(feed)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Pushes `lines` (NDJSON) to the hub at `base` as `token`; how many were accepted.
 async fn push(base: &str, token: &str, lines: &[String]) -> u64 {
     let r = reqwest::Client::new()
@@ -170,23 +186,7 @@ async fn duties_spread_over_three_instances_and_a_killed_ones_move_on() {
         .secret;
     let feed = dir.path().join("residents.jsonl");
     let a = ServeProcess::start(&config, "hub-a").unwrap();
-    command_ok(
-        bohai(&a.config_file)
-            .args([
-                "gen",
-                "resident-registrations",
-                "200",
-                "--invalid-ratio",
-                "0",
-                "-o",
-            ])
-            .arg(&feed),
-    );
-    let lines: Vec<String> = std::fs::read_to_string(&feed)
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect();
+    let lines = residents(&a, &feed, 200);
 
     // Alone, A holds every duty.
     spread_over(&db, &["hub-a"]).await;
@@ -845,23 +845,7 @@ async fn a_paused_instances_partitions_are_written_by_the_others_and_it_writes_n
     let feed = dir.path().join("residents.jsonl");
     let a = ServeProcess::start(&config, "hub-a").unwrap();
     let b = ServeProcess::start(&config, "hub-b").unwrap();
-    command_ok(
-        bohai(&a.config_file)
-            .args([
-                "gen",
-                "resident-registrations",
-                "600",
-                "--invalid-ratio",
-                "0",
-                "-o",
-            ])
-            .arg(&feed),
-    );
-    let lines: Vec<String> = std::fs::read_to_string(&feed)
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect();
+    let lines = residents(&a, &feed, 600);
     partitions_spread_over(&db, &config, &["hub-a", "hub-b"]).await;
     answering(&a).await;
     answering(&b).await;
@@ -1007,23 +991,7 @@ async fn an_instance_cut_off_from_the_database_hands_over_and_writes_nothing_sta
     let a = ServeProcess::start(&a_config, "hub-a").unwrap();
     let b = ServeProcess::start(&config, "hub-b").unwrap();
     let feed = dir.path().join("residents.jsonl");
-    command_ok(
-        bohai(&b.config_file)
-            .args([
-                "gen",
-                "resident-registrations",
-                "600",
-                "--invalid-ratio",
-                "0",
-                "-o",
-            ])
-            .arg(&feed),
-    );
-    let lines: Vec<String> = std::fs::read_to_string(&feed)
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect();
+    let lines = residents(&b, &feed, 600);
     spread_over(&db, &["hub-a", "hub-b"]).await;
     partitions_spread_over(&db, &config, &["hub-a", "hub-b"]).await;
     answering(&b).await;
