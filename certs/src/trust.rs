@@ -150,6 +150,33 @@ impl TrustAnchors {
         .map(|_| ())
     }
 
+    /// The intermediates of the path `leaf` verifies on at `at` (no revocation asked), as
+    /// DER: the CA certificates whose revocation speaks for the leaf. Certificates carried
+    /// but off that path (a decoy bearing a CA's name, say) are not among them.
+    pub(crate) fn verified_intermediates(
+        &self,
+        leaf: &[u8],
+        intermediates: &[CertificateDer<'_>],
+        at: DateTime<Utc>,
+    ) -> Result<Vec<Vec<u8>>, webpki::Error> {
+        let leaf = CertificateDer::from(leaf);
+        let ee = EndEntityCert::try_from(&leaf)?;
+        let time = timestamp::to_unix_time(at).map_err(|_| webpki::Error::BadDerTime)?;
+        let path = ee.verify_for_usage(
+            CHAIN_ALGS,
+            &self.anchors,
+            intermediates,
+            time,
+            KeyUsage::required_if_present(EKU_DOCUMENT_SIGNING),
+            None,
+            None,
+        )?;
+        Ok(path
+            .intermediate_certificates()
+            .map(|c| c.der().to_vec())
+            .collect())
+    }
+
     /// Checks that `maker` (a seal-record maker CA certificate) is trusted at `at`: it is an
     /// anchor itself, or it was issued directly by an anchor, is a CA with keyCertSign and is
     /// valid at `at`. (webpki cannot validate a CA certificate as an end entity, so this one

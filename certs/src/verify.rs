@@ -430,9 +430,9 @@ struct CaOnPath {
     issuer: String,
 }
 
-/// The CA certificates carried with a seal that are on its path to an anchor, from the seal's
-/// issuer up to (not including) an anchor: anchors are trusted as configured, and no CRL
-/// speaks for them. A carried certificate off the path is not asked about.
+/// The CA certificates of a seal's verified path to an anchor (`intermediates`, as
+/// [`crate::TrustAnchors::verified_intermediates`] gives them), from the seal's issuer up to (not
+/// including) an anchor: anchors are trusted as configured, and no CRL speaks for them.
 fn cas_on_path(
     signer_issuer: &[u8],
     intermediates: &[CertificateDer<'_>],
@@ -528,7 +528,16 @@ pub(crate) fn check_signer_revocation(
     let mut until = i64::MAX;
     let mut unknown_cas = Vec::new();
     let mut stale_cas = Vec::new();
-    for ca in cas_on_path(&signer.issuer_raw, intermediates, ctx.trust) {
+    // Only the CAs of the path the chain verifies on: a carried certificate that merely
+    // bears the name of one (a decoy issued by a CA whose CRL is at hand) must not decide.
+    let on_path: Vec<CertificateDer<'static>> = ctx
+        .trust
+        .verified_intermediates(signer_cert_der, intermediates, signing_time)
+        .unwrap_or_default()
+        .into_iter()
+        .map(CertificateDer::from)
+        .collect();
+    for ca in cas_on_path(&signer.issuer_raw, &on_path, ctx.trust) {
         let mut group: Vec<&ParsedCrl<'_>> = others
             .iter()
             .filter(|c| c.issuer_raw == ca.issuer_raw)

@@ -1021,3 +1021,59 @@ fn a_missing_or_stale_crl_of_a_ca_above_the_seal_is_indeterminate_naming_that_ca
         CheckResult::Skipped
     );
 }
+
+/// A carried certificate that only bears the name of a CA on the seal's path must not decide
+/// that CA's revocation: the seal's issuing CA, revoked by the root, carried behind a decoy
+/// with its subject name and issued by another CA whose CRL is at hand, is still revoked.
+#[test]
+fn a_decoy_bearing_a_revoked_cas_name_does_not_hide_its_revocation() {
+    let pki = city();
+    let other = other_city();
+    let issuing_serial = {
+        use x509_parser::prelude::{FromDer, X509Certificate};
+        let (_, c) = X509Certificate::from_der(pki.issuing.cert_der()).unwrap();
+        c.raw_serial().to_vec()
+    };
+    // The decoy: the city issuing CA's name, a CA, issued by the other city's issuing CA.
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = {
+        use rcgen::{DnType, DnValue};
+        let mut dn = rcgen::DistinguishedName::new();
+        let country = rcgen::string::PrintableString::try_from("CN").unwrap();
+        dn.push(DnType::CountryName, DnValue::PrintableString(country));
+        dn.push(
+            DnType::OrganizationName,
+            DnValue::Utf8String("盘锦市人民政府".to_owned()),
+        );
+        dn.push(
+            DnType::CommonName,
+            DnValue::Utf8String("盘锦市电子印章签发证书".to_owned()),
+        );
+        dn
+    };
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.serial_number = Some(rcgen::SerialNumber::from_slice(&[0x5e, 0xc0, 0x01]));
+    let decoy = params
+        .signed_by(&p256_key(), &rcgen_issuer(&other.issuing))
+        .unwrap()
+        .der()
+        .to_vec();
+    assert_eq!(subject_of(&decoy), subject_of(pki.issuing.cert_der()));
+    let seal = city_seal_carrying(&pki, vec![decoy, pki.issuing.cert_der().to_vec()]);
+    let der = sign(&seal, now()).to_der().unwrap();
+    let crls = vec![
+        crl(&pki.issuing, &[]),
+        crl(&pki.root, &[issuing_serial]),
+        crl(&other.issuing, &[]),
+    ];
+    let (report, _) = verify_with(
+        &trust(&pki),
+        &crls,
+        now(),
+        VerifyPolicy::default(),
+        DOCUMENT,
+        &der,
+    );
+    assert_eq!(report.overall, Verdict::Invalid, "{report:#?}");
+    assert_eq!(report.problem_codes(), vec![ReasonCode::CertRevoked]);
+}
