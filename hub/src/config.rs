@@ -354,6 +354,11 @@ pub struct HttpConfig {
     /// Requests one token may make at once, above its average rate, before it is limited.
     /// Default 300.
     pub token_burst: u32,
+    /// Most HTTP pushes of one department read at once by this instance; one more is
+    /// answered 429 `too_many_pushes` with `Retry-After`. Each push holds up to 16 MiB of
+    /// records while it reads, so this bounds what one department's slow or stalled pushes
+    /// can hold. Default 4; 1 to 256.
+    pub department_pushes: u32,
 }
 
 impl Default for HttpConfig {
@@ -365,6 +370,7 @@ impl Default for HttpConfig {
             header_timeout: Duration::from_secs(20),
             token_requests_per_minute: 3000,
             token_burst: 300,
+            department_pushes: 4,
         }
     }
 }
@@ -865,6 +871,12 @@ impl Config {
                     "must be above 0 and at most 1, found {}",
                     self.ops.reject_ratio_failing
                 ),
+            );
+        }
+        if !(1..=256).contains(&self.http.department_pushes) {
+            bad(
+                "http.department_pushes",
+                format!("must be 1 to 256, found {}", self.http.department_pushes),
             );
         }
         if self.cluster.lease < Duration::from_secs(1)

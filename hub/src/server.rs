@@ -62,6 +62,7 @@ impl BoundHub {
         let db = database::pool(&config.database)?;
         let public_db = database::public_pool(&config.database)?;
         let limits = Arc::new(http::TokenLimits::from_config(&config.http));
+        let push_slots = Arc::new(http::PushSlots::new(config.http.department_pushes));
         let registry = Arc::new(registry::load(&config.registry)?);
         let ingestor = Ingestor::new(&config.kafka, db.clone(), Arc::clone(&registry))?;
         let connectors = config
@@ -81,6 +82,7 @@ impl BoundHub {
                 db,
                 public_db,
                 limits,
+                push_slots,
                 registry,
                 ingestor: Some(ingestor),
                 licences: Arc::default(),

@@ -215,3 +215,96 @@ async fn requests_without_a_token_cannot_take_the_connections_of_the_rest() {
         assert!(status == 200 || status == 503, "{status}");
     }
 }
+
+/// Opens a push of `dataset` as `token` whose body (chunked) sends `first` and then stalls;
+/// the connection stays open while the returned stream lives.
+async fn stalled_push(
+    hub: &RunningHub,
+    token: &str,
+    dataset: &str,
+    first: &str,
+) -> tokio::net::TcpStream {
+    let addr = hub.base_url.strip_prefix("http://").unwrap().to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let line = format!("{first}\n");
+    let request = format!(
+        "POST /api/v1/datasets/{dataset}/records HTTP/1.1\r\nHost: {addr}\r\n\
+         Authorization: Bearer {token}\r\nContent-Type: application/x-ndjson\r\n\
+         Transfer-Encoding: chunked\r\n\r\n{:x}\r\n{line}\r\n",
+        line.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    stream
+}
+
+/// A department that opens pushes and stalls their bodies (one line, then nothing) holds at
+/// most `http.department_pushes` of them: one more is answered 429 `too_many_pushes` with
+/// `Retry-After`, while another department pushes as usual, and once the stalled ones are
+/// gone the department pushes again. Without the limit, every stalled push held its records
+/// until the body's idle timeout, as many as a token's burst allowed.
+#[tokio::test]
+async fn a_department_stalling_its_pushes_holds_only_its_own_slots() {
+    let mut config = prepared_config().await.unwrap();
+    config.http.department_pushes = 2;
+    let hub = RunningHub::start(config.clone()).await.unwrap();
+    let db = bohai_hub::database::pool(&config.database).unwrap();
+    let registry = bohai_schemas::Registry::load(&config.registry.dir).unwrap();
+    let market = auth::create_token(&db, "market-regulation")
+        .await
+        .unwrap()
+        .secret;
+    let police = auth::create_token(&db, "public-security")
+        .await
+        .unwrap()
+        .secret;
+    let record = |dataset: &str, seed: u64| {
+        let mut g =
+            bohai_hub::gen::Generator::new(registry.dataset(dataset).unwrap(), seed, 0.0).unwrap();
+        serde_json::to_string(&Value::Object(g.next_record().record)).unwrap()
+    };
+    let push = |token: &str, dataset: &str, line: String| {
+        reqwest::Client::new()
+            .post(hub.url(&format!("/api/v1/datasets/{dataset}/records")))
+            .bearer_auth(token)
+            .header("content-type", "application/x-ndjson")
+            .body(line)
+            .send()
+    };
+    let business = "business-registrations";
+    let residents = "resident-registrations";
+    let stalled = vec![
+        stalled_push(&hub, &market, business, &record(business, 1)).await,
+        stalled_push(&hub, &market, business, &record(business, 2)).await,
+    ];
+    // Both are being read (their slots taken) before the next one comes.
+    let third = eventually(
+        Duration::from_secs(10),
+        "both pushes to be read",
+        || async {
+            let r = push(&market, business, record(business, 3)).await.unwrap();
+            (r.status().as_u16() == 429).then_some(r)
+        },
+    )
+    .await;
+    assert!(third.headers().contains_key("retry-after"));
+    let body: Value = third.json().await.unwrap();
+    assert_eq!(body["code"], "too_many_pushes", "{body}");
+
+    let other = push(&police, residents, record(residents, 4))
+        .await
+        .unwrap();
+    assert_eq!(other.status().as_u16(), 200);
+
+    drop(stalled);
+    let again = eventually(
+        Duration::from_secs(10),
+        "the stalled pushes' slots to be given back",
+        || async {
+            let r = push(&market, business, record(business, 5)).await.unwrap();
+            (r.status().as_u16() == 200).then_some(r)
+        },
+    )
+    .await;
+    let body: Value = again.json().await.unwrap();
+    assert_eq!(body["accepted"], 1, "{body}");
+}

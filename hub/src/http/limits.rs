@@ -64,9 +64,53 @@ impl Default for TokenLimits {
     }
 }
 
+/// How many HTTP pushes each department may have read at once by this instance
+/// (`http.department_pushes`).
+#[derive(Debug)]
+pub struct PushSlots {
+    per_department: u32,
+    slots:
+        std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<tokio::sync::Semaphore>>>,
+}
+
+impl PushSlots {
+    /// At most `per_department` pushes per department at once (at least 1).
+    pub fn new(per_department: u32) -> Self {
+        Self {
+            per_department: per_department.max(1),
+            slots: std::sync::Mutex::default(),
+        }
+    }
+
+    /// A slot for a push of `department`, held until dropped; `None` when all are taken.
+    pub fn take(&self, department: &str) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let semaphore = {
+            let mut slots = self
+                .slots
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            std::sync::Arc::clone(slots.entry(department.to_owned()).or_insert_with(|| {
+                std::sync::Arc::new(tokio::sync::Semaphore::new(self.per_department as usize))
+            }))
+        };
+        semaphore.try_acquire_owned().ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_department_has_its_own_push_slots() {
+        let slots = PushSlots::new(2);
+        let (a1, a2) = (slots.take("a"), slots.take("a"));
+        assert!(a1.is_some() && a2.is_some());
+        assert!(slots.take("a").is_none());
+        assert!(slots.take("b").is_some());
+        drop(a1);
+        assert!(slots.take("a").is_some());
+    }
 
     #[test]
     fn a_token_is_limited_after_its_burst_and_others_are_not() {

@@ -28,7 +28,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use error::{ApiError, ErrorBody};
-pub use limits::TokenLimits;
+pub use limits::{PushSlots, TokenLimits};
 
 use bohai_schemas::Registry;
 
@@ -50,6 +50,8 @@ pub struct AppState {
     pub public_db: PgPool,
     /// The per-token rate limits.
     pub limits: Arc<TokenLimits>,
+    /// The HTTP pushes each department may have read at once.
+    pub push_slots: Arc<PushSlots>,
     /// The departments and datasets.
     pub registry: Arc<Registry>,
     /// The ingest step for HTTP push.

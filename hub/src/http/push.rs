@@ -95,6 +95,7 @@ pub(crate) struct PushResponse {
         (status = 409, description = "The Idempotency-Key was used before for another dataset or another body (`idempotency_key_reused`), or an earlier request with it is still being ingested (`request_in_progress`, with Retry-After)", body = super::ErrorBody),
         (status = 408, description = "No part of the body arrived for `http.request_timeout` (`timeout`); the records before were ingested", body = super::ErrorBody),
         (status = 413, description = "The body is over `http.max_push_bytes` (`payload_too_large`, with `limit`); the records before the limit were ingested", body = super::ErrorBody),
+        (status = 429, description = "The token's rate limit (`rate_limited`), or `http.department_pushes` pushes of the department are being read already (`too_many_pushes`); both with Retry-After", body = super::ErrorBody),
         (status = 503, description = "The broker or database is away; retry with the same Idempotency-Key", body = super::ErrorBody),
     ),
     security(("bearer" = []))
@@ -118,6 +119,19 @@ pub(super) async fn push_records(
             "unavailable",
             "this hub does not ingest",
         )
+    })?;
+    // A department's slow or stalled pushes hold at most its own slots (and the records
+    // each reads), never the hub's memory or another department's pushes.
+    let _slot = state.push_slots.take(&caller.department).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_pushes",
+            format!(
+                "{} pushes of department `{}` are being read already (http.department_pushes); send this one when one of them has been answered",
+                state.config.http.department_pushes, caller.department
+            ),
+        )
+        .with_retry_after(1)
     })?;
     let key = idempotency_key(&headers)?;
     // Without a key of the client's, the request gets one: an answer that cuts it short
