@@ -3,6 +3,7 @@
 //! endpoint group is its own module.
 
 mod caller;
+mod credit;
 mod dashboard;
 mod datasets;
 mod error;
@@ -75,6 +76,7 @@ pub struct AppState {
         (name = "seals", description = "Electronic seals and the city PKI"),
         (name = "licences", description = "Electronic licences: issue, lifecycle, status, verification"),
         (name = "sharing", description = "Catalogue, access requests and approvals, masked reads"),
+        (name = "credit", description = "Credit profiles: a department's view and the public query"),
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth)
@@ -263,6 +265,7 @@ fn open_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(licences::status_list))
         .routes(routes!(licences::trust_bundle))
         .routes(routes!(ops::metrics))
+        .routes(routes!(credit::public_credit_profile))
 }
 
 /// The routes whose handlers take a [`caller::Caller`]: a token checked, and rate limited,
@@ -284,6 +287,7 @@ fn token_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(sharing::show_subscription))
         .routes(routes!(sharing::decide_subscription))
         .routes(routes!(sharing::withdraw_subscription))
+        .routes(routes!(credit::credit_profile))
         .routes(routes!(ops::feeds))
         .routes(routes!(ops::overview))
         .routes(routes!(ops::rates))
