@@ -304,10 +304,16 @@ async fn the_public_query_answers_persons_as_it_answers_unknown_subjects() {
     assert_eq!((status, &body), (404, &unknown));
     // The department path needs a token.
     let (status, body) = get(&client, &hub.url(&format!("/api/v1/credit/{PERSON}")), None).await;
-    assert_eq!((status, body["code"].as_str()), (401, Some("token_missing")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("token_missing"))
+    );
     // Not a subject at all: refused as such, whoever asks.
     let (status, body) = get(&client, &public("not-a-code"), None).await;
-    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_parameter")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("invalid_parameter"))
+    );
 }
 
 #[tokio::test]
@@ -356,7 +362,12 @@ async fn another_department_sees_a_person_masked_the_owner_unmasked_and_reads_ar
         &hub,
         &other,
         "credit-black-list",
-        &["entry_number", "person_name", "subject_id_number", "list_date"],
+        &[
+            "entry_number",
+            "person_name",
+            "subject_id_number",
+            "list_date",
+        ],
     )
     .await;
     let (status, profile) = get(&client, &url, Some(&other)).await;
@@ -368,7 +379,10 @@ async fn another_department_sees_a_person_masked_the_owner_unmasked_and_reads_ar
     assert_eq!(hashed.len(), 64, "{hashed}");
     assert!(hashed.bytes().all(|b| b.is_ascii_hexdigit()));
     assert!(black["record"].get("reason").is_none());
-    assert!(!profile["entries"].to_string().contains(PERSON), "{profile}");
+    assert!(
+        !profile["entries"].to_string().contains(PERSON),
+        "{profile}"
+    );
 
     // The owner sees its entry as stored.
     let (status, own) = get(&client, &url, Some(&owner)).await;
@@ -397,7 +411,9 @@ async fn another_department_sees_a_person_masked_the_owner_unmasked_and_reads_ar
     .await
     .unwrap();
     assert_eq!(leaked, 0);
-    assert!(reads.iter().all(|r| r.1.as_deref().is_some_and(|s| !s.is_empty())));
+    assert!(reads
+        .iter()
+        .all(|r| r.1.as_deref().is_some_and(|s| !s.is_empty())));
 
     let out = bohai_ok(&config_file, &["audit", "verify", "--json"]);
     let verified: Value = serde_json::from_str(&out).unwrap();
