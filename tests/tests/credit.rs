@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used)] // a test that cannot unwrap should fail loudly
 
 use bohai_hub::auth::{self, Scope};
-use bohai_tests::{bohai_ok, prepared_config, write_config, RunningHub};
+use bohai_tests::{bohai_ok, get_json_as as get, prepared_config, write_config, RunningHub};
 use chrono::{Duration, NaiveDate};
 use serde_json::{json, Value};
 
@@ -134,13 +134,36 @@ async fn store(db: &sqlx::PgPool) {
     }
 }
 
-async fn get(client: &reqwest::Client, url: &str, token: Option<&str>) -> (u16, Value) {
-    let mut r = client.get(url);
-    if let Some(t) = token {
-        r = r.bearer_auth(t);
+/// A hub on a fresh database that holds the entries, and what a test reaches it with.
+struct Started {
+    _dir: tempfile::TempDir,
+    config_file: std::path::PathBuf,
+    db: sqlx::PgPool,
+    hub: RunningHub,
+    client: reqwest::Client,
+}
+
+async fn started() -> Started {
+    let config = prepared_config().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config_file = write_config(&config, dir.path()).unwrap();
+    let db = bohai_hub::database::pool(&config.database).unwrap();
+    store(&db).await;
+    Started {
+        _dir: dir,
+        config_file,
+        hub: RunningHub::start(config).await.unwrap(),
+        db,
+        client: reqwest::Client::new(),
     }
-    let r = r.send().await.unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+/// A token of `department` with `scope`.
+async fn token(db: &sqlx::PgPool, department: &str, scope: Scope) -> String {
+    auth::create_scoped_token(db, department, &[scope], None)
+        .await
+        .unwrap()
+        .secret
 }
 
 /// Requests (and, for an unconditional dataset, so gets) `fields` of `dataset`.
@@ -174,17 +197,14 @@ fn entry<'p>(profile: &'p Value, dataset: &str) -> &'p Value {
 
 #[tokio::test]
 async fn a_listed_company_has_its_profile_and_the_public_sees_only_what_is_published() {
-    let config = prepared_config().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config_file = write_config(&config, dir.path()).unwrap();
-    let db = bohai_hub::database::pool(&config.database).unwrap();
-    store(&db).await;
-    let hub = RunningHub::start(config.clone()).await.unwrap();
-    let client = reqwest::Client::new();
-    let owner = auth::create_scoped_token(&db, "development-reform", &[Scope::Read], None)
-        .await
-        .unwrap()
-        .secret;
+    let Started {
+        _dir,
+        config_file,
+        db,
+        hub,
+        client,
+    } = started().await;
+    let owner = token(&db, "development-reform", Scope::Read).await;
 
     // Without a grant to the penalties of market-regulation, they are withheld, said so.
     let url = hub.url(&format!("/api/v1/credit/{COMPANY}"));
@@ -280,12 +300,9 @@ async fn a_listed_company_has_its_profile_and_the_public_sees_only_what_is_publi
 
 #[tokio::test]
 async fn the_public_query_answers_persons_as_it_answers_unknown_subjects() {
-    let config = prepared_config().await.unwrap();
-    let db = bohai_hub::database::pool(&config.database).unwrap();
-    store(&db).await;
-    let hub = RunningHub::start(config.clone()).await.unwrap();
-    let client = reqwest::Client::new();
-
+    let Started {
+        db, hub, client, ..
+    } = started().await;
     let public = |subject: &str| hub.url(&format!("/api/v1/public/credit/{subject}"));
     let (status, unknown) = get(&client, &public(UNKNOWN), None).await;
     assert_eq!(status, 404, "{unknown}");
@@ -296,10 +313,7 @@ async fn the_public_query_answers_persons_as_it_answers_unknown_subjects() {
         assert_eq!((status, &body), (404, &unknown), "{subject}");
     }
     // A token changes nothing on the public path.
-    let token = auth::create_scoped_token(&db, "development-reform", &[Scope::Read], None)
-        .await
-        .unwrap()
-        .secret;
+    let token = token(&db, "development-reform", Scope::Read).await;
     let (status, body) = get(&client, &public(PERSON), Some(&token)).await;
     assert_eq!((status, &body), (404, &unknown));
     // The department path needs a token.
@@ -318,26 +332,17 @@ async fn the_public_query_answers_persons_as_it_answers_unknown_subjects() {
 
 #[tokio::test]
 async fn another_department_sees_a_person_masked_the_owner_unmasked_and_reads_are_audited() {
-    let config = prepared_config().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config_file = write_config(&config, dir.path()).unwrap();
-    let db = bohai_hub::database::pool(&config.database).unwrap();
-    store(&db).await;
-    let hub = RunningHub::start(config.clone()).await.unwrap();
-    let client = reqwest::Client::new();
+    let Started {
+        _dir,
+        config_file,
+        db,
+        hub,
+        client,
+    } = started().await;
     let url = hub.url(&format!("/api/v1/credit/{PERSON}"));
-    let owner = auth::create_scoped_token(&db, "development-reform", &[Scope::Read], None)
-        .await
-        .unwrap()
-        .secret;
-    let other = auth::create_scoped_token(&db, "civil-affairs", &[Scope::Read], None)
-        .await
-        .unwrap()
-        .secret;
-    let publisher = auth::create_scoped_token(&db, "civil-affairs", &[Scope::Publish], None)
-        .await
-        .unwrap()
-        .secret;
+    let owner = token(&db, "development-reform", Scope::Read).await;
+    let other = token(&db, "civil-affairs", Scope::Read).await;
+    let publisher = token(&db, "civil-affairs", Scope::Publish).await;
 
     let (status, body) = get(&client, &url, Some(&publisher)).await;
     assert_eq!((status, body["code"].as_str()), (403, Some("wrong_scope")));

@@ -228,6 +228,19 @@ fn dataset_of<'r>(registry: &'r Registry, source: &Source) -> Result<&'r Dataset
         .ok_or(CreditError::UnknownDataset(source.dataset))
 }
 
+/// The subject as looked up, the city's day at `now`, and the records naming the subject
+/// (as `by` says).
+async fn lookup(
+    db: &PgPool,
+    subject: &str,
+    by: Match,
+    now: DateTime<Utc>,
+) -> Result<(String, NaiveDate, Vec<store::Row>), CreditError> {
+    let subject = normalise(subject)?;
+    let rows = store::records_naming(db, &subject, by).await?;
+    Ok((subject, city_day(now), rows))
+}
+
 /// The profile of `subject` as `reader` sees it at `now`, audited (`credit.read`, with the
 /// keys shown and the subject hashed if it may be an identity number).
 pub async fn profile(
@@ -238,9 +251,7 @@ pub async fn profile(
     salt: &Salt,
     now: DateTime<Utc>,
 ) -> Result<CreditProfile, CreditError> {
-    let subject = normalise(subject)?;
-    let today = city_day(now);
-    let rows = store::records_naming(db, &subject, Match::Any).await?;
+    let (subject, today, rows) = lookup(db, subject, Match::Any, now).await?;
     let mut entries = Vec::new();
     let mut withheld = Vec::new();
     let mut shown_keys = Vec::new();
@@ -311,9 +322,7 @@ pub async fn public_profile(
     salt: &Salt,
     now: DateTime<Utc>,
 ) -> Result<CreditProfile, CreditError> {
-    let subject = normalise(subject)?;
-    let today = city_day(now);
-    let rows = store::records_naming(db, &subject, Match::CreditCode).await?;
+    let (subject, today, rows) = lookup(db, subject, Match::CreditCode, now).await?;
     let mut entries = Vec::new();
     for source in &SOURCES {
         let dataset = dataset_of(registry, source)?;
