@@ -24,6 +24,7 @@ pub mod auth;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod credit;
 pub mod database;
 pub mod duties;
 pub mod failure;

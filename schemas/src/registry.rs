@@ -127,6 +127,15 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// The names of the record's top-level fields (the schema's `properties`), in order.
+    pub fn fields(&self) -> Vec<&str> {
+        self.schema
+            .get("properties")
+            .and_then(Value::as_object)
+            .map(|p| p.keys().map(String::as_str).collect())
+            .unwrap_or_default()
+    }
+
     /// The declared JSON type of a top-level field (`string`, `integer`, ...), if the schema
     /// names one; used to read typed values out of text sources such as CSV.
     pub fn field_type(&self, field: &str) -> Option<&str> {

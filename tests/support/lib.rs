@@ -186,6 +186,24 @@ impl Drop for RunningHub {
     }
 }
 
+/// GETs `url`, with `token` as bearer if given: the status and the JSON body (`null` if the
+/// body is not JSON).
+pub async fn get_json_as(
+    client: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let mut request = client.get(url);
+    if let Some(t) = token {
+        request = request.bearer_auth(t);
+    }
+    let response = request.send().await.expect("the hub answers");
+    (
+        response.status().as_u16(),
+        response.json().await.unwrap_or(serde_json::Value::Null),
+    )
+}
+
 /// [`test_config`], with the migrations applied, the registry loaded and the topics created.
 pub async fn prepared_config() -> anyhow::Result<Config> {
     let config = test_config().await?;

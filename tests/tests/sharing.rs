@@ -5,7 +5,9 @@
 #![allow(clippy::unwrap_used)] // a test that cannot unwrap should fail loudly
 
 use bohai_hub::auth::{self, Scope};
-use bohai_tests::{bohai_ok, bohai_run, prepared_config, write_config, RunningHub};
+use bohai_tests::{
+    bohai_ok, bohai_run, get_json_as as get, prepared_config, write_config, RunningHub,
+};
 use serde_json::{json, Value};
 
 const DATASET: &str = "business-registrations";
@@ -87,15 +89,6 @@ fn assert_approved_and_masked<'v>(
     assert_eq!(id_hash.len(), 64);
     assert!(id_hash.bytes().all(|b| b.is_ascii_hexdigit()));
     data
-}
-
-async fn get(client: &reqwest::Client, url: &str, token: Option<&str>) -> (u16, Value) {
-    let mut r = client.get(url);
-    if let Some(t) = token {
-        r = r.bearer_auth(t);
-    }
-    let r = r.send().await.unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
 
 async fn post(client: &reqwest::Client, url: &str, token: &str, body: &Value) -> (u16, Value) {

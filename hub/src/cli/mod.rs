@@ -3,6 +3,7 @@
 
 mod audit;
 mod connect;
+mod credit;
 mod dataset;
 mod dept;
 mod dlq;
@@ -84,6 +85,9 @@ pub enum Command {
     /// Access requests (subscriptions) and their decisions.
     #[command(subcommand)]
     Sub(sharing::SubCommand),
+    /// Credit profiles: every credit entry about a subject.
+    #[command(subcommand)]
+    Credit(credit::CreditCommand),
     /// The hash-chained audit log.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -191,6 +195,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Licence(command) => licence::run(&load_config(&cli)?, command).await?,
         Command::Catalogue(args) => sharing::catalogue(&load_config(&cli)?, args).await?,
         Command::Sub(command) => sharing::run(&load_config(&cli)?, command).await?,
+        Command::Credit(command) => credit::run(&load_config(&cli)?, command).await?,
         Command::Audit(command) => audit::run(&load_config(&cli)?, command).await?,
         Command::Status(args) => status::run(&load_config(&cli)?, args).await?,
     }

@@ -3,6 +3,7 @@
 //! endpoint group is its own module.
 
 mod caller;
+mod credit;
 mod dashboard;
 mod datasets;
 mod error;
@@ -77,6 +78,7 @@ pub struct AppState {
         (name = "seals", description = "Electronic seals and the city PKI"),
         (name = "licences", description = "Electronic licences: issue, lifecycle, status, verification"),
         (name = "sharing", description = "Catalogue, access requests and approvals, masked reads"),
+        (name = "credit", description = "Credit profiles: a department's view and the public query"),
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth)
@@ -265,6 +267,7 @@ fn open_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(licences::status_list))
         .routes(routes!(licences::trust_bundle))
         .routes(routes!(ops::metrics))
+        .routes(routes!(credit::public_credit_profile))
 }
 
 /// The routes whose handlers take a [`caller::Caller`]: a token checked, and rate limited,
@@ -286,6 +289,7 @@ fn token_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(sharing::show_subscription))
         .routes(routes!(sharing::decide_subscription))
         .routes(routes!(sharing::withdraw_subscription))
+        .routes(routes!(credit::credit_profile))
         .routes(routes!(ops::feeds))
         .routes(routes!(ops::overview))
         .routes(routes!(ops::rates))

@@ -18,7 +18,7 @@ use crate::sharing::subscriptions::{self, Decider, Filter, Subscription, Subscri
 use crate::sharing::SharingError;
 
 /// The one mapping of sharing errors to answers.
-fn api_error(e: SharingError) -> ApiError {
+pub(super) fn api_error(e: SharingError) -> ApiError {
     let forbidden =
         |code: &str, e: &SharingError| ApiError::new(StatusCode::FORBIDDEN, code, e.to_string());
     match e {
@@ -44,6 +44,13 @@ fn api_error(e: SharingError) -> ApiError {
         }
         SharingError::Database(e) => e.into(),
         other @ SharingError::Salt { .. } => ApiError::internal(&other),
+    }
+}
+
+impl AppState {
+    /// The masking salt, read on first use; a salt file that cannot be read is 500.
+    pub(super) fn salt(&self) -> Result<crate::sharing::mask::Salt, ApiError> {
+        self.sharing.salt(&self.config.sharing).map_err(api_error)
     }
 }
 
@@ -365,10 +372,7 @@ pub(super) async fn read_records(
         .registry
         .dataset(&id)
         .ok_or_else(|| ApiError::not_found(format!("no dataset `{id}`")))?;
-    let salt = state
-        .sharing
-        .salt(&state.config.sharing)
-        .map_err(api_error)?;
+    let salt = state.salt()?;
     let page = records::read(
         &state.db,
         dataset,

@@ -259,12 +259,7 @@ impl<'a> Target<'a> {
                     what: "dataset",
                     owner: &ds.department,
                     sharing: ds.sharing,
-                    fields: ds
-                        .schema
-                        .get("properties")
-                        .and_then(|p| p.as_object())
-                        .map(|p| p.keys().map(String::as_str).collect())
-                        .unwrap_or_default(),
+                    fields: ds.fields(),
                     fields_hint: "the catalogue lists its fields",
                 })
             }

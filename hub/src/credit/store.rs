@@ -1,0 +1,55 @@
+//! The credit profile's queries of `repository_records`: the records of the credit datasets
+//! and the administrative penalties that name a subject. Each lookup is an index scan of the
+//! expression indexes of migration 0019, whose expressions and predicate are repeated here
+//! word for word.
+
+use serde_json::Value;
+use sqlx::PgPool;
+
+/// Which identifier fields a lookup matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Match {
+    /// Only the credit-code fields (`subject_credit_code`, `party_credit_code`): an identity
+    /// number never matches.
+    CreditCode,
+    /// The credit-code fields and the identity-number fields (`subject_id_number`,
+    /// `party_id_number`).
+    Any,
+}
+
+/// A stored record that names the subject.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct Row {
+    /// Its dataset.
+    pub(crate) dataset: String,
+    /// Its primary key as stored.
+    pub(crate) pk: String,
+    /// The record.
+    pub(crate) data: Value,
+}
+
+/// Every record of the credit datasets and the administrative penalties whose identifier
+/// fields (as `by` says) equal `subject`, by dataset and key.
+pub(crate) async fn records_naming(
+    db: &PgPool,
+    subject: &str,
+    by: Match,
+) -> Result<Vec<Row>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT dataset, pk, data FROM repository_records
+         WHERE dataset IN ('credit-commitments', 'credit-red-list', 'credit-black-list',
+                           'administrative-penalties')
+           AND COALESCE(data->>'subject_credit_code', data->>'party_credit_code') = $1
+         UNION
+         SELECT dataset, pk, data FROM repository_records
+         WHERE dataset IN ('credit-commitments', 'credit-red-list', 'credit-black-list',
+                           'administrative-penalties')
+           AND COALESCE(data->>'subject_id_number', data->>'party_id_number') = $1
+           AND $2
+         ORDER BY dataset, pk",
+    )
+    .bind(subject)
+    .bind(by == Match::Any)
+    .fetch_all(db)
+    .await
+}

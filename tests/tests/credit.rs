@@ -1,0 +1,426 @@
+//! The credit profile against a running hub and the real PostgreSQL: every entry about a
+//! subject across the credit datasets and administrative penalties, published or not by its
+//! dates; the public query (信用盘锦) that answers only for organisations and individual
+//! businesses and cannot be used to test whether a person is listed; masking for a
+//! department that does not own the entries; every read audited without raw identity numbers.
+
+#![allow(clippy::unwrap_used)] // a test that cannot unwrap should fail loudly
+
+use bohai_hub::auth::{self, Scope};
+use bohai_tests::{bohai_ok, get_json_as as get, prepared_config, write_config, RunningHub};
+use chrono::{Duration, NaiveDate};
+use serde_json::{json, Value};
+
+/// A listed company.
+const COMPANY: &str = "91211103MA0Q9F4B6R";
+/// An individual business with a penalty that names its operator's identity number.
+const SHOP: &str = "92211104MA0UQ7C36C";
+/// The shop operator's identity number.
+const OPERATOR_ID: &str = "211121196304200357";
+/// A natural person on the black list.
+const PERSON: &str = "211104198307211556";
+/// A valid identity number no entry names.
+const NOBODY: &str = "211102197001011239";
+/// A valid credit code no entry names.
+const UNKNOWN: &str = "91211102MA0L4T7X1X";
+
+fn today() -> NaiveDate {
+    (chrono::Utc::now() + Duration::hours(8)).date_naive()
+}
+
+fn day(offset: i64) -> String {
+    (today() + Duration::days(offset)).to_string()
+}
+
+/// A black-list entry of the company, published now.
+fn company_black() -> Value {
+    json!({"entry_number": "PJ-BL-2024-000073", "category": "市场监督管理严重违法失信名单",
+        "subject_type": "法人及非法人组织", "subject_name": "盘锦华康食品有限公司",
+        "subject_credit_code": COMPANY, "legal_rep_name": "赵德胜",
+        "legal_rep_id_number": "21110219690827151X",
+        "reason": "生产经营不符合食品安全标准的食品，情节严重",
+        "legal_basis": "《市场监督管理严重违法失信名单管理办法》",
+        "listing_department": "market-regulation",
+        "listing_department_credit_code": "112111000652075553",
+        "list_date": day(-30), "end_date": day(365), "updated_at": "2024-03-19T09:40:21+08:00"})
+}
+
+/// A red-list entry of the company whose term ended yesterday.
+fn company_red_ended() -> Value {
+    json!({"entry_number": "PJ-RL-2023-000012", "category": "纳税信用A级纳税人",
+        "subject_type": "法人及非法人组织", "subject_name": "盘锦华康食品有限公司",
+        "subject_credit_code": COMPANY, "reason": "纳税信用评价为A级",
+        "legal_basis": "《纳税信用管理办法（试行）》", "listing_department": "taxation",
+        "listing_department_credit_code": "112111000873375612",
+        "list_date": day(-400), "end_date": day(-1), "updated_at": "2023-04-01T10:00:00+08:00"})
+}
+
+/// A commitment of the company that takes effect in ten days.
+fn company_commitment_later() -> Value {
+    json!({"entry_number": "PJ-CN-2024-000321", "commitment_type": "审批替代型",
+        "subject_type": "法人及非法人组织", "subject_name": "盘锦华康食品有限公司",
+        "subject_credit_code": COMPANY, "reason": "食品经营许可告知承诺",
+        "legal_basis": "《食品经营许可和备案管理办法》", "listing_department": "market-regulation",
+        "listing_department_credit_code": "112111000652075553",
+        "list_date": day(10), "updated_at": "2024-05-01T10:00:00+08:00"})
+}
+
+/// A penalty of the company, decided a month ago.
+fn company_penalty() -> Value {
+    json!({"decision_number": "盘兴市监处罚〔2024〕58号", "party_name": "盘锦华康食品有限公司",
+        "party_type": "法人及非法人组织", "party_credit_code": COMPANY, "legal_rep_name": "赵德胜",
+        "violation": "经营超过保质期的食品", "legal_basis": "《中华人民共和国食品安全法》第一百二十四条",
+        "penalty_types": ["罚款"], "fine_yuan": 50000.0, "decided_on": day(-31),
+        "authority_name": "盘锦市兴隆台区市场监督管理局", "authority_credit_code": "11211103MB1H7N2R22",
+        "updated_at": "2024-04-30T09:00:00+08:00"})
+}
+
+/// A penalty of the individual business, naming its operator's identity number.
+fn shop_penalty() -> Value {
+    json!({"decision_number": "盘洼市监处罚〔2024〕21号", "party_name": "盘锦市大洼区田庄台镇徐记河蟹经销店",
+        "party_type": "个体工商户", "party_credit_code": SHOP, "legal_rep_name": "徐长海",
+        "party_id_number": OPERATOR_ID, "violation": "经营者未按照规定明码标价",
+        "legal_basis": "《中华人民共和国价格法》第四十二条", "penalty_types": ["罚款"],
+        "fine_yuan": 800.0, "decided_on": day(-20), "authority_name": "盘锦市大洼区市场监督管理局",
+        "authority_credit_code": "11211104MB1J3C5P54", "updated_at": "2024-05-17T15:30:00+08:00"})
+}
+
+/// A black-list entry of a natural person, published now.
+fn person_black() -> Value {
+    json!({"entry_number": "PJ-BL-2024-000266", "category": "拖欠农民工工资失信联合惩戒对象",
+        "subject_type": "自然人", "person_name": "孙志强", "subject_id_number": PERSON,
+        "reason": "拖欠15名农民工工资21.7万元，经责令限期支付逾期未支付",
+        "legal_basis": "《拖欠农民工工资失信联合惩戒对象名单管理暂行办法》",
+        "listing_department": "human-resources-social-security",
+        "listing_department_credit_code": "11211100043666419N",
+        "list_date": day(-60), "end_date": day(700), "updated_at": "2024-07-16T16:45:30+08:00"})
+}
+
+/// Puts the entries into the repository as the sink would (the sink has its own tests),
+/// each checked against its dataset's schema first.
+async fn store(db: &sqlx::PgPool) {
+    let registry = bohai_schemas::Registry::load_builtin().unwrap();
+    let entries = [
+        ("credit-black-list", company_black()),
+        ("credit-red-list", company_red_ended()),
+        ("credit-commitments", company_commitment_later()),
+        ("administrative-penalties", company_penalty()),
+        ("administrative-penalties", shop_penalty()),
+        ("credit-black-list", person_black()),
+    ];
+    for (dataset, record) in entries {
+        let ds = registry.dataset(dataset).unwrap();
+        let text = record.to_string();
+        assert!(
+            ds.validator.validate(&record).is_empty(),
+            "{dataset}: {text} is not valid"
+        );
+        let pk = match dataset {
+            "administrative-penalties" => {
+                json!([record["authority_credit_code"], record["decision_number"]]).to_string()
+            }
+            _ => record["entry_number"].as_str().unwrap().to_owned(),
+        };
+        sqlx::query(
+            "INSERT INTO repository_records (dataset, pk, data, version, source)
+             VALUES ($1, $2, $3, 1, 'test')",
+        )
+        .bind(dataset)
+        .bind(pk)
+        .bind(&record)
+        .execute(db)
+        .await
+        .unwrap();
+    }
+}
+
+/// A hub on a fresh database that holds the entries, and what a test reaches it with.
+struct Started {
+    _dir: tempfile::TempDir,
+    config_file: std::path::PathBuf,
+    db: sqlx::PgPool,
+    hub: RunningHub,
+    client: reqwest::Client,
+}
+
+async fn started() -> Started {
+    let config = prepared_config().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config_file = write_config(&config, dir.path()).unwrap();
+    let db = bohai_hub::database::pool(&config.database).unwrap();
+    store(&db).await;
+    Started {
+        _dir: dir,
+        config_file,
+        hub: RunningHub::start(config).await.unwrap(),
+        db,
+        client: reqwest::Client::new(),
+    }
+}
+
+/// A token of `department` with `scope`.
+async fn token(db: &sqlx::PgPool, department: &str, scope: Scope) -> String {
+    auth::create_scoped_token(db, department, &[scope], None)
+        .await
+        .unwrap()
+        .secret
+}
+
+/// Requests (and, for an unconditional dataset, so gets) `fields` of `dataset`.
+async fn subscribe(
+    client: &reqwest::Client,
+    hub: &RunningHub,
+    token: &str,
+    dataset: &str,
+    fields: &[&str],
+) {
+    let until = chrono::Utc::now() + Duration::days(30);
+    let r = client
+        .post(hub.url("/api/v1/subscriptions"))
+        .bearer_auth(token)
+        .json(&json!({"dataset": dataset, "fields": fields, "purpose": "joint discipline at the counter", "until": until}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["status"], "approved", "{body}");
+}
+
+/// The entry of `dataset` in a profile.
+fn entry<'p>(profile: &'p Value, dataset: &str) -> &'p Value {
+    let entries = profile["entries"].as_array().unwrap();
+    let mut of: Vec<&Value> = entries.iter().filter(|e| e["dataset"] == dataset).collect();
+    assert_eq!(of.len(), 1, "{dataset} in {profile}");
+    of.remove(0)
+}
+
+#[tokio::test]
+async fn a_listed_company_has_its_profile_and_the_public_sees_only_what_is_published() {
+    let Started {
+        _dir,
+        config_file,
+        db,
+        hub,
+        client,
+    } = started().await;
+    let owner = token(&db, "development-reform", Scope::Read).await;
+
+    // Without a grant to the penalties of market-regulation, they are withheld, said so.
+    let url = hub.url(&format!("/api/v1/credit/{COMPANY}"));
+    let (status, profile) = get(&client, &url, Some(&owner)).await;
+    assert_eq!(status, 200, "{profile}");
+    assert_eq!(profile["subject"], COMPANY);
+    assert_eq!(profile["entries"].as_array().unwrap().len(), 3, "{profile}");
+    assert_eq!(profile["withheld"], json!(["administrative-penalties"]));
+
+    subscribe(
+        &client,
+        &hub,
+        &owner,
+        "administrative-penalties",
+        &["decision_number", "party_name", "violation", "decided_on"],
+    )
+    .await;
+    let (status, profile) = get(&client, &url, Some(&owner)).await;
+    assert_eq!(status, 200, "{profile}");
+    assert_eq!(profile["entries"].as_array().unwrap().len(), 4, "{profile}");
+    assert_eq!(profile["withheld"], json!([]));
+
+    // Publication follows the dates: from the list date, until the end date has passed.
+    let black = entry(&profile, "credit-black-list");
+    assert_eq!(black["department"], "market-regulation");
+    assert_eq!(black["list_date"], day(-30));
+    assert_eq!(black["end_date"], day(365));
+    assert_eq!(black["published"], true);
+    assert_eq!(black["record"], company_black());
+    let red = entry(&profile, "credit-red-list");
+    assert_eq!(red["department"], "taxation");
+    assert_eq!(red["end_date"], day(-1));
+    assert_eq!(red["published"], false);
+    let later = entry(&profile, "credit-commitments");
+    assert_eq!(later["list_date"], day(10));
+    assert!(later["end_date"].is_null());
+    assert_eq!(later["published"], false);
+    let penalty = entry(&profile, "administrative-penalties");
+    assert_eq!(penalty["department"], "market-regulation");
+    assert_eq!(penalty["list_date"], day(-31));
+    assert_eq!(penalty["published"], true);
+    // Only the granted fields of another department's entry.
+    let mut fields: Vec<&String> = penalty["record"].as_object().unwrap().keys().collect();
+    fields.sort();
+    assert_eq!(
+        fields,
+        ["decided_on", "decision_number", "party_name", "violation"]
+    );
+
+    // The CLI says the same.
+    let out = bohai_ok(&config_file, &["credit", "show", COMPANY, "--json"]);
+    let shown: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(shown["entries"].as_array().unwrap().len(), 4, "{shown}");
+    let text = bohai_ok(&config_file, &["credit", "show", COMPANY]);
+    assert!(text.contains("PJ-BL-2024-000073"), "{text}");
+    assert!(text.contains("published"), "{text}");
+
+    // The public sees the published entries only, without personal information.
+    let (status, public) = get(
+        &client,
+        &hub.url(&format!("/api/v1/public/credit/{COMPANY}")),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{public}");
+    let mut datasets: Vec<&str> = public["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["dataset"].as_str().unwrap())
+        .collect();
+    datasets.sort_unstable();
+    assert_eq!(datasets, ["administrative-penalties", "credit-black-list"]);
+    let black = entry(&public, "credit-black-list");
+    assert_eq!(black["published"], true);
+    assert_eq!(black["record"]["subject_name"], "盘锦华康食品有限公司");
+    assert!(black["record"].get("legal_rep_id_number").is_none());
+    assert!(black["record"].get("legal_rep_name").is_none());
+    let text = public.to_string();
+    assert!(!text.contains("PJ-RL-2023-000012") && !text.contains("PJ-CN-2024-000321"));
+
+    // An individual business: its operator's identity number is never shown.
+    let (status, shop) = get(
+        &client,
+        &hub.url(&format!("/api/v1/public/credit/{SHOP}")),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{shop}");
+    assert_eq!(shop["entries"].as_array().unwrap().len(), 1);
+    assert!(!shop.to_string().contains(OPERATOR_ID), "{shop}");
+}
+
+#[tokio::test]
+async fn the_public_query_answers_persons_as_it_answers_unknown_subjects() {
+    let Started {
+        db, hub, client, ..
+    } = started().await;
+    let public = |subject: &str| hub.url(&format!("/api/v1/public/credit/{subject}"));
+    let (status, unknown) = get(&client, &public(UNKNOWN), None).await;
+    assert_eq!(status, 404, "{unknown}");
+    assert_eq!(unknown["code"], "not_found");
+    // A listed person, a person no entry names, an individual business's operator: the same.
+    for subject in [PERSON, NOBODY, OPERATOR_ID] {
+        let (status, body) = get(&client, &public(subject), None).await;
+        assert_eq!((status, &body), (404, &unknown), "{subject}");
+    }
+    // A token changes nothing on the public path.
+    let token = token(&db, "development-reform", Scope::Read).await;
+    let (status, body) = get(&client, &public(PERSON), Some(&token)).await;
+    assert_eq!((status, &body), (404, &unknown));
+    // The department path needs a token.
+    let (status, body) = get(&client, &hub.url(&format!("/api/v1/credit/{PERSON}")), None).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("token_missing"))
+    );
+    // Not a subject at all: refused as such, whoever asks.
+    let (status, body) = get(&client, &public("not-a-code"), None).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("invalid_parameter"))
+    );
+}
+
+#[tokio::test]
+async fn another_department_sees_a_person_masked_the_owner_unmasked_and_reads_are_audited() {
+    let Started {
+        _dir,
+        config_file,
+        db,
+        hub,
+        client,
+    } = started().await;
+    let url = hub.url(&format!("/api/v1/credit/{PERSON}"));
+    let owner = token(&db, "development-reform", Scope::Read).await;
+    let other = token(&db, "civil-affairs", Scope::Read).await;
+    let publisher = token(&db, "civil-affairs", Scope::Publish).await;
+
+    let (status, body) = get(&client, &url, Some(&publisher)).await;
+    assert_eq!((status, body["code"].as_str()), (403, Some("wrong_scope")));
+
+    // Without any grant, another department sees nothing, and is told which datasets.
+    let (status, profile) = get(&client, &url, Some(&other)).await;
+    assert_eq!(status, 200, "{profile}");
+    assert_eq!(profile["entries"], json!([]));
+    assert_eq!(
+        profile["withheld"],
+        json!([
+            "administrative-penalties",
+            "credit-black-list",
+            "credit-commitments",
+            "credit-red-list"
+        ])
+    );
+
+    // With a grant, the granted fields, masked by the manifest's rule.
+    subscribe(
+        &client,
+        &hub,
+        &other,
+        "credit-black-list",
+        &[
+            "entry_number",
+            "person_name",
+            "subject_id_number",
+            "list_date",
+        ],
+    )
+    .await;
+    let (status, profile) = get(&client, &url, Some(&other)).await;
+    assert_eq!(status, 200, "{profile}");
+    let black = entry(&profile, "credit-black-list");
+    assert_eq!(black["published"], true);
+    assert_eq!(black["record"]["person_name"], "孙*强");
+    let hashed = black["record"]["subject_id_number"].as_str().unwrap();
+    assert_eq!(hashed.len(), 64, "{hashed}");
+    assert!(hashed.bytes().all(|b| b.is_ascii_hexdigit()));
+    assert!(black["record"].get("reason").is_none());
+    assert!(
+        !profile["entries"].to_string().contains(PERSON),
+        "{profile}"
+    );
+
+    // The owner sees its entry as stored.
+    let (status, own) = get(&client, &url, Some(&owner)).await;
+    assert_eq!(status, 200, "{own}");
+    assert_eq!(entry(&own, "credit-black-list")["record"], person_black());
+
+    // Every read is audited, and no entry holds the raw identity number.
+    let reads: Vec<(String, Option<String>, Vec<String>, String)> = sqlx::query_as(
+        "SELECT actor, subject, keys, detail FROM audit_log WHERE action = 'credit.read'
+         ORDER BY seq",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    let actors: Vec<&str> = reads.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(
+        actors,
+        ["civil-affairs", "civil-affairs", "development-reform"]
+    );
+    assert_eq!(reads[1].2, ["credit-black-list:PJ-BL-2024-000266"]);
+    let leaked: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE concat_ws(' ', subject, detail, keys::text) LIKE $1",
+    )
+    .bind(format!("%{PERSON}%"))
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(leaked, 0);
+    assert!(reads
+        .iter()
+        .all(|r| r.1.as_deref().is_some_and(|s| !s.is_empty())));
+
+    let out = bohai_ok(&config_file, &["audit", "verify", "--json"]);
+    let verified: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(verified["intact"], true, "{verified}");
+}
