@@ -638,18 +638,26 @@ async fn one_of_three_brokers_killed_in_the_middle_of_a_feed_loses_and_doubles_n
         .create()
         .unwrap();
     let topic = topics::dataset_topic(&config.kafka, "resident-registrations");
-    let metadata = client
-        .fetch_metadata(Some(&topic), Duration::from_secs(10))
-        .unwrap();
-    let replicas: Vec<usize> = metadata.topics()[0]
-        .partitions()
-        .iter()
-        .map(|p| p.replicas().len())
-        .collect();
-    assert!(
-        !replicas.is_empty() && replicas.iter().all(|r| *r == 3),
-        "{replicas:?}"
-    );
+    // A topic just made may not be in every broker's metadata yet: asked until it is.
+    let replicas: Vec<usize> = eventually(
+        Duration::from_secs(30),
+        "the topic's partitions in the metadata",
+        || async {
+            let metadata = client
+                .fetch_metadata(Some(&topic), Duration::from_secs(10))
+                .ok()?;
+            let replicas: Vec<usize> = metadata
+                .topics()
+                .first()?
+                .partitions()
+                .iter()
+                .map(|p| p.replicas().len())
+                .collect();
+            (!replicas.is_empty()).then_some(replicas)
+        },
+    )
+    .await;
+    assert!(replicas.iter().all(|r| *r == 3), "{replicas:?}");
     drop(client);
 
     let dir = tempfile::tempdir().unwrap();
