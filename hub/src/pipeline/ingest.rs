@@ -493,12 +493,18 @@ impl IngestProducers {
         producer.get(&self.config, department)
     }
 
+    /// The department's producer, marked used under the lock the keeper closes idle ones
+    /// under, so that the keeper never closes one a sender has just taken.
     fn of(&self, department: &str) -> Option<Arc<IngestProducer>> {
-        self.by_department
+        let all = self
+            .by_department
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(department)
-            .cloned()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let producer = all.get(department)?;
+        producer
+            .last_used
+            .store(chrono::Utc::now().timestamp(), Ordering::Relaxed);
+        Some(Arc::clone(producer))
     }
 
     /// One round of the keeper: every producer that met a fatal error is replaced (what it
@@ -522,8 +528,11 @@ impl IngestProducers {
                             .by_department
                             .lock()
                             .unwrap_or_else(std::sync::PoisonError::into_inner);
-                        // Asked for since: kept.
-                        if now - producer.last_used.load(Ordering::Relaxed) > PRODUCER_IDLE {
+                        // Asked for since, or still held by a sender (beyond the
+                        // producer's own reference and this one): kept.
+                        if now - producer.last_used.load(Ordering::Relaxed) > PRODUCER_IDLE
+                            && Arc::strong_count(&current) <= 2
+                        {
                             all.remove(&department);
                             drop(all);
                             tracing::info!(department, "closed an idle ingest producer");
