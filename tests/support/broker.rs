@@ -83,6 +83,21 @@ impl PrivateCluster {
     /// as a broker of the cluster. With three nodes or more, topics keep three replicas and a
     /// write needs two in sync, as in production.
     pub async fn start(n: usize) -> anyhow::Result<Self> {
+        // The ports are found free, then given to Kafka: another process of the test run may
+        // take one in between. Such a start is tried again on other ports.
+        let mut attempt = 1;
+        loop {
+            match Self::start_once(n).await {
+                Err(e) if attempt < 3 && port_taken(&e) => {
+                    eprintln!("private Kafka: a port was taken meanwhile; starting on others");
+                    attempt += 1;
+                }
+                started => return started,
+            }
+        }
+    }
+
+    async fn start_once(n: usize) -> anyhow::Result<Self> {
         anyhow::ensure!(n >= 1, "a cluster has at least one node");
         let home = std::env::var_os("BOHAI_KAFKA_HOME")
             .map(PathBuf::from)
@@ -351,6 +366,12 @@ impl Drop for PrivateCluster {
             self.kill(i);
         }
     }
+}
+
+/// Whether a node failed to start because one of its ports was taken.
+fn port_taken(e: &anyhow::Error) -> bool {
+    let text = format!("{e:#}");
+    text.contains("Address already in use") || text.contains("Unable to start acceptor")
 }
 
 /// A cluster id as Kafka writes them: 16 random bytes in URL-safe base64 without padding, not
