@@ -230,6 +230,14 @@ pub async fn owner_pool(config: &Config) -> anyhow::Result<sqlx::PgPool> {
         .await?)
 }
 
+/// A new token of `department` (every scope a department token gets), its secret.
+pub async fn token(db: &sqlx::PgPool, department: &str) -> String {
+    bohai_hub::auth::create_token(db, department)
+        .await
+        .expect("a token is made")
+        .secret
+}
+
 /// Writes `config` as a TOML file the `bohai` binary can read.
 pub fn write_config(config: &Config, dir: &Path) -> anyhow::Result<PathBuf> {
     let path = dir.join("bohai.toml");

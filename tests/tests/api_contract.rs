@@ -92,10 +92,7 @@ async fn what_no_handler_answers_is_answered_with_the_json_error_body() {
     let config = prepared_config().await.unwrap();
     let db = bohai_hub::database::pool(&config.database).unwrap();
     let hub = RunningHub::start(config).await.unwrap();
-    let token = auth::create_token(&db, "market-regulation")
-        .await
-        .unwrap()
-        .secret;
+    let token = bohai_tests::token(&db, "market-regulation").await;
     let ops = auth::create_scoped_token(&db, "data-administration", &[Scope::Ops], None)
         .await
         .unwrap()

@@ -96,14 +96,8 @@ async fn every_hostile_record_is_refused_at_every_way_in_while_a_clean_feed_flow
     let config_file = write_config(&config, dir.path()).unwrap();
     let hub = RunningHub::start(config.clone()).await.unwrap();
     let client = reqwest::Client::new();
-    let market = auth::create_token(&db, "market-regulation")
-        .await
-        .unwrap()
-        .secret;
-    let police = auth::create_token(&db, "public-security")
-        .await
-        .unwrap()
-        .secret;
+    let market = bohai_tests::token(&db, "market-regulation").await;
+    let police = bohai_tests::token(&db, "public-security").await;
 
     // Another department's clean feed, pushed in pieces the whole time.
     let clean_file = dir.path().join("clean.jsonl");
@@ -409,10 +403,7 @@ async fn a_component_that_cannot_work_stops_alone_and_says_why() {
     let dir = tempfile::tempdir().unwrap();
     let config_file = write_config(&config, dir.path()).unwrap();
     let hub = RunningHub::start(config.clone()).await.unwrap();
-    let market = auth::create_token(&db, "market-regulation")
-        .await
-        .unwrap()
-        .secret;
+    let market = bohai_tests::token(&db, "market-regulation").await;
     let ops = auth::create_scoped_token(&db, "data-administration", &[auth::Scope::Ops], None)
         .await
         .unwrap()
@@ -586,10 +577,7 @@ async fn a_topic_that_refuses_the_hubs_records_stops_its_feed_with_the_fix_and_l
     // Records of other produce batches may have reached the topic: a retry with the same
     // Idempotency-Key (what the answer asks for) is recognised record by record.
     let hub = RunningHub::start(config.clone()).await.unwrap();
-    let token = auth::create_token(&db, "market-regulation")
-        .await
-        .unwrap()
-        .secret;
+    let token = bohai_tests::token(&db, "market-regulation").await;
     let push = || {
         reqwest::Client::new()
             .post(hub.url("/api/v1/datasets/business-registrations/records"))
@@ -792,10 +780,7 @@ async fn a_topic_refusing_one_departments_records_fails_no_record_of_another_dep
         produce_errors(&hub, "resident-registrations").await
     };
     let hub = RunningHub::start(serving).await.unwrap();
-    let token = auth::create_token(&db, "market-regulation")
-        .await
-        .unwrap()
-        .secret;
+    let token = bohai_tests::token(&db, "market-regulation").await;
     let examples = std::fs::read_to_string(
         bohai_schemas::registry::builtin_dir()
             .join("datasets/business-registrations/examples/valid.jsonl"),

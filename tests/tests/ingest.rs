@@ -684,10 +684,7 @@ async fn a_retry_after_503_must_send_the_records_the_first_attempt_left_with_the
     let hub = bohai_tests::RunningHub::start(config.clone())
         .await
         .unwrap();
-    let token = bohai_hub::auth::create_token(&db, "market-regulation")
-        .await
-        .unwrap()
-        .secret;
+    let token = bohai_tests::token(&db, "market-regulation").await;
     let dataset = registry.dataset("business-registrations").unwrap();
     let mut generator = bohai_hub::gen::Generator::new(dataset, 37, 0.0).unwrap();
     let first: Vec<Value> = (0..50)

@@ -9,7 +9,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use bohai_hub::auth;
 use bohai_hub::cluster::{self, ClusterView, Instance, Lease};
 use bohai_hub::config::Config;
 use bohai_hub::pipeline::stats::dataset_stats;
@@ -180,10 +179,7 @@ async fn duties_spread_over_three_instances_and_a_killed_ones_move_on() {
     let dir = tempfile::tempdir().unwrap();
     let config = cluster_config(dir.path()).await;
     let db = bohai_hub::database::pool(&config.database).unwrap();
-    let police = auth::create_token(&db, "public-security")
-        .await
-        .unwrap()
-        .secret;
+    let police = bohai_tests::token(&db, "public-security").await;
     let feed = dir.path().join("residents.jsonl");
     let a = ServeProcess::start(&config, "hub-a").unwrap();
     let lines = residents(&a, &feed, 200);
@@ -436,10 +432,7 @@ async fn a_paused_holder_publishes_no_licence_event_it_lost() {
     let a = ServeProcess::start(&config, "hub-a").unwrap();
     bohai_ok(&a.config_file, &["seal", "init-ca"]);
     bohai_ok(&a.config_file, &["seal", "issue", "traffic-police"]);
-    let police = auth::create_token(&db, "traffic-police")
-        .await
-        .unwrap()
-        .secret;
+    let police = bohai_tests::token(&db, "traffic-police").await;
     spread_over(&db, &["hub-a"]).await;
     let b = ServeProcess::start(&config, "hub-b").unwrap();
     let v = spread_over(&db, &["hub-a", "hub-b"]).await;
@@ -838,10 +831,7 @@ async fn a_paused_instances_partitions_are_written_by_the_others_and_it_writes_n
     let dir = tempfile::tempdir().unwrap();
     let config = cluster_config(dir.path()).await;
     let db = bohai_hub::database::pool(&config.database).unwrap();
-    let police = auth::create_token(&db, "public-security")
-        .await
-        .unwrap()
-        .secret;
+    let police = bohai_tests::token(&db, "public-security").await;
     let feed = dir.path().join("residents.jsonl");
     let a = ServeProcess::start(&config, "hub-a").unwrap();
     let b = ServeProcess::start(&config, "hub-b").unwrap();
@@ -894,10 +884,7 @@ async fn two_instances_give_identical_verification_reports() {
         &a.config_file,
         &["seal", "issue", &config.licences.status_authority],
     );
-    let police = auth::create_token(&db, "traffic-police")
-        .await
-        .unwrap()
-        .secret;
+    let police = bohai_tests::token(&db, "traffic-police").await;
     answering(&a).await;
     answering(&b).await;
 
@@ -969,10 +956,7 @@ async fn an_instance_cut_off_from_the_database_hands_over_and_writes_nothing_sta
     let dir = tempfile::tempdir().unwrap();
     let config = cluster_config(dir.path()).await;
     let db = bohai_hub::database::pool(&config.database).unwrap();
-    let police = auth::create_token(&db, "public-security")
-        .await
-        .unwrap()
-        .secret;
+    let police = bohai_tests::token(&db, "public-security").await;
     // A reaches PostgreSQL through a proxy the test cuts; B and the test do not.
     let mut url = reqwest::Url::parse(&config.database.url).unwrap();
     let target = tokio::net::lookup_host(format!(

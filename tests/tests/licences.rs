@@ -63,14 +63,8 @@ impl Fixture {
             ok(&file, &["seal", "issue", dept]);
         }
         let db = bohai_hub::database::pool(&config.database).unwrap();
-        let police_token = auth::create_token(&db, "traffic-police")
-            .await
-            .unwrap()
-            .secret;
-        let market_token = auth::create_token(&db, "market-regulation")
-            .await
-            .unwrap()
-            .secret;
+        let police_token = bohai_tests::token(&db, "traffic-police").await;
+        let market_token = bohai_tests::token(&db, "market-regulation").await;
         let topic_prefix = config.kafka.topic_prefix.clone();
         let hub = RunningHub::start(config.clone()).await.unwrap();
         Self {

@@ -249,14 +249,8 @@ async fn a_department_stalling_its_pushes_holds_only_its_own_slots() {
     let hub = RunningHub::start(config.clone()).await.unwrap();
     let db = bohai_hub::database::pool(&config.database).unwrap();
     let registry = bohai_schemas::Registry::load(&config.registry.dir).unwrap();
-    let market = auth::create_token(&db, "market-regulation")
-        .await
-        .unwrap()
-        .secret;
-    let police = auth::create_token(&db, "public-security")
-        .await
-        .unwrap()
-        .secret;
+    let market = bohai_tests::token(&db, "market-regulation").await;
+    let police = bohai_tests::token(&db, "public-security").await;
     let record = |dataset: &str, seed: u64| {
         let mut g =
             bohai_hub::gen::Generator::new(registry.dataset(dataset).unwrap(), seed, 0.0).unwrap();

@@ -176,10 +176,7 @@ impl Fixture {
         .execute(&db)
         .await
         .unwrap();
-        let market_token = auth::create_token(&db, "market-regulation")
-            .await
-            .unwrap()
-            .secret;
+        let market_token = bohai_tests::token(&db, "market-regulation").await;
         let ops_token =
             auth::create_scoped_token(&db, "data-administration", &[auth::Scope::Ops], None)
                 .await
@@ -848,10 +845,7 @@ async fn sink_lag_is_measured_in_records_and_seconds_while_the_sink_is_off() {
     let mut config = prepared_config().await.unwrap();
     config.pipeline.sink = false;
     let db = bohai_hub::database::pool(&config.database).unwrap();
-    let token = auth::create_token(&db, "market-regulation")
-        .await
-        .unwrap()
-        .secret;
+    let token = bohai_tests::token(&db, "market-regulation").await;
     let dir = tempfile::tempdir().unwrap();
     let file = write_config(&config, dir.path()).unwrap();
     let prefix = config.kafka.topic_prefix.clone();

@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use bohai_hub::auth;
 use bohai_hub::pipeline::stats::dataset_stats;
 use bohai_tests::{eventually, prepared_config, RunningHub};
 use serde_json::{json, Value};
@@ -27,14 +26,8 @@ async fn a_department_pushes_into_its_own_dataset_and_gets_every_reject_explaine
     let hub = RunningHub::start(config).await.unwrap();
     let url = hub.url("/api/v1/datasets/business-registrations/records");
     let client = reqwest::Client::new();
-    let market = auth::create_token(&db, "market-regulation")
-        .await
-        .unwrap()
-        .secret;
-    let police = auth::create_token(&db, "public-security")
-        .await
-        .unwrap()
-        .secret;
+    let market = bohai_tests::token(&db, "market-regulation").await;
+    let police = bohai_tests::token(&db, "public-security").await;
 
     // No token, a bad token, another department's token.
     let r = client.post(&url).json(&json!([])).send().await.unwrap();
@@ -143,10 +136,7 @@ async fn push_hub(
 ) -> (RunningHub, sqlx::PgPool, String, bohai_hub::config::Config) {
     let db = bohai_hub::database::pool(&config.database).unwrap();
     let hub = RunningHub::start(config.clone()).await.unwrap();
-    let token = auth::create_token(&db, "market-regulation")
-        .await
-        .unwrap()
-        .secret;
+    let token = bohai_tests::token(&db, "market-regulation").await;
     (hub, db, token, config)
 }
 

@@ -11,7 +11,6 @@ use std::path::Path;
 use std::process::Output;
 
 use bohai_certs_testkit::{DeptCa, Openssl};
-use bohai_hub::auth;
 use bohai_hub::seals::service::{hex_lower, reissue_if_due, sha256};
 use bohai_hub::seals::SealsService;
 use bohai_tests::trust::problem_codes as codes;
@@ -380,10 +379,7 @@ async fn seals_are_made_used_verified_revoked_and_published() {
     assert!(pem.starts_with("-----BEGIN X509 CRL-----"), "{pem}");
 
     // Signing: 401 without a token, 403 with another department's seal, 200 with one's own.
-    let police_token = auth::create_token(&db, "public-security")
-        .await
-        .unwrap()
-        .secret;
+    let police_token = bohai_tests::token(&db, "public-security").await;
     let sign_url = |id: &str| hub.url(&format!("/api/v1/seals/{id}/sign"));
     let r = client
         .post(sign_url(&police_id))

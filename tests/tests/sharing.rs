@@ -114,10 +114,7 @@ async fn a_department_reads_only_what_was_approved_masked_and_every_read_is_audi
     let client = reqwest::Client::new();
     let read_url = hub.url(&format!("/api/v1/datasets/{DATASET}/records"));
 
-    let owner = auth::create_token(&db, "market-regulation")
-        .await
-        .unwrap()
-        .secret;
+    let owner = bohai_tests::token(&db, "market-regulation").await;
     let reader = auth::create_scoped_token(&db, "civil-affairs", &[Scope::Read], Some(30))
         .await
         .unwrap()
@@ -536,10 +533,7 @@ async fn a_subscription_topic_carries_the_approved_fields_masked_until_access_is
     store(&db, &records).await;
     let hub = RunningHub::start(config).await.unwrap();
     let client = reqwest::Client::new();
-    let owner = auth::create_token(&db, "market-regulation")
-        .await
-        .unwrap()
-        .secret;
+    let owner = bohai_tests::token(&db, "market-regulation").await;
     let reader = auth::create_scoped_token(&db, "civil-affairs", &[Scope::Read], None)
         .await
         .unwrap()
@@ -874,10 +868,7 @@ async fn paging_cursors_and_key_filters_reveal_no_masked_key() {
     let hub = RunningHub::start(config).await.unwrap();
     let client = reqwest::Client::new();
     let read_url = hub.url(&format!("/api/v1/datasets/{RESIDENTS}/records"));
-    let owner = auth::create_token(&db, "public-security")
-        .await
-        .unwrap()
-        .secret;
+    let owner = bohai_tests::token(&db, "public-security").await;
     let reader = auth::create_scoped_token(&db, "civil-affairs", &[Scope::Read], Some(30))
         .await
         .unwrap()
