@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::http::{self, AppState};
 use crate::pipeline::connector::{self, RunUntil};
 use crate::pipeline::ingest::Ingestor;
-use crate::pipeline::{sink, topics, Backoff};
+use crate::pipeline::{sink, topics, AbortOnDrop, Backoff};
 
 /// How long a stopping instance waits for its duties to stop and their leases to be given back.
 const LEAVE_LIMIT: Duration = Duration::from_secs(10);
@@ -277,15 +277,6 @@ async fn run_sink(
                 tracing::warn!(instance = %owner, "this instance is not a member of the cluster in good standing (its heartbeat is not taken): its repository sink left the consumer group for the others to write its partitions");
             }
         }
-    }
-}
-
-/// Aborts a task when dropped (when the workers fail, as when they stop).
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 

@@ -10,7 +10,7 @@ use serde::Serialize;
 use sqlx::PgPool;
 
 use super::ingest::{Checked, Commit, InFlight, IngestError, Ingestor};
-use super::Backoff;
+use super::{AbortOnDrop, Backoff};
 use crate::failure::Failure;
 use crate::ops::metrics::{Component, Stage, PIPELINE};
 
@@ -223,7 +223,7 @@ struct Handoff<'a> {
     generation: Option<u64>,
     /// The recording task: stopped with the handoff, so that a connector stopped from
     /// outside (its task aborted) commits nothing more.
-    _recorder: AbortOnDrop,
+    _recorder: AbortOnDrop<()>,
     /// What the committed batches held.
     summary: RunSummary,
 }
@@ -240,16 +240,6 @@ enum Handed {
 /// Handing batches over and delivering failed ones again exclude each other; `true` once the
 /// recording task stopped (nothing more may be handed over).
 type SendGate = tokio::sync::Mutex<bool>;
-
-/// Aborts a task when dropped.
-#[derive(Debug)]
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
 
 /// A batch whose delivery, counts and checkpoint are committed.
 #[derive(Debug)]

@@ -43,3 +43,14 @@ impl Backoff {
         self.next = (self.next * 2).min(Duration::from_secs(10));
     }
 }
+
+/// A task aborted when this is dropped: work tied to the scope that started it (a fetcher,
+/// a recorder, the sink of a serving instance).
+#[derive(Debug)]
+pub struct AbortOnDrop<T>(pub tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

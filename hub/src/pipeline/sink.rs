@@ -55,7 +55,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::ingest::header;
 use super::partitions::{self, Partition};
-use super::{topics, Backoff};
+use super::{topics, AbortOnDrop, Backoff};
 use crate::config::{ClusterConfig, KafkaConfig};
 use crate::failure::Failure;
 use crate::kafka::{self, client_config};
@@ -175,15 +175,6 @@ impl RunError {
                 None => Failure::Transient,
             },
         }
-    }
-}
-
-/// Aborts the fetching task when the sink stops, so its consumer goes too.
-struct AbortOnDrop(tokio::task::JoinHandle<anyhow::Result<()>>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 
