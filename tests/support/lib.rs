@@ -112,8 +112,13 @@ pub struct RunningHub {
 }
 
 impl RunningHub {
-    /// Binds and serves `config` on a thread of its own.
+    /// Binds and serves `config` on a thread of its own. With `BOHAI_TEST_LOG` set (a
+    /// `RUST_LOG` filter such as `info,bohai_hub::pipeline=debug`), the hub logs to stderr as
+    /// `bohai serve` does; run the test with `--nocapture` to see it beside the test's own.
     pub async fn start(config: Config) -> anyhow::Result<Self> {
+        if let Ok(filter) = std::env::var("BOHAI_TEST_LOG") {
+            bohai_hub::telemetry::init(bohai_hub::config::LogFormat::Human, &filter);
+        }
         let (bound, bound_rx) = oneshot::channel::<anyhow::Result<String>>();
         let (stop, stopped) = oneshot::channel::<()>();
         std::thread::Builder::new()

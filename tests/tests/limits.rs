@@ -237,6 +237,12 @@ async fn stalled_push(
     stream
 }
 
+/// Whether the hub has answered (or closed) the push on `stream`, without waiting.
+fn answered(stream: &tokio::net::TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    !matches!(stream.try_read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+}
+
 /// A department that opens pushes and stalls their bodies (one line, then nothing) holds at
 /// most `http.department_pushes` of them: one more is answered 429 `too_many_pushes` with
 /// `Retry-After`, while another department pushes as usual, and once the stalled ones are
@@ -266,20 +272,29 @@ async fn a_department_stalling_its_pushes_holds_only_its_own_slots() {
     };
     let business = "business-registrations";
     let residents = "resident-registrations";
-    let stalled = vec![
-        stalled_push(&hub, &market, business, &record(business, 1)).await,
-        stalled_push(&hub, &market, business, &record(business, 2)).await,
-    ];
-    // Both are being read (their slots taken) before the next one comes.
-    let third = eventually(
-        Duration::from_secs(10),
-        "both pushes to be read",
-        || async {
-            let r = push(&market, business, record(business, 3)).await.unwrap();
-            (r.status().as_u16() == 429).then_some(r)
-        },
-    )
-    .await;
+    // Two stalled pushes hold both slots before the next one comes. A push of the test's
+    // may be read before a stalled one it raced, taking its slot and leaving the stalled one
+    // answered 429; such a one is opened again.
+    let mut stalled = Vec::new();
+    let mut seed = 100;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let third = loop {
+        stalled.retain(|s: &tokio::net::TcpStream| !answered(s));
+        while stalled.len() < 2 {
+            seed += 1;
+            stalled.push(stalled_push(&hub, &market, business, &record(business, seed)).await);
+        }
+        let r = push(&market, business, record(business, 3)).await.unwrap();
+        if r.status().as_u16() == 429 {
+            break r;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "two stalled pushes never held both slots; the last push got {}",
+            r.status()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert!(third.headers().contains_key("retry-after"));
     let body: Value = third.json().await.unwrap();
     assert_eq!(body["code"], "too_many_pushes", "{body}");
