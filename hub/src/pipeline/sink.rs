@@ -508,16 +508,28 @@ impl Writer {
             match write_batch(self, &batch).await {
                 Ok(Written::All) => return Ok(()),
                 Ok(Written::NoneMoved(moved)) => {
-                    tracing::warn!(partitions = ?moved, "partitions moved to another instance before this batch was written: their records are left to it");
-                    // Not read any more (unless claimed again since, at a later epoch), even
-                    // before the group says so.
-                    for d in &batch {
-                        if moved.contains(&(d.topic.to_string(), d.partition))
-                            && self.held.epoch(&d.topic, d.partition) == Some(d.epoch)
-                        {
-                            self.held.set(&d.topic, d.partition, None);
-                        }
+                    // Taken by another instance while the group still gives them to this one
+                    // (the callback did not take them back): a claim that reached the database
+                    // after the group moved on, or this instance was dropped from the group
+                    // without hearing it yet. Reading on would leave them unread for as long
+                    // as the group keeps them here; joining again makes the group give them
+                    // out afresh, and whoever gets them claims them at a new epoch.
+                    let still_given: BTreeSet<&Partition> = moved
+                        .iter()
+                        .filter(|(topic, partition)| {
+                            batch.iter().any(|d| {
+                                &*d.topic == topic.as_str()
+                                    && d.partition == *partition
+                                    && self.held.epoch(&d.topic, d.partition) == Some(d.epoch)
+                            })
+                        })
+                        .collect();
+                    if !still_given.is_empty() {
+                        return Err(RunError::Other(anyhow::anyhow!(
+                            "partitions {still_given:?} were claimed by another instance while the consumer group still gave them to this one: joining the group again"
+                        )));
                     }
+                    tracing::info!(partitions = ?moved, "partitions moved to another instance before this batch was written: their records are left to it");
                     batch.retain(|d| !moved.contains(&(d.topic.to_string(), d.partition)));
                 }
                 Err(e) if e.class() == Failure::Transient => {
