@@ -178,6 +178,10 @@ impl RunError {
     }
 }
 
+/// How long a claim may take to connect to the database, beyond the time its statement may
+/// wait for locks.
+const CLAIM_CONNECT_WAIT: Duration = Duration::from_secs(5);
+
 /// The partitions this instance holds, with the epoch it claimed each at; kept by the
 /// consumer's rebalance callback, read by the fetcher and the writers.
 #[derive(Debug, Default)]
@@ -250,7 +254,13 @@ impl ConsumerContext for SinkContext {
                     .iter()
                     .map(|e| (e.topic().to_owned(), e.partition()))
                     .collect();
-                let claimed = match self.claim(&wanted) {
+                // Nothing to claim (cooperative rebalances often add no partition here).
+                let claimed = if wanted.is_empty() {
+                    Ok(BTreeMap::new())
+                } else {
+                    self.claim(&wanted)
+                };
+                let claimed = match claimed {
                     Ok(claimed) => claimed,
                     Err(e) => {
                         // Nothing is read from partitions not claimed: the run ends and the
@@ -334,15 +344,34 @@ impl SinkContext {
                         .enable_all()
                         .build()
                         .map_err(sqlx::Error::Io)?;
+                    // The consumer waits for this callback: a database that does not answer
+                    // (packets dropped, not refused) ends the claim, and the run, in bounded
+                    // time rather than holding the consumer for ever.
+                    let limit = self.claim_wait + CLAIM_CONNECT_WAIT;
                     runtime.block_on(async {
-                        let mut conn = sqlx::PgConnection::connect_with(&options).await?;
-                        sqlx::query("SELECT set_config('lock_timeout', $1, false)")
+                        let claiming = async {
+                            let mut conn = sqlx::PgConnection::connect_with(&options).await?;
+                            sqlx::query(
+                                "SELECT set_config('lock_timeout', $1, false),
+                                        set_config('statement_timeout', $1, false)",
+                            )
                             .bind(&wait_ms)
                             .execute(&mut conn)
                             .await?;
-                        let claimed = partitions::claim(&mut conn, &self.owner, wanted).await;
-                        let _ = conn.close().await;
-                        claimed
+                            let claimed = partitions::claim(&mut conn, &self.owner, wanted).await;
+                            let _ = conn.close().await;
+                            claimed
+                        };
+                        tokio::time::timeout(limit, claiming)
+                            .await
+                            .unwrap_or_else(|_| {
+                                Err(sqlx::Error::Io(std::io::Error::new(
+                                    std::io::ErrorKind::TimedOut,
+                                    format!(
+                                        "the database did not answer the claim within {limit:?}"
+                                    ),
+                                )))
+                            })
                     })
                 })
                 .join()
@@ -1084,4 +1113,46 @@ async fn write_batch(writer: &Writer, batch: &[Delivered]) -> Result<Written, Si
     }
     tx.commit().await?;
     Ok(Written::All)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database that accepts connections and never answers (packets dropped on the way,
+    /// not refused) ends a claim in bounded time: the consumer's callback waits for it.
+    #[test]
+    fn a_claim_on_a_database_that_never_answers_ends() {
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = silent.local_addr().unwrap();
+        // Held open, never read: the connection's startup message gets no answer.
+        let _accepted = std::thread::spawn(move || silent.accept().map(|(conn, _)| conn));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let db = runtime.block_on(async {
+            sqlx::postgres::PgPoolOptions::new()
+                .connect_lazy(&format!("postgres://bohai@{addr}/bohai"))
+                .unwrap()
+        });
+        let (failed, _) = watch::channel(None);
+        let context = SinkContext {
+            db,
+            owner: "hub-a".into(),
+            held: Arc::default(),
+            claim_wait: Duration::from_millis(100),
+            failed,
+        };
+        let (done, outcome) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let wanted = BTreeSet::from([("bohai.residents".to_owned(), 0)]);
+            let _ = done.send(context.claim(&wanted).map(|c| c.len()));
+        });
+        let claimed = outcome
+            .recv_timeout(CLAIM_CONNECT_WAIT * 4)
+            .expect("the claim still waits on a database that never answers");
+        let error = claimed.expect_err("claimed on a database that never answers");
+        assert!(error.to_string().contains("did not answer"), "{error}");
+    }
 }
