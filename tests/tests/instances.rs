@@ -825,6 +825,37 @@ async fn a_sink_that_lost_a_partition_commits_no_batch_for_it() {
     assert_eq!(again[&(topic.clone(), 0)].epoch, b.epoch + 1);
 }
 
+/// An instance older than the sink's consumer group (before migration 0018) ran the sink as a
+/// duty, unfenced; left running during an upgrade it declared the duty again and wrote beside
+/// the group. Its declaration (the statement it sends, word for word) is refused now, so its
+/// cluster rounds fail and it stops its duties.
+#[tokio::test]
+async fn an_instance_older_than_the_sink_group_cannot_declare_the_sink_duty() {
+    let config = prepared_config().await.unwrap();
+    let db = bohai_hub::database::pool(&config.database).unwrap();
+    let old_declare =
+        "INSERT INTO duty_leases (duty) SELECT unnest($1::text[]) ON CONFLICT (duty) DO NOTHING";
+    let refused = sqlx::query(old_declare)
+        .bind(vec!["sink", "licence-events"])
+        .execute(&db)
+        .await
+        .expect_err("an old instance declared the sink duty");
+    let code = refused.as_database_error().and_then(|e| e.code());
+    assert_eq!(code.as_deref(), Some("BH002"), "{refused}");
+    assert!(refused.to_string().contains("upgrade"), "{refused}");
+    let sink_rows: i64 = sqlx::query_scalar("SELECT count(*) FROM duty_leases WHERE duty = 'sink'")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(sink_rows, 0);
+    // The duties of this version are declared as before.
+    sqlx::query(old_declare)
+        .bind(vec!["licence-events"])
+        .execute(&db)
+        .await
+        .unwrap();
+}
+
 /// A claim that reaches the database after the group moved on (from an instance paused in
 /// the middle of claiming and resumed after its partitions went to another) takes the
 /// partitions from the instance the group gives them to. That instance finds it out at its
