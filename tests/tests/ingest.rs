@@ -34,11 +34,23 @@ async fn stats(db: &PgPool, dataset: &str) -> DatasetStats {
 
 /// Waits until the sink has written every valid record the feeds read.
 async fn caught_up(db: &PgPool, dataset: &str, read: i64) -> DatasetStats {
-    eventually(Duration::from_secs(120), "the sink to catch up", || async {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
         let s = stats(db, dataset).await;
-        (s.read == read && s.pending == 0).then_some(s)
-    })
-    .await
+        if s.read == read && s.pending == 0 {
+            return s;
+        }
+        assert!(
+            s.read <= read,
+            "{} records counted as read of a source of {read}: {s:?}",
+            s.read
+        );
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for the sink to catch up with {read} records read: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 fn gen(config_file: &Path, dataset: &str, n: u64, out: &Path, extra: &[&str]) -> u64 {
@@ -511,26 +523,11 @@ impl OutageFeed {
 
 #[tokio::test]
 async fn the_pipeline_waits_out_the_hub_database_going_away() {
-    use bohai_tests::proxy::TcpProxy;
     let mut config = prepared_config().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let feed = outage_feed(&config, dir.path(), "psb-db-away", 30_000);
-    // The hub reaches PostgreSQL through a proxy the test cuts; the test itself does not.
     let db = pool(&config).await;
-    let mut url = reqwest::Url::parse(&config.database.url).unwrap();
-    let target = (
-        url.host_str().unwrap_or("127.0.0.1").to_owned(),
-        url.port().unwrap_or(5432),
-    );
-    let target = tokio::net::lookup_host(target)
-        .await
-        .unwrap()
-        .next()
-        .unwrap();
-    let proxy = TcpProxy::start(target).await.unwrap();
-    url.set_ip_host(proxy.addr().ip()).unwrap();
-    url.set_port(Some(proxy.addr().port())).unwrap();
-    config.database.url = url.to_string();
+    let proxy = database_through_proxy(&mut config).await;
     // A pool waits up to this long for a connection before its caller sees an error. Shorter
     // than the outage, so every component that needs the database during it gives up at least
     // once and counts a retry; with the default (5 s) a 3 s outage is only seen by a query
@@ -556,17 +553,90 @@ async fn the_pipeline_waits_out_the_hub_database_going_away() {
         .text()
         .await
         .unwrap();
-    let retried = |labels: &str| {
-        metrics
-            .lines()
-            .find(|l| l.starts_with(&format!("bohai_pipeline_retries_total{{{labels}}}")))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    let waits = retried(r#"component="connector",stage="commit""#)
-        + retried(r#"component="sink",stage="repository_write""#);
+    let waits = retries(&metrics, r#"component="connector",stage="commit""#)
+        + retries(&metrics, r#"component="sink",stage="repository_write""#);
     assert!(waits >= 1.0, "no retry counted:\n{metrics}");
+}
+
+/// The database made commits whose answers never reached the hub (each connection broke on
+/// the way back): every component that retries a batch after such a failure must find it
+/// recorded rather than record it again. Before, the connector's retried commit added the
+/// batch to the feed's counts a second time (so `read` never matched the source) and wrote a
+/// second audit entry for it.
+#[tokio::test]
+async fn a_commit_whose_answer_was_lost_is_recorded_once() {
+    let mut config = prepared_config().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let feed = outage_feed(&config, dir.path(), "psb-lost-answers", 30_000);
+    let db = pool(&config).await;
+    let proxy = database_through_proxy(&mut config).await;
+    config.pipeline.connectors = vec![feed.connector.clone()];
+    config.pipeline.sink = true;
+    let hub = bohai_tests::RunningHub::start(config.clone())
+        .await
+        .unwrap();
+
+    feed.started(&db).await;
+    proxy.lose_commit_answers(40);
+    feed.reconciles(&db, &config).await;
+    assert_eq!(
+        proxy.commit_answers_to_lose(),
+        0,
+        "the feed ended before 40 commits were made"
+    );
+    // The connector met at least one (else this test proves nothing about it).
+    let metrics = reqwest::get(hub.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let commit_retries = retries(&metrics, r#"component="connector",stage="commit""#);
+    assert!(
+        commit_retries >= 1.0,
+        "no connector commit was retried:\n{metrics}"
+    );
+    // One audit entry per batch: together they count the source once.
+    let audited: Option<i64> = sqlx::query_scalar(
+        "SELECT sum((detail::jsonb ->> 'read')::bigint)::bigint FROM audit_log
+         WHERE action = 'publish' AND detail::jsonb ->> 'source' = $1",
+    )
+    .bind(&feed.name)
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(audited, Some(feed.records as i64));
+}
+
+/// Routes the hub's database connections (`config.database.url`) through a proxy the test
+/// can cut or have lose answers; the test's own connections go straight to the database.
+async fn database_through_proxy(config: &mut Config) -> bohai_tests::proxy::TcpProxy {
+    let mut url = reqwest::Url::parse(&config.database.url).unwrap();
+    let target = (
+        url.host_str().unwrap_or("127.0.0.1").to_owned(),
+        url.port().unwrap_or(5432),
+    );
+    let target = tokio::net::lookup_host(target)
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let proxy = bohai_tests::proxy::TcpProxy::start(target).await.unwrap();
+    url.set_ip_host(proxy.addr().ip()).unwrap();
+    url.set_port(Some(proxy.addr().port())).unwrap();
+    config.database.url = url.to_string();
+    proxy
+}
+
+/// The count of `bohai_pipeline_retries_total{LABELS}` in the text of `/metrics` (0 when
+/// absent).
+fn retries(metrics: &str, labels: &str) -> f64 {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(&format!("bohai_pipeline_retries_total{{{labels}}}")))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0)
 }
 
 /// A configuration on a fresh database with the hub's topics on `broker`, its pool and

@@ -527,8 +527,11 @@ async fn commit(
     checked: &Checked,
     lease: Option<&crate::cluster::Lease>,
 ) -> Result<Recorded, IngestError> {
+    let mut again = false;
     retry(name, Stage::Commit, || {
-        ingestor.commit(checked, name, Commit::Connector { lease })
+        let attempt = ingestor.commit(checked, name, Commit::Connector { lease, again });
+        again = true;
+        attempt
     })
     .await?;
     Ok(Recorded {

@@ -124,6 +124,9 @@ pub enum Commit<'a> {
     Connector {
         /// The connector's lease on its duty.
         lease: Option<&'a crate::cluster::Lease>,
+        /// An earlier attempt to commit this batch failed: the database may have made it and
+        /// only its answer been lost, which the stored checkpoint tells.
+        again: bool,
     },
     /// A piece of an HTTP push; `progress` is what to store for its Idempotency-Key, if it
     /// had one.
@@ -895,6 +898,23 @@ impl Ingestor {
         Ok(())
     }
 
+    /// Whether `connector`'s stored checkpoint is `checkpoint` (locked until `tx` ends).
+    async fn checkpoint_is(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        connector: &str,
+        checkpoint: &Value,
+    ) -> Result<bool, sqlx::Error> {
+        let same: Option<bool> = sqlx::query_scalar(
+            "SELECT position = $2 FROM connector_checkpoints WHERE connector = $1 FOR UPDATE",
+        )
+        .bind(connector)
+        .bind(checkpoint)
+        .fetch_optional(&mut *tx)
+        .await?;
+        Ok(same == Some(true))
+    }
+
     /// Records a delivered batch: the rejected records, the feed's counts, its audit entry
     /// and, for a connector, its checkpoint (for an idempotent push, its answer), in one
     /// transaction.
@@ -905,8 +925,23 @@ impl Ingestor {
         kind: Commit<'_>,
     ) -> Result<(), IngestError> {
         let mut tx = self.db.begin().await?;
-        if let Commit::Connector { lease: Some(lease) } = kind {
-            lease.fence(&mut tx).await?;
+        if let Commit::Connector { lease, again } = kind {
+            if let Some(lease) = lease {
+                lease.fence(&mut tx).await?;
+            }
+            // The checkpoint is stored in the batch's own transaction: stored already, the
+            // batch was recorded (counts, rejects, audit entry) and must not be again.
+            if again
+                && self
+                    .checkpoint_is(&mut tx, source, &checked.checkpoint)
+                    .await?
+            {
+                tracing::info!(
+                    connector = source,
+                    "the batch was recorded by an attempt whose answer was lost"
+                );
+                return Ok(());
+            }
         }
         if let Commit::Push {
             progress: Some(progress),
