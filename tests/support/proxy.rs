@@ -65,6 +65,28 @@ impl TcpProxy {
         })
     }
 
+    /// A proxy in front of `config`'s database, which `config.database.url` is pointed at:
+    /// the hub run with `config` goes through it, a test's own connections (made before) do
+    /// not.
+    pub async fn in_front_of_database(
+        config: &mut bohai_hub::config::Config,
+    ) -> anyhow::Result<Self> {
+        let mut url = reqwest::Url::parse(&config.database.url)?;
+        let host = url.host_str().unwrap_or("127.0.0.1").to_owned();
+        let port = url.port().unwrap_or(5432);
+        let target = tokio::net::lookup_host((host, port))
+            .await?
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("the database's host has no address"))?;
+        let proxy = Self::start(target).await?;
+        url.set_ip_host(proxy.addr().ip())
+            .map_err(|()| anyhow::anyhow!("cannot point the database URL at the proxy"))?;
+        url.set_port(Some(proxy.addr().port()))
+            .map_err(|()| anyhow::anyhow!("cannot point the database URL at the proxy"))?;
+        config.database.url = url.to_string();
+        Ok(proxy)
+    }
+
     /// The address to connect to instead of the target.
     pub fn addr(&self) -> SocketAddr {
         self.addr

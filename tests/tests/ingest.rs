@@ -527,7 +527,9 @@ async fn the_pipeline_waits_out_the_hub_database_going_away() {
     let dir = tempfile::tempdir().unwrap();
     let feed = outage_feed(&config, dir.path(), "psb-db-away", 30_000);
     let db = pool(&config).await;
-    let proxy = database_through_proxy(&mut config).await;
+    let proxy = bohai_tests::proxy::TcpProxy::in_front_of_database(&mut config)
+        .await
+        .unwrap();
     // A pool waits up to this long for a connection before its caller sees an error. Shorter
     // than the outage, so every component that needs the database during it gives up at least
     // once and counts a retry; with the default (5 s) a 3 s outage is only seen by a query
@@ -569,7 +571,9 @@ async fn a_commit_whose_answer_was_lost_is_recorded_once() {
     let dir = tempfile::tempdir().unwrap();
     let feed = outage_feed(&config, dir.path(), "psb-lost-answers", 30_000);
     let db = pool(&config).await;
-    let proxy = database_through_proxy(&mut config).await;
+    let proxy = bohai_tests::proxy::TcpProxy::in_front_of_database(&mut config)
+        .await
+        .unwrap();
     config.pipeline.connectors = vec![feed.connector.clone()];
     config.pipeline.sink = true;
     let hub = bohai_tests::RunningHub::start(config.clone())
@@ -606,26 +610,6 @@ async fn a_commit_whose_answer_was_lost_is_recorded_once() {
     .await
     .unwrap();
     assert_eq!(audited, Some(feed.records as i64));
-}
-
-/// Routes the hub's database connections (`config.database.url`) through a proxy the test
-/// can cut or have lose answers; the test's own connections go straight to the database.
-async fn database_through_proxy(config: &mut Config) -> bohai_tests::proxy::TcpProxy {
-    let mut url = reqwest::Url::parse(&config.database.url).unwrap();
-    let target = (
-        url.host_str().unwrap_or("127.0.0.1").to_owned(),
-        url.port().unwrap_or(5432),
-    );
-    let target = tokio::net::lookup_host(target)
-        .await
-        .unwrap()
-        .next()
-        .unwrap();
-    let proxy = bohai_tests::proxy::TcpProxy::start(target).await.unwrap();
-    url.set_ip_host(proxy.addr().ip()).unwrap();
-    url.set_port(Some(proxy.addr().port())).unwrap();
-    config.database.url = url.to_string();
-    proxy
 }
 
 /// The count of `bohai_pipeline_retries_total{LABELS}` in the text of `/metrics` (0 when

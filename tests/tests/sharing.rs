@@ -952,3 +952,170 @@ async fn paging_cursors_and_key_filters_reveal_no_masked_key() {
     assert_eq!(status, 200, "{own}");
     assert_eq!(own["records"].as_array().unwrap().len(), 1);
 }
+
+/// Every committed record of `topic` now, read from the beginning to each partition's end.
+async fn topic_to_end(topic: &str) -> Vec<Value> {
+    use rdkafka::consumer::{BaseConsumer, Consumer as _};
+    use rdkafka::{Message as _, Offset, TopicPartitionList};
+    let topic = topic.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let timeout = std::time::Duration::from_secs(10);
+        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", bohai_tests::brokers())
+            .set("group.id", bohai_tests::unique("sub-reader-"))
+            .set("isolation.level", "read_committed")
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        let metadata = consumer.fetch_metadata(Some(&topic), timeout).unwrap();
+        let mut list = TopicPartitionList::new();
+        let mut ends = Vec::new();
+        for p in metadata.topics().iter().flat_map(|t| t.partitions()) {
+            let (low, high) = consumer.fetch_watermarks(&topic, p.id(), timeout).unwrap();
+            if high > low {
+                list.add_partition_offset(&topic, p.id(), Offset::Offset(low))
+                    .unwrap();
+                ends.push((p.id(), high));
+            }
+        }
+        let mut values = Vec::new();
+        if ends.is_empty() {
+            return values;
+        }
+        consumer.assign(&list).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let position = consumer.position().unwrap();
+            let done = ends.iter().all(|(p, high)| {
+                matches!(
+                    position.find_partition(&topic, *p).map(|e| e.offset()),
+                    Some(Offset::Offset(o)) if o >= *high
+                )
+            });
+            if done {
+                return values;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{topic} not read to its end"
+            );
+            if let Some(m) = consumer.poll(std::time::Duration::from_millis(200)) {
+                values.push(serde_json::from_slice(m.unwrap().payload().unwrap()).unwrap());
+            }
+        }
+    })
+    .await
+    .unwrap()
+}
+
+/// A subscription batch the broker took, and whose delivery the database never marked (the
+/// mark's transaction failed, as when the instance dies right there), is found on the topic
+/// by the next round (or by the duty's next holder), not produced again: every record of the
+/// repository is on the subscription topic exactly once. Before, the batch left pending was
+/// produced a second time.
+#[tokio::test]
+async fn a_delivered_batch_whose_mark_was_lost_is_not_delivered_twice() {
+    let config = prepared_config().await.unwrap();
+    let db = bohai_hub::database::pool(&config.database).unwrap();
+    let registry = bohai_schemas::Registry::load(&config.registry.dir).unwrap();
+    let mut generator =
+        bohai_hub::gen::Generator::new(registry.dataset(DATASET).unwrap(), 7, 0.0).unwrap();
+    let records: std::collections::BTreeMap<String, Value> = (0..5_000)
+        .map(|_| {
+            let r = Value::Object(generator.next_record().record);
+            (r["credit_code"].as_str().unwrap().to_owned(), r)
+        })
+        .collect();
+    let (pks, data): (Vec<&String>, Vec<&Value>) = records.iter().unzip();
+    sqlx::query(
+        "INSERT INTO repository_records (dataset, pk, data, version, source)
+         SELECT $1, pk, data, 1, 'test' FROM UNNEST($2::text[], $3::jsonb[]) AS u(pk, data)",
+    )
+    .bind(DATASET)
+    .bind(&pks)
+    .bind(&data)
+    .execute(&db)
+    .await
+    .unwrap();
+    // The first three marks of a batch delivered fail, after the broker committed the batch
+    // (a sequence, which no rollback takes back, counts them).
+    let owner_db = bohai_tests::owner_pool(&config).await.unwrap();
+    for statement in [
+        "CREATE SEQUENCE test_failed_marks",
+        "CREATE FUNCTION test_fail_marks() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             IF nextval('test_failed_marks') <= 3 THEN
+                 RAISE EXCEPTION 'the mark fails (test)' USING ERRCODE = '40001';
+             END IF;
+             RETURN NEW;
+         END $$",
+        "CREATE TRIGGER test_fail_marks BEFORE UPDATE ON subscription_deliveries FOR EACH ROW
+         WHEN (OLD.pending_xid IS NOT NULL AND NEW.pending_xid IS NULL)
+         EXECUTE FUNCTION test_fail_marks()",
+    ] {
+        sqlx::query(statement).execute(&owner_db).await.unwrap();
+    }
+    let hub = RunningHub::start(config.clone()).await.unwrap();
+    let client = reqwest::Client::new();
+    let owner = bohai_tests::token(&db, "market-regulation").await;
+    let reader = auth::create_scoped_token(&db, "civil-affairs", &[Scope::Read], None)
+        .await
+        .unwrap()
+        .secret;
+    let until = chrono::Utc::now() + chrono::Duration::days(30);
+    let (status, sub) = post(
+        &client,
+        &hub.url("/api/v1/subscriptions"),
+        &reader,
+        &json!({"dataset": DATASET, "fields": ["credit_code", "legal_rep_name"], "purpose": "social assistance checks", "until": until}),
+    )
+    .await;
+    assert_eq!(status, 201, "{sub}");
+    let id = sub["id"].as_str().unwrap().to_owned();
+    let (status, sub) = post(
+        &client,
+        &hub.url(&format!("/api/v1/subscriptions/{id}/approve")),
+        &owner,
+        &json!({}),
+    )
+    .await;
+    assert_eq!(status, 200, "{sub}");
+    let topic = sub["topic"].as_str().unwrap().to_owned();
+    let uuid: uuid::Uuid = id.parse().unwrap();
+    let (delivered, failed_marks) = bohai_tests::eventually(
+        std::time::Duration::from_secs(120),
+        "the whole repository to be delivered and marked",
+        || async {
+            let (delivered, pending, failed_marks): (i64, bool, i64) = sqlx::query_as(
+                "SELECT delivered_total, pending_xid IS NOT NULL,
+                        (SELECT last_value FROM test_failed_marks)
+                 FROM subscription_deliveries WHERE subscription = $1",
+            )
+            .bind(uuid)
+            .fetch_optional(&owner_db)
+            .await
+            .unwrap()
+            .unwrap_or((0, true, 0));
+            (!pending && delivered >= 5_000).then_some((delivered, failed_marks))
+        },
+    )
+    .await;
+    assert!(failed_marks >= 3, "only {failed_marks} marks were tried");
+    assert_eq!(delivered, 5_000);
+
+    let delivered = topic_to_end(&topic).await;
+    let mut times: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for v in &delivered {
+        *times
+            .entry(v["data"]["credit_code"].as_str().unwrap())
+            .or_default() += 1;
+    }
+    let twice: Vec<_> = times.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        twice.is_empty(),
+        "{} records delivered more than once: {:?}",
+        twice.len(),
+        &twice[..twice.len().min(5)]
+    );
+    assert_eq!(times.len(), records.len());
+}

@@ -63,6 +63,29 @@ async fn blocking(
         .unwrap_or(Err(KafkaError::Canceled))
 }
 
+/// Where each partition of `topic` ends now (its high watermark): with only this duty's
+/// producer writing the topic, after a committed transaction every record it made is below.
+pub async fn end_offsets(
+    producer: &FutureProducer,
+    topic: &str,
+    timeout: Duration,
+) -> KafkaResult<std::collections::BTreeMap<i32, i64>> {
+    let producer = producer.clone();
+    let topic = topic.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let client = producer.client();
+        let metadata = client.fetch_metadata(Some(&topic), timeout)?;
+        let mut ends = std::collections::BTreeMap::new();
+        for p in metadata.topics().iter().flat_map(|t| t.partitions()) {
+            let (_, high) = client.fetch_watermarks(&topic, p.id(), timeout)?;
+            ends.insert(p.id(), high);
+        }
+        Ok(ends)
+    })
+    .await
+    .unwrap_or(Err(KafkaError::Canceled))
+}
+
 /// One committed record of a topic.
 #[derive(Debug, Clone)]
 pub struct Committed {

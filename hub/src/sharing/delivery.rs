@@ -12,9 +12,11 @@
 //!
 //! Order and completeness: rows are taken in (`change_xid`, `pk`) order and only below the
 //! oldest transaction still running, so a row committed late by a transaction that began
-//! early is never passed over. Delivery is at least once: a batch is audited and marked
-//! pending before it is produced and marked done after the broker acknowledged it; a crash in
-//! between produces it again. Message key: the salted hash of the primary key (stable, so a
+//! early is never passed over. Each record goes out once: a batch is audited and marked
+//! pending before it is produced (in a transaction of the duty's fenced producer) and marked
+//! delivered, with where the topic's partitions end, after the transaction committed. A
+//! batch still pending when the next round (or the duty's next holder) comes is looked for
+//! beyond those ends first: found, it is marked; not found, it is produced. Message key: the salted hash of the primary key (stable, so a
 //! compacted topic keeps the latest state, and it does not reveal the key); value: JSON
 //! `{"subscription", "dataset", "key", "updated_at", "data"}`, `key` and `data` masked.
 
@@ -87,6 +89,28 @@ async fn still_active(tx: &mut sqlx::PgConnection, id: uuid::Uuid) -> Result<boo
     .fetch_optional(&mut *tx)
     .await?;
     Ok(row.is_some())
+}
+
+/// The next offset of each partition of a subscription topic.
+type TopicOffsets = std::collections::BTreeMap<i32, i64>;
+
+/// Where a subscription's delivery stands.
+struct DeliveryState {
+    /// The end of the last batch marked delivered.
+    last: Position,
+    /// The end of a batch audited and perhaps produced, not marked delivered.
+    pending: Option<Position>,
+    /// Where the topic's partitions ended after the last batch marked delivered; `None` for
+    /// a topic filled before they were kept.
+    topic_offsets: Option<TopicOffsets>,
+}
+
+/// A pending batch found on the topic.
+struct Found {
+    /// How many records it had.
+    records: usize,
+    /// Where the topic's partitions end after it.
+    offsets: TopicOffsets,
 }
 
 /// One repository row to deliver.
@@ -389,37 +413,33 @@ impl Worker {
         dataset: &Dataset,
         salt: &Salt,
     ) -> Result<usize, DeliveryError> {
-        let (last, pending): (Position, Option<Position>) = {
-            let (xid, pk, pending_xid, pending_pk): (
-                String,
-                String,
-                Option<String>,
-                Option<String>,
-            ) = sqlx::query_as(
-                "SELECT last_xid::text, last_pk, pending_xid::text, pending_pk
-                     FROM subscription_deliveries WHERE subscription = $1",
-            )
-            .bind(sub.id)
-            .fetch_one(&self.db)
-            .await?;
-            (
-                Position { xid, pk },
-                pending_xid
-                    .zip(pending_pk)
-                    .map(|(xid, pk)| Position { xid, pk }),
-            )
-        };
+        let state = self.delivery_state(sub.id).await?;
         let name = topic(&self.kafka, sub.id);
-        let (rows, end) = match pending {
-            // A crash interrupted this batch after it was audited: produce it again, unless
-            // access ended meanwhile.
+        let (rows, end, offsets) = match state.pending {
+            // A crash (or a failed mark) interrupted this batch after it was audited.
             Some(end) => {
                 if !still_active(&mut *self.db.acquire().await?, sub.id).await? {
                     return Ok(0);
                 }
-                (self.rows_between(&sub.dataset, &last, &end).await?, end)
+                if let Some(from) = &state.topic_offsets {
+                    if let Some(found) = self.found_on_topic(&name, from).await? {
+                        tracing::info!(subscription = %sub.id, records = found.records,
+                            "the batch left pending is on the topic already: marked delivered, not produced again");
+                        self.mark_delivered(sub.id, &end, found.records, &found.offsets)
+                            .await?;
+                        return Ok(found.records);
+                    }
+                }
+                let rows = self.rows_between(&sub.dataset, &state.last, &end).await?;
+                (rows, end, state.topic_offsets)
             }
             None => {
+                // Where the topic ends before this batch, if not known yet (a topic filled
+                // before the offsets were kept): nothing of this subscription's is in flight.
+                let offsets = match state.topic_offsets {
+                    Some(known) => known,
+                    None => self.topic_ends(&name).await?,
+                };
                 let mut tx = self.lease.begin(&self.db).await?;
                 // Access may have ended since the round began: nothing more goes out then.
                 // The lock keeps a withdrawal from committing until this batch is marked.
@@ -433,8 +453,8 @@ impl Worker {
                      ORDER BY change_xid, pk LIMIT $4",
                 )
                 .bind(&sub.dataset)
-                .bind(&last.xid)
-                .bind(&last.pk)
+                .bind(&state.last.xid)
+                .bind(&state.last.pk)
                 .bind(BATCH)
                 .fetch_all(&mut *tx)
                 .await?;
@@ -454,35 +474,127 @@ impl Worker {
                     .append(&mut tx)
                     .await?;
                 sqlx::query(
-                    "UPDATE subscription_deliveries SET pending_xid = $2::text::xid8, pending_pk = $3
+                    "UPDATE subscription_deliveries SET pending_xid = $2::text::xid8, pending_pk = $3,
+                         topic_offsets = $4
                      WHERE subscription = $1",
                 )
                 .bind(sub.id)
                 .bind(&end.xid)
                 .bind(&end.pk)
+                .bind(sqlx::types::Json(&offsets))
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;
-                (rows, end)
+                (rows, end, Some(offsets))
             }
         };
-        self.produce_fenced(sub, dataset, &rows, salt, &name)
+        let produced = self
+            .produce_fenced(sub, dataset, &rows, salt, &name)
             .await?;
+        let offsets = match offsets {
+            Some(mut known) => {
+                for (partition, next) in produced {
+                    let at = known.entry(partition).or_insert(0);
+                    *at = (*at).max(next);
+                }
+                known
+            }
+            // Produced again without knowing what was there: from here on it is known.
+            None => self.topic_ends(&name).await?,
+        };
+        self.mark_delivered(sub.id, &end, rows.len(), &offsets)
+            .await?;
+        Ok(rows.len())
+    }
+
+    /// Where `sub`'s delivery stands.
+    async fn delivery_state(&self, sub: uuid::Uuid) -> Result<DeliveryState, DeliveryError> {
+        let (xid, pk, pending_xid, pending_pk, offsets): (
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<sqlx::types::Json<TopicOffsets>>,
+        ) = sqlx::query_as(
+            "SELECT last_xid::text, last_pk, pending_xid::text, pending_pk, topic_offsets
+             FROM subscription_deliveries WHERE subscription = $1",
+        )
+        .bind(sub)
+        .fetch_one(&self.db)
+        .await?;
+        Ok(DeliveryState {
+            last: Position { xid, pk },
+            pending: pending_xid
+                .zip(pending_pk)
+                .map(|(xid, pk)| Position { xid, pk }),
+            topic_offsets: offsets.map(|o| o.0),
+        })
+    }
+
+    /// The records on topic `name` beyond `from`, if any: only this duty writes the topic,
+    /// each batch in a transaction of its own, so they are the batch left pending, made
+    /// visible before its mark was lost. (The duty's producer was made before, which ended
+    /// any transaction an earlier producer left open.)
+    async fn found_on_topic(
+        &self,
+        name: &str,
+        from: &TopicOffsets,
+    ) -> Result<Option<Found>, DeliveryError> {
+        let found = kafka::fenced::committed_tail(&self.kafka, name, from.clone())
+            .await
+            .map_err(|error| DeliveryError::Produce {
+                topic: name.to_owned(),
+                error,
+            })?;
+        if found.is_empty() {
+            return Ok(None);
+        }
+        let mut offsets = from.clone();
+        for record in &found {
+            let at = offsets.entry(record.partition).or_insert(0);
+            *at = (*at).max(record.offset + 1);
+        }
+        Ok(Some(Found {
+            records: found.len(),
+            offsets,
+        }))
+    }
+
+    /// Where each partition of topic `name` ends now.
+    async fn topic_ends(&self, name: &str) -> Result<TopicOffsets, DeliveryError> {
+        kafka::fenced::end_offsets(&self.producer, name, self.kafka.request_timeout)
+            .await
+            .map_err(|error| DeliveryError::Produce {
+                topic: name.to_owned(),
+                error,
+            })
+    }
+
+    /// Marks the pending batch ending at `end` delivered (`records` records), with where the
+    /// topic's partitions end after it.
+    async fn mark_delivered(
+        &self,
+        sub: uuid::Uuid,
+        end: &Position,
+        records: usize,
+        offsets: &TopicOffsets,
+    ) -> Result<(), DeliveryError> {
         let mut tx = self.lease.begin(&self.db).await?;
         sqlx::query(
             "UPDATE subscription_deliveries SET last_xid = pending_xid, last_pk = pending_pk,
-                 pending_xid = NULL, pending_pk = NULL,
+                 pending_xid = NULL, pending_pk = NULL, topic_offsets = $5,
                  delivered_total = delivered_total + $2, last_delivery_at = now()
              WHERE subscription = $1 AND pending_xid = $3::text::xid8 AND pending_pk = $4",
         )
-        .bind(sub.id)
-        .bind(i64::try_from(rows.len()).unwrap_or(i64::MAX))
+        .bind(sub)
+        .bind(i64::try_from(records).unwrap_or(i64::MAX))
         .bind(&end.xid)
         .bind(&end.pk)
+        .bind(sqlx::types::Json(offsets))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(rows.len())
+        Ok(())
     }
 
     /// The rows after `last` up to and including `end`, still in the repository as they are
@@ -518,18 +630,24 @@ impl Worker {
         rows: &[Row],
         salt: &Salt,
         name: &str,
-    ) -> Result<(), DeliveryError> {
+    ) -> Result<TopicOffsets, DeliveryError> {
         let failed = |error| DeliveryError::Produce {
             topic: name.to_owned(),
             error,
         };
         let result = async {
             kafka::fenced::begin(&self.producer).await.map_err(failed)?;
-            if let Err(e) = self.produce(sub, dataset, rows, salt, name).await {
-                kafka::fenced::abort(&self.producer).await;
-                return Err(e);
-            }
-            kafka::fenced::commit(&self.producer).await.map_err(failed)
+            let produced = match self.produce(sub, dataset, rows, salt, name).await {
+                Ok(produced) => produced,
+                Err(e) => {
+                    kafka::fenced::abort(&self.producer).await;
+                    return Err(e);
+                }
+            };
+            kafka::fenced::commit(&self.producer)
+                .await
+                .map_err(failed)?;
+            Ok(produced)
         }
         .await;
         if result.is_err() {
@@ -538,7 +656,8 @@ impl Worker {
         result
     }
 
-    /// Produces `rows` as `sub` may see them and waits until the broker has every one.
+    /// Produces `rows` as `sub` may see them and waits until the broker has every one; where
+    /// each partition they went to ends after them.
     async fn produce(
         &self,
         sub: &Active,
@@ -546,7 +665,7 @@ impl Worker {
         rows: &[Row],
         salt: &Salt,
         name: &str,
-    ) -> Result<(), DeliveryError> {
+    ) -> Result<TopicOffsets, DeliveryError> {
         let failed = |error| DeliveryError::Produce {
             topic: name.to_owned(),
             error,
@@ -585,13 +704,17 @@ impl Worker {
                     .map_err(|(e, _)| failed(e))?,
             );
         }
+        let mut ends = TopicOffsets::new();
         for d in deliveries {
             match d.await {
-                Ok(Ok(_)) => {}
+                Ok(Ok(delivery)) => {
+                    let at = ends.entry(delivery.partition).or_insert(0);
+                    *at = (*at).max(delivery.offset + 1);
+                }
                 Ok(Err((e, _))) => return Err(failed(e)),
                 Err(_) => return Err(failed(rdkafka::error::KafkaError::Canceled)),
             }
         }
-        Ok(())
+        Ok(ends)
     }
 }
