@@ -235,6 +235,24 @@ pub async fn owner_pool(config: &Config) -> anyhow::Result<sqlx::PgPool> {
         .await?)
 }
 
+/// POSTs `body` as JSON to `url` with bearer `token`: the status and the answer's JSON
+/// (`null` when it is not JSON).
+pub async fn post_json(
+    url: &str,
+    token: &str,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let r = reqwest::Client::new()
+        .post(url)
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .expect("the hub answers");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+}
+
 /// A new token of `department` (every scope a department token gets), its secret.
 pub async fn token(db: &sqlx::PgPool, department: &str) -> String {
     bohai_hub::auth::create_token(db, department)
@@ -269,6 +287,20 @@ pub fn write_config(config: &Config, dir: &Path) -> anyhow::Result<PathBuf> {
             &format!("[licences]\nstatus_list_url = \"{url}\"\n[cluster]\n"),
         ),
         None => text,
+    };
+    let text = if config.pipeline.connectors.is_empty() {
+        text
+    } else {
+        let files: Vec<String> = config
+            .pipeline
+            .connectors
+            .iter()
+            .map(|f| format!("{:?}", f.display().to_string()))
+            .collect();
+        text.replace(
+            "[pipeline]\n",
+            &format!("[pipeline]\nconnectors = [{}]\n", files.join(", ")),
+        )
     };
     let text = match &config.database.owner_url {
         Some(owner) => text.replace(
@@ -487,6 +519,108 @@ pub async fn connector_position(db: &sqlx::PgPool, connector: &str) -> Option<se
         .fetch_optional(db)
         .await
         .expect("the checkpoint table answers")
+}
+
+/// Reads every committed record of `topic` (a JSON value each) from the beginning up to its
+/// end now. Blocks.
+pub fn topic_to_end(brokers: &str, topic: &str) -> Vec<serde_json::Value> {
+    let consumer: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", unique("topic-reader-"))
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("a consumer is made");
+    use rdkafka::consumer::Consumer as _;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("the topic's metadata");
+    let partitions: Vec<i32> = metadata.topics()[0]
+        .partitions()
+        .iter()
+        .map(|p| p.id())
+        .collect();
+    let mut list = rdkafka::TopicPartitionList::new();
+    let mut ends = std::collections::BTreeMap::new();
+    for p in &partitions {
+        list.add_partition_offset(topic, *p, rdkafka::Offset::Beginning)
+            .expect("a partition is listed");
+        let (_, high) = consumer
+            .fetch_watermarks(topic, *p, Duration::from_secs(10))
+            .expect("the partition's watermarks");
+        ends.insert(*p, high);
+    }
+    consumer.assign(&list).expect("the partitions are assigned");
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let position = consumer.position().expect("the position");
+        let done = ends.iter().all(|(p, high)| {
+            *high == 0
+                || matches!(position.find_partition(topic, *p).map(|e| e.offset()), Some(rdkafka::Offset::Offset(o)) if o >= *high)
+        });
+        if done {
+            return seen;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{topic} not read to its end"
+        );
+        if let Some(m) = consumer.poll(Duration::from_millis(500)) {
+            let m = m.expect("a committed record");
+            use rdkafka::Message as _;
+            seen.push(
+                serde_json::from_slice(m.payload().unwrap_or_default()).expect("a JSON record"),
+            );
+        }
+    }
+}
+
+/// What the repository must hold for a JSON Lines source: per primary key, the last valid
+/// record and how many valid versions the source had.
+pub fn expected_repository(
+    registry: &bohai_schemas::Registry,
+    dataset: &str,
+    source: &Path,
+) -> std::collections::HashMap<String, (serde_json::Value, i32)> {
+    let ds = registry.dataset(dataset).expect("the dataset is known");
+    let mut expected: std::collections::HashMap<String, (serde_json::Value, i32)> =
+        std::collections::HashMap::new();
+    for line in std::fs::read_to_string(source)
+        .expect("the source is read")
+        .lines()
+    {
+        let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(line)
+        else {
+            continue;
+        };
+        let value = serde_json::Value::Object(map.clone());
+        if !ds.validator.validate(&value).is_empty() {
+            continue;
+        }
+        let pk =
+            bohai_hub::pipeline::ingest::primary_key(ds, &map).expect("a valid record has its key");
+        let entry = expected.entry(pk).or_insert((serde_json::Value::Null, 0));
+        entry.0 = value;
+        entry.1 += 1;
+    }
+    expected
+}
+
+pub async fn assert_repository_matches(
+    db: &sqlx::PgPool,
+    dataset: &str,
+    expected: &std::collections::HashMap<String, (serde_json::Value, i32)>,
+) {
+    let rows = repository_rows(db, dataset).await;
+    assert_eq!(rows.len(), expected.len(), "rows in the repository");
+    for (pk, data, version) in rows {
+        let (want, versions) = expected
+            .get(&pk)
+            .unwrap_or_else(|| panic!("unexpected key {pk}"));
+        assert_eq!(&data, want, "record {pk}");
+        assert_eq!(version, *versions, "versions of {pk}");
+    }
 }
 
 /// Every repository record of `dataset`: primary key, data and version.

@@ -4,19 +4,17 @@
 
 #![allow(clippy::unwrap_used)] // a test that cannot unwrap should fail loudly
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
 use bohai_hub::config::Config;
-use bohai_hub::pipeline::ingest::primary_key;
 use bohai_hub::pipeline::stats::{dataset_stats, DatasetStats};
 use bohai_hub::pipeline::topics;
 use bohai_schemas::Registry;
 use bohai_tests::{
-    bohai, command_ok, connector_position, eventually, kill, prepared_config, repository_rows,
-    spawn_sink, unique, write_config,
+    assert_repository_matches, bohai, command_ok, connector_position, eventually,
+    expected_repository, kill, prepared_config, spawn_sink, unique, write_config,
 };
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};
@@ -87,47 +85,6 @@ fn connector_file(dir: &Path, name: &str, dataset: &str, source: &str) -> std::p
     )
     .unwrap();
     path
-}
-
-/// What the repository must hold for a JSON Lines source: per primary key, the last valid
-/// record and how many valid versions the source had.
-fn expected_repository(
-    registry: &Registry,
-    dataset: &str,
-    source: &Path,
-) -> HashMap<String, (Value, i32)> {
-    let ds = registry.dataset(dataset).unwrap();
-    let mut expected: HashMap<String, (Value, i32)> = HashMap::new();
-    for line in std::fs::read_to_string(source).unwrap().lines() {
-        let Ok(Value::Object(map)) = serde_json::from_str::<Value>(line) else {
-            continue;
-        };
-        let value = Value::Object(map.clone());
-        if !ds.validator.validate(&value).is_empty() {
-            continue;
-        }
-        let pk = primary_key(ds, &map).unwrap();
-        let entry = expected.entry(pk).or_insert((Value::Null, 0));
-        entry.0 = value;
-        entry.1 += 1;
-    }
-    expected
-}
-
-async fn assert_repository_matches(
-    db: &PgPool,
-    dataset: &str,
-    expected: &HashMap<String, (Value, i32)>,
-) {
-    let rows = repository_rows(db, dataset).await;
-    assert_eq!(rows.len(), expected.len(), "rows in the repository");
-    for (pk, data, version) in rows {
-        let (want, versions) = expected
-            .get(&pk)
-            .unwrap_or_else(|| panic!("unexpected key {pk}"));
-        assert_eq!(&data, want, "record {pk}");
-        assert_eq!(version, *versions, "versions of {pk}");
-    }
 }
 
 /// `bohai connect run --json` with `extra` arguments, to its end: its JSON summary.

@@ -14,9 +14,7 @@ use bohai_hub::config::Config;
 use bohai_hub::pipeline::stats::dataset_stats;
 use bohai_tests::serve::ServeProcess;
 use bohai_tests::{bohai, bohai_ok, command_ok, eventually, prepared_config};
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::FutureRecord;
-use rdkafka::{Message, Offset, TopicPartitionList};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
@@ -50,6 +48,11 @@ fn holders(v: &ClusterView) -> BTreeMap<String, String> {
 /// holds its share: at least one, at most the duties divided among them, rounded up. (On the
 /// way there an instance may hold more for a tick or two, until it gives the rest back.)
 async fn spread_over(db: &PgPool, live: &[&str]) -> ClusterView {
+    duties_spread_over(db, live, DUTIES).await
+}
+
+/// [`spread_over`] for a hub of `duties` duties (connectors run inside `serve` are duties too).
+async fn duties_spread_over(db: &PgPool, live: &[&str], duties: usize) -> ClusterView {
     let live: BTreeSet<String> = live.iter().map(|s| (*s).to_owned()).collect();
     eventually(
         Duration::from_secs(60),
@@ -63,10 +66,10 @@ async fn spread_over(db: &PgPool, live: &[&str]) -> ClusterView {
                 .map(|i| i.id.clone())
                 .collect();
             let h = holders(&v);
-            let every_duty_held = v.duties.len() == DUTIES
-                && h.len() == DUTIES
+            let every_duty_held = v.duties.len() == duties
+                && h.len() == duties
                 && h.values().all(|holder| live.contains(holder));
-            let share = DUTIES.div_ceil(live.len());
+            let share = duties.div_ceil(live.len());
             let each_works = live.iter().all(|i| {
                 let n = h.values().filter(|holder| *holder == i).count();
                 (1..=share).contains(&n)
@@ -323,56 +326,6 @@ async fn duties_spread_over_three_instances_and_a_killed_ones_move_on() {
     assert!(!left.live && left.duties.is_empty(), "{last:#?}");
 }
 
-/// Reads every committed record of `topic` from the beginning up to its end now.
-fn read_to_end(config: &Config, topic: &str) -> Vec<Value> {
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &config.kafka.brokers)
-        .set("group.id", bohai_tests::unique("instances-"))
-        .set("isolation.level", "read_committed")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .unwrap();
-    let partitions: Vec<i32> = metadata.topics()[0]
-        .partitions()
-        .iter()
-        .map(|p| p.id())
-        .collect();
-    let mut list = TopicPartitionList::new();
-    let mut ends = BTreeMap::new();
-    for p in &partitions {
-        list.add_partition_offset(topic, *p, Offset::Beginning)
-            .unwrap();
-        let (_, high) = consumer
-            .fetch_watermarks(topic, *p, Duration::from_secs(10))
-            .unwrap();
-        ends.insert(*p, high);
-    }
-    consumer.assign(&list).unwrap();
-    let mut seen = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let position = consumer.position().unwrap();
-        let done = ends.iter().all(|(p, high)| {
-            *high == 0
-                || matches!(position.find_partition(topic, *p).map(|e| e.offset()), Some(Offset::Offset(o)) if o >= *high)
-        });
-        if done {
-            return seen;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{topic} not read to its end"
-        );
-        if let Some(m) = consumer.poll(Duration::from_millis(500)) {
-            let m = m.unwrap();
-            seen.push(serde_json::from_slice(m.payload().unwrap()).unwrap());
-        }
-    }
-}
-
 /// Issues `n` driving licences through `instance`; their numbers.
 async fn issue(instance: &ServeProcess, token: &str, n: usize) -> Vec<String> {
     issued(instance, token, n)
@@ -500,8 +453,14 @@ async fn a_paused_holder_publishes_no_licence_event_it_lost() {
     let total = all_published(&db).await;
     assert_eq!(total, BACKLOG + 6);
 
+    published_once(&config, total, &numbers);
+}
+
+/// Reads the licence-events topic: `total` events, each once, the `issued` ones those of
+/// licences `numbers`.
+fn published_once(config: &Config, total: i64, numbers: &[String]) {
     let topic = bohai_hub::licences::events::topic(&config.kafka);
-    let events = read_to_end(&config, &topic);
+    let events = bohai_tests::topic_to_end(&config.kafka.brokers, &topic);
     let mut by_id: BTreeMap<i64, usize> = BTreeMap::new();
     for e in &events {
         *by_id.entry(e["id"].as_i64().unwrap()).or_default() += 1;
@@ -616,7 +575,7 @@ async fn a_fenced_producer_makes_nothing_visible() {
         .unwrap()
         .unwrap();
     fenced::commit(&new).await.unwrap();
-    let seen: Vec<i64> = read_to_end(&config, &topic)
+    let seen: Vec<i64> = bohai_tests::topic_to_end(&config.kafka.brokers, &topic)
         .iter()
         .map(|v| v["id"].as_i64().unwrap())
         .collect();
@@ -1074,4 +1033,225 @@ async fn an_instance_cut_off_from_the_database_hands_over_and_writes_nothing_sta
     answering(&a).await;
     assert_eq!(push(&a.base_url, &police, &lines[400..]).await, 200);
     written_once(&db, 600).await;
+}
+
+/// Issue 18's acceptance test. Three instances share the work of a 110,000-record feed
+/// (100,000 residents, 2 % invalid, then 10,000 of them changed) read by a connector inside
+/// `serve`, a subscription topic of the dataset, and licences issued through them meanwhile.
+/// The instance running the connector is killed with SIGKILL in the middle of the feed, then
+/// another is stopped with SIGTERM, then both start again. Afterwards the repository matches
+/// the source record by record and version by version, the subscription topic carries every
+/// record and no value twice, every licence event is published once, the publish audit
+/// entries count the source once, and the audit log verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feed_over_three_instances_with_one_killed_and_one_stopped_loses_and_doubles_nothing() {
+    const FEED: &str = "residents-feed";
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = cluster_config(dir.path()).await;
+    let db = bohai_hub::database::pool(&config.database).unwrap();
+    let registry = bohai_hub::registry::load(&config.registry).unwrap();
+
+    // The source: generated residents, then a tenth of them changed (their second version).
+    let source = dir.path().join("residents.jsonl");
+    let gen_config = bohai_tests::write_config(&config, dir.path()).unwrap();
+    command_ok(
+        bohai(&gen_config)
+            .args(["gen", "resident-registrations", "100000", "--seed", "18"])
+            .args(["--invalid-ratio", "0.02", "-o"])
+            .arg(&source),
+    );
+    let mut lines: Vec<String> = std::fs::read_to_string(&source)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let changed: Vec<String> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["domicile_address"].is_string())
+        .take(10_000)
+        .map(|mut v| {
+            let moved = format!("{}附1号", v["domicile_address"].as_str().unwrap());
+            v["domicile_address"] = Value::from(moved);
+            v["updated_at"] = Value::from("2026-12-01T08:00:00+08:00");
+            v.to_string()
+        })
+        .collect();
+    lines.extend(changed);
+    std::fs::write(&source, lines.join("\n") + "\n").unwrap();
+    let connector = dir.path().join("residents-feed.toml");
+    std::fs::write(
+        &connector,
+        format!(
+            "name = \"{FEED}\"\ndataset = \"resident-registrations\"\nbatch_size = 500\n[source]\nkind = \"file\"\npath = \"{}\"\nformat = \"jsonl\"\n",
+            source.display()
+        ),
+    )
+    .unwrap();
+    config.pipeline.connectors = vec![connector];
+
+    // A subscription and licences before the feed starts: the instances start with the
+    // connector, so the city's PKI and the approval are made through the first one alone.
+    let mut instances = vec![ServeProcess::start(&config, "hub-a").unwrap()];
+    answering(&instances[0]).await;
+    bohai_ok(&instances[0].config_file, &["seal", "init-ca"]);
+    bohai_ok(
+        &instances[0].config_file,
+        &["seal", "issue", "traffic-police"],
+    );
+    let traffic = bohai_tests::token(&db, "traffic-police").await;
+    let police = bohai_tests::token(&db, "public-security").await;
+    let civil = bohai_hub::auth::create_scoped_token(
+        &db,
+        "civil-affairs",
+        &[bohai_hub::auth::Scope::Read],
+        None,
+    )
+    .await
+    .unwrap()
+    .secret;
+    let until = chrono::Utc::now() + chrono::Duration::days(30);
+    let (status, requested) = bohai_tests::post_json(
+        &instances[0].url("/api/v1/subscriptions"),
+        &civil,
+        &json!({"dataset": "resident-registrations", "fields": ["id_number", "name", "domicile_address"], "purpose": "minimum living allowance checks", "until": until}),
+    )
+    .await;
+    assert_eq!(status, 201, "{requested}");
+    let id = requested["id"].as_str().unwrap().to_owned();
+    let approve = instances[0].url(&format!("/api/v1/subscriptions/{id}/approve"));
+    let (status, approved) = bohai_tests::post_json(&approve, &police, &json!({})).await;
+    assert_eq!(status, 200, "{approved}");
+    let subscription_topic = format!("{}sub.{id}", config.kafka.topic_prefix);
+    let mut licences = issue(&instances[0], &traffic, 5).await;
+
+    instances.push(ServeProcess::start(&config, "hub-b").unwrap());
+    instances.push(ServeProcess::start(&config, "hub-c").unwrap());
+    duties_spread_over(&db, &["hub-a", "hub-b", "hub-c"], DUTIES + 1).await;
+    for instance in &instances {
+        answering(instance).await;
+    }
+
+    // In the middle of the feed, the instance running its connector is killed.
+    let total = i64::try_from(lines.len()).unwrap();
+    eventually(
+        Duration::from_secs(120),
+        "the connector to be in the middle of the feed",
+        || async {
+            let at = bohai_tests::connector_position(&db, FEED)
+                .await
+                .and_then(|p| p["seq"].as_i64())
+                .unwrap_or(0);
+            (at > 0).then_some(())
+        },
+    )
+    .await;
+    let connector_holder = holders(&view(&db).await)[&format!("connector:{FEED}")].clone();
+    let killed = instances
+        .iter()
+        .position(|i| i.instance == connector_holder)
+        .unwrap();
+    let read_before: i64 = dataset_stats(&db, Some("resident-registrations"))
+        .await
+        .unwrap()[0]
+        .read;
+    assert!(read_before < total, "the feed ended before the kill");
+    instances[killed].kill();
+    eprintln!("{connector_holder} (running the connector) killed with {read_before} of {total} records read");
+    let survivors: Vec<usize> = (0..3).filter(|i| *i != killed).collect();
+    let names = |idx: &[usize]| -> Vec<String> {
+        idx.iter().map(|i| instances[*i].instance.clone()).collect()
+    };
+    let survivor_names = names(&survivors);
+    let survivor_refs: Vec<&str> = survivor_names.iter().map(String::as_str).collect();
+    duties_spread_over(&db, &survivor_refs, DUTIES + 1).await;
+    licences.extend(issue(&instances[survivors[0]], &traffic, 5).await);
+
+    // Then another is stopped cleanly.
+    let stopped = survivors[1];
+    instances[stopped].signal("TERM");
+    eprintln!(
+        "{} stopped with {} of {total} records read",
+        instances[stopped].instance,
+        dataset_stats(&db, Some("resident-registrations"))
+            .await
+            .unwrap()[0]
+            .read
+    );
+    let last = [instances[survivors[0]].instance.as_str()];
+    duties_spread_over(&db, &last, DUTIES + 1).await;
+    licences.extend(issue(&instances[survivors[0]], &traffic, 5).await);
+
+    // Both start again, under their own identities.
+    for i in [killed, stopped] {
+        let name = instances[i].instance.clone();
+        instances[i] = ServeProcess::start(&config, &name).unwrap();
+    }
+    duties_spread_over(&db, &["hub-a", "hub-b", "hub-c"], DUTIES + 1).await;
+    answering(&instances[killed]).await;
+    licences.extend(issue(&instances[killed], &traffic, 5).await);
+
+    // The repository: every valid record once, each key at its number of versions.
+    let s = eventually(
+        Duration::from_secs(240),
+        "the whole feed to be read and written",
+        || async {
+            let s = dataset_stats(&db, Some("resident-registrations"))
+                .await
+                .unwrap()
+                .remove(0);
+            assert!(s.read <= total, "read past the source: {s:?}");
+            (s.read == total && s.pending == 0).then_some(s)
+        },
+    )
+    .await;
+    assert!(s.reconciled, "{s:?}");
+    let expected = bohai_tests::expected_repository(&registry, "resident-registrations", &source);
+    bohai_tests::assert_repository_matches(&db, "resident-registrations", &expected).await;
+
+    // The subscription topic: every record, no value twice, a key at most once a version.
+    let delivered = eventually(
+        Duration::from_secs(120),
+        "the subscription topic to carry every record",
+        || async {
+            let delivered = bohai_tests::topic_to_end(&config.kafka.brokers, &subscription_topic);
+            let keys: BTreeSet<&str> = delivered.iter().filter_map(|v| v["key"].as_str()).collect();
+            (keys.len() == expected.len()).then_some(delivered.clone())
+        },
+    )
+    .await;
+    let mut values: BTreeMap<String, usize> = BTreeMap::new();
+    let mut per_key: BTreeMap<&str, usize> = BTreeMap::new();
+    for v in &delivered {
+        *values
+            .entry(format!("{}|{}", v["key"], v["data"]))
+            .or_default() += 1;
+        *per_key.entry(v["key"].as_str().unwrap()).or_default() += 1;
+    }
+    let twice = values.values().filter(|n| **n > 1).count();
+    assert_eq!(twice, 0, "{twice} values on the subscription topic twice");
+    let most_versions = expected.values().map(|(_, v)| *v).max().unwrap();
+    assert!(per_key
+        .values()
+        .all(|n| *n <= usize::try_from(most_versions).unwrap()));
+
+    // Licence events: each published once.
+    let events_total = all_published(&db).await;
+    published_once(&config, events_total, &licences);
+
+    // The audit log: the feed's publish entries count the source once; the chain verifies.
+    let audited: Option<i64> = sqlx::query_scalar(
+        "SELECT sum((detail::jsonb ->> 'read')::bigint)::bigint FROM audit_log
+         WHERE action = 'publish' AND detail::jsonb ->> 'source' = $1",
+    )
+    .bind(FEED)
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(audited, Some(total));
+    let verified: Value = serde_json::from_slice(&command_ok(
+        bohai(&instances[killed].config_file).args(["audit", "verify", "--json"]),
+    ))
+    .unwrap();
+    assert_eq!(verified["intact"], true, "{verified}");
 }

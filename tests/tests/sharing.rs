@@ -91,15 +91,8 @@ fn assert_approved_and_masked<'v>(
     data
 }
 
-async fn post(client: &reqwest::Client, url: &str, token: &str, body: &Value) -> (u16, Value) {
-    let r = client
-        .post(url)
-        .bearer_auth(token)
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+async fn post(_client: &reqwest::Client, url: &str, token: &str, body: &Value) -> (u16, Value) {
+    bohai_tests::post_json(url, token, body).await
 }
 
 #[tokio::test]
@@ -953,61 +946,6 @@ async fn paging_cursors_and_key_filters_reveal_no_masked_key() {
     assert_eq!(own["records"].as_array().unwrap().len(), 1);
 }
 
-/// Every committed record of `topic` now, read from the beginning to each partition's end.
-async fn topic_to_end(topic: &str) -> Vec<Value> {
-    use rdkafka::consumer::{BaseConsumer, Consumer as _};
-    use rdkafka::{Message as _, Offset, TopicPartitionList};
-    let topic = topic.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let timeout = std::time::Duration::from_secs(10);
-        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-            .set("bootstrap.servers", bohai_tests::brokers())
-            .set("group.id", bohai_tests::unique("sub-reader-"))
-            .set("isolation.level", "read_committed")
-            .set("enable.auto.commit", "false")
-            .create()
-            .unwrap();
-        let metadata = consumer.fetch_metadata(Some(&topic), timeout).unwrap();
-        let mut list = TopicPartitionList::new();
-        let mut ends = Vec::new();
-        for p in metadata.topics().iter().flat_map(|t| t.partitions()) {
-            let (low, high) = consumer.fetch_watermarks(&topic, p.id(), timeout).unwrap();
-            if high > low {
-                list.add_partition_offset(&topic, p.id(), Offset::Offset(low))
-                    .unwrap();
-                ends.push((p.id(), high));
-            }
-        }
-        let mut values = Vec::new();
-        if ends.is_empty() {
-            return values;
-        }
-        consumer.assign(&list).unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        loop {
-            let position = consumer.position().unwrap();
-            let done = ends.iter().all(|(p, high)| {
-                matches!(
-                    position.find_partition(&topic, *p).map(|e| e.offset()),
-                    Some(Offset::Offset(o)) if o >= *high
-                )
-            });
-            if done {
-                return values;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{topic} not read to its end"
-            );
-            if let Some(m) = consumer.poll(std::time::Duration::from_millis(200)) {
-                values.push(serde_json::from_slice(m.unwrap().payload().unwrap()).unwrap());
-            }
-        }
-    })
-    .await
-    .unwrap()
-}
-
 /// A subscription batch the broker took, and whose delivery the database never marked (the
 /// mark's transaction failed, as when the instance dies right there), is found on the topic
 /// by the next round (or by the duty's next holder), not produced again: every record of the
@@ -1103,7 +1041,7 @@ async fn a_delivered_batch_whose_mark_was_lost_is_not_delivered_twice() {
     assert!(failed_marks >= 3, "only {failed_marks} marks were tried");
     assert_eq!(delivered, 5_000);
 
-    let delivered = topic_to_end(&topic).await;
+    let delivered = bohai_tests::topic_to_end(&bohai_tests::brokers(), &topic);
     let mut times: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
     for v in &delivered {
         *times
