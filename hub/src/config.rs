@@ -17,6 +17,10 @@ use serde::Deserialize;
 pub const CONFIG_ENV: &str = "BOHAI_CONFIG";
 /// Environment override for [`KafkaConfig::brokers`].
 pub const KAFKA_BROKERS_ENV: &str = "BOHAI_KAFKA_BROKERS";
+/// Overrides `kafka.replication_factor` (`scripts/stack env` sets it for a three-node Kafka).
+pub const KAFKA_REPLICATION_FACTOR_ENV: &str = "BOHAI_KAFKA_REPLICATION_FACTOR";
+/// Overrides `kafka.min_insync_replicas`.
+pub const KAFKA_MIN_INSYNC_REPLICAS_ENV: &str = "BOHAI_KAFKA_MIN_INSYNC_REPLICAS";
 /// Environment override for [`DatabaseConfig::url`].
 pub const DATABASE_URL_ENV: &str = "DATABASE_URL";
 /// Environment override for [`DatabaseConfig::owner_url`].
@@ -661,6 +665,29 @@ impl Config {
         if let Some(v) = env(KAFKA_BROKERS_ENV).filter(|v| !v.is_empty()) {
             self.kafka.brokers = v;
         }
+        for (name, key, field) in [
+            (
+                KAFKA_REPLICATION_FACTOR_ENV,
+                "kafka.replication_factor",
+                &mut self.kafka.replication_factor,
+            ),
+            (
+                KAFKA_MIN_INSYNC_REPLICAS_ENV,
+                "kafka.min_insync_replicas",
+                &mut self.kafka.min_insync_replicas,
+            ),
+        ] {
+            if let Some(v) = env(name).filter(|v| !v.is_empty()) {
+                match v.parse() {
+                    Ok(n) => *field = n,
+                    Err(e) => problems.push(ConfigProblem {
+                        origin: format!("environment variable {name}"),
+                        key: key.to_owned(),
+                        message: format!("`{v}` is not a whole number: {e}"),
+                    }),
+                }
+            }
+        }
         if let Some(v) = env(DATABASE_URL_ENV).filter(|v| !v.is_empty()) {
             self.database.url = v;
         }
@@ -1082,6 +1109,27 @@ mod tests {
         assert_eq!(c.kafka.brokers, "elsewhere:9092");
         assert_eq!(c.database.url, "postgres://u@db/x");
         assert_eq!(c.http.addr.port(), 1234);
+    }
+
+    #[test]
+    fn a_three_node_stack_sets_the_topics_copies_through_the_environment() {
+        let env = |k: &str| match k {
+            KAFKA_REPLICATION_FACTOR_ENV => Some("3".to_owned()),
+            KAFKA_MIN_INSYNC_REPLICAS_ENV => Some("2".to_owned()),
+            _ => None,
+        };
+        let c = Config::load(None, env).unwrap();
+        assert_eq!(
+            (c.kafka.replication_factor, c.kafka.min_insync_replicas),
+            (3, 2)
+        );
+        let bad = |k: &str| (k == KAFKA_REPLICATION_FACTOR_ENV).then(|| "three".to_owned());
+        let err = Config::load(None, bad).unwrap_err();
+        assert!(err
+            .problems
+            .iter()
+            .any(|p| p.key == "kafka.replication_factor"
+                && p.origin.contains(KAFKA_REPLICATION_FACTOR_ENV)));
     }
 
     #[test]
