@@ -946,19 +946,18 @@ async fn paging_cursors_and_key_filters_reveal_no_masked_key() {
     assert_eq!(own["records"].as_array().unwrap().len(), 1);
 }
 
-/// A subscription batch the broker took, and whose delivery the database never marked (the
-/// mark's transaction failed, as when the instance dies right there), is found on the topic
-/// by the next round (or by the duty's next holder), not produced again: every record of the
-/// repository is on the subscription topic exactly once. Before, the batch left pending was
-/// produced a second time.
-#[tokio::test]
-async fn a_delivered_batch_whose_mark_was_lost_is_not_delivered_twice() {
-    let config = prepared_config().await.unwrap();
-    let db = bohai_hub::database::pool(&config.database).unwrap();
+/// Puts `n` generated business registrations (seed `seed`) into the repository as the sink
+/// would; they by credit code.
+async fn store_generated(
+    config: &bohai_hub::config::Config,
+    db: &sqlx::PgPool,
+    seed: u64,
+    n: usize,
+) -> std::collections::BTreeMap<String, Value> {
     let registry = bohai_schemas::Registry::load(&config.registry.dir).unwrap();
     let mut generator =
-        bohai_hub::gen::Generator::new(registry.dataset(DATASET).unwrap(), 7, 0.0).unwrap();
-    let records: std::collections::BTreeMap<String, Value> = (0..5_000)
+        bohai_hub::gen::Generator::new(registry.dataset(DATASET).unwrap(), seed, 0.0).unwrap();
+    let records: std::collections::BTreeMap<String, Value> = (0..n)
         .map(|_| {
             let r = Value::Object(generator.next_record().record);
             (r["credit_code"].as_str().unwrap().to_owned(), r)
@@ -972,31 +971,18 @@ async fn a_delivered_batch_whose_mark_was_lost_is_not_delivered_twice() {
     .bind(DATASET)
     .bind(&pks)
     .bind(&data)
-    .execute(&db)
+    .execute(db)
     .await
     .unwrap();
-    // The first three marks of a batch delivered fail, after the broker committed the batch
-    // (a sequence, which no rollback takes back, counts them).
-    let owner_db = bohai_tests::owner_pool(&config).await.unwrap();
-    for statement in [
-        "CREATE SEQUENCE test_failed_marks",
-        "CREATE FUNCTION test_fail_marks() RETURNS trigger LANGUAGE plpgsql AS $$
-         BEGIN
-             IF nextval('test_failed_marks') <= 3 THEN
-                 RAISE EXCEPTION 'the mark fails (test)' USING ERRCODE = '40001';
-             END IF;
-             RETURN NEW;
-         END $$",
-        "CREATE TRIGGER test_fail_marks BEFORE UPDATE ON subscription_deliveries FOR EACH ROW
-         WHEN (OLD.pending_xid IS NOT NULL AND NEW.pending_xid IS NULL)
-         EXECUTE FUNCTION test_fail_marks()",
-    ] {
-        sqlx::query(statement).execute(&owner_db).await.unwrap();
-    }
-    let hub = RunningHub::start(config.clone()).await.unwrap();
+    records
+}
+
+/// Civil affairs subscribes to the dataset's credit codes and legal representatives, and
+/// market regulation approves: the subscription's id and topic.
+async fn subscribed(hub: &RunningHub, db: &sqlx::PgPool) -> (uuid::Uuid, String) {
     let client = reqwest::Client::new();
-    let owner = bohai_tests::token(&db, "market-regulation").await;
-    let reader = auth::create_scoped_token(&db, "civil-affairs", &[Scope::Read], None)
+    let owner = bohai_tests::token(db, "market-regulation").await;
+    let reader = auth::create_scoped_token(db, "civil-affairs", &[Scope::Read], None)
         .await
         .unwrap()
         .secret;
@@ -1018,8 +1004,133 @@ async fn a_delivered_batch_whose_mark_was_lost_is_not_delivered_twice() {
     )
     .await;
     assert_eq!(status, 200, "{sub}");
-    let topic = sub["topic"].as_str().unwrap().to_owned();
-    let uuid: uuid::Uuid = id.parse().unwrap();
+    (
+        id.parse().unwrap(),
+        sub["topic"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Waits until subscription `id` has no batch pending and delivered at least `n` records;
+/// how many it delivered.
+async fn delivered(db: &sqlx::PgPool, id: uuid::Uuid, n: i64) -> i64 {
+    bohai_tests::eventually(
+        std::time::Duration::from_secs(120),
+        "the repository to be delivered and marked",
+        || async {
+            let (delivered, pending): (i64, bool) = sqlx::query_as(
+                "SELECT delivered_total, pending_xid IS NOT NULL FROM subscription_deliveries
+                 WHERE subscription = $1",
+            )
+            .bind(id)
+            .fetch_optional(db)
+            .await
+            .unwrap()
+            .unwrap_or((0, true));
+            (!pending && delivered >= n).then_some(delivered)
+        },
+    )
+    .await
+}
+
+/// A batch left pending is recognised on the topic by its own records only. Records beyond
+/// the stored ends that name no batch (an instance of the version before, which kept no
+/// ends, delivered them during an upgrade) do not make a pending batch delivered: it is
+/// produced. Before, any record there marked it delivered, and its records never reached the
+/// subscriber.
+#[tokio::test]
+async fn a_pending_batch_is_marked_delivered_only_by_its_own_records_on_the_topic() {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let config = prepared_config().await.unwrap();
+    let db = bohai_hub::database::pool(&config.database).unwrap();
+    store_generated(&config, &db, 3, 1_500).await;
+    let hub = RunningHub::start(config.clone()).await.unwrap();
+    let (id, topic) = subscribed(&hub, &db).await;
+    assert_eq!(delivered(&db, id, 1_500).await, 1_500);
+    drop(hub);
+
+    // While no new hub runs: more records, a batch of them marked pending, and records on
+    // the topic beyond the stored ends that name no batch.
+    let later = store_generated(&config, &db, 4, 500).await;
+    let (xid, pk): (String, String) = sqlx::query_as(
+        "SELECT change_xid::text, pk FROM repository_records WHERE dataset = $1
+         ORDER BY change_xid DESC, pk DESC LIMIT 1",
+    )
+    .bind(DATASET)
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    let owner_db = bohai_tests::owner_pool(&config).await.unwrap();
+    sqlx::query(
+        "UPDATE subscription_deliveries SET pending_xid = $2::xid8, pending_pk = $3
+         WHERE subscription = $1",
+    )
+    .bind(id)
+    .bind(&xid)
+    .bind(&pk)
+    .execute(&owner_db)
+    .await
+    .unwrap();
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bohai_tests::brokers())
+        .create()
+        .unwrap();
+    for i in 0..10 {
+        let value = json!({"subscription": id.to_string(), "dataset": DATASET, "data": {"credit_code": format!("older-{i}")}}).to_string();
+        producer
+            .send(
+                FutureRecord::<str, str>::to(&topic).payload(&value),
+                std::time::Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+    }
+
+    let hub = RunningHub::start(config.clone()).await.unwrap();
+    delivered(&db, id, 2_000).await;
+    let on_topic: std::collections::BTreeSet<String> =
+        bohai_tests::topic_to_end(&bohai_tests::brokers(), &topic)
+            .iter()
+            .filter_map(|v| v["data"]["credit_code"].as_str().map(str::to_owned))
+            .collect();
+    let missing: Vec<&String> = later.keys().filter(|k| !on_topic.contains(*k)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of the pending batch's records never reached the topic",
+        missing.len()
+    );
+    drop(hub);
+}
+
+/// A subscription batch the broker took, and whose delivery the database never marked (the
+/// mark's transaction failed, as when the instance dies right there), is found on the topic
+/// by the next round (or by the duty's next holder), not produced again: every record of the
+/// repository is on the subscription topic exactly once. Before, the batch left pending was
+/// produced a second time.
+#[tokio::test]
+async fn a_delivered_batch_whose_mark_was_lost_is_not_delivered_twice() {
+    let config = prepared_config().await.unwrap();
+    let db = bohai_hub::database::pool(&config.database).unwrap();
+    let records = store_generated(&config, &db, 7, 5_000).await;
+    // The first three marks of a batch delivered fail, after the broker committed the batch
+    // (a sequence, which no rollback takes back, counts them).
+    let owner_db = bohai_tests::owner_pool(&config).await.unwrap();
+    for statement in [
+        "CREATE SEQUENCE test_failed_marks",
+        "CREATE FUNCTION test_fail_marks() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             IF nextval('test_failed_marks') <= 3 THEN
+                 RAISE EXCEPTION 'the mark fails (test)' USING ERRCODE = '40001';
+             END IF;
+             RETURN NEW;
+         END $$",
+        "CREATE TRIGGER test_fail_marks BEFORE UPDATE ON subscription_deliveries FOR EACH ROW
+         WHEN (OLD.pending_xid IS NOT NULL AND NEW.pending_xid IS NULL)
+         EXECUTE FUNCTION test_fail_marks()",
+    ] {
+        sqlx::query(statement).execute(&owner_db).await.unwrap();
+    }
+    let hub = RunningHub::start(config.clone()).await.unwrap();
+    let (uuid, topic) = subscribed(&hub, &db).await;
     let (delivered, failed_marks) = bohai_tests::eventually(
         std::time::Duration::from_secs(120),
         "the whole repository to be delivered and marked",

@@ -95,6 +95,18 @@ pub struct Committed {
     pub offset: i64,
     /// Its value.
     pub payload: Vec<u8>,
+    /// Its headers, by name (a header without a value as empty).
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl Committed {
+    /// The value of its header `name`, if it has one.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+    }
 }
 
 /// The committed records of `topic` from `from` (the next offset of each partition; a
@@ -108,6 +120,7 @@ pub async fn committed_tail(
     from: std::collections::BTreeMap<i32, i64>,
 ) -> KafkaResult<Vec<Committed>> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Headers as _;
     use rdkafka::{Message, Offset, TopicPartitionList};
 
     let client = client_config(config)
@@ -153,10 +166,19 @@ pub async fn committed_tail(
             }
             if let Some(m) = consumer.poll(Duration::from_millis(200)) {
                 let m = m?;
+                let headers = m
+                    .headers()
+                    .map(|hs| {
+                        hs.iter()
+                            .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
                 found.push(Committed {
                     partition: m.partition(),
                     offset: m.offset(),
                     payload: m.payload().unwrap_or_default().to_vec(),
+                    headers,
                 });
             }
         }

@@ -78,6 +78,13 @@ struct Position {
     pk: String,
 }
 
+impl Position {
+    /// How a batch ending here is named in [`BATCH_HEADER`].
+    fn batch_name(&self) -> String {
+        format!("{}:{}", self.xid, self.pk)
+    }
+}
+
 /// Whether subscription `id` is approved and unexpired now; locks it against a withdrawal
 /// until the end of the caller's transaction.
 async fn still_active(tx: &mut sqlx::PgConnection, id: uuid::Uuid) -> Result<bool, sqlx::Error> {
@@ -90,6 +97,10 @@ async fn still_active(tx: &mut sqlx::PgConnection, id: uuid::Uuid) -> Result<boo
     .await?;
     Ok(row.is_some())
 }
+
+/// The header every record of a delivered batch carries: the batch's end position
+/// (`xid:pk`), by which a batch left pending is recognised on the topic.
+const BATCH_HEADER: &str = "bohai-batch";
 
 /// The next offset of each partition of a subscription topic.
 type TopicOffsets = std::collections::BTreeMap<i32, i64>;
@@ -422,7 +433,7 @@ impl Worker {
                     return Ok(0);
                 }
                 if let Some(from) = &state.topic_offsets {
-                    if let Some(found) = self.found_on_topic(&name, from).await? {
+                    if let Some(found) = self.found_on_topic(&name, from, &end).await? {
                         tracing::info!(subscription = %sub.id, records = found.records,
                             "the batch left pending is on the topic already: marked delivered, not produced again");
                         self.mark_delivered(sub.id, &end, found.records, &found.offsets)
@@ -489,7 +500,7 @@ impl Worker {
             }
         };
         let produced = self
-            .produce_fenced(sub, dataset, &rows, salt, &name)
+            .produce_fenced(sub, dataset, &rows, &end, salt, &name)
             .await?;
         let offsets = match offsets {
             Some(mut known) => {
@@ -531,14 +542,17 @@ impl Worker {
         })
     }
 
-    /// The records on topic `name` beyond `from`, if any: only this duty writes the topic,
-    /// each batch in a transaction of its own, so they are the batch left pending, made
-    /// visible before its mark was lost. (The duty's producer was made before, which ended
-    /// any transaction an earlier producer left open.)
+    /// The records of the batch ending at `end` on topic `name` beyond `from`, if it is
+    /// there: made visible before its mark was lost. Each record names its batch
+    /// ([`BATCH_HEADER`]); records of other batches beyond `from` (produced by a version that
+    /// did not keep the ends, say) do not count, and the batch is then produced again: a
+    /// record twice rather than none. (The duty's producer was made before this is read,
+    /// which ended any transaction an earlier producer left open.)
     async fn found_on_topic(
         &self,
         name: &str,
         from: &TopicOffsets,
+        end: &Position,
     ) -> Result<Option<Found>, DeliveryError> {
         let found = kafka::fenced::committed_tail(&self.kafka, name, from.clone())
             .await
@@ -546,7 +560,12 @@ impl Worker {
                 topic: name.to_owned(),
                 error,
             })?;
-        if found.is_empty() {
+        let batch = end.batch_name();
+        let records = found
+            .iter()
+            .filter(|r| r.header(BATCH_HEADER) == Some(batch.as_bytes()))
+            .count();
+        if records == 0 {
             return Ok(None);
         }
         let mut offsets = from.clone();
@@ -554,10 +573,7 @@ impl Worker {
             let at = offsets.entry(record.partition).or_insert(0);
             *at = (*at).max(record.offset + 1);
         }
-        Ok(Some(Found {
-            records: found.len(),
-            offsets,
-        }))
+        Ok(Some(Found { records, offsets }))
     }
 
     /// Where each partition of topic `name` ends now.
@@ -628,6 +644,7 @@ impl Worker {
         sub: &Active,
         dataset: &Dataset,
         rows: &[Row],
+        end: &Position,
         salt: &Salt,
         name: &str,
     ) -> Result<TopicOffsets, DeliveryError> {
@@ -637,7 +654,7 @@ impl Worker {
         };
         let result = async {
             kafka::fenced::begin(&self.producer).await.map_err(failed)?;
-            let produced = match self.produce(sub, dataset, rows, salt, name).await {
+            let produced = match self.produce(sub, dataset, rows, end, salt, name).await {
                 Ok(produced) => produced,
                 Err(e) => {
                     kafka::fenced::abort(&self.producer).await;
@@ -663,6 +680,7 @@ impl Worker {
         sub: &Active,
         dataset: &Dataset,
         rows: &[Row],
+        end: &Position,
         salt: &Salt,
         name: &str,
     ) -> Result<TopicOffsets, DeliveryError> {
@@ -674,6 +692,7 @@ impl Worker {
             fields: &sub.fields,
         };
         let subscription = sub.id.to_string();
+        let batch = end.batch_name();
         let mut deliveries = Vec::with_capacity(rows.len());
         for row in rows {
             let value = serde_json::json!({
@@ -693,6 +712,10 @@ impl Worker {
                 .insert(Header {
                     key: "bohai-subscription",
                     value: Some(&subscription),
+                })
+                .insert(Header {
+                    key: BATCH_HEADER,
+                    value: Some(&batch),
                 });
             let record = FutureRecord::to(name)
                 .key(&key)
