@@ -898,7 +898,8 @@ impl Ingestor {
         Ok(())
     }
 
-    /// Whether `connector`'s stored checkpoint is `checkpoint` (locked until `tx` ends).
+    /// Whether `connector`'s stored checkpoint is `checkpoint` (under [`Self::commit`]'s
+    /// lock of the connector's commits).
     async fn checkpoint_is(
         &self,
         tx: &mut sqlx::PgConnection,
@@ -906,7 +907,7 @@ impl Ingestor {
         checkpoint: &Value,
     ) -> Result<bool, sqlx::Error> {
         let same: Option<bool> = sqlx::query_scalar(
-            "SELECT position = $2 FROM connector_checkpoints WHERE connector = $1 FOR UPDATE",
+            "SELECT position = $2 FROM connector_checkpoints WHERE connector = $1",
         )
         .bind(connector)
         .bind(checkpoint)
@@ -929,6 +930,13 @@ impl Ingestor {
             if let Some(lease) = lease {
                 lease.fence(&mut tx).await?;
             }
+            // One commit of a connector at a time, until its transaction ends: a retry waits
+            // for an attempt the server is still making (its first checkpoint has no row to
+            // lock yet), and then sees what it stored.
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('bohai.connector-commit:' || $1, 0))")
+                .bind(source)
+                .execute(&mut *tx)
+                .await?;
             // The checkpoint is stored in the batch's own transaction: stored already, the
             // batch was recorded (counts, rejects, audit entry) and must not be again.
             if again
