@@ -457,3 +457,52 @@ async fn an_idempotency_key_names_one_request_of_one_dataset() {
         .remove(0);
     assert_eq!(s.read, 0, "{s:?}");
 }
+
+/// Two first attempts of one Idempotency-Key for two datasets, on two instances at once: each
+/// instance's start check finds no earlier attempt. The one that sends its records second is
+/// refused (409) rather than ingesting under the first one's stream, where the sink would
+/// take its records for replays of the other's positions and skip them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_idempotency_key_for_two_datasets_on_two_instances_at_once_names_one_request() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (hub_a, _db, token, config) = push_hub(prepared_config().await.unwrap()).await;
+    let hub_b = RunningHub::start(config.clone()).await.unwrap();
+    let registry = bohai_hub::registry::load(&config.registry).unwrap();
+    let mut penalties = bohai_hub::gen::Generator::new(
+        registry.dataset("administrative-penalties").unwrap(),
+        5,
+        0.0,
+    )
+    .unwrap();
+    let penalty = Value::Object(penalties.next_record().record).to_string() + "\n";
+
+    // On B, a push of penalties with the key opens; its body has not come yet.
+    let addr = hub_b.base_url.strip_prefix("http://").unwrap().to_owned();
+    let mut on_b = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /api/v1/datasets/administrative-penalties/records HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\nConnection: close\r\nIdempotency-Key: shared-key\r\n\r\n"
+    );
+    on_b.write_all(head.as_bytes()).await.unwrap();
+    // (B reads the headers and checks the key before it waits for the body.)
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // On A, a push of business registrations with the same key, whole.
+    let r = reqwest::Client::new()
+        .post(hub_a.url("/api/v1/datasets/business-registrations/records"))
+        .bearer_auth(&token)
+        .header("idempotency-key", "shared-key")
+        .json(&json!([valid_business(0)]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+
+    // B's body arrives: the key names A's request now.
+    let framed = format!("{:x}\r\n{penalty}\r\n0\r\n\r\n", penalty.len());
+    on_b.write_all(framed.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = on_b.read_to_end(&mut answer).await;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 409"), "{text}");
+    assert!(text.contains("idempotency_key_reused"), "{text}");
+}

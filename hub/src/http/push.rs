@@ -520,7 +520,8 @@ impl Push {
             // Before the broker has any of it: the key is this dataset's, and a retry must
             // send these records first.
             let response = serde_json::to_value(&self.response).unwrap_or_default();
-            self.ingestor
+            let owner = self
+                .ingestor
                 .push_sending(
                     &self.stream,
                     &self.dataset,
@@ -530,6 +531,9 @@ impl Push {
                 )
                 .await
                 .map_err(ApiError::from)?;
+            if let Some(other) = owner {
+                return Err(key_reused(&self.stream, &format!("for dataset `{other}`")));
+            }
         }
         self.deliver(&checked).await?;
         self.response.accepted += checked.accepted();

@@ -872,6 +872,10 @@ impl Ingestor {
     /// `sent_sha256`) are being sent: whatever becomes of the attempt, a retry must send the
     /// same ones. A new row starts with nothing committed and the answer `response`; an
     /// existing one keeps its progress, and the furthest point sent.
+    ///
+    /// Returns the dataset the request already belongs to when that is another one: two
+    /// first attempts of one key, for two datasets, on two instances at once, each found no
+    /// earlier attempt when it began; the second to get here must not send.
     pub async fn push_sending(
         &self,
         stream: &str,
@@ -879,23 +883,27 @@ impl Ingestor {
         response: &Value,
         sent_records: u64,
         sent_sha256: &[u8],
-    ) -> Result<(), IngestError> {
-        sqlx::query(
+    ) -> Result<Option<String>, IngestError> {
+        let stored: Option<String> = sqlx::query_scalar(
             "INSERT INTO http_push_requests (stream, dataset, response, records, complete, sent_records, sent_sha256)
              VALUES ($1, $2, $3, 0, false, $4, $5)
              ON CONFLICT (stream) DO UPDATE SET
                sent_sha256 = CASE WHEN EXCLUDED.sent_records > http_push_requests.sent_records
+                               AND http_push_requests.dataset = EXCLUDED.dataset
                              THEN EXCLUDED.sent_sha256 ELSE http_push_requests.sent_sha256 END,
-               sent_records = GREATEST(EXCLUDED.sent_records, http_push_requests.sent_records)",
+               sent_records = CASE WHEN http_push_requests.dataset = EXCLUDED.dataset
+                             THEN GREATEST(EXCLUDED.sent_records, http_push_requests.sent_records)
+                             ELSE http_push_requests.sent_records END
+             RETURNING dataset",
         )
         .bind(stream)
         .bind(dataset)
         .bind(response)
         .bind(i64::try_from(sent_records).unwrap_or(i64::MAX))
         .bind(sent_sha256)
-        .execute(&self.db)
+        .fetch_optional(&self.db)
         .await?;
-        Ok(())
+        Ok(stored.filter(|d| d != dataset))
     }
 
     /// Whether `connector`'s stored checkpoint is `checkpoint` (under [`Self::commit`]'s
