@@ -128,6 +128,11 @@ impl CaCert {
         &self.key
     }
 
+    /// The certificate's serial number (the DER INTEGER's content octets), as a CRL names it.
+    pub fn serial(&self) -> &[u8] {
+        &self.facts.serial
+    }
+
     /// The CA's subject common name.
     pub fn common_name(&self) -> Option<&str> {
         self.facts.subject_cn.as_deref()
@@ -185,7 +190,30 @@ pub fn init_city_ca(names: &CaNames, now: DateTime<Utc>) -> Result<CityPki, CaEr
             source,
         })?;
     let root_issuer = Issuer::new(root_params, root_pair);
+    let issuing = issuing_ca_under(&root_issuer, names, now)?;
+    Ok(CityPki {
+        root: CaCert::from_parts(root_cert.der().to_vec(), root_key)?,
+        issuing,
+    })
+}
 
+/// A new issuing CA signed by the existing city `root` at `now` (10 years; cA with pathlen
+/// 0): the replacement of an issuing CA that was revoked. Seals of the old one are not
+/// carried over; each department's seal is issued again under the new one.
+pub fn new_issuing_ca(
+    root: &CaCert,
+    names: &CaNames,
+    now: DateTime<Utc>,
+) -> Result<CaCert, CaError> {
+    issuing_ca_under(&root.issuer()?, names, now)
+}
+
+fn issuing_ca_under(
+    root: &Issuer<'_, KeyPair>,
+    names: &CaNames,
+    now: DateTime<Utc>,
+) -> Result<CaCert, CaError> {
+    let now = timestamp::whole_seconds(now);
     let issuing_key = keys::generate_p256()?;
     let mut issuing_params = ca_params(
         &names.issuing_common_name,
@@ -197,16 +225,12 @@ pub fn init_city_ca(names: &CaNames, now: DateTime<Utc>) -> Result<CityPki, CaEr
     issuing_params.use_authority_key_identifier_extension = true;
     let issuing_pair = keys::rcgen_key_pair(&issuing_key)?;
     let issuing_cert = issuing_params
-        .signed_by(&issuing_pair, &root_issuer)
+        .signed_by(&issuing_pair, root)
         .map_err(|source| CaError::Build {
             which: "issuing",
             source,
         })?;
-
-    Ok(CityPki {
-        root: CaCert::from_parts(root_cert.der().to_vec(), root_key)?,
-        issuing: CaCert::from_parts(issuing_cert.der().to_vec(), issuing_key)?,
-    })
+    CaCert::from_parts(issuing_cert.der().to_vec(), issuing_key)
 }
 
 fn ca_params(

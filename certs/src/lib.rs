@@ -27,7 +27,7 @@ mod timestamp;
 pub mod trust;
 pub mod verify;
 
-pub use ca::{init_city_ca, CaCert, CaError, CaNames, CityPki};
+pub use ca::{init_city_ca, new_issuing_ca, CaCert, CaError, CaNames, CityPki};
 pub use crl::{
     check_crl_signed_by_anchor, crl_to_pem, issue_crl, read_crl, CrlError, CrlInfo,
     RevocationReason, RevokedSeal,

@@ -1200,3 +1200,106 @@ async fn the_city_roots_crl_is_published_and_a_stale_one_leaves_seals_indetermin
     assert!(made["crl_number"].as_i64().unwrap() > 1, "{made}");
     assert_eq!(verify()["overall"], "VALID");
 }
+
+/// The city's own issuing CA can be revoked (its key compromised, say): `seal revoke-ca`
+/// lists it in the root's CRL, revokes its seals and puts a new issuing CA under the same
+/// root in its place. What its seals sealed verifies INVALID (CERT_REVOKED), the periodic
+/// reissue of the root's CRL keeps listing it, and a seal issued afterwards verifies VALID.
+/// Before, the root's CRL never listed anything and was reissued empty on schedule, so a
+/// compromised issuing CA could only be dropped with the whole root.
+#[tokio::test]
+async fn the_city_issuing_ca_is_revoked_and_replaced_under_the_same_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = prepared_config().await.unwrap();
+    config.pki.master_key_file = dir.path().join("state/master.key");
+    let file = write_config_with_master_key(&config, dir.path()).unwrap();
+    let db = bohai_hub::database::pool(&config.database).unwrap();
+    let first = ok(&file, &["seal", "init-ca"]);
+    let root_pem = first
+        .split_inclusive("-----END CERTIFICATE-----\n")
+        .next()
+        .unwrap()
+        .to_owned();
+    ok(&file, &["seal", "issue", "market-regulation"]);
+    let doc = dir.path().join("批复.txt");
+    std::fs::write(&doc, "关于同意设立盘锦市某某有限公司的批复\n").unwrap();
+    let doc_s = doc.to_str().unwrap();
+    ok(
+        &file,
+        &["seal", "sign", "--dept", "market-regulation", doc_s],
+    );
+    let old_sig = dir.path().join("old.sig");
+    std::fs::rename(dir.path().join("批复.txt.sig"), &old_sig).unwrap();
+    let old_s = old_sig.to_str().unwrap();
+    let report: Value =
+        serde_json::from_str(&ok(&file, &["seal", "verify", doc_s, old_s, "--json"])).unwrap();
+    assert_eq!(report["overall"], "VALID", "{report:#}");
+
+    let done: Value = serde_json::from_str(&ok(
+        &file,
+        &["seal", "revoke-ca", "--reason", "key_compromise", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(done["seals_revoked"], 1, "{done}");
+    let revoked = run(&file, &["seal", "verify", doc_s, old_s, "--json"]);
+    let report: Value = serde_json::from_slice(&revoked.stdout).unwrap();
+    assert_eq!(report["overall"], "INVALID", "{report:#}");
+    assert!(
+        codes(&report).contains(&"CERT_REVOKED".to_owned()),
+        "{report:#}"
+    );
+    assert_eq!(revoked.status.code(), Some(2));
+
+    // The root's CRL (as the API serves it) names the old CA; the reissue on schedule keeps it.
+    ok(&file, &["seal", "root-crl"]);
+    let (root_crl,): (Vec<u8>,) =
+        sqlx::query_as("SELECT der FROM crls WHERE issuer = 'root' ORDER BY number DESC LIMIT 1")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    let serial = done["revoked_serial"].as_str().unwrap().to_uppercase();
+    let crl_path = dir.path().join("root.crl");
+    std::fs::write(&crl_path, &root_crl).unwrap();
+    let text = std::process::Command::new("openssl")
+        .args(["crl", "-inform", "DER", "-noout", "-text", "-in"])
+        .arg(&crl_path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout).replace(':', "");
+    assert!(
+        text.contains(&serial),
+        "{serial} not in the root's CRL:\n{text}"
+    );
+
+    // The new issuing CA is under the same root, and its seals verify.
+    let new_issuing = done["issuing_pem"].as_str().unwrap();
+    assert!(!first.contains(new_issuing.trim()));
+    let root_file = dir.path().join("root.pem");
+    let issuing_file = dir.path().join("issuing.pem");
+    std::fs::write(&root_file, &root_pem).unwrap();
+    std::fs::write(&issuing_file, new_issuing).unwrap();
+    let chained = std::process::Command::new("openssl")
+        .arg("verify")
+        .arg("-CAfile")
+        .arg(&root_file)
+        .arg(&issuing_file)
+        .output()
+        .unwrap();
+    assert!(
+        chained.status.success(),
+        "{}",
+        String::from_utf8_lossy(&chained.stderr)
+    );
+    ok(&file, &["seal", "issue", "market-regulation"]);
+    ok(
+        &file,
+        &["seal", "sign", "--dept", "market-regulation", doc_s],
+    );
+    let new_sig = dir.path().join("批复.txt.sig");
+    let report: Value = serde_json::from_str(&ok(
+        &file,
+        &["seal", "verify", doc_s, new_sig.to_str().unwrap(), "--json"],
+    ))
+    .unwrap();
+    assert_eq!(report["overall"], "VALID", "{report:#}");
+}

@@ -49,6 +49,22 @@ pub enum SealCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Revoke the city's issuing CA (its key compromised, say) and make a new one under the
+    /// same root: every seal of the old CA is revoked with it and the root's CRL lists it, so
+    /// that what those seals sealed verifies INVALID. Each department then needs a new seal
+    /// (`seal issue`). Uses the root key the hub keeps or, where it is kept off the hub,
+    /// `--root-key`.
+    RevokeCa {
+        /// CRL reason: key_compromise, ca_compromise, superseded, cessation_of_operation, ...
+        #[arg(long)]
+        reason: String,
+        /// The root key (PKCS#8 PEM, as `export-root-key` wrote it).
+        #[arg(long, value_name = "FILE")]
+        root_key: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Issue a seal certificate and seal record for a department.
     Issue {
         /// Department code, e.g. market-regulation.
@@ -268,15 +284,57 @@ pub(super) async fn run(config: &Config, command: &SealCommand) -> anyhow::Resul
                 eprintln!("root key written to {}", output.display());
             }
         }
-        SealCommand::RootCrl { root_key, json } => {
-            let key = root_key
+        SealCommand::RevokeCa {
+            reason,
+            root_key,
+            json,
+        } => {
+            let reason_text = reason;
+            let reason = crate::seals::service::parse_reason(reason)?;
+            let key = read_root_key(root_key.as_deref())?;
+            let key_pem = key
                 .as_ref()
-                .map(|path| {
-                    std::fs::read(path)
-                        .map(bohai_certs::secret::SecretBytes::new)
-                        .with_context(|| format!("cannot read {}", path.display()))
-                })
-                .transpose()?;
+                .map(|k| std::str::from_utf8(k.expose_secret()))
+                .transpose()
+                .context("the root key file is not PEM text")?;
+            let done = SealsService::with_master_key(&db, pki)?
+                .revoke_issuing_ca(reason, now, key_pem)
+                .await?;
+            record(
+                &db,
+                "ca.revoke_issuing",
+                None,
+                serde_json::json!({
+                    "reason": reason_text,
+                    "revoked_serial": done.revoked_serial,
+                    "seals_revoked": done.seals_revoked,
+                    "root_crl_number": done.root_crl_number,
+                    "crl_number": done.crl_number,
+                    "offline_key": key_pem.is_some(),
+                }),
+            )
+            .await?;
+            if *json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "revoked_serial": done.revoked_serial,
+                        "issuing_pem": done.issuing_pem,
+                        "seals_revoked": done.seals_revoked,
+                        "root_crl_number": done.root_crl_number,
+                        "crl_number": done.crl_number,
+                    })
+                );
+            } else {
+                print!("{}", done.issuing_pem);
+                eprintln!(
+                    "issuing CA {} revoked ({reason_text}) and replaced; {} seals revoked with it: issue each department a new one (`bohai seal issue DEPT`); root CRL {} and CRL {} issued",
+                    done.revoked_serial, done.seals_revoked, done.root_crl_number, done.crl_number
+                );
+            }
+        }
+        SealCommand::RootCrl { root_key, json } => {
+            let key = read_root_key(root_key.as_deref())?;
             let key_pem = key
                 .as_ref()
                 .map(|k| std::str::from_utf8(k.expose_secret()))
@@ -634,4 +692,16 @@ fn print_report(report: &Report) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The root key file `--root-key` names, if any, read into a zeroized buffer.
+fn read_root_key(
+    path: Option<&std::path::Path>,
+) -> anyhow::Result<Option<bohai_certs::secret::SecretBytes>> {
+    path.map(|path| {
+        std::fs::read(path)
+            .map(bohai_certs::secret::SecretBytes::new)
+            .with_context(|| format!("cannot read {}", path.display()))
+    })
+    .transpose()
 }

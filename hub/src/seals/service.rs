@@ -5,8 +5,8 @@ use std::str::FromStr;
 use std::time::Duration as StdDuration;
 
 use bohai_certs::{
-    import_seal_with_image, init_city_ca, issue_crl, issue_seal_with_image, read_crl,
-    sign_document, verify_seal_signature_with_image, CaCert, CaNames, CertificateInfo,
+    import_seal_with_image, init_city_ca, issue_crl, issue_seal_with_image, new_issuing_ca,
+    read_crl, sign_document, verify_seal_signature_with_image, CaCert, CaNames, CertificateInfo,
     EncryptedKey, ImageType, ImportRequest, MasterKey, Report, RevocationReason, RevokedSeal,
     SealImage, SealKey, SealRecord, SealRequest, SealSignature, SealType, SecretBytes,
     TrustAnchors, Validity, VerifyContext, VerifyPolicy,
@@ -239,6 +239,21 @@ pub struct CaMade {
     /// Issuing CA certificate, PEM.
     pub issuing_pem: String,
     /// The first CRL's number.
+    pub crl_number: i64,
+}
+
+/// What `revoke-ca` did.
+#[derive(Debug, Clone)]
+pub struct IssuingCaRevoked {
+    /// The revoked issuing CA's serial, hex.
+    pub revoked_serial: String,
+    /// The new issuing CA certificate, PEM.
+    pub issuing_pem: String,
+    /// How many seals were revoked with the old CA.
+    pub seals_revoked: u64,
+    /// The number of the root's CRL that lists the old CA.
+    pub root_crl_number: i64,
+    /// The number of the new CA's first CRL.
     pub crl_number: i64,
 }
 
@@ -764,18 +779,7 @@ impl<'a> SealsService<'a> {
         if !store::lock_ca(&mut tx).await? {
             return Err(SealsError::NoCa);
         }
-        let mut revoked = Vec::new();
-        for (serial_hex, revoked_at, reason) in store::revoked_issued(&mut tx).await? {
-            let serial = hex_decode(&serial_hex).ok_or_else(|| SealsError::Stored {
-                what: "seal serial".to_owned(),
-                reason: format!("`{serial_hex}` is not hex"),
-            })?;
-            revoked.push(RevokedSeal {
-                serial,
-                revoked_at,
-                reason: parse_reason(&reason).unwrap_or(RevocationReason::Unspecified),
-            });
-        }
+        let revoked = crl_entries(store::revoked_issued(&mut tx).await?, "seal serial")?;
         let crl = sign_crl(
             &mut tx,
             CrlIssuer::Issuing,
@@ -794,10 +798,63 @@ impl<'a> SealsService<'a> {
         Ok(crl)
     }
 
+    /// Revokes the city's issuing CA (its key compromised, say) and puts a new issuing CA
+    /// under the same root in its place, made with the root key the hub keeps or with
+    /// `offline_key_pem`. Every seal of the old CA is revoked with it (`ca_compromise`); the
+    /// root's CRL, which lists the old CA from now on, and the new CA's first CRL are issued.
+    /// Signatures and licences sealed under the old CA then verify INVALID wherever the root's
+    /// CRL is loaded; each department needs a new seal (`seal issue`).
+    pub async fn revoke_issuing_ca(
+        &self,
+        reason: RevocationReason,
+        now: DateTime<Utc>,
+        offline_key_pem: Option<&str>,
+    ) -> Result<IssuingCaRevoked, SealsError> {
+        let root = self.root(offline_key_pem).await?;
+        let old = self.issuing().await?;
+        let names = CaNames::for_city(&self.config.city_zh, &self.config.government_zh);
+        let new = new_issuing_ca(&root, &names, now)?;
+        let new_key = EncryptedKey::encrypt(self.master()?, LABEL_ISSUING, new.key())?.to_string();
+        let revoked_serial = hex_lower(old.serial());
+        let mut tx = self.db.begin().await?;
+        if !store::lock_ca(&mut tx).await? {
+            return Err(SealsError::NoCa);
+        }
+        if store::issuing_cert(&mut tx).await?.as_deref() != Some(old.cert_der()) {
+            return Err(SealsError::Stored {
+                what: "issuing CA".to_owned(),
+                reason: "it was replaced while this command ran; run it again".to_owned(),
+            });
+        }
+        store::replace_revoked_issuing_ca(
+            &mut tx,
+            &revoked_serial,
+            old.cert_der(),
+            now,
+            &reason_name(reason),
+            new.cert_der(),
+            &new_key,
+        )
+        .await?;
+        let seals_revoked =
+            store::revoke_all_issued(&mut tx, now, &reason_name(RevocationReason::CaCompromise))
+                .await?;
+        tx.commit().await?;
+        let root_crl = self.reissue_root_crl(now, offline_key_pem).await?;
+        let crl = self.reissue_crl(now).await?;
+        tracing::warn!(revoked = %revoked_serial, seals_revoked, "the city issuing CA was revoked and replaced");
+        Ok(IssuingCaRevoked {
+            revoked_serial,
+            issuing_pem: new.cert_pem(),
+            seals_revoked,
+            root_crl_number: root_crl.number,
+            crl_number: crl.number,
+        })
+    }
+
     /// Issues a new CRL of the city root, valid `pki.root_crl_validity` from `now`, signed
     /// with the root key the hub keeps or with `offline_key_pem` (the key kept off the hub).
-    /// It lists no certificate: the city never revokes its issuing CA in place (a compromised
-    /// issuing CA is replaced with `seal init-ca --force`).
+    /// It lists every issuing CA revoked with [`Self::revoke_issuing_ca`].
     pub async fn reissue_root_crl(
         &self,
         now: DateTime<Utc>,
@@ -824,7 +881,19 @@ impl<'a> SealsService<'a> {
         if !store::lock_ca(&mut tx).await? {
             return Err(SealsError::NoCa);
         }
-        let crl = sign_crl(&mut tx, CrlIssuer::Root, &root, &[], now, now + validity).await?;
+        let revoked = crl_entries(
+            store::revoked_issuing_cas(&mut tx).await?,
+            "issuing CA serial",
+        )?;
+        let crl = sign_crl(
+            &mut tx,
+            CrlIssuer::Root,
+            &root,
+            &revoked,
+            now,
+            now + validity,
+        )
+        .await?;
         tx.commit().await?;
         tracing::info!(crl_number = crl.number, next_update = %crl.next_update, "issued the root's CRL");
         Ok(crl)
@@ -850,6 +919,27 @@ impl<'a> SealsService<'a> {
 
 /// Signs the next CRL of `ca` (`issuer` in the store), listing `revoked`, and stores it in `tx`
 /// (which holds the CA's lock).
+/// CRL entries from stored revocations (serial hex, time, reason); `what` names the serial
+/// in an error about a stored one that is not hex.
+fn crl_entries(
+    rows: Vec<(String, DateTime<Utc>, String)>,
+    what: &str,
+) -> Result<Vec<RevokedSeal>, SealsError> {
+    rows.into_iter()
+        .map(|(serial_hex, revoked_at, reason)| {
+            let serial = hex_decode(&serial_hex).ok_or_else(|| SealsError::Stored {
+                what: what.to_owned(),
+                reason: format!("`{serial_hex}` is not hex"),
+            })?;
+            Ok(RevokedSeal {
+                serial,
+                revoked_at,
+                reason: parse_reason(&reason).unwrap_or(RevocationReason::Unspecified),
+            })
+        })
+        .collect()
+}
+
 async fn sign_crl(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     issuer: CrlIssuer,

@@ -99,6 +99,9 @@ pub async fn replace_ca(
     ca: &StoredCa,
 ) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM crls").execute(&mut **tx).await?;
+    sqlx::query("DELETE FROM revoked_issuing_cas")
+        .execute(&mut **tx)
+        .await?;
     sqlx::query("DELETE FROM pki_ca").execute(&mut **tx).await?;
     sqlx::query(
         "INSERT INTO pki_ca (id, root_cert_der, root_key_encrypted, issuing_cert_der, \
@@ -111,6 +114,73 @@ pub async fn replace_ca(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// Records the issuing CA `cert_der` (serial `serial_hex`) revoked at `at` for `reason`, and
+/// puts `new_cert_der` with its encrypted key in its place, in `tx` (which locked the CA).
+pub async fn replace_revoked_issuing_ca(
+    tx: &mut Transaction<'_, Postgres>,
+    serial_hex: &str,
+    cert_der: &[u8],
+    at: DateTime<Utc>,
+    reason: &str,
+    new_cert_der: &[u8],
+    new_key_encrypted: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO revoked_issuing_cas (serial_hex, cert_der, revoked_at, reason) \
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(serial_hex)
+    .bind(cert_der)
+    .bind(at)
+    .bind(reason)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("UPDATE pki_ca SET issuing_cert_der = $1, issuing_key_encrypted = $2 WHERE id = 1")
+        .bind(new_cert_der)
+        .bind(new_key_encrypted)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The issuing CA certificate (DER) stored now, read in `tx`.
+pub async fn issuing_cert(
+    tx: &mut Transaction<'_, Postgres>,
+) -> Result<Option<Vec<u8>>, sqlx::Error> {
+    sqlx::query_scalar("SELECT issuing_cert_der FROM pki_ca WHERE id = 1")
+        .fetch_optional(&mut **tx)
+        .await
+}
+
+/// The revoked issuing CAs (serial hex, time, reason), for the root's CRL.
+pub async fn revoked_issuing_cas(
+    tx: &mut Transaction<'_, Postgres>,
+) -> Result<Vec<(String, DateTime<Utc>, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT serial_hex, revoked_at, reason FROM revoked_issuing_cas ORDER BY revoked_at, serial_hex",
+    )
+    .fetch_all(&mut **tx)
+    .await
+}
+
+/// Revokes every seal the city CA issued that is not revoked yet (their issuing CA was
+/// revoked), at `at` for `reason`; how many.
+pub async fn revoke_all_issued(
+    tx: &mut Transaction<'_, Postgres>,
+    at: DateTime<Utc>,
+    reason: &str,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE seals SET revoked_at = $1, revocation_reason = $2 \
+         WHERE revoked_at IS NULL AND NOT imported",
+    )
+    .bind(at)
+    .bind(reason)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 /// Locks the CA row for the rest of `tx` (serializes CRL issuance); false when there is no CA.
