@@ -115,6 +115,39 @@ fn parse_both(
     Ok(crl)
 }
 
+/// Whether the newest CRL of `crls` that one of `anchors` signed, among those of the issuer of
+/// the certificate `cert_der`, lists it: that CRL's number, hex (or `?`). The newest decides,
+/// as on a seal's path (by thisUpdate, then CRL number). How a seal record's maker, a CA
+/// issued directly by an anchor that is not on the seal's own path (webpki cannot check a
+/// CA as an end entity), is checked for revocation.
+pub(crate) fn listed_by_anchor_crl(
+    cert_der: &[u8],
+    crls: &[Vec<u8>],
+    anchors: &TrustAnchors,
+) -> Option<String> {
+    use x509_parser::prelude::{FromDer as _, X509Certificate};
+    let (_, cert) = X509Certificate::from_der(cert_der).ok()?;
+    let newest = crls
+        .iter()
+        .take(32)
+        .filter_map(|der| {
+            let info = check_crl_signed_by_anchor(der, anchors).ok()?;
+            let crl = parse_both(der).ok()?;
+            (crl.issuer().as_raw() == cert.issuer().as_raw()).then_some((info, crl))
+        })
+        .max_by(|(a, _), (b, _)| {
+            let number = |i: &CrlInfo| i.crl_number.as_deref().map(|n| (n.len(), n.to_owned()));
+            a.this_update
+                .cmp(&b.this_update)
+                .then_with(|| number(a).cmp(&number(b)))
+        })?;
+    let (info, crl) = newest;
+    let listed = crl
+        .iter_revoked_certificates()
+        .any(|r| r.raw_serial() == cert.raw_serial());
+    listed.then(|| info.crl_number.unwrap_or_else(|| "?".to_owned()))
+}
+
 /// Checks that the DER CRL `der` is signed by one of `anchors`: the CRL's issuer is an
 /// anchor's subject, that anchor may sign CRLs (no keyUsage, or keyUsage with cRLSign), and
 /// the signature verifies with its key. Dates are not checked: the verifier judges freshness

@@ -305,6 +305,19 @@ pub fn verify_seal_signature_with_image(
         Some((ReasonCode::SealRecordInvalid, e.to_string()))
     } else if let Err(e) = ctx.trust.check_maker(record.maker_cert_der(), signing_time) {
         Some((ReasonCode::SealRecordInvalid, e))
+    } else if let Some(number) = maker_off_path_revoked(
+        ctx,
+        record.maker_cert_der(),
+        sig.signer_cert_der(),
+        &intermediates,
+        signing_time,
+    ) {
+        // A revoked maker's records say nothing: whoever holds its key can make one binding
+        // any certificate to any seal.
+        Some((
+            ReasonCode::CertRevoked,
+            format!("the CA that made the seal record is revoked: listed in CRL #{number} of its issuer"),
+        ))
     } else if record.info().cert_digest != sha256(sig.signer_cert_der()) {
         Some((
             ReasonCode::SealCertMismatch,
@@ -468,6 +481,26 @@ fn cas_on_path(
         wanted = issuer_raw;
     }
     path
+}
+
+/// The number of the CRL that revokes a seal record's maker, when the maker is not on the
+/// seal's own verified path (an imported seal: its certificate from the department's CA, its
+/// record from the city's). A maker on the path is the revocation check's, which reports it.
+fn maker_off_path_revoked(
+    ctx: &VerifyContext<'_>,
+    maker: &[u8],
+    signer_cert_der: &[u8],
+    intermediates: &[CertificateDer<'_>],
+    signing_time: DateTime<Utc>,
+) -> Option<String> {
+    let on_path = ctx
+        .trust
+        .verified_intermediates(signer_cert_der, intermediates, signing_time)
+        .is_ok_and(|path| path.iter().any(|c| c.as_slice() == maker));
+    if on_path {
+        return None;
+    }
+    crate::crl::listed_by_anchor_crl(maker, ctx.crls, ctx.trust)
 }
 
 /// Orders CRLs of one issuer newest first: by thisUpdate, then (the same second) by CRL

@@ -1303,3 +1303,82 @@ async fn the_city_issuing_ca_is_revoked_and_replaced_under_the_same_root() {
     .unwrap();
     assert_eq!(report["overall"], "VALID", "{report:#}");
 }
+
+/// After `seal revoke-ca`, a seal record made by the revoked issuing CA says nothing: whoever
+/// holds that CA's key could make one binding any certificate to any seal. A signature of an
+/// imported seal (its certificate from the department's own CA, its record from the city's)
+/// made before is INVALID; the seal itself stays usable, its record made again by the new
+/// CA, and what it signs afterwards is VALID. Before, the record's maker was never checked
+/// against its issuer's CRL, so the old signatures stayed VALID.
+#[tokio::test]
+async fn records_made_by_a_revoked_issuing_ca_say_nothing_and_imported_seals_get_new_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut config = prepared_config().await.unwrap();
+    let registry = bohai_hub::registry::load(&config.registry).unwrap();
+    let code = &registry.department("public-security").unwrap().credit_code;
+    let ca = DeptCa::new(d, "/C=CN/O=盘锦市公安局/CN=盘锦市公安局印章CA");
+    let seal = ca.issue_seal(
+        "seal",
+        &format!("/C=CN/O=盘锦市公安局/organizationIdentifier={code}/CN=盘锦市公安局公章"),
+    );
+    let master = d.join("master.key");
+    config.pki.master_key_file = master.clone();
+    let file = write_config(&config, d).unwrap();
+    let base = std::fs::read_to_string(&file).unwrap();
+    let crl = ca.crl("dept.crl");
+    let pki = format!(
+        "trust_anchors = [\"{}\"]\ncrls = [\"{}\"]\n",
+        d.join("ca.pem").display(),
+        crl.display()
+    );
+    with_pki(&file, &base, &master, &pki);
+    ok(&file, &["seal", "init-ca"]);
+    let (cert, key) = (d.join(&seal.cert), d.join(&seal.key_pkcs8));
+    ok(
+        &file,
+        &[
+            "seal",
+            "import",
+            "public-security",
+            "--cert",
+            cert.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let doc = d.join("doc.txt");
+    std::fs::write(&doc, "imported seal").unwrap();
+    let doc_s = doc.to_str().unwrap();
+    let sign = |to: &str| {
+        ok(&file, &["seal", "sign", "--dept", "public-security", doc_s]);
+        let sig = d.join(to);
+        std::fs::rename(d.join("doc.txt.sig"), &sig).unwrap();
+        sig
+    };
+    let verify = |sig: &Path| -> Value {
+        let out = run(
+            &file,
+            &["seal", "verify", doc_s, sig.to_str().unwrap(), "--json"],
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let before = sign("before.sig");
+    assert_eq!(verify(&before)["overall"], "VALID");
+
+    let done: Value = serde_json::from_str(&ok(
+        &file,
+        &["seal", "revoke-ca", "--reason", "key_compromise", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(done["records_remade"], 1, "{done}");
+    let report = verify(&before);
+    assert_eq!(report["overall"], "INVALID", "{report:#}");
+    assert!(
+        codes(&report).contains(&"CERT_REVOKED".to_owned()),
+        "{report:#}"
+    );
+    let after = sign("after.sig");
+    let report = verify(&after);
+    assert_eq!(report["overall"], "VALID", "{report:#}");
+}

@@ -308,6 +308,7 @@ pub(super) async fn run(config: &Config, command: &SealCommand) -> anyhow::Resul
                     "reason": reason_text,
                     "revoked_serial": done.revoked_serial,
                     "seals_revoked": done.seals_revoked,
+                    "records_remade": done.records_remade,
                     "root_crl_number": done.root_crl_number,
                     "crl_number": done.crl_number,
                     "offline_key": key_pem.is_some(),
@@ -321,6 +322,7 @@ pub(super) async fn run(config: &Config, command: &SealCommand) -> anyhow::Resul
                         "revoked_serial": done.revoked_serial,
                         "issuing_pem": done.issuing_pem,
                         "seals_revoked": done.seals_revoked,
+                        "records_remade": done.records_remade,
                         "root_crl_number": done.root_crl_number,
                         "crl_number": done.crl_number,
                     })
@@ -328,8 +330,13 @@ pub(super) async fn run(config: &Config, command: &SealCommand) -> anyhow::Resul
             } else {
                 print!("{}", done.issuing_pem);
                 eprintln!(
-                    "issuing CA {} revoked ({reason_text}) and replaced; {} seals revoked with it: issue each department a new one (`bohai seal issue DEPT`); root CRL {} and CRL {} issued",
-                    done.revoked_serial, done.seals_revoked, done.root_crl_number, done.crl_number
+                    "issuing CA {} revoked ({reason_text}) and replaced; root CRL {} and CRL {} issued; {} seals revoked with it.\nNext: `bohai seal issue {}` first (the licence status list and trust bundle are sealed with it: until then online licence verification fails), then a new seal for each department that seals (`bohai seal issue DEPT`); the records of {} imported seals were made again by the new CA",
+                    done.revoked_serial,
+                    done.root_crl_number,
+                    done.crl_number,
+                    done.seals_revoked,
+                    config.licences.status_authority,
+                    done.records_remade
                 );
             }
         }

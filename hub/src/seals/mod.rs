@@ -21,6 +21,10 @@ pub enum SealsError {
     /// `bohai seal init-ca` has not been run on this database.
     #[error("there is no city CA yet: run `bohai seal init-ca`")]
     NoCa,
+    /// The city's issuing CA was replaced (`seal revoke-ca`) while a seal was being made
+    /// under the old one.
+    #[error("the city issuing CA was replaced (`bohai seal revoke-ca`) while this seal was being made; make it again")]
+    CaReplaced,
     /// A city CA exists and `--force` was not given.
     #[error("a city CA already exists; `bohai seal init-ca --force` replaces it (every existing seal then stops verifying)")]
     CaExists,

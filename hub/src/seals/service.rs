@@ -251,6 +251,8 @@ pub struct IssuingCaRevoked {
     pub issuing_pem: String,
     /// How many seals were revoked with the old CA.
     pub seals_revoked: u64,
+    /// How many imported seals' records the new CA made again.
+    pub records_remade: usize,
     /// The number of the root's CRL that lists the old CA.
     pub root_crl_number: i64,
     /// The number of the new CA's first CRL.
@@ -374,7 +376,11 @@ impl<'a> SealsService<'a> {
     }
 
     async fn issuing(&self) -> Result<CaCert, SealsError> {
-        let ca = self.stored_ca().await?;
+        self.issuing_of(self.stored_ca().await?)
+    }
+
+    /// The issuing CA of `ca`, with its key decrypted.
+    fn issuing_of(&self, ca: StoredCa) -> Result<CaCert, SealsError> {
         let key = parse_encrypted(&ca.issuing_key_encrypted, "issuing key")?
             .decrypt(self.master()?, LABEL_ISSUING)?;
         Ok(CaCert::from_parts(ca.issuing_cert_der, key)?)
@@ -433,7 +439,7 @@ impl<'a> SealsService<'a> {
             crl_distribution_url: self.config.crl_url.clone(),
         };
         let issued = issue_seal_with_image(&issuing, &request, &image, now)?;
-        self.store_seal(&dept.code, issued, seal_type, &image, false, now)
+        self.store_seal(&dept.code, issued, &issuing, seal_type, &image, false, now)
             .await
     }
 
@@ -482,14 +488,18 @@ impl<'a> SealsService<'a> {
                 })
             }
         }
-        self.store_seal(&dept.code, issued, seal_type, &image, true, now)
+        self.store_seal(&dept.code, issued, &maker, seal_type, &image, true, now)
             .await
     }
 
+    /// Stores a seal `maker` (the issuing CA) made: refused when the city's issuing CA was
+    /// replaced meanwhile (`seal revoke-ca`), which would leave a live seal under a revoked CA.
+    #[allow(clippy::too_many_arguments)] // each is one part of the seal made
     async fn store_seal(
         &self,
         dept: &str,
         issued: bohai_certs::IssuedSeal,
+        maker: &CaCert,
         seal_type: SealType,
         image: &SealImage,
         imported: bool,
@@ -520,7 +530,11 @@ impl<'a> SealsService<'a> {
             imported,
             image_media_type: Some(image.image_type().media_type().to_owned()),
         };
-        store::insert_seal(self.db, &stored, Some(image.bytes())).await?;
+        if !store::insert_seal_made_by(self.db, &stored, Some(image.bytes()), maker.cert_der())
+            .await?
+        {
+            return Err(SealsError::CaReplaced);
+        }
         Ok(summary(&stored, now))
     }
 
@@ -769,9 +783,6 @@ impl<'a> SealsService<'a> {
         now: DateTime<Utc>,
         lease: Option<&crate::cluster::Lease>,
     ) -> Result<StoredCrl, SealsError> {
-        let issuing = self.issuing().await?;
-        let validity = Duration::from_std(self.config.crl_validity.max(StdDuration::from_secs(60)))
-            .unwrap_or_else(|_| Duration::days(7));
         let mut tx = self.db.begin().await?;
         if let Some(lease) = lease {
             lease.fence(&mut tx).await?;
@@ -779,22 +790,54 @@ impl<'a> SealsService<'a> {
         if !store::lock_ca(&mut tx).await? {
             return Err(SealsError::NoCa);
         }
-        let revoked = crl_entries(store::revoked_issued(&mut tx).await?, "seal serial")?;
+        // Read under the lock: a CA replaced meanwhile (`revoke-ca`) is not the one to sign.
+        let ca = store::locked_ca(&mut tx).await?.ok_or(SealsError::NoCa)?;
+        let issuing = self.issuing_of(ca)?;
+        let crl = self.issuing_crl_in(&mut tx, &issuing, now).await?;
+        tx.commit().await?;
+        Ok(crl)
+    }
+
+    /// Signs the issuing CA's CRL, listing every revoked seal of the city, in `tx` (which
+    /// locked the CA).
+    async fn issuing_crl_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        issuing: &CaCert,
+        now: DateTime<Utc>,
+    ) -> Result<StoredCrl, SealsError> {
+        let validity = Duration::from_std(self.config.crl_validity.max(StdDuration::from_secs(60)))
+            .unwrap_or_else(|_| Duration::days(7));
+        let revoked = crl_entries(store::revoked_issued(tx).await?, "seal serial")?;
         let crl = sign_crl(
-            &mut tx,
+            tx,
             CrlIssuer::Issuing,
-            &issuing,
+            issuing,
             &revoked,
             now,
             now + validity,
         )
         .await?;
-        tx.commit().await?;
         tracing::info!(
             crl_number = crl.number,
             revoked = revoked.len(),
             "issued a CRL"
         );
+        Ok(crl)
+    }
+
+    /// Signs the root's CRL, listing every revoked issuing CA, in `tx` (which locked the CA).
+    async fn root_crl_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        root: &CaCert,
+        now: DateTime<Utc>,
+    ) -> Result<StoredCrl, SealsError> {
+        let validity = Duration::from_std(self.config.root_crl_validity)
+            .unwrap_or_else(|_| Duration::days(365));
+        let revoked = crl_entries(store::revoked_issuing_cas(tx).await?, "issuing CA serial")?;
+        let crl = sign_crl(tx, CrlIssuer::Root, root, &revoked, now, now + validity).await?;
+        tracing::info!(crl_number = crl.number, next_update = %crl.next_update, "issued the root's CRL");
         Ok(crl)
     }
 
@@ -839,14 +882,31 @@ impl<'a> SealsService<'a> {
         let seals_revoked =
             store::revoke_all_issued(&mut tx, now, &reason_name(RevocationReason::CaCompromise))
                 .await?;
+        // Seals imported from departments' own CAs stay valid: their records, made by the
+        // revoked CA (which now makes every record it made say nothing), are made again by
+        // the new one, saying the same.
+        let mut records_remade = 0;
+        for (seal_id, der) in store::live_imported_records(&mut tx).await? {
+            let old_record = SealRecord::from_der(&der)?;
+            let record = SealRecord::make_with_picture_type(
+                old_record.info().clone(),
+                old_record.picture_type(),
+                &new,
+            )?;
+            store::set_record(&mut tx, &seal_id, &record.to_der()?).await?;
+            records_remade += 1;
+        }
+        // Both CRLs in the same transaction: the old CA is never replaced without the root's
+        // CRL listing it.
+        let root_crl = self.root_crl_in(&mut tx, &root, now).await?;
+        let crl = self.issuing_crl_in(&mut tx, &new, now).await?;
         tx.commit().await?;
-        let root_crl = self.reissue_root_crl(now, offline_key_pem).await?;
-        let crl = self.reissue_crl(now).await?;
         tracing::warn!(revoked = %revoked_serial, seals_revoked, "the city issuing CA was revoked and replaced");
         Ok(IssuingCaRevoked {
             revoked_serial,
             issuing_pem: new.cert_pem(),
             seals_revoked,
+            records_remade,
             root_crl_number: root_crl.number,
             crl_number: crl.number,
         })
@@ -872,8 +932,6 @@ impl<'a> SealsService<'a> {
         lease: Option<&crate::cluster::Lease>,
     ) -> Result<StoredCrl, SealsError> {
         let root = self.root(offline_key_pem).await?;
-        let validity = Duration::from_std(self.config.root_crl_validity)
-            .unwrap_or_else(|_| Duration::days(365));
         let mut tx = self.db.begin().await?;
         if let Some(lease) = lease {
             lease.fence(&mut tx).await?;
@@ -881,21 +939,8 @@ impl<'a> SealsService<'a> {
         if !store::lock_ca(&mut tx).await? {
             return Err(SealsError::NoCa);
         }
-        let revoked = crl_entries(
-            store::revoked_issuing_cas(&mut tx).await?,
-            "issuing CA serial",
-        )?;
-        let crl = sign_crl(
-            &mut tx,
-            CrlIssuer::Root,
-            &root,
-            &revoked,
-            now,
-            now + validity,
-        )
-        .await?;
+        let crl = self.root_crl_in(&mut tx, &root, now).await?;
         tx.commit().await?;
-        tracing::info!(crl_number = crl.number, next_update = %crl.next_update, "issued the root's CRL");
         Ok(crl)
     }
 

@@ -145,6 +145,18 @@ pub async fn replace_revoked_issuing_ca(
     Ok(())
 }
 
+/// The city CA as stored, read in `tx` (after [`lock_ca`]).
+pub async fn locked_ca(
+    tx: &mut Transaction<'_, Postgres>,
+) -> Result<Option<StoredCa>, sqlx::Error> {
+    sqlx::query_as::<_, StoredCa>(
+        "SELECT root_cert_der, root_key_encrypted, issuing_cert_der, issuing_key_encrypted \
+         FROM pki_ca WHERE id = 1",
+    )
+    .fetch_optional(&mut **tx)
+    .await
+}
+
 /// The issuing CA certificate (DER) stored now, read in `tx`.
 pub async fn issuing_cert(
     tx: &mut Transaction<'_, Postgres>,
@@ -183,6 +195,32 @@ pub async fn revoke_all_issued(
     Ok(done.rows_affected())
 }
 
+/// The seal records (DER) of imported seals not revoked, by seal id: their own CAs made
+/// their certificates, the city issuing CA their records.
+pub async fn live_imported_records(
+    tx: &mut Transaction<'_, Postgres>,
+) -> Result<Vec<(String, Vec<u8>)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT seal_id, record_der FROM seals WHERE imported AND revoked_at IS NULL ORDER BY seal_id",
+    )
+    .fetch_all(&mut **tx)
+    .await
+}
+
+/// Replaces seal `seal_id`'s record.
+pub async fn set_record(
+    tx: &mut Transaction<'_, Postgres>,
+    seal_id: &str,
+    record_der: &[u8],
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE seals SET record_der = $2 WHERE seal_id = $1")
+        .bind(seal_id)
+        .bind(record_der)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 /// Locks the CA row for the rest of `tx` (serializes CRL issuance); false when there is no CA.
 pub async fn lock_ca(tx: &mut Transaction<'_, Postgres>) -> Result<bool, sqlx::Error> {
     let row: Option<(i16,)> = sqlx::query_as("SELECT id FROM pki_ca WHERE id = 1 FOR UPDATE")
@@ -200,8 +238,30 @@ pub async fn remove_root_key(db: &PgPool) -> Result<(), sqlx::Error> {
 }
 
 /// Stores a new seal with its image (whose media type is `seal.image_media_type`).
-pub async fn insert_seal(
+/// Stores a seal that the issuing CA `maker_cert_der` made, unless the city's issuing CA is
+/// another one by now (false): the CA row is read FOR SHARE, so that a replacement of the
+/// CA either waits for this seal (and revokes it with the others) or came first.
+pub async fn insert_seal_made_by(
     db: &PgPool,
+    seal: &StoredSeal,
+    image: Option<&[u8]>,
+    maker_cert_der: &[u8],
+) -> Result<bool, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let current: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT issuing_cert_der FROM pki_ca WHERE id = 1 FOR SHARE")
+            .fetch_optional(&mut *tx)
+            .await?;
+    if current.as_deref() != Some(maker_cert_der) {
+        return Ok(false);
+    }
+    insert_seal(&mut tx, seal, image).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+async fn insert_seal(
+    tx: &mut Transaction<'_, Postgres>,
     seal: &StoredSeal,
     image: Option<&[u8]>,
 ) -> Result<(), sqlx::Error> {
@@ -226,7 +286,7 @@ pub async fn insert_seal(
     .bind(seal.imported)
     .bind(image)
     .bind(&seal.image_media_type)
-    .execute(db)
+    .execute(&mut **tx)
     .await?;
     Ok(())
 }
