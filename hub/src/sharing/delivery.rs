@@ -105,6 +105,12 @@ const BATCH_HEADER: &str = "bohai-batch";
 /// The next offset of each partition of a subscription topic.
 type TopicOffsets = std::collections::BTreeMap<i32, i64>;
 
+/// Moves `partition`'s end in `offsets` up to `next` (never back).
+fn advance(offsets: &mut TopicOffsets, partition: i32, next: i64) {
+    let at = offsets.entry(partition).or_insert(0);
+    *at = (*at).max(next);
+}
+
 /// Where a subscription's delivery stands.
 struct DeliveryState {
     /// The end of the last batch marked delivered.
@@ -505,8 +511,7 @@ impl Worker {
         let offsets = match offsets {
             Some(mut known) => {
                 for (partition, next) in produced {
-                    let at = known.entry(partition).or_insert(0);
-                    *at = (*at).max(next);
+                    advance(&mut known, partition, next);
                 }
                 known
             }
@@ -570,8 +575,7 @@ impl Worker {
         }
         let mut offsets = from.clone();
         for record in &found {
-            let at = offsets.entry(record.partition).or_insert(0);
-            *at = (*at).max(record.offset + 1);
+            advance(&mut offsets, record.partition, record.offset + 1);
         }
         Ok(Some(Found { records, offsets }))
     }
@@ -730,10 +734,7 @@ impl Worker {
         let mut ends = TopicOffsets::new();
         for d in deliveries {
             match d.await {
-                Ok(Ok(delivery)) => {
-                    let at = ends.entry(delivery.partition).or_insert(0);
-                    *at = (*at).max(delivery.offset + 1);
-                }
+                Ok(Ok(delivery)) => advance(&mut ends, delivery.partition, delivery.offset + 1),
                 Ok(Err((e, _))) => return Err(failed(e)),
                 Err(_) => return Err(failed(rdkafka::error::KafkaError::Canceled)),
             }
