@@ -193,14 +193,28 @@ async fn topics_are_created_with_the_configured_settings() {
         .set("bootstrap.servers", &config.brokers)
         .create()
         .unwrap();
-    let described = admin
-        .describe_configs(
-            [&ResourceSpecifier::Topic(&topic)],
-            &AdminOptions::new().request_timeout(Some(Duration::from_secs(30))),
-        )
-        .await
-        .unwrap();
-    let resource = described.into_iter().next().unwrap().unwrap();
+    // A topic just created may not be described by every broker yet (its configuration
+    // comes back empty once in a while): asked again until it is.
+    let resource = bohai_tests::eventually(
+        Duration::from_secs(30),
+        "the new topic's configuration to be described",
+        || async {
+            let described = admin
+                .describe_configs(
+                    [&ResourceSpecifier::Topic(&topic)],
+                    &AdminOptions::new().request_timeout(Some(Duration::from_secs(30))),
+                )
+                .await
+                .ok()?;
+            let resource = described.into_iter().next()?.ok()?;
+            resource
+                .get("retention.ms")
+                .and_then(|e| e.value.clone())
+                .is_some()
+                .then_some(resource)
+        },
+    )
+    .await;
     let value = |name: &str| {
         resource
             .get(name)
