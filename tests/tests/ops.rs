@@ -1036,13 +1036,15 @@ async fn operations_data_needs_an_ops_token_and_quotes_no_rejected_identity_numb
     for secret in [ID_NUMBER, NESTED_ID, NESTED_NAME, KEY] {
         assert!(!text.contains(secret), "`{secret}` shown in clear: {text}");
     }
-    // The payload's masked identity number is what the reason quotes instead.
+    // The reason about the masked identity number keeps its pointer and rule and says the
+    // field is masked instead of quoting it (a check may reshape a value, as the birth date
+    // of an identity number, where no replacement of its text finds it).
     let payload: Value = serde_json::from_str(d["payload"].as_str().unwrap()).unwrap();
     let masked = payload["legal_rep_id_number"].as_str().unwrap();
     assert!(masked.starts_with("hash:"), "{payload}");
     assert!(
-        reasons.contains(masked),
-        "{reasons} does not quote {masked}"
+        reasons.contains("masks `legal_rep_id_number` (hash)"),
+        "{reasons}"
     );
     assert_eq!(payload["previous"]["legal_rep_name"], "欧**华", "{payload}");
     assert!(

@@ -66,13 +66,46 @@ impl Replacements {
         // Longest first, so that a value containing another is replaced whole.
         pairs.sort_by_key(|(original, _)| std::cmp::Reverse(original.len()));
         let mut out = text.to_owned();
-        for (original, shown) in pairs {
+        for (original, shown) in &pairs {
             if out.contains(original.as_str()) {
                 out = out.replace(original.as_str(), shown);
             }
         }
+        // A reason cut to its stored length (`storable::cut`) may end inside a value: what
+        // is left of it is the value's beginning, which no whole replacement finds.
+        if let Some((head, tail)) = split_cut_marker(&out) {
+            for (original, _) in &pairs {
+                if let Some(kept) = cut_inside(head, original) {
+                    return format!("{}{CUT_VALUE}{tail}", &head[..kept]);
+                }
+            }
+        }
         out
     }
+}
+
+/// What the beginning of a masked value is shown as where a cut reason ends inside it.
+const CUT_VALUE: &str = "[masked]";
+
+/// A reason cut to its stored length ends in `… (N bytes in all)`: the text before the
+/// marker and the marker.
+fn split_cut_marker(text: &str) -> Option<(&str, &str)> {
+    if !text.ends_with(" bytes in all)") {
+        return None;
+    }
+    let at = text.rfind("… (")?;
+    Some(text.split_at(at))
+}
+
+/// Where `head` would be cut so as not to end with a beginning of `original` two or more
+/// characters long (a whole value was replaced already); `None` when it does not.
+fn cut_inside(head: &str, original: &str) -> Option<usize> {
+    let mut ends: Vec<usize> = original.char_indices().map(|(i, _)| i).skip(2).collect();
+    ends.push(original.len());
+    ends.into_iter()
+        .rev()
+        .find(|&end| head.ends_with(&original[..end]))
+        .map(|end| head.len() - end)
 }
 
 /// Masks `raw` by `rules` (`None`: a dataset without rules, every field masked), and says
@@ -208,9 +241,57 @@ pub fn mask_reject(
     key: &ring::hmac::Key,
 ) -> (Masked, Value, String) {
     let (masked, replaced) = mask_with_replacements(raw, rules, key);
-    let reasons = mask_texts(reasons, &replaced);
+    let reasons = match reasons {
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|reason| hide_masked_field_message(reason, rules))
+                .map(|reason| mask_texts(&reason, &replaced))
+                .collect(),
+        ),
+        other => mask_texts(other, &replaced),
+    };
     let origin = replaced.apply(&mask_push_origin(origin, key));
     (masked, reasons, origin)
+}
+
+/// A reason whose pointer passes through a field the dataset masks, with its message
+/// replaced by one naming the field and its rule: a check may quote what it read out of the
+/// value in another shape (the birth date or the check digit of an identity number), which
+/// no replacement of the value's text finds. The pointer and the rule stay.
+fn hide_masked_field_message(reason: &Value, rules: Option<&BTreeMap<String, MaskRule>>) -> Value {
+    let (Some(rules), Value::Object(map)) = (rules, reason) else {
+        return reason.clone();
+    };
+    let Some(pointer) = map.get("pointer").and_then(Value::as_str) else {
+        return reason.clone();
+    };
+    let masked = pointer
+        .split('/')
+        .skip(1)
+        .map(|segment| segment.replace("~1", "/").replace("~0", "~"))
+        .find_map(|field| rules.get(&field).map(|rule| (field, *rule)));
+    let Some((field, rule)) = masked else {
+        return reason.clone();
+    };
+    let mut map = map.clone();
+    map.insert(
+        "message".to_owned(),
+        Value::String(format!(
+            "the value of `{field}` breaks this rule; the message is hidden because the \
+             dataset masks `{field}` ({})",
+            rule_name(rule)
+        )),
+    );
+    Value::Object(map)
+}
+
+fn rule_name(rule: MaskRule) -> &'static str {
+    match rule {
+        MaskRule::Partial => "partial",
+        MaskRule::Hash => "hash",
+        MaskRule::Drop => "drop",
+    }
 }
 
 /// Every string of `reasons` but the pointers and rule names, masked by `replaced`.
@@ -386,12 +467,56 @@ mod tests {
     }
 
     #[test]
+    fn a_reason_about_a_masked_field_does_not_reshape_its_value_into_view() {
+        // The ID-number check quotes the birth date and the check digit it read out of the
+        // value: neither is the value's text, so no replacement finds them.
+        let raw = r#"{"legal_rep_id_number":"211102195013209203","previous":[{"legal_rep_id_number":"211102195001209204"}]}"#;
+        let reasons = serde_json::json!([
+            {"pointer": "/legal_rep_id_number", "rule": "format", "message": "birth date 1950-13-20 is not a real date"},
+            {"pointer": "/previous/0/legal_rep_id_number", "rule": "format", "message": "check digit should be 3, found 4"},
+            {"pointer": "/capital", "rule": "minimum", "message": "-1 is less than the minimum of 0"},
+        ]);
+        let (_, shown, _) = mask_reject(raw, &reasons, "x", Some(&rules()), &key());
+        let text = shown.to_string();
+        for secret in ["1950-13-20", "should be 3"] {
+            assert!(!text.contains(secret), "{text}");
+        }
+        assert_eq!(shown[0]["pointer"], "/legal_rep_id_number");
+        assert_eq!(shown[0]["rule"], "format");
+        assert!(
+            shown[1]["message"]
+                .as_str()
+                .unwrap()
+                .contains("legal_rep_id_number"),
+            "{text}"
+        );
+        // A reason about a field the dataset does not mask stays as it was.
+        assert_eq!(shown[2]["message"], "-1 is less than the minimum of 0");
+    }
+
+    #[test]
+    fn a_reason_cut_inside_a_masked_value_does_not_show_its_beginning() {
+        let raw = r#"{"legal_rep_name":"王小明","legal_rep_id_number":"211102195001209203"}"#;
+        // A reason quoting the whole record, cut (as reasons are, to 1000 bytes) in the
+        // middle of the identity number.
+        let reasons = serde_json::json!([
+            {"pointer": "", "rule": "type", "message": "{\"legal_rep_name\":\"王小明\",\"legal_rep_id_number\":\"21110219500… (5000 bytes in all)"},
+        ]);
+        let (_, shown, _) = mask_reject(raw, &reasons, "x", Some(&rules()), &key());
+        let message = shown[0]["message"].as_str().unwrap();
+        assert!(!message.contains("21110219500"), "{message}");
+        assert!(!message.contains("王小明"), "{message}");
+        assert!(message.ends_with("… (5000 bytes in all)"), "{message}");
+    }
+
+    #[test]
     fn reasons_and_origins_quote_the_record_masked_as_its_payload() {
         let raw = r#"{"legal_rep_id_number":211102195001209203,"legal_rep_name":"王小明","contact_mobile":"13912345678","previous":[{"legal_rep_id_number":"21110219500120920X"}]}"#;
         let reasons = serde_json::json!([
-            {"pointer": "/legal_rep_id_number", "rule": "type", "message": "211102195001209203 is not of type \"string\""},
+            {"pointer": "", "rule": "additionalProperties", "message": "211102195001209203 is not of type \"string\""},
+            {"pointer": "", "rule": "not", "message": "\"13912345678\" does not match"},
+            {"pointer": "/previous", "rule": "maxItems", "message": "[{\"legal_rep_id_number\":\"21110219500120920X\"}] has more than 0 items"},
             {"pointer": "/contact_mobile", "rule": "pattern", "message": "\"13912345678\" does not match"},
-            {"pointer": "/previous/0/legal_rep_id_number", "rule": "format", "message": "\"21110219500120920X\" is not a \"cn-resident-id\""},
         ]);
         let (m, shown, origin) = mask_reject(
             raw,
@@ -416,7 +541,16 @@ mod tests {
         );
         assert_eq!(shown[1]["message"], "\"[dropped]\" does not match");
         assert!(shown[2]["message"].as_str().unwrap().contains(nested));
-        assert_eq!(shown[2]["pointer"], "/previous/0/legal_rep_id_number");
+        assert_eq!(shown[2]["pointer"], "/previous");
+        assert_eq!(shown[3]["pointer"], "/contact_mobile");
+        assert_eq!(shown[3]["rule"], "pattern");
+        assert!(
+            shown[3]["message"]
+                .as_str()
+                .unwrap()
+                .contains("masks `contact_mobile` (drop)"),
+            "{text}"
+        );
         assert_eq!(
             origin,
             format!(
