@@ -138,6 +138,24 @@ impl Signed {
         )
     }
 
+    /// `bohai audit verify --against FILE --root ROOT`, which must fail: what it said.
+    fn refused(&self, against: &std::path::Path) -> String {
+        let out = bohai_tests::bohai_run(
+            &self.file,
+            &[
+                "audit",
+                "verify",
+                "--against",
+                against.to_str().unwrap(),
+                "--root",
+                self.root.to_str().unwrap(),
+            ],
+        );
+        let said = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success(), "accepted: {said}");
+        said
+    }
+
     /// The database administrator's hand (or a hub with one role): the owner role, triggers
     /// off, runs `sql`, triggers back on.
     async fn as_owner(&self, sql: &[String]) {
@@ -190,6 +208,62 @@ async fn a_truncation_after_a_checkpoint_is_detected() {
     assert_eq!(v["intact"], false);
     assert_eq!(v["first_broken"], hub.base + 4, "{v}");
     assert!(v["reason"].as_str().unwrap().contains("deleted"), "{v}");
+}
+
+/// Issue 15, item 7 (review of the revoke-ca slice): a checkpoint was checked against the
+/// authority's certificate at the time it claims, without its revocation. Whoever kept the
+/// status authority's seal key after its revocation signs a checkpoint over a rewritten chain
+/// claiming a later time, and `audit verify --against` accepted it; a checkpoint claiming a
+/// time far ahead of the verifier's clock was accepted too.
+#[tokio::test]
+async fn a_checkpoint_signed_after_its_seal_was_revoked_or_claiming_the_future_is_refused() {
+    let hub = Signed::new(2).await;
+    let registry = bohai_hub::registry::load(&hub.config.registry).unwrap();
+    let made_at = |at: chrono::DateTime<chrono::Utc>| {
+        let (db, config, registry) = (&hub.db, &hub.config, &registry);
+        async move {
+            bohai_hub::audit::checkpoint::make(db, config, registry, at, None)
+                .await
+                .unwrap()
+        }
+    };
+    let write = |name: &str, token: &str| {
+        let path = hub.dir.path().join(name);
+        std::fs::write(&path, token).unwrap();
+        path
+    };
+    // A day ahead of every clock: refused by its time alone.
+    let ahead = made_at(chrono::Utc::now() + chrono::Duration::days(1)).await;
+    let ahead = write("ahead.jws", &ahead.token);
+    let refused = hub.refused(&ahead);
+    assert!(refused.contains("ahead of this clock"), "{refused}");
+
+    // Signed with the key now, claiming a minute on (within the clock skew allowed); then the
+    // seal is revoked: its signatures claiming a time after that are the key holder's, not
+    // the authority's.
+    let later = made_at(chrono::Utc::now() + chrono::Duration::seconds(60)).await;
+    let later = write("later.jws", &later.token);
+    let (ok, v) = hub.verify(Some(&later));
+    assert!(ok, "before the revocation it verifies: {v}");
+    let seals: serde_json::Value = serde_json::from_str(&bohai_tests::bohai_ok(
+        &hub.file,
+        &["seal", "list", "--json"],
+    ))
+    .unwrap();
+    let seal_id = seals
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["department"] == "data-administration")
+        .and_then(|s| s["seal_id"].as_str())
+        .unwrap()
+        .to_owned();
+    bohai_tests::bohai_ok(
+        &hub.file,
+        &["seal", "revoke", &seal_id, "--reason", "key_compromise"],
+    );
+    let refused = hub.refused(&later);
+    assert!(refused.contains("revoked"), "{refused}");
 }
 
 #[tokio::test]

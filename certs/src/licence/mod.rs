@@ -28,7 +28,7 @@ pub use document::{
     LICENCE_TYP,
 };
 pub use jws::{key_id, JwsError, ParsedJws};
-pub use signer::{check_signed_by, check_signed_by_unrevoked};
+pub use signer::{check_signed_by, check_signed_by_unrevoked, SignerRevocation};
 pub use status::{
     is_number_of_type, sign_status_list, split_licence_number, verify_status_list, BoundNumber,
     EncodedSerials, LicenceStatus, StatusList, StatusListError, VerifiedStatusList,

@@ -81,30 +81,42 @@ pub(crate) fn check_signer(
     Ok(facts)
 }
 
+/// What a verifier knows of revocations when it checks an authority's signature
+/// ([`check_signed_by_unrevoked`]).
+#[derive(Debug, Clone, Copy)]
+pub struct SignerRevocation<'a> {
+    /// The CRLs at hand (DER): the signer's issuer's, and its CAs' issuers'.
+    pub crls: &'a [Vec<u8>],
+    /// The SHA-256 of every revoked imported seal's certificate (the registry's revocation,
+    /// which no CRL of the city carries).
+    pub revoked_seals: &'a [[u8; 32]],
+    /// The verifier's own clock: the CRLs must be current then.
+    pub now: DateTime<Utc>,
+}
+
 /// [`check_signed_by`], and the signer certificate (and intermediates whose issuers' CRLs are
-/// among `crls`) not revoked before `at`, by a CRL of its issuer that is current at `now` (a
-/// missing or expired one is a refusal): an authority key that was revoked signs nothing a
-/// verifier accepts once the CRL saying so is out, and an old CRL cannot hide it for longer
-/// than that CRL's own validity.
+/// among `revocation.crls`) not revoked before `at`, by a CRL of its issuer that is current at
+/// `revocation.now` (a missing or expired one is a refusal), nor a revoked imported seal: an
+/// authority key that was revoked signs nothing a verifier accepts once the CRL saying so is
+/// out, and an old CRL cannot hide it for longer than that CRL's own validity.
 pub fn check_signed_by_unrevoked(
     jws: &ParsedJws,
     trust: &TrustAnchors,
-    crls: &[Vec<u8>],
+    revocation: SignerRevocation<'_>,
     at: DateTime<Utc>,
-    now: DateTime<Utc>,
     credit_code: &str,
 ) -> Result<(), String> {
     check_signed_by(jws, trust, at, credit_code)?;
     let facts = signer_facts(jws).map_err(|p| p.to_string())?;
     let ctx = crate::verify::VerifyContext {
         trust,
-        crls,
-        at: now,
+        crls: revocation.crls,
+        at: revocation.now,
         policy: crate::verify::VerifyPolicy {
             revocation: crate::verify::RevocationPolicy::RequireCrl,
             ..Default::default()
         },
-        revoked_seals: &[],
+        revoked_seals: revocation.revoked_seals,
     };
     let (leaf, rest) = jws
         .chain

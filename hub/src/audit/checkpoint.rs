@@ -11,7 +11,9 @@
 //!
 //! Signing and checking are pure ([`sign`], [`verify`]); [`make`] and [`publish`] are the I/O.
 
-use bohai_certs::licence::{check_signed_by, jws::sign_compact, ParsedJws};
+use bohai_certs::licence::{
+    check_signed_by_unrevoked, jws::sign_compact, ParsedJws, SignerRevocation,
+};
 use bohai_certs::TrustAnchors;
 use chrono::{DateTime, Utc};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -30,6 +32,8 @@ pub const CHECKPOINT_TYP: &str = "bohai-audit-checkpoint+jwt";
 pub const CHECKPOINT_VERSION: u32 = 1;
 /// Largest checkpoint file read.
 const MAX_CHECKPOINT_LEN: usize = 64 * 1024;
+/// How far a checkpoint's time may lie ahead of the verifier's clock.
+const CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(5);
 
 /// What a checkpoint signs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -154,11 +158,17 @@ pub fn sign(
         .map_err(|e| CheckpointError::Signature(e.to_string()))
 }
 
-/// Checks a checkpoint: its form, and that it was signed, at the time it claims, by a seal
-/// certificate chaining to `trust` and naming `authority_credit_code`.
+/// Checks a checkpoint: its form; that it was signed, at the time it claims, by a seal
+/// certificate chaining to `trust` and naming `authority_credit_code`; that its seal was not
+/// revoked before that time (`revocation`: the CRLs and revoked imported seals at hand, and
+/// the verifier's clock, which the CRLs must be current at); and that the time it claims is
+/// not ahead of that clock (by more than five minutes). Whoever kept a revoked seal's key
+/// can sign a checkpoint over a rewritten chain, but only by claiming a time before the
+/// revocation, which the checkpoints kept from then hold.
 pub fn verify(
     token: &str,
     trust: &TrustAnchors,
+    revocation: SignerRevocation<'_>,
     authority_credit_code: &str,
 ) -> Result<VerifiedCheckpoint, CheckpointError> {
     let token = token.trim();
@@ -189,8 +199,20 @@ pub fn verify(
     if claims.seq < 0 {
         return Err(CheckpointError::Malformed(format!("seq {}", claims.seq)));
     }
-    check_signed_by(&jws, trust, claims.issued_at, authority_credit_code)
-        .map_err(CheckpointError::Signature)?;
+    if claims.issued_at > revocation.now + CLOCK_SKEW {
+        return Err(CheckpointError::Malformed(format!(
+            "it claims to have been signed at {}, ahead of this clock ({})",
+            claims.issued_at, revocation.now
+        )));
+    }
+    check_signed_by_unrevoked(
+        &jws,
+        trust,
+        revocation,
+        claims.issued_at,
+        authority_credit_code,
+    )
+    .map_err(CheckpointError::Signature)?;
     Ok(VerifiedCheckpoint { claims, hash })
 }
 
@@ -330,7 +352,16 @@ mod tests {
     fn a_checkpoint_of_another_type_is_refused() {
         let trust = TrustAnchors::default();
         assert!(matches!(
-            verify("not.a.jws", &trust, "x"),
+            verify(
+                "not.a.jws",
+                &trust,
+                SignerRevocation {
+                    crls: &[],
+                    revoked_seals: &[],
+                    now: Utc::now(),
+                },
+                "x"
+            ),
             Err(CheckpointError::Malformed(_))
         ));
     }

@@ -86,8 +86,22 @@ pub(super) async fn run(config: &Config, command: &AuditCommand) -> anyhow::Resu
                         .with_context(|| {
                             format!("licences.status_authority `{authority}` is not a department of the registry")
                         })?;
-                    let checkpoint = audit::checkpoint::verify(&token, &trust, &credit_code)
-                        .with_context(|| format!("{}", file.display()))?;
+                    // The city's CRLs and the revoked imported seals, from the registry:
+                    // a checkpoint its seal signed after being revoked is not the authority's.
+                    let seals = crate::seals::SealsService::public(&db, &config.pki);
+                    let crls = seals.crls().await?;
+                    let revoked_seals = seals.revoked_imported().await?;
+                    let checkpoint = audit::checkpoint::verify(
+                        &token,
+                        &trust,
+                        bohai_certs::licence::SignerRevocation {
+                            crls: &crls,
+                            revoked_seals: &revoked_seals,
+                            now: chrono::Utc::now(),
+                        },
+                        &credit_code,
+                    )
+                    .with_context(|| format!("{}", file.display()))?;
                     audit::verify_against(&db, &checkpoint).await?
                 }
             };

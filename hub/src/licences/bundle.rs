@@ -274,12 +274,24 @@ impl OfflineVerifier {
             .map(|c| STANDARD.decode(c))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| bad(format!("crl: {e}")))?;
+        let revoked = bundle
+            .revoked_seals
+            .iter()
+            .map(|hex| {
+                crate::seals::service::hex_decode(hex)
+                    .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+                    .ok_or_else(|| bad(format!("revoked seal `{hex}` is not a SHA-256 in hex")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         bohai_certs::licence::check_signed_by_unrevoked(
             &jws,
             &anchors,
-            &crls,
+            bohai_certs::licence::SignerRevocation {
+                crls: &crls,
+                revoked_seals: &revoked,
+                now,
+            },
             bundle.issued_at,
-            now,
             authority_credit_code,
         )
         .map_err(|e| bad(format!("signature: {e}")))?;
@@ -292,15 +304,6 @@ impl OfflineVerifier {
                 RecordValidator::new(&t.schema)
                     .map(|v| (t, v))
                     .map_err(|e| bad(format!("licence type schema: {e}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let revoked = bundle
-            .revoked_seals
-            .iter()
-            .map(|hex| {
-                crate::seals::service::hex_decode(hex)
-                    .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
-                    .ok_or_else(|| bad(format!("revoked seal `{hex}` is not a SHA-256 in hex")))
             })
             .collect::<Result<Vec<_>, _>>()?;
         // The seal certificates the bundle holds, each for its department: only these seal
