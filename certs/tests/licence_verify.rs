@@ -600,3 +600,26 @@ fn the_compact_qr_form_verifies_with_a_key_id_and_fits_a_phone_qr_code() {
         assert_eq!(code(&report, "parse"), ReasonCode::Malformed, "{bad}");
     }
 }
+
+/// An authentic licence whose status is unknown (no list at hand) is still handed back for
+/// the issuer's record to confirm or refute (online, a forgery with a number no list covers
+/// yet is then INVALID, not INDETERMINATE); one that failed another check is not.
+#[test]
+fn an_authentic_licence_of_unknown_status_is_handed_back_for_the_record_check() {
+    let f = fixture();
+    let jws = seal_licence(&f.key, licence(1), entry(3)).unwrap();
+    let v = verifier(&f.pki, f.crls.clone());
+    let inputs = |at| LicenceInputs {
+        status: None,
+        types: &Types,
+        at,
+    };
+    let (report, verified) = v.verify(&jws, inputs(now()));
+    assert_eq!(report.overall, Verdict::Indeterminate, "{report:#?}");
+    assert_eq!(code(&report, "status"), ReasonCode::StatusUnknown);
+    assert_eq!(verified.unwrap().licence().number, licence(1).number);
+    // Expired, status unknown: INVALID, and nothing to confirm.
+    let (report, verified) = v.verify(&jws, inputs(now() + Duration::days(60)));
+    assert_eq!(report.overall, Verdict::Invalid, "{report:#?}");
+    assert!(verified.is_none());
+}

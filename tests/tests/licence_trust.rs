@@ -484,6 +484,22 @@ async fn a_licence_sealed_with_the_issuers_own_key_but_never_issued_is_refused_o
     assert_eq!(report["overall"], "INVALID", "{report:#}");
     assert_eq!(problems(&report), ["LICENCE_NOT_ON_RECORD"], "{report:#}");
 
+    // A number never issued, at an index no list covers yet: its status is unknown, and so
+    // it was INDETERMINATE ("try again later") before, not refused. The record says it was
+    // never issued, whatever its status.
+    let mut unnumbered = real_claims.licence.clone();
+    let (prefix, _) = unnumbered.number.rsplit_once('-').unwrap();
+    unnumbered.number = format!("{prefix}-99999999");
+    let mut beyond = status.clone();
+    beyond.idx = 4_000_000;
+    let never_issued = seal_licence(&key, unnumbered, beyond).unwrap();
+    let report = verify_online(&hub, &never_issued).await;
+    assert_eq!(report["overall"], "INVALID", "{report:#}");
+    assert!(
+        problems(&report).contains(&"LICENCE_NOT_ON_RECORD".to_owned()),
+        "{report:#}"
+    );
+
     // The licence as issued, and the same claims sealed again (an ES256 signature differs
     // each time): what was issued, so VALID.
     let report = verify_online(&hub, &real).await;

@@ -845,6 +845,60 @@ async fn verifications_are_not_held_up_while_the_status_list_is_remade() {
     assert_eq!(checking.await.unwrap(), 200);
 }
 
+/// Once the status authority has no seal it may sign with (its seal revoked, or every seal
+/// after `seal revoke-ca`, until a new one is issued), no status list can be made. A
+/// verification must then say the status is unknown (INDETERMINATE), not fail outright, and
+/// must not pass a licence suspended since on the strength of the last list. Before, the
+/// verification answered 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_status_authority_seal_a_verification_is_indeterminate_not_an_error() {
+    let f = Fixture::new().await;
+    let (status, issued) = f.issue(&f.police_token, "driving-licence", 0).await;
+    assert_eq!(status, 201, "{issued}");
+    let document = issued["document"].as_str().unwrap().to_owned();
+    assert_eq!(f.verify(&document).await["overall"], "VALID");
+
+    let seals: Value = serde_json::from_str(&ok(&f.file, &["seal", "list", "--json"])).unwrap();
+    let authority_seal = seals
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["department"] == "data-administration")
+        .and_then(|s| s["seal_id"].as_str())
+        .unwrap()
+        .to_owned();
+    ok(
+        &f.file,
+        &[
+            "seal",
+            "revoke",
+            &authority_seal,
+            "--reason",
+            "key_compromise",
+        ],
+    );
+    let number = issued["number"].as_str().unwrap();
+    let (status, answer) = f
+        .action(number, "suspend", &json!({"reason": "检查"}))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    // Past the second within which the hub uses its list without looking.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let report = f.verify(&document).await;
+    assert_eq!(report["overall"], "INDETERMINATE", "{report:#}");
+    assert_eq!(problems(&report), vec!["STATUS_UNKNOWN"], "{report:#}");
+
+    // A new seal for the authority: the list is made again, and the suspension is seen.
+    ok(&f.file, &["seal", "issue", "data-administration"]);
+    let report =
+        bohai_tests::eventually(Duration::from_secs(20), "a status list again", || async {
+            let report = f.verify(&document).await;
+            (report["overall"] != "INDETERMINATE").then_some(report)
+        })
+        .await;
+    assert_eq!(report["overall"], "INVALID", "{report:#}");
+}
+
 /// Issue 15, item 9: the trust bundle (every seal, CRL and the status list, signed) is not
 /// signed anew for every request: the same bytes while its status list is current, a new one
 /// as soon as a status changes.

@@ -110,7 +110,10 @@ impl Default for LicencePolicy {
     }
 }
 
-/// A licence that passed every check. Only [`LicenceVerifier::verify`] makes one.
+/// A licence that passed every check but perhaps its status, which may be unknown (no list,
+/// or one that does not cover it yet): what the issuer's record of the licence can confirm or
+/// refute. Only [`LicenceVerifier::verify`] makes one; its report says whether the status was
+/// known.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VerifiedLicence {
     claims: LicenceClaims,
@@ -273,7 +276,8 @@ impl LicenceVerifier {
     }
 
     /// Verifies a compact licence JWS. Never panics on any input. The [`VerifiedLicence`]
-    /// is returned only when the report is VALID.
+    /// is returned only when the report is VALID, or INDETERMINATE for its unknown status
+    /// alone.
     pub fn verify(
         &self,
         jws: &str,
@@ -383,7 +387,7 @@ impl LicenceVerifier {
         );
         let mut report = Report::from_checks(inputs.at, checks);
         report.status_as_of = inputs.status.map(VerifiedStatusList::issued_at);
-        let verified = report.is_valid().then(|| VerifiedLicence {
+        let verified = passed_but_an_unknown_status(&report).then(|| VerifiedLicence {
             key_id: seal.kid.clone(),
             claims: sealed.claims,
         });
@@ -656,6 +660,15 @@ fn type_check(number_problem: Option<String>) -> Check {
         None => Check::pass(LICENCE_TYPE),
         Some(problem) => Check::fail(LICENCE_TYPE, ReasonCode::LicenceNumberNotOfType, problem),
     }
+}
+
+/// True when every check of `report` passed, but the status may be unknown.
+fn passed_but_an_unknown_status(report: &Report) -> bool {
+    report.is_valid()
+        || report.checks.iter().all(|c| {
+            c.result == CheckResult::Pass
+                || (c.check == STATUS && c.code == ReasonCode::StatusUnknown)
+        })
 }
 
 /// True when `report`, made by [`LicenceVerifier`], found the licence authentic (its

@@ -1009,9 +1009,9 @@ impl<'a> LicenceService<'a> {
             registry: self.registry,
             seals: register,
         };
-        let verify_one = |document: &str, list: &CurrentList| {
+        let verify_one = |document: &str, list: Option<&CurrentList>| {
             let inputs = LicenceInputs {
-                status: Some(&list.verified),
+                status: list.map(|l| &*l.verified),
                 types: &types,
                 at,
             };
@@ -1024,17 +1024,30 @@ impl<'a> LicenceService<'a> {
         };
         // The list is the current one whatever `at` asks: a verification "as of" a later
         // time sees it as stale, as an offline verifier would.
-        let list = self.status_list(Utc::now(), Recheck::IfDue).await?;
-        let mut reports: Vec<_> = documents.iter().map(|d| verify_one(d, &list)).collect();
-        if reports
+        // A list that cannot be had (the status authority has no seal to sign one with, after
+        // its revocation and until a new one is issued) leaves every status unknown: the
+        // reports say so (INDETERMINATE), rather than the verification failing.
+        let list = match self.status_list(Utc::now(), Recheck::IfDue).await {
+            Ok(list) => Some(list),
+            Err(e) => {
+                tracing::warn!(error = %e, "no status list: statuses are reported unknown");
+                None
+            }
+        };
+        let mut reports: Vec<_> = documents
             .iter()
-            .any(|(r, _)| authentic_with_status_unknown(r))
+            .map(|d| verify_one(d, list.as_ref()))
+            .collect();
+        if list.is_some()
+            && reports
+                .iter()
+                .any(|(r, _)| authentic_with_status_unknown(r))
         {
             match self.status_list(Utc::now(), Recheck::Now).await {
                 Ok(list) => {
                     for (report, document) in reports.iter_mut().zip(documents) {
                         if authentic_with_status_unknown(&report.0) {
-                            *report = verify_one(document, &list);
+                            *report = verify_one(document, Some(&list));
                         }
                     }
                 }
