@@ -439,6 +439,28 @@ pub fn bohai_ok(config_file: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `bohai seal revoke SEAL --reason key_compromise` of the newest seal of `department` (from
+/// `bohai seal list --json`); returns the seal id.
+pub fn revoke_seal_of(config_file: &Path, department: &str) -> String {
+    let seals: serde_json::Value =
+        serde_json::from_str(&bohai_ok(config_file, &["seal", "list", "--json"]))
+            .expect("seal list --json");
+    let seal_id = seals
+        .as_array()
+        .into_iter()
+        .flatten()
+        .rev()
+        .find(|s| s["department"] == department)
+        .and_then(|s| s["seal_id"].as_str())
+        .unwrap_or_else(|| panic!("no seal of {department}: {seals}"))
+        .to_owned();
+    bohai_ok(
+        config_file,
+        &["seal", "revoke", &seal_id, "--reason", "key_compromise"],
+    );
+    seal_id
+}
+
 /// Polls `check` every 200 ms until it returns `Some`, or fails after `limit`.
 pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
 where

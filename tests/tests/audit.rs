@@ -245,23 +245,7 @@ async fn a_checkpoint_signed_after_its_seal_was_revoked_or_claiming_the_future_i
     let later = write("later.jws", &later.token);
     let (ok, v) = hub.verify(Some(&later));
     assert!(ok, "before the revocation it verifies: {v}");
-    let seals: serde_json::Value = serde_json::from_str(&bohai_tests::bohai_ok(
-        &hub.file,
-        &["seal", "list", "--json"],
-    ))
-    .unwrap();
-    let seal_id = seals
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["department"] == "data-administration")
-        .and_then(|s| s["seal_id"].as_str())
-        .unwrap()
-        .to_owned();
-    bohai_tests::bohai_ok(
-        &hub.file,
-        &["seal", "revoke", &seal_id, "--reason", "key_compromise"],
-    );
+    bohai_tests::revoke_seal_of(&hub.file, "data-administration");
     let refused = hub.refused(&later);
     assert!(refused.contains("revoked"), "{refused}");
 }

@@ -858,25 +858,7 @@ async fn without_a_status_authority_seal_a_verification_is_indeterminate_not_an_
     let document = issued["document"].as_str().unwrap().to_owned();
     assert_eq!(f.verify(&document).await["overall"], "VALID");
 
-    let seals: Value = serde_json::from_str(&ok(&f.file, &["seal", "list", "--json"])).unwrap();
-    let authority_seal = seals
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["department"] == "data-administration")
-        .and_then(|s| s["seal_id"].as_str())
-        .unwrap()
-        .to_owned();
-    ok(
-        &f.file,
-        &[
-            "seal",
-            "revoke",
-            &authority_seal,
-            "--reason",
-            "key_compromise",
-        ],
-    );
+    bohai_tests::revoke_seal_of(&f.file, "data-administration");
     let number = issued["number"].as_str().unwrap();
     let (status, answer) = f
         .action(number, "suspend", &json!({"reason": "检查"}))
