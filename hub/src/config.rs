@@ -212,6 +212,10 @@ pub struct LicencesConfig {
     /// accepts (`bohai_certs::licence::MAX_OFFLINE_TRUST`).
     #[serde(with = "humantime_serde")]
     pub bundle_validity: Duration,
+    /// Whether issuing consults the credit lists each licence type names (joint discipline,
+    /// `[discipline]` of its manifest). Default `true`; `false` only to measure what the
+    /// check costs (`scripts/bench-credit`): a hub that issues without it ignores the lists.
+    pub credit_discipline: bool,
 }
 
 impl Default for LicencesConfig {
@@ -222,6 +226,7 @@ impl Default for LicencesConfig {
             status_authority: "data-administration".to_owned(),
             clock_skew: Duration::from_secs(300),
             bundle_validity: Duration::from_secs(24 * 3600),
+            credit_discipline: true,
         }
     }
 }

@@ -13,7 +13,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::registry::{owner_problems, read_definition, subfolders, Department, RegistryProblem};
+use crate::registry::{
+    owner_problems, read_definition, subfolders, Dataset, Department, RegistryProblem,
+};
 use crate::validate::{RecordValidator, Violation};
 
 /// Who a licence is issued to.
@@ -57,7 +59,43 @@ struct LicenceManifestFile {
     default_validity: String,
     holder_kind: HolderKind,
     schema_version: u32,
+    #[serde(default)]
+    discipline: Option<Discipline>,
 }
+
+/// Joint discipline (联合惩戒) at issuance: the credit lists a type's issuance consults, and
+/// the subjects of a licence checked against them (`[discipline]` in `manifest.toml`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Discipline {
+    /// The datasets consulted, each a credit list of the registry (`credit-black-list`):
+    /// an entry names its subject by `subject_credit_code` or `subject_id_number`.
+    pub lists: Vec<String>,
+    /// Where in a licence subject (`{"holder", "fields"}`) the identifiers checked are, as
+    /// JSON pointers (`/holder/credit_code`, `/fields/responsible_person_id_number`); each
+    /// names a property of the schema whose format is `cn-credit-code` or `cn-resident-id`.
+    /// A licence without a value there has nothing to check there.
+    pub subjects: Vec<String>,
+    /// What a match does.
+    pub on_match: OnMatch,
+}
+
+/// What issuing to a listed subject does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnMatch {
+    /// Refused, whoever asks.
+    Refuse,
+    /// Refused, unless an officer (a named person) overrides it with a reason: the licence is
+    /// then issued with the override recorded.
+    OfficerOverride,
+}
+
+/// The formats an identifier checked against a credit list may have.
+const LISTED_FORMATS: [&str; 2] = ["cn-credit-code", "cn-resident-id"];
+
+/// The fields of a credit-list dataset that name its subject.
+pub const LIST_SUBJECT_FIELDS: [&str; 2] = ["subject_credit_code", "subject_id_number"];
 
 /// A licence type: its manifest, the schema of its subject and the compiled validator.
 #[derive(Debug)]
@@ -87,6 +125,8 @@ pub struct LicenceType {
     pub validator: RecordValidator,
     /// The type's folder (examples live there).
     pub dir: PathBuf,
+    /// The credit lists its issuance consults, if any.
+    pub discipline: Option<Discipline>,
 }
 
 impl LicenceType {
@@ -101,6 +141,7 @@ impl LicenceType {
 pub(crate) fn load_licence_types(
     dir: &Path,
     departments: &[Department],
+    datasets: &[Dataset],
     problems: &mut Vec<RegistryProblem>,
 ) -> Vec<LicenceType> {
     if !dir.exists() {
@@ -120,7 +161,7 @@ pub(crate) fn load_licence_types(
     let mut prefixes: BTreeMap<String, String> = BTreeMap::new();
     let mut types: Vec<LicenceType> = folders
         .iter()
-        .filter_map(|d| load_licence_type(d, departments, &mut prefixes, problems))
+        .filter_map(|d| load_licence_type(d, (departments, datasets), &mut prefixes, problems))
         .collect();
     types.sort_by(|a, b| a.id.cmp(&b.id));
     types
@@ -128,7 +169,7 @@ pub(crate) fn load_licence_types(
 
 fn load_licence_type(
     dir: &Path,
-    departments: &[Department],
+    (departments, datasets): (&[Department], &[Dataset]),
     prefixes: &mut BTreeMap<String, String>,
     problems: &mut Vec<RegistryProblem>,
 ) -> Option<LicenceType> {
@@ -151,6 +192,9 @@ fn load_licence_type(
         .ok();
     if manifest.schema_version < 1 {
         in_manifest.push("schema_version must be 1 or more".to_owned());
+    }
+    if let Some(discipline) = &manifest.discipline {
+        in_manifest.extend(discipline_problems(discipline, &schema, datasets));
     }
     let mut in_schema = holder_problems(&schema, manifest.holder_kind);
     let validator = RecordValidator::new(&schema)
@@ -180,7 +224,66 @@ fn load_licence_type(
         schema,
         validator: validator?,
         dir: dir.to_owned(),
+        discipline: manifest.discipline,
     })
+}
+
+/// What is wrong with a type's `[discipline]`: lists that are not credit lists of the
+/// registry, subjects that are not identifiers of the schema.
+fn discipline_problems(d: &Discipline, schema: &Value, datasets: &[Dataset]) -> Vec<String> {
+    let mut found = Vec::new();
+    if d.lists.is_empty() {
+        found.push("discipline.lists names no credit list".to_owned());
+    }
+    for list in &d.lists {
+        let fields = datasets
+            .iter()
+            .find(|ds| &ds.id == list)
+            .and_then(|ds| ds.schema.get("properties"));
+        match fields {
+            None => found.push(format!(
+                "discipline.lists: `{list}` is not a dataset of the registry"
+            )),
+            Some(p) if LIST_SUBJECT_FIELDS.iter().all(|f| p.get(f).is_none()) => {
+                found.push(format!(
+                    "discipline.lists: `{list}` is not a credit list (it has neither {})",
+                    LIST_SUBJECT_FIELDS.join(" nor ")
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    if d.subjects.is_empty() {
+        found.push("discipline.subjects names no identifier".to_owned());
+    }
+    for pointer in &d.subjects {
+        let property = pointer
+            .strip_prefix('/')
+            .filter(|p| p.starts_with("holder/") || p.starts_with("fields/"))
+            .map(|p| {
+                p.split('/').try_fold(schema, |at, name| {
+                    at.get("properties").and_then(|props| props.get(name))
+                })
+            });
+        match property {
+            None => found.push(format!(
+                "discipline.subjects: `{pointer}` must start with /holder/ or /fields/"
+            )),
+            Some(None) => found.push(format!(
+                "discipline.subjects: the schema has no property at `{pointer}`"
+            )),
+            Some(Some(p)) => {
+                let format = p.get("format").and_then(Value::as_str);
+                if !format.is_some_and(|f| LISTED_FORMATS.contains(&f)) {
+                    found.push(format!(
+                        "discipline.subjects: `{pointer}` has format {format:?}; a subject checked against a credit list is a {}",
+                        LISTED_FORMATS.join(" or ")
+                    ));
+                }
+            }
+        }
+    }
+    found
 }
 
 /// A humantime duration longer than zero.
@@ -337,6 +440,43 @@ mod tests {
             "no problem in {} saying `{says}`: {problems:#?}",
             file.display()
         );
+    }
+
+    #[test]
+    fn a_discipline_must_name_credit_lists_and_identifiers_of_the_schema() {
+        let reg = TempRegistry::new();
+        let m = manifest(
+            "shop-permit",
+            "market-regulation",
+            "SP",
+            "5years",
+            "organisation",
+        ) + "[discipline]\nlists = [\"credit-black-list\"]\n\
+             subjects = [\"/holder/credit_code\", \"/holder/name\", \"/fields/owner_id\", \"/status\"]\n\
+             on_match = \"refuse\"\n";
+        let dir = reg.licence("shop-permit", &m, &organisation_schema());
+        let problems = problems_of(&reg.0);
+        let manifest = dir.join("manifest.toml");
+        assert_reported(
+            &problems,
+            &manifest,
+            "`credit-black-list` is not a dataset of the registry",
+        );
+        assert_reported(&problems, &manifest, "`/holder/name` has format None");
+        assert_reported(&problems, &manifest, "no property at `/fields/owner_id`");
+        assert_reported(&problems, &manifest, "`/status` must start with /holder/");
+        assert!(
+            !problems
+                .iter()
+                .any(|p| p.message.contains("/holder/credit_code")),
+            "{problems:#?}"
+        );
+        // The shipped registry's types name credit lists and identifiers.
+        let builtin = Registry::load_builtin().unwrap_or_else(|e| panic!("{e}"));
+        let food = builtin.licence_type("food-business-permit").unwrap();
+        let discipline = food.discipline.as_ref().unwrap();
+        assert_eq!(discipline.on_match, OnMatch::OfficerOverride);
+        assert_eq!(discipline.lists, ["credit-black-list"]);
     }
 
     #[test]

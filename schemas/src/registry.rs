@@ -211,7 +211,12 @@ impl Registry {
                 message: format!("cannot read the folder: {e}"),
             }),
         }
-        let licence_types = load_licence_types(&dir.join("licences"), &departments, &mut problems);
+        let licence_types = load_licence_types(
+            &dir.join("licences"),
+            &departments,
+            &datasets,
+            &mut problems,
+        );
         if problems.is_empty() {
             Ok(Self {
                 departments,

@@ -281,12 +281,17 @@ pub fn write_config(config: &Config, dir: &Path) -> anyhow::Result<PathBuf> {
         Some(id) => format!("{text}instance = \"{id}\"\n"),
         None => text,
     };
-    let text = match &config.licences.status_list_url {
-        Some(url) => text.replace(
-            "[cluster]\n",
-            &format!("[licences]\nstatus_list_url = \"{url}\"\n[cluster]\n"),
-        ),
-        None => text,
+    let mut licences = String::new();
+    if let Some(url) = &config.licences.status_list_url {
+        licences.push_str(&format!("status_list_url = \"{url}\"\n"));
+    }
+    if !config.licences.credit_discipline {
+        licences.push_str("credit_discipline = false\n");
+    }
+    let text = if licences.is_empty() {
+        text
+    } else {
+        text.replace("[cluster]\n", &format!("[licences]\n{licences}[cluster]\n"))
     };
     let text = if config.pipeline.connectors.is_empty() {
         text

@@ -424,3 +424,257 @@ async fn another_department_sees_a_person_masked_the_owner_unmasked_and_reads_ar
     let verified: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(verified["intact"], true, "{verified}");
 }
+
+/// A black-list entry of `credit_code` from `list` to `end` days from today.
+fn black_entry(number: &str, credit_code: &str, list: i64, end: i64) -> Value {
+    let mut e = company_black();
+    e["entry_number"] = json!(number);
+    e["subject_credit_code"] = json!(credit_code);
+    e["list_date"] = json!(day(list));
+    e["end_date"] = json!(day(end));
+    e
+}
+
+/// A food business permit request for `credit_code`, its legal representative's identity
+/// number `rep_id` if any.
+fn food_permit(credit_code: &str, rep_id: Option<&str>) -> Value {
+    let registry = bohai_schemas::Registry::load_builtin().unwrap();
+    let t = registry.licence_type("food-business-permit").unwrap();
+    let line = std::fs::read_to_string(t.dir.join("examples/valid.jsonl")).unwrap();
+    let mut subject: Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
+    subject["holder"]["credit_code"] = json!(credit_code);
+    if let Some(id) = rep_id {
+        subject["fields"]["responsible_person_id_number"] = json!(id);
+    }
+    json!({"type": "food-business-permit", "holder": subject["holder"], "fields": subject["fields"]})
+}
+
+/// Issue 19, joint discipline at the licence counter: a food business permit consults the
+/// black list for the operator's credit code and its legal representative's identity
+/// number. A subject with an entry in force is refused with `credit_listed` and the entry;
+/// entries not in force yet or no longer do not refuse; an officer (a named person) may
+/// override with a reason, recorded with the licence; a business licence allows no override;
+/// bulk import reports a listed line like any other refusal; a listing pushed through the
+/// pipeline takes effect at the counter; every check is audited without raw identity numbers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joint_discipline_refuses_listed_subjects_at_the_counter_and_records_an_override() {
+    const ENDED: &str = "91211102MA0R8P3Q5L";
+    const NOT_YET: &str = "91211103MA0U2F6B4G";
+    const PUSHED: &str = "91211104MA0T5K8M6C";
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = prepared_config().await.unwrap();
+    config.pki.master_key_file = dir.path().join("state/master.key");
+    let file = bohai_tests::write_config_with_master_key(&config, dir.path()).unwrap();
+    bohai_ok(&file, &["seal", "init-ca"]);
+    bohai_ok(&file, &["seal", "issue", "market-regulation"]);
+    let db = bohai_hub::database::pool(&config.database).unwrap();
+    store(&db).await;
+    for (number, code, list, end) in [
+        ("PJ-BL-2023-000410", ENDED, -400, -1),
+        ("PJ-BL-2026-000411", NOT_YET, 10, 700),
+    ] {
+        let record = black_entry(number, code, list, end);
+        sqlx::query(
+            "INSERT INTO repository_records (dataset, pk, data, version, source)
+             VALUES ('credit-black-list', $1, $2, 1, 'test')",
+        )
+        .bind(number)
+        .bind(&record)
+        .execute(&db)
+        .await
+        .unwrap();
+    }
+    for code in [ENDED, NOT_YET, PUSHED] {
+        assert!(
+            bohai_schemas::formats::check_credit_code(code).is_ok(),
+            "{code}"
+        );
+    }
+    let hub = RunningHub::start(config.clone()).await.unwrap();
+    let issue = |token: String, body: Value| {
+        let url = hub.url("/api/v1/licences");
+        async move { bohai_tests::post_json(&url, &token, &body).await }
+    };
+    let clerk = token(&db, "market-regulation", Scope::Issue).await;
+
+    // The operator listed: refused, the entry named, where and whether it may be overridden.
+    let (status, body) = issue(clerk.clone(), food_permit(COMPANY, None)).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["code"], "credit_listed", "{body}");
+    assert_eq!(body["pointer"], "/holder/credit_code", "{body}");
+    let message = body["message"].as_str().unwrap();
+    for said in [
+        "PJ-BL-2024-000073",
+        "市场监督管理严重违法失信名单",
+        "officer may override",
+    ] {
+        assert!(message.contains(said), "{said}: {message}");
+    }
+    // The legal representative listed (as a natural person): refused too.
+    let (status, body) = issue(clerk.clone(), food_permit(UNKNOWN, Some(PERSON))).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["pointer"], "/fields/responsible_person_id_number");
+    assert!(body["message"]
+        .as_str()
+        .unwrap()
+        .contains("PJ-BL-2024-000266"));
+    assert!(
+        !body["message"].as_str().unwrap().contains(PERSON),
+        "{body}"
+    );
+    // Nobody listed, an entry that ended yesterday, one that starts in ten days: issued.
+    for (code, rep) in [(UNKNOWN, Some(NOBODY)), (ENDED, None), (NOT_YET, None)] {
+        let (status, body) = issue(clerk.clone(), food_permit(code, rep)).await;
+        assert_eq!(status, 201, "{code}: {body}");
+    }
+
+    // An override: needs a named officer, then issues, recorded with the licence.
+    let mut overridden = food_permit(COMPANY, None);
+    overridden["discipline_override"] =
+        json!({"reason": "法院裁定中止执行（〔2026〕辽11执异12号）"});
+    let (status, body) = issue(clerk.clone(), overridden.clone()).await;
+    assert_eq!(status, 400, "an override by no one in particular: {body}");
+    let officer = auth::create_token_for(
+        &db,
+        "market-regulation",
+        &[Scope::Issue, Scope::Read],
+        None,
+        Some("wang.li"),
+    )
+    .await
+    .unwrap()
+    .secret;
+    let (status, issued) = issue(officer.clone(), overridden).await;
+    assert_eq!(status, 201, "{issued}");
+    let number = issued["number"].as_str().unwrap();
+    let (status, shown) = get(
+        &reqwest::Client::new(),
+        &hub.url(&format!("/api/v1/licences/{number}")),
+        Some(&officer),
+    )
+    .await;
+    assert_eq!(status, 200, "{shown}");
+    let recorded = &shown["discipline_overrides"][0];
+    assert_eq!(recorded["officer"], "wang.li", "{shown}");
+    assert_eq!(recorded["version"], 1);
+    assert_eq!(recorded["matches"][0]["entry"], "PJ-BL-2024-000073");
+    assert!(recorded["reason"].as_str().unwrap().contains("中止执行"));
+
+    // A business licence allows no override, whoever asks.
+    let registry = bohai_schemas::Registry::load_builtin().unwrap();
+    let bl = registry.licence_type("business-licence").unwrap();
+    let line = std::fs::read_to_string(bl.dir.join("examples/valid.jsonl")).unwrap();
+    let mut subject: Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
+    subject["holder"]["credit_code"] = json!(COMPANY);
+    let body = json!({"type": "business-licence", "holder": subject["holder"], "fields": subject["fields"],
+                      "discipline_override": {"reason": "试一试"}});
+    let (status, body) = issue(officer.clone(), body).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("allows no override"),
+        "{body}"
+    );
+
+    // Bulk import: the listed line is reported with its reason, the others issued.
+    let lines: Vec<String> = [food_permit(COMPANY, None), food_permit(UNKNOWN, None)]
+        .iter()
+        .map(Value::to_string)
+        .collect();
+    let import = dir.path().join("permits.jsonl");
+    std::fs::write(&import, lines.join("\n") + "\n").unwrap();
+    let out = bohai_ok(
+        &file,
+        &["licence", "import", import.to_str().unwrap(), "--json"],
+    );
+    let summary: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (summary["issued"].as_u64(), summary["rejected"].as_u64()),
+        (Some(1), Some(1)),
+        "{summary}"
+    );
+    assert_eq!(summary["rejects"][0]["line"], 1, "{summary}");
+    assert!(
+        summary["rejects"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("PJ-BL-2024-000073"),
+        "{summary}"
+    );
+
+    // A listing pushed by the listing department, through the pipeline, takes effect.
+    let publisher = token(&db, "development-reform", Scope::Publish).await;
+    let (status, body) = bohai_tests::post_json(
+        &hub.url("/api/v1/datasets/credit-black-list/records"),
+        &publisher,
+        &json!([black_entry("PJ-BL-2026-000412", PUSHED, 0, 730)]),
+    )
+    .await;
+    assert_eq!((status, &body["accepted"]), (200, &json!(1)), "{body}");
+    let (status, body) = bohai_tests::eventually(
+        std::time::Duration::from_secs(30),
+        "the pushed listing at the counter",
+        || {
+            let (clerk, issue) = (clerk.clone(), &issue);
+            async move {
+                let (status, body) = issue(clerk, food_permit(PUSHED, None)).await;
+                (status != 201).then_some((status, body))
+            }
+        },
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body["message"]
+        .as_str()
+        .unwrap()
+        .contains("PJ-BL-2026-000412"));
+
+    // Every check on the log, the identity numbers hashed; the override with its officer.
+    let checks: Vec<(Vec<String>, Value)> = sqlx::query_as(
+        "SELECT keys, detail::jsonb FROM audit_log WHERE action = 'credit.discipline_check' ORDER BY seq",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    assert!(checks.len() >= 9, "{checks:?}");
+    let logged = format!("{checks:?}");
+    assert!(
+        !logged.contains(PERSON) && !logged.contains(NOBODY),
+        "{logged}"
+    );
+    assert!(logged.contains(COMPANY), "{logged}");
+    let refused: usize = checks
+        .iter()
+        .map(|(_, d)| d["refused"].as_array().map_or(0, Vec::len))
+        .sum();
+    assert!(refused >= 5, "{logged}");
+    let (person,): (Option<String>,) = sqlx::query_as(
+        "SELECT person FROM audit_log WHERE action = 'licence.discipline_override' AND subject = $1",
+    )
+    .bind(number)
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert!(person.is_some(), "the override's officer is on the log");
+
+    // The check switched off (only to measure what it costs): the listed operator is issued.
+    let mut off = config.clone();
+    off.licences.credit_discipline = false;
+    let off_dir = tempfile::tempdir().unwrap();
+    let off_file = bohai_tests::write_config_with_master_key(&off, off_dir.path()).unwrap();
+    let holder = off_dir.path().join("holder.json");
+    std::fs::write(&holder, food_permit(COMPANY, None).to_string()).unwrap();
+    bohai_ok(
+        &off_file,
+        &[
+            "licence",
+            "issue",
+            "--type",
+            "food-business-permit",
+            "--holder",
+            holder.to_str().unwrap(),
+        ],
+    );
+}

@@ -758,6 +758,7 @@ async fn a_licence_issued_elsewhere_a_moment_ago_verifies_valid_at_once() {
             fields: subject["fields"].clone(),
             valid_from: None,
             valid_until: None,
+            discipline_override: None,
         }
     };
     let actor = Actor::current_operator();

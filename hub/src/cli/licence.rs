@@ -39,6 +39,11 @@ pub enum LicenceCommand {
         /// Write the sealed licence (JWS) to this file.
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// Issue despite a joint-discipline match (the holder or its legal representative on
+        /// a credit list the type consults), where the type allows an officer's override:
+        /// why. Needs `bohai --actor NAME`, the officer; recorded with the licence.
+        #[arg(long, value_name = "REASON")]
+        override_reason: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -214,6 +219,7 @@ pub(super) async fn run(config: &Config, command: &LicenceCommand) -> anyhow::Re
             valid_from,
             valid_until,
             output,
+            override_reason,
             json,
         } => {
             let text = std::fs::read_to_string(holder)
@@ -230,6 +236,11 @@ pub(super) async fn run(config: &Config, command: &LicenceCommand) -> anyhow::Re
                 fields: subject.get("fields").cloned().unwrap_or(Value::Null),
                 valid_from: *valid_from,
                 valid_until: *valid_until,
+                discipline_override: override_reason.as_ref().map(|reason| {
+                    crate::licences::DisciplineOverride {
+                        reason: reason.clone(),
+                    }
+                }),
             };
             let issued = service.issue(&actor, &department, request, now).await?;
             finish_issued(&issued, output.as_ref(), *json)?;
@@ -493,6 +504,18 @@ fn print_view(view: &LicenceView) {
                 .as_ref()
                 .map(|r| format!(": {r}"))
                 .unwrap_or_default()
+        );
+    }
+    for o in &view.discipline_overrides {
+        let entries: Vec<&str> = o.matches.iter().map(|m| m.entry.as_str()).collect();
+        println!(
+            "  v{} issued despite joint discipline ({}) by officer {} ({}) at {}: {}",
+            o.version,
+            entries.join(", "),
+            o.officer,
+            o.actor,
+            o.at,
+            o.reason
         );
     }
 }

@@ -149,6 +149,7 @@ async fn sample_licences(
             fields: subject.remove("fields").unwrap_or_default(),
             valid_from: None,
             valid_until: None,
+            discipline_override: None,
         };
         let issued = service
             .issue(&Actor::current_operator(), &t.department, request, now)

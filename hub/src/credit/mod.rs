@@ -13,6 +13,7 @@
 //! is audited, the subject hashed when it may be an identity number. The queries are in
 //! `store.rs`; what is published and how an entry is shown are pure functions here.
 
+pub mod discipline;
 mod store;
 
 use bohai_schemas::{Dataset, Registry};
@@ -180,7 +181,7 @@ pub fn normalise(subject: &str) -> Result<String, CreditError> {
 /// The subject as the audit log records it: a credit code as it is (public), anything that is
 /// a valid resident identity number as its salted hash, the value the masking rule shows it
 /// as to other departments.
-fn audited_subject(subject: &str, salt: &Salt) -> String {
+pub(crate) fn audited_subject(subject: &str, salt: &Salt) -> String {
     if bohai_schemas::formats::check_resident_id(subject).is_ok() {
         format!(
             "hmac:{}",

@@ -53,3 +53,30 @@ pub(crate) async fn records_naming(
     .fetch_all(db)
     .await
 }
+
+/// Every record of the credit lists `lists` whose subject (`subject_credit_code` or
+/// `subject_id_number`) is one of `values`: the joint-discipline check of a batch of
+/// licences, by the same expression indexes.
+pub(crate) async fn list_entries_naming(
+    db: &PgPool,
+    lists: &[&str],
+    values: &[&str],
+) -> Result<Vec<Row>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT dataset, pk, data FROM repository_records
+         WHERE dataset IN ('credit-commitments', 'credit-red-list', 'credit-black-list',
+                           'administrative-penalties')
+           AND dataset = ANY($1)
+           AND COALESCE(data->>'subject_credit_code', data->>'party_credit_code') = ANY($2)
+         UNION
+         SELECT dataset, pk, data FROM repository_records
+         WHERE dataset IN ('credit-commitments', 'credit-red-list', 'credit-black-list',
+                           'administrative-penalties')
+           AND dataset = ANY($1)
+           AND COALESCE(data->>'subject_id_number', data->>'party_id_number') = ANY($2)",
+    )
+    .bind(lists)
+    .bind(values)
+    .fetch_all(db)
+    .await
+}

@@ -41,6 +41,14 @@ fn api_error(e: LicenceError) -> ApiError {
         LicenceError::WrongState { .. } => {
             ApiError::new(StatusCode::CONFLICT, "wrong_state", e.to_string())
         }
+        LicenceError::CreditListed { ref matches, .. } => {
+            let pointer = matches.first().map(|m| m.pointer.clone());
+            let refused = ApiError::new(StatusCode::CONFLICT, "credit_listed", e.to_string());
+            match pointer {
+                Some(p) => refused.with_pointer(p),
+                None => refused,
+            }
+        }
         LicenceError::Seals(
             SealsError::NoCa | SealsError::NoValidSeal(_) | SealsError::NotUsable { .. },
         ) => ApiError::new(StatusCode::CONFLICT, "seal_unusable", e.to_string()),
@@ -75,7 +83,7 @@ fn service<'a>(state: &'a AppState, with_keys: bool) -> Result<LicenceService<'a
         (status = 400, description = "Malformed request, unknown type, or content that breaks the type's schema", body = super::ErrorBody),
         (status = 401, description = "No valid bearer token", body = super::ErrorBody),
         (status = 403, description = "The type is issued by another department", body = super::ErrorBody),
-        (status = 409, description = "The department has no valid seal", body = super::ErrorBody),
+        (status = 409, description = "The department has no valid seal (`seal_unusable`), or joint discipline refuses the licence (`credit_listed`: the holder or another identifier the type checks, at `pointer`, is on a credit list the type consults; the message names every entry matched, and whether an officer may override with `discipline_override`)", body = super::ErrorBody),
     ),
     security(("bearer" = []))
 )]

@@ -4,6 +4,7 @@
 //! (`status`), the offline trust bundle (`bundle`) and the licence-events topic (`events`).
 
 pub mod bundle;
+pub mod discipline;
 pub mod events;
 pub mod on_record;
 pub mod qr;
@@ -45,6 +46,17 @@ pub enum LicenceError {
         /// Every violation.
         violations: Vec<bohai_schemas::Violation>,
     },
+    /// Joint discipline: an identifier of the licence is on a credit list its type consults
+    /// (every match), and no override the type allows was given.
+    #[error("{}", credit_listed_message(licence_type, matches, *may_override))]
+    CreditListed {
+        /// The type.
+        licence_type: String,
+        /// Every entry in force that an identifier matched.
+        matches: Vec<crate::credit::discipline::ListMatch>,
+        /// Whether the type lets an officer override the refusal with a reason.
+        may_override: bool,
+    },
     /// A request that makes no sense (validity order, empty reason, ...).
     #[error("{0}")]
     BadRequest(String),
@@ -73,9 +85,79 @@ pub enum LicenceError {
     /// A stored row cannot be read back.
     #[error("stored licence data cannot be read: {0}")]
     Stored(String),
+    /// The masking salt (which hashes identity numbers in the audit log) cannot be read.
+    #[error(transparent)]
+    Salt(#[from] crate::sharing::SharingError),
     /// The database failed.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+}
+
+fn credit_listed_message(
+    licence_type: &str,
+    matches: &[crate::credit::discipline::ListMatch],
+    may_override: bool,
+) -> String {
+    let found: Vec<String> = matches
+        .iter()
+        .map(|m| {
+            format!(
+                "{} is on {} (entry {}{}{}, {} through {})",
+                m.pointer,
+                m.dataset,
+                m.entry,
+                m.category
+                    .as_deref()
+                    .map(|c| format!(", {c}"))
+                    .unwrap_or_default(),
+                m.listing_department
+                    .as_deref()
+                    .map(|d| format!(", listed by {d}"))
+                    .unwrap_or_default(),
+                m.list_date.map(|d| d.to_string()).unwrap_or_default(),
+                m.end_date
+                    .map(|d| d.to_string())
+                    .unwrap_or_else(|| "no end date".to_owned()),
+            )
+        })
+        .collect();
+    format!(
+        "joint discipline refuses `{licence_type}`: {}; {}",
+        found.join("; "),
+        if may_override {
+            "an officer may override with a reason (`discipline_override`)"
+        } else {
+            "the type allows no override"
+        }
+    )
+}
+
+/// An officer's override of a joint-discipline refusal, where the licence type allows one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DisciplineOverride {
+    /// Why the licence is issued despite the listing (a court ruling, a repair granted at
+    /// the listing department, ...). Recorded with the licence and in the audit log, with
+    /// the officer: the person the token or `--actor` names.
+    #[schema(min_length = 1)]
+    pub reason: String,
+}
+
+/// An override that was needed and granted: recorded with the licence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct OverrideRecord {
+    /// The licence version issued under it.
+    pub version: i32,
+    /// The entries that would have refused it.
+    pub matches: Vec<crate::credit::discipline::ListMatch>,
+    /// The officer's reason.
+    pub reason: String,
+    /// The officer.
+    pub officer: String,
+    /// Who acted (`dept:CODE` or `cli:USER`).
+    pub actor: String,
+    /// When.
+    pub at: DateTime<Utc>,
 }
 
 /// Lifecycle events, as stored and published.
@@ -184,6 +266,9 @@ pub struct LicenceView {
     pub versions: Vec<LicenceVersion>,
     /// Every transition, oldest first.
     pub events: Vec<EventView>,
+    /// The joint-discipline overrides it was issued under, if any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub discipline_overrides: Vec<OverrideRecord>,
 }
 
 /// What a department asks to issue.
@@ -206,6 +291,9 @@ pub struct IssueRequest {
     /// End of validity; default: `valid_from` plus the type's default validity.
     #[serde(default)]
     pub valid_until: Option<DateTime<Utc>>,
+    /// Issue despite a joint-discipline match, where the type allows an officer's override.
+    #[serde(default)]
+    pub discipline_override: Option<DisciplineOverride>,
 }
 
 /// A licence just sealed.

@@ -49,6 +49,8 @@ pub struct LicenceState {
     bundle: crate::ops::recent::Recent<(Arc<str>, String)>,
     /// What was issued, as online verification compares it, learnt from the store.
     issued: super::on_record::IssuedClaims,
+    /// The masking salt, which hashes identity numbers in the audit log, read once.
+    salt: std::sync::OnceLock<crate::sharing::mask::Salt>,
 }
 
 /// Longest a signed trust bundle is handed out again.
@@ -204,6 +206,15 @@ impl<'a> LicenceService<'a> {
             .status
             .current(self.db, &maker, now, recheck)
             .await
+    }
+
+    /// The masking salt of `sharing.hash_salt_file`, read (or made) on first use.
+    fn salt(&self) -> Result<crate::sharing::mask::Salt, LicenceError> {
+        if let Some(salt) = self.state.salt.get() {
+            return Ok(salt.clone());
+        }
+        let salt = crate::sharing::load_or_create_salt(&self.config.sharing.hash_salt_file)?;
+        Ok(self.state.salt.get_or_init(|| salt).clone())
     }
 
     /// The request's type, if `actor` may issue it for `department`.
@@ -365,6 +376,14 @@ impl<'a> LicenceService<'a> {
             .into_iter()
             .map(|r| self.check_type(actor, department, r))
             .collect();
+        let typed = if self.config.licences.credit_discipline {
+            super::discipline::check_batch(self.db, actor, &self.salt()?, typed, now).await?
+        } else {
+            typed
+                .into_iter()
+                .map(|r| r.map(|(t, request)| (t, request, None)))
+                .collect()
+        };
         let n_ok = typed.iter().filter(|c| c.is_ok()).count();
         // A batch whose every request was refused needs no seal and no numbers.
         let (seal, reserved) = if n_ok == 0 {
@@ -379,8 +398,8 @@ impl<'a> LicenceService<'a> {
         let jobs: Vec<Result<Job<'a>, LicenceError>> = typed
             .into_iter()
             .map(|c| {
-                c.and_then(|(t, r)| {
-                    reserved.next().map(|res| (t, r, res)).ok_or_else(|| {
+                c.and_then(|checked| {
+                    reserved.next().map(|res| (checked, res)).ok_or_else(|| {
                         LicenceError::Stored("fewer reserved numbers than asked".to_owned())
                     })
                 })
@@ -438,6 +457,23 @@ impl<'a> LicenceService<'a> {
                 now,
             )
             .await?;
+            // Each override with the licence it let through, and on the log with the officer.
+            for d in done.iter().flatten() {
+                if let Some(granted) = &d.granted {
+                    store::insert_override(&mut tx, &d.number, 1, granted, &actor.recorded(), now)
+                        .await?;
+                    crate::audit::Entry::new(&actor.recorded(), "licence.discipline_override")
+                        .person(Some(&granted.officer))
+                        .subject(&d.number)
+                        .detail(&serde_json::json!({
+                            "version": 1,
+                            "entries": granted.matches.iter().map(|m| &m.entry).collect::<Vec<_>>(),
+                            "reason": granted.reason,
+                        }))
+                        .append(&mut tx)
+                        .await?;
+                }
+            }
             // One audit entry per batch, naming every licence it issued.
             let numbers: Vec<&str> = versions.iter().map(|v| v.number).collect();
             crate::audit::Entry::new(&actor.recorded(), "licence.issued")
@@ -793,10 +829,12 @@ impl<'a> LicenceService<'a> {
             }
         }
         let events = store::events(self.db, number).await?;
+        let discipline_overrides = store::overrides(self.db, number).await?;
         Ok(LicenceView {
             number: number.to_owned(),
             versions,
             events,
+            discipline_overrides,
         })
     }
 
@@ -1164,7 +1202,7 @@ pub fn claims_of(document: &str) -> Result<LicenceClaims, LicenceError> {
 }
 
 /// A request to seal: its type, the request and its reserved (status index, serial).
-type Job<'t> = (&'t LicenceType, IssueRequest, (i64, i64));
+type Job<'t> = (super::discipline::Checked<'t>, (i64, i64));
 
 /// A batch of new licences of one department, checked, numbered and ready to seal
 /// ([`LicenceService::plan_issue`]).
@@ -1220,7 +1258,11 @@ impl<'t> IssuePlan<'t> {
             now,
         };
         let done = on_both_cores(jobs, |job| {
-            job.and_then(|(t, r, res)| sealer.seal(t, r, res))
+            job.and_then(|((t, r, granted), res)| {
+                sealer
+                    .seal(t, r, res)
+                    .map(|sealed| SealedOne { granted, ..sealed })
+            })
         });
         SealedBatch {
             department,
@@ -1260,6 +1302,8 @@ struct SealedOne<'t> {
     number: String,
     index: i64,
     document: String,
+    /// The joint-discipline override it is issued under, if one was needed.
+    granted: Option<super::discipline::Granted>,
 }
 
 impl Sealer<'_> {
@@ -1294,6 +1338,7 @@ impl Sealer<'_> {
             number,
             index,
             document,
+            granted: None,
         })
     }
 }

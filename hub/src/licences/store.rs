@@ -217,6 +217,69 @@ impl sqlx::FromRow<'_, sqlx::postgres::PgRow> for EventView {
     }
 }
 
+/// Records the joint-discipline override `granted` that let `number` version `version` be
+/// issued.
+pub async fn insert_override(
+    tx: &mut Transaction<'_, Postgres>,
+    number: &str,
+    version: i32,
+    granted: &super::discipline::Granted,
+    actor: &str,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO licence_discipline_overrides
+             (number, version, matches, reason, officer, actor, at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(number)
+    .bind(version)
+    .bind(sqlx::types::Json(&granted.matches))
+    .bind(&granted.reason)
+    .bind(&granted.officer)
+    .bind(actor)
+    .bind(at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// A stored override.
+#[derive(sqlx::FromRow)]
+struct OverrideRow {
+    version: i32,
+    matches: sqlx::types::Json<Vec<crate::credit::discipline::ListMatch>>,
+    reason: String,
+    officer: String,
+    actor: String,
+    at: DateTime<Utc>,
+}
+
+/// The joint-discipline overrides a licence was issued under, oldest version first.
+pub async fn overrides(
+    db: &PgPool,
+    number: &str,
+) -> Result<Vec<super::OverrideRecord>, sqlx::Error> {
+    let rows: Vec<OverrideRow> = sqlx::query_as(
+        "SELECT version, matches, reason, officer, actor, at
+         FROM licence_discipline_overrides WHERE number = $1 ORDER BY version",
+    )
+    .bind(number)
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| super::OverrideRecord {
+            version: r.version,
+            matches: r.matches.0,
+            reason: r.reason,
+            officer: r.officer,
+            actor: r.actor,
+            at: r.at,
+        })
+        .collect())
+}
+
 /// Every event of a licence, oldest first.
 pub async fn events(db: &PgPool, number: &str) -> Result<Vec<EventView>, sqlx::Error> {
     sqlx::query_as(
