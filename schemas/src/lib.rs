@@ -18,5 +18,5 @@ pub mod storable;
 pub mod validate;
 
 pub use licences::{HolderKind, LicenceType};
-pub use registry::{Dataset, Department, MaskRule, Registry, RegistryError, Sharing};
+pub use registry::{Dataset, Department, MaskRule, Registry, RegistryError, RepairRule, Sharing};
 pub use validate::{RecordValidator, Violation};

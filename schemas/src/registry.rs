@@ -93,6 +93,27 @@ struct ManifestFile {
     sharing: Sharing,
     #[serde(default)]
     pii: BTreeMap<String, MaskRule>,
+    #[serde(default)]
+    repair: Option<RepairRuleFile>,
+}
+
+/// `[repair]` as written in a credit dataset's manifest.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RepairRuleFile {
+    documents: Vec<String>,
+    decision_within: String,
+}
+
+/// Credit repair (信用修复) of a dataset's entries: what an application must carry and how
+/// long the owning department has to decide it (`[repair]` of the manifest).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepairRule {
+    /// The kinds of document an application must carry, each at least once
+    /// (`履行完毕证明`, `信用修复承诺书`, ...).
+    pub documents: Vec<String>,
+    /// How long after the application the owning department must decide.
+    pub decision_within: Duration,
 }
 
 /// A dataset: its manifest, its schema and the compiled validator.
@@ -124,6 +145,8 @@ pub struct Dataset {
     pub validator: RecordValidator,
     /// The dataset's folder (examples live there).
     pub dir: PathBuf,
+    /// Credit repair of its entries, if its manifest allows it (`[repair]`).
+    pub repair: Option<RepairRule>,
 }
 
 impl Dataset {
@@ -428,6 +451,36 @@ fn load_dataset(
             );
         }
     }
+    let repair = match &manifest.repair {
+        None => Some(None),
+        Some(rule) => {
+            let within = humantime::parse_duration(&rule.decision_within)
+                .ok()
+                .filter(|d| !d.is_zero());
+            if within.is_none() {
+                bad(
+                    &manifest_path,
+                    format!(
+                        "repair.decision_within `{}` is not a duration longer than zero, like 15days",
+                        rule.decision_within
+                    ),
+                );
+            }
+            if rule.documents.is_empty() || rule.documents.iter().any(|d| d.trim().is_empty()) {
+                bad(
+                    &manifest_path,
+                    "repair.documents must name at least one kind of document, none empty"
+                        .to_owned(),
+                );
+            }
+            within.map(|decision_within| {
+                Some(RepairRule {
+                    documents: rule.documents.clone(),
+                    decision_within,
+                })
+            })
+        }
+    };
     let validator = match RecordValidator::new(&schema) {
         Ok(v) => Some(v),
         Err(e) => {
@@ -452,5 +505,6 @@ fn load_dataset(
         schema,
         validator: validator?,
         dir: dir.to_owned(),
+        repair: repair?,
     })
 }

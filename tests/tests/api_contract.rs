@@ -400,7 +400,15 @@ fn schemathesis_config(seeded: &Seeded) -> String {
             Some("holder and fields follow the licence type's own schema"),
         ),
     ];
-    let more: [(&str, &str); 4] = [
+    let more: [(&str, &str); 6] = [
+        (
+            "/api/v1/credit/repairs",
+            "the documents the dataset's repair rule asks for, a reason",
+        ),
+        (
+            "/api/v1/credit/repairs/{id}/{decision}",
+            "a reason that is not blank",
+        ),
         (
             "/api/v1/licences/batch",
             "each licence follows its type's own schema",

@@ -425,6 +425,26 @@ async fn another_department_sees_a_person_masked_the_owner_unmasked_and_reads_ar
     assert_eq!(verified["intact"], true, "{verified}");
 }
 
+/// A fresh database holding the entries, with the city CA and market regulation's seal
+/// (which issues food business permits): its folder, configuration, configuration file
+/// (with the master key) and pool.
+async fn issuing() -> (
+    tempfile::TempDir,
+    bohai_hub::config::Config,
+    std::path::PathBuf,
+    sqlx::PgPool,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = prepared_config().await.unwrap();
+    config.pki.master_key_file = dir.path().join("state/master.key");
+    let file = bohai_tests::write_config_with_master_key(&config, dir.path()).unwrap();
+    bohai_ok(&file, &["seal", "init-ca"]);
+    bohai_ok(&file, &["seal", "issue", "market-regulation"]);
+    let db = bohai_hub::database::pool(&config.database).unwrap();
+    store(&db).await;
+    (dir, config, file, db)
+}
+
 /// A black-list entry of `credit_code` from `list` to `end` days from today.
 fn black_entry(number: &str, credit_code: &str, list: i64, end: i64) -> Value {
     let mut e = company_black();
@@ -461,14 +481,7 @@ async fn joint_discipline_refuses_listed_subjects_at_the_counter_and_records_an_
     const ENDED: &str = "91211102MA0R8P3Q5L";
     const NOT_YET: &str = "91211103MA0U2F6B4G";
     const PUSHED: &str = "91211104MA0T5K8M6C";
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = prepared_config().await.unwrap();
-    config.pki.master_key_file = dir.path().join("state/master.key");
-    let file = bohai_tests::write_config_with_master_key(&config, dir.path()).unwrap();
-    bohai_ok(&file, &["seal", "init-ca"]);
-    bohai_ok(&file, &["seal", "issue", "market-regulation"]);
-    let db = bohai_hub::database::pool(&config.database).unwrap();
-    store(&db).await;
+    let (dir, config, file, db) = issuing().await;
     for (number, code, list, end) in [
         ("PJ-BL-2023-000410", ENDED, -400, -1),
         ("PJ-BL-2026-000411", NOT_YET, 10, 700),
@@ -677,4 +690,262 @@ async fn joint_discipline_refuses_listed_subjects_at_the_counter_and_records_an_
             holder.to_str().unwrap(),
         ],
     );
+}
+
+/// A token of `department` with `scopes`, issued to `person`.
+async fn person_token(
+    db: &sqlx::PgPool,
+    department: &str,
+    scopes: &[Scope],
+    person: &str,
+) -> String {
+    auth::create_token_for(db, department, scopes, None, Some(person))
+        .await
+        .unwrap()
+        .secret
+}
+
+/// Issue 19, credit repair: the department that listed an entry applies on its subject's
+/// behalf with the documents the rule asks for; the dataset's owner decides, by another
+/// person, with reasons. A rejected application changes nothing; an approved repair takes the
+/// entry out of publication (the department's view marks it, the public query no longer
+/// shows it) and out of the discipline check at the licence counter, tells the dataset's
+/// subscribers, and every step is on the audit log with its person.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credit_repair_is_decided_by_another_person_and_an_approved_one_takes_the_entry_out() {
+    let (_dir, config, file, db) = issuing().await;
+    let hub = RunningHub::start(config.clone()).await.unwrap();
+    let client = reqwest::Client::new();
+    let post = |token: String, path: String, body: Value| {
+        let url = hub.url(&path);
+        async move { bohai_tests::post_json(&url, &token, &body).await }
+    };
+    // The company's black-list entry was listed by market-regulation; the list is
+    // development-reform's.
+    let lister = person_token(
+        &db,
+        "market-regulation",
+        &[Scope::Admin, Scope::Issue],
+        "li.na",
+    )
+    .await;
+    let anonymous_lister = token(&db, "market-regulation", Scope::Admin).await;
+    let owner = person_token(
+        &db,
+        "development-reform",
+        &[Scope::Admin, Scope::Read],
+        "zhao.min",
+    )
+    .await;
+    let owner_as_applicant =
+        person_token(&db, "development-reform", &[Scope::Admin], "li.na").await;
+    let stranger = person_token(&db, "taxation", &[Scope::Admin], "qian.feng").await;
+
+    // Taxation subscribes to the black list (shared unconditionally) and receives the entry.
+    let reader = token(&db, "taxation", Scope::Read).await;
+    let until = chrono::Utc::now() + Duration::days(30);
+    let (status, sub) = post(
+        reader.clone(),
+        "/api/v1/subscriptions".to_owned(),
+        json!({"dataset": "credit-black-list", "fields": ["entry_number", "subject_credit_code", "list_date", "end_date"],
+               "purpose": "joint discipline at the tax counter", "until": until}),
+    )
+    .await;
+    assert_eq!(status, 201, "{sub}");
+    let topic = sub["topic"].as_str().unwrap().to_owned();
+    let on_topic = |entry: &'static str| {
+        let topic = topic.clone();
+        move || {
+            let topic = topic.clone();
+            async move {
+                let values = bohai_tests::topic_to_end(&bohai_tests::brokers(), &topic);
+                let of: Vec<Value> = values
+                    .into_iter()
+                    .filter(|v| v["data"]["entry_number"] == entry)
+                    .collect();
+                (!of.is_empty()).then_some(of)
+            }
+        }
+    };
+    bohai_tests::eventually(
+        std::time::Duration::from_secs(30),
+        "the entry delivered",
+        on_topic("PJ-BL-2024-000073"),
+    )
+    .await;
+
+    let docs = |kinds: &[&str]| -> Value {
+        kinds
+            .iter()
+            .map(|k| json!({"kind": k, "name": format!("{k}.pdf"), "sha256": "5e".repeat(32)}))
+            .collect()
+    };
+    let application = |kinds: &[&str]| {
+        json!({"dataset": "credit-black-list", "entry": "PJ-BL-2024-000073",
+               "reason": "已全额缴纳罚款并完成整改，作出信用承诺", "documents": docs(kinds)})
+    };
+    let both = ["履行完毕证明", "信用修复承诺书"];
+    let apply = "/api/v1/credit/repairs".to_owned();
+
+    // Refusals: a document missing, no person, not the listing department.
+    let (status, body) = post(
+        lister.clone(),
+        apply.clone(),
+        application(&["履行完毕证明"]),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("missing: 信用修复承诺书"),
+        "{body}"
+    );
+    let (status, body) = post(anonymous_lister.clone(), apply.clone(), application(&both)).await;
+    assert_eq!(
+        (status, &body["code"]),
+        (403, &json!("person_required")),
+        "{body}"
+    );
+    let (status, body) = post(stranger.clone(), apply.clone(), application(&both)).await;
+    assert_eq!(status, 403, "{body}");
+
+    // Applied, then rejected by the owner: nothing changes.
+    let (status, first) = post(lister.clone(), apply.clone(), application(&both)).await;
+    assert_eq!(status, 201, "{first}");
+    assert_eq!(first["state"], "pending");
+    let (status, body) = post(lister.clone(), apply.clone(), application(&both)).await;
+    assert_eq!(status, 409, "one open application per entry: {body}");
+    let decide = |id: &Value, decision: &str| format!("/api/v1/credit/repairs/{id}/{decision}");
+    let (status, body) = post(
+        lister.clone(),
+        decide(&first["id"], "approve"),
+        json!({"reason": "自己批准"}),
+    )
+    .await;
+    assert_eq!(
+        status, 403,
+        "the applicant's department does not own the list: {body}"
+    );
+    let (status, rejected) = post(
+        owner.clone(),
+        decide(&first["id"], "reject"),
+        json!({"reason": "缺少法院出具的结案证明"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{rejected}");
+    assert_eq!(rejected["state"], "rejected");
+    let profile_url = hub.url(&format!("/api/v1/credit/{COMPANY}"));
+    let (_, profile) = get(&client, &profile_url, Some(&owner)).await;
+    assert_eq!(
+        entry(&profile, "credit-black-list")["published"],
+        true,
+        "{profile}"
+    );
+    let clerk = person_token(&db, "market-regulation", &[Scope::Issue], "sun.hao").await;
+    let (status, _) = post(
+        clerk.clone(),
+        "/api/v1/licences".to_owned(),
+        food_permit(COMPANY, None),
+    )
+    .await;
+    assert_eq!(status, 409, "still listed at the counter");
+
+    // Applied again, approved by another person of the owner: out of publication and of the
+    // discipline check, kept and marked, and the subscriber told.
+    let (status, second) = post(lister.clone(), apply.clone(), application(&both)).await;
+    assert_eq!(status, 201, "{second}");
+    let (status, body) = post(
+        owner_as_applicant,
+        decide(&second["id"], "approve"),
+        json!({"reason": "材料齐全"}),
+    )
+    .await;
+    assert_eq!(status, 403, "the applicant cannot decide it: {body}");
+    let (status, approved) = post(
+        owner.clone(),
+        decide(&second["id"], "approve"),
+        json!({"reason": "材料齐全，准予修复"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{approved}");
+    assert_eq!(approved["state"], "approved");
+    assert_eq!(approved["decider_person"], "zhao.min");
+    let (status, body) = post(
+        owner.clone(),
+        decide(&second["id"], "reject"),
+        json!({"reason": "再议"}),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+
+    let (_, profile) = get(&client, &profile_url, Some(&owner)).await;
+    let black = entry(&profile, "credit-black-list");
+    assert_eq!(black["published"], false, "{profile}");
+    assert_eq!(black["repaired_on"], today().to_string(), "{profile}");
+    let (status, public) = get(
+        &client,
+        &hub.url(&format!("/api/v1/public/credit/{COMPANY}")),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "the penalty is still published: {public}");
+    assert!(
+        public["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["dataset"] != "credit-black-list"),
+        "{public}"
+    );
+    let (status, body) = post(
+        clerk,
+        "/api/v1/licences".to_owned(),
+        food_permit(COMPANY, None),
+    )
+    .await;
+    assert_eq!(status, 201, "repaired, no longer refused: {body}");
+    let delivered = bohai_tests::eventually(
+        std::time::Duration::from_secs(30),
+        "the repair delivered",
+        || {
+            let found = on_topic("PJ-BL-2024-000073");
+            async move {
+                found()
+                    .await
+                    .and_then(|of| of.into_iter().find(|v| !v["credit_repair"].is_null()))
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        delivered["credit_repair"]["id"], second["id"],
+        "{delivered}"
+    );
+
+    // Listed by the owning department, and on the log with persons.
+    let (status, listed) = get(&client, &hub.url("/api/v1/credit/repairs"), Some(&owner)).await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    let steps: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT action, person FROM audit_log WHERE action LIKE 'credit.repair.%' ORDER BY seq",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    let actions: Vec<&str> = steps.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "credit.repair.applied",
+            "credit.repair.rejected",
+            "credit.repair.applied",
+            "credit.repair.approved"
+        ]
+    );
+    assert!(steps.iter().all(|(_, p)| p.is_some()), "{steps:?}");
+    let out = bohai_ok(&file, &["credit", "repair", "list", "--json"]);
+    let listed: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
 }

@@ -58,13 +58,15 @@ pub struct ListedEntry {
     dataset: String,
     pk: String,
     data: Value,
+    repaired: bool,
 }
 
 impl ListedEntry {
-    /// Whether it is in force on `today`: published by its dates.
+    /// Whether it is in force on `today`: published by its dates, and not repaired.
     fn in_force(&self, today: NaiveDate) -> bool {
-        date_field(&self.data, "list_date")
-            .is_some_and(|from| published(from, date_field(&self.data, "end_date"), today))
+        !self.repaired
+            && date_field(&self.data, "list_date")
+                .is_some_and(|from| published(from, date_field(&self.data, "end_date"), today))
     }
 
     /// The identifiers naming its subject.
@@ -99,6 +101,7 @@ pub async fn entries_in_force(
             dataset: row.dataset,
             pk: row.pk,
             data: row.data,
+            repaired: row.repaired_on.is_some(),
         };
         if !entry.in_force(today) {
             continue;
@@ -170,6 +173,7 @@ mod tests {
             dataset: dataset.to_owned(),
             pk: data["entry_number"].as_str().unwrap_or("pk").to_owned(),
             data,
+            repaired: false,
         }
     }
 
@@ -209,6 +213,12 @@ mod tests {
         assert!(!e.in_force(day("2027-01-01")));
         // No list date: never in force (the schema requires one).
         assert!(!entry("credit-black-list", json!({})).in_force(day("2026-06-01")));
+        // Repaired: no longer in force, whatever its dates.
+        let repaired = ListedEntry {
+            repaired: true,
+            ..e
+        };
+        assert!(!repaired.in_force(day("2026-06-01")));
     }
 
     #[test]

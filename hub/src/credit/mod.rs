@@ -14,6 +14,7 @@
 //! `store.rs`; what is published and how an entry is shown are pure functions here.
 
 pub mod discipline;
+pub mod repair;
 mod store;
 
 use bohai_schemas::{Dataset, Registry};
@@ -113,7 +114,7 @@ pub fn city_day(now: DateTime<Utc>) -> NaiveDate {
 
 /// Whether an entry is published on `today`: from its list date through its end date, the
 /// last day it applies (the schemas' `end_date`, 有效期截止日期); an entry without an end date
-/// stays published. An entry repaired early leaves when its source shortens its end date.
+/// stays published. An entry whose credit repair was approved leaves (`repair.rs`).
 pub fn published(list_date: NaiveDate, end_date: Option<NaiveDate>, today: NaiveDate) -> bool {
     list_date <= today && end_date.is_none_or(|end| today <= end)
 }
@@ -147,8 +148,13 @@ pub struct CreditEntry {
     pub list_date: Option<NaiveDate>,
     /// Its last day, if it has one.
     pub end_date: Option<NaiveDate>,
-    /// Whether it is published today (the city's day): list date ≤ today ≤ end date.
+    /// Whether it is published today (the city's day): list date ≤ today ≤ end date, and not
+    /// repaired.
     pub published: bool,
+    /// The city's day its credit repair was approved, if it was: it is kept, marked, but no
+    /// longer published nor consulted at the licence counter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repaired_on: Option<NaiveDate>,
     /// The record as the reader sees it: every field for the owner, the approved fields
     /// masked for another department, no personal field for the public.
     #[schema(value_type = Object)]
@@ -217,7 +223,9 @@ fn entry(
         department: department.to_owned(),
         list_date,
         end_date,
-        published: list_date.is_some_and(|d| published(d, end_date, today)),
+        published: row.repaired_on.is_none()
+            && list_date.is_some_and(|d| published(d, end_date, today)),
+        repaired_on: row.repaired_on,
         record: mask::project(dataset, &row.data, view, salt),
     }
 }

@@ -26,6 +26,16 @@ pub(crate) struct Row {
     pub(crate) pk: String,
     /// The record.
     pub(crate) data: Value,
+    /// The city's day its repair was approved, if it was (`credit_repairs`).
+    pub(crate) repaired_on: Option<chrono::NaiveDate>,
+}
+
+/// The column of [`Row::repaired_on`] for a row `r` of `repository_records`.
+macro_rules! repaired_on {
+    () => {
+        "(SELECT (c.decided_at AT TIME ZONE 'Asia/Shanghai')::date FROM credit_repairs c
+          WHERE c.dataset = r.dataset AND c.entry = r.pk AND c.state = 'approved') AS repaired_on"
+    };
 }
 
 /// Every record of the credit datasets and the administrative penalties whose identifier
@@ -35,19 +45,23 @@ pub(crate) async fn records_naming(
     subject: &str,
     by: Match,
 ) -> Result<Vec<Row>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT dataset, pk, data FROM repository_records
+    sqlx::query_as(concat!(
+        "SELECT dataset, pk, data, ",
+        repaired_on!(),
+        " FROM repository_records r
          WHERE dataset IN ('credit-commitments', 'credit-red-list', 'credit-black-list',
                            'administrative-penalties')
            AND COALESCE(data->>'subject_credit_code', data->>'party_credit_code') = $1
          UNION
-         SELECT dataset, pk, data FROM repository_records
+         SELECT dataset, pk, data, ",
+        repaired_on!(),
+        " FROM repository_records r
          WHERE dataset IN ('credit-commitments', 'credit-red-list', 'credit-black-list',
                            'administrative-penalties')
            AND COALESCE(data->>'subject_id_number', data->>'party_id_number') = $1
            AND $2
-         ORDER BY dataset, pk",
-    )
+         ORDER BY dataset, pk"
+    ))
     .bind(subject)
     .bind(by == Match::Any)
     .fetch_all(db)
@@ -62,19 +76,23 @@ pub(crate) async fn list_entries_naming(
     lists: &[&str],
     values: &[&str],
 ) -> Result<Vec<Row>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT dataset, pk, data FROM repository_records
+    sqlx::query_as(concat!(
+        "SELECT dataset, pk, data, ",
+        repaired_on!(),
+        " FROM repository_records r
          WHERE dataset IN ('credit-commitments', 'credit-red-list', 'credit-black-list',
                            'administrative-penalties')
            AND dataset = ANY($1)
            AND COALESCE(data->>'subject_credit_code', data->>'party_credit_code') = ANY($2)
          UNION
-         SELECT dataset, pk, data FROM repository_records
+         SELECT dataset, pk, data, ",
+        repaired_on!(),
+        " FROM repository_records r
          WHERE dataset IN ('credit-commitments', 'credit-red-list', 'credit-black-list',
                            'administrative-penalties')
            AND dataset = ANY($1)
-           AND COALESCE(data->>'subject_id_number', data->>'party_id_number') = ANY($2)",
-    )
+           AND COALESCE(data->>'subject_id_number', data->>'party_id_number') = ANY($2)"
+    ))
     .bind(lists)
     .bind(values)
     .fetch_all(db)

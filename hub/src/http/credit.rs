@@ -6,10 +6,14 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::Utc;
 
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+
 use super::caller::Caller;
-use super::extract::Path;
+use super::extract::{JsonBody, Path, Query};
 use super::{ApiError, AppState};
 use crate::auth::Scope;
+use crate::credit::repair::{self, Decision, Repair, RepairApplication, RepairError};
 use crate::credit::{self, CreditError, CreditProfile, Reader};
 
 /// The one mapping of credit errors to answers.
@@ -96,4 +100,159 @@ pub(super) async fn public_credit_profile(
     let profile =
         credit::public_profile(&state.db, &state.registry, &subject, &salt, Utc::now()).await?;
     Ok(Json(profile))
+}
+
+/// The one mapping of credit-repair errors to answers.
+impl From<RepairError> for ApiError {
+    fn from(e: RepairError) -> Self {
+        match e {
+            RepairError::NotRepairable(_) | RepairError::Documents(_) | RepairError::NoReason => {
+                ApiError::bad_request(e.to_string())
+            }
+            RepairError::NoPerson => {
+                ApiError::new(StatusCode::FORBIDDEN, "person_required", e.to_string())
+            }
+            RepairError::UnknownEntry { .. } | RepairError::UnknownRepair(_) => {
+                ApiError::not_found(e.to_string())
+            }
+            RepairError::NotAllowed { .. } | RepairError::SamePerson(_) => {
+                ApiError::new(StatusCode::FORBIDDEN, "forbidden", e.to_string())
+            }
+            RepairError::AlreadyOpen { .. } | RepairError::Decided { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
+            }
+            RepairError::Database(e) => e.into(),
+        }
+    }
+}
+
+/// Apply for the credit repair (信用修复) of an entry the caller's department listed: a
+/// black-list entry or a penalty's publication, on its subject's behalf, with the documents
+/// the dataset's rule asks for (by kind, each named and fingerprinted by its SHA-256).
+///
+/// Needs a token with scope `admin` issued to a person (repair is decided between persons).
+/// The dataset's owning department decides before `decide_by`. Audited
+/// (`credit.repair.applied`).
+#[utoipa::path(
+    post,
+    path = "/api/v1/credit/repairs",
+    tag = "credit",
+    request_body = RepairApplication,
+    responses(
+        (status = 201, description = "The application, pending", body = Repair),
+        (status = 400, description = "Not a repairable dataset, documents missing or malformed, or no reason", body = super::ErrorBody),
+        (status = 401, description = "No valid bearer token (code says why)", body = super::ErrorBody),
+        (status = 403, description = "The token lacks scope `admin` or names no person (`person_required`), or the entry was listed by another department", body = super::ErrorBody),
+        (status = 404, description = "No such entry", body = super::ErrorBody),
+        (status = 409, description = "The entry has an application pending or a repair approved", body = super::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(super) async fn apply_for_repair(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(application): JsonBody<RepairApplication>,
+) -> Result<(StatusCode, Json<Repair>), ApiError> {
+    caller.require(Scope::Admin)?;
+    let actor = repair::Actor {
+        department: Some(&caller.department),
+        person: caller.person(),
+    };
+    let made = repair::apply(&state.db, &state.registry, actor, application, Utc::now()).await?;
+    Ok((StatusCode::CREATED, Json(made)))
+}
+
+/// Which applications to list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct RepairQuery {
+    /// Only those still pending.
+    #[serde(default)]
+    pending: bool,
+}
+
+/// The credit-repair applications the caller's department filed or decides, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/credit/repairs",
+    tag = "credit",
+    params(RepairQuery),
+    responses(
+        (status = 200, description = "The applications", body = Vec<Repair>),
+        (status = 401, description = "No valid bearer token (code says why)", body = super::ErrorBody),
+        (status = 403, description = "The token lacks scope `admin`", body = super::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(super) async fn list_repairs(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<RepairQuery>,
+) -> Result<Json<Vec<Repair>>, ApiError> {
+    caller.require(Scope::Admin)?;
+    let listed = repair::list(
+        &state.db,
+        &state.registry,
+        Some(&caller.department),
+        q.pending,
+    )
+    .await?;
+    Ok(Json(listed))
+}
+
+/// A decision's reasons.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RepairDecision {
+    /// Why: what was checked, or what is missing.
+    #[schema(min_length = 1)]
+    reason: String,
+}
+
+/// Approve or reject a credit-repair application for a dataset the caller's department owns.
+///
+/// Needs a token with scope `admin` issued to a person other than the applicant. Approving
+/// takes the entry out of publication and out of the joint-discipline check at the licence
+/// counter (it stays in the repository, marked `repaired_on`), and delivers it again to the
+/// dataset's subscribers with `credit_repair`. Audited (`credit.repair.approved`/`rejected`).
+#[utoipa::path(
+    post,
+    path = "/api/v1/credit/repairs/{id}/{decision}",
+    tag = "credit",
+    params(
+        ("id" = i64, Path, description = "Application id"),
+        ("decision" = inline(Decision), Path, description = "`approve` or `reject`"),
+    ),
+    request_body = RepairDecision,
+    responses(
+        (status = 200, description = "The decided application", body = Repair),
+        (status = 400, description = "No reason", body = super::ErrorBody),
+        (status = 401, description = "No valid bearer token (code says why)", body = super::ErrorBody),
+        (status = 403, description = "The token lacks scope `admin` or names no person (`person_required`), the dataset is another department's, or the caller applied", body = super::ErrorBody),
+        (status = 404, description = "No such application", body = super::ErrorBody),
+        (status = 409, description = "Decided already", body = super::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(super) async fn decide_repair(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, decision)): Path<(i64, Decision)>,
+    JsonBody(body): JsonBody<RepairDecision>,
+) -> Result<Json<Repair>, ApiError> {
+    caller.require(Scope::Admin)?;
+    let actor = repair::Actor {
+        department: Some(&caller.department),
+        person: caller.person(),
+    };
+    let decided = repair::decide(
+        &state.db,
+        &state.registry,
+        actor,
+        id,
+        (decision, &body.reason),
+        Utc::now(),
+    )
+    .await?;
+    Ok(Json(decided))
 }

@@ -78,7 +78,7 @@ pub struct AppState {
         (name = "seals", description = "Electronic seals and the city PKI"),
         (name = "licences", description = "Electronic licences: issue, lifecycle, status, verification"),
         (name = "sharing", description = "Catalogue, access requests and approvals, masked reads"),
-        (name = "credit", description = "Credit profiles: a department's view and the public query"),
+        (name = "credit", description = "Credit profiles (a department's view and the public query) and credit repair"),
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth)
@@ -290,6 +290,8 @@ fn token_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(sharing::decide_subscription))
         .routes(routes!(sharing::withdraw_subscription))
         .routes(routes!(credit::credit_profile))
+        .routes(routes!(credit::apply_for_repair, credit::list_repairs))
+        .routes(routes!(credit::decide_repair))
         .routes(routes!(ops::feeds))
         .routes(routes!(ops::overview))
         .routes(routes!(ops::rates))

@@ -697,16 +697,31 @@ impl Worker {
         };
         let subscription = sub.id.to_string();
         let batch = end.batch_name();
+        // A credit entry whose repair was approved says so (approving it sends it again).
+        let repaired: std::collections::HashMap<String, (i64, chrono::DateTime<chrono::Utc>)> =
+            if dataset.repair.is_some() {
+                let pks: Vec<&str> = rows.iter().map(|r| r.pk.as_str()).collect();
+                crate::credit::repair::approved_among(&self.db, &dataset.id, &pks)
+                    .await?
+                    .into_iter()
+                    .map(|(entry, id, at)| (entry, (id, at)))
+                    .collect()
+            } else {
+                std::collections::HashMap::new()
+            };
         let mut deliveries = Vec::with_capacity(rows.len());
         for row in rows {
-            let value = serde_json::json!({
+            let mut value = serde_json::json!({
                 "subscription": sub.id,
                 "dataset": sub.dataset,
                 "key": mask::key(dataset, &row.pk, &row.data, view, salt),
                 "updated_at": row.updated_at,
                 "data": mask::project(dataset, &row.data, view, salt),
-            })
-            .to_string();
+            });
+            if let Some((id, at)) = repaired.get(&row.pk) {
+                value["credit_repair"] = serde_json::json!({"id": id, "approved_at": at});
+            }
+            let value = value.to_string();
             let key = mask::salted_hash(salt, &Value::String(row.pk.clone()));
             let headers = OwnedHeaders::new()
                 .insert(Header {
