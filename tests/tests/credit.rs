@@ -543,10 +543,29 @@ async fn joint_discipline_refuses_listed_subjects_at_the_counter_and_records_an_
 
     // An override: needs a named officer, then issues, recorded with the licence.
     let mut overridden = food_permit(COMPANY, None);
-    overridden["discipline_override"] =
-        json!({"reason": "法院裁定中止执行（〔2026〕辽11执异12号）"});
+    overridden["discipline_override"] = json!({"reason": "法院裁定中止执行（〔2026〕辽11执异12号）",
+                                              "entries": ["PJ-BL-2024-000073"]});
     let (status, body) = issue(clerk.clone(), overridden.clone()).await;
     assert_eq!(status, 400, "an override by no one in particular: {body}");
+    // An override given in advance, for entries not seen, covers nothing.
+    let mut blind = food_permit(COMPANY, None);
+    blind["discipline_override"] = json!({"reason": "一律放行", "entries": ["PJ-BL-2024-999999"]});
+    let (status, body) = issue(clerk.clone(), blind).await;
+    assert_eq!(
+        (status, &body["code"]),
+        (409, &json!("credit_listed")),
+        "{body}"
+    );
+    // A request that breaks the type's schema is refused for that, listed or not: the counter
+    // does not tell whether a bare identity number is listed.
+    let mut bare = food_permit(UNKNOWN, Some(PERSON));
+    bare["fields"] = json!({"responsible_person_id_number": PERSON});
+    let (status, body) = issue(clerk.clone(), bare).await;
+    assert_eq!(
+        (status, &body["code"]),
+        (400, &json!("licence_invalid")),
+        "{body}"
+    );
     let officer = auth::create_token_for(
         &db,
         "market-regulation",
@@ -573,6 +592,35 @@ async fn joint_discipline_refuses_listed_subjects_at_the_counter_and_records_an_
     assert_eq!(recorded["matches"][0]["entry"], "PJ-BL-2024-000073");
     assert!(recorded["reason"].as_str().unwrap().contains("中止执行"));
 
+    // Renewing is a new decision: refused while the operator is listed, unless overridden.
+    let renew = hub.url(&format!("/api/v1/licences/{number}/renew"));
+    let (status, body) = bohai_tests::post_json(&renew, &officer, &json!({})).await;
+    assert_eq!(
+        (status, &body["code"]),
+        (409, &json!("credit_listed")),
+        "{body}"
+    );
+    let (status, body) = bohai_tests::post_json(
+        &renew,
+        &officer,
+        &json!({"discipline_override": {"reason": "法院裁定中止执行，延续经营", "entries": ["PJ-BL-2024-000073"]}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, shown) = get(
+        &reqwest::Client::new(),
+        &hub.url(&format!("/api/v1/licences/{number}")),
+        Some(&officer),
+    )
+    .await;
+    let versions: Vec<&Value> = shown["discipline_overrides"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| &o["version"])
+        .collect();
+    assert_eq!(versions, [&json!(1), &json!(2)], "{shown}");
+
     // A business licence allows no override, whoever asks.
     let registry = bohai_schemas::Registry::load_builtin().unwrap();
     let bl = registry.licence_type("business-licence").unwrap();
@@ -580,7 +628,7 @@ async fn joint_discipline_refuses_listed_subjects_at_the_counter_and_records_an_
     let mut subject: Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
     subject["holder"]["credit_code"] = json!(COMPANY);
     let body = json!({"type": "business-licence", "holder": subject["holder"], "fields": subject["fields"],
-                      "discipline_override": {"reason": "试一试"}});
+                      "discipline_override": {"reason": "试一试", "entries": ["PJ-BL-2024-000073"]}});
     let (status, body) = issue(officer.clone(), body).await;
     assert_eq!(status, 409, "{body}");
     assert!(
@@ -690,6 +738,12 @@ async fn joint_discipline_refuses_listed_subjects_at_the_counter_and_records_an_
             holder.to_str().unwrap(),
         ],
     );
+    let (skipped,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM audit_log WHERE action = 'credit.discipline_skipped'")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(skipped, 1, "issuing without the lists is on the log");
 }
 
 /// A token of `department` with `scopes`, issued to `person`.
@@ -809,7 +863,10 @@ async fn credit_repair_is_decided_by_another_person_and_an_approved_one_takes_th
         "{body}"
     );
     let (status, body) = post(stranger.clone(), apply.clone(), application(&both)).await;
-    assert_eq!(status, 403, "{body}");
+    assert_eq!(
+        status, 404,
+        "another department's entry is as unknown: {body}"
+    );
 
     // Applied, then rejected by the owner: nothing changes.
     let (status, first) = post(lister.clone(), apply.clone(), application(&both)).await;
@@ -948,4 +1005,33 @@ async fn credit_repair_is_decided_by_another_person_and_an_approved_one_takes_th
     let out = bohai_ok(&file, &["credit", "repair", "list", "--json"]);
     let listed: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+
+    // The repair was of the entry as it stood: extended by the list's owner afterwards
+    // (through the pipeline, a new version), the entry is published and refused again.
+    let publisher = token(&db, "development-reform", Scope::Publish).await;
+    let mut extended = company_black();
+    extended["end_date"] = json!(day(700));
+    extended["updated_at"] = json!("2026-12-01T09:00:00+08:00");
+    let (status, body) = bohai_tests::post_json(
+        &hub.url("/api/v1/datasets/credit-black-list/records"),
+        &publisher,
+        &json!([extended]),
+    )
+    .await;
+    assert_eq!((status, &body["accepted"]), (200, &json!(1)), "{body}");
+    let black = bohai_tests::eventually(
+        std::time::Duration::from_secs(30),
+        "the extended entry",
+        || async {
+            let (_, profile) = get(&client, &profile_url, Some(&owner)).await;
+            let black = entry(&profile, "credit-black-list").clone();
+            (black["end_date"] == day(700)).then_some(black)
+        },
+    )
+    .await;
+    assert_eq!(black["published"], true, "{black}");
+    assert!(black["repaired_on"].is_null(), "{black}");
+    let (status, again) = post(lister.clone(), apply.clone(), application(&both)).await;
+    assert_eq!(status, 201, "the new version may be applied for: {again}");
+    assert_eq!(again["entry_version"], 2, "{again}");
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
@@ -39,11 +39,8 @@ pub enum LicenceCommand {
         /// Write the sealed licence (JWS) to this file.
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
-        /// Issue despite a joint-discipline match (the holder or its legal representative on
-        /// a credit list the type consults), where the type allows an officer's override:
-        /// why. Needs `bohai --actor NAME`, the officer; recorded with the licence.
-        #[arg(long, value_name = "REASON")]
-        override_reason: Option<String>,
+        #[command(flatten)]
+        discipline: OverrideArgs,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -83,6 +80,8 @@ pub enum LicenceCommand {
         /// End of the new validity. Default: the type's default validity from now.
         #[arg(long)]
         valid_until: Option<DateTime<Utc>>,
+        #[command(flatten)]
+        discipline: OverrideArgs,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -175,6 +174,30 @@ pub enum LicenceCommand {
 }
 
 /// Runs a licence command.
+/// An officer's override of a joint-discipline refusal (`issue`, `renew`), where the type
+/// allows one; the officer is `bohai --actor NAME` (or the login name).
+#[derive(Debug, Args)]
+pub struct OverrideArgs {
+    /// Issue despite the entries named by `--override-entry`: why. Recorded with the licence.
+    #[arg(long, value_name = "REASON", requires = "override_entries")]
+    override_reason: Option<String>,
+    /// An entry the override covers, as the refusal named it; once per entry, every entry
+    /// the refusal named.
+    #[arg(long = "override-entry", value_name = "ENTRY")]
+    override_entries: Vec<String>,
+}
+
+impl OverrideArgs {
+    fn to_override(&self) -> Option<crate::licences::DisciplineOverride> {
+        self.override_reason
+            .as_ref()
+            .map(|reason| crate::licences::DisciplineOverride {
+                reason: reason.clone(),
+                entries: self.override_entries.clone(),
+            })
+    }
+}
+
 pub(super) async fn run(config: &Config, command: &LicenceCommand) -> anyhow::Result<()> {
     if let LicenceCommand::Gen {
         licence_type,
@@ -219,7 +242,7 @@ pub(super) async fn run(config: &Config, command: &LicenceCommand) -> anyhow::Re
             valid_from,
             valid_until,
             output,
-            override_reason,
+            discipline,
             json,
         } => {
             let text = std::fs::read_to_string(holder)
@@ -236,11 +259,7 @@ pub(super) async fn run(config: &Config, command: &LicenceCommand) -> anyhow::Re
                 fields: subject.get("fields").cloned().unwrap_or(Value::Null),
                 valid_from: *valid_from,
                 valid_until: *valid_until,
-                discipline_override: override_reason.as_ref().map(|reason| {
-                    crate::licences::DisciplineOverride {
-                        reason: reason.clone(),
-                    }
-                }),
+                discipline_override: discipline.to_override(),
             };
             let issued = service.issue(&actor, &department, request, now).await?;
             finish_issued(&issued, output.as_ref(), *json)?;
@@ -253,9 +272,17 @@ pub(super) async fn run(config: &Config, command: &LicenceCommand) -> anyhow::Re
         LicenceCommand::Renew {
             number,
             valid_until,
+            discipline,
             json,
         } => {
-            let issued = service.renew(&actor, number, *valid_until, now).await?;
+            let issued = service
+                .renew(
+                    &actor,
+                    number,
+                    (*valid_until, discipline.to_override()),
+                    now,
+                )
+                .await?;
             finish_issued(&issued, None, *json)?;
         }
         LicenceCommand::Replace { number, json } => {

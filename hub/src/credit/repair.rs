@@ -26,8 +26,8 @@ pub enum RepairError {
     /// The dataset is not in the registry, or its manifest has no `[repair]` rule.
     #[error("`{0}` has no credit repair: its manifest has no [repair] rule")]
     NotRepairable(String),
-    /// No entry with this key in the repository.
-    #[error("no entry `{entry}` in `{dataset}`")]
+    /// No entry with this key in the repository that the caller's department listed.
+    #[error("no entry `{entry}` in `{dataset}` listed by the caller's department")]
     UnknownEntry {
         /// The dataset.
         dataset: String,
@@ -72,6 +72,19 @@ pub enum RepairError {
     /// No application with this id.
     #[error("no credit repair {0}")]
     UnknownRepair(i64),
+    /// The entry changed (its listing department extended or corrected it) since the
+    /// application: it is a repair of what no longer stands.
+    #[error("entry `{entry}` changed since repair {id} was applied for (version {applied}, now {now}): reject it, and apply again for the entry as it stands")]
+    EntryChanged {
+        /// The application.
+        id: i64,
+        /// The entry.
+        entry: String,
+        /// The version applied for.
+        applied: i32,
+        /// The version now.
+        now: i32,
+    },
     /// Decided already.
     #[error("credit repair {id} is {state} already")]
     Decided {
@@ -164,6 +177,8 @@ pub struct Repair {
     pub dataset: String,
     /// The entry's key.
     pub entry: String,
+    /// The version of the entry applied for: the repair holds while the repository holds it.
+    pub entry_version: i32,
     /// The department that applied (the one that listed the entry).
     pub applicant: String,
     /// The person who applied.
@@ -196,8 +211,9 @@ impl Repair {
     }
 }
 
-const COLUMNS: &str = "id, dataset, entry, applicant, applicant_person, reason, documents, \
-     applied_at, decide_by, state, decided_by, decider_person, decision_reason, decided_at";
+const COLUMNS: &str = "id, dataset, entry, entry_version, applicant, applicant_person, reason, \
+     documents, applied_at, decide_by, state, decided_by, decider_person, decision_reason, \
+     decided_at";
 
 /// The department that listed an entry: its `listing_department`, or the dataset's owner.
 fn lister(dataset: &Dataset, data: &Value) -> String {
@@ -260,36 +276,34 @@ pub async fn apply(
         return Err(RepairError::NoReason);
     }
     check_documents(&rule.documents, &application.documents)?;
-    let data: Option<(Value,)> =
-        sqlx::query_as("SELECT data FROM repository_records WHERE dataset = $1 AND pk = $2")
-            .bind(&dataset.id)
-            .bind(&application.entry)
-            .fetch_optional(db)
-            .await?;
-    let Some((data,)) = data else {
+    let stored: Option<(Value, i32)> = sqlx::query_as(
+        "SELECT data, version FROM repository_records WHERE dataset = $1 AND pk = $2",
+    )
+    .bind(&dataset.id)
+    .bind(&application.entry)
+    .fetch_optional(db)
+    .await?;
+    // Another department's entry is answered as an unknown one: the applicant learns nothing
+    // of entries it did not list.
+    let Some((data, version)) =
+        stored.filter(|(data, _)| actor.may_act_for(&lister(dataset, data)))
+    else {
         return Err(RepairError::UnknownEntry {
             dataset: dataset.id.clone(),
             entry: application.entry,
         });
     };
     let lister = lister(dataset, &data);
-    if !actor.may_act_for(&lister) {
-        return Err(RepairError::NotAllowed {
-            department: actor.recorded().to_owned(),
-            action: "apply for this repair",
-            why: format!(
-                "the entry was listed by `{lister}`, which applies on its subject's behalf"
-            ),
-        });
-    }
     let decide_by = now + chrono::Duration::from_std(rule.decision_within).unwrap_or_default();
     let mut tx = db.begin().await?;
     let open: Option<(i64, String)> = sqlx::query_as(
         "SELECT id, state FROM credit_repairs
-         WHERE dataset = $1 AND entry = $2 AND state IN ('pending', 'approved') FOR UPDATE",
+         WHERE dataset = $1 AND entry = $2 AND entry_version = $3
+           AND state IN ('pending', 'approved') FOR UPDATE",
     )
     .bind(&dataset.id)
     .bind(&application.entry)
+    .bind(version)
     .fetch_optional(&mut *tx)
     .await?;
     if let Some((id, state)) = open {
@@ -301,9 +315,9 @@ pub async fn apply(
         });
     }
     let inserted: Result<Repair, sqlx::Error> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO credit_repairs (dataset, entry, applicant, applicant_person, reason,
-             documents, applied_at, decide_by, state)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending') RETURNING {COLUMNS}"
+        "INSERT INTO credit_repairs (dataset, entry, entry_version, applicant,
+             applicant_person, reason, documents, applied_at, decide_by, state)
+         VALUES ($1, $2, $9, $3, $4, $5, $6, $7, $8, 'pending') RETURNING {COLUMNS}"
     )))
     .bind(&dataset.id)
     .bind(&application.entry)
@@ -313,6 +327,7 @@ pub async fn apply(
     .bind(sqlx::types::Json(&application.documents))
     .bind(now)
     .bind(decide_by)
+    .bind(version)
     .fetch_one(&mut *tx)
     .await;
     let repair = match inserted {
@@ -341,6 +356,11 @@ pub async fn apply(
         .await?;
     tx.commit().await?;
     Ok(repair)
+}
+
+/// Whether two recorded names are one person's: compared trimmed and without regard to case.
+fn same_person(a: &str, b: &str) -> bool {
+    a.trim().to_lowercase() == b.trim().to_lowercase()
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
@@ -393,8 +413,25 @@ pub async fn decide(
             state: repair.state,
         });
     }
-    if repair.applicant_person == person {
+    if same_person(&repair.applicant_person, person) {
         return Err(RepairError::SamePerson(person.to_owned()));
+    }
+    // The entry as it stands now must be the one applied for.
+    let version: Option<(i32,)> = sqlx::query_as(
+        "SELECT version FROM repository_records WHERE dataset = $1 AND pk = $2 FOR SHARE",
+    )
+    .bind(&repair.dataset)
+    .bind(&repair.entry)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let now_version = version.map_or(0, |(v,)| v);
+    if decision == Decision::Approve && now_version != repair.entry_version {
+        return Err(RepairError::EntryChanged {
+            id,
+            entry: repair.entry,
+            applied: repair.entry_version,
+            now: now_version,
+        });
     }
     let decided: Repair = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE credit_repairs SET state = $2, decided_by = $3, decider_person = $4,

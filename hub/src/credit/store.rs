@@ -34,7 +34,8 @@ pub(crate) struct Row {
 macro_rules! repaired_on {
     () => {
         "(SELECT (c.decided_at AT TIME ZONE 'Asia/Shanghai')::date FROM credit_repairs c
-          WHERE c.dataset = r.dataset AND c.entry = r.pk AND c.state = 'approved') AS repaired_on"
+          WHERE c.dataset = r.dataset AND c.entry = r.pk AND c.entry_version = r.version
+            AND c.state = 'approved') AS repaired_on"
     };
 }
 

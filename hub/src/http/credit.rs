@@ -118,7 +118,9 @@ impl From<RepairError> for ApiError {
             RepairError::NotAllowed { .. } | RepairError::SamePerson(_) => {
                 ApiError::new(StatusCode::FORBIDDEN, "forbidden", e.to_string())
             }
-            RepairError::AlreadyOpen { .. } | RepairError::Decided { .. } => {
+            RepairError::AlreadyOpen { .. }
+            | RepairError::Decided { .. }
+            | RepairError::EntryChanged { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
             }
             RepairError::Database(e) => e.into(),
@@ -142,8 +144,8 @@ impl From<RepairError> for ApiError {
         (status = 201, description = "The application, pending", body = Repair),
         (status = 400, description = "Not a repairable dataset, documents missing or malformed, or no reason", body = super::ErrorBody),
         (status = 401, description = "No valid bearer token (code says why)", body = super::ErrorBody),
-        (status = 403, description = "The token lacks scope `admin` or names no person (`person_required`), or the entry was listed by another department", body = super::ErrorBody),
-        (status = 404, description = "No such entry", body = super::ErrorBody),
+        (status = 403, description = "The token lacks scope `admin` or names no person (`person_required`)", body = super::ErrorBody),
+        (status = 404, description = "No such entry listed by the caller's department", body = super::ErrorBody),
         (status = 409, description = "The entry has an application pending or a repair approved", body = super::ErrorBody),
     ),
     security(("bearer" = []))
@@ -230,7 +232,7 @@ pub(crate) struct RepairDecision {
         (status = 401, description = "No valid bearer token (code says why)", body = super::ErrorBody),
         (status = 403, description = "The token lacks scope `admin` or names no person (`person_required`), the dataset is another department's, or the caller applied", body = super::ErrorBody),
         (status = 404, description = "No such application", body = super::ErrorBody),
-        (status = 409, description = "Decided already", body = super::ErrorBody),
+        (status = 409, description = "Decided already, or the entry changed since the application", body = super::ErrorBody),
     ),
     security(("bearer" = []))
 )]

@@ -361,6 +361,10 @@ pub(crate) struct ActionRequest {
     /// For `renew`: the new end of validity; default the type's validity from now.
     #[serde(default)]
     valid_until: Option<DateTime<Utc>>,
+    /// For `renew`: renew despite a joint-discipline match, where the type allows an
+    /// officer's override (the token must name the officer).
+    #[serde(default)]
+    discipline_override: Option<crate::licences::DisciplineOverride>,
 }
 
 /// The result of a lifecycle action.
@@ -392,7 +396,7 @@ pub(crate) struct ActionResponse {
         (status = 400, description = "Malformed request (e.g. revoke without a reason)", body = super::ErrorBody),
         (status = 401, description = "No valid bearer token", body = super::ErrorBody),
         (status = 404, description = "No such licence, or another department's (answered alike)", body = super::ErrorBody),
-        (status = 409, description = "The licence's state does not allow it", body = super::ErrorBody),
+        (status = 409, description = "The licence's state does not allow it (`wrong_state`), or joint discipline refuses the renewal (`credit_listed`, as at issuance)", body = super::ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -417,9 +421,14 @@ pub(super) async fn licence_action(
         Action::Renew => ActionResponse {
             changed: None,
             issued: Some(
-                svc.renew(&actor, &number, request.valid_until, now)
-                    .await
-                    .map_err(&not_yours_is_unknown)?,
+                svc.renew(
+                    &actor,
+                    &number,
+                    (request.valid_until, request.discipline_override),
+                    now,
+                )
+                .await
+                .map_err(&not_yours_is_unknown)?,
             ),
         },
         Action::Replace => ActionResponse {

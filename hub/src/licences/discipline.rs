@@ -38,7 +38,7 @@ pub type Checked<'t> = (&'t LicenceType, IssueRequest, Option<Granted>);
 pub async fn check_batch<'t>(
     db: &PgPool,
     actor: &Actor,
-    salt: &Salt,
+    salt: impl FnOnce() -> Result<Salt, LicenceError>,
     typed: Vec<Result<(&'t LicenceType, IssueRequest), LicenceError>>,
     now: DateTime<Utc>,
 ) -> Result<Vec<Result<Checked<'t>, LicenceError>>, LicenceError> {
@@ -77,6 +77,7 @@ pub async fn check_batch<'t>(
             .map(|r| r.map(|(t, request)| (t, request, None)))
             .collect());
     }
+    let salt = salt()?;
     let in_force = entries_in_force(db, &lists, &values, now).await?;
 
     let mut refused = Vec::new();
@@ -94,11 +95,23 @@ pub async fn check_batch<'t>(
             if matches.is_empty() {
                 return Ok((t, request, None));
             }
+            // A request that breaks its type's schema is refused for that, as it would be
+            // without the lists: the counter is no oracle for a bare identity number.
+            let violations =
+                t.validate(&json!({"holder": request.holder, "fields": request.fields}));
+            if !violations.is_empty() {
+                return Err(LicenceError::Invalid {
+                    licence_type: t.id.clone(),
+                    violations,
+                });
+            }
             let entries: Vec<&str> = matches.iter().map(|m| m.entry.as_str()).collect();
             let may_override = discipline.on_match == OnMatch::OfficerOverride;
+            // An override covers the entries it names, every one of the matches.
             let reason = request
                 .discipline_override
                 .as_ref()
+                .filter(|o| entries.iter().all(|e| o.entries.iter().any(|n| n == e)))
                 .map(|o| o.reason.trim().to_owned());
             match (may_override, reason, actor.person()) {
                 (true, Some(reason), Some(officer)) if !reason.is_empty() => {
@@ -130,9 +143,20 @@ pub async fn check_batch<'t>(
         })
         .collect();
 
+    // A credit code as it is (public); anything else, a valid identity number or not, as
+    // its salted hash.
     let subjects: Vec<String> = values
         .iter()
-        .map(|v| crate::credit::audited_subject(v, salt))
+        .map(|v| {
+            if bohai_schemas::formats::check_credit_code(v).is_ok() {
+                (*v).to_owned()
+            } else {
+                format!(
+                    "hmac:{}",
+                    crate::sharing::mask::salted_hash(&salt, &serde_json::Value::from(*v))
+                )
+            }
+        })
         .collect();
     crate::audit::Entry::new(&actor.recorded(), "credit.discipline_check")
         .person(actor.person())
@@ -143,4 +167,35 @@ pub async fn check_batch<'t>(
         .append_to(db)
         .await?;
     Ok(out)
+}
+
+/// With the check switched off (`licences.credit_discipline = false`): every typed request
+/// goes on unchecked, and a batch holding requests whose type consults the lists says so in
+/// the audit log (`credit.discipline_skipped`) and the log, so that issuing without the lists
+/// is never silent.
+pub async fn skip_batch<'t>(
+    db: &PgPool,
+    actor: &Actor,
+    typed: Vec<Result<(&'t LicenceType, IssueRequest), LicenceError>>,
+) -> Result<Vec<Result<Checked<'t>, LicenceError>>, LicenceError> {
+    let skipped = typed
+        .iter()
+        .flatten()
+        .filter(|(t, _)| t.discipline.is_some())
+        .count();
+    if skipped > 0 {
+        tracing::warn!(
+            skipped,
+            "licences.credit_discipline is false: licences issued without the credit lists"
+        );
+        crate::audit::Entry::new(&actor.recorded(), "credit.discipline_skipped")
+            .person(actor.person())
+            .count(skipped)
+            .append_to(db)
+            .await?;
+    }
+    Ok(typed
+        .into_iter()
+        .map(|r| r.map(|(t, request)| (t, request, None)))
+        .collect())
 }

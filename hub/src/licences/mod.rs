@@ -141,6 +141,10 @@ pub struct DisciplineOverride {
     /// the officer: the person the token or `--actor` names.
     #[schema(min_length = 1)]
     pub reason: String,
+    /// The entries the officer overrides, as the refusal named them: the override covers
+    /// these only, so that it is given for a refusal seen, not in advance for any.
+    #[schema(min_items = 1)]
+    pub entries: Vec<String>,
 }
 
 /// An override that was needed and granted: recorded with the licence.

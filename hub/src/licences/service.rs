@@ -377,12 +377,9 @@ impl<'a> LicenceService<'a> {
             .map(|r| self.check_type(actor, department, r))
             .collect();
         let typed = if self.config.licences.credit_discipline {
-            super::discipline::check_batch(self.db, actor, &self.salt()?, typed, now).await?
+            super::discipline::check_batch(self.db, actor, || self.salt(), typed, now).await?
         } else {
-            typed
-                .into_iter()
-                .map(|r| r.map(|(t, request)| (t, request, None)))
-                .collect()
+            super::discipline::skip_batch(self.db, actor, typed).await?
         };
         let n_ok = typed.iter().filter(|c| c.is_ok()).count();
         // A batch whose every request was refused needs no seal and no numbers.
@@ -542,13 +539,20 @@ impl<'a> LicenceService<'a> {
         &self,
         actor: &Actor,
         number: &str,
-        valid_until: Option<DateTime<Utc>>,
+        (valid_until, discipline_override): (
+            Option<DateTime<Utc>>,
+            Option<super::DisciplineOverride>,
+        ),
         now: DateTime<Utc>,
     ) -> Result<IssuedLicence, LicenceError> {
         let now = whole_seconds(now);
         let mut tx = self.db.begin().await?;
         let (latest, old, t) = self
             .successor_basis(&mut tx, actor, number, "renew")
+            .await?;
+        // Renewing is a new decision: joint discipline applies as at issuance.
+        let granted = self
+            .discipline_of_renewal(actor, t, &old, discipline_override, now)
             .await?;
         let until = match valid_until {
             Some(u) => whole_seconds(u),
@@ -575,6 +579,20 @@ impl<'a> LicenceService<'a> {
         let issued = self
             .store_successor(&mut tx, actor, &latest, licence, LicenceEvent::Renewed, now)
             .await?;
+        if let Some(granted) = &granted {
+            store::insert_override(&mut tx, number, version, granted, &actor.recorded(), now)
+                .await?;
+            crate::audit::Entry::new(&actor.recorded(), "licence.discipline_override")
+                .person(Some(&granted.officer))
+                .subject(number)
+                .detail(&serde_json::json!({
+                    "version": version,
+                    "entries": granted.matches.iter().map(|m| &m.entry).collect::<Vec<_>>(),
+                    "reason": granted.reason,
+                }))
+                .append(&mut tx)
+                .await?;
+        }
         crate::audit::licence_action(
             &mut tx,
             &actor.recorded(),
@@ -596,6 +614,44 @@ impl<'a> LicenceService<'a> {
         tx.commit().await?;
         self.state.status.invalidate().await;
         Ok(issued)
+    }
+
+    /// The joint-discipline check of renewing `old` of type `t`: the override it is renewed
+    /// under, if one was needed and given.
+    async fn discipline_of_renewal(
+        &self,
+        actor: &Actor,
+        t: &'a LicenceType,
+        old: &Licence,
+        discipline_override: Option<super::DisciplineOverride>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<super::discipline::Granted>, LicenceError> {
+        if !self.config.licences.credit_discipline || t.discipline.is_none() {
+            return Ok(None);
+        }
+        let request = IssueRequest {
+            licence_type: t.id.clone(),
+            holder: old.holder.clone(),
+            fields: old.fields.clone(),
+            valid_from: None,
+            valid_until: None,
+            discipline_override,
+        };
+        let checked = super::discipline::check_batch(
+            self.db,
+            actor,
+            || self.salt(),
+            vec![Ok((t, request))],
+            now,
+        )
+        .await?;
+        match checked.into_iter().next() {
+            Some(Ok((_, _, granted))) => Ok(granted),
+            Some(Err(e)) => Err(e),
+            None => Err(LicenceError::Stored(
+                "no discipline check was made".to_owned(),
+            )),
+        }
     }
 
     /// Replaces a lost or damaged licence: a new licence number with the same content and
