@@ -601,9 +601,10 @@ fn the_compact_qr_form_verifies_with_a_key_id_and_fits_a_phone_qr_code() {
     }
 }
 
-/// An authentic licence whose status is unknown (no list at hand) is still handed back for
-/// the issuer's record to confirm or refute (online, a forgery with a number no list covers
-/// yet is then INVALID, not INDETERMINATE); one that failed another check is not.
+/// An authentic licence (signature and chain passed) is handed back for the issuer's record to
+/// confirm or refute whatever else its report says, its status unknown included (online, a
+/// forgery with a number no list covers yet is then INVALID, not INDETERMINATE); one whose
+/// signature fails is not.
 #[test]
 fn an_authentic_licence_of_unknown_status_is_handed_back_for_the_record_check() {
     let f = fixture();
@@ -618,8 +619,16 @@ fn an_authentic_licence_of_unknown_status_is_handed_back_for_the_record_check() 
     assert_eq!(report.overall, Verdict::Indeterminate, "{report:#?}");
     assert_eq!(code(&report, "status"), ReasonCode::StatusUnknown);
     assert_eq!(verified.unwrap().licence().number, licence(1).number);
-    // Expired, status unknown: INVALID, and nothing to confirm.
+    // Expired: INVALID, and still handed back (the record can refute a forgery, and no
+    // check it adds can make the verdict better).
     let (report, verified) = v.verify(&jws, inputs(now() + Duration::days(60)));
+    assert_eq!(report.overall, Verdict::Invalid, "{report:#?}");
+    assert!(verified.is_some());
+    // Its signature broken: not authentic, nothing handed back.
+    let (head, sig) = jws.rsplit_once('.').unwrap();
+    let flipped = if sig.starts_with('A') { "B" } else { "A" };
+    let broken = format!("{head}.{flipped}{}", &sig[1..]);
+    let (report, verified) = v.verify(&broken, inputs(now()));
     assert_eq!(report.overall, Verdict::Invalid, "{report:#?}");
     assert!(verified.is_none());
 }

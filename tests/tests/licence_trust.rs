@@ -170,7 +170,12 @@ async fn a_departments_seal_cannot_mint_another_departments_licence_or_reuse_an_
     .unwrap();
     let report = verify_online(&hub, &off_registry).await;
     assert_eq!(report["overall"], "INVALID", "{report:#}");
-    assert_eq!(problems(&report), ["STATUS_INDEX_MISMATCH"], "{report:#}");
+    // Online, the record says too that no such licence was issued.
+    assert_eq!(
+        problems(&report),
+        ["STATUS_INDEX_MISMATCH", "LICENCE_NOT_ON_RECORD"],
+        "{report:#}"
+    );
 
     // Offline, with a trust bundle, the same verdicts.
     let state = LicenceState::default();
@@ -221,7 +226,11 @@ async fn a_licence_of_another_type_cannot_take_an_index_by_sharing_its_serial_or
     assert_eq!(verify_online(&hub, &real).await["overall"], "VALID");
     let report = verify_online(&hub, &forgery).await;
     assert_eq!(report["overall"], "INVALID", "{report:#}");
-    assert_eq!(problems(&report), ["STATUS_INDEX_MISMATCH"], "{report:#}");
+    assert_eq!(
+        problems(&report),
+        ["STATUS_INDEX_MISMATCH", "LICENCE_NOT_ON_RECORD"],
+        "{report:#}"
+    );
     let detail = report["checks"]
         .as_array()
         .unwrap()
@@ -247,7 +256,7 @@ async fn a_licence_of_another_type_cannot_take_an_index_by_sharing_its_serial_or
     assert_eq!(report["overall"], "INVALID", "{report:#}");
     assert_eq!(
         problems(&report),
-        ["LICENCE_NUMBER_NOT_OF_TYPE"],
+        ["LICENCE_NUMBER_NOT_OF_TYPE", "LICENCE_NOT_ON_RECORD"],
         "{report:#}"
     );
 

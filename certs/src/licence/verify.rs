@@ -110,10 +110,10 @@ impl Default for LicencePolicy {
     }
 }
 
-/// A licence that passed every check but perhaps its status, which may be unknown (no list,
-/// or one that does not cover it yet): what the issuer's record of the licence can confirm or
-/// refute. Only [`LicenceVerifier::verify`] makes one; its report says whether the status was
-/// known.
+/// A licence found sealed by its issuer (its signature, its seal's chain and the seal's
+/// binding to the issuing department passed), whatever else its report says (a status unknown or stale, a revocation check indeterminate, an expiry): what
+/// the issuer's record of the licence can confirm or refute. Only [`LicenceVerifier::verify`]
+/// makes one; its report has the verdict.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VerifiedLicence {
     claims: LicenceClaims,
@@ -276,8 +276,8 @@ impl LicenceVerifier {
     }
 
     /// Verifies a compact licence JWS. Never panics on any input. The [`VerifiedLicence`]
-    /// is returned only when the report is VALID, or INDETERMINATE for its unknown status
-    /// alone.
+    /// is returned only when its signature, chain and issuer checks passed (see its verdict in
+    /// the report).
     pub fn verify(
         &self,
         jws: &str,
@@ -662,13 +662,16 @@ fn type_check(number_problem: Option<String>) -> Check {
     }
 }
 
-/// True when every check of `report` passed, but the status may be unknown.
+/// True when the licence is sealed by its issuer (its signature, its seal's chain and the
+/// seal's binding to the issuing department passed): what the issuer's record can confirm
+/// or refute, whatever else the report says.
 fn passed_but_an_unknown_status(report: &Report) -> bool {
-    report.is_valid()
-        || report.checks.iter().all(|c| {
-            c.result == CheckResult::Pass
-                || (c.check == STATUS && c.code == ReasonCode::StatusUnknown)
-        })
+    let passed = |name| {
+        report
+            .check(name)
+            .is_some_and(|c| c.result == CheckResult::Pass)
+    };
+    passed(SIGNATURE) && passed(CHAIN) && passed(ISSUER)
 }
 
 /// True when `report`, made by [`LicenceVerifier`], found the licence authentic (its

@@ -1123,10 +1123,17 @@ impl<'a> LicenceService<'a> {
         // reports say so (INDETERMINATE), rather than the verification failing.
         let list = match self.status_list(Utc::now(), Recheck::IfDue).await {
             Ok(list) => Some(list),
-            Err(e) => {
+            Err(
+                e @ LicenceError::Seals(
+                    crate::seals::SealsError::NoCa
+                    | crate::seals::SealsError::NoValidSeal(_)
+                    | crate::seals::SealsError::NotUsable { .. },
+                ),
+            ) => {
                 tracing::warn!(error = %e, "no status list: statuses are reported unknown");
                 None
             }
+            Err(e) => return Err(e),
         };
         let mut reports: Vec<_> = documents
             .iter()

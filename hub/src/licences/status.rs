@@ -183,9 +183,19 @@ impl StatusCache {
             }
             cached.invalidations
         };
-        let result = self
+        let result = match self
             .check_or_remake(db, maker, now, recheck, half_age)
-            .await?;
+            .await
+        {
+            Ok(result) => result,
+            Err(e) => {
+                // A list that cannot be checked or remade (the authority has no seal to sign
+                // with, say) is not served to the requests that come meanwhile: they would
+                // be answered as of a list a status change has outdated.
+                self.cached().list = None;
+                return Err(e);
+            }
+        };
         let mut cached = self.cached();
         cached.list = Some(result.clone());
         cached.reflects = reflects;

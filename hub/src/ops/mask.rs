@@ -73,11 +73,15 @@ impl Replacements {
         }
         // A reason cut to its stored length (`storable::cut`) may end inside a value: what
         // is left of it is the value's beginning, which no whole replacement finds.
+        // The longest such beginning over every value decides: a shorter one of another
+        // value may match only the last characters of it.
         if let Some((head, tail)) = split_cut_marker(&out) {
-            for (original, _) in &pairs {
-                if let Some(kept) = cut_inside(head, original) {
-                    return format!("{}{CUT_VALUE}{tail}", &head[..kept]);
-                }
+            if let Some(kept) = pairs
+                .iter()
+                .filter_map(|(original, _)| cut_inside(head, original))
+                .min()
+            {
+                return format!("{}{CUT_VALUE}{tail}", &head[..kept]);
             }
         }
         out
@@ -260,11 +264,34 @@ pub fn mask_reject(
 /// value in another shape (the birth date or the check digit of an identity number), which
 /// no replacement of the value's text finds. The pointer and the rule stay.
 fn hide_masked_field_message(reason: &Value, rules: Option<&BTreeMap<String, MaskRule>>) -> Value {
-    let (Some(rules), Value::Object(map)) = (rules, reason) else {
+    let Value::Object(map) = reason else {
         return reason.clone();
     };
     let Some(pointer) = map.get("pointer").and_then(Value::as_str) else {
         return reason.clone();
+    };
+    let hidden = |why: String| {
+        let mut map = map.clone();
+        map.insert("message".to_owned(), Value::String(why));
+        Value::Object(map)
+    };
+    // A pointer cut to its stored length may have lost the masked field's segment.
+    if split_cut_marker(pointer).is_some() {
+        return hidden(
+            "the message is hidden: its pointer was cut, and may pass through a masked field"
+                .to_owned(),
+        );
+    }
+    // A dataset the registry does not know has no rules: every field is masked.
+    let Some(rules) = rules else {
+        return if pointer.is_empty() {
+            reason.clone()
+        } else {
+            hidden(
+                "the message is hidden: the dataset is unknown, so every field is masked"
+                    .to_owned(),
+            )
+        };
     };
     let masked = pointer
         .split('/')
@@ -274,16 +301,11 @@ fn hide_masked_field_message(reason: &Value, rules: Option<&BTreeMap<String, Mas
     let Some((field, rule)) = masked else {
         return reason.clone();
     };
-    let mut map = map.clone();
-    map.insert(
-        "message".to_owned(),
-        Value::String(format!(
-            "the value of `{field}` breaks this rule; the message is hidden because the \
-             dataset masks `{field}` ({})",
-            rule_name(rule)
-        )),
-    );
-    Value::Object(map)
+    hidden(format!(
+        "the value of `{field}` breaks this rule; the message is hidden because the \
+         dataset masks `{field}` ({})",
+        rule_name(rule)
+    ))
 }
 
 fn rule_name(rule: MaskRule) -> &'static str {
@@ -492,6 +514,33 @@ mod tests {
         );
         // A reason about a field the dataset does not mask stays as it was.
         assert_eq!(shown[2]["message"], "-1 is less than the minimum of 0");
+    }
+
+    #[test]
+    fn the_longest_beginning_of_any_masked_value_decides_where_a_cut_reason_is_masked() {
+        // The phone's first eight digits are left at the cut; the identity number begins with
+        // the cut's last two characters: the phone's beginning, the longer, is masked whole.
+        let raw = r#"{"contact_mobile":"13912345678","legal_rep_id_number":"451102195001209203"}"#;
+        let reasons = serde_json::json!([
+            {"pointer": "", "rule": "type", "message": "{\"contact_mobile\":\"13912345… (3000 bytes in all)"},
+        ]);
+        let (_, shown, _) = mask_reject(raw, &reasons, "x", Some(&rules()), &key());
+        let message = shown[0]["message"].as_str().unwrap();
+        assert!(!message.contains("139123"), "{message}");
+        // A dataset the registry does not know: no message but the record's own is shown.
+        let reasons = serde_json::json!([
+            {"pointer": "/id", "rule": "format", "message": "birth date 1950-13-20 is not a real date"},
+            {"pointer": "/a/b… (1200 bytes in all)", "rule": "format", "message": "check digit should be 3"},
+        ]);
+        let (_, shown, _) = mask_reject(r#"{"id":"x"}"#, &reasons, "x", None, &key());
+        let text = shown.to_string();
+        assert!(
+            !text.contains("1950-13-20") && !text.contains("should be 3"),
+            "{text}"
+        );
+        // A cut pointer hides its message even where the dataset has rules.
+        let (_, shown, _) = mask_reject(raw, &reasons, "x", Some(&rules()), &key());
+        assert!(!shown.to_string().contains("should be 3"), "{shown}");
     }
 
     #[test]
