@@ -35,7 +35,10 @@ fn main() {
         .credit_code;
     let verifier = OfflineVerifier::load(
         &std::fs::read_to_string(bundle).expect("bundle"),
-        &std::fs::read_to_string(root).expect("root"),
+        bohai_hub::licences::bundle::PinnedRoots {
+            city: &std::fs::read_to_string(root).expect("root"),
+            operators: "",
+        },
         authority,
         LicencePolicy::default(),
         chrono::Utc::now(),

@@ -140,17 +140,14 @@ impl Signed {
 
     /// `bohai audit verify --against FILE --root ROOT`, which must fail: what it said.
     fn refused(&self, against: &std::path::Path) -> String {
-        let out = bohai_tests::bohai_run(
-            &self.file,
-            &[
-                "audit",
-                "verify",
-                "--against",
-                against.to_str().unwrap(),
-                "--root",
-                self.root.to_str().unwrap(),
-            ],
-        );
+        self.refused_with(against, &["--root", self.root.to_str().unwrap()])
+    }
+
+    /// `bohai audit verify --against FILE` with `options`, which must fail: what it said.
+    fn refused_with(&self, against: &std::path::Path, options: &[&str]) -> String {
+        let mut args = vec!["audit", "verify", "--against", against.to_str().unwrap()];
+        args.extend(options);
+        let out = bohai_tests::bohai_run(&self.file, &args);
         let said = String::from_utf8_lossy(&out.stderr).into_owned();
         assert!(!out.status.success(), "accepted: {said}");
         said
@@ -248,6 +245,49 @@ async fn a_checkpoint_signed_after_its_seal_was_revoked_or_claiming_the_future_i
     bohai_tests::revoke_seal_of(&hub.file, "data-administration");
     let refused = hub.refused(&later);
     assert!(refused.contains("revoked"), "{refused}");
+}
+
+/// Whoever owns the database can rewrite the log, and can as well delete the CRL that lists
+/// the authority's revoked seal, leaving the one before it (still current, listing nothing):
+/// the key's holder then signs checkpoints the database vouches for. An auditor who keeps the
+/// city's CRL as published (`GET /api/v1/pki/crl`) gives it with `--crl`, and the database's
+/// CRLs are not read.
+#[tokio::test]
+async fn an_auditor_with_the_published_crl_does_not_take_the_databases_word_for_revocation() {
+    let hub = Signed::new(2).await;
+    let registry = bohai_hub::registry::load(&hub.config.registry).unwrap();
+    let later = bohai_hub::audit::checkpoint::make(
+        &hub.db,
+        &hub.config,
+        &registry,
+        chrono::Utc::now() + chrono::Duration::seconds(60),
+        None,
+    )
+    .await
+    .unwrap();
+    let later_file = hub.dir.path().join("later.jws");
+    std::fs::write(&later_file, &later.token).unwrap();
+    bohai_tests::revoke_seal_of(&hub.file, "data-administration");
+    let seals = bohai_hub::seals::SealsService::public(&hub.db, &hub.config.pki);
+    let published = seals.latest_crl().await.unwrap().unwrap();
+    let crl_file = hub.dir.path().join("city.crl");
+    std::fs::write(&crl_file, &published.der).unwrap();
+    hub.as_owner(&[format!(
+        "DELETE FROM crls WHERE issuer = 'issuing' AND number = {}",
+        published.number
+    )])
+    .await;
+    let (intact, v) = hub.verify(Some(&later_file));
+    assert!(intact, "the database's CRLs hide the revocation: {v}");
+    let root = hub.root.to_str().unwrap();
+    let said = hub.refused_with(
+        &later_file,
+        &["--root", root, "--crl", crl_file.to_str().unwrap()],
+    );
+    assert!(said.contains("revoked"), "{said}");
+    // A CRL that is not one is an error, not an empty list.
+    let said = hub.refused_with(&later_file, &["--crl", root]);
+    assert!(said.contains("not a CRL"), "{said}");
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@
 use base64::Engine as _;
 use bohai_certs::licence::{seal_licence, LicenceClaims, LicencePolicy};
 use bohai_certs::SealKey;
-use bohai_hub::licences::bundle::{sign_bundle, OfflineVerifier, TrustBundle};
+use bohai_hub::licences::bundle::{sign_bundle, OfflineVerifier, PinnedRoots, TrustBundle};
 use bohai_hub::licences::service::{LicenceService, LicenceState};
 use bohai_hub::seals::SealsService;
 use bohai_tests::trust::{licence_claims, problem_codes as problems, seal_key_made_by};
@@ -92,6 +92,29 @@ impl Fixture {
         (document.clone(), claims(&document))
     }
 
+    /// Trusts `ca` (a department's own CA, its files in `dir`) as the operator does for
+    /// imported seals: its root in `pki.trust_anchors` and its CRL in `pki.crls`, in the
+    /// configuration file; the configuration and the root's PEM file.
+    fn trust_department_ca(
+        &self,
+        ca: &bohai_certs_testkit::DeptCa,
+        dir: &std::path::Path,
+    ) -> (bohai_hub::config::Config, std::path::PathBuf) {
+        let crl = ca.crl("dept.crl");
+        let ca_pem = dir.join("ca.pem");
+        let mut config = self.config.clone();
+        config.pki.trust_anchors = vec![ca_pem.clone()];
+        config.pki.crls = vec![crl.clone()];
+        let mut text = std::fs::read_to_string(&self.file).unwrap();
+        text.push_str(&format!(
+            "trust_anchors = [\"{}\"]\ncrls = [\"{}\"]\n",
+            ca_pem.display(),
+            crl.display()
+        ));
+        std::fs::write(&self.file, text).unwrap();
+        (config, ca_pem)
+    }
+
     fn service<'a>(&'a self, state: &'a LicenceState) -> LicenceService<'a> {
         LicenceService::new(&self.db, &self.registry, &self.config, state, true).unwrap()
     }
@@ -100,13 +123,27 @@ impl Fixture {
         let authority = self.registry.department("data-administration").unwrap();
         OfflineVerifier::load(
             bundle,
-            &self.root_pem,
+            PinnedRoots {
+                city: &self.root_pem,
+                operators: "",
+            },
             &authority.credit_code,
             LicencePolicy::default(),
             now,
         )
         .map_err(|e| e.to_string())
     }
+}
+
+/// What a signed trust bundle says, read without verification: what an attacker re-signs.
+fn bundle_payload(jws: &str) -> TrustBundle {
+    let part = jws.split('.').nth(1).unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(part)
+            .unwrap(),
+    )
+    .unwrap()
 }
 
 fn claims(jws: &str) -> LicenceClaims {
@@ -304,21 +341,12 @@ async fn offline_trust_ends_by_the_verifiers_clock_and_with_the_authoritys_revoc
     // The authority's key leaks. Whoever holds it re-signs the bundle as they like: for ten
     // years, or made "tomorrow" so that it never seems old.
     let leaked = f.stolen_key("data-administration").await;
-    let payload = |jws: &str| -> TrustBundle {
-        let part = jws.split('.').nth(1).unwrap();
-        serde_json::from_slice(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(part)
-                .unwrap(),
-        )
-        .unwrap()
-    };
-    let mut endless = payload(&bundle);
+    let mut endless = bundle_payload(&bundle);
     endless.valid_until = now + Duration::days(3650);
     let endless = sign_bundle(&leaked, &endless).unwrap();
     let refused = f.offline(&endless, now).unwrap_err();
     assert!(refused.contains("longer than the 7 days"), "{refused}");
-    let mut backwards = payload(&bundle);
+    let mut backwards = bundle_payload(&bundle);
     backwards.valid_until = now - Duration::hours(1);
     let refused = f
         .offline(&sign_bundle(&leaked, &backwards).unwrap(), now)
@@ -327,11 +355,14 @@ async fn offline_trust_ends_by_the_verifiers_clock_and_with_the_authoritys_revoc
     // A bundle loaded while good is not trusted past its end by a verifier that keeps it
     // loaded: a licence verified after it is INDETERMINATE, though the status list inside is
     // still within its own maximum age.
-    let mut short = payload(&bundle);
+    let mut short = bundle_payload(&bundle);
     short.valid_until = short.issued_at + Duration::seconds(60);
     let kept = OfflineVerifier::load(
         &sign_bundle(&leaked, &short).unwrap(),
-        &f.root_pem,
+        PinnedRoots {
+            city: &f.root_pem,
+            operators: "",
+        },
         &f.registry
             .department("data-administration")
             .unwrap()
@@ -370,7 +401,7 @@ async fn offline_trust_ends_by_the_verifiers_clock_and_with_the_authoritys_revoc
         .await
         .unwrap();
     let later = revoked_at + Duration::minutes(10);
-    let mut with_new_crl = payload(&bundle);
+    let mut with_new_crl = bundle_payload(&bundle);
     with_new_crl.issued_at = later;
     with_new_crl.valid_until = later + Duration::hours(1);
     with_new_crl.crls = vec![base64::engine::general_purpose::STANDARD.encode(&new_crl.der)];
@@ -378,7 +409,7 @@ async fn offline_trust_ends_by_the_verifiers_clock_and_with_the_authoritys_revoc
         .offline(&sign_bundle(&leaked, &with_new_crl).unwrap(), later)
         .unwrap_err();
     assert!(refused.contains("revoked"), "{refused}");
-    let mut with_old_crl = payload(&bundle);
+    let mut with_old_crl = bundle_payload(&bundle);
     let after_old_crl = old_crl.next_update + Duration::minutes(10);
     with_old_crl.issued_at = after_old_crl;
     with_old_crl.valid_until = after_old_crl + Duration::hours(1);
@@ -400,19 +431,8 @@ async fn a_department_ca_cannot_mint_a_seal_in_another_departments_name() {
     let d = f.dir.path().join("ps-ca");
     std::fs::create_dir_all(&d).unwrap();
     let ca = bohai_certs_testkit::DeptCa::new(&d, "/C=CN/O=盘锦市公安局/CN=盘锦市公安局印章CA");
-    let crl = ca.crl("dept.crl");
-    let ca_pem = d.join("ca.pem");
     // The operator configures the department's CA and its CRL, as for an imported seal.
-    let mut config = f.config.clone();
-    config.pki.trust_anchors = vec![ca_pem.clone()];
-    config.pki.crls = vec![crl.clone()];
-    let mut text = std::fs::read_to_string(&f.file).unwrap();
-    text.push_str(&format!(
-        "trust_anchors = [\"{}\"]\ncrls = [\"{}\"]\n",
-        ca_pem.display(),
-        crl.display()
-    ));
-    std::fs::write(&f.file, text).unwrap();
+    let (config, ca_pem) = f.trust_department_ca(&ca, &d);
 
     let traffic = f.registry.department("traffic-police").unwrap();
     let minted = ca.issue_seal(
@@ -442,15 +462,14 @@ async fn a_department_ca_cannot_mint_a_seal_in_another_departments_name() {
     let state = LicenceState::default();
     let service = LicenceService::new(&f.db, &f.registry, &config, &state, true).unwrap();
     let bundle = service.bundle(Utc::now()).await.unwrap();
-    let roots = format!(
-        "{}{}",
-        f.root_pem,
-        std::fs::read_to_string(&ca_pem).unwrap()
-    );
+    let operators = std::fs::read_to_string(&ca_pem).unwrap();
     let authority = f.registry.department("data-administration").unwrap();
     let offline = OfflineVerifier::load(
         &bundle,
-        &roots,
+        PinnedRoots {
+            city: &f.root_pem,
+            operators: &operators,
+        },
         &authority.credit_code,
         LicencePolicy::default(),
         Utc::now(),
@@ -527,6 +546,122 @@ async fn a_licence_sealed_with_the_issuers_own_key_but_never_issued_is_refused_o
     let offline = f.offline(&bundle, Utc::now()).unwrap();
     assert_eq!(
         offline_verdict(&offline, &minted),
+        ("VALID".to_owned(), vec![])
+    );
+}
+
+/// The status authority's department trusted with a CA of its own (an operator anchor, its CRL
+/// configured): the seals that CA makes may seal the department's licences, but they do not
+/// speak for the status authority. Only a seal of the city CA signs trust bundles, status lists
+/// and audit checkpoints, and verifiers check those signers against the city root alone: an
+/// operator CA can mint a certificate in the authority's name (no CRL of the city can revoke
+/// it), and an imported seal's revocation is the registry's word, which a bundle signed with
+/// that seal's key leaves out.
+#[tokio::test]
+async fn only_a_seal_of_the_city_ca_speaks_for_the_status_authority() {
+    let f = Fixture::new().await;
+    let (real, _) = f.real_licence();
+    let authority = f.registry.department("data-administration").unwrap();
+    let d = f.dir.path().join("da-ca");
+    std::fs::create_dir_all(&d).unwrap();
+    let ca = bohai_certs_testkit::DeptCa::new(
+        &d,
+        "/C=CN/O=盘锦市大数据管理局/CN=盘锦市大数据管理局印章CA",
+    );
+    let subject = format!(
+        "/C=CN/O=盘锦市大数据管理局/organizationIdentifier={}/CN=盘锦市大数据管理局公章",
+        authority.credit_code
+    );
+    let own = ca.issue_seal("own", &subject);
+    let minted = ca.issue_seal("minted", &subject);
+    let (config, ca_pem) = f.trust_department_ca(&ca, &d);
+    // The department's own seal, imported: its newest seal from now on.
+    let imported: Value = serde_json::from_str(&ok(
+        &f.file,
+        &[
+            "seal",
+            "import",
+            "data-administration",
+            "--cert",
+            d.join(&own.cert).to_str().unwrap(),
+            "--key",
+            d.join(&own.key_pkcs8).to_str().unwrap(),
+            "--json",
+        ],
+    ))
+    .unwrap();
+    let imported = imported["seal_id"].as_str().unwrap().to_owned();
+    // A verifier pinning the city root, and the department's CA for seals on licences.
+    let operators = std::fs::read_to_string(&ca_pem).unwrap();
+    let load = |bundle: &str| {
+        OfflineVerifier::load(
+            bundle,
+            PinnedRoots {
+                city: &f.root_pem,
+                operators: &operators,
+            },
+            &authority.credit_code,
+            LicencePolicy::default(),
+            Utc::now(),
+        )
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    };
+
+    let state = LicenceState::default();
+    let service = LicenceService::new(&f.db, &f.registry, &config, &state, true).unwrap();
+    let bundle = service.bundle(Utc::now()).await.unwrap();
+
+    // A certificate the department's CA made in the authority's name, never imported: its
+    // CA's CRL does not list it, and it chains to a pinned root.
+    let minted_key = seal_key_made_by(&ca, &minted, "data-administration").unwrap();
+    let refused = load(&sign_bundle(&minted_key, &bundle_payload(&bundle)).unwrap()).unwrap_err();
+    assert!(refused.contains("not a seal of the city CA"), "{refused}");
+
+    // The imported seal is revoked in the registry; its key (the department has it) signs a
+    // bundle leaving that revocation out.
+    ok(
+        &f.file,
+        &["seal", "revoke", &imported, "--reason", "key_compromise"],
+    );
+    let own_key = seal_key_made_by(&ca, &own, "data-administration").unwrap();
+    let fresh = LicenceState::default();
+    let after = LicenceService::new(&f.db, &f.registry, &config, &fresh, true).unwrap();
+    let mut quiet = bundle_payload(&after.bundle(Utc::now()).await.unwrap());
+    assert_eq!(quiet.revoked_seals.len(), 1, "the hub's bundle lists it");
+    quiet.revoked_seals.clear();
+    let refused = load(&sign_bundle(&own_key, &quiet).unwrap()).unwrap_err();
+    assert!(refused.contains("not a seal of the city CA"), "{refused}");
+
+    // An audit checkpoint signed by the minted certificate: refused by `audit verify`, which
+    // by default trusts the city root of its database, not the operator anchors.
+    let claims = bohai_hub::audit::checkpoint::CheckpointClaims {
+        checkpoint_version: bohai_hub::audit::checkpoint::CHECKPOINT_VERSION,
+        seq: 0,
+        hash: "0".repeat(64),
+        issued_at: bohai_hub::audit::chain::truncate(Utc::now()),
+        authority: "data-administration".to_owned(),
+    };
+    let forged = f.dir.path().join("forged-checkpoint.jws");
+    std::fs::write(
+        &forged,
+        bohai_hub::audit::checkpoint::sign(&minted_key, &claims).unwrap(),
+    )
+    .unwrap();
+    let out = bohai_tests::bohai_run(
+        &f.file,
+        &["audit", "verify", "--against", forged.to_str().unwrap()],
+    );
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "accepted: {said}");
+    assert!(said.contains("must be a seal of the city CA"), "{said}");
+
+    // The hub signs with the city seal, though the imported one was newer: its bundle loads
+    // for a verifier pinning the city root alone, as for one pinning the department's CA too.
+    load(&bundle).unwrap();
+    let offline = f.offline(&bundle, Utc::now()).unwrap();
+    assert_eq!(
+        offline_verdict(&offline, &real),
         ("VALID".to_owned(), vec![])
     );
 }

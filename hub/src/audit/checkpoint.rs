@@ -250,7 +250,7 @@ pub async fn make(
         .department(authority)
         .ok_or_else(|| CheckpointError::UnknownAuthority(authority.clone()))?;
     let seal_id = SealsService::public(db, &config.pki)
-        .newest_valid_seal(authority, now)
+        .authority_seal(authority, now)
         .await?;
     let key = SealsService::with_master_key(db, &config.pki)?
         .signing_key(&seal_id, now)

@@ -20,10 +20,16 @@ pub enum AuditCommand {
         /// that a truncation or a rewrite before it is found.
         #[arg(long, value_name = "CHECKPOINT_FILE")]
         against: Option<PathBuf>,
-        /// PEM file of the root(s) the checkpoint's signer must chain to. Default: the trust
-        /// anchors this hub's database holds (pin the city root to not trust the database).
+        /// PEM file of the city root the checkpoint's signer (a seal of the city CA) must
+        /// chain to. Default: the city root this hub's database holds (pin it to not trust the
+        /// database).
         #[arg(long, value_name = "PEM", requires = "against")]
         root: Option<PathBuf>,
+        /// A CRL of the city (DER or PEM, as `GET /api/v1/pki/crl` and `/api/v1/pki/root-crl`
+        /// publish them), kept apart from the hub; repeat for both. When given, only these
+        /// are read: the database's, which its owner can delete, are not.
+        #[arg(long, value_name = "FILE", requires = "against")]
+        crl: Vec<PathBuf>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -59,6 +65,7 @@ pub(super) async fn run(config: &Config, command: &AuditCommand) -> anyhow::Resu
         AuditCommand::Verify {
             against,
             root,
+            crl,
             json,
         } => {
             let v = match against {
@@ -66,6 +73,9 @@ pub(super) async fn run(config: &Config, command: &AuditCommand) -> anyhow::Resu
                 Some(file) => {
                     let token = std::fs::read_to_string(file)
                         .with_context(|| format!("cannot read {}", file.display()))?;
+                    let seals = crate::seals::SealsService::public(&db, &config.pki);
+                    // Only a seal of the city CA signs checkpoints: the city root alone, never
+                    // the operator anchors (see `SealsService::authority_seal`).
                     let trust = match root {
                         Some(pem) => {
                             let text = std::fs::read_to_string(pem)
@@ -73,11 +83,7 @@ pub(super) async fn run(config: &Config, command: &AuditCommand) -> anyhow::Resu
                             bohai_certs::TrustAnchors::from_pem(&text)
                                 .with_context(|| format!("{}", pem.display()))?
                         }
-                        None => {
-                            crate::seals::SealsService::public(&db, &config.pki)
-                                .trust_anchors()
-                                .await?
-                        }
+                        None => seals.city_root().await?,
                     };
                     let authority = &config.licences.status_authority;
                     let credit_code = registry
@@ -86,22 +92,39 @@ pub(super) async fn run(config: &Config, command: &AuditCommand) -> anyhow::Resu
                         .with_context(|| {
                             format!("licences.status_authority `{authority}` is not a department of the registry")
                         })?;
-                    // The city's CRLs and the revoked imported seals, from the registry:
-                    // a checkpoint its seal signed after being revoked is not the authority's.
-                    let seals = crate::seals::SealsService::public(&db, &config.pki);
-                    let crls = seals.crls().await?;
-                    let revoked_seals = seals.revoked_imported().await?;
-                    let checkpoint = audit::checkpoint::verify(
-                        &token,
-                        &trust,
-                        bohai_certs::licence::SignerRevocation {
-                            crls: &crls,
-                            revoked_seals: &revoked_seals,
-                            now: chrono::Utc::now(),
-                        },
-                        &credit_code,
-                    )
-                    .with_context(|| format!("{}", file.display()))?;
+                    // The city's CRLs, the auditor's or else the database's: a checkpoint its
+                    // seal signed after being revoked is not the authority's. (Imported seals'
+                    // revocations do not matter: no imported seal signs checkpoints.)
+                    let crls = if crl.is_empty() {
+                        seals.crls().await?
+                    } else {
+                        crl.iter()
+                            .map(|path| {
+                                let bytes = std::fs::read(path)
+                                    .with_context(|| format!("cannot read {}", path.display()))?;
+                                bohai_certs::read_crl(&bytes)
+                                    .with_context(|| format!("--crl {}: not a CRL", path.display()))
+                            })
+                            .collect::<anyhow::Result<Vec<_>>>()?
+                    };
+                    let checkpoint =
+                        audit::checkpoint::verify(
+                            &token,
+                            &trust,
+                            bohai_certs::licence::SignerRevocation {
+                                crls: &crls,
+                                revoked_seals: &[],
+                                now: chrono::Utc::now(),
+                            },
+                            &credit_code,
+                        )
+                        .with_context(|| {
+                            format!(
+                            "{}: its signer must be a seal of the city CA, under the city root{}",
+                            file.display(),
+                            if root.is_some() { "" } else { " of the database" }
+                        )
+                        })?;
                     audit::verify_against(&db, &checkpoint).await?
                 }
             };

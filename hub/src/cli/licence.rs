@@ -138,9 +138,14 @@ pub enum LicenceCommand {
         /// Verify offline with this trust bundle (`bohai licence bundle`); needs `--root`.
         #[arg(long, value_name = "BUNDLE", requires = "root")]
         offline: Option<PathBuf>,
-        /// The pinned city root certificate (PEM) for offline verification.
+        /// The pinned city root certificate (PEM) for offline verification: the bundle's
+        /// signer must be a seal under it.
         #[arg(long, value_name = "ROOT.pem")]
         root: Option<PathBuf>,
+        /// Roots of departments' own CAs (PEM) whose seals are accepted on licences offline,
+        /// as the hub's `pki.trust_anchors`; they never vouch for the bundle itself.
+        #[arg(long, value_name = "PEM", requires = "offline")]
+        operator_roots: Option<PathBuf>,
     },
     /// Render a licence's compact form as a QR code (PNG or SVG by the file's extension),
     /// verifiable offline with the trust bundle.
@@ -217,9 +222,11 @@ pub(super) async fn run(config: &Config, command: &LicenceCommand) -> anyhow::Re
         at,
         offline: Some(bundle),
         root: Some(root),
+        operator_roots,
     } = command
     {
-        return verify_offline(config, file, bundle, root, *at, *json);
+        let roots = (root, operator_roots.as_ref());
+        return verify_offline(config, file, bundle, roots, *at, *json);
     }
     let (db, registry) = prepare(config).await?;
     let state = LicenceState::default();
@@ -440,7 +447,7 @@ fn verify_offline(
     config: &Config,
     file: &PathBuf,
     bundle: &PathBuf,
-    root: &PathBuf,
+    (city_root, operator_roots): (&PathBuf, Option<&PathBuf>),
     at: Option<DateTime<Utc>>,
     json: bool,
 ) -> anyhow::Result<()> {
@@ -460,9 +467,13 @@ fn verify_offline(
         clock_skew: chrono::Duration::from_std(config.licences.clock_skew)?,
         ..Default::default()
     };
+    let operators = operator_roots.map(read).transpose()?.unwrap_or_default();
     let verifier = crate::licences::bundle::OfflineVerifier::load(
         &read(bundle)?,
-        &read(root)?,
+        crate::licences::bundle::PinnedRoots {
+            city: &read(city_root)?,
+            operators: &operators,
+        },
         &authority.credit_code,
         policy,
         Utc::now(),

@@ -120,7 +120,13 @@ async fn sample_licences(
     issuers.sort_unstable();
     issuers.dedup();
     for code in issuers {
-        if seals.newest_valid_seal(code, now).await.is_err() {
+        // The status authority signs only with a seal of the city CA.
+        let has_seal = if code == config.licences.status_authority {
+            seals.authority_seal(code, now).await
+        } else {
+            seals.newest_valid_seal(code, now).await
+        };
+        if has_seal.is_err() {
             let dept = registry
                 .department(code)
                 .with_context(|| format!("no department `{code}` in the registry"))?;

@@ -2,10 +2,13 @@
 //! (trust anchors, seal certificates by key id, the CRL, the status list, the licence types'
 //! schemas), signed by the status authority as a JWS (`typ` `bohai-trust-bundle+jwt`).
 //!
-//! A verifier pins the city root (and any operator roots it trusts) and the status authority
-//! out of band; the bundle is accepted only if its signer chains to those roots, is that
-//! authority, and is not revoked by the bundle's CRL, which must be current by the verifier's
-//! clock. A bundle adds no trust anchor. It is used from its `issued_at` to its `valid_until`
+//! A verifier pins the city root (and any operator roots it trusts for licences) and the status
+//! authority out of band ([`PinnedRoots`]); the bundle is accepted only if its signer chains to
+//! the city root alone (a seal of the city CA: an operator's CA can make certificates in the
+//! authority's name, and an imported seal's revocation is only the registry's word, which a
+//! bundle signed with that seal's key leaves out), is that authority, and is not revoked by
+//! the bundle's CRL, which must be current by the verifier's clock. A bundle adds no trust
+//! anchor. It is used from its `issued_at` to its `valid_until`
 //! (the hub's `licences.bundle_validity`), by the verifier's own clock, never longer than
 //! [`MAX_OFFLINE_TRUST`] and never before it was made. Its status list carries its own
 //! maximum age: an old list gives INDETERMINATE statuses, never VALID.
@@ -233,23 +236,45 @@ impl SealDirectory for OfflineVerifier {
     }
 }
 
+/// Why a bundle signed by a seal of an operator's CA is refused.
+const NOT_A_CITY_SEAL: &str = "signed by a seal an operator's CA made, not a seal of the city CA: \
+     only a seal under the city root speaks for the status authority";
+
+/// The roots an offline verifier pins, out of band.
+#[derive(Debug, Clone, Copy)]
+pub struct PinnedRoots<'a> {
+    /// The city root (PEM; more than one during a root rollover): the only root the status
+    /// authority's signatures (the bundle's, its status list's) may chain to.
+    pub city: &'a str,
+    /// Roots of departments' own CAs (PEM, empty for none) whose seals the verifier accepts on
+    /// licences, as the hub's `pki.trust_anchors`.
+    pub operators: &'a str,
+}
+
 /// Why a bundle cannot be used.
 #[derive(Debug, thiserror::Error)]
 #[error("trust bundle: {0}")]
 pub struct BundleError(pub String);
 
 impl OfflineVerifier {
-    /// Checks `bundle_jws` at `now` (the verifier's own clock) against the pinned roots
-    /// (`roots_pem`, one or more certificates) and status authority credit code.
+    /// Checks `bundle_jws` at `now` (the verifier's own clock) against the pinned roots and
+    /// status authority credit code.
     pub fn load(
         bundle_jws: &str,
-        roots_pem: &str,
+        roots: PinnedRoots<'_>,
         authority_credit_code: &str,
         policy: LicencePolicy,
         now: DateTime<Utc>,
     ) -> Result<Self, BundleError> {
         let bad = |m: String| BundleError(m);
-        let anchors = TrustAnchors::from_pem(roots_pem).map_err(|e| bad(format!("root: {e}")))?;
+        let city =
+            TrustAnchors::from_pem(roots.city).map_err(|e| bad(format!("city root: {e}")))?;
+        let mut anchors = city.clone();
+        if !roots.operators.trim().is_empty() {
+            anchors
+                .add_pem(roots.operators)
+                .map_err(|e| bad(format!("operator roots: {e}")))?;
+        }
         let jws = ParsedJws::parse(bundle_jws).map_err(|e| bad(e.to_string()))?;
         if jws.header.typ.as_deref() != Some(BUNDLE_TYP) {
             return Err(bad(format!(
@@ -285,7 +310,7 @@ impl OfflineVerifier {
             .collect::<Result<Vec<_>, _>>()?;
         bohai_certs::licence::check_signed_by_unrevoked(
             &jws,
-            &anchors,
+            &city,
             bohai_certs::licence::SignerRevocation {
                 crls: &crls,
                 revoked_seals: &revoked,
@@ -294,8 +319,23 @@ impl OfflineVerifier {
             bundle.issued_at,
             authority_credit_code,
         )
-        .map_err(|e| bad(format!("signature: {e}")))?;
-        let status = verify_status_list(&bundle.status_list, &anchors, authority_credit_code)
+        .map_err(|e| {
+            let signed_under = |roots: &TrustAnchors| {
+                bohai_certs::licence::check_signed_by(
+                    &jws,
+                    roots,
+                    bundle.issued_at,
+                    authority_credit_code,
+                )
+                .is_ok()
+            };
+            if !signed_under(&city) && signed_under(&anchors) {
+                bad(NOT_A_CITY_SEAL.to_owned())
+            } else {
+                bad(format!("signature: {e}"))
+            }
+        })?;
+        let status = verify_status_list(&bundle.status_list, &city, authority_credit_code)
             .map_err(|e| bad(format!("status list: {e}")))?;
         let types = bundle
             .licence_types

@@ -1047,9 +1047,11 @@ impl<'a> LicenceService<'a> {
             status_list: list.token.to_string(),
             licence_types,
         };
-        let (_, key) = self
-            .seal_of(&self.config.licences.status_authority, now)
+        let seal_id = self
+            .seals
+            .authority_seal(&self.config.licences.status_authority, now)
             .await?;
+        let key = self.key_of_seal(&seal_id, now).await?;
         sign_bundle(&key, &bundle)
     }
 

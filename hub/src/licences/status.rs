@@ -234,7 +234,9 @@ impl StatusCache {
             }
         }
         let seals = SealsService::public(db, maker.pki);
-        let trust = seals.trust_anchors().await?;
+        // The authority's lists are signed by a seal of the city CA, checked against the city
+        // root alone (see `SealsService::authority_seal`).
+        let trust = seals.city_root().await?;
         // Another hub process (or the CLI) may have made a fresh one.
         if let Some((token, issued_at, changes_through)) = store::latest_status_list(db).await? {
             if current(changes_through, issued_at) {
@@ -258,7 +260,7 @@ impl StatusCache {
             None => store::highest_status_index(db).await?,
         };
         let list = build_list(db, max_index).await?;
-        let seal_id = seals.newest_valid_seal(maker.authority, now).await?;
+        let seal_id = seals.authority_seal(maker.authority, now).await?;
         let key = SealsService::with_master_key(db, maker.pki)?
             .signing_key(&seal_id, now)
             .await?;

@@ -386,16 +386,19 @@ impl<'a> SealsService<'a> {
         Ok(CaCert::from_parts(ca.issuing_cert_der, key)?)
     }
 
+    /// The city root alone: what the status authority's signatures (trust bundles, status
+    /// lists, audit checkpoints) must chain to ([`Self::authority_seal`]).
+    pub async fn city_root(&self) -> Result<TrustAnchors, SealsError> {
+        let mut anchors = TrustAnchors::new();
+        add_city_root(&mut anchors, self.stored_ca().await?)?;
+        Ok(anchors)
+    }
+
     /// The trust anchors: the city root (when made) and every `pki.trust_anchors` file.
     pub async fn trust_anchors(&self) -> Result<TrustAnchors, SealsError> {
         let mut anchors = TrustAnchors::new();
         if let Some(ca) = store::load_ca(self.db).await? {
-            anchors
-                .add_der(ca.root_cert_der)
-                .map_err(|e| SealsError::TrustAnchor {
-                    what: "city root".to_owned(),
-                    reason: e.to_string(),
-                })?;
+            add_city_root(&mut anchors, ca)?;
         }
         for path in &self.config.trust_anchors {
             let problem = |reason: String| SealsError::TrustAnchor {
@@ -638,9 +641,31 @@ impl<'a> SealsService<'a> {
         dept: &str,
         at: DateTime<Utc>,
     ) -> Result<String, SealsError> {
-        store::newest_valid_seal(self.db, dept, at)
+        self.newest_of(dept, at, store::SealOrigin::Any).await
+    }
+
+    async fn newest_of(
+        &self,
+        dept: &str,
+        at: DateTime<Utc>,
+        origin: store::SealOrigin,
+    ) -> Result<String, SealsError> {
+        store::newest_valid_seal(self.db, dept, at, origin)
             .await?
             .ok_or_else(|| SealsError::NoValidSeal(dept.to_owned()))
+    }
+
+    /// The status authority's seal to sign with at `at`: its newest valid seal *of the city
+    /// CA*. Trust bundles, status lists and audit checkpoints are checked against the city
+    /// root alone ([`Self::city_root`]), for a seal a department's own CA made (imported, or
+    /// minted in the authority's name) is revoked only in the registry's word, or not at
+    /// all, and an offline verifier cannot ask the registry.
+    pub async fn authority_seal(
+        &self,
+        authority: &str,
+        at: DateTime<Utc>,
+    ) -> Result<String, SealsError> {
+        self.newest_of(authority, at, store::SealOrigin::City).await
     }
 
     /// Signs a document's SHA-256 with the seal at `now`. The seal must be valid at `now`.
@@ -1039,6 +1064,15 @@ pub fn configured_crls(config: &PkiConfig) -> Vec<Vec<u8>> {
             }
         })
         .collect()
+}
+
+fn add_city_root(anchors: &mut TrustAnchors, ca: StoredCa) -> Result<(), SealsError> {
+    anchors
+        .add_der(ca.root_cert_der)
+        .map_err(|e| SealsError::TrustAnchor {
+            what: "city root".to_owned(),
+            reason: e.to_string(),
+        })
 }
 
 /// `<name_zh>电子公章` for an official seal, `合同专用章` / `业务专用章` for the others.

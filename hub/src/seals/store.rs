@@ -323,18 +323,30 @@ pub async fn seal(db: &PgPool, seal_id: &str) -> Result<Option<StoredSeal>, sqlx
     .await
 }
 
-/// The department's newest seal valid at `at` (not revoked, within validity).
+/// Which of a department's seals [`newest_valid_seal`] chooses from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealOrigin {
+    /// Any: the city's and those imported from the department's own CA.
+    Any,
+    /// Only those the city CA issued.
+    City,
+}
+
+/// The department's newest seal valid at `at` (not revoked, within validity) of `origin`.
 pub async fn newest_valid_seal(
     db: &PgPool,
     department: &str,
     at: DateTime<Utc>,
+    origin: SealOrigin,
 ) -> Result<Option<String>, sqlx::Error> {
     let row: Option<(String,)> = sqlx::query_as(
         "SELECT seal_id FROM seals WHERE department = $1 AND revoked_at IS NULL \
-         AND not_before <= $2 AND not_after > $2 ORDER BY created_at DESC, not_after DESC LIMIT 1",
+         AND not_before <= $2 AND not_after > $2 AND ($3 OR NOT imported) \
+         ORDER BY created_at DESC, not_after DESC LIMIT 1",
     )
     .bind(department)
     .bind(at)
+    .bind(origin == SealOrigin::Any)
     .fetch_optional(db)
     .await?;
     Ok(row.map(|r| r.0))
