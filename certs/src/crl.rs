@@ -88,7 +88,14 @@ pub fn read_crl(bytes: &[u8]) -> Result<Vec<u8>, CrlError> {
     } else {
         let text = std::str::from_utf8(bytes)
             .map_err(|_| crl_malformed("neither DER (SEQUENCE) nor PEM text"))?;
-        let block = pem::parse(text).map_err(|e| crl_malformed(format!("PEM: {e}")))?;
+        let mut blocks = pem::parse_many(text).map_err(|e| crl_malformed(format!("PEM: {e}")))?;
+        if blocks.len() != 1 {
+            return Err(crl_malformed(format!(
+                "{} PEM blocks: give one CRL a file",
+                blocks.len()
+            )));
+        }
+        let block = blocks.remove(0);
         if block.tag() != "X509 CRL" {
             return Err(crl_malformed(format!(
                 "PEM label {:?}, expected \"X509 CRL\"",
@@ -386,6 +393,10 @@ mod tests {
         let by_root = issue_crl(&pki.root, &revoked, 3, now, now + Duration::days(7)).unwrap();
         assert_eq!(read_crl(&by_root).unwrap(), by_root);
         assert_eq!(read_crl(crl_to_pem(&by_root).as_bytes()).unwrap(), by_root);
+        // Two CRLs in one PEM file: refused, not the first taken and the second dropped.
+        let two = format!("{}{}", crl_to_pem(&by_root), crl_to_pem(&by_root));
+        let refused = read_crl(two.as_bytes()).unwrap_err();
+        assert!(refused.to_string().contains("2 PEM blocks"), "{refused}");
         let info = check_crl_signed_by_anchor(&by_root, &anchors).unwrap();
         assert_eq!(info.revoked, 1);
         assert_eq!(info.crl_number.as_deref(), Some("03"));

@@ -42,6 +42,11 @@ pub enum TrustError {
     /// More anchors than the limit.
     #[error("more than {MAX_ANCHORS} trust anchors")]
     TooMany,
+    /// The city root was given as more (or fewer) than one certificate.
+    #[error(
+        "the city root must be one certificate, not {0}: give operators' roots apart (--operator-roots)"
+    )]
+    NotOneRoot(usize),
     /// A certificate cannot serve as a trust anchor.
     #[error("certificate #{index} cannot be a trust anchor: {reason}")]
     BadAnchor {
@@ -69,6 +74,33 @@ impl TrustAnchors {
     pub fn from_pem(pem_text: &str) -> Result<Self, TrustError> {
         let mut anchors = Self::new();
         anchors.add_pem(pem_text)?;
+        Ok(anchors)
+    }
+
+    /// The city root alone, from PEM text holding exactly one `CERTIFICATE`: a self-signed CA
+    /// certificate (subject and issuer the same, signed by its own key). What a verifier
+    /// pins for the status authority's signatures: a file that also holds an operator's root,
+    /// or an intermediate pinned in the root's place (a CA revoked by the root's CRL would
+    /// then never be checked), is refused rather than trusted for the authority.
+    pub fn city_root_from_pem(pem_text: &str) -> Result<Self, TrustError> {
+        let anchors = Self::from_pem(pem_text)?;
+        let [root] = anchors.certs() else {
+            return Err(TrustError::NotOneRoot(anchors.len()));
+        };
+        let bad = |reason: &str| TrustError::BadAnchor {
+            index: 0,
+            reason: reason.to_owned(),
+        };
+        let (_, cert) = X509Certificate::from_der(root).map_err(|e| bad(&e.to_string()))?;
+        if cert.subject().as_raw() != cert.issuer().as_raw() || cert.verify_signature(None).is_err()
+        {
+            return Err(bad(
+                "it is not self-signed: pin the city root, not a CA under it",
+            ));
+        }
+        if !cert.is_ca() {
+            return Err(bad("it is not a CA certificate"));
+        }
         Ok(anchors)
     }
 
@@ -242,6 +274,25 @@ pub(crate) fn certs_from_pems(pems: &[String]) -> Result<Vec<CertificateDer<'sta
 mod tests {
     use super::*;
     use crate::ca::{init_city_ca, CaNames};
+
+    #[test]
+    fn a_city_root_is_one_self_signed_ca_certificate() {
+        let a = init_city_ca(&CaNames::for_city("盘锦市", "盘锦市人民政府"), Utc::now()).unwrap();
+        let b = init_city_ca(&CaNames::for_city("大连市", "大连市人民政府"), Utc::now()).unwrap();
+        assert_eq!(
+            TrustAnchors::city_root_from_pem(&a.root.cert_pem())
+                .unwrap()
+                .len(),
+            1
+        );
+        let both = format!("{}{}", a.root.cert_pem(), b.root.cert_pem());
+        assert!(matches!(
+            TrustAnchors::city_root_from_pem(&both),
+            Err(TrustError::NotOneRoot(2))
+        ));
+        let issuing = TrustAnchors::city_root_from_pem(&a.issuing.cert_pem()).unwrap_err();
+        assert!(issuing.to_string().contains("not self-signed"), "{issuing}");
+    }
 
     #[test]
     fn anchors_from_pem() {

@@ -35,9 +35,10 @@ fn main() {
         .credit_code;
     let verifier = OfflineVerifier::load(
         &std::fs::read_to_string(bundle).expect("bundle"),
-        bohai_hub::licences::bundle::PinnedRoots {
-            city: &std::fs::read_to_string(root).expect("root"),
-            operators: "",
+        bohai_hub::licences::bundle::PinnedTrust {
+            city_root: &std::fs::read_to_string(root).expect("root"),
+            operator_roots: "",
+            crls: &[],
         },
         authority,
         LicencePolicy::default(),

@@ -708,6 +708,17 @@ pub async fn dead_letters(
     out
 }
 
+/// The city root (PEM) out of what `bohai seal init-ca` prints: the root, then the issuing CA
+/// (PEM as the hub writes it, lines ending CRLF). What a verifier pins.
+pub fn city_root_pem(init_ca_output: &str) -> String {
+    const END: &str = "-----END CERTIFICATE-----";
+    let end = init_ca_output
+        .find(END)
+        .expect("seal init-ca printed a certificate")
+        + END.len();
+    format!("{}\n", &init_ca_output[..end])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -76,13 +76,7 @@ impl Signed {
         let file = bohai_tests::write_config_with_master_key(&config, dir.path()).unwrap();
         let pems = bohai_tests::bohai_ok(&file, &["seal", "init-ca"]);
         let root = dir.path().join("root.pem");
-        std::fs::write(
-            &root,
-            pems.split_inclusive("-----END CERTIFICATE-----\n")
-                .next()
-                .unwrap(),
-        )
-        .unwrap();
+        std::fs::write(&root, bohai_tests::city_root_pem(&pems)).unwrap();
         bohai_tests::bohai_ok(&file, &["seal", "issue", "data-administration"]);
         let db = bohai_hub::database::pool(&config.database).unwrap();
         let base = bohai_hub::audit::checkpoint::tail(&db).await.unwrap().0;

@@ -8,7 +8,7 @@
 use base64::Engine as _;
 use bohai_certs::licence::{seal_licence, LicenceClaims, LicencePolicy};
 use bohai_certs::SealKey;
-use bohai_hub::licences::bundle::{sign_bundle, OfflineVerifier, PinnedRoots, TrustBundle};
+use bohai_hub::licences::bundle::{sign_bundle, OfflineVerifier, PinnedTrust, TrustBundle};
 use bohai_hub::licences::service::{LicenceService, LicenceState};
 use bohai_hub::seals::SealsService;
 use bohai_tests::trust::{licence_claims, problem_codes as problems, seal_key_made_by};
@@ -32,11 +32,7 @@ impl Fixture {
         config.pki.master_key_file = dir.path().join("state/master.key");
         let file = write_config_with_master_key(&config, dir.path()).unwrap();
         let pems = ok(&file, &["seal", "init-ca"]);
-        let root_pem = pems
-            .split_inclusive("-----END CERTIFICATE-----\n")
-            .next()
-            .unwrap()
-            .to_owned();
+        let root_pem = bohai_tests::city_root_pem(&pems);
         for dept in ["traffic-police", "education", "data-administration"] {
             ok(&file, &["seal", "issue", dept]);
         }
@@ -119,14 +115,27 @@ impl Fixture {
         LicenceService::new(&self.db, &self.registry, &self.config, state, true).unwrap()
     }
 
+    /// The bundle loaded by an offline verifier pinning the city root alone, at `now`.
     fn offline(&self, bundle: &str, now: chrono::DateTime<Utc>) -> Result<OfflineVerifier, String> {
+        let pinned = PinnedTrust {
+            city_root: &self.root_pem,
+            operator_roots: "",
+            crls: &[],
+        };
+        self.offline_with(bundle, pinned, now)
+    }
+
+    /// The bundle loaded by an offline verifier pinning `pinned`, at `now`.
+    fn offline_with(
+        &self,
+        bundle: &str,
+        pinned: PinnedTrust<'_>,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<OfflineVerifier, String> {
         let authority = self.registry.department("data-administration").unwrap();
         OfflineVerifier::load(
             bundle,
-            PinnedRoots {
-                city: &self.root_pem,
-                operators: "",
-            },
+            pinned,
             &authority.credit_code,
             LicencePolicy::default(),
             now,
@@ -144,6 +153,11 @@ fn bundle_payload(jws: &str) -> TrustBundle {
             .unwrap(),
     )
     .unwrap()
+}
+
+/// The signer certificate (DER) of a JWS.
+fn signer_of(jws: &str) -> Vec<u8> {
+    bohai_certs::licence::ParsedJws::parse(jws).unwrap().chain[0].clone()
 }
 
 fn claims(jws: &str) -> LicenceClaims {
@@ -359,9 +373,10 @@ async fn offline_trust_ends_by_the_verifiers_clock_and_with_the_authoritys_revoc
     short.valid_until = short.issued_at + Duration::seconds(60);
     let kept = OfflineVerifier::load(
         &sign_bundle(&leaked, &short).unwrap(),
-        PinnedRoots {
-            city: &f.root_pem,
-            operators: "",
+        PinnedTrust {
+            city_root: &f.root_pem,
+            operator_roots: "",
+            crls: &[],
         },
         &f.registry
             .department("data-administration")
@@ -466,9 +481,10 @@ async fn a_department_ca_cannot_mint_a_seal_in_another_departments_name() {
     let authority = f.registry.department("data-administration").unwrap();
     let offline = OfflineVerifier::load(
         &bundle,
-        PinnedRoots {
-            city: &f.root_pem,
-            operators: &operators,
+        PinnedTrust {
+            city_root: &f.root_pem,
+            operator_roots: &operators,
+            crls: &[],
         },
         &authority.credit_code,
         LicencePolicy::default(),
@@ -594,18 +610,12 @@ async fn only_a_seal_of_the_city_ca_speaks_for_the_status_authority() {
     // A verifier pinning the city root, and the department's CA for seals on licences.
     let operators = std::fs::read_to_string(&ca_pem).unwrap();
     let load = |bundle: &str| {
-        OfflineVerifier::load(
-            bundle,
-            PinnedRoots {
-                city: &f.root_pem,
-                operators: &operators,
-            },
-            &authority.credit_code,
-            LicencePolicy::default(),
-            Utc::now(),
-        )
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+        let pinned = PinnedTrust {
+            city_root: &f.root_pem,
+            operator_roots: &operators,
+            crls: &[],
+        };
+        f.offline_with(bundle, pinned, Utc::now()).map(|_| ())
     };
 
     let state = LicenceState::default();
@@ -655,6 +665,35 @@ async fn only_a_seal_of_the_city_ca_speaks_for_the_status_authority() {
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "accepted: {said}");
     assert!(said.contains("must be a seal of the city CA"), "{said}");
+    // A verifier that gives the department's CA in the city root's file (as the docs once
+    // said to) is refused, not trusted for the authority: operators' roots go apart.
+    let combined = format!("{}{operators}", f.root_pem);
+    let pinned = PinnedTrust {
+        city_root: &combined,
+        operator_roots: "",
+        crls: &[],
+    };
+    let refused = f
+        .offline_with(&bundle, pinned, Utc::now())
+        .map(|_| ())
+        .unwrap_err();
+    assert!(refused.contains("must be one certificate"), "{refused}");
+    let combined_file = f.dir.path().join("city-and-department.pem");
+    std::fs::write(&combined_file, &combined).unwrap();
+    let out = bohai_tests::bohai_run(
+        &f.file,
+        &[
+            "audit",
+            "verify",
+            "--against",
+            forged.to_str().unwrap(),
+            "--root",
+            combined_file.to_str().unwrap(),
+        ],
+    );
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "accepted: {said}");
+    assert!(said.contains("must be one certificate"), "{said}");
 
     // The hub signs with the city seal, though the imported one was newer: its bundle loads
     // for a verifier pinning the city root alone, as for one pinning the department's CA too.
@@ -664,4 +703,101 @@ async fn only_a_seal_of_the_city_ca_speaks_for_the_status_authority() {
         offline_verdict(&offline, &real),
         ("VALID".to_owned(), vec![])
     );
+}
+
+/// The authority's seal is revoked and a new one issued. A status list the revoked seal
+/// signed (stored before the revocation, or by whoever holds its key) is neither served by the
+/// hub nor accepted inside a bundle the new seal signed. And a bundle the revoked key signs,
+/// carrying the CRL from before its revocation (still current), is refused by a verifier that
+/// fetched the new CRL itself.
+#[tokio::test]
+async fn a_revoked_authority_seal_signs_no_status_list_and_the_verifiers_own_crl_decides() {
+    let f = Fixture::new().await;
+    let (real, _) = f.real_licence();
+    let state = LicenceState::default();
+    let first = f.service(&state).bundle(Utc::now()).await.unwrap();
+    let old_list = bundle_payload(&first).status_list;
+    let leaked = f.stolen_key("data-administration").await;
+    let seals = SealsService::with_master_key(&f.db, &f.config.pki).unwrap();
+    let old_crl = seals.latest_crl().await.unwrap().unwrap();
+    bohai_tests::revoke_seal_of(&f.file, "data-administration");
+    let new_crl = seals.latest_crl().await.unwrap().unwrap();
+    assert!(new_crl.number > old_crl.number);
+    ok(&f.file, &["seal", "issue", "data-administration"]);
+    let current = f.stolen_key("data-administration").await;
+
+    // The hub signs a new list with the new seal rather than serve the stored one.
+    let fresh = LicenceState::default();
+    let bundle = f.service(&fresh).bundle(Utc::now()).await.unwrap();
+    assert_ne!(
+        signer_of(&bundle_payload(&bundle).status_list),
+        signer_of(&old_list),
+        "the revoked seal's list was served"
+    );
+    let offline = f.offline(&bundle, Utc::now()).unwrap();
+    assert_eq!(
+        offline_verdict(&offline, &real),
+        ("VALID".to_owned(), vec![])
+    );
+
+    // The new seal's key wraps the revoked seal's list: refused.
+    let mut wrapped = bundle_payload(&bundle);
+    wrapped.status_list = old_list;
+    let refused = f
+        .offline(&sign_bundle(&current, &wrapped).unwrap(), Utc::now())
+        .map(|_| ())
+        .unwrap_err();
+    assert!(
+        refused.contains("status list") && refused.contains("revoked"),
+        "{refused}"
+    );
+
+    // The revoked key signs a bundle carrying the issuing CA's CRL from before the revocation.
+    let mut quiet = bundle_payload(&bundle);
+    quiet.crls[0] = base64::engine::general_purpose::STANDARD.encode(&old_crl.der);
+    let quiet = sign_bundle(&leaked, &quiet).unwrap();
+    f.offline(&quiet, Utc::now())
+        .map(|_| ())
+        .expect("the bundle's own CRLs hide the revocation until the old one's nextUpdate");
+    let pinned = PinnedTrust {
+        city_root: &f.root_pem,
+        operator_roots: "",
+        crls: &[new_crl.der],
+    };
+    let refused = f
+        .offline_with(&quiet, pinned, Utc::now())
+        .map(|_| ())
+        .unwrap_err();
+    assert!(refused.contains("revoked"), "{refused}");
+}
+
+/// After `seal init-ca --force` (the city's CA replaced: its root key lost, say), the
+/// authority's seals of the old CA sign nothing for it: no bundle until a seal of the new CA
+/// is issued, and then one that a verifier pinning the new root accepts.
+#[tokio::test]
+async fn after_the_city_ca_is_replaced_only_a_seal_of_the_new_one_signs_for_the_authority() {
+    let f = Fixture::new().await;
+    let pems = ok(&f.file, &["seal", "init-ca", "--force"]);
+    let new_root = bohai_tests::city_root_pem(&pems);
+    let refused = f
+        .service(&LicenceState::default())
+        .bundle(Utc::now())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("no valid seal"), "{refused}");
+    ok(&f.file, &["seal", "issue", "data-administration"]);
+    let bundle = f
+        .service(&LicenceState::default())
+        .bundle(Utc::now())
+        .await
+        .unwrap();
+    let pinned = PinnedTrust {
+        city_root: &new_root,
+        operator_roots: "",
+        crls: &[],
+    };
+    f.offline_with(&bundle, pinned, Utc::now())
+        .map(|_| ())
+        .unwrap();
 }

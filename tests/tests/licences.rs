@@ -54,11 +54,7 @@ impl Fixture {
         config.pki.master_key_file = master.clone();
         let file = write_config_with_master_key(&config, dir.path()).unwrap();
         let pems = ok(&file, &["seal", "init-ca"]);
-        let root_pem = pems
-            .split_inclusive("-----END CERTIFICATE-----\n")
-            .next()
-            .unwrap()
-            .to_owned();
+        let root_pem = bohai_tests::city_root_pem(&pems);
         for dept in ["traffic-police", "market-regulation", "data-administration"] {
             ok(&file, &["seal", "issue", dept]);
         }

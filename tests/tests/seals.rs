@@ -834,20 +834,9 @@ async fn revoking_an_imported_seal_reaches_seal_and_licence_verification_online_
             permit.to_str().unwrap(),
         ],
     );
-    // The offline verifier pins the city root and the department's CA.
-    let roots = d.join("roots.pem");
-    let city_root = pems
-        .split_inclusive("-----END CERTIFICATE-----\n")
-        .next()
-        .unwrap();
-    std::fs::write(
-        &roots,
-        format!(
-            "{city_root}{}",
-            std::fs::read_to_string(d.join("ca.pem")).unwrap()
-        ),
-    )
-    .unwrap();
+    // The offline verifier pins the city root, and the department's CA for seals on licences.
+    let city_root = d.join("city-root.pem");
+    std::fs::write(&city_root, bohai_tests::city_root_pem(&pems)).unwrap();
     let verdicts = || {
         let report = |args: &[&str]| -> (String, Vec<String>) {
             let out = run(&file, args);
@@ -881,7 +870,9 @@ async fn revoking_an_imported_seal_reaches_seal_and_licence_verification_online_
                 "--offline",
                 bundle.to_str().unwrap(),
                 "--root",
-                roots.to_str().unwrap(),
+                city_root.to_str().unwrap(),
+                "--operator-roots",
+                d.join("ca.pem").to_str().unwrap(),
             ]),
         ]
     };
@@ -1215,11 +1206,7 @@ async fn the_city_issuing_ca_is_revoked_and_replaced_under_the_same_root() {
     let file = write_config_with_master_key(&config, dir.path()).unwrap();
     let db = bohai_hub::database::pool(&config.database).unwrap();
     let first = ok(&file, &["seal", "init-ca"]);
-    let root_pem = first
-        .split_inclusive("-----END CERTIFICATE-----\n")
-        .next()
-        .unwrap()
-        .to_owned();
+    let root_pem = bohai_tests::city_root_pem(&first);
     ok(&file, &["seal", "issue", "market-regulation"]);
     let doc = dir.path().join("批复.txt");
     std::fs::write(&doc, "关于同意设立盘锦市某某有限公司的批复\n").unwrap();

@@ -330,8 +330,14 @@ pub async fn duty_round(
     }
     let mut made = match make(db, config, registry, Utc::now(), Some(lease)).await {
         Ok(m) => m,
-        Err(CheckpointError::Seal(SealsError::NoCa | SealsError::NoValidSeal(_))) => {
-            tracing::debug!("no seal of the status authority: no audit checkpoint yet");
+        Err(CheckpointError::Seal(SealsError::NoCa)) => {
+            tracing::debug!("no city CA yet: no audit checkpoint yet");
+            return Ok(());
+        }
+        // A city CA but no seal of it for the authority (an imported seal never signs
+        // checkpoints): nothing to sign with, which the operator must hear of.
+        Err(CheckpointError::Seal(e @ SealsError::NoValidSeal(_))) => {
+            tracing::warn!(error = %e, "no audit checkpoint: the status authority needs a valid seal of the city CA");
             return Ok(());
         }
         Err(e) => return Err(e),

@@ -80,7 +80,7 @@ pub(super) async fn run(config: &Config, command: &AuditCommand) -> anyhow::Resu
                         Some(pem) => {
                             let text = std::fs::read_to_string(pem)
                                 .with_context(|| format!("cannot read {}", pem.display()))?;
-                            bohai_certs::TrustAnchors::from_pem(&text)
+                            bohai_certs::TrustAnchors::city_root_from_pem(&text)
                                 .with_context(|| format!("{}", pem.display()))?
                         }
                         None => seals.city_root().await?,
@@ -98,14 +98,7 @@ pub(super) async fn run(config: &Config, command: &AuditCommand) -> anyhow::Resu
                     let crls = if crl.is_empty() {
                         seals.crls().await?
                     } else {
-                        crl.iter()
-                            .map(|path| {
-                                let bytes = std::fs::read(path)
-                                    .with_context(|| format!("cannot read {}", path.display()))?;
-                                bohai_certs::read_crl(&bytes)
-                                    .with_context(|| format!("--crl {}: not a CRL", path.display()))
-                            })
-                            .collect::<anyhow::Result<Vec<_>>>()?
+                        super::read_crl_files(crl)?
                     };
                     let checkpoint =
                         audit::checkpoint::verify(

@@ -146,6 +146,11 @@ pub enum LicenceCommand {
         /// as the hub's `pki.trust_anchors`; they never vouch for the bundle itself.
         #[arg(long, value_name = "PEM", requires = "offline")]
         operator_roots: Option<PathBuf>,
+        /// A CRL fetched apart from the bundle (DER or PEM: `GET /api/v1/pki/crl`,
+        /// `/api/v1/pki/root-crl`); repeat for each. Beside the bundle's, the newest of each
+        /// issuer decides: a revocation newer than the bundle's CRLs reaches the verifier.
+        #[arg(long, value_name = "FILE", requires = "offline")]
+        crl: Vec<PathBuf>,
     },
     /// Render a licence's compact form as a QR code (PNG or SVG by the file's extension),
     /// verifiable offline with the trust bundle.
@@ -223,10 +228,15 @@ pub(super) async fn run(config: &Config, command: &LicenceCommand) -> anyhow::Re
         offline: Some(bundle),
         root: Some(root),
         operator_roots,
+        crl,
     } = command
     {
-        let roots = (root, operator_roots.as_ref());
-        return verify_offline(config, file, bundle, roots, *at, *json);
+        let pinned = Pinned {
+            city_root: root,
+            operator_roots: operator_roots.as_ref(),
+            crls: crl,
+        };
+        return verify_offline(config, file, bundle, &pinned, *at, *json);
     }
     let (db, registry) = prepare(config).await?;
     let state = LicenceState::default();
@@ -442,12 +452,19 @@ fn generate(
     Ok(())
 }
 
+/// The files of what an offline verifier pins (`licence verify --offline`).
+struct Pinned<'a> {
+    city_root: &'a PathBuf,
+    operator_roots: Option<&'a PathBuf>,
+    crls: &'a [PathBuf],
+}
+
 /// Offline verification: no database, no network; the bundle and the pinned root only.
 fn verify_offline(
     config: &Config,
     file: &PathBuf,
     bundle: &PathBuf,
-    (city_root, operator_roots): (&PathBuf, Option<&PathBuf>),
+    pinned: &Pinned<'_>,
     at: Option<DateTime<Utc>>,
     json: bool,
 ) -> anyhow::Result<()> {
@@ -467,12 +484,18 @@ fn verify_offline(
         clock_skew: chrono::Duration::from_std(config.licences.clock_skew)?,
         ..Default::default()
     };
-    let operators = operator_roots.map(read).transpose()?.unwrap_or_default();
+    let operators = pinned
+        .operator_roots
+        .map(read)
+        .transpose()?
+        .unwrap_or_default();
+    let crls = super::read_crl_files(pinned.crls)?;
     let verifier = crate::licences::bundle::OfflineVerifier::load(
         &read(bundle)?,
-        crate::licences::bundle::PinnedRoots {
-            city: &read(city_root)?,
-            operators: &operators,
+        crate::licences::bundle::PinnedTrust {
+            city_root: &read(pinned.city_root)?,
+            operator_roots: &operators,
+            crls: &crls,
         },
         &authority.credit_code,
         policy,

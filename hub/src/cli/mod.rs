@@ -214,3 +214,18 @@ async fn prepare(config: &Config) -> anyhow::Result<(sqlx::PgPool, bohai_schemas
     registry::sync(&pool, &registry).await?;
     Ok((pool, registry))
 }
+
+/// CRL files given on the command line (`--crl`), each DER or one PEM `X509 CRL`: their DER.
+/// A file that holds no CRL is an error, never an empty list.
+fn read_crl_files(paths: &[std::path::PathBuf]) -> anyhow::Result<Vec<Vec<u8>>> {
+    use anyhow::Context as _;
+    paths
+        .iter()
+        .map(|path| {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            bohai_certs::read_crl(&bytes)
+                .with_context(|| format!("--crl {}: not a CRL", path.display()))
+        })
+        .collect()
+}

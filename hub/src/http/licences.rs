@@ -612,9 +612,11 @@ pub(super) async fn status_list(
 
 /// The signed offline trust bundle.
 ///
-/// A JWS (`typ` `bohai-trust-bundle+jwt`) signed by the status authority, holding the trust
-/// anchors, every seal certificate by key id, the CRL, the current status list and the
-/// licence types. Offline verifiers pin the city root and the authority.
+/// A JWS (`typ` `bohai-trust-bundle+jwt`) signed by the status authority's seal of the city
+/// CA, holding the departments' credit codes, every seal certificate by key id, the CRLs, the
+/// revoked imported seals, the current status list and the licence types. It adds no trust
+/// anchor: offline verifiers pin the city root (and operators' roots, for seals on licences)
+/// and the authority, and fetch the CRLs themselves when they can.
 #[utoipa::path(
     get,
     path = "/api/v1/licences/bundle",

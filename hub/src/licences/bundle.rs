@@ -240,15 +240,19 @@ impl SealDirectory for OfflineVerifier {
 const NOT_A_CITY_SEAL: &str = "signed by a seal an operator's CA made, not a seal of the city CA: \
      only a seal under the city root speaks for the status authority";
 
-/// The roots an offline verifier pins, out of band.
+/// What an offline verifier holds of its own, out of band: what no bundle can change.
 #[derive(Debug, Clone, Copy)]
-pub struct PinnedRoots<'a> {
-    /// The city root (PEM; more than one during a root rollover): the only root the status
+pub struct PinnedTrust<'a> {
+    /// The city root (PEM, exactly one self-signed certificate): the only root the status
     /// authority's signatures (the bundle's, its status list's) may chain to.
-    pub city: &'a str,
+    pub city_root: &'a str,
     /// Roots of departments' own CAs (PEM, empty for none) whose seals the verifier accepts on
     /// licences, as the hub's `pki.trust_anchors`.
-    pub operators: &'a str,
+    pub operator_roots: &'a str,
+    /// CRLs (DER) the verifier fetched itself (`GET /api/v1/pki/crl`, `/api/v1/pki/root-crl`):
+    /// with the bundle's, the newest of each issuer decides. A bundle's signer chooses which
+    /// CRLs it carries; only these can show it a revocation newer than they are.
+    pub crls: &'a [Vec<u8>],
 }
 
 /// Why a bundle cannot be used.
@@ -261,18 +265,18 @@ impl OfflineVerifier {
     /// status authority credit code.
     pub fn load(
         bundle_jws: &str,
-        roots: PinnedRoots<'_>,
+        pinned: PinnedTrust<'_>,
         authority_credit_code: &str,
         policy: LicencePolicy,
         now: DateTime<Utc>,
     ) -> Result<Self, BundleError> {
         let bad = |m: String| BundleError(m);
-        let city =
-            TrustAnchors::from_pem(roots.city).map_err(|e| bad(format!("city root: {e}")))?;
+        let city = TrustAnchors::city_root_from_pem(pinned.city_root)
+            .map_err(|e| bad(format!("city root: {e}")))?;
         let mut anchors = city.clone();
-        if !roots.operators.trim().is_empty() {
+        if !pinned.operator_roots.trim().is_empty() {
             anchors
-                .add_pem(roots.operators)
+                .add_pem(pinned.operator_roots)
                 .map_err(|e| bad(format!("operator roots: {e}")))?;
         }
         let jws = ParsedJws::parse(bundle_jws).map_err(|e| bad(e.to_string()))?;
@@ -293,12 +297,14 @@ impl OfflineVerifier {
         let bundle: TrustBundle =
             serde_json::from_value(version).map_err(|e| bad(format!("payload: {e}")))?;
         check_lifetime(&bundle, now, policy).map_err(bad)?;
-        let crls = bundle
+        let mut crls = bundle
             .crls
             .iter()
             .map(|c| STANDARD.decode(c))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| bad(format!("crl: {e}")))?;
+        // The verifier's own CRLs beside the bundle's: for each issuer the newest decides.
+        crls.extend(pinned.crls.iter().cloned());
         let revoked = bundle
             .revoked_seals
             .iter()
@@ -337,6 +343,22 @@ impl OfflineVerifier {
         })?;
         let status = verify_status_list(&bundle.status_list, &city, authority_credit_code)
             .map_err(|e| bad(format!("status list: {e}")))?;
+        // The list's signer, too, must not be revoked: a revoked authority key's list, carried
+        // by a bundle the current seal signed, says what that key's holder likes.
+        let list_jws =
+            ParsedJws::parse(&bundle.status_list).map_err(|e| bad(format!("status list: {e}")))?;
+        bohai_certs::licence::check_signed_by_unrevoked(
+            &list_jws,
+            &city,
+            bohai_certs::licence::SignerRevocation {
+                crls: &crls,
+                revoked_seals: &revoked,
+                now,
+            },
+            status.issued_at(),
+            authority_credit_code,
+        )
+        .map_err(|e| bad(format!("status list: {e}")))?;
         let types = bundle
             .licence_types
             .into_iter()

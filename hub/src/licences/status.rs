@@ -237,9 +237,12 @@ impl StatusCache {
         // The authority's lists are signed by a seal of the city CA, checked against the city
         // root alone (see `SealsService::authority_seal`).
         let trust = seals.city_root().await?;
-        // Another hub process (or the CLI) may have made a fresh one.
+        let seal_id = seals.authority_seal(maker.authority, now).await?;
+        // Another hub process (or the CLI) may have made a fresh one. Only one the current
+        // authority seal signed is taken: a list a revoked (or superseded) seal's key signed
+        // and someone stored is remade, not served.
         if let Some((token, issued_at, changes_through)) = store::latest_status_list(db).await? {
-            if current(changes_through, issued_at) {
+            if current(changes_through, issued_at) && signed_by(&seals, &seal_id, &token).await? {
                 if let Some(verified) =
                     verify_status_list(&token, &trust, maker.authority_credit_code)
                         .ok()
@@ -260,7 +263,6 @@ impl StatusCache {
             None => store::highest_status_index(db).await?,
         };
         let list = build_list(db, max_index).await?;
-        let seal_id = seals.authority_seal(maker.authority, now).await?;
         let key = SealsService::with_master_key(db, maker.pki)?
             .signing_key(&seal_id, now)
             .await?;
@@ -279,4 +281,19 @@ impl StatusCache {
             checked: Instant::now(),
         })
     }
+}
+
+/// Whether the status list `token` was signed by the seal `seal_id`.
+async fn signed_by(
+    seals: &SealsService<'_>,
+    seal_id: &str,
+    token: &str,
+) -> Result<bool, LicenceError> {
+    let signer = bohai_certs::licence::ParsedJws::parse(token)
+        .ok()
+        .and_then(|jws| jws.chain.into_iter().next());
+    Ok(match signer {
+        Some(cert) => seals.is_certificate_of(seal_id, &cert).await?,
+        None => false,
+    })
 }

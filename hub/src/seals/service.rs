@@ -613,6 +613,15 @@ impl<'a> SealsService<'a> {
             .collect())
     }
 
+    /// Whether `cert_der` is the certificate of seal `seal_id`.
+    pub async fn is_certificate_of(
+        &self,
+        seal_id: &str,
+        cert_der: &[u8],
+    ) -> Result<bool, SealsError> {
+        Ok(self.stored(seal_id).await?.cert_der == cert_der)
+    }
+
     /// The seal image.
     pub async fn image(&self, seal_id: &str) -> Result<SealImage, SealsError> {
         let stored = match store::seal_image(self.db, seal_id).await? {
@@ -648,7 +657,7 @@ impl<'a> SealsService<'a> {
         &self,
         dept: &str,
         at: DateTime<Utc>,
-        origin: store::SealOrigin,
+        origin: store::SealOrigin<'_>,
     ) -> Result<String, SealsError> {
         store::newest_valid_seal(self.db, dept, at, origin)
             .await?
@@ -656,7 +665,8 @@ impl<'a> SealsService<'a> {
     }
 
     /// The status authority's seal to sign with at `at`: its newest valid seal *of the city
-    /// CA*. Trust bundles, status lists and audit checkpoints are checked against the city
+    /// CA* (its current issuing CA: not one made before `seal init-ca --force` or
+    /// `seal revoke-ca` replaced it). Trust bundles, status lists and audit checkpoints are checked against the city
     /// root alone ([`Self::city_root`]), for a seal a department's own CA made (imported, or
     /// minted in the authority's name) is revoked only in the registry's word, or not at
     /// all, and an offline verifier cannot ask the registry.
@@ -665,7 +675,9 @@ impl<'a> SealsService<'a> {
         authority: &str,
         at: DateTime<Utc>,
     ) -> Result<String, SealsError> {
-        self.newest_of(authority, at, store::SealOrigin::City).await
+        let ca = self.stored_ca().await?;
+        let origin = store::SealOrigin::IssuedBy(&ca.issuing_cert_der);
+        self.newest_of(authority, at, origin).await
     }
 
     /// Signs a document's SHA-256 with the seal at `now`. The seal must be valid at `now`.

@@ -325,11 +325,12 @@ pub async fn seal(db: &PgPool, seal_id: &str) -> Result<Option<StoredSeal>, sqlx
 
 /// Which of a department's seals [`newest_valid_seal`] chooses from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SealOrigin {
+pub enum SealOrigin<'a> {
     /// Any: the city's and those imported from the department's own CA.
     Any,
-    /// Only those the city CA issued.
-    City,
+    /// Only those the city's issuing CA with this certificate (DER) issued: not imported
+    /// ones, nor those of an issuing CA or root replaced since.
+    IssuedBy(&'a [u8]),
 }
 
 /// The department's newest seal valid at `at` (not revoked, within validity) of `origin`.
@@ -337,16 +338,21 @@ pub async fn newest_valid_seal(
     db: &PgPool,
     department: &str,
     at: DateTime<Utc>,
-    origin: SealOrigin,
+    origin: SealOrigin<'_>,
 ) -> Result<Option<String>, sqlx::Error> {
+    let issuer = match origin {
+        SealOrigin::Any => None,
+        SealOrigin::IssuedBy(cert) => Some(cert),
+    };
     let row: Option<(String,)> = sqlx::query_as(
         "SELECT seal_id FROM seals WHERE department = $1 AND revoked_at IS NULL \
-         AND not_before <= $2 AND not_after > $2 AND ($3 OR NOT imported) \
+         AND not_before <= $2 AND not_after > $2 \
+         AND ($3::bytea IS NULL OR (NOT imported AND chain_der[1] = $3)) \
          ORDER BY created_at DESC, not_after DESC LIMIT 1",
     )
     .bind(department)
     .bind(at)
-    .bind(origin == SealOrigin::Any)
+    .bind(issuer)
     .fetch_optional(db)
     .await?;
     Ok(row.map(|r| r.0))
