@@ -95,8 +95,23 @@ pub async fn entries_in_force(
     }
     let today = city_day(now);
     let lists: Vec<&str> = lists.iter().copied().collect();
-    let values: Vec<&str> = values.iter().copied().collect();
-    for row in store::list_entries_naming(db, &lists, &values).await? {
+    // The lists' records were validated when they came in: a credit-code field holds a valid
+    // credit code, an identity-number field a valid identity number. A value is looked up
+    // only where it could be (a value valid as both, or as neither, in both).
+    let as_code = |v: &&str| bohai_schemas::formats::check_credit_code(v).is_ok();
+    let as_id = |v: &&str| bohai_schemas::formats::check_resident_id(v).is_ok();
+    let neither = |v: &&str| !as_code(v) && !as_id(v);
+    let codes: Vec<&str> = values
+        .iter()
+        .copied()
+        .filter(|v| as_code(v) || neither(v))
+        .collect();
+    let ids: Vec<&str> = values
+        .iter()
+        .copied()
+        .filter(|v| as_id(v) || neither(v))
+        .collect();
+    for row in store::list_entries_naming(db, &lists, (&codes, &ids)).await? {
         let entry = ListedEntry {
             dataset: row.dataset,
             pk: row.pk,
@@ -123,6 +138,11 @@ pub async fn entries_in_force(
 pub struct InForce(BTreeMap<String, Vec<ListedEntry>>);
 
 impl InForce {
+    /// Whether no entry in force names any of the values looked up.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Every match of `identifiers` in the lists `discipline` consults.
     pub fn matches(
         &self,

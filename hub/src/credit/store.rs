@@ -69,13 +69,14 @@ pub(crate) async fn records_naming(
     .await
 }
 
-/// Every record of the credit lists `lists` whose subject (`subject_credit_code` or
-/// `subject_id_number`) is one of `values`: the joint-discipline check of a batch of
-/// licences, by the same expression indexes.
+/// Every record of the credit lists `lists` whose credit-code fields are one of
+/// `credit_codes` or whose identity-number fields are one of `id_numbers`: the
+/// joint-discipline check of a batch of licences, by the same expression indexes (each value
+/// looked up only in the index it can be found in).
 pub(crate) async fn list_entries_naming(
     db: &PgPool,
     lists: &[&str],
-    values: &[&str],
+    (credit_codes, id_numbers): (&[&str], &[&str]),
 ) -> Result<Vec<Row>, sqlx::Error> {
     sqlx::query_as(concat!(
         "SELECT dataset, pk, data, ",
@@ -92,10 +93,11 @@ pub(crate) async fn list_entries_naming(
          WHERE dataset IN ('credit-commitments', 'credit-red-list', 'credit-black-list',
                            'administrative-penalties')
            AND dataset = ANY($1)
-           AND COALESCE(data->>'subject_id_number', data->>'party_id_number') = ANY($2)"
+           AND COALESCE(data->>'subject_id_number', data->>'party_id_number') = ANY($3)"
     ))
     .bind(lists)
-    .bind(values)
+    .bind(credit_codes)
+    .bind(id_numbers)
     .fetch_all(db)
     .await
 }
