@@ -46,7 +46,7 @@ pub use signature::{sign_document, SealSignature, SignatureError};
 pub use trust::{TrustAnchors, TrustError};
 pub use verify::{
     verify_seal_signature, verify_seal_signature_with_image, RevocationPolicy, VerifiedSeal,
-    VerifyContext, VerifyPolicy,
+    VerifyContext, VerifyPolicy, MAX_CRLS,
 };
 
 /// Object identifier of id-kp-documentSigning (RFC 9336), required in seal certificates.

@@ -31,8 +31,9 @@ use crate::seal::sha256;
 use crate::signature::{SealSignature, SignatureError};
 use crate::trust::TrustAnchors;
 
-/// Most CRLs considered in one verification.
-const MAX_CRLS: usize = 32;
+/// Most CRLs considered in one verification (those after are not read: a caller that mixes
+/// CRLs of different standing puts the ones it trusts more first, or refuses more).
+pub const MAX_CRLS: usize = 32;
 /// Largest CRL considered.
 const MAX_CRL_LEN: usize = 4 * 1024 * 1024;
 

@@ -6,6 +6,12 @@
 -- whole repository (2.9 s a batch, the check cutting issuance from 11,276 to 470 licences/s;
 -- docs/benchmarks.md). Statistics on the expressions themselves (PostgreSQL 14 and later)
 -- give it the real, near-unique distribution, and it takes the index (5 ms a batch).
+-- Both statements take a SHARE UPDATE EXCLUSIVE lock on repository_records (the sink's reads
+-- and writes go on); a vacuum or index build holding one makes this wait, and the hub's
+-- start with it: give up after 30 s (run the migration again when it is done) rather than
+-- stall. Extended statistics on expressions need PostgreSQL 14 or later.
+SET LOCAL lock_timeout = '30s';
+
 CREATE STATISTICS IF NOT EXISTS repository_records_credit_code_stats
     ON (COALESCE(data->>'subject_credit_code', data->>'party_credit_code'))
     FROM repository_records;

@@ -97,6 +97,12 @@ const LISTED_FORMATS: [&str; 2] = ["cn-credit-code", "cn-resident-id"];
 /// The fields of a credit-list dataset that name its subject.
 pub const LIST_SUBJECT_FIELDS: [&str; 2] = ["subject_credit_code", "subject_id_number"];
 
+/// The format each of [`LIST_SUBJECT_FIELDS`] must declare in a list a discipline consults.
+pub const LIST_SUBJECT_FORMATS: [(&str, &str); 2] = [
+    ("subject_credit_code", crate::formats::CREDIT_CODE),
+    ("subject_id_number", crate::formats::RESIDENT_ID),
+];
+
 /// A licence type: its manifest, the schema of its subject and the compiled validator.
 #[derive(Debug)]
 pub struct LicenceType {
@@ -250,7 +256,21 @@ fn discipline_problems(d: &Discipline, schema: &Value, datasets: &[Dataset]) -> 
                     LIST_SUBJECT_FIELDS.join(" nor ")
                 ));
             }
-            Some(_) => {}
+            // The check looks each identifier up by its format (a credit code among credit
+            // codes, an identity number among identity numbers): a list whose subject fields
+            // do not hold those formats could hold a subject the check never finds.
+            Some(p) => {
+                for (field, format) in LIST_SUBJECT_FORMATS {
+                    let declared = p
+                        .get(field)
+                        .map(|f| f.get("format").and_then(Value::as_str));
+                    if let Some(declared) = declared.filter(|d| *d != Some(format)) {
+                        found.push(format!(
+                            "discipline.lists: `{list}`'s `{field}` has format {declared:?}; a list the check consults must declare `{format}`"
+                        ));
+                    }
+                }
+            }
         }
     }
     if d.subjects.is_empty() {
@@ -469,6 +489,45 @@ mod tests {
             !problems
                 .iter()
                 .any(|p| p.message.contains("/holder/credit_code")),
+            "{problems:#?}"
+        );
+        // A credit list whose identity-number field does not declare its format.
+        let list_dir = reg.0.join("datasets/credit-black-list");
+        let builtin_list = crate::registry::builtin_dir().join("datasets/credit-black-list");
+        std::fs::create_dir_all(list_dir.join("examples")).unwrap();
+        for file in [
+            "manifest.toml",
+            "examples/valid.jsonl",
+            "examples/invalid.jsonl",
+        ] {
+            std::fs::copy(builtin_list.join(file), list_dir.join(file)).unwrap();
+        }
+        let mut list_schema: Value = serde_json::from_str(
+            &std::fs::read_to_string(builtin_list.join("schema.json")).unwrap(),
+        )
+        .unwrap();
+        list_schema["properties"]["subject_id_number"]
+            .as_object_mut()
+            .unwrap()
+            .remove("format");
+        std::fs::write(list_dir.join("schema.json"), list_schema.to_string()).unwrap();
+        let mut departments = std::fs::read_to_string(reg.0.join("departments.toml")).unwrap();
+        departments.push_str(
+            "[[department]]\ncode = \"development-reform\"\nname_zh = \"盘锦市发展和改革委员会\"\n\
+             name_en = \"Panjin Municipal Development and Reform Commission\"\n\
+             credit_code = \"11211100040891565T\"\n",
+        );
+        std::fs::write(reg.0.join("departments.toml"), departments).unwrap();
+        let problems = problems_of(&reg.0);
+        assert_reported(
+            &problems,
+            &manifest,
+            "`credit-black-list`'s `subject_id_number` has format None",
+        );
+        assert!(
+            !problems
+                .iter()
+                .any(|p| p.message.contains("subject_credit_code")),
             "{problems:#?}"
         );
         // The shipped registry's types name credit lists and identifiers.

@@ -759,16 +759,30 @@ async fn a_revoked_authority_seal_signs_no_status_list_and_the_verifiers_own_crl
     f.offline(&quiet, Utc::now())
         .map(|_| ())
         .expect("the bundle's own CRLs hide the revocation until the old one's nextUpdate");
+    let own_crls = [new_crl.der];
     let pinned = PinnedTrust {
         city_root: &f.root_pem,
         operator_roots: "",
-        crls: &[new_crl.der],
+        crls: &own_crls,
     };
     let refused = f
         .offline_with(&quiet, pinned, Utc::now())
         .map(|_| ())
         .unwrap_err();
     assert!(refused.contains("revoked"), "{refused}");
+    // Padded with copies of the old CRL, so that a verification reading 32 CRLs would never
+    // reach the verifier's own: refused for their number.
+    // (the root's CRL kept, as the issuing CA's path needs it).
+    let mut padded = bundle_payload(&bundle);
+    let root_crl = padded.crls[1].clone();
+    padded.crls = vec![base64::engine::general_purpose::STANDARD.encode(&old_crl.der); 31];
+    padded.crls.insert(0, root_crl);
+    let padded = sign_bundle(&leaked, &padded).unwrap();
+    let refused = f
+        .offline_with(&padded, pinned, Utc::now())
+        .map(|_| ())
+        .unwrap_err();
+    assert!(refused.contains("more than the 32"), "{refused}");
 }
 
 /// After `seal init-ca --force` (the city's CA replaced: its root key lost, say), the

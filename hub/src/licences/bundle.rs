@@ -3,7 +3,7 @@
 //! schemas), signed by the status authority as a JWS (`typ` `bohai-trust-bundle+jwt`).
 //!
 //! A verifier pins the city root (and any operator roots it trusts for licences) and the status
-//! authority out of band ([`PinnedRoots`]); the bundle is accepted only if its signer chains to
+//! authority out of band ([`PinnedTrust`]); the bundle is accepted only if its signer chains to
 //! the city root alone (a seal of the city CA: an operator's CA can make certificates in the
 //! authority's name, and an imported seal's revocation is only the registry's word, which a
 //! bundle signed with that seal's key leaves out), is that authority, and is not revoked by
@@ -297,14 +297,21 @@ impl OfflineVerifier {
         let bundle: TrustBundle =
             serde_json::from_value(version).map_err(|e| bad(format!("payload: {e}")))?;
         check_lifetime(&bundle, now, policy).map_err(bad)?;
-        let mut crls = bundle
-            .crls
-            .iter()
-            .map(|c| STANDARD.decode(c))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| bad(format!("crl: {e}")))?;
-        // The verifier's own CRLs beside the bundle's: for each issuer the newest decides.
-        crls.extend(pinned.crls.iter().cloned());
+        // The verifier's own CRLs first, then the bundle's: for each issuer the newest
+        // decides. A bundle carrying so many that the verifier's would not all be read is
+        // refused, not cut short.
+        if pinned.crls.len() + bundle.crls.len() > bohai_certs::MAX_CRLS {
+            return Err(bad(format!(
+                "{} CRLs with the verifier's {}: more than the {} a verification reads",
+                bundle.crls.len(),
+                pinned.crls.len(),
+                bohai_certs::MAX_CRLS
+            )));
+        }
+        let mut crls = pinned.crls.to_vec();
+        for crl in &bundle.crls {
+            crls.push(STANDARD.decode(crl).map_err(|e| bad(format!("crl: {e}")))?);
+        }
         let revoked = bundle
             .revoked_seals
             .iter()

@@ -227,20 +227,24 @@ impl StatusCache {
                     .and_then(|i| u64::try_from(i).ok())
                     .is_none_or(|i| list.get(i).is_some())
         };
+        let seals = SealsService::public(db, maker.pki);
+        // Only a list the current authority seal signed is served, from memory or from the
+        // database: one a revoked (or superseded) seal signed, or that someone stored with
+        // its key, is remade.
+        let seal_id = seals.authority_seal(maker.authority, now).await?;
         if let Some(mut c) = in_memory {
-            if current(c.changes_through, c.issued_at) && covers(&c.verified) {
+            if current(c.changes_through, c.issued_at)
+                && covers(&c.verified)
+                && signed_by(&seals, &seal_id, &c.token).await?
+            {
                 c.checked = Instant::now();
                 return Ok(c);
             }
         }
-        let seals = SealsService::public(db, maker.pki);
         // The authority's lists are signed by a seal of the city CA, checked against the city
         // root alone (see `SealsService::authority_seal`).
         let trust = seals.city_root().await?;
-        let seal_id = seals.authority_seal(maker.authority, now).await?;
-        // Another hub process (or the CLI) may have made a fresh one. Only one the current
-        // authority seal signed is taken: a list a revoked (or superseded) seal's key signed
-        // and someone stored is remade, not served.
+        // Another hub process (or the CLI) may have made a fresh one.
         if let Some((token, issued_at, changes_through)) = store::latest_status_list(db).await? {
             if current(changes_through, issued_at) && signed_by(&seals, &seal_id, &token).await? {
                 if let Some(verified) =
