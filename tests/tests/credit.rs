@@ -1034,4 +1034,9 @@ async fn credit_repair_is_decided_by_another_person_and_an_approved_one_takes_th
     let (status, again) = post(lister.clone(), apply.clone(), application(&both)).await;
     assert_eq!(status, 201, "the new version may be applied for: {again}");
     assert_eq!(again["entry_version"], 2, "{again}");
+
+    // Every step is in the hash chain, which verifies.
+    let out = bohai_ok(&file, &["audit", "verify", "--json"]);
+    let verified: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(verified["intact"], true, "{verified}");
 }
