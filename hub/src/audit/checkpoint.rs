@@ -251,7 +251,8 @@ pub async fn make(
         .ok_or_else(|| CheckpointError::UnknownAuthority(authority.clone()))?;
     let seal_id = SealsService::public(db, &config.pki)
         .authority_seal(authority, now)
-        .await?;
+        .await?
+        .seal_id;
     let key = SealsService::with_master_key(db, &config.pki)?
         .signing_key(&seal_id, now)
         .await?;

@@ -98,19 +98,17 @@ pub async fn entries_in_force(
     // The lists' records were validated when they came in: a credit-code field holds a valid
     // credit code, an identity-number field a valid identity number. A value is looked up
     // only where it could be (a value valid as both, or as neither, in both).
-    let as_code = |v: &&str| bohai_schemas::formats::check_credit_code(v).is_ok();
-    let as_id = |v: &&str| bohai_schemas::formats::check_resident_id(v).is_ok();
-    let neither = |v: &&str| !as_code(v) && !as_id(v);
-    let codes: Vec<&str> = values
-        .iter()
-        .copied()
-        .filter(|v| as_code(v) || neither(v))
-        .collect();
-    let ids: Vec<&str> = values
-        .iter()
-        .copied()
-        .filter(|v| as_id(v) || neither(v))
-        .collect();
+    let (mut codes, mut ids) = (Vec::new(), Vec::new());
+    for &value in values {
+        let code = bohai_schemas::formats::check_credit_code(value).is_ok();
+        let id = bohai_schemas::formats::check_resident_id(value).is_ok();
+        if code || !id {
+            codes.push(value);
+        }
+        if id || !code {
+            ids.push(value);
+        }
+    }
     for row in store::list_entries_naming(db, &lists, (&codes, &ids)).await? {
         let entry = ListedEntry {
             dataset: row.dataset,

@@ -39,6 +39,35 @@ macro_rules! repaired_on {
     };
 }
 
+/// `SELECT` of the [`Row`] columns from the records of the credit datasets and the
+/// administrative penalties (`repository_records r`), as the partial indexes' predicate says;
+/// a query goes on with `AND`.
+macro_rules! credit_rows {
+    () => {
+        concat!(
+            "SELECT dataset, pk, data, ",
+            repaired_on!(),
+            " FROM repository_records r
+             WHERE dataset IN ('credit-commitments', 'credit-red-list', 'credit-black-list',
+                               'administrative-penalties')"
+        )
+    };
+}
+
+/// The expression of the credit-code index (migration 0019), word for word.
+macro_rules! credit_code {
+    () => {
+        "COALESCE(data->>'subject_credit_code', data->>'party_credit_code')"
+    };
+}
+
+/// The expression of the identity-number index (migration 0019), word for word.
+macro_rules! id_number {
+    () => {
+        "COALESCE(data->>'subject_id_number', data->>'party_id_number')"
+    };
+}
+
 /// Every record of the credit datasets and the administrative penalties whose identifier
 /// fields (as `by` says) equal `subject`, by dataset and key.
 pub(crate) async fn records_naming(
@@ -47,21 +76,14 @@ pub(crate) async fn records_naming(
     by: Match,
 ) -> Result<Vec<Row>, sqlx::Error> {
     sqlx::query_as(concat!(
-        "SELECT dataset, pk, data, ",
-        repaired_on!(),
-        " FROM repository_records r
-         WHERE dataset IN ('credit-commitments', 'credit-red-list', 'credit-black-list',
-                           'administrative-penalties')
-           AND COALESCE(data->>'subject_credit_code', data->>'party_credit_code') = $1
-         UNION
-         SELECT dataset, pk, data, ",
-        repaired_on!(),
-        " FROM repository_records r
-         WHERE dataset IN ('credit-commitments', 'credit-red-list', 'credit-black-list',
-                           'administrative-penalties')
-           AND COALESCE(data->>'subject_id_number', data->>'party_id_number') = $1
-           AND $2
-         ORDER BY dataset, pk"
+        credit_rows!(),
+        " AND ",
+        credit_code!(),
+        " = $1 UNION ",
+        credit_rows!(),
+        " AND ",
+        id_number!(),
+        " = $1 AND $2 ORDER BY dataset, pk"
     ))
     .bind(subject)
     .bind(by == Match::Any)
@@ -79,21 +101,14 @@ pub(crate) async fn list_entries_naming(
     (credit_codes, id_numbers): (&[&str], &[&str]),
 ) -> Result<Vec<Row>, sqlx::Error> {
     sqlx::query_as(concat!(
-        "SELECT dataset, pk, data, ",
-        repaired_on!(),
-        " FROM repository_records r
-         WHERE dataset IN ('credit-commitments', 'credit-red-list', 'credit-black-list',
-                           'administrative-penalties')
-           AND dataset = ANY($1)
-           AND COALESCE(data->>'subject_credit_code', data->>'party_credit_code') = ANY($2)
-         UNION
-         SELECT dataset, pk, data, ",
-        repaired_on!(),
-        " FROM repository_records r
-         WHERE dataset IN ('credit-commitments', 'credit-red-list', 'credit-black-list',
-                           'administrative-penalties')
-           AND dataset = ANY($1)
-           AND COALESCE(data->>'subject_id_number', data->>'party_id_number') = ANY($3)"
+        credit_rows!(),
+        " AND dataset = ANY($1) AND ",
+        credit_code!(),
+        " = ANY($2) UNION ",
+        credit_rows!(),
+        " AND dataset = ANY($1) AND ",
+        id_number!(),
+        " = ANY($3)"
     ))
     .bind(lists)
     .bind(credit_codes)

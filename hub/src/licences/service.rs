@@ -1047,11 +1047,11 @@ impl<'a> LicenceService<'a> {
             status_list: list.token.to_string(),
             licence_types,
         };
-        let seal_id = self
+        let seal = self
             .seals
             .authority_seal(&self.config.licences.status_authority, now)
             .await?;
-        let key = self.key_of_seal(&seal_id, now).await?;
+        let key = self.key_of_seal(&seal.seal_id, now).await?;
         sign_bundle(&key, &bundle)
     }
 

@@ -20,6 +20,7 @@ use tokio::sync::Mutex;
 
 use super::{store, LicenceError};
 use crate::config::PkiConfig;
+use crate::seals::service::AuthoritySeal;
 use crate::seals::SealsService;
 
 /// How long the in-memory list is used without looking at the database.
@@ -231,11 +232,11 @@ impl StatusCache {
         // Only a list the current authority seal signed is served, from memory or from the
         // database: one a revoked (or superseded) seal signed, or that someone stored with
         // its key, is remade.
-        let seal_id = seals.authority_seal(maker.authority, now).await?;
+        let seal = seals.authority_seal(maker.authority, now).await?;
         if let Some(mut c) = in_memory {
             if current(c.changes_through, c.issued_at)
                 && covers(&c.verified)
-                && signed_by(&seals, &seal_id, &c.token).await?
+                && signed_by(&seal, &c.token)
             {
                 c.checked = Instant::now();
                 return Ok(c);
@@ -246,7 +247,7 @@ impl StatusCache {
         let trust = seals.city_root().await?;
         // Another hub process (or the CLI) may have made a fresh one.
         if let Some((token, issued_at, changes_through)) = store::latest_status_list(db).await? {
-            if current(changes_through, issued_at) && signed_by(&seals, &seal_id, &token).await? {
+            if current(changes_through, issued_at) && signed_by(&seal, &token) {
                 if let Some(verified) =
                     verify_status_list(&token, &trust, maker.authority_credit_code)
                         .ok()
@@ -268,7 +269,7 @@ impl StatusCache {
         };
         let list = build_list(db, max_index).await?;
         let key = SealsService::with_master_key(db, maker.pki)?
-            .signing_key(&seal_id, now)
+            .signing_key(&seal.seal_id, now)
             .await?;
         let issued_at = crate::licences::service::whole_seconds(now);
         let token = sign_status_list(&key, maker.uri, &list, issued_at, maker.max_age.as_secs())?;
@@ -287,17 +288,8 @@ impl StatusCache {
     }
 }
 
-/// Whether the status list `token` was signed by the seal `seal_id`.
-async fn signed_by(
-    seals: &SealsService<'_>,
-    seal_id: &str,
-    token: &str,
-) -> Result<bool, LicenceError> {
-    let signer = bohai_certs::licence::ParsedJws::parse(token)
-        .ok()
-        .and_then(|jws| jws.chain.into_iter().next());
-    Ok(match signer {
-        Some(cert) => seals.is_certificate_of(seal_id, &cert).await?,
-        None => false,
-    })
+/// Whether the status list `token` was signed by `seal`.
+fn signed_by(seal: &AuthoritySeal, token: &str) -> bool {
+    bohai_certs::licence::ParsedJws::parse(token)
+        .is_ok_and(|jws| jws.chain.first() == Some(&seal.cert_der))
 }

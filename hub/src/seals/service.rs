@@ -613,15 +613,6 @@ impl<'a> SealsService<'a> {
             .collect())
     }
 
-    /// Whether `cert_der` is the certificate of seal `seal_id`.
-    pub async fn is_certificate_of(
-        &self,
-        seal_id: &str,
-        cert_der: &[u8],
-    ) -> Result<bool, SealsError> {
-        Ok(self.stored(seal_id).await?.cert_der == cert_der)
-    }
-
     /// The seal image.
     pub async fn image(&self, seal_id: &str) -> Result<SealImage, SealsError> {
         let stored = match store::seal_image(self.db, seal_id).await? {
@@ -650,34 +641,30 @@ impl<'a> SealsService<'a> {
         dept: &str,
         at: DateTime<Utc>,
     ) -> Result<String, SealsError> {
-        self.newest_of(dept, at, store::SealOrigin::Any).await
-    }
-
-    async fn newest_of(
-        &self,
-        dept: &str,
-        at: DateTime<Utc>,
-        origin: store::SealOrigin<'_>,
-    ) -> Result<String, SealsError> {
-        store::newest_valid_seal(self.db, dept, at, origin)
+        store::newest_valid_seal(self.db, dept, at)
             .await?
             .ok_or_else(|| SealsError::NoValidSeal(dept.to_owned()))
     }
 
     /// The status authority's seal to sign with at `at`: its newest valid seal *of the city
     /// CA* (its current issuing CA: not one made before `seal init-ca --force` or
-    /// `seal revoke-ca` replaced it). Trust bundles, status lists and audit checkpoints are checked against the city
-    /// root alone ([`Self::city_root`]), for a seal a department's own CA made (imported, or
-    /// minted in the authority's name) is revoked only in the registry's word, or not at
-    /// all, and an offline verifier cannot ask the registry.
+    /// `seal revoke-ca` replaced it), with its certificate. Trust bundles, status lists and
+    /// audit checkpoints are checked against the city root alone ([`Self::city_root`]), for a
+    /// seal a department's own CA made (imported, or minted in the authority's name) is
+    /// revoked only in the registry's word, or not at all, and an offline verifier cannot ask
+    /// the registry.
     pub async fn authority_seal(
         &self,
         authority: &str,
         at: DateTime<Utc>,
-    ) -> Result<String, SealsError> {
-        let ca = self.stored_ca().await?;
-        let origin = store::SealOrigin::IssuedBy(&ca.issuing_cert_der);
-        self.newest_of(authority, at, origin).await
+    ) -> Result<AuthoritySeal, SealsError> {
+        match store::newest_city_seal(self.db, authority, at).await? {
+            Some((seal_id, cert_der)) => Ok(AuthoritySeal { seal_id, cert_der }),
+            None => {
+                self.stored_ca().await?;
+                Err(SealsError::NoValidSeal(authority.to_owned()))
+            }
+        }
     }
 
     /// Signs a document's SHA-256 with the seal at `now`. The seal must be valid at `now`.
@@ -1076,6 +1063,15 @@ pub fn configured_crls(config: &PkiConfig) -> Vec<Vec<u8>> {
             }
         })
         .collect()
+}
+
+/// The seal the status authority signs with ([`SealsService::authority_seal`]).
+#[derive(Debug, Clone)]
+pub struct AuthoritySeal {
+    /// Its id.
+    pub seal_id: String,
+    /// Its certificate, DER: what the `x5c[0]` of whatever it signed holds.
+    pub cert_der: Vec<u8>,
 }
 
 fn add_city_root(anchors: &mut TrustAnchors, ca: StoredCa) -> Result<(), SealsError> {

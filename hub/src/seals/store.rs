@@ -323,39 +323,41 @@ pub async fn seal(db: &PgPool, seal_id: &str) -> Result<Option<StoredSeal>, sqlx
     .await
 }
 
-/// Which of a department's seals [`newest_valid_seal`] chooses from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SealOrigin<'a> {
-    /// Any: the city's and those imported from the department's own CA.
-    Any,
-    /// Only those the city's issuing CA with this certificate (DER) issued: not imported
-    /// ones, nor those of an issuing CA or root replaced since.
-    IssuedBy(&'a [u8]),
-}
-
-/// The department's newest seal valid at `at` (not revoked, within validity) of `origin`.
+/// The department's newest seal valid at `at` (not revoked, within validity).
 pub async fn newest_valid_seal(
     db: &PgPool,
     department: &str,
     at: DateTime<Utc>,
-    origin: SealOrigin<'_>,
 ) -> Result<Option<String>, sqlx::Error> {
-    let issuer = match origin {
-        SealOrigin::Any => None,
-        SealOrigin::IssuedBy(cert) => Some(cert),
-    };
     let row: Option<(String,)> = sqlx::query_as(
         "SELECT seal_id FROM seals WHERE department = $1 AND revoked_at IS NULL \
-         AND not_before <= $2 AND not_after > $2 \
-         AND ($3::bytea IS NULL OR (NOT imported AND chain_der[1] = $3)) \
-         ORDER BY created_at DESC, not_after DESC LIMIT 1",
+         AND not_before <= $2 AND not_after > $2 ORDER BY created_at DESC, not_after DESC LIMIT 1",
     )
     .bind(department)
     .bind(at)
-    .bind(issuer)
     .fetch_optional(db)
     .await?;
     Ok(row.map(|r| r.0))
+}
+
+/// The department's newest seal valid at `at` that the city's current issuing CA made (not
+/// imported, nor of an issuing CA or root replaced since): its id and certificate (DER).
+pub async fn newest_city_seal(
+    db: &PgPool,
+    department: &str,
+    at: DateTime<Utc>,
+) -> Result<Option<(String, Vec<u8>)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT s.seal_id, s.cert_der FROM seals s JOIN pki_ca c ON c.id = 1 \
+         WHERE s.department = $1 AND s.revoked_at IS NULL \
+           AND s.not_before <= $2 AND s.not_after > $2 \
+           AND NOT s.imported AND s.chain_der[1] = c.issuing_cert_der \
+         ORDER BY s.created_at DESC, s.not_after DESC LIMIT 1",
+    )
+    .bind(department)
+    .bind(at)
+    .fetch_optional(db)
+    .await
 }
 
 /// Marks a seal revoked in `tx`; false when it does not exist or was already revoked.
