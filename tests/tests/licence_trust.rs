@@ -726,6 +726,18 @@ async fn a_revoked_authority_seal_signs_no_status_list_and_the_verifiers_own_crl
     ok(&f.file, &["seal", "issue", "data-administration"]);
     let current = f.stolen_key("data-administration").await;
 
+    // The process that made the list still holds it in memory: it signs a new one with the
+    // new seal rather than serve it.
+    let held = f
+        .service(&state)
+        .status_list(Utc::now(), bohai_hub::licences::status::Recheck::Now)
+        .await
+        .unwrap();
+    assert_ne!(
+        signer_of(&held.token),
+        signer_of(&old_list),
+        "the revoked seal's list was served from memory"
+    );
     // The hub signs a new list with the new seal rather than serve the stored one.
     let fresh = LicenceState::default();
     let bundle = f.service(&fresh).bundle(Utc::now()).await.unwrap();
